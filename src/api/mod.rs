@@ -1,0 +1,11 @@
+//! Custom resource types: the ones this project defines and the third-party ones it uses.
+
+pub mod conditions;
+pub mod controlplane;
+pub mod schema;
+pub mod workspace;
+pub mod workspace_template;
+
+pub use controlplane::*;
+pub use workspace::Workspace;
+pub use workspace_template::*;

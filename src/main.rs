@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", capt_fargate::crdgen::all_yaml());
+}

@@ -1,0 +1,189 @@
+//! The EKS cluster WorkspaceTemplateApply, with the default Fargate profiles as a typed
+//! `fargate_profiles` variable in the shape terraform-aws-modules/eks expects.
+
+use std::collections::BTreeMap;
+
+use kube::api::ObjectMeta;
+use serde_json::{Value, json};
+
+use super::{cluster_name, controller_owner_ref, namespace};
+use crate::api::{
+    CAPTControlPlane, DefaultFargateProfile, SecretRequirement, TemplateReference, WorkspaceTemplateApply,
+    WorkspaceTemplateApplySpec, XpSecretReference,
+};
+use crate::names;
+use kube::ResourceExt;
+
+/// Keys the EKS workspace needs from the VPC connection secret.
+pub const VPC_SECRET_KEYS: &[&str] = &["vpc_config"];
+
+/// Name of the EKS cluster WorkspaceTemplateApply.
+pub fn apply_name(cp: &CAPTControlPlane) -> String {
+    cp.spec
+        .workspace_template_apply_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| names::eks_apply_name(&cp.name_any()))
+}
+
+/// The VPC connection secret of a control plane as (namespace, name).
+pub fn vpc_secret(cp: &CAPTControlPlane) -> (String, String) {
+    match &cp.spec.vpc_connection_secret_ref {
+        Some(r) => (r.namespace.clone().unwrap_or_else(|| namespace(cp)), r.name.clone()),
+        None => (namespace(cp), names::vpc_connection_secret(&cp.name_any())),
+    }
+}
+
+/// The `fargate_profiles` Terraform value for the chosen default profiles.
+pub fn default_profiles_variable(defaults: &[DefaultFargateProfile]) -> Value {
+    let mut profiles = serde_json::Map::new();
+    let mut chosen = defaults.to_vec();
+    chosen.sort();
+    chosen.dedup();
+    for profile in chosen {
+        let name = profile.name();
+        // Each default profile selects the namespace of the same name.
+        profiles.insert(name.to_string(), json!({ "name": name, "selectors": [{ "namespace": name }] }));
+    }
+    Value::Object(profiles)
+}
+
+/// The EKS cluster WorkspaceTemplateApply for a control plane.
+pub fn render(cp: &CAPTControlPlane) -> WorkspaceTemplateApply {
+    let ns = namespace(cp);
+    let cp_name = cp.name_any();
+    let (vpc_ns, vpc_name) = vpc_secret(cp);
+
+    let mut variables = BTreeMap::from([
+        ("cluster_name".to_string(), cp_name.clone()),
+        ("kubernetes_version".to_string(), cp.spec.version.trim_start_matches('v').to_string()),
+        ("vpc_connection_secret_name".to_string(), vpc_name.clone()),
+        ("vpc_connection_secret_namespace".to_string(), vpc_ns.clone()),
+    ]);
+    if let Some(config) = &cp.spec.control_plane_config {
+        variables.insert("region".into(), config.region.clone());
+        if let Some(access) = &config.endpoint_access {
+            if let Some(public) = access.public {
+                variables.insert("endpoint_public_access".into(), public.to_string());
+            }
+            if let Some(private) = access.private {
+                variables.insert("endpoint_private_access".into(), private.to_string());
+            }
+        }
+    }
+    let tags = cp.spec.additional_tags.clone().unwrap_or_default();
+    for (key, value) in &tags {
+        variables.insert(format!("tags_{key}"), value.clone());
+    }
+
+    let terraform_variables = BTreeMap::from([
+        ("fargate_profiles".to_string(), default_profiles_variable(&cp.spec.default_fargate_profiles)),
+        ("tags".to_string(), json!(tags)),
+    ]);
+
+    WorkspaceTemplateApply {
+        metadata: ObjectMeta {
+            name: Some(apply_name(cp)),
+            namespace: Some(ns.clone()),
+            labels: Some(BTreeMap::from([
+                (names::LABEL_CLUSTER_NAME.to_string(), names::label_value(&cluster_name(cp))),
+                (names::LABEL_CONTROL_PLANE.to_string(), names::label_value(&cp_name)),
+                (names::LABEL_COMPONENT.to_string(), names::COMPONENT_EKS.to_string()),
+            ])),
+            owner_references: controller_owner_ref(cp).map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: WorkspaceTemplateApplySpec {
+            template_ref: TemplateReference {
+                name: cp.spec.workspace_template_ref.name.clone(),
+                namespace: Some(cp.spec.workspace_template_ref.namespace.clone().unwrap_or_else(|| ns.clone())),
+            },
+            write_connection_secret_to_ref: Some(XpSecretReference {
+                name: names::eks_connection_secret(&cp_name),
+                namespace: ns,
+            }),
+            variables: Some(variables),
+            terraform_variables: Some(terraform_variables),
+            wait_for_secrets: Some(vec![SecretRequirement {
+                name: vpc_name,
+                namespace: vpc_ns,
+                keys: Some(VPC_SECRET_KEYS.iter().map(|k| k.to_string()).collect()),
+            }]),
+            wait_for_workspaces: None,
+            retain_workspace_on_delete: None,
+        },
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::fixtures::control_plane;
+
+    const SPEC: &str = r#"
+version: "1.31"
+workspaceTemplateRef: { name: eks-controlplane }
+controlPlaneConfig:
+  region: ap-northeast-1
+  endpointAccess: { public: true, private: false }
+additionalTags: { env: demo }
+"#;
+
+    #[test]
+    fn both_default_profiles_when_the_manifest_says_nothing() {
+        let wta = render(&control_plane(SPEC));
+        let tv = wta.spec.terraform_variables.unwrap();
+        assert_eq!(
+            tv["fargate_profiles"],
+            json!({
+                "karpenter": { "name": "karpenter", "selectors": [{ "namespace": "karpenter" }] },
+                "kube-system": { "name": "kube-system", "selectors": [{ "namespace": "kube-system" }] },
+            })
+        );
+        assert_eq!(tv["tags"], json!({ "env": "demo" }));
+    }
+
+    #[test]
+    fn karpenter_can_be_dropped_and_an_empty_list_renders_no_profile() {
+        let cp = control_plane(&format!("{SPEC}defaultFargateProfiles: [kube-system]\n"));
+        let tv = render(&cp).spec.terraform_variables.unwrap();
+        assert_eq!(tv["fargate_profiles"].as_object().unwrap().keys().collect::<Vec<_>>(), vec!["kube-system"]);
+        let cp = control_plane(&format!("{SPEC}defaultFargateProfiles: []\n"));
+        assert_eq!(render(&cp).spec.terraform_variables.unwrap()["fargate_profiles"], json!({}));
+    }
+
+    #[test]
+    fn capt_variables_names_and_secrets() {
+        let wta = render(&control_plane(SPEC));
+        assert_eq!(wta.metadata.name.as_deref(), Some("demo-eks-controlplane-apply"));
+        assert_eq!(wta.metadata.namespace.as_deref(), Some("team-a"));
+        let vars = wta.spec.variables.unwrap();
+        assert_eq!(vars["cluster_name"], "demo");
+        assert_eq!(vars["kubernetes_version"], "1.31");
+        assert_eq!(vars["region"], "ap-northeast-1");
+        assert_eq!(vars["endpoint_public_access"], "true");
+        assert_eq!(vars["endpoint_private_access"], "false");
+        assert_eq!(vars["tags_env"], "demo");
+        assert_eq!(vars["vpc_connection_secret_name"], "demo-vpc-connection");
+        // The template namespace is always set: the apply controller must not guess it.
+        assert_eq!(wta.spec.template_ref.namespace.as_deref(), Some("team-a"));
+        let out = wta.spec.write_connection_secret_to_ref.unwrap();
+        assert_eq!((out.name.as_str(), out.namespace.as_str()), ("demo-eks-connection", "team-a"));
+        let wait = wta.spec.wait_for_secrets.unwrap();
+        assert_eq!(wait[0].name, "demo-vpc-connection");
+        assert_eq!(wait[0].keys.as_deref(), Some(&["vpc_config".to_string()][..]));
+        let owner = &wta.metadata.owner_references.unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.controller), ("CAPTControlPlane", Some(true)));
+    }
+
+    #[test]
+    fn explicit_apply_name_and_vpc_secret_are_honoured() {
+        let cp = control_plane(&format!(
+            "{SPEC}workspaceTemplateApplyName: custom-apply\nvpcConnectionSecretRef: {{ name: net, namespace: infra }}\n"
+        ));
+        let wta = render(&cp);
+        assert_eq!(wta.metadata.name.as_deref(), Some("custom-apply"));
+        assert_eq!(vpc_secret(&cp), ("infra".to_string(), "net".to_string()));
+    }
+}

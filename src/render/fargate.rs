@@ -1,0 +1,218 @@
+//! One WorkspaceTemplateApply per additional Fargate profile. Its inputs reach Terraform as
+//! typed values (`terraformVariables` → the Workspace's varmap), never spliced into text.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+use serde_json::{Value, json};
+
+use super::{cluster_name, controller_owner_ref, eks, namespace};
+use crate::api::{
+    CAPTControlPlane, FargateProfile, SecretRequirement, TemplateReference, WorkspaceReference,
+    WorkspaceTemplateApply, WorkspaceTemplateApplySpec, XpSecretReference,
+};
+use crate::names;
+
+/// Keys a profile workspace needs from the EKS connection secret.
+pub const EKS_SECRET_KEYS: &[&str] = &["cluster_name", "cluster_endpoint"];
+
+/// The settings AWS cannot change on an existing profile; when they change, the profile is
+/// replaced. Tags are left out: they are updated in place.
+pub fn immutable_hash(cp: &CAPTControlPlane, profile: &FargateProfile) -> String {
+    let identity = json!({
+        "cluster": cp.name_any(),
+        "name": profile.name,
+        "selectors": selectors_value(profile),
+        "subnetIDs": profile.subnet_ids,
+        "template": template_ref(cp, profile),
+    });
+    names::short_hash(&identity.to_string(), 16)
+}
+
+fn template_ref(cp: &CAPTControlPlane, profile: &FargateProfile) -> TemplateReference {
+    TemplateReference {
+        name: profile.workspace_template_ref.name.clone(),
+        namespace: Some(profile.workspace_template_ref.namespace.clone().unwrap_or_else(|| namespace(cp))),
+    }
+}
+
+fn selectors_value(profile: &FargateProfile) -> Value {
+    Value::Array(
+        profile
+            .selectors
+            .iter()
+            .map(|s| json!({ "namespace": s.namespace, "labels": s.labels.clone().unwrap_or_default() }))
+            .collect(),
+    )
+}
+
+/// Cluster tags overlaid with the profile's own.
+fn tags(cp: &CAPTControlPlane, profile: &FargateProfile) -> BTreeMap<String, String> {
+    let mut tags = cp.spec.additional_tags.clone().unwrap_or_default();
+    tags.extend(profile.tags.clone().unwrap_or_default());
+    tags
+}
+
+/// The WorkspaceTemplateApply that creates `profile`.
+pub fn render(cp: &CAPTControlPlane, profile: &FargateProfile) -> WorkspaceTemplateApply {
+    let ns = namespace(cp);
+    let cp_name = cp.name_any();
+    let name = names::profile_apply_name(&cp_name, &profile.name);
+    let (vpc_ns, vpc_name) = eks::vpc_secret(cp);
+    let eks_secret = names::eks_connection_secret(&cp_name);
+
+    let variables = BTreeMap::from([
+        ("cluster_name".to_string(), cp_name.clone()),
+        ("profile_name".to_string(), profile.name.clone()),
+        ("eks_connection_secret_name".to_string(), eks_secret.clone()),
+        ("vpc_connection_secret_name".to_string(), vpc_name.clone()),
+        ("vpc_connection_secret_namespace".to_string(), vpc_ns.clone()),
+    ]);
+    let mut terraform_variables = BTreeMap::from([
+        ("cluster_name".to_string(), json!(cp_name)),
+        ("profile_name".to_string(), json!(profile.name)),
+        ("selectors".to_string(), selectors_value(profile)),
+        ("tags".to_string(), json!(tags(cp, profile))),
+    ]);
+    if let Some(subnets) = &profile.subnet_ids {
+        terraform_variables.insert("subnet_ids".into(), json!(subnets));
+    }
+
+    WorkspaceTemplateApply {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.clone()),
+            labels: Some(BTreeMap::from([
+                (names::LABEL_CLUSTER_NAME.to_string(), names::label_value(&cluster_name(cp))),
+                (names::LABEL_CONTROL_PLANE.to_string(), names::label_value(&cp_name)),
+                (names::LABEL_COMPONENT.to_string(), names::COMPONENT_FARGATE_PROFILE.to_string()),
+                (names::LABEL_PROFILE.to_string(), names::label_value(&profile.name)),
+            ])),
+            annotations: Some(BTreeMap::from([
+                (names::ANNOTATION_PROFILE_NAME.to_string(), profile.name.clone()),
+                (names::ANNOTATION_PROFILE_HASH.to_string(), immutable_hash(cp, profile)),
+            ])),
+            owner_references: controller_owner_ref(cp).map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: WorkspaceTemplateApplySpec {
+            template_ref: template_ref(cp, profile),
+            write_connection_secret_to_ref: Some(XpSecretReference {
+                name: names::profile_connection_secret(&name),
+                namespace: ns.clone(),
+            }),
+            variables: Some(variables),
+            terraform_variables: Some(terraform_variables),
+            wait_for_secrets: Some(vec![
+                SecretRequirement {
+                    name: eks_secret,
+                    namespace: ns.clone(),
+                    keys: Some(EKS_SECRET_KEYS.iter().map(|k| k.to_string()).collect()),
+                },
+                SecretRequirement {
+                    name: vpc_name,
+                    namespace: vpc_ns,
+                    keys: Some(eks::VPC_SECRET_KEYS.iter().map(|k| k.to_string()).collect()),
+                },
+            ]),
+            wait_for_workspaces: Some(vec![WorkspaceReference {
+                name: names::workspace_name(&ns, &eks::apply_name(cp)),
+                namespace: None,
+            }]),
+            retain_workspace_on_delete: None,
+        },
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::fixtures::control_plane;
+
+    const SPEC: &str = r#"
+version: "1.31"
+workspaceTemplateRef: { name: eks-controlplane }
+additionalTags: { env: demo, team: platform }
+additionalFargateProfiles:
+  - name: monitoring
+    workspaceTemplateRef: { name: eks-fargate-profile }
+    selectors:
+      - { namespace: monitoring }
+      - { namespace: "obs-*", labels: { app: prometheus } }
+    tags: { team: observability }
+  - name: batch_jobs
+    workspaceTemplateRef: { name: eks-fargate-profile, namespace: shared }
+    subnetIDs: [subnet-0aa, subnet-0bb]
+    selectors: [{ namespace: batch }]
+"#;
+
+    fn profiles() -> (CAPTControlPlane, Vec<FargateProfile>) {
+        let cp = control_plane(SPEC);
+        let profiles = cp.spec.additional_fargate_profiles.clone().unwrap();
+        (cp, profiles)
+    }
+
+    #[test]
+    fn typed_variables_and_merged_tags() {
+        let (cp, p) = profiles();
+        let wta = render(&cp, &p[0]);
+        assert_eq!(wta.metadata.name.as_deref(), Some("demo-fargate-monitoring"));
+        let tv = wta.spec.terraform_variables.unwrap();
+        assert_eq!(tv["cluster_name"], json!("demo"));
+        assert_eq!(tv["profile_name"], json!("monitoring"));
+        assert_eq!(
+            tv["selectors"],
+            json!([
+                { "namespace": "monitoring", "labels": {} },
+                { "namespace": "obs-*", "labels": { "app": "prometheus" } },
+            ])
+        );
+        assert_eq!(tv["tags"], json!({ "env": "demo", "team": "observability" }));
+        assert!(!tv.contains_key("subnet_ids"), "no subnets given: the module uses the VPC's private subnets");
+        let labels = wta.metadata.labels.unwrap();
+        assert_eq!(labels[names::LABEL_PROFILE], "monitoring");
+        assert_eq!(labels[names::LABEL_CLUSTER_NAME], "demo");
+    }
+
+    #[test]
+    fn waits_for_both_connection_secrets_with_their_keys_and_the_eks_workspace() {
+        let (cp, p) = profiles();
+        let spec = render(&cp, &p[0]).spec;
+        let secrets = spec.wait_for_secrets.unwrap();
+        assert_eq!(secrets[0].name, "demo-eks-connection");
+        assert_eq!(secrets[0].keys.as_deref().unwrap(), ["cluster_name", "cluster_endpoint"]);
+        assert_eq!(secrets[1].name, "demo-vpc-connection");
+        assert_eq!(secrets[1].keys.as_deref().unwrap(), ["vpc_config"]);
+        let ws = spec.wait_for_workspaces.unwrap();
+        assert_eq!(ws[0].name, names::workspace_name("team-a", "demo-eks-controlplane-apply"));
+        assert_eq!(spec.write_connection_secret_to_ref.unwrap().name, "demo-fargate-monitoring-connection");
+    }
+
+    #[test]
+    fn explicit_subnets_template_namespace_and_non_dns_profile_names() {
+        let (cp, p) = profiles();
+        let wta = render(&cp, &p[1]);
+        let name = wta.metadata.name.unwrap();
+        assert!(name.starts_with("demo-fargate-batch-jobs-"), "{name}");
+        assert_eq!(wta.metadata.annotations.unwrap()[names::ANNOTATION_PROFILE_NAME], "batch_jobs");
+        assert_eq!(wta.spec.template_ref.namespace.as_deref(), Some("shared"));
+        assert_eq!(wta.spec.terraform_variables.unwrap()["subnet_ids"], json!(["subnet-0aa", "subnet-0bb"]));
+    }
+
+    #[test]
+    fn tags_do_not_change_the_immutable_hash_but_selectors_do() {
+        let (cp, p) = profiles();
+        let base = immutable_hash(&cp, &p[0]);
+        let mut retagged = p[0].clone();
+        retagged.tags = Some(BTreeMap::from([("x".into(), "y".into())]));
+        assert_eq!(immutable_hash(&cp, &retagged), base);
+        let mut reselected = p[0].clone();
+        reselected.selectors[0].namespace = "metrics".into();
+        assert_ne!(immutable_hash(&cp, &reselected), base);
+        let mut moved = p[0].clone();
+        moved.subnet_ids = Some(vec!["subnet-0cc".into()]);
+        assert_ne!(immutable_hash(&cp, &moved), base);
+    }
+}

@@ -1,0 +1,52 @@
+//! Pure functions that turn desired state into the objects the controllers write.
+//! Nothing here talks to the API server, so all of it is unit-tested beside the code.
+
+pub mod eks;
+pub mod fargate;
+pub mod workspace;
+
+use kube::{Resource, ResourceExt};
+
+use crate::api::CAPTControlPlane;
+
+/// The Cluster API cluster a control plane belongs to: its `cluster.x-k8s.io/cluster-name`
+/// label, else its owning Cluster, else its own name (CAPT names both alike).
+pub fn cluster_name(cp: &CAPTControlPlane) -> String {
+    if let Some(name) = cp.labels().get(crate::names::LABEL_CLUSTER_NAME) {
+        return name.clone();
+    }
+    cp.owner_references()
+        .iter()
+        .find(|o| o.kind == "Cluster" && o.api_version.starts_with("cluster.x-k8s.io/"))
+        .map(|o| o.name.clone())
+        .unwrap_or_else(|| cp.name_any())
+}
+
+/// Namespace of a control plane (an object read from the API server always has one).
+pub fn namespace(cp: &CAPTControlPlane) -> String {
+    cp.namespace().unwrap_or_else(|| "default".to_string())
+}
+
+/// Owner reference making `cp` the controller of a child, so the child is garbage-collected
+/// with it and the controller is woken by the child's changes.
+pub fn controller_owner_ref(cp: &CAPTControlPlane) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    let mut owner = cp.controller_owner_ref(&())?;
+    owner.block_owner_deletion = Some(true);
+    Some(owner)
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! Control planes for the rendering tests.
+    use crate::api::{CAPTControlPlane, CAPTControlPlaneSpec};
+
+    /// A control plane as it reads back from the API server: with namespace, uid and defaults.
+    pub fn control_plane(yaml: &str) -> CAPTControlPlane {
+        let spec: CAPTControlPlaneSpec = serde_saphyr::from_str(yaml).expect("fixture spec parses");
+        let mut cp = CAPTControlPlane::new("demo", spec);
+        cp.metadata.namespace = Some("team-a".into());
+        cp.metadata.uid = Some("0000-1111".into());
+        cp.metadata.generation = Some(3);
+        cp
+    }
+}
