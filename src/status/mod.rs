@@ -1,0 +1,6 @@
+//! Pure status decisions: what a child's conditions mean, what to do next, and how that reads
+//! in the parent's status. The controllers only gather inputs and write the results.
+
+pub mod apply;
+pub mod conditions;
+pub mod profiles;
