@@ -1,3 +1,30 @@
-fn main() {
-    print!("{}", capt_fargate::crdgen::all_yaml());
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use capt_fargate::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crds => {
+            print!("{}", capt_fargate::crdgen::all_yaml());
+            Ok(())
+        }
+        Command::Render { file, namespace } => capt_fargate::render::manifest::render_file(&file, &namespace)
+            .map(|yaml| print!("{yaml}"))
+            .map_err(|e| e.to_string()),
+        Command::Run(args) => {
+            capt_fargate::run::init_logging(args.log_format, &args.log_level);
+            capt_fargate::run::run(args).await.map_err(|e| e.to_string())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod eks;
 pub mod fargate;
+pub mod manifest;
 pub mod workspace;
 
 use kube::{Resource, ResourceExt};

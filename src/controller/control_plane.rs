@@ -1,0 +1,332 @@
+//! CAPTControlPlane controller: keeps the EKS cluster apply (with the default Fargate profiles)
+//! and one apply per additional Fargate profile, sequenced as `status::profiles` decides, and
+//! reports every profile in the control plane's status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, Patch, PatchParams, PartialObjectMeta};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, remove_finalizer};
+use crate::api::conditions::READY;
+use crate::api::{
+    CAPTControlPlane, CAPTControlPlaneStatus, ControlPlanePhase, FargateProfilePhase, FargateProfileStatus,
+    WorkspaceStatus, WorkspaceTemplateApply, WorkspaceTemplateStatus,
+};
+use crate::error::{Error, Result};
+use crate::names::{self, CONTROL_PLANE_FINALIZER, FIELD_MANAGER};
+use crate::render::{self, eks, fargate};
+use crate::status::apply::{ChildState, child_state};
+use crate::status::conditions::{Desired, merge};
+use crate::status::profiles::{self, ClusterGate, DesiredProfile, ObservedProfile, Teardown};
+
+const CONTROLLER: &str = "controlplane";
+/// Safety-net resync; all progress is driven by watches.
+const RESYNC: Duration = Duration::from_secs(600);
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let control_planes: Api<CAPTControlPlane> = ctx.scoped_api();
+    let applies: Api<WorkspaceTemplateApply> = ctx.scoped_api();
+    let secrets: Api<PartialObjectMeta<Secret>> = ctx.scoped_api();
+
+    let controller = Controller::new(control_planes, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    controller
+        .owns(applies, watcher::Config::default().labels(names::LABEL_CONTROL_PLANE).any_semantic())
+        .watches(secrets, watcher::Config::default().any_semantic(), move |s| control_planes_reading(&store, &s))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(controller = CONTROLLER, error = %e, "reconcile failed");
+            }
+        })
+        .await;
+}
+
+/// Control planes that read a Secret: its EKS or VPC connection secret.
+fn control_planes_reading(store: &Store<CAPTControlPlane>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<CAPTControlPlane>> {
+    let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+    store
+        .state()
+        .iter()
+        .filter(|cp| {
+            let cp_ns = render::namespace(cp);
+            (cp_ns == ns && names::eks_connection_secret(&cp.name_any()) == name) || eks::vpc_secret(cp) == (ns.clone(), name.clone())
+        })
+        .map(|cp| ObjectRef::from_obj(cp.as_ref()))
+        .collect()
+}
+
+fn error_policy(_cp: Arc<CAPTControlPlane>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failure(CONTROLLER, error.metric_label());
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile(cp: Arc<CAPTControlPlane>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    let ns = cp.namespace().ok_or_else(|| Error::MissingMetadata(cp.name_any()))?;
+    let api: Api<CAPTControlPlane> = Api::namespaced(ctx.client.clone(), &ns);
+    if cp.metadata.deletion_timestamp.is_some() {
+        if teardown(&cp, &ctx).await? == Cleanup::Done {
+            remove_finalizer(&api, cp.as_ref(), CONTROL_PLANE_FINALIZER).await?;
+            ctx.metrics.set_profiles(format!("{ns}/{}", cp.name_any()), &[]);
+        }
+        return Ok(Action::await_change());
+    }
+    ensure_finalizer(&api, cp.as_ref(), CONTROL_PLANE_FINALIZER).await?;
+    reconcile_apply(&cp, &ctx).await
+}
+
+/// The profile applies owned by `cp`, in name order.
+async fn owned_profile_applies(cp: &CAPTControlPlane, api: &Api<WorkspaceTemplateApply>) -> Result<Vec<WorkspaceTemplateApply>> {
+    let selector = format!(
+        "{}={},{}={}",
+        names::LABEL_CONTROL_PLANE,
+        names::label_value(&cp.name_any()),
+        names::LABEL_COMPONENT,
+        names::COMPONENT_FARGATE_PROFILE
+    );
+    let uid = cp.uid();
+    let list = api.list(&ListParams::default().labels(&selector)).await?;
+    Ok(list.items.into_iter().filter(|a| a.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref())).collect())
+}
+
+fn observed(apply: &WorkspaceTemplateApply) -> ObservedProfile {
+    let annotation = |key: &str| apply.annotations().get(key).cloned().unwrap_or_default();
+    ObservedProfile {
+        profile: annotation(names::ANNOTATION_PROFILE_NAME),
+        apply_name: apply.name_any(),
+        hash: annotation(names::ANNOTATION_PROFILE_HASH),
+        state: child_state(apply),
+    }
+}
+
+/// Whether the EKS cluster and both connection secrets are ready for profile workspaces.
+async fn cluster_gate(cp: &CAPTControlPlane, ctx: &Context, eks_apply: &str, eks_state: &ChildState) -> Result<ClusterGate> {
+    match eks_state {
+        ChildState::Ready => {}
+        ChildState::Failed { message, .. } => {
+            return Ok(ClusterGate::Failed(format!("the EKS cluster workspace {eks_apply} failed: {message}")));
+        }
+        ChildState::Creating { message, .. } => {
+            let detail = if message.is_empty() { String::new() } else { format!(" ({message})") };
+            return Ok(ClusterGate::Waiting(format!("waiting for the EKS cluster workspace {eks_apply} to be ready{detail}")));
+        }
+        ChildState::Deleting => return Ok(ClusterGate::Waiting(format!("the EKS cluster workspace {eks_apply} is being deleted"))),
+    }
+    let ns = render::namespace(cp);
+    let (vpc_ns, vpc_name) = eks::vpc_secret(cp);
+    let required = [
+        (ns, names::eks_connection_secret(&cp.name_any()), fargate::EKS_SECRET_KEYS),
+        (vpc_ns, vpc_name, eks::VPC_SECRET_KEYS),
+    ];
+    let mut missing = Vec::new();
+    for (ns, name, keys) in required {
+        // Only key names are looked at; values are never read or logged.
+        match Api::<Secret>::namespaced(ctx.client.clone(), &ns).get_opt(&name).await? {
+            None => missing.push(format!("secret {ns}/{name} does not exist")),
+            Some(secret) => {
+                let data = secret.data.unwrap_or_default();
+                let absent: Vec<&str> = keys.iter().copied().filter(|k| !data.contains_key(*k)).collect();
+                if !absent.is_empty() {
+                    missing.push(format!("secret {ns}/{name} lacks keys {}", absent.join(", ")));
+                }
+            }
+        }
+    }
+    Ok(if missing.is_empty() { ClusterGate::Open } else { ClusterGate::Waiting(format!("waiting for {}", missing.join("; "))) })
+}
+
+async fn reconcile_apply(cp: &CAPTControlPlane, ctx: &Context) -> Result<Action> {
+    let ns = render::namespace(cp);
+    let applies: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &ns);
+
+    // 1. The EKS cluster, with the default profiles inside its workspace.
+    let eks_desired = eks::render(cp);
+    let eks_name = eks_desired.name_any();
+    let eks_existing = applies.get_opt(&eks_name).await?;
+    if eks_existing.as_ref().is_none_or(|e| e.metadata.deletion_timestamp.is_none())
+        && apply_if_changed(&applies, &eks_desired, eks_existing.as_ref()).await?
+        && eks_existing.is_none()
+    {
+        ctx.event(cp, EventType::Normal, "CreatedClusterWorkspace", format!("created WorkspaceTemplateApply {eks_name} for the EKS cluster")).await;
+    }
+    let eks_state = match &eks_existing {
+        Some(a) => child_state(a),
+        None => ChildState::Creating { reason: "Creating".into(), message: String::new() },
+    };
+
+    // 2. Additional profiles, one step at a time.
+    let profiles_spec = cp.spec.additional_fargate_profiles.clone().unwrap_or_default();
+    let desired: Vec<DesiredProfile> = profiles_spec
+        .iter()
+        .map(|p| DesiredProfile {
+            name: p.name.clone(),
+            apply_name: names::profile_apply_name(&cp.name_any(), &p.name),
+            hash: fargate::immutable_hash(cp, p),
+        })
+        .collect();
+    let existing = owned_profile_applies(cp, &applies).await?;
+    let observed: Vec<ObservedProfile> = existing.iter().map(observed).collect();
+    let gate = cluster_gate(cp, ctx, &eks_name, &eks_state).await?;
+    let plan = profiles::plan(&desired, &observed, &gate);
+
+    if let Some(victim) = &plan.delete {
+        applies.delete(victim, &Default::default()).await?;
+        info!(control_plane = %cp.name_any(), apply = %victim, "deleting Fargate profile apply");
+        ctx.event(cp, EventType::Normal, "DeletingFargateProfile", format!("deleting WorkspaceTemplateApply {victim}")).await;
+    }
+    for index in plan.keep.iter().copied().chain(plan.create) {
+        let want = fargate::render(cp, &profiles_spec[index]);
+        let have = existing.iter().find(|a| a.name_any() == want.name_any());
+        if apply_if_changed(&applies, &want, have).await? && have.is_none() {
+            info!(control_plane = %cp.name_any(), profile = %profiles_spec[index].name, "creating Fargate profile apply");
+            ctx.event(
+                cp,
+                EventType::Normal,
+                "CreatingFargateProfile",
+                format!("creating Fargate profile {} with WorkspaceTemplateApply {}", profiles_spec[index].name, want.name_any()),
+            )
+            .await;
+        }
+    }
+
+    // 3. Status.
+    let mut statuses: Vec<FargateProfileStatus> = cp
+        .spec
+        .default_fargate_profiles
+        .iter()
+        .map(|d| profiles::default_profile_status(d.name(), &eks_name, &eks_state))
+        .collect();
+    statuses.extend(plan.statuses);
+    ctx.metrics.set_profiles(format!("{ns}/{}", cp.name_any()), &statuses);
+    write_status(cp, ctx, eks_existing.as_ref(), &eks_state, statuses).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+/// The control plane's own readiness, which follows the EKS cluster workspace only: a Fargate
+/// profile failure is reported by the FargateProfile conditions and never marks the control
+/// plane failed (CAPI treats control plane failures as terminal).
+fn control_plane_condition(eks_state: &ChildState) -> (Desired, ControlPlanePhase) {
+    match eks_state {
+        ChildState::Ready => (Desired::new(READY, true, "Ready", "control plane is ready"), ControlPlanePhase::Ready),
+        ChildState::Failed { message, .. } => {
+            (Desired::new(READY, false, "WorkspaceError", message.clone()), ControlPlanePhase::Failed)
+        }
+        ChildState::Creating { message, .. } => {
+            let message = if message.is_empty() { "control plane is being created".to_string() } else { message.clone() };
+            (Desired::new(READY, false, "Creating", message), ControlPlanePhase::Creating)
+        }
+        ChildState::Deleting => (Desired::new(READY, false, "Deleting", "control plane is being deleted"), ControlPlanePhase::Creating),
+    }
+}
+
+async fn write_status(
+    cp: &CAPTControlPlane,
+    ctx: &Context,
+    eks_apply: Option<&WorkspaceTemplateApply>,
+    eks_state: &ChildState,
+    statuses: Vec<FargateProfileStatus>,
+) -> Result<()> {
+    let old = cp.status.clone().unwrap_or_default();
+    let (ready_condition, phase) = control_plane_condition(eks_state);
+    let mut desired = profiles::conditions(&statuses);
+    desired.push(ready_condition);
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let ready = *eks_state == ChildState::Ready;
+    let (failure_reason, failure_message) = match eks_state {
+        ChildState::Failed { reason, message } => (Some(reason.clone()), Some(message.clone())),
+        _ => (None, None),
+    };
+    let ready_count = statuses.iter().filter(|s| s.ready).count();
+    let eks_ready_reason = eks_apply
+        .and_then(|a| a.status.as_ref())
+        .and_then(|s| crate::api::conditions::find(&s.conditions, READY).map(|c| c.reason.clone()));
+    let new = CAPTControlPlaneStatus {
+        ready,
+        initialized: Some(ready || old.initialized == Some(true)),
+        workspace_template_status: Some(WorkspaceTemplateStatus {
+            ready,
+            state: eks_ready_reason.clone(),
+            last_applied_revision: eks_apply
+                .and_then(|a| a.status.as_ref())
+                .and_then(|s| s.last_applied_time.as_ref())
+                .map(|t| t.0.to_string()),
+            last_failure_message: failure_message.clone(),
+            ..Default::default()
+        }),
+        workspace_status: Some(WorkspaceStatus { ready, state: eks_ready_reason }),
+        failure_reason,
+        failure_message,
+        phase: Some(phase),
+        conditions: merge(&old.conditions, &desired, cp.metadata.generation, &now),
+        fargate_profiles_summary: Some(format!("{ready_count}/{}", statuses.len())),
+        fargate_profiles: statuses,
+        observed_generation: cp.metadata.generation,
+        ..old.clone()
+    };
+    if new == old {
+        return Ok(());
+    }
+    publish_transitions(cp, ctx, &old.fargate_profiles, &new.fargate_profiles).await;
+    let api: Api<CAPTControlPlane> = Api::namespaced(ctx.client.clone(), &render::namespace(cp));
+    let body = json!({ "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "CAPTControlPlane", "status": new });
+    api.patch_status(&cp.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    Ok(())
+}
+
+/// One event per profile whose phase changed.
+async fn publish_transitions(cp: &CAPTControlPlane, ctx: &Context, old: &[FargateProfileStatus], new: &[FargateProfileStatus]) {
+    for s in new {
+        let before = old.iter().find(|o| o.name == s.name).and_then(|o| o.phase);
+        if before == s.phase {
+            continue;
+        }
+        let Some(phase) = s.phase else { continue };
+        let (type_, reason) = match phase {
+            FargateProfilePhase::Ready => (EventType::Normal, "FargateProfileReady"),
+            FargateProfilePhase::Failed => (EventType::Warning, "FargateProfileFailed"),
+            FargateProfilePhase::Creating => (EventType::Normal, "FargateProfileCreating"),
+            FargateProfilePhase::Deleting => (EventType::Normal, "FargateProfileDeleting"),
+            FargateProfilePhase::Pending => (EventType::Normal, "FargateProfilePending"),
+        };
+        let detail = s.failure_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+        ctx.event(cp, type_, reason, format!("Fargate profile {} is {phase:?}{detail}", s.name)).await;
+    }
+}
+
+/// Deletes the profiles one at a time, then the EKS cluster, and reports when all is gone.
+async fn teardown(cp: &CAPTControlPlane, ctx: &Context) -> Result<Cleanup> {
+    let applies: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &render::namespace(cp));
+    let existing = owned_profile_applies(cp, &applies).await?;
+    let observed: Vec<ObservedProfile> = existing.iter().map(observed).collect();
+    let eks_name = eks::apply_name(cp);
+    let eks = applies.get_opt(&eks_name).await?;
+    let eks_state = eks.as_ref().map(child_state);
+    match profiles::teardown(&observed, eks_state.as_ref()) {
+        Teardown::DeleteProfile(name) => {
+            applies.delete(&name, &Default::default()).await?;
+            ctx.event(cp, EventType::Normal, "DeletingFargateProfile", format!("deleting WorkspaceTemplateApply {name}")).await;
+            Ok(Cleanup::Waiting)
+        }
+        Teardown::DeleteCluster => {
+            applies.delete(&eks_name, &Default::default()).await?;
+            ctx.event(cp, EventType::Normal, "DeletingClusterWorkspace", format!("all Fargate profiles are gone; deleting WorkspaceTemplateApply {eks_name}")).await;
+            Ok(Cleanup::Waiting)
+        }
+        Teardown::WaitForProfile(_) | Teardown::WaitForCluster => Ok(Cleanup::Waiting),
+        Teardown::Done => Ok(Cleanup::Done),
+    }
+}

@@ -1,0 +1,117 @@
+//! The two controllers and what they share.
+
+pub mod control_plane;
+pub mod workspace_apply;
+
+use std::sync::Arc;
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::warn;
+
+use crate::diff::is_subset;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::names::FIELD_MANAGER;
+
+/// What every reconcile needs.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+    /// Shared metrics.
+    pub metrics: Arc<Metrics>,
+    /// Namespace the operator is limited to, if any.
+    pub namespace: Option<String>,
+}
+
+impl Context {
+    /// A context for `client`, reporting events as `instance`.
+    pub fn new(client: Client, metrics: Arc<Metrics>, namespace: Option<String>, instance: Option<String>) -> Self {
+        let reporter = Reporter { controller: FIELD_MANAGER.into(), instance };
+        Context { recorder: Recorder::new(client.clone(), reporter), client, metrics, namespace }
+    }
+
+    /// An API for `K` in the operator's scope (all namespaces unless limited).
+    pub fn scoped_api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+
+    /// Publishes an event about `obj`; failures are logged, never fatal (events are advisory).
+    pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: EventType, reason: &str, note: String) {
+        let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            warn!(error = %e, reason, "could not publish event");
+        }
+    }
+}
+
+/// Server-side applies `desired` unless `existing` already holds every field of it.
+/// Returns whether a write happened.
+pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K, existing: Option<&K>) -> Result<bool>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let want = serde_json::to_value(desired).map_err(|e| Error::Serialization("desired object", e))?;
+    if let Some(existing) = existing {
+        let have = serde_json::to_value(existing).map_err(|e| Error::Serialization("existing object", e))?;
+        if is_subset(&want, &have) {
+            return Ok(false);
+        }
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&desired.name_any(), &params, &Patch::Apply(&want)).await?;
+    Ok(true)
+}
+
+/// Adds `finalizer` to `obj` if missing. The resourceVersion in the patch makes a concurrent
+/// change fail with a conflict (retried) instead of dropping someone else's finalizer.
+pub async fn ensure_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<()>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    if obj.finalizers().iter().any(|f| f == finalizer) {
+        return Ok(());
+    }
+    let mut finalizers = obj.finalizers().to_vec();
+    finalizers.push(finalizer.to_string());
+    let patch = serde_json::json!({ "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() } });
+    api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+/// Removes `finalizer` from `obj` once its cleanup is complete.
+pub async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<()>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    if !obj.finalizers().iter().any(|f| f == finalizer) {
+        return Ok(());
+    }
+    let finalizers: Vec<&String> = obj.finalizers().iter().filter(|f| *f != finalizer).collect();
+    let patch = serde_json::json!({ "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() } });
+    match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+        other => other.map(|_| ()).map_err(Error::from),
+    }
+}
+
+/// Outcome of a cleanup step.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Everything is gone: the finalizer can be removed.
+    Done,
+    /// Something is still being deleted; a watch event will bring the object back.
+    Waiting,
+}

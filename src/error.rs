@@ -1,0 +1,31 @@
+//! Errors of the controllers; each says what failed and, where a user can act, what to do.
+
+/// A reconcile failed; the object is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request to the Kubernetes API failed.
+    #[error("Kubernetes API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    /// An object read from the API server lacks a namespace, name or uid.
+    #[error("object {0} lacks metadata the controller needs (namespace, name or uid)")]
+    MissingMetadata(String),
+    /// Serialising an object failed (a bug: the types always serialise).
+    #[error("could not serialise {0}: {1}")]
+    Serialization(&'static str, #[source] serde_json::Error),
+}
+
+impl Error {
+    /// Short label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(status)) if status.is_conflict() => "conflict",
+            Error::Kube(kube::Error::Api(status)) if status.is_forbidden() => "forbidden",
+            Error::Kube(_) => "kube",
+            Error::MissingMetadata(_) => "metadata",
+            Error::Serialization(..) => "serialization",
+        }
+    }
+}
+
+/// Result of a reconcile step.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

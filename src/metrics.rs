@@ -1,0 +1,147 @@
+//! Prometheus metrics: reconciles, errors, durations and Fargate profiles by phase.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::api::{FargateProfilePhase, FargateProfileStatus};
+
+/// Which controller a sample belongs to.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabel {
+    /// `controlplane` or `workspacetemplateapply`.
+    pub controller: &'static str,
+}
+
+/// A failed reconcile.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Controller name.
+    pub controller: &'static str,
+    /// Error kind, see `Error::metric_label`.
+    pub error: &'static str,
+}
+
+/// Fargate profiles in one phase.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    /// Phase name.
+    pub phase: &'static str,
+}
+
+/// All metrics of the operator.
+pub struct Metrics {
+    /// The registry served at /metrics.
+    pub registry: Registry,
+    reconciles: Family<ControllerLabel, Counter>,
+    failures: Family<ErrorLabels, Counter>,
+    duration: Family<ControllerLabel, Histogram>,
+    profiles: Family<PhaseLabel, Gauge>,
+    /// Profile phases per control plane, summed into `profiles`.
+    per_control_plane: Mutex<BTreeMap<String, Vec<FargateProfilePhase>>>,
+}
+
+const PHASES: [(FargateProfilePhase, &str); 5] = [
+    (FargateProfilePhase::Pending, "Pending"),
+    (FargateProfilePhase::Creating, "Creating"),
+    (FargateProfilePhase::Ready, "Ready"),
+    (FargateProfilePhase::Deleting, "Deleting"),
+    (FargateProfilePhase::Failed, "Failed"),
+];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("capt_fargate");
+        let reconciles = Family::<ControllerLabel, Counter>::default();
+        let failures = Family::<ErrorLabels, Counter>::default();
+        let duration = Family::<ControllerLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+        });
+        let profiles = Family::<PhaseLabel, Gauge>::default();
+        registry.register("reconciles", "Reconciles started", reconciles.clone());
+        registry.register("reconcile_errors", "Reconciles that failed, by error kind", failures.clone());
+        registry.register("reconcile_duration_seconds", "Duration of reconciles", duration.clone());
+        registry.register("fargate_profiles", "Fargate profiles by phase", profiles.clone());
+        Metrics { registry, reconciles, failures, duration, profiles, per_control_plane: Mutex::default() }
+    }
+}
+
+/// Records the duration of a reconcile when dropped.
+pub struct ReconcileTimer<'a> {
+    metrics: &'a Metrics,
+    controller: &'static str,
+    start: Instant,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        let label = ControllerLabel { controller: self.controller };
+        self.metrics.duration.get_or_create(&label).observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+impl Metrics {
+    /// Counts a reconcile and times it until the guard drops.
+    pub fn reconcile(&self, controller: &'static str) -> ReconcileTimer<'_> {
+        self.reconciles.get_or_create(&ControllerLabel { controller }).inc();
+        ReconcileTimer { metrics: self, controller, start: Instant::now() }
+    }
+
+    /// Counts a failed reconcile.
+    pub fn failure(&self, controller: &'static str, error: &'static str) {
+        self.failures.get_or_create(&ErrorLabels { controller, error }).inc();
+    }
+
+    /// Reconciles started so far by `controller`.
+    pub fn reconcile_count(&self, controller: &'static str) -> u64 {
+        self.reconciles.get_or_create(&ControllerLabel { controller }).get()
+    }
+
+    /// Replaces the profile phases of one control plane (empty when it is gone).
+    pub fn set_profiles(&self, control_plane: String, statuses: &[FargateProfileStatus]) {
+        let mut map = self.per_control_plane.lock().unwrap_or_else(|e| e.into_inner());
+        let phases: Vec<FargateProfilePhase> = statuses.iter().filter_map(|s| s.phase).collect();
+        if phases.is_empty() {
+            map.remove(&control_plane);
+        } else {
+            map.insert(control_plane, phases);
+        }
+        for (phase, name) in PHASES {
+            let count = map.values().flatten().filter(|p| **p == phase).count();
+            self.profiles.get_or_create(&PhaseLabel { phase: name }).set(count as i64);
+        }
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_by_phase_are_summed_over_control_planes() {
+        let m = Metrics::default();
+        let s = |phase| FargateProfileStatus { name: "p".into(), phase: Some(phase), ..Default::default() };
+        m.set_profiles("a".into(), &[s(FargateProfilePhase::Ready), s(FargateProfilePhase::Creating)]);
+        m.set_profiles("b".into(), &[s(FargateProfilePhase::Ready)]);
+        let text = m.encode();
+        assert!(text.contains("capt_fargate_fargate_profiles{phase=\"Ready\"} 2"), "{text}");
+        m.set_profiles("a".into(), &[]);
+        assert!(m.encode().contains("capt_fargate_fargate_profiles{phase=\"Ready\"} 1"));
+        let _t = m.reconcile("controlplane");
+        assert_eq!(m.reconcile_count("controlplane"), 1);
+    }
+}

@@ -1,0 +1,151 @@
+//! `run`: connects, serves probes and metrics, waits for leadership, runs both controllers, and
+//! shuts down gracefully on SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::FutureExt;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use crate::cli::{LogFormat, RunArgs};
+use crate::controller::{self, Context};
+use crate::leader::{self, Election};
+use crate::metrics::Metrics;
+use crate::server::{self, ServerState};
+
+/// Why `run` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The kubeconfig could not be read or used.
+    #[error("cannot build a Kubernetes client ({0}); check --kubeconfig or the in-cluster service account")]
+    Config(String),
+    /// The API server could not be reached.
+    #[error("cannot reach the Kubernetes API server: {0}")]
+    Connect(#[source] kube::Error),
+    /// The metrics or probe listener failed.
+    #[error("cannot serve metrics/probes: {0}; check --metrics-addr and --health-addr")]
+    Server(#[source] std::io::Error),
+    /// Leader election failed.
+    #[error("leader election failed: {0}; the ServiceAccount needs get/create/patch on coordination.k8s.io leases")]
+    Leader(String),
+    /// Leadership was lost; exiting lets a fresh process compete again.
+    #[error("lost the leader lease; exiting so that only one replica acts")]
+    LostLease,
+}
+
+/// Sets up logging.
+pub fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn client(args: &RunArgs) -> Result<Client, RunError> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| RunError::Config(e.to_string()))?;
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| RunError::Config(e.to_string()))?
+        }
+        None => Config::infer().await.map_err(|e| RunError::Config(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(|e| RunError::Config(e.to_string()))
+}
+
+/// Resolves on the first SIGTERM or Ctrl-C.
+async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c().map(|_| ());
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
+}
+
+/// Runs until SIGTERM (Ok) or a fatal error.
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let client = client(&args).await?;
+    client.apiserver_version().await.map_err(RunError::Connect)?;
+
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(true));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = {
+        let rx = stop_rx.clone();
+        async move {
+            let mut rx = rx;
+            let _ = rx.wait_for(|s| *s).await;
+        }
+        .shared()
+    };
+    tokio::spawn(async move {
+        termination().await;
+        info!("termination requested; finishing running reconciles");
+        let _ = stop_tx.send(true);
+    });
+
+    let state = ServerState { metrics: metrics.clone(), ready: ready.clone() };
+    let server = tokio::spawn(server::serve(state, args.metrics_addr, args.health_addr, stopped.clone()));
+
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| format!("capt-fargate-{}", std::process::id()))
+    });
+    let mut leadership = if args.leader_election {
+        let namespace = args.lease_namespace.clone().unwrap_or_else(|| "default".into());
+        let election = Election {
+            lease: args.lease_name.clone(),
+            namespace,
+            identity: identity.clone(),
+            duration: Duration::from_secs(args.lease_duration_seconds),
+        };
+        let (rx, _task) = leader::elect(client.clone(), election).await.map_err(|e| RunError::Leader(e.to_string()))?;
+        Some(rx)
+    } else {
+        None
+    };
+    if let Some(rx) = leadership.as_mut() {
+        info!(%identity, "waiting to become leader");
+        tokio::select! {
+            r = rx.wait_for(|leading| *leading) => { r.map_err(|e| RunError::Leader(e.to_string()))?; }
+            _ = stopped.clone() => { return Ok(()); }
+        }
+        info!(%identity, "became leader");
+    }
+
+    let ctx = Arc::new(Context::new(client, metrics, args.namespace.clone(), Some(identity)));
+    let lost = {
+        let leadership = leadership.clone();
+        async move {
+            match leadership {
+                Some(mut rx) => {
+                    let _ = rx.wait_for(|leading| !*leading).await;
+                }
+                None => futures::future::pending::<()>().await,
+            }
+        }
+        .shared()
+    };
+    let shutdown = futures::future::select(stopped.clone(), lost.clone()).map(|_| ()).shared();
+    tokio::join!(
+        controller::control_plane::run(ctx.clone(), shutdown.clone()),
+        controller::workspace_apply::run(ctx, shutdown),
+    );
+    ready.store(false, Ordering::Relaxed);
+    if lost.now_or_never().is_some() && !*stop_rx.borrow() {
+        error!("lost leadership");
+        return Err(RunError::LostLease);
+    }
+    let _ = server.await;
+    info!("stopped");
+    Ok(())
+}
