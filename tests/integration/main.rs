@@ -1,0 +1,10 @@
+//! Integration tests against the real control plane (`tests/cluster/up`). One binary, so the
+//! crate and its dependencies are linked once.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cluster_is_real;
+mod crd_validation;
+mod lifecycle;
+mod terraform_modules;
