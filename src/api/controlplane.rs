@@ -141,16 +141,13 @@ pub struct FargateProfile {
 
     /// Private subnets for the profile's pods; defaults to the VPC's private subnets.
     #[serde(default, rename = "subnetIDs", skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 16))]
-    #[x_kube(validation = Rule::new("self.all(s, s.matches('^subnet-[0-9a-f]+$'))")
-        .message("subnetIDs must be subnet IDs such as subnet-0123abcd"))]
+    #[schemars(schema_with = "crate::api::schema::subnet_ids")]
     pub subnet_ids: Option<Vec<String>>,
 
-    /// Tags for the profile and its pod execution role (the only settings AWS can change in place).
+    /// Tags for the profile and its pod execution role (the only settings AWS can change in
+    /// place): at most 50, keys up to 127 characters and not starting with "aws:".
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("size(self) <= 50").message("at most 50 tags (AWS limit)"))]
-    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('aws:') && size(k) <= 127 && size(self[k]) <= 255)")
-        .message("tag keys must not start with 'aws:' and are at most 127 characters; values at most 255"))]
+    #[schemars(schema_with = "crate::api::schema::aws_tags")]
     pub tags: Option<BTreeMap<String, String>>,
 }
 
@@ -166,9 +163,7 @@ pub struct FargateProfileSelector {
 
     /// Labels a pod must all carry (at most 5); '*' and '?' wildcards are allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("size(self) <= 5").message("a selector may match at most 5 labels (AWS quota)"))]
-    #[x_kube(validation = Rule::new("self.all(k, size(k) >= 1 && size(k) <= 127 && size(self[k]) >= 1 && size(self[k]) <= 255)")
-        .message("label keys must be 1-127 and values 1-255 characters"))]
+    #[schemars(schema_with = "crate::api::schema::selector_labels")]
     pub labels: Option<BTreeMap<String, String>>,
 }
 

@@ -182,6 +182,11 @@ pub fn plan(desired: &[DesiredProfile], observed: &[ObservedProfile], gate: &Clu
         };
         plan.statuses.push(entry);
     }
+    // Profiles removed from the spec stay visible until they are gone.
+    for o in obsolete.iter().filter(|o| !desired.iter().any(|d| d.name == o.profile)) {
+        let message = format!("removed from the spec; deleting WorkspaceTemplateApply {}", o.apply_name);
+        plan.statuses.push(status(&o.profile, &o.apply_name, FargateProfilePhase::Deleting, Some(reason::DELETING), Some(message)));
+    }
     plan
 }
 
@@ -349,6 +354,8 @@ mod tests {
         let p = plan(&[d("a"), d("c")], &[o("a", ChildState::Ready), o("b", failed())], &ClusterGate::Open);
         assert_eq!(p.delete.as_deref(), Some("cp-fargate-b"));
         assert_eq!(p.create, None, "one operation at a time");
+        assert_eq!(phases(&p), [Ready, Pending, Deleting], "the removed profile is reported until it is gone");
+        assert_eq!(p.statuses[2].name, "b");
         let p = plan(&[d("a"), d("c")], &[o("a", ChildState::Ready), o("b", ChildState::Deleting)], &ClusterGate::Open);
         assert_eq!((p.create, p.delete.clone()), (None, None));
         let p = plan(&[d("a"), d("c")], &[o("a", ChildState::Ready)], &ClusterGate::Open);

@@ -1,0 +1,312 @@
+//! End-to-end lifecycle of the samples on the real control plane, with the simulated
+//! provider-terraform answering for AWS.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+use capt_fargate::api::conditions::find;
+use capt_fargate::api::{CAPTControlPlane, FargateProfilePhase, Workspace, WorkspaceTemplateApply};
+use capt_fargate::names;
+
+use crate::support::simulated_provider::SimulatedProvider;
+use crate::support::{self, Operator, TestNamespace, eventually};
+
+const CP: &str = "demo-cluster";
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Env {
+    client: Client,
+    ns: TestNamespace,
+    operator: Operator,
+    provider: SimulatedProvider,
+}
+
+impl Env {
+    /// Templates, Cluster and CAPTControlPlane from the shipped files, with the operator and
+    /// the simulated provider running. The connection secrets are not there yet.
+    async fn start(prefix: &str) -> Env {
+        let client = support::client().await;
+        let ns = TestNamespace::new(&client, prefix).await;
+        let root = support::repo_root();
+        support::apply_yaml(&client, &ns.name, &root.join("config/workspacetemplates")).await;
+        support::apply_yaml(&client, &ns.name, &root.join("config/samples/cluster.yaml")).await;
+        support::apply_yaml(&client, &ns.name, &root.join("config/samples/captcontrolplane.yaml")).await;
+        let operator = Operator::start(client.clone(), &ns.name);
+        let provider = SimulatedProvider::start(client.clone(), &ns.name, Duration::from_millis(300));
+        Env { client, ns, operator, provider }
+    }
+
+    async fn stop(self) {
+        self.operator.stop().await;
+        self.provider.stop().await;
+        self.ns.delete().await;
+    }
+
+    fn cps(&self) -> Api<CAPTControlPlane> {
+        Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    fn applies(&self) -> Api<WorkspaceTemplateApply> {
+        Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    async fn profile_applies(&self) -> Vec<WorkspaceTemplateApply> {
+        let lp = ListParams::default().labels(&format!("{}={}", names::LABEL_COMPONENT, names::COMPONENT_FARGATE_PROFILE));
+        self.applies().list(&lp).await.unwrap().items
+    }
+
+    async fn workspaces(&self) -> Vec<Workspace> {
+        let lp = ListParams::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, self.ns.name));
+        Api::<Workspace>::all(self.client.clone()).list(&lp).await.unwrap().items
+    }
+
+    /// The VPC connection secret, as the VPC workspace would write it.
+    async fn create_vpc_secret(&self) {
+        let root = support::repo_root();
+        let text = std::fs::read_to_string(root.join("config/samples/secrets.yaml")).unwrap();
+        let doc = text.split("\n---").find(|d| d.contains("-vpc-connection")).expect("sample VPC secret");
+        let obj: kube::api::DynamicObject = serde_saphyr::from_str(doc).unwrap();
+        support::apply_dynamic(&self.client, &self.ns.name, obj).await.unwrap();
+    }
+
+    /// Waits until every profile in status is Ready and the summary is `total/total`.
+    async fn all_ready(&self, total: usize) -> CAPTControlPlane {
+        let api = self.cps();
+        eventually(&format!("{total} Fargate profiles ready"), WAIT, || {
+            let api = api.clone();
+            async move {
+                let cp = api.get(CP).await.map_err(|e| e.to_string())?;
+                let status = cp.status.clone().unwrap_or_default();
+                let ready = status.fargate_profiles.iter().filter(|p| p.ready).count();
+                if status.fargate_profiles.len() == total && ready == total && cp.metadata.generation == status.observed_generation {
+                    Ok(cp)
+                } else {
+                    Err(format!("{:?}", status.fargate_profiles))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn patch_spec(&self, spec: serde_json::Value) {
+        self.cps().patch(CP, &PatchParams::default(), &Patch::Merge(json!({ "spec": spec }))).await.unwrap();
+    }
+}
+
+fn condition(cp: &CAPTControlPlane, type_: &str) -> (String, String, String) {
+    let c = cp.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == type_).unwrap_or_else(|| panic!("no {type_} condition"));
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+fn profile(name: &str, namespace: &str) -> serde_json::Value {
+    json!({ "name": name, "selectors": [{ "namespace": namespace }], "workspaceTemplateRef": { "name": "eks-fargate-profile" } })
+}
+
+#[tokio::test]
+async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secrets() {
+    let env = Env::start("lifecycle").await;
+    let cps = env.cps();
+
+    // The EKS cluster apply carries the default profiles and waits for the VPC secret.
+    let eks_name = names::eks_apply_name(CP);
+    let eks = eventually("EKS apply waiting for the VPC secret", WAIT, || {
+        let api = env.applies();
+        let eks_name = eks_name.clone();
+        async move {
+            let a = api.get_opt(&eks_name).await.map_err(|e| e.to_string())?.ok_or("no EKS apply yet")?;
+            let ready = a.status.as_ref().and_then(|s| find(&s.conditions, "Ready").cloned()).ok_or("no status")?;
+            if ready.reason == "WaitingForSecrets" { Ok(a) } else { Err(format!("{ready:?}")) }
+        }
+    })
+    .await;
+    let tv = eks.spec.terraform_variables.clone().unwrap();
+    assert_eq!(tv["fargate_profiles"]["kube-system"]["selectors"], json!([{ "namespace": "kube-system" }]));
+    assert_eq!(tv["fargate_profiles"]["karpenter"]["name"], json!("karpenter"));
+    let ready = find(&eks.status.as_ref().unwrap().conditions, "Ready").unwrap();
+    assert!(ready.message.as_deref().unwrap().contains("demo-cluster-vpc-connection does not exist"), "{ready:?}");
+
+    // Every profile waits, saying why; nothing is created before the cluster.
+    let cp = eventually("profiles pending on the cluster", WAIT, || {
+        let api = cps.clone();
+        async move {
+            let cp = api.get(CP).await.map_err(|e| e.to_string())?;
+            let n = cp.status.as_ref().map(|s| s.fargate_profiles.len()).unwrap_or(0);
+            if n == 4 { Ok(cp) } else { Err(format!("{n} profile statuses")) }
+        }
+    })
+    .await;
+    let status = cp.status.clone().unwrap();
+    assert_eq!(status.fargate_profiles.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["kube-system", "karpenter", "monitoring", "batch-jobs"]);
+    let monitoring = &status.fargate_profiles[2];
+    assert_eq!(monitoring.phase, Some(FargateProfilePhase::Pending));
+    assert_eq!(monitoring.failure_reason.as_deref(), Some("WaitingForCluster"));
+    assert!(monitoring.failure_message.as_deref().unwrap().contains(&eks_name), "{monitoring:?}");
+    assert_eq!(condition(&cp, "FargateProfileReady").0, "False");
+    assert_eq!(condition(&cp, "FargateProfileCreating").0, "True");
+    assert_eq!(condition(&cp, "FargateProfileFailed").0, "False");
+    assert!(env.profile_applies().await.is_empty());
+
+    // The VPC secret appears: the cluster is created, it writes the EKS secret, and the
+    // profiles follow one at a time in spec order.
+    env.create_vpc_secret().await;
+    let seen_two_unready = std::sync::atomic::AtomicBool::new(false);
+    eventually("first profile apply", WAIT, || async {
+        let applies = env.profile_applies().await;
+        let unready = applies
+            .iter()
+            .filter(|a| capt_fargate::status::apply::child_state(a) != capt_fargate::status::apply::ChildState::Ready)
+            .count();
+        seen_two_unready.fetch_or(unready > 1, std::sync::atomic::Ordering::Relaxed);
+        if applies.len() == 2 { Ok(()) } else { Err(format!("{} profile applies", applies.len())) }
+    })
+    .await;
+    assert!(!seen_two_unready.into_inner(), "two profiles were in progress at once");
+    let cp = env.all_ready(4).await;
+    assert_eq!(cp.status.as_ref().unwrap().fargate_profiles_summary.as_deref(), Some("4/4"));
+    assert_eq!(condition(&cp, "FargateProfileReady"), ("True".into(), "AllProfilesReady".into(), "4 of 4 Fargate profiles are ready".into()));
+    assert_eq!(condition(&cp, "FargateProfileCreating").0, "False");
+    assert!(cp.status.as_ref().unwrap().ready);
+    let eks_secret: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns.name);
+    let eks_secret = eks_secret.get(&names::eks_connection_secret(CP)).await.unwrap();
+    assert!(eks_secret.data.unwrap().contains_key("cluster_endpoint"));
+
+    // The profile applies and Workspaces are what the spec says.
+    let applies = env.profile_applies().await;
+    let monitoring = applies.iter().find(|a| a.name_any() == "demo-cluster-fargate-monitoring").expect("monitoring apply");
+    assert_eq!(monitoring.owner_references()[0].kind, "CAPTControlPlane");
+    let workspaces = env.workspaces().await;
+    assert_eq!(workspaces.len(), 3, "EKS + 2 profiles");
+    let ws = workspaces.iter().find(|w| w.annotations()[names::ANNOTATION_APPLY].ends_with("/demo-cluster-fargate-monitoring")).unwrap();
+    let varmap = ws.spec.for_provider.varmap.clone().unwrap();
+    assert_eq!(varmap["profile_name"], json!("monitoring"));
+    assert_eq!(varmap["selectors"][1]["labels"], json!({ "app": "prometheus" }));
+    assert_eq!(ws.spec.write_connection_secret_to_ref.as_ref().unwrap().name, "demo-cluster-fargate-monitoring-connection");
+
+    // Add a profile.
+    let mut spec_profiles = cp.spec.additional_fargate_profiles.clone().unwrap();
+    let mut list: Vec<serde_json::Value> = spec_profiles.iter().map(|p| serde_json::to_value(p).unwrap()).collect();
+    list.push(profile("analytics", "analytics"));
+    env.patch_spec(json!({ "additionalFargateProfiles": list })).await;
+    env.all_ready(5).await;
+
+    // Change a profile's selectors: it is deleted, then created again.
+    let old_uid = env.applies().get("demo-cluster-fargate-monitoring").await.unwrap().uid();
+    spec_profiles[0].selectors[0].namespace = "metrics".into();
+    let mut list: Vec<serde_json::Value> = spec_profiles.iter().map(|p| serde_json::to_value(p).unwrap()).collect();
+    list.push(profile("analytics", "analytics"));
+    env.patch_spec(json!({ "additionalFargateProfiles": list })).await;
+    eventually("monitoring replaced", WAIT, || async {
+        let a = env.applies().get_opt("demo-cluster-fargate-monitoring").await.map_err(|e| e.to_string())?.ok_or("gone")?;
+        if a.uid() != old_uid { Ok(()) } else { Err("same apply".into()) }
+    })
+    .await;
+    env.all_ready(5).await;
+    let ws = env.workspaces().await;
+    let ws = ws.iter().find(|w| w.annotations()[names::ANNOTATION_APPLY].ends_with("/demo-cluster-fargate-monitoring")).unwrap();
+    assert_eq!(ws.spec.for_provider.varmap.as_ref().unwrap()["selectors"][0]["namespace"], json!("metrics"));
+    assert!(env.provider.observations.lock().unwrap().destroys.keys().any(|k| k.starts_with("demo-cluster-fargate-monitoring")));
+
+    // Remove one.
+    let list: Vec<serde_json::Value> = vec![serde_json::to_value(&spec_profiles[0]).unwrap(), profile("analytics", "analytics")];
+    env.patch_spec(json!({ "additionalFargateProfiles": list })).await;
+    let cp = env.all_ready(4).await;
+    assert!(!cp.status.unwrap().fargate_profiles.iter().any(|p| p.name == "batch-jobs"));
+    assert!(env.applies().get_opt("demo-cluster-fargate-batch-jobs").await.unwrap().is_none());
+    assert!(!env.workspaces().await.iter().any(|w| w.name_any().starts_with("demo-cluster-fargate-batch-jobs")));
+
+    assert!(env.provider.rejections().is_empty(), "AWS would have refused: {:?}", env.provider.rejections());
+    assert_eq!(env.provider.observations.lock().unwrap().max_concurrent, 1);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_profile_stops_the_ones_after_it_and_recovers() {
+    let env = Env::start("failure").await;
+    env.create_vpc_secret().await;
+    env.all_ready(4).await;
+    env.provider.inject_failure("quota", "ResourceLimitExceededException: Fargate profile limit reached");
+    let cp = env.cps().get(CP).await.unwrap();
+    let mut list: Vec<serde_json::Value> =
+        cp.spec.additional_fargate_profiles.unwrap().iter().map(|p| serde_json::to_value(p).unwrap()).collect();
+    list.push(profile("quota", "quota"));
+    list.push(profile("after", "after"));
+    env.patch_spec(json!({ "additionalFargateProfiles": list })).await;
+
+    let cp = eventually("quota profile failed", WAIT, || async {
+        let cp = env.cps().get(CP).await.map_err(|e| e.to_string())?;
+        let s = cp.status.clone().unwrap_or_default();
+        match s.fargate_profiles.iter().find(|p| p.name == "quota") {
+            Some(p) if p.phase == Some(FargateProfilePhase::Failed) => Ok(cp),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let status = cp.status.clone().unwrap();
+    let quota = status.fargate_profiles.iter().find(|p| p.name == "quota").unwrap();
+    assert_eq!(quota.failure_reason.as_deref(), Some("ReconcileError"));
+    assert!(quota.failure_message.as_deref().unwrap().contains("ResourceLimitExceededException"), "{quota:?}");
+    let after = status.fargate_profiles.iter().find(|p| p.name == "after").unwrap();
+    assert_eq!(after.phase, Some(FargateProfilePhase::Pending));
+    assert_eq!(after.failure_reason.as_deref(), Some("BlockedByFailedProfile"));
+    let (failed, reason, message) = condition(&cp, "FargateProfileFailed");
+    assert_eq!((failed.as_str(), reason.as_str()), ("True", "ReconcileError"));
+    assert!(message.contains("quota"));
+    // The control plane itself stays ready: a profile failure is not a cluster failure.
+    assert!(status.ready);
+    assert!(env.applies().get_opt("demo-cluster-fargate-after").await.unwrap().is_none());
+
+    env.provider.clear_failure("quota");
+    let cp = env.all_ready(6).await;
+    assert_eq!(condition(&cp, "FargateProfileFailed").0, "False");
+    assert!(env.provider.rejections().is_empty(), "{:?}", env.provider.rejections());
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn children_edited_or_deleted_by_hand_are_restored_and_deletion_leaves_nothing() {
+    let env = Env::start("drift").await;
+    env.create_vpc_secret().await;
+    env.all_ready(4).await;
+
+    // Edited by hand: restored.
+    let name = "demo-cluster-fargate-monitoring";
+    let patch = json!({ "spec": { "variables": { "profile_name": "hijacked" } } });
+    env.applies().patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    eventually("edited apply restored", WAIT, || async {
+        let a = env.applies().get(name).await.map_err(|e| e.to_string())?;
+        let v = a.spec.variables.unwrap_or_default().get("profile_name").cloned().unwrap_or_default();
+        if v == "monitoring" { Ok(()) } else { Err(v) }
+    })
+    .await;
+
+    // Deleted by hand: created again.
+    let old_uid = env.applies().get(name).await.unwrap().uid();
+    env.applies().delete(name, &Default::default()).await.unwrap();
+    eventually("deleted apply recreated", WAIT, || async {
+        let a = env.applies().get_opt(name).await.map_err(|e| e.to_string())?.ok_or("not yet")?;
+        if a.uid() != old_uid { Ok(()) } else { Err("old one still there".into()) }
+    })
+    .await;
+    env.all_ready(4).await;
+
+    // Deleting the control plane deletes the profiles one at a time, then the cluster.
+    env.cps().delete(CP, &Default::default()).await.unwrap();
+    eventually("control plane gone", WAIT, || async {
+        match env.cps().get_opt(CP).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(cp) => Err(format!("finalizers {:?}", cp.finalizers())),
+        }
+    })
+    .await;
+    assert!(env.applies().list(&ListParams::default()).await.unwrap().items.is_empty(), "no apply left");
+    assert!(env.workspaces().await.is_empty(), "no Workspace left");
+    let order = env.provider.observations.lock().unwrap().destroy_order.clone();
+    assert_eq!(order.len(), 4, "{order:?}");
+    assert!(order.last().unwrap().starts_with("demo-cluster-eks-controlplane"), "cluster destroyed last: {order:?}");
+    assert!(env.provider.rejections().is_empty(), "{:?}", env.provider.rejections());
+    env.stop().await;
+}

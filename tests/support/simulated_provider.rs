@@ -1,0 +1,399 @@
+//! A simulated provider-terraform for tests: it watches Workspaces on the real API server and
+//! answers as the real provider would, with AWS and Terraform simulated.
+//!
+//! - The inline module is parsed (hcl-rs); a required variable that no `vars`, `varmap` or var
+//!   file sets fails like `terraform plan` does, and a var file's Secret must exist.
+//! - A first apply shows `Ready=False/Creating`, then `Ready=True/Available` with
+//!   `Synced=True`; errors are `Synced=False/ReconcileError` with Terraform's message shape.
+//! - Outputs go to the connection secret (strings raw, other values as JSON) and non-sensitive
+//!   ones to `status.atProvider.outputs`.
+//! - AWS's rule is enforced: while one Fargate profile of a cluster is being created or
+//!   deleted, creating or deleting another fails with ResourceInUseException. Every such
+//!   rejection is recorded, so tests can prove the operator never caused one.
+//! - Failures are injected per Workspace with the annotation [`FAIL_ANNOTATION`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+
+use capt_fargate::api::Workspace;
+use capt_fargate::api::conditions::{READY, find};
+
+/// Annotation whose value makes every apply or destroy of the Workspace fail with it.
+pub const FAIL_ANNOTATION: &str = "simulated.capt-fargate.io/fail";
+const FINALIZER: &str = "finalizer.managedresource.crossplane.io";
+const MANAGER: &str = "simulated-provider-terraform";
+
+/// A Fargate profile operation in progress on a cluster.
+#[derive(Clone, Debug)]
+struct Operation {
+    workspace: String,
+    deleting: bool,
+    started: Instant,
+}
+
+/// What the simulated provider saw and did.
+#[derive(Default)]
+pub struct Observations {
+    /// ResourceInUseException rejections: (cluster, rejected workspace, busy workspace).
+    pub rejections: Vec<(String, String, String)>,
+    /// Successful applies per Workspace.
+    pub applies: BTreeMap<String, u32>,
+    /// Destroys per Workspace.
+    pub destroys: BTreeMap<String, u32>,
+    /// Largest number of Fargate profile operations seen at once on one cluster.
+    pub max_concurrent: usize,
+    /// Workspaces in the order they were destroyed.
+    pub destroy_order: Vec<String>,
+}
+
+struct Shared {
+    client: Client,
+    /// Injected failures by Fargate profile name.
+    failures: Arc<Mutex<HashMap<String, String>>>,
+    delay: Duration,
+    operations: Mutex<HashMap<String, Vec<Operation>>>,
+    observations: Arc<Mutex<Observations>>,
+}
+
+/// A running simulated provider.
+pub struct SimulatedProvider {
+    /// What it observed.
+    pub observations: Arc<Mutex<Observations>>,
+    failures: Arc<Mutex<HashMap<String, String>>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimulatedProvider {
+    /// Starts answering for Workspaces of applies in `namespace`; each create or destroy of a
+    /// Fargate profile takes `delay`.
+    pub fn start(client: Client, namespace: &str, delay: Duration) -> Self {
+        let observations = Arc::new(Mutex::new(Observations::default()));
+        let failures = Arc::new(Mutex::new(HashMap::new()));
+        let shared = Arc::new(Shared { client: client.clone(), failures: failures.clone(), delay, operations: Mutex::default(), observations: observations.clone() });
+        let api: Api<Workspace> = Api::all(client);
+        let selector = format!("{}={}", capt_fargate::names::LABEL_APPLY_NAMESPACE, namespace);
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut rx = rx;
+            Controller::new(api, watcher::Config::default().labels(&selector))
+                .graceful_shutdown_on(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .run(reconcile, |_, _, _| Action::requeue(Duration::from_millis(200)), shared)
+                .for_each(|_| async {})
+                .await;
+        });
+        SimulatedProvider { observations, failures, stop, task }
+    }
+
+    /// Makes every apply of the Fargate profile `profile` fail with `message` (as AWS would,
+    /// e.g. a quota error) until [`Self::clear_failure`].
+    pub fn inject_failure(&self, profile: &str, message: &str) {
+        self.failures.lock().unwrap().insert(profile.into(), message.into());
+    }
+
+    /// Lets `profile` succeed again; the provider's retry picks it up.
+    pub fn clear_failure(&self, profile: &str) {
+        self.failures.lock().unwrap().remove(profile);
+    }
+
+    /// Stops it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Rejections caused by concurrent Fargate profile operations.
+    pub fn rejections(&self) -> Vec<(String, String, String)> {
+        self.observations.lock().unwrap().rejections.clone()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SimError(String);
+
+impl From<kube::Error> for SimError {
+    fn from(e: kube::Error) -> Self {
+        SimError(e.to_string())
+    }
+}
+
+/// The module's variables (name → has default) and outputs (name → sensitive).
+struct Module {
+    variables: BTreeMap<String, bool>,
+    outputs: BTreeMap<String, bool>,
+    fargate_profile: bool,
+}
+
+fn parse_module(text: &str) -> Result<Module, String> {
+    let body = hcl::parse(text).map_err(|e| format!("Error: Invalid HCL: {e}"))?;
+    let mut module = Module { variables: BTreeMap::new(), outputs: BTreeMap::new(), fargate_profile: false };
+    for block in body.blocks() {
+        let label = block.labels().first().map(|l| l.as_str().to_string()).unwrap_or_default();
+        match block.identifier() {
+            "variable" => {
+                module.variables.insert(label, block.body().attributes().any(|a| a.key() == "default"));
+            }
+            "output" => {
+                let sensitive = block
+                    .body()
+                    .attributes()
+                    .any(|a| a.key() == "sensitive" && matches!(a.expr(), hcl::Expression::Bool(true)));
+                module.outputs.insert(label, sensitive);
+            }
+            "resource" if label == "aws_eks_fargate_profile" => module.fargate_profile = true,
+            _ => {}
+        }
+    }
+    Ok(module)
+}
+
+/// Terraform-shaped error, as provider-terraform reports it in Synced=False.
+fn terraform_error(action: &str, summary: &str) -> String {
+    format!(
+        "{action} failed: cannot apply Terraform configuration: Terraform encountered an error. Summary: {summary}. To see the full error run: echo \"H4sIAAAA\" | base64 -d | gunzip"
+    )
+}
+
+fn string_input(ws: &Workspace, key: &str) -> Option<String> {
+    let fp = &ws.spec.for_provider;
+    if let Some(v) = fp.varmap.as_ref().and_then(|m| m.get(key)) {
+        return v.as_str().map(str::to_string);
+    }
+    fp.vars.iter().flatten().find(|v| v.key == key).map(|v| v.value.clone())
+}
+
+/// Names set by vars, varmap and var files; an error if a var file's Secret or key is missing.
+async fn provided_inputs(client: &Client, ws: &Workspace) -> Result<Vec<String>, String> {
+    let fp = &ws.spec.for_provider;
+    let mut names: Vec<String> = fp.vars.iter().flatten().map(|v| v.key.clone()).collect();
+    names.extend(fp.varmap.iter().flat_map(|m| m.keys().cloned()));
+    for file in fp.var_files.iter().flatten() {
+        let Some(r) = &file.secret_key_ref else { continue };
+        let secret = Api::<Secret>::namespaced(client.clone(), &r.namespace)
+            .get_opt(&r.name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("cannot get Secret {}/{} for var file: not found", r.namespace, r.name))?;
+        let data = secret.data.unwrap_or_default();
+        let bytes = data.get(&r.key).ok_or_else(|| format!("var file key {} not found in Secret {}/{}", r.key, r.namespace, r.name))?;
+        let body = hcl::parse(&String::from_utf8_lossy(&bytes.0)).map_err(|e| format!("Error: Invalid var file: {e}"))?;
+        names.extend(body.attributes().map(|a| a.key().to_string()));
+    }
+    Ok(names)
+}
+
+fn output_value(ws: &Workspace, name: &str) -> Value {
+    let cluster = string_input(ws, "cluster_name").unwrap_or_else(|| "cluster".into());
+    let profile = string_input(ws, "profile_name").unwrap_or_else(|| "profile".into());
+    let region = string_input(ws, "region").unwrap_or_else(|| "ap-northeast-1".into());
+    match name {
+        "cluster_name" => json!(cluster),
+        "cluster_endpoint" => json!(format!("https://{}.gr7.{region}.eks.amazonaws.com", capt_fargate::names::short_hash(&cluster, 16))),
+        "cluster_certificate_authority_data" => json!("TFMwdExTMUNSVWRKVGlCRFJWSlVTVVpKUTBGVVJTMHRMUzB0"),
+        "oidc_provider_arn" => json!(format!("arn:aws:iam::123456789012:oidc-provider/oidc.eks.{region}.amazonaws.com/id/SIM")),
+        "fargate_profiles" => ws.spec.for_provider.varmap.as_ref().and_then(|m| m.get("fargate_profiles")).cloned().unwrap_or(json!({})),
+        "fargate_profile_name" => json!(profile),
+        "fargate_profile_status" => json!("ACTIVE"),
+        "fargate_profile_arn" => json!(format!("arn:aws:eks:{region}:123456789012:fargateprofile/{cluster}/{profile}/sim")),
+        "pod_execution_role_arn" => json!(format!("arn:aws:iam::123456789012:role/{cluster}-{profile}-pod-exec")),
+        other => json!(format!("simulated-{other}")),
+    }
+}
+
+async fn patch_status(api: &Api<Workspace>, ws: &Workspace, status: Value) -> Result<(), SimError> {
+    let body = json!({ "apiVersion": "tf.upbound.io/v1beta1", "kind": "Workspace", "status": status });
+    api.patch_status(&ws.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await?;
+    Ok(())
+}
+
+fn condition(type_: &str, status: bool, reason: &str, message: &str, generation: Option<i64>, old: &Workspace) -> Value {
+    let status = if status { "True" } else { "False" };
+    let old_conditions = old.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let time = match find(old_conditions, type_) {
+        Some(c) if c.status == status => serde_json::to_value(&c.last_transition_time).unwrap(),
+        _ => json!(k8s_openapi::jiff::Timestamp::now().to_string()),
+    };
+    json!({ "type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": time, "observedGeneration": generation })
+}
+
+async fn fail(api: &Api<Workspace>, ws: &Workspace, message: &str) -> Result<Action, SimError> {
+    let ready = find(ws.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default(), READY).cloned();
+    let ready = match ready {
+        Some(c) => condition(READY, c.is_true(), &c.reason, c.message.as_deref().unwrap_or(""), c.observed_generation, ws),
+        None => condition(READY, false, "Creating", "", ws.metadata.generation, ws),
+    };
+    let synced = condition("Synced", false, "ReconcileError", message, ws.metadata.generation, ws);
+    patch_status(api, ws, json!({ "conditions": [ready, synced] })).await?;
+    // The real provider retries with backoff; a watch event (e.g. removing the injected
+    // failure) retries at once.
+    Ok(Action::requeue(Duration::from_secs(2)))
+}
+
+impl Shared {
+    /// Starts or continues a Fargate profile operation; Err(busy workspace) when AWS would
+    /// refuse it.
+    fn begin(&self, cluster: &str, workspace: &str, deleting: bool) -> Result<Operation, String> {
+        let mut ops = self.operations.lock().unwrap();
+        let list = ops.entry(cluster.to_string()).or_default();
+        if let Some(op) = list.iter().find(|o| o.workspace == workspace && o.deleting == deleting) {
+            return Ok(op.clone());
+        }
+        if let Some(busy) = list.iter().find(|o| o.workspace != workspace) {
+            let busy = busy.workspace.clone();
+            self.observations.lock().unwrap().rejections.push((cluster.into(), workspace.into(), busy.clone()));
+            return Err(busy);
+        }
+        list.retain(|o| o.workspace != workspace);
+        let op = Operation { workspace: workspace.into(), deleting, started: Instant::now() };
+        list.push(op.clone());
+        let mut obs = self.observations.lock().unwrap();
+        obs.max_concurrent = obs.max_concurrent.max(list.len());
+        Ok(op)
+    }
+
+    fn finish(&self, cluster: &str, workspace: &str) {
+        if let Some(list) = self.operations.lock().unwrap().get_mut(cluster) {
+            list.retain(|o| o.workspace != workspace);
+        }
+    }
+}
+
+async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, SimError> {
+    let api: Api<Workspace> = Api::all(shared.client.clone());
+    let name = ws.name_any();
+    let module = match parse_module(&ws.spec.for_provider.module) {
+        Ok(m) => m,
+        Err(e) => return fail(&api, &ws, &terraform_error("observe", &e)).await,
+    };
+    let cluster = string_input(&ws, "cluster_name").unwrap_or_default();
+    let injected = ws.annotations().get(FAIL_ANNOTATION).cloned().or_else(|| {
+        let profile = string_input(&ws, "profile_name")?;
+        shared.failures.lock().unwrap().get(&profile).cloned()
+    });
+
+    if ws.metadata.deletion_timestamp.is_some() {
+        if !ws.finalizers().iter().any(|f| f == FINALIZER) {
+            return Ok(Action::await_change());
+        }
+        if let Some(message) = injected {
+            return fail(&api, &ws, &terraform_error("delete", &message)).await;
+        }
+        let mut remaining = Duration::ZERO;
+        if module.fargate_profile {
+            match shared.begin(&cluster, &name, true) {
+                Err(busy) => {
+                    let msg = format!("ResourceInUseException: Cannot delete Fargate Profile {name} because cluster {cluster} currently has Fargate profile {busy} in status CREATING");
+                    return fail(&api, &ws, &terraform_error("delete", &msg)).await;
+                }
+                Ok(op) => remaining = shared.delay.saturating_sub(op.started.elapsed()),
+            }
+        }
+        if !remaining.is_zero() {
+            let deleting = condition(READY, false, "Deleting", "", ws.metadata.generation, &ws);
+            let synced = condition("Synced", true, "ReconcileSuccess", "", ws.metadata.generation, &ws);
+            patch_status(&api, &ws, json!({ "conditions": [deleting, synced] })).await?;
+            return Ok(Action::requeue(remaining));
+        }
+        // Destroyed: the connection secret goes with the managed resource.
+        if let Some(r) = &ws.spec.write_connection_secret_to_ref {
+            let _ = Api::<Secret>::namespaced(shared.client.clone(), &r.namespace).delete(&r.name, &Default::default()).await;
+        }
+        let finalizers: Vec<String> = ws.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } }))).await?;
+        shared.finish(&cluster, &name);
+        let mut obs = shared.observations.lock().unwrap();
+        *obs.destroys.entry(name.clone()).or_default() += 1;
+        obs.destroy_order.push(name);
+        return Ok(Action::await_change());
+    }
+
+    if !ws.finalizers().iter().any(|f| f == FINALIZER) {
+        let mut finalizers = ws.finalizers().to_vec();
+        finalizers.push(FINALIZER.into());
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } }))).await?;
+        return Ok(Action::await_change());
+    }
+    if let Some(message) = injected {
+        shared.finish(&cluster, &name);
+        return fail(&api, &ws, &terraform_error("create", &message)).await;
+    }
+    let provided = match provided_inputs(&shared.client, &ws).await {
+        Ok(p) => p,
+        Err(e) => return fail(&api, &ws, &terraform_error("observe", &e)).await,
+    };
+    if let Some(missing) = module.variables.iter().find(|(v, has_default)| !**has_default && !provided.contains(v)) {
+        let msg = format!("No value for required variable: The root module input variable \"{}\" is not set", missing.0);
+        return fail(&api, &ws, &terraform_error("create", &msg)).await;
+    }
+
+    let conditions = ws.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let up_to_date = find(conditions, READY).is_some_and(|c| c.is_true() && c.observed_generation == ws.metadata.generation)
+        && find(conditions, "Synced").is_some_and(|c| c.is_true());
+    if up_to_date {
+        return Ok(Action::await_change());
+    }
+    let first_apply = ws.status.as_ref().and_then(|s| s.at_provider.as_ref()).is_none();
+    let mut remaining = Duration::ZERO;
+    if module.fargate_profile && first_apply {
+        match shared.begin(&cluster, &name, false) {
+            Err(busy) => {
+                let msg = format!("ResourceInUseException: Cannot create Fargate Profile {name} because cluster {cluster} currently has Fargate profile {busy} in status CREATING");
+                return fail(&api, &ws, &terraform_error("create", &msg)).await;
+            }
+            Ok(op) => remaining = shared.delay.saturating_sub(op.started.elapsed()),
+        }
+    }
+    if !remaining.is_zero() {
+        let creating = condition(READY, false, "Creating", "", ws.metadata.generation, &ws);
+        let synced = condition("Synced", true, "ReconcileSuccess", "", ws.metadata.generation, &ws);
+        if find(conditions, READY).is_none_or(|c| c.reason != "Creating") {
+            patch_status(&api, &ws, json!({ "conditions": [creating, synced] })).await?;
+        }
+        return Ok(Action::requeue(remaining));
+    }
+
+    // Applied: publish outputs, then report Available.
+    let mut data = BTreeMap::new();
+    let mut public = serde_json::Map::new();
+    for (output, sensitive) in &module.outputs {
+        let value = output_value(&ws, output);
+        let bytes = match &value {
+            Value::String(s) => s.clone().into_bytes(),
+            other => other.to_string().into_bytes(),
+        };
+        data.insert(output.clone(), ByteString(bytes));
+        if !sensitive {
+            public.insert(output.clone(), value);
+        }
+    }
+    if let Some(r) = &ws.spec.write_connection_secret_to_ref {
+        let secret = Secret {
+            metadata: ObjectMeta { name: Some(r.name.clone()), namespace: Some(r.namespace.clone()), ..Default::default() },
+            type_: Some("connection.crossplane.io/v1alpha1".into()),
+            data: Some(data),
+            ..Default::default()
+        };
+        Api::<Secret>::namespaced(shared.client.clone(), &r.namespace)
+            .patch(&r.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&secret))
+            .await?;
+    }
+    let ready = condition(READY, true, "Available", "", ws.metadata.generation, &ws);
+    let synced = condition("Synced", true, "ReconcileSuccess", "", ws.metadata.generation, &ws);
+    patch_status(&api, &ws, json!({ "atProvider": { "outputs": public, "checksum": "sim" }, "conditions": [ready, synced] })).await?;
+    shared.finish(&cluster, &name);
+    *shared.observations.lock().unwrap().applies.entry(name).or_default() += 1;
+    Ok(Action::await_change())
+}
