@@ -19,8 +19,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the CAPTControlPlane and WorkspaceTemplateApply controllers.
     Run(RunArgs),
-    /// Print the CustomResourceDefinitions as YAML.
-    Crds,
+    /// Print the CustomResourceDefinitions as YAML, or write one file each into a directory.
+    Crds {
+        /// Write `<group>_<plural>.yaml` files here instead of printing.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Print the WorkspaceTemplateApplies the controller would create for a CAPTControlPlane
     /// manifest, without a cluster.
     Render {

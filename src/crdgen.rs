@@ -25,3 +25,41 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> String {
 pub fn all_yaml() -> String {
     crds().iter().map(to_yaml).collect()
 }
+
+/// Writes each CRD to `<dir>/<group>_<plural>.yaml`.
+pub fn write_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for crd in crds() {
+        std::fs::write(dir.join(file_name(&crd)), to_yaml(&crd))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_crds_match_the_types() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+        for crd in crds() {
+            let path = dir.join(file_name(&crd));
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                committed == to_yaml(&crd),
+                "{} is stale or missing; regenerate with `cargo run -- crds --dir crds`",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
+    fn crds_carry_the_cluster_api_contract_labels_and_names() {
+        let cp = crds().into_iter().find(|c| c.spec.names.kind == "CAPTControlPlane").unwrap();
+        let labels = cp.metadata.labels.unwrap();
+        assert_eq!(labels["cluster.x-k8s.io/v1beta1"], "v1beta1");
+        assert_eq!(cp.spec.names.categories.unwrap(), ["cluster-api", "capt"]);
+        let wta = crds().into_iter().find(|c| c.spec.names.kind == "WorkspaceTemplateApply").unwrap();
+        assert_eq!(wta.spec.names.short_names.unwrap(), ["wtapply"]);
+    }
+}

@@ -8,10 +8,11 @@ use capt_fargate::cli::{Cli, Command};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Crds => {
+        Command::Crds { dir: None } => {
             print!("{}", capt_fargate::crdgen::all_yaml());
             Ok(())
         }
+        Command::Crds { dir: Some(dir) } => capt_fargate::crdgen::write_dir(&dir).map_err(|e| e.to_string()),
         Command::Render { file, namespace } => capt_fargate::render::manifest::render_file(&file, &namespace)
             .map(|yaml| print!("{yaml}"))
             .map_err(|e| e.to_string()),

@@ -688,23 +688,43 @@ fn the_checks_report_broken_contracts() {
     assert!(problems[2].contains("pod_execution_role_arn"), "{problems:#?}");
 }
 
-/// `controlPlaneConfig` and its `endpointAccess` are optional in the CRD, and the eks-controlplane
-/// module is written to tolerate their absence (defaults for the endpoint flags, a region check
-/// that ignores an unresolved value). The rendered Workspace must then still be producible.
+/// `controlPlaneConfig`, its `endpointAccess` and each of `public`/`private` are optional in the
+/// CRD, and the eks-controlplane module is written to tolerate their absence (defaults for the
+/// endpoint flags, a region check that skips a value that is not a region). A control plane that
+/// leaves them out must still get a Workspace that Terraform accepts.
 #[test]
 fn control_plane_without_optional_settings_renders_with_the_eks_template() {
+    use capt_fargate::api::EndpointAccess;
+
     let templates = shipped_templates();
-    let mut cp = sample_control_plane();
+    let secrets = sample_secrets();
+    let base = sample_control_plane();
+    let region = base.spec.control_plane_config.clone().expect("the sample sets controlPlaneConfig");
+
+    let mut variants: Vec<(&str, CAPTControlPlane)> = Vec::new();
+    let mut cp = base.clone();
+    cp.spec.control_plane_config.as_mut().unwrap().endpoint_access = Some(EndpointAccess { public: Some(true), ..Default::default() });
+    variants.push(("endpointAccess with only public", cp));
+    let mut cp = base.clone();
+    cp.spec.control_plane_config = Some(capt_fargate::api::ControlPlaneConfig { endpoint_access: None, ..region });
+    variants.push(("controlPlaneConfig without endpointAccess", cp));
+    let mut cp = base.clone();
     cp.spec.control_plane_config = None;
-    cp.spec.additional_tags = None;
-    let apply = render::eks::render(&cp);
-    let (file, template) = template(&templates, &apply.spec.template_ref.name);
-    let result = render::workspace::render(&apply, template, "ws-name");
-    assert!(
-        result.is_ok(),
-        "{file}: a CAPTControlPlane without spec.controlPlaneConfig cannot get a Workspace: {}",
-        result.unwrap_err()
-    );
-    let spec = result.unwrap();
-    assert_contract(&format!("{file} without controlPlaneConfig"), &module_body(file, template), &inputs_of(&spec, &sample_secrets()));
+    variants.push(("no controlPlaneConfig", cp));
+
+    let mut failures = Vec::new();
+    for (variant, cp) in &variants {
+        let apply = render::eks::render(cp);
+        let (file, template) = template(&templates, &apply.spec.template_ref.name);
+        match render::workspace::render(&apply, template, "ws-name") {
+            Err(e) => failures.push(format!("{variant}: {file} cannot be rendered: {e}")),
+            Ok(spec) => {
+                let findings = check_inputs(&module_body(file, template), &inputs_of(&spec, &secrets));
+                for error in findings.errors() {
+                    failures.push(format!("{variant}: {file}: {error}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "control planes the CRD accepts get no working EKS Workspace:\n  - {}", failures.join("\n  - "));
 }
