@@ -60,17 +60,15 @@ pub fn render(cp: &CAPTControlPlane) -> WorkspaceTemplateApply {
         ("vpc_connection_secret_name".to_string(), vpc_name.clone()),
         ("vpc_connection_secret_namespace".to_string(), vpc_ns.clone()),
     ]);
-    if let Some(config) = &cp.spec.control_plane_config {
-        variables.insert("region".into(), config.region.clone());
-        if let Some(access) = &config.endpoint_access {
-            if let Some(public) = access.public {
-                variables.insert("endpoint_public_access".into(), public.to_string());
-            }
-            if let Some(private) = access.private {
-                variables.insert("endpoint_private_access".into(), private.to_string());
-            }
-        }
-    }
+    // Always set, with EKS's own defaults, so that templates can reference them unconditionally.
+    let config = cp.spec.control_plane_config.as_ref();
+    let access = config.and_then(|c| c.endpoint_access.as_ref());
+    let region = config.map(|c| c.region.clone()).unwrap_or_default();
+    let public = access.and_then(|a| a.public).unwrap_or(true);
+    let private = access.and_then(|a| a.private).unwrap_or(false);
+    variables.insert("region".into(), region);
+    variables.insert("endpoint_public_access".into(), public.to_string());
+    variables.insert("endpoint_private_access".into(), private.to_string());
     let tags = cp.spec.additional_tags.clone().unwrap_or_default();
     for (key, value) in &tags {
         variables.insert(format!("tags_{key}"), value.clone());
@@ -175,6 +173,15 @@ additionalTags: { env: demo }
         assert_eq!(wait[0].keys.as_deref(), Some(&["vpc_config".to_string()][..]));
         let owner = &wta.metadata.owner_references.unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.controller), ("CAPTControlPlane", Some(true)));
+    }
+
+    #[test]
+    fn endpoint_and_region_variables_are_always_set() {
+        let cp = control_plane("version: \"1.31\"\nworkspaceTemplateRef: { name: eks }\n");
+        let vars = render(&cp).spec.variables.unwrap();
+        assert_eq!(vars["region"], "");
+        assert_eq!(vars["endpoint_public_access"], "true");
+        assert_eq!(vars["endpoint_private_access"], "false");
     }
 
     #[test]
