@@ -9,6 +9,7 @@ pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod names;
+pub mod rbac;
 pub mod render;
 pub mod run;
 pub mod server;
