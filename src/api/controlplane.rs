@@ -57,8 +57,10 @@ pub struct CAPTControlPlaneSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_plane_config: Option<ControlPlaneConfig>,
 
-    /// Tags added to the AWS resources; each becomes the variable `tags_<key>` of the EKS workspace.
+    /// Tags added to the AWS resources; each becomes the variable `tags_<key>` of the EKS
+    /// workspace and is merged into every Fargate profile's tags (AWS limits apply).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::aws_tags")]
     pub additional_tags: Option<BTreeMap<String, String>>,
 
     /// Endpoint of the API server; written by the controller once the cluster is ready.
