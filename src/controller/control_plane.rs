@@ -17,7 +17,7 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, remove_finalizer};
+use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, missing_secret_keys, remove_finalizer};
 use crate::api::conditions::READY;
 use crate::api::{
     CAPTControlPlane, CAPTControlPlaneStatus, ControlPlanePhase, FargateProfilePhase, FargateProfileStatus,
@@ -134,17 +134,8 @@ async fn cluster_gate(cp: &CAPTControlPlane, ctx: &Context, eks_apply: &str, eks
     ];
     let mut missing = Vec::new();
     for (ns, name, keys) in required {
-        // Only key names are looked at; values are never read or logged.
-        match Api::<Secret>::namespaced(ctx.client.clone(), &ns).get_opt(&name).await? {
-            None => missing.push(format!("secret {ns}/{name} does not exist")),
-            Some(secret) => {
-                let data = secret.data.unwrap_or_default();
-                let absent: Vec<&str> = keys.iter().copied().filter(|k| !data.contains_key(*k)).collect();
-                if !absent.is_empty() {
-                    missing.push(format!("secret {ns}/{name} lacks keys {}", absent.join(", ")));
-                }
-            }
-        }
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        missing.extend(missing_secret_keys(&ctx.client, &ns, &name, &keys).await?);
     }
     Ok(if missing.is_empty() { ClusterGate::Open } else { ClusterGate::Waiting(format!("waiting for {}", missing.join("; "))) })
 }

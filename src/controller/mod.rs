@@ -5,6 +5,7 @@ pub mod workspace_apply;
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -114,4 +115,15 @@ pub enum Cleanup {
     Done,
     /// Something is still being deleted; a watch event will bring the object back.
     Waiting,
+}
+
+/// What is missing of Secret `namespace/name` and its `keys`, or None when it is complete.
+/// Only key names are looked at: values are never read into messages or logs.
+pub async fn missing_secret_keys(client: &Client, namespace: &str, name: &str, keys: &[String]) -> Result<Option<String>> {
+    let Some(secret) = Api::<Secret>::namespaced(client.clone(), namespace).get_opt(name).await? else {
+        return Ok(Some(format!("secret {namespace}/{name} does not exist")));
+    };
+    let data = secret.data.unwrap_or_default();
+    let absent: Vec<&str> = keys.iter().filter(|k| !data.contains_key(*k)).map(String::as_str).collect();
+    Ok((!absent.is_empty()).then(|| format!("secret {namespace}/{name} lacks keys {}", absent.join(", "))))
 }

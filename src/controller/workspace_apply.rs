@@ -21,7 +21,7 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, remove_finalizer};
+use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, missing_secret_keys, remove_finalizer};
 use crate::api::conditions::{READY, SYNCED};
 use crate::api::workspace::WorkspaceSpec;
 use crate::api::{Workspace, WorkspaceTemplate, WorkspaceTemplateApply, WorkspaceTemplateApplyStatus};
@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::names::{self, APPLY_FINALIZER, FIELD_MANAGER};
 use crate::render;
 use crate::status::apply::{mirror_workspace, reason};
-use crate::status::conditions::{Desired, merge_xp};
+use crate::status::conditions::{Desired, merge};
 
 const CONTROLLER: &str = "workspacetemplateapply";
 /// Safety-net resync; all progress is driven by watches.
@@ -129,17 +129,8 @@ fn owned_by(ws: &Workspace, apply: &WorkspaceTemplateApply) -> bool {
 async fn missing_secrets(ctx: &Context, apply: &WorkspaceTemplateApply) -> Result<Option<String>> {
     let mut missing = Vec::new();
     for req in apply.spec.wait_for_secrets.iter().flatten() {
-        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &req.namespace);
-        match api.get_opt(&req.name).await? {
-            None => missing.push(format!("secret {}/{} does not exist", req.namespace, req.name)),
-            Some(secret) => {
-                let data = secret.data.unwrap_or_default();
-                let absent: Vec<&str> = req.keys.iter().flatten().filter(|k| !data.contains_key(*k)).map(String::as_str).collect();
-                if !absent.is_empty() {
-                    missing.push(format!("secret {}/{} lacks keys {}", req.namespace, req.name, absent.join(", ")));
-                }
-            }
-        }
+        let keys = req.keys.clone().unwrap_or_default();
+        missing.extend(missing_secret_keys(&ctx.client, &req.namespace, &req.name, &keys).await?);
     }
     Ok((!missing.is_empty()).then(|| format!("waiting for {}", missing.join("; "))))
 }
@@ -284,7 +275,7 @@ async fn write_status(
         applied: old.applied || ws.is_some(),
         last_applied_time: if written { Some(now.clone()) } else { old.last_applied_time.clone() },
         last_applied_hash: if written { ws.map(|w| spec_hash(&w.spec)) } else { old.last_applied_hash.clone() },
-        conditions: merge_xp(&old.conditions, &desired, apply.metadata.generation, &now),
+        conditions: merge(&old.conditions, &desired, apply.metadata.generation, &now),
         observed_generation: apply.metadata.generation,
     };
     if new != old {

@@ -29,52 +29,76 @@ fn status_str(status: bool) -> String {
     if status { "True" } else { "False" }.to_string()
 }
 
-/// metav1 conditions for `desired`, keeping the transition time of unchanged statuses from
-/// `old` and keeping conditions of other types (owned by someone else) as they are.
-pub fn merge(old: &[Condition], desired: &[Desired], generation: Option<i64>, now: &Time) -> Vec<Condition> {
-    let mut out: Vec<Condition> =
-        old.iter().filter(|c| !desired.iter().any(|d| d.type_ == c.type_)).cloned().collect();
-    for d in desired {
-        let status = status_str(d.status);
-        let previous = old.iter().find(|c| c.type_ == d.type_);
-        let last_transition_time = match previous {
-            Some(p) if p.status == status => p.last_transition_time.clone(),
-            _ => now.clone(),
-        };
-        out.push(Condition {
+/// What [`merge`] needs to know about a condition type.
+pub trait ConditionLike: Clone {
+    /// Condition type.
+    fn type_(&self) -> &str;
+    /// "True" or "False".
+    fn status(&self) -> &str;
+    /// When the status last changed.
+    fn last_transition_time(&self) -> &Time;
+    /// Builds one from its parts.
+    fn build(desired: &Desired, status: String, last_transition_time: Time, generation: Option<i64>) -> Self;
+}
+
+impl ConditionLike for Condition {
+    fn type_(&self) -> &str {
+        &self.type_
+    }
+    fn status(&self) -> &str {
+        &self.status
+    }
+    fn last_transition_time(&self) -> &Time {
+        &self.last_transition_time
+    }
+    fn build(d: &Desired, status: String, last_transition_time: Time, generation: Option<i64>) -> Self {
+        Condition {
             type_: d.type_.to_string(),
             status,
             reason: d.reason.clone(),
             message: d.message.clone(),
             last_transition_time,
             observed_generation: generation,
-        });
+        }
     }
-    out.sort_by(|a, b| a.type_.cmp(&b.type_));
-    out
 }
 
-/// The same for crossplane-style conditions.
-pub fn merge_xp(old: &[XpCondition], desired: &[Desired], generation: Option<i64>, now: &Time) -> Vec<XpCondition> {
-    let mut out: Vec<XpCondition> =
-        old.iter().filter(|c| !desired.iter().any(|d| d.type_ == c.type_)).cloned().collect();
-    for d in desired {
-        let status = status_str(d.status);
-        let previous = old.iter().find(|c| c.type_ == d.type_);
-        let last_transition_time = match previous {
-            Some(p) if p.status == status => p.last_transition_time.clone(),
-            _ => now.clone(),
-        };
-        out.push(XpCondition {
+impl ConditionLike for XpCondition {
+    fn type_(&self) -> &str {
+        &self.type_
+    }
+    fn status(&self) -> &str {
+        &self.status
+    }
+    fn last_transition_time(&self) -> &Time {
+        &self.last_transition_time
+    }
+    fn build(d: &Desired, status: String, last_transition_time: Time, generation: Option<i64>) -> Self {
+        XpCondition {
             type_: d.type_.to_string(),
             status,
             reason: d.reason.clone(),
+            // Crossplane conditions carry no empty messages.
             message: (!d.message.is_empty()).then(|| d.message.clone()),
             last_transition_time,
             observed_generation: generation,
-        });
+        }
     }
-    out.sort_by(|a, b| a.type_.cmp(&b.type_));
+}
+
+/// Conditions for `desired`, keeping the transition time of unchanged statuses from `old` and
+/// keeping conditions of other types (owned by someone else) as they are; sorted by type.
+pub fn merge<C: ConditionLike>(old: &[C], desired: &[Desired], generation: Option<i64>, now: &Time) -> Vec<C> {
+    let mut out: Vec<C> = old.iter().filter(|c| !desired.iter().any(|d| d.type_ == c.type_())).cloned().collect();
+    for d in desired {
+        let status = status_str(d.status);
+        let last_transition_time = match old.iter().find(|c| c.type_() == d.type_) {
+            Some(p) if p.status() == status => p.last_transition_time().clone(),
+            _ => now.clone(),
+        };
+        out.push(C::build(d, status, last_transition_time, generation));
+    }
+    out.sort_by(|a, b| a.type_().cmp(b.type_()));
     out
 }
 
@@ -89,7 +113,7 @@ mod tests {
 
     #[test]
     fn transition_time_moves_only_when_status_flips() {
-        let first = merge(&[], &[Desired::new("A", false, "Creating", "m1")], Some(1), &at(10));
+        let first: Vec<Condition> = merge(&[], &[Desired::new("A", false, "Creating", "m1")], Some(1), &at(10));
         let same = merge(&first, &[Desired::new("A", false, "Waiting", "m2")], Some(2), &at(20));
         assert_eq!(same[0].last_transition_time, at(10));
         assert_eq!((same[0].reason.as_str(), same[0].message.as_str()), ("Waiting", "m2"));
@@ -102,16 +126,17 @@ mod tests {
     #[test]
     fn recomputing_the_same_state_is_a_fixed_point() {
         let desired = [Desired::new("B", true, "R", "m"), Desired::new("A", false, "R", "m")];
-        let once = merge(&[], &desired, Some(1), &at(1));
+        let once: Vec<Condition> = merge(&[], &desired, Some(1), &at(1));
         assert_eq!(merge(&once, &desired, Some(1), &at(99)), once);
-        let xp = merge_xp(&[], &desired, Some(1), &at(1));
-        assert_eq!(merge_xp(&xp, &desired, Some(1), &at(99)), xp);
+        let xp: Vec<XpCondition> = merge(&[], &desired, Some(1), &at(1));
+        assert_eq!(merge(&xp, &desired, Some(1), &at(99)), xp);
+        assert_eq!(xp[0].message.as_deref(), Some("m"));
         assert_eq!(once.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), ["A", "B"]);
     }
 
     #[test]
     fn conditions_of_other_types_are_kept() {
-        let other = merge(&[], &[Desired::new("Other", true, "X", "x")], None, &at(1));
+        let other: Vec<Condition> = merge(&[], &[Desired::new("Other", true, "X", "x")], None, &at(1));
         let out = merge(&other, &[Desired::new("Mine", true, "Y", "y")], None, &at(2));
         assert_eq!(out.len(), 2);
     }
