@@ -1,3 +1,149 @@
 //! The permissions the operator's code uses, as (API group, resource, verbs). The Helm chart's
 //! ClusterRole must grant exactly these; a test compares them and runs the operator with the
 //! chart's ServiceAccount to prove they are enough.
+//!
+//! Where each comes from:
+//! - `list`/`watch`: the controllers' watches (`Controller::new`, `owns`, `watches`); the
+//!   Secret watch is metadata-only but still needs `list`/`watch` on `secrets`.
+//! - `get`: `get_opt` of applies, templates, Workspaces and Secrets (key names only).
+//! - `patch` + `create`: server-side apply of applies and Workspaces. An apply that creates the
+//!   object is authorized as `patch` *and* `create` by the API server, so both are needed.
+//! - `patch` on `/status`: status is written with server-side apply on the status subresource.
+//! - `patch` on the main resource of CAPTControlPlane: adding and removing the finalizer.
+//! - `update` on `captcontrolplanes/finalizers`: the applies' owner reference sets
+//!   `blockOwnerDeletion`, which clusters running the `OwnerReferencesPermissionEnforcement`
+//!   admission plugin only allow to users who may update the owner's finalizers.
+//! - `delete`: Fargate profile applies, the EKS apply on teardown, and Workspaces on cleanup.
+//! - `events.k8s.io` `create`/`patch`: kube's `Recorder` creates an Event and patches it when
+//!   the same event repeats.
+
+/// One RBAC rule: `verbs` on `resource` (optionally `resource/subresource`) in API `group`
+/// (`""` is the core group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// API group; `""` for the core group.
+    pub group: &'static str,
+    /// Plural resource name, with `/subresource` where it applies to one.
+    pub resource: &'static str,
+    /// Verbs, sorted.
+    pub verbs: &'static [&'static str],
+}
+
+impl Rule {
+    /// Whether the resource is cluster-scoped (needs a ClusterRole even when the operator
+    /// watches one namespace).
+    pub fn cluster_scoped(&self) -> bool {
+        CLUSTER_SCOPED.contains(&(self.group, self.resource))
+    }
+}
+
+/// Cluster-scoped resources among [`RULES`].
+const CLUSTER_SCOPED: &[(&str, &str)] = &[("tf.upbound.io", "workspaces")];
+
+/// What the two controllers need.
+pub const RULES: &[Rule] = &[
+    Rule { group: "controlplane.cluster.x-k8s.io", resource: "captcontrolplanes", verbs: &["get", "list", "patch", "watch"] },
+    Rule { group: "controlplane.cluster.x-k8s.io", resource: "captcontrolplanes/status", verbs: &["patch"] },
+    Rule { group: "controlplane.cluster.x-k8s.io", resource: "captcontrolplanes/finalizers", verbs: &["update"] },
+    Rule {
+        group: "infrastructure.cluster.x-k8s.io",
+        resource: "workspacetemplateapplies",
+        verbs: &["create", "delete", "get", "list", "patch", "watch"],
+    },
+    Rule { group: "infrastructure.cluster.x-k8s.io", resource: "workspacetemplateapplies/status", verbs: &["patch"] },
+    Rule { group: "infrastructure.cluster.x-k8s.io", resource: "workspacetemplates", verbs: &["get", "list", "watch"] },
+    Rule { group: "tf.upbound.io", resource: "workspaces", verbs: &["create", "delete", "get", "list", "patch", "watch"] },
+    Rule { group: "", resource: "secrets", verbs: &["get", "list", "watch"] },
+    Rule { group: "events.k8s.io", resource: "events", verbs: &["create", "patch"] },
+];
+
+/// What leader election needs, in the Lease's namespace only: kube-lease-manager reads the
+/// Lease, creates it when missing, and takes or renews it with patches.
+pub const LEADER_ELECTION_RULES: &[Rule] = &[Rule { group: "coordination.k8s.io", resource: "leases", verbs: &["create", "get", "patch"] }];
+
+/// Every (group, resource, verb) of `rules`.
+pub fn triples(rules: &[Rule]) -> impl Iterator<Item = (&'static str, &'static str, &'static str)> + '_ {
+    rules.iter().flat_map(|r| r.verbs.iter().map(move |v| (r.group, r.resource, *v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+
+    const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+
+    fn all() -> impl Iterator<Item = &'static Rule> {
+        RULES.iter().chain(LEADER_ELECTION_RULES)
+    }
+
+    #[test]
+    fn one_rule_per_resource_with_sorted_known_verbs() {
+        let mut seen = BTreeSet::new();
+        for rule in all() {
+            assert!(seen.insert((rule.group, rule.resource)), "{}/{} listed twice", rule.group, rule.resource);
+            assert!(!rule.verbs.is_empty(), "{rule:?} has no verbs");
+            assert!(rule.verbs.windows(2).all(|w| w[0] < w[1]), "{rule:?}: verbs must be sorted and unique");
+            assert!(rule.verbs.iter().all(|v| VERBS.contains(v)), "{rule:?}: unknown verb");
+        }
+    }
+
+    #[test]
+    fn status_is_written_through_the_status_subresource() {
+        for kind in ["captcontrolplanes", "workspacetemplateapplies"] {
+            let status = RULES.iter().find(|r| r.resource == format!("{kind}/status")).unwrap_or_else(|| panic!("{kind}/status missing"));
+            assert_eq!(status.verbs, ["patch"]);
+        }
+    }
+
+    #[test]
+    fn nothing_is_granted_beyond_what_the_code_does() {
+        let granted: BTreeSet<_> = triples(RULES).collect();
+        // Secrets are only read (key names); the user's CAPTControlPlane is never replaced or deleted.
+        for (group, resource, verb) in [
+            ("", "secrets", "create"),
+            ("", "secrets", "patch"),
+            ("", "secrets", "delete"),
+            ("controlplane.cluster.x-k8s.io", "captcontrolplanes", "update"),
+            ("controlplane.cluster.x-k8s.io", "captcontrolplanes", "delete"),
+            ("controlplane.cluster.x-k8s.io", "captcontrolplanes", "create"),
+            ("infrastructure.cluster.x-k8s.io", "workspacetemplates", "patch"),
+        ] {
+            assert!(!granted.contains(&(group, resource, verb)), "{verb} {group}/{resource} must not be granted");
+        }
+        assert!(!RULES.iter().any(|r| r.group == "coordination.k8s.io"), "leases belong to LEADER_ELECTION_RULES");
+        assert!(RULES.iter().all(|r| !r.verbs.contains(&"*") && r.resource != "*"));
+    }
+
+    #[test]
+    fn only_workspaces_are_cluster_scoped() {
+        let cluster: Vec<_> = all().filter(|r| r.cluster_scoped()).map(|r| r.resource).collect();
+        assert_eq!(cluster, ["workspaces"]);
+    }
+
+    /// The chart installs CRDs from its own copy (Helm cannot read files outside the chart).
+    #[test]
+    fn chart_crds_match_the_generated_crds() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read_dir = |dir: &Path| -> Vec<(String, String)> {
+            let mut files: Vec<_> = std::fs::read_dir(dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+                .collect();
+            files.sort();
+            files
+        };
+        let generated = read_dir(&root.join("crds"));
+        let chart = read_dir(&root.join("config/helm/capt-fargate/files/crds"));
+        assert!(!generated.is_empty());
+        assert!(
+            generated == chart,
+            "config/helm/capt-fargate/files/crds is stale; refresh it with \
+             `rm config/helm/capt-fargate/files/crds/*.yaml && cp crds/*.yaml config/helm/capt-fargate/files/crds/`"
+        );
+    }
+}

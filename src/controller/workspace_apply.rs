@@ -229,7 +229,10 @@ async fn blocked(apply: &WorkspaceTemplateApply, ctx: &Context, ws: Option<&Work
     if !has_condition(apply, SYNCED, false, why) {
         ctx.event(apply, EventType::Warning, why, message.clone()).await;
     }
-    let extra = vec![Desired::new(SYNCED, false, why, message)];
+    let mut extra = vec![Desired::new(SYNCED, false, why, message.clone())];
+    if ws.is_none() {
+        extra.push(Desired::new(READY, false, why, message));
+    }
     write_status(apply, ctx, ws, extra, false).await
 }
 
