@@ -37,7 +37,8 @@ const RESYNC: Duration = Duration::from_secs(600);
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let control_planes: Api<CAPTControlPlane> = ctx.scoped_api();
-    let applies: Api<WorkspaceTemplateApply> = ctx.scoped_api();
+    // Only owner references are needed to map a child to its parent: watch metadata.
+    let applies: Api<PartialObjectMeta<WorkspaceTemplateApply>> = ctx.scoped_api();
     let secrets: Api<PartialObjectMeta<Secret>> = ctx.scoped_api();
 
     let controller = Controller::new(control_planes, watcher::Config::default().any_semantic());

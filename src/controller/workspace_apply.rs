@@ -38,9 +38,10 @@ const RESYNC: Duration = Duration::from_secs(600);
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let applies: Api<WorkspaceTemplateApply> = ctx.scoped_api();
-    let workspaces: Api<Workspace> = Api::all(ctx.client.clone());
+    // The related objects are only mapped to applies by name and annotations: metadata suffices.
+    let workspaces: Api<PartialObjectMeta<Workspace>> = Api::all(ctx.client.clone());
     let secrets: Api<PartialObjectMeta<Secret>> = ctx.scoped_api();
-    let templates: Api<WorkspaceTemplate> = ctx.scoped_api();
+    let templates: Api<PartialObjectMeta<WorkspaceTemplate>> = ctx.scoped_api();
 
     let controller = Controller::new(applies, watcher::Config::default().any_semantic());
     let store = controller.store();
@@ -60,7 +61,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 }
 
 /// The apply a Workspace belongs to, from the annotation written when it was created.
-fn apply_of_workspace(ws: Workspace) -> Option<ObjectRef<WorkspaceTemplateApply>> {
+fn apply_of_workspace(ws: PartialObjectMeta<Workspace>) -> Option<ObjectRef<WorkspaceTemplateApply>> {
     let (ns, name) = ws.annotations().get(names::ANNOTATION_APPLY)?.split_once('/')?;
     Some(ObjectRef::new(name).within(ns))
 }
@@ -77,7 +78,7 @@ fn applies_waiting_for(store: &Store<WorkspaceTemplateApply>, secret: &PartialOb
 }
 
 /// Applies that use a WorkspaceTemplate.
-fn applies_using(store: &Store<WorkspaceTemplateApply>, template: &WorkspaceTemplate) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
+fn applies_using(store: &Store<WorkspaceTemplateApply>, template: &PartialObjectMeta<WorkspaceTemplate>) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
     let (ns, name) = (template.namespace().unwrap_or_default(), template.name_any());
     store
         .state()
