@@ -69,6 +69,14 @@ impl Default for Metrics {
         registry.register("reconcile_errors", "Reconciles that failed, by error kind", failures.clone());
         registry.register("reconcile_duration_seconds", "Duration of reconciles", duration.clone());
         registry.register("fargate_profiles", "Fargate profiles by phase", profiles.clone());
+        // Every series exists from the start, so dashboards and alerts see zeros, not gaps.
+        for controller in ["controlplane", "workspacetemplateapply"] {
+            let _ = reconciles.get_or_create(&ControllerLabel { controller });
+            let _ = duration.get_or_create(&ControllerLabel { controller });
+        }
+        for (_, phase) in PHASES {
+            let _ = profiles.get_or_create(&PhaseLabel { phase });
+        }
         Metrics { registry, reconciles, failures, duration, profiles, per_control_plane: Mutex::default() }
     }
 }

@@ -9,13 +9,17 @@ use futures::FutureExt;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::cli::{LogFormat, RunArgs};
 use crate::controller::{self, Context};
 use crate::leader::{self, Election};
 use crate::metrics::Metrics;
 use crate::server::{self, ServerState};
+
+/// How long running reconciles may take to finish after SIGTERM (Kubernetes waits 30 s by
+/// default before it kills the pod).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// Why `run` stopped.
 #[derive(Debug, thiserror::Error)]
@@ -136,16 +140,27 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .shared()
     };
     let shutdown = futures::future::select(stopped.clone(), lost.clone()).map(|_| ()).shared();
-    tokio::join!(
+    let controllers = futures::future::join(
         controller::control_plane::run(ctx.clone(), shutdown.clone()),
-        controller::workspace_apply::run(ctx, shutdown),
+        controller::workspace_apply::run(ctx, shutdown.clone()),
     );
+    // Running reconciles get a bounded time to finish: one stuck on an unreachable API server
+    // must not keep the pod alive until the kubelet kills it.
+    let deadline = async {
+        shutdown.await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        _ = controllers => {}
+        _ = deadline => warn!(grace = ?SHUTDOWN_GRACE, "reconciles still running at the end of the grace period; exiting"),
+    }
     ready.store(false, Ordering::Relaxed);
     if lost.now_or_never().is_some() && !*stop_rx.borrow() {
         error!("lost leadership");
         return Err(RunError::LostLease);
     }
-    let _ = server.await;
+    // Idle keep-alive connections (a metrics scraper) must not hold the exit either.
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
     info!("stopped");
     Ok(())
 }

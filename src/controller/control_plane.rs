@@ -15,7 +15,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, missing_secret_keys, remove_finalizer};
 use crate::api::conditions::READY;
@@ -48,11 +48,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .watches(secrets, watcher::Config::default().any_semantic(), move |s| control_planes_reading(&store, &s))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                warn!(controller = CONTROLLER, error = %e, "reconcile failed");
-            }
-        })
+        .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
         .await;
 }
 

@@ -127,3 +127,17 @@ pub async fn missing_secret_keys(client: &Client, namespace: &str, name: &str, k
     let absent: Vec<&str> = keys.iter().filter(|k| !data.contains_key(*k)).map(String::as_str).collect();
     Ok((!absent.is_empty()).then(|| format!("secret {namespace}/{name} lacks keys {}", absent.join(", "))))
 }
+
+/// Logs a failed reconcile. An object that left the cache before its turn came
+/// (`ObjectNotFound`) is normal after deletions and not worth a warning.
+pub fn log_failure<K, E, W>(controller: &str, result: Result<(kube::runtime::reflector::ObjectRef<K>, kube::runtime::controller::Action), kube::runtime::controller::Error<E, W>>)
+where
+    K: Resource,
+    E: std::error::Error,
+    W: std::error::Error,
+{
+    match result {
+        Ok(_) | Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
+        Err(e) => warn!(controller, error = %e, "reconcile failed"),
+    }
+}

@@ -19,7 +19,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, missing_secret_keys, remove_finalizer};
 use crate::api::conditions::{READY, SYNCED};
@@ -47,17 +47,23 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let store = controller.store();
     let (by_secret, by_template) = (store.clone(), store);
     controller
-        .watches(workspaces, watcher::Config::default().labels(names::LABEL_APPLY_UID), apply_of_workspace)
+        .watches(workspaces, workspace_watch_config(ctx.namespace.as_deref()), apply_of_workspace)
         .watches(secrets, watcher::Config::default().any_semantic(), move |s| applies_waiting_for(&by_secret, &s))
         .watches(templates, watcher::Config::default().any_semantic(), move |t| applies_using(&by_template, &t))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                warn!(controller = CONTROLLER, error = %e, "reconcile failed");
-            }
-        })
+        .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
         .await;
+}
+
+/// Workspaces created by this operator; when it watches one namespace, only that namespace's.
+/// Workspaces are cluster-scoped, so the namespace is a label.
+fn workspace_watch_config(namespace: Option<&str>) -> watcher::Config {
+    let selector = match namespace {
+        Some(ns) => format!("{},{}={}", names::LABEL_APPLY_UID, names::LABEL_APPLY_NAMESPACE, names::label_value(ns)),
+        None => names::LABEL_APPLY_UID.to_string(),
+    };
+    watcher::Config::default().labels(&selector)
 }
 
 /// The apply a Workspace belongs to, from the annotation written when it was created.

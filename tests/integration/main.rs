@@ -7,4 +7,7 @@ mod support;
 mod cluster_is_real;
 mod crd_validation;
 mod lifecycle;
+mod rbac;
 mod terraform_modules;
+mod workspace_apply;
+mod cli;
