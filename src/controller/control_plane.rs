@@ -46,6 +46,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     controller
         .owns(applies, watcher::Config::default().labels(names::LABEL_CONTROL_PLANE).any_semantic())
         .watches(secrets, watcher::Config::default().any_semantic(), move |s| control_planes_reading(&store, &s))
+        .trigger_backoff(super::WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move { super::log_failure(CONTROLLER, result) })

@@ -32,6 +32,8 @@ use crate::status::apply::{mirror_workspace, reason};
 use crate::status::conditions::{Desired, merge};
 
 const CONTROLLER: &str = "workspacetemplateapply";
+/// Condition type: the WorkspaceTemplate exists (informational; never a failure by itself).
+const TEMPLATE_AVAILABLE: &str = "TemplateAvailable";
 /// Safety-net resync; all progress is driven by watches.
 const RESYNC: Duration = Duration::from_secs(600);
 
@@ -50,6 +52,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .watches(workspaces, workspace_watch_config(ctx.namespace.as_deref()), apply_of_workspace)
         .watches(secrets, watcher::Config::default().any_semantic(), move |s| applies_waiting_for(&by_secret, &s))
         .watches(templates, watcher::Config::default().any_semantic(), move |t| applies_using(&by_template, &t))
+        .trigger_backoff(super::WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
@@ -196,6 +199,15 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, ctx: &Context) -> Resul
             "WorkspaceTemplate {template_ns}/{} not found; create it or fix spec.templateRef",
             apply.spec.template_ref.name
         );
+        // An applied Workspace keeps working without its template: it is only frozen. That
+        // is a warning, not a failure of what already exists.
+        if existing.is_some() && apply.status.as_ref().is_some_and(|s| s.observed_generation == apply.metadata.generation) {
+            if !has_condition(apply, TEMPLATE_AVAILABLE, false, reason::TEMPLATE_NOT_FOUND) {
+                ctx.event(apply, EventType::Warning, reason::TEMPLATE_NOT_FOUND, message.clone()).await;
+            }
+            let extra = vec![Desired::new(TEMPLATE_AVAILABLE, false, reason::TEMPLATE_NOT_FOUND, message)];
+            return write_status(apply, ctx, existing.as_ref(), extra, false).await;
+        }
         return blocked(apply, ctx, existing.as_ref(), reason::TEMPLATE_NOT_FOUND, message).await;
     };
     let spec = match render::workspace::render(apply, &template, &ws_name) {
@@ -225,10 +237,14 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, ctx: &Context) -> Resul
             info!(apply = %apply.name_any(), workspace = %ws_name, "{verb} Workspace");
             ctx.event(apply, EventType::Normal, &format!("{verb}Workspace"), format!("{verb} Workspace {ws_name}")).await;
             let written = workspaces.get_opt(&ws_name).await?;
-            return write_status(apply, ctx, written.as_ref(), Vec::new(), true).await;
+            return write_status(apply, ctx, written.as_ref(), template_found(), true).await;
         }
     }
-    write_status(apply, ctx, existing.as_ref(), Vec::new(), false).await
+    write_status(apply, ctx, existing.as_ref(), template_found(), false).await
+}
+
+fn template_found() -> Vec<Desired> {
+    vec![Desired::new(TEMPLATE_AVAILABLE, true, "TemplateFound", "")]
 }
 
 /// Reports an error the user has to fix (the Workspace, if any, is left as it is).

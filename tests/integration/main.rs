@@ -6,6 +6,7 @@ mod support;
 
 mod cluster_is_real;
 mod crd_validation;
+mod faults;
 mod lifecycle;
 mod rbac;
 mod terraform_modules;

@@ -1,0 +1,888 @@
+//! Fault tests on the real control plane: the operator killed at random moments, the API
+//! server restarted under it, two replicas with leader election, and dependencies that go
+//! missing or are edited by hand while it runs.
+//!
+//! The tests of this module serialize on one lock ([`SERIAL`]): they start processes, restart
+//! the API server and measure quiet windows, which must not overlap. Restarting the API server
+//! (`api_server_restart_is_survived_without_restarting_the_controller`, via
+//! `tests/cluster/restart-apiserver`) also disturbs everything else using the test cluster at
+//! that moment, including tests of other modules in this process: their requests fail for a
+//! few seconds, and controllers' watches may stay down much longer (kube-runtime backs off on
+//! the 410 Expired every watch gets from a fresh API server; up to ~75 s was measured). Run
+//! this module on its own: `cargo test --test integration faults -- --test-threads=1`, and the
+//! rest with `-- --skip faults::`.
+//!
+//! The random kill points come from a seeded generator; the seed is printed and
+//! `FAULTS_SEED=<seed>` replays it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+
+use capt_fargate::api::conditions::{SYNCED, find};
+use capt_fargate::api::{CAPTControlPlane, FargateProfilePhase, Workspace, WorkspaceTemplate, WorkspaceTemplateApply};
+use capt_fargate::names;
+
+use crate::support::simulated_provider::SimulatedProvider;
+use crate::support::{self, Operator, TestNamespace, eventually};
+
+const CP: &str = "demo-cluster";
+/// Generous bound for anything to converge (the machine is small and shared).
+const WAIT: Duration = Duration::from_secs(90);
+/// Reconciles allowed per controller in a quiet window before it counts as a hot loop.
+const QUIET_MAX_RECONCILES: u64 = 10;
+const QUIET_WINDOW: Duration = Duration::from_secs(5);
+const LEASE: &str = "capt-fargate-leader";
+const LEASE_SECONDS: u64 = 4;
+
+/// Serializes the tests of this module (see the module docs).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+// ---------------------------------------------------------------------------------------------
+// Environment
+// ---------------------------------------------------------------------------------------------
+
+/// The samples in a fresh namespace with the simulated provider running; the operator is
+/// started by each test as it needs (in-process or as child processes).
+struct Env {
+    client: Client,
+    ns: TestNamespace,
+    provider: SimulatedProvider,
+}
+
+impl Env {
+    async fn start(prefix: &str) -> Env {
+        Self::start_with_delay(prefix, Duration::from_millis(300)).await
+    }
+
+    /// Same, with each Fargate profile create or destroy taking `delay` at the provider.
+    async fn start_with_delay(prefix: &str, delay: Duration) -> Env {
+        let client = support::client().await;
+        let ns = TestNamespace::new(&client, prefix).await;
+        let root = support::repo_root();
+        support::apply_yaml(&client, &ns.name, &root.join("config/workspacetemplates")).await;
+        support::apply_yaml(&client, &ns.name, &root.join("config/samples/cluster.yaml")).await;
+        support::apply_yaml(&client, &ns.name, &root.join("config/samples/captcontrolplane.yaml")).await;
+        let provider = SimulatedProvider::start(client.clone(), &ns.name, delay);
+        println!("namespace {}", ns.name);
+        Env { client, ns, provider }
+    }
+
+    async fn stop(self) {
+        self.provider.stop().await;
+        self.ns.delete().await;
+    }
+
+    fn cps(&self) -> Api<CAPTControlPlane> {
+        Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    fn applies(&self) -> Api<WorkspaceTemplateApply> {
+        Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    async fn profile_applies(&self) -> Vec<WorkspaceTemplateApply> {
+        let lp = ListParams::default().labels(&format!("{}={}", names::LABEL_COMPONENT, names::COMPONENT_FARGATE_PROFILE));
+        self.applies().list(&lp).await.unwrap().items
+    }
+
+    /// Workspaces of applies in this namespace (they are cluster-scoped).
+    async fn workspaces(&self) -> Vec<Workspace> {
+        let lp = ListParams::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, self.ns.name));
+        Api::<Workspace>::all(self.client.clone()).list(&lp).await.unwrap().items
+    }
+
+    async fn create_vpc_secret(&self) {
+        let text = std::fs::read_to_string(support::repo_root().join("config/samples/secrets.yaml")).unwrap();
+        let doc = text.split("\n---").find(|d| d.contains("-vpc-connection")).expect("sample VPC secret");
+        let obj: kube::api::DynamicObject = serde_saphyr::from_str(doc).unwrap();
+        support::apply_dynamic(&self.client, &self.ns.name, obj).await.unwrap();
+    }
+
+    /// Waits until the status lists `total` profiles, all Ready, for the current generation.
+    async fn all_ready(&self, total: usize) -> CAPTControlPlane {
+        self.all_ready_within(total, WAIT).await
+    }
+
+    async fn all_ready_within(&self, total: usize, timeout: Duration) -> CAPTControlPlane {
+        let api = self.cps();
+        eventually(&format!("{total} Fargate profiles ready in {}", self.ns.name), timeout, || {
+            let api = api.clone();
+            async move {
+                let cp = api.get(CP).await.map_err(|e| e.to_string())?;
+                let status = cp.status.clone().unwrap_or_default();
+                let ready = status.fargate_profiles.iter().filter(|p| p.ready).count();
+                if status.fargate_profiles.len() == total && ready == total && cp.metadata.generation == status.observed_generation {
+                    Ok(cp)
+                } else {
+                    Err(format!("{:?}", status.fargate_profiles))
+                }
+            }
+        })
+        .await
+    }
+
+    /// The additional profiles of the spec as JSON.
+    async fn spec_profiles(&self) -> Vec<Value> {
+        let cp = self.cps().get(CP).await.unwrap();
+        cp.spec.additional_fargate_profiles.unwrap_or_default().iter().map(|p| serde_json::to_value(p).unwrap()).collect()
+    }
+
+    async fn set_profiles(&self, list: Vec<Value>) {
+        let patch = json!({ "spec": { "additionalFargateProfiles": list } });
+        self.cps().patch(CP, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    }
+
+    async fn add_profile(&self, name: &str) {
+        let mut list = self.spec_profiles().await;
+        list.push(profile(name, name));
+        self.set_profiles(list).await;
+    }
+
+    /// The status entry of one profile.
+    async fn profile_status(&self, name: &str) -> Option<capt_fargate::api::FargateProfileStatus> {
+        let cp = self.cps().get(CP).await.ok()?;
+        cp.status?.fargate_profiles.into_iter().find(|p| p.name == name)
+    }
+
+    /// Exactly one apply per expected profile (and no other), and exactly one Workspace per
+    /// apply (the EKS cluster's included), owned by that apply's uid.
+    async fn assert_no_duplicates(&self, profiles: &[&str]) {
+        let applies = self.profile_applies().await;
+        let mut names_seen: Vec<String> = applies.iter().map(|a| a.name_any()).collect();
+        names_seen.sort();
+        let mut expected: Vec<String> = profiles.iter().map(|p| names::profile_apply_name(CP, p)).collect();
+        expected.sort();
+        assert_eq!(names_seen, expected, "profile applies");
+        for a in &applies {
+            let profile = a.annotations().get(names::ANNOTATION_PROFILE_NAME).cloned().unwrap_or_default();
+            let same: Vec<_> = applies.iter().filter(|b| b.annotations().get(names::ANNOTATION_PROFILE_NAME) == Some(&profile)).collect();
+            assert_eq!(same.len(), 1, "more than one apply for profile {profile}");
+        }
+        let eks = self.applies().get(&names::eks_apply_name(CP)).await.expect("EKS apply");
+        let workspaces = self.workspaces().await;
+        assert_eq!(
+            workspaces.len(),
+            profiles.len() + 1,
+            "Workspaces: {:?}",
+            workspaces.iter().map(|w| w.name_any()).collect::<Vec<_>>()
+        );
+        for apply in applies.iter().chain([&eks]) {
+            let key = format!("{}/{}", self.ns.name, apply.name_any());
+            let mine: Vec<&Workspace> = workspaces.iter().filter(|w| w.annotations().get(names::ANNOTATION_APPLY) == Some(&key)).collect();
+            assert_eq!(mine.len(), 1, "Workspaces of {key}: {:?}", mine.iter().map(|w| w.name_any()).collect::<Vec<_>>());
+            assert_eq!(mine[0].labels().get(names::LABEL_APPLY_UID), apply.uid().as_ref(), "Workspace {} owner uid", mine[0].name_any());
+        }
+    }
+
+    /// Waits until the CAPTControlPlane is gone, then checks that nothing it made is left.
+    async fn assert_deleted_completely(&self) {
+        eventually("control plane gone", WAIT, || async {
+            match self.cps().get_opt(CP).await.map_err(|e| e.to_string())? {
+                None => Ok(()),
+                Some(cp) => Err(format!("finalizers {:?}, status {:?}", cp.finalizers(), cp.status.as_ref().map(|s| &s.fargate_profiles))),
+            }
+        })
+        .await;
+        let left = self.applies().list(&ListParams::default()).await.unwrap().items;
+        assert!(left.is_empty(), "WorkspaceTemplateApplies left: {:?}", left.iter().map(|a| a.name_any()).collect::<Vec<_>>());
+        let left = self.workspaces().await;
+        assert!(left.is_empty(), "Workspaces left: {:?}", left.iter().map(|w| w.name_any()).collect::<Vec<_>>());
+    }
+
+    /// AWS never saw two Fargate profile operations at once on the cluster.
+    fn assert_no_concurrent_operations(&self) {
+        let rejections = self.provider.rejections();
+        assert!(rejections.is_empty(), "AWS would have refused (concurrent Fargate operations): {rejections:?}");
+        let max = self.provider.observations.lock().unwrap().max_concurrent;
+        assert!(max <= 1, "{max} Fargate profile operations at once on one cluster");
+    }
+
+    fn workspace_of(&self, apply: &str) -> String {
+        names::workspace_name(&self.ns.name, apply)
+    }
+}
+
+fn profile(name: &str, namespace: &str) -> Value {
+    json!({ "name": name, "selectors": [{ "namespace": namespace }], "workspaceTemplateRef": { "name": "eks-fargate-profile" } })
+}
+
+fn condition_of<'a>(cp: &'a CAPTControlPlane, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    cp.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Randomness
+// ---------------------------------------------------------------------------------------------
+
+/// xorshift64*: reproducible from its seed, good enough to pick kill points.
+struct Rng(u64);
+
+impl Rng {
+    fn from_env_or_clock() -> Rng {
+        let seed = std::env::var("FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        });
+        println!("fault seed {seed} (replay with FAULTS_SEED={seed})");
+        Rng(seed.max(1))
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..=hi` milliseconds.
+    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(lo + self.next() % (hi - lo + 1))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator as a child process
+// ---------------------------------------------------------------------------------------------
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One replica of the operator: the real binary, namespace-scoped, restartable. Killed (SIGKILL)
+/// when dropped, so a failing test leaves no process behind.
+struct Replica {
+    identity: String,
+    kubeconfig: PathBuf,
+    namespace: String,
+    leader_election: bool,
+    child: Option<Child>,
+    metrics_port: u16,
+    log: PathBuf,
+    starts: u32,
+}
+
+impl Replica {
+    fn start(kubeconfig: &Path, namespace: &str, identity: &str, leader_election: bool) -> Replica {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faults");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join(format!("{namespace}-{identity}.log"));
+        let mut r = Replica {
+            identity: identity.into(),
+            kubeconfig: kubeconfig.into(),
+            namespace: namespace.into(),
+            leader_election,
+            child: None,
+            metrics_port: 0,
+            log,
+            starts: 0,
+        };
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.identity);
+        self.metrics_port = free_port();
+        let health_port = free_port();
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_capt-fargate"))
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--namespace", &self.namespace])
+            .arg(format!("--leader-election={}", self.leader_election))
+            .args(["--lease-namespace", &self.namespace, "--lease-name", LEASE])
+            .args(["--lease-duration-seconds", &LEASE_SECONDS.to_string()])
+            .args(["--identity", &self.identity])
+            .args(["--metrics-addr", &format!("127.0.0.1:{}", self.metrics_port)])
+            .args(["--health-addr", &format!("127.0.0.1:{health_port}")])
+            .args(["--log-format", "text", "--log-level", "info"])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("starting the capt-fargate binary");
+        self.starts += 1;
+        self.mark(&format!("started pid {} (start #{})", child.id(), self.starts));
+        println!("started {} (pid {}, start #{}), log {}", self.identity, child.id(), self.starts, self.log.display());
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, and reap it.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id();
+            let _ = child.kill();
+            let _ = child.wait();
+            self.mark(&format!("killed pid {pid} (SIGKILL)"));
+            println!("killed {} (pid {pid})", self.identity);
+        }
+    }
+
+    /// A line in its log, to line up the test's actions with what the process logged.
+    fn mark(&self, what: &str) {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&self.log) {
+            let now = k8s_openapi::jiff::Timestamp::now();
+            let _ = writeln!(f, "==== {now} faults test: {} {what} ====", self.identity);
+        }
+    }
+
+    /// Panics (with its log) if the process exited on its own.
+    fn assert_running(&mut self) {
+        let child = self.child.as_mut().unwrap_or_else(|| panic!("{} is not started", self.identity));
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+            panic!("{} exited on its own with {status}; log tail:\n{}", self.identity, tail.join("\n"));
+        }
+    }
+
+    /// `capt_fargate_reconciles_total` summed over controllers, None when the metric has no
+    /// sample yet (nothing reconciled).
+    async fn reconciles(&self) -> Result<Option<u64>, String> {
+        let body = http_get(self.metrics_port, "/metrics").await?;
+        let mut found = None;
+        for line in body.lines().filter(|l| l.starts_with("capt_fargate_reconciles_total")) {
+            let value: f64 = line.rsplit(' ').next().unwrap_or("").parse().map_err(|e| format!("{line}: {e}"))?;
+            *found.get_or_insert(0) += value as u64;
+        }
+        Ok(found)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A plain HTTP/1.1 GET on 127.0.0.1 (no client library needed for /metrics).
+async fn http_get(port: u16, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let path = path.to_string();
+    let fetch = move || -> Result<String, String> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&response).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header")?;
+        if !head.starts_with("HTTP/1.1 200") {
+            return Err(head.lines().next().unwrap_or("").to_string());
+        }
+        Ok(body.to_string())
+    };
+    tokio::task::spawn_blocking(fetch).await.map_err(|e| e.to_string())?
+}
+
+/// Kills the replica after a random delay, keeps it down for a random moment and starts it
+/// again. Returns whether work was in flight when it was killed.
+async fn kill_at_random(env: &Env, replica: &mut Replica, rng: &mut Rng, kills: &mut u32, phase: &str) -> bool {
+    let after = rng.millis(50, 1200);
+    tokio::time::sleep(after).await;
+    let in_flight = match env.cps().get_opt(CP).await {
+        Ok(Some(cp)) => {
+            let status = cp.status.clone().unwrap_or_default();
+            cp.metadata.deletion_timestamp.is_some()
+                || cp.metadata.generation != status.observed_generation
+                || status.fargate_profiles.iter().any(|p| !p.ready)
+        }
+        _ => false,
+    };
+    replica.assert_running();
+    replica.kill();
+    *kills += 1;
+    let down = rng.millis(0, 600);
+    let state = if in_flight { "work in flight" } else { "idle" };
+    println!("kill #{kills} during {phase} ({state}): {after:?} into the phase, down for {down:?}");
+    tokio::time::sleep(down).await;
+    replica.spawn();
+    in_flight
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quiet windows
+// ---------------------------------------------------------------------------------------------
+
+/// After convergence, nothing may keep reconciling or writing: over [`QUIET_WINDOW`] each
+/// controller reconciles at most [`QUIET_MAX_RECONCILES`] times, and neither the control plane
+/// nor any apply changes (no status flapping).
+async fn assert_quiet(env: &Env, operator: &Operator, what: &str) {
+    // Let the tail of the convergence (the reconcile that follows the last status write) pass.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let snapshot = || async {
+        let cp = env.cps().get(CP).await.unwrap();
+        let applies: BTreeMap<String, String> =
+            env.applies().list(&ListParams::default()).await.unwrap().items.iter().map(|a| (a.name_any(), a.resource_version().unwrap_or_default())).collect();
+        (cp, applies)
+    };
+    let counts = || (operator.metrics.reconcile_count("controlplane"), operator.metrics.reconcile_count("workspacetemplateapply"));
+    let (cp0, applies0) = snapshot().await;
+    let c0 = counts();
+    tokio::time::sleep(QUIET_WINDOW).await;
+    let (cp1, applies1) = snapshot().await;
+    let c1 = counts();
+    let (dcp, dwta) = (c1.0 - c0.0, c1.1 - c0.1);
+    println!("quiet window ({what}): {dcp} controlplane and {dwta} workspacetemplateapply reconciles in {QUIET_WINDOW:?}");
+    assert!(
+        dcp <= QUIET_MAX_RECONCILES && dwta <= QUIET_MAX_RECONCILES,
+        "hot loop while {what}: {dcp} controlplane / {dwta} workspacetemplateapply reconciles in a quiet {QUIET_WINDOW:?}"
+    );
+    assert_eq!(
+        cp0.resource_version(),
+        cp1.resource_version(),
+        "the CAPTControlPlane kept changing while {what}:\nbefore {:?}\nafter  {:?}",
+        cp0.status,
+        cp1.status
+    );
+    assert_eq!(applies0, applies1, "WorkspaceTemplateApplies kept changing while {what}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Killed at random points
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn controller_killed_at_random_points_converges_without_duplicates() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let mut rng = Rng::from_env_or_clock();
+    // Profile operations take long enough that most kills land while one is in progress.
+    let env = Env::start_with_delay("faults-kill", Duration::from_millis(600)).await;
+    let kubeconfig = support::cluster::kubeconfig().await;
+    let mut op = Replica::start(&kubeconfig, &env.ns.name, "killed", false);
+    let mut kills = 0;
+    let mut in_flight = 0;
+
+    // Creation of the cluster and the two sample profiles, killed twice.
+    env.create_vpc_secret().await;
+    in_flight += kill_at_random(&env, &mut op, &mut rng, &mut kills, "initial convergence").await as u32;
+    in_flight += kill_at_random(&env, &mut op, &mut rng, &mut kills, "initial convergence").await as u32;
+    env.all_ready(4).await;
+    op.assert_running();
+    env.assert_no_duplicates(&["monitoring", "batch-jobs"]).await;
+
+    // A profile is added.
+    env.add_profile("analytics").await;
+    in_flight += kill_at_random(&env, &mut op, &mut rng, &mut kills, "adding a profile").await as u32;
+    env.all_ready(5).await;
+    op.assert_running();
+    env.assert_no_duplicates(&["monitoring", "batch-jobs", "analytics"]).await;
+
+    // A profile's selectors change: it is deleted and created again.
+    let old = env.applies().get("demo-cluster-fargate-monitoring").await.unwrap();
+    let mut list = env.spec_profiles().await;
+    list[0]["selectors"][0]["namespace"] = json!("metrics");
+    env.set_profiles(list).await;
+    in_flight += kill_at_random(&env, &mut op, &mut rng, &mut kills, "replacing a profile").await as u32;
+    if rng.next() % 2 == 0 {
+        in_flight += kill_at_random(&env, &mut op, &mut rng, &mut kills, "replacing a profile").await as u32;
+    }
+    eventually("monitoring replaced", WAIT, || async {
+        let a = env.applies().get_opt("demo-cluster-fargate-monitoring").await.map_err(|e| e.to_string())?.ok_or("gone")?;
+        if a.uid() != old.uid() { Ok(()) } else { Err("still the old apply".into()) }
+    })
+    .await;
+    env.all_ready(5).await;
+    op.assert_running();
+    env.assert_no_duplicates(&["monitoring", "batch-jobs", "analytics"]).await;
+    let ws = env.workspaces().await;
+    let ws = ws.iter().find(|w| w.name_any() == env.workspace_of("demo-cluster-fargate-monitoring")).expect("monitoring Workspace");
+    assert_eq!(ws.spec.for_provider.varmap.as_ref().unwrap()["selectors"][0]["namespace"], json!("metrics"));
+
+    // The control plane is deleted.
+    env.cps().delete(CP, &Default::default()).await.unwrap();
+    in_flight += kill_at_random(&env, &mut op, &mut rng, &mut kills, "deleting the control plane").await as u32;
+    env.assert_deleted_completely().await;
+    op.assert_running();
+
+    assert!((4..=6).contains(&kills), "{kills} kills");
+    env.assert_no_concurrent_operations();
+    // Every Workspace was applied once per incarnation: monitoring twice (it was replaced),
+    // everything else once. More would mean a Workspace was written twice with different specs.
+    let obs = env.provider.observations.lock().unwrap();
+    let expected: BTreeMap<String, u32> = [
+        (names::eks_apply_name(CP), 1),
+        ("demo-cluster-fargate-monitoring".to_string(), 2),
+        ("demo-cluster-fargate-batch-jobs".to_string(), 1),
+        ("demo-cluster-fargate-analytics".to_string(), 1),
+    ]
+    .into_iter()
+    .map(|(apply, n)| (env.workspace_of(&apply), n))
+    .collect();
+    assert_eq!(obs.applies, expected, "applies per Workspace");
+    let destroyed: BTreeMap<String, u32> = obs.destroys.clone();
+    let expected_destroys: BTreeMap<String, u32> = expected.clone();
+    assert_eq!(destroyed, expected_destroys, "destroys per Workspace");
+    assert!(obs.destroy_order.last().unwrap().starts_with("demo-cluster-eks-controlplane"), "cluster destroyed last: {:?}", obs.destroy_order);
+    drop(obs);
+    println!("{kills} kills ({in_flight} with work in flight), {} starts, {:?} in all", op.starts, started.elapsed());
+    drop(op);
+    env.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. API server restart
+// ---------------------------------------------------------------------------------------------
+
+async fn restart_apiserver() {
+    let script = support::repo_root().join("tests/cluster/restart-apiserver");
+    let out = tokio::task::spawn_blocking(move || Command::new(&script).output()).await.unwrap().expect("running tests/cluster/restart-apiserver");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    print!("{stderr}");
+    assert!(out.status.success(), "restart-apiserver failed with {}:\n{stderr}", out.status);
+}
+
+#[tokio::test]
+async fn api_server_restart_is_survived_without_restarting_the_controller() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let env = Env::start("faults-apiserver").await;
+    // The operator's and kube-runtime's logs of this test (the runtime is single-threaded, so
+    // a thread-local subscriber sees every task of the test and nothing of other tests).
+    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faults").join(format!("{}-operator.log", env.ns.name));
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,kube_runtime=debug,kube_client=debug"))
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(std::fs::File::create(&log).unwrap()))
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    println!("operator log {}", log.display());
+    let operator = Operator::start(env.client.clone(), &env.ns.name);
+    env.create_vpc_secret().await;
+    env.all_ready(4).await;
+    let before = operator.metrics.reconcile_count("controlplane");
+
+    restart_apiserver().await;
+    let restarted = Instant::now();
+
+    // The same operator (its watches broke and came back) picks up a change made afterwards.
+    env.add_profile("after-restart").await;
+    env.all_ready_within(5, Duration::from_secs(180)).await;
+    println!("converged {:?} after the API server was ready again", restarted.elapsed());
+    assert!(operator.metrics.reconcile_count("controlplane") > before);
+    env.assert_no_duplicates(&["monitoring", "batch-jobs", "after-restart"]).await;
+    env.assert_no_concurrent_operations();
+    assert_quiet(&env, &operator, "converged after the API server restart").await;
+
+    env.cps().delete(CP, &Default::default()).await.unwrap();
+    env.assert_deleted_completely().await;
+    println!("{:?} in all", started.elapsed());
+    operator.stop().await;
+    env.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Two replicas
+// ---------------------------------------------------------------------------------------------
+
+async fn lease_holder(client: &Client, ns: &str) -> Result<String, String> {
+    let lease = Api::<Lease>::namespaced(client.clone(), ns).get_opt(LEASE).await.map_err(|e| e.to_string())?.ok_or("no Lease yet")?;
+    lease.spec.and_then(|s| s.holder_identity).filter(|h| !h.is_empty()).ok_or_else(|| "Lease has no holder".to_string())
+}
+
+#[tokio::test]
+async fn two_replicas_only_the_leader_writes_and_the_other_takes_over() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let env = Env::start("faults-leader").await;
+    let kubeconfig = support::cluster::kubeconfig().await;
+    let mut replicas = [
+        Replica::start(&kubeconfig, &env.ns.name, "replica-a", true),
+        Replica::start(&kubeconfig, &env.ns.name, "replica-b", true),
+    ];
+
+    let holder = eventually("a lease holder", WAIT, || lease_holder(&env.client, &env.ns.name)).await;
+    let leader = replicas.iter().position(|r| r.identity == holder).unwrap_or_else(|| panic!("unknown holder {holder}"));
+    let follower = 1 - leader;
+    println!("{holder} leads");
+
+    env.create_vpc_secret().await;
+    env.all_ready(4).await;
+    env.add_profile("while-a-leads").await;
+    env.all_ready(5).await;
+    for r in replicas.iter_mut() {
+        r.assert_running();
+    }
+    assert_eq!(lease_holder(&env.client, &env.ns.name).await.unwrap(), holder, "leadership changed without a failure");
+    let leader_count = replicas[leader].reconciles().await.unwrap();
+    let follower_count = replicas[follower].reconciles().await.unwrap();
+    println!("reconciles: leader {leader_count:?}, follower {follower_count:?}");
+    assert!(leader_count.unwrap_or(0) > 0, "the leader did not reconcile");
+    assert_eq!(follower_count.unwrap_or(0), 0, "the follower reconciled while the other replica led");
+
+    // The leader dies; the follower takes the lease once it expires.
+    replicas[leader].kill();
+    let killed = Instant::now();
+    let new_holder = eventually("the follower to take the lease", Duration::from_secs(30), || async {
+        match lease_holder(&env.client, &env.ns.name).await {
+            Ok(h) if h == replicas[follower].identity => Ok(h),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let takeover = killed.elapsed();
+    println!("{new_holder} took the lease {takeover:?} after {holder} was killed");
+    assert!(
+        takeover <= Duration::from_secs(2 * LEASE_SECONDS + 2),
+        "takeover took {takeover:?}, more than twice the lease duration ({LEASE_SECONDS}s) plus slack"
+    );
+
+    env.add_profile("after-takeover").await;
+    env.all_ready(6).await;
+    replicas[follower].assert_running();
+    let new_count = replicas[follower].reconciles().await.unwrap();
+    assert!(new_count.unwrap_or(0) > 0, "the new leader did not reconcile");
+    assert_eq!(lease_holder(&env.client, &env.ns.name).await.unwrap(), replicas[follower].identity);
+    env.assert_no_duplicates(&["monitoring", "batch-jobs", "while-a-leads", "after-takeover"]).await;
+    env.assert_no_concurrent_operations();
+
+    env.cps().delete(CP, &Default::default()).await.unwrap();
+    env.assert_deleted_completely().await;
+    println!("{:?} in all", started.elapsed());
+    drop(replicas);
+    env.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Bad dependencies
+// ---------------------------------------------------------------------------------------------
+
+/// Waits until the status entry of `name` satisfies `check`.
+async fn wait_profile(env: &Env, name: &str, what: &str, check: impl Fn(&capt_fargate::api::FargateProfileStatus) -> bool) -> capt_fargate::api::FargateProfileStatus {
+    eventually(what, WAIT, || async {
+        match env.profile_status(name).await {
+            Some(p) if check(&p) => Ok(p),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+/// Updates the control plane's labels `count` times with optimistic concurrency (get, change,
+/// replace; a 409 is retried), as another controller or a user would, pausing `pause` between
+/// updates. Returns the number of conflicts seen; stops early when the object is gone.
+async fn hammer_labels(api: Api<CAPTControlPlane>, prefix: &'static str, count: u32, pause: Duration) -> u32 {
+    let mut conflicts = 0;
+    let mut done = 0;
+    while done < count {
+        let Ok(Some(mut cp)) = api.get_opt(CP).await else { break };
+        cp.labels_mut().insert(format!("faults.capt-fargate.io/{prefix}"), done.to_string());
+        match api.replace(CP, &PostParams::default(), &cp).await {
+            Ok(_) => {
+                done += 1;
+                tokio::time::sleep(pause).await;
+            }
+            Err(kube::Error::Api(s)) if s.is_conflict() => conflicts += 1,
+            Err(kube::Error::Api(s)) if s.is_not_found() => break,
+            Err(e) => panic!("updating labels: {e}"),
+        }
+    }
+    conflicts
+}
+
+/// The samples converged with the operator running in-process.
+async fn converged(prefix: &str) -> (Env, Operator) {
+    let env = Env::start(prefix).await;
+    let operator = Operator::start(env.client.clone(), &env.ns.name);
+    env.create_vpc_secret().await;
+    env.all_ready(4).await;
+    assert_quiet(&env, &operator, "converged").await;
+    (env, operator)
+}
+
+async fn delete_and_stop(env: Env, operator: Operator, started: Instant) {
+    env.cps().delete(CP, &Default::default()).await.unwrap();
+    env.assert_deleted_completely().await;
+    env.assert_no_concurrent_operations();
+    let errors: Vec<String> = operator.metrics.encode().lines().filter(|l| l.starts_with("capt_fargate_reconcile_errors_total")).map(str::to_string).collect();
+    println!("reconcile errors: {errors:?}; {:?} in all", started.elapsed());
+    operator.stop().await;
+    env.stop().await;
+}
+
+/// (a) The EKS connection secret is deleted, or rotated without `cluster_endpoint`: a new
+/// profile waits, naming the secret and key; restoring it lets the profile be created.
+#[tokio::test]
+async fn bad_dependencies_end_in_a_clear_condition_without_hot_loops() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let (env, operator) = converged("faults-secret").await;
+    let eks_secret = names::eks_connection_secret(CP);
+
+    // Deleted.
+    let saved = env.secrets().get(&eks_secret).await.unwrap();
+    env.secrets().delete(&eks_secret, &Default::default()).await.unwrap();
+    env.add_profile("no-secret").await;
+    let p = wait_profile(&env, "no-secret", "no-secret waiting for the cluster", |p| p.failure_reason.as_deref() == Some("WaitingForCluster")).await;
+    assert_eq!(p.phase, Some(FargateProfilePhase::Pending));
+    let message = p.failure_message.clone().unwrap_or_default();
+    assert!(message.contains(&eks_secret) && message.contains("does not exist"), "{message}");
+    assert!(env.applies().get_opt(&names::profile_apply_name(CP, "no-secret")).await.unwrap().is_none(), "created without the secret");
+    assert_quiet(&env, &operator, "waiting for a deleted secret").await;
+    let restored = Secret {
+        metadata: kube::api::ObjectMeta { name: Some(eks_secret.clone()), ..Default::default() },
+        type_: saved.type_.clone(),
+        data: saved.data.clone(),
+        ..Default::default()
+    };
+    env.secrets().create(&PostParams::default(), &restored).await.unwrap();
+    env.all_ready(5).await;
+    assert_quiet(&env, &operator, "converged after the secret came back").await;
+
+    // Rotated without cluster_endpoint.
+    let mut secret = env.secrets().get(&eks_secret).await.unwrap();
+    let endpoint = secret.data.as_mut().unwrap().remove("cluster_endpoint").expect("cluster_endpoint key");
+    env.secrets().replace(&eks_secret, &PostParams::default(), &secret).await.unwrap();
+    env.add_profile("no-endpoint").await;
+    let p = wait_profile(&env, "no-endpoint", "no-endpoint waiting for the cluster", |p| p.failure_reason.as_deref() == Some("WaitingForCluster")).await;
+    assert_eq!(p.phase, Some(FargateProfilePhase::Pending));
+    let message = p.failure_message.clone().unwrap_or_default();
+    assert!(message.contains(&eks_secret) && message.contains("cluster_endpoint"), "{message}");
+    assert!(env.applies().get_opt(&names::profile_apply_name(CP, "no-endpoint")).await.unwrap().is_none(), "created without the key");
+    assert_quiet(&env, &operator, "waiting for a missing key").await;
+    let mut secret = env.secrets().get(&eks_secret).await.unwrap();
+    secret.data.as_mut().unwrap().insert("cluster_endpoint".into(), endpoint);
+    env.secrets().replace(&eks_secret, &PostParams::default(), &secret).await.unwrap();
+    env.all_ready(6).await;
+    assert_quiet(&env, &operator, "converged after the key came back").await;
+    env.assert_no_duplicates(&["monitoring", "batch-jobs", "no-secret", "no-endpoint"]).await;
+    delete_and_stop(env, operator, started).await;
+}
+
+/// (b) The profile template is deleted: a newly added profile's apply says so, the control
+/// plane reports that profile Failed with the same reason, and recreating the template
+/// recovers.
+#[tokio::test]
+async fn bad_dependencies_missing_template_fails_the_new_profile_and_recovers() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let (env, operator) = converged("faults-template").await;
+
+    let templates: Api<WorkspaceTemplate> = Api::namespaced(env.client.clone(), &env.ns.name);
+    templates.delete("eks-fargate-profile", &Default::default()).await.unwrap();
+    eventually("template gone", WAIT, || async {
+        match templates.get_opt("eks-fargate-profile").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".into()),
+        }
+    })
+    .await;
+    env.add_profile("no-template").await;
+    // Either its apply is created and fails, or it is held back behind another profile.
+    let p = wait_profile(&env, "no-template", "no-template Failed or blocked", |p| {
+        p.phase == Some(FargateProfilePhase::Failed) || p.failure_reason.as_deref() == Some("BlockedByFailedProfile")
+    })
+    .await;
+    let cp = env.cps().get(CP).await.unwrap();
+    let others: Vec<String> = cp
+        .status
+        .iter()
+        .flat_map(|s| &s.fargate_profiles)
+        .filter(|s| s.name != "no-template")
+        .map(|s| format!("{}={:?}/{:?}", s.name, s.phase, s.failure_reason))
+        .collect();
+    assert_eq!(
+        p.phase,
+        Some(FargateProfilePhase::Failed),
+        "the new profile never got an apply: {p:?}; the profiles that already existed (their Workspaces applied and Ready) \
+         were turned Failed by the missing template and block it: {others:?}"
+    );
+    assert_eq!(p.failure_reason.as_deref(), Some("TemplateNotFound"), "{p:?}");
+    let apply_name = names::profile_apply_name(CP, "no-template");
+    let apply = env.applies().get(&apply_name).await.unwrap();
+    let synced = apply.status.as_ref().and_then(|s| find(&s.conditions, SYNCED).cloned()).expect("Synced condition");
+    assert_eq!((synced.status.as_str(), synced.reason.as_str()), ("False", "TemplateNotFound"), "{synced:?}");
+    assert!(synced.message.as_deref().unwrap_or("").contains("eks-fargate-profile"), "{synced:?}");
+    let failed = condition_of(&cp, "FargateProfileFailed").expect("FargateProfileFailed condition");
+    assert_eq!((failed.status.as_str(), failed.reason.as_str()), ("True", "TemplateNotFound"), "{failed:?}");
+    for name in ["monitoring", "batch-jobs"] {
+        let s = env.profile_status(name).await.unwrap();
+        assert_eq!(s.phase, Some(FargateProfilePhase::Ready), "{name} exists and is unaffected by the missing template: {s:?}");
+    }
+    assert_quiet(&env, &operator, "the template is missing").await;
+
+    support::apply_yaml(&env.client, &env.ns.name, &support::repo_root().join("config/workspacetemplates/fargate-profile.yaml")).await;
+    let cp = env.all_ready(5).await;
+    assert_eq!(condition_of(&cp, "FargateProfileFailed").map(|c| c.status.as_str()), Some("False"));
+    assert_quiet(&env, &operator, "converged after the template came back").await;
+    env.assert_no_duplicates(&["monitoring", "batch-jobs", "no-template"]).await;
+    delete_and_stop(env, operator, started).await;
+}
+
+/// (c) A child apply edited by hand is restored, without replacing the profile.
+#[tokio::test]
+async fn bad_dependencies_hand_edited_child_apply_is_restored() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let (env, operator) = converged("faults-edit").await;
+
+    let name = "demo-cluster-fargate-monitoring";
+    let patch = json!({ "spec": { "variables": { "profile_name": "hijacked", "cluster_name": "elsewhere" } } });
+    env.applies().patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    eventually("edited apply restored", WAIT, || async {
+        let a = env.applies().get(name).await.map_err(|e| e.to_string())?;
+        let vars = a.spec.variables.unwrap_or_default();
+        let (p, c) = (vars.get("profile_name").cloned().unwrap_or_default(), vars.get("cluster_name").cloned().unwrap_or_default());
+        if p == "monitoring" && c == CP { Ok(()) } else { Err(format!("{p} {c}")) }
+    })
+    .await;
+    env.all_ready(4).await;
+    assert_quiet(&env, &operator, "a hand edit was restored").await;
+    let ws = env.workspaces().await;
+    let ws = ws.iter().find(|w| w.name_any() == env.workspace_of(name)).expect("monitoring Workspace");
+    assert_eq!(ws.spec.for_provider.varmap.as_ref().unwrap()["profile_name"], json!("monitoring"));
+    assert!(env.provider.observations.lock().unwrap().destroys.is_empty(), "a hand edit made a profile be destroyed");
+    env.assert_no_duplicates(&["monitoring", "batch-jobs"]).await;
+    delete_and_stop(env, operator, started).await;
+}
+
+/// (d) Concurrent updates of the control plane (409s for whoever writes with a stale
+/// resourceVersion) while it reconciles a change, and while it is deleted (its finalizer is
+/// removed with a resourceVersion precondition).
+#[tokio::test]
+async fn bad_dependencies_conflicting_updates_still_converge() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let (env, operator) = converged("faults-conflict").await;
+
+    let hammer = tokio::spawn(hammer_labels(env.cps(), "during-change", 50, Duration::ZERO));
+    env.add_profile("contended").await;
+    let conflicts = hammer.await.unwrap();
+    println!("{conflicts} conflicts while updating labels 50 times during a change");
+    let cp = env.all_ready(5).await;
+    assert_eq!(cp.labels().get("faults.capt-fargate.io/during-change").map(String::as_str), Some("49"), "a label update was lost");
+    assert!(cp.finalizers().iter().any(|f| f == names::CONTROL_PLANE_FINALIZER), "finalizer lost: {:?}", cp.finalizers());
+    assert_quiet(&env, &operator, "converged after concurrent updates").await;
+    env.assert_no_duplicates(&["monitoring", "batch-jobs", "contended"]).await;
+
+    // Spread over the teardown, so that the finalizer's removal meets a newer resourceVersion.
+    env.cps().delete(CP, &Default::default()).await.unwrap();
+    let conflicts = hammer_labels(env.cps(), "during-delete", 50, Duration::from_millis(40)).await;
+    println!("{conflicts} conflicts while updating labels during deletion");
+    env.assert_deleted_completely().await;
+    env.assert_no_concurrent_operations();
+    let errors: Vec<String> = operator.metrics.encode().lines().filter(|l| l.starts_with("capt_fargate_reconcile_errors_total")).map(str::to_string).collect();
+    println!("reconcile errors: {errors:?}; {:?} in all", started.elapsed());
+    operator.stop().await;
+    env.stop().await;
+}
