@@ -27,13 +27,12 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 use capt_fargate::api::conditions::{SYNCED, find};
-use capt_fargate::api::{CAPTControlPlane, FargateProfilePhase, Workspace, WorkspaceTemplate, WorkspaceTemplateApply};
+use capt_fargate::api::{CAPTControlPlane, FargateProfilePhase, Workspace, WorkspaceTemplate};
 use capt_fargate::names;
 
-use crate::support::simulated_provider::SimulatedProvider;
-use crate::support::{self, Operator, TestNamespace, eventually};
+use crate::support::samples::{CP, Samples, profile};
+use crate::support::{self, Operator, eventually};
 
-const CP: &str = "demo-cluster";
 /// Generous bound for anything to converge (the machine is small and shared).
 const WAIT: Duration = Duration::from_secs(90);
 /// Reconciles allowed per controller in a quiet window before it counts as a hot loop.
@@ -51,10 +50,14 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The samples in a fresh namespace with the simulated provider running; the operator is
 /// started by each test as it needs (in-process or as child processes).
-struct Env {
-    client: Client,
-    ns: TestNamespace,
-    provider: SimulatedProvider,
+/// The samples (no operator: each test runs its own).
+struct Env(Samples);
+
+impl std::ops::Deref for Env {
+    type Target = Samples;
+    fn deref(&self) -> &Samples {
+        &self.0
+    }
 }
 
 impl Env {
@@ -64,73 +67,18 @@ impl Env {
 
     /// Same, with each Fargate profile create or destroy taking `delay` at the provider.
     async fn start_with_delay(prefix: &str, delay: Duration) -> Env {
-        let client = support::client().await;
-        let ns = TestNamespace::new(&client, prefix).await;
-        let root = support::repo_root();
-        support::apply_yaml(&client, &ns.name, &root.join("config/workspacetemplates")).await;
-        support::apply_yaml(&client, &ns.name, &root.join("config/samples/cluster.yaml")).await;
-        support::apply_yaml(&client, &ns.name, &root.join("config/samples/captcontrolplane.yaml")).await;
-        let provider = SimulatedProvider::start(client.clone(), &ns.name, delay);
-        println!("namespace {}", ns.name);
-        Env { client, ns, provider }
+        let samples = Samples::start(prefix, delay).await;
+        println!("namespace {}", samples.ns.name);
+        Env(samples)
     }
 
     async fn stop(self) {
-        self.provider.stop().await;
-        self.ns.delete().await;
-    }
-
-    fn cps(&self) -> Api<CAPTControlPlane> {
-        Api::namespaced(self.client.clone(), &self.ns.name)
-    }
-
-    fn applies(&self) -> Api<WorkspaceTemplateApply> {
-        Api::namespaced(self.client.clone(), &self.ns.name)
-    }
-
-    fn secrets(&self) -> Api<Secret> {
-        Api::namespaced(self.client.clone(), &self.ns.name)
-    }
-
-    async fn profile_applies(&self) -> Vec<WorkspaceTemplateApply> {
-        let lp = ListParams::default().labels(&format!("{}={}", names::LABEL_COMPONENT, names::COMPONENT_FARGATE_PROFILE));
-        self.applies().list(&lp).await.unwrap().items
-    }
-
-    /// Workspaces of applies in this namespace (they are cluster-scoped).
-    async fn workspaces(&self) -> Vec<Workspace> {
-        let lp = ListParams::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, self.ns.name));
-        Api::<Workspace>::all(self.client.clone()).list(&lp).await.unwrap().items
-    }
-
-    async fn create_vpc_secret(&self) {
-        let text = std::fs::read_to_string(support::repo_root().join("config/samples/secrets.yaml")).unwrap();
-        let doc = text.split("\n---").find(|d| d.contains("-vpc-connection")).expect("sample VPC secret");
-        let obj: kube::api::DynamicObject = serde_saphyr::from_str(doc).unwrap();
-        support::apply_dynamic(&self.client, &self.ns.name, obj).await.unwrap();
+        self.0.stop().await;
     }
 
     /// Waits until the status lists `total` profiles, all Ready, for the current generation.
     async fn all_ready(&self, total: usize) -> CAPTControlPlane {
         self.all_ready_within(total, WAIT).await
-    }
-
-    async fn all_ready_within(&self, total: usize, timeout: Duration) -> CAPTControlPlane {
-        let api = self.cps();
-        eventually(&format!("{total} Fargate profiles ready in {}", self.ns.name), timeout, || {
-            let api = api.clone();
-            async move {
-                let cp = api.get(CP).await.map_err(|e| e.to_string())?;
-                let status = cp.status.clone().unwrap_or_default();
-                let ready = status.fargate_profiles.iter().filter(|p| p.ready).count();
-                if status.fargate_profiles.len() == total && ready == total && cp.metadata.generation == status.observed_generation {
-                    Ok(cp)
-                } else {
-                    Err(format!("{:?}", status.fargate_profiles))
-                }
-            }
-        })
-        .await
     }
 
     /// The additional profiles of the spec as JSON.
@@ -214,9 +162,6 @@ impl Env {
     }
 }
 
-fn profile(name: &str, namespace: &str) -> Value {
-    json!({ "name": name, "selectors": [{ "namespace": namespace }], "workspaceTemplateRef": { "name": "eks-fargate-profile" } })
-}
 
 fn condition_of<'a>(cp: &'a CAPTControlPlane, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     cp.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)

@@ -5,95 +5,45 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use capt_fargate::api::conditions::find;
-use capt_fargate::api::{CAPTControlPlane, FargateProfilePhase, Workspace, WorkspaceTemplateApply};
+use capt_fargate::api::{CAPTControlPlane, FargateProfilePhase};
 use capt_fargate::names;
 
-use crate::support::simulated_provider::SimulatedProvider;
-use crate::support::{self, Operator, TestNamespace, eventually};
+use crate::support::samples::{CP, Samples, profile};
+use crate::support::{Operator, eventually};
 
-const CP: &str = "demo-cluster";
 const WAIT: Duration = Duration::from_secs(60);
 
+/// The samples with the operator running in-process.
 struct Env {
-    client: Client,
-    ns: TestNamespace,
+    samples: Samples,
     operator: Operator,
-    provider: SimulatedProvider,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Samples;
+    fn deref(&self) -> &Samples {
+        &self.samples
+    }
 }
 
 impl Env {
-    /// Templates, Cluster and CAPTControlPlane from the shipped files, with the operator and
-    /// the simulated provider running. The connection secrets are not there yet.
     async fn start(prefix: &str) -> Env {
-        let client = support::client().await;
-        let ns = TestNamespace::new(&client, prefix).await;
-        let root = support::repo_root();
-        support::apply_yaml(&client, &ns.name, &root.join("config/workspacetemplates")).await;
-        support::apply_yaml(&client, &ns.name, &root.join("config/samples/cluster.yaml")).await;
-        support::apply_yaml(&client, &ns.name, &root.join("config/samples/captcontrolplane.yaml")).await;
-        let operator = Operator::start(client.clone(), &ns.name);
-        let provider = SimulatedProvider::start(client.clone(), &ns.name, Duration::from_millis(300));
-        Env { client, ns, operator, provider }
+        let samples = Samples::start(prefix, Duration::from_millis(300)).await;
+        let operator = Operator::start(samples.client.clone(), &samples.ns.name);
+        Env { samples, operator }
     }
 
     async fn stop(self) {
         self.operator.stop().await;
-        self.provider.stop().await;
-        self.ns.delete().await;
+        self.samples.stop().await;
     }
 
-    fn cps(&self) -> Api<CAPTControlPlane> {
-        Api::namespaced(self.client.clone(), &self.ns.name)
-    }
-
-    fn applies(&self) -> Api<WorkspaceTemplateApply> {
-        Api::namespaced(self.client.clone(), &self.ns.name)
-    }
-
-    async fn profile_applies(&self) -> Vec<WorkspaceTemplateApply> {
-        let lp = ListParams::default().labels(&format!("{}={}", names::LABEL_COMPONENT, names::COMPONENT_FARGATE_PROFILE));
-        self.applies().list(&lp).await.unwrap().items
-    }
-
-    async fn workspaces(&self) -> Vec<Workspace> {
-        let lp = ListParams::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, self.ns.name));
-        Api::<Workspace>::all(self.client.clone()).list(&lp).await.unwrap().items
-    }
-
-    /// The VPC connection secret, as the VPC workspace would write it.
-    async fn create_vpc_secret(&self) {
-        let root = support::repo_root();
-        let text = std::fs::read_to_string(root.join("config/samples/secrets.yaml")).unwrap();
-        let doc = text.split("\n---").find(|d| d.contains("-vpc-connection")).expect("sample VPC secret");
-        let obj: kube::api::DynamicObject = serde_saphyr::from_str(doc).unwrap();
-        support::apply_dynamic(&self.client, &self.ns.name, obj).await.unwrap();
-    }
-
-    /// Waits until every profile in status is Ready and the summary is `total/total`.
     async fn all_ready(&self, total: usize) -> CAPTControlPlane {
-        let api = self.cps();
-        eventually(&format!("{total} Fargate profiles ready"), WAIT, || {
-            let api = api.clone();
-            async move {
-                let cp = api.get(CP).await.map_err(|e| e.to_string())?;
-                let status = cp.status.clone().unwrap_or_default();
-                let ready = status.fargate_profiles.iter().filter(|p| p.ready).count();
-                if status.fargate_profiles.len() == total && ready == total && cp.metadata.generation == status.observed_generation {
-                    Ok(cp)
-                } else {
-                    Err(format!("{:?}", status.fargate_profiles))
-                }
-            }
-        })
-        .await
-    }
-
-    async fn patch_spec(&self, spec: serde_json::Value) {
-        self.cps().patch(CP, &PatchParams::default(), &Patch::Merge(json!({ "spec": spec }))).await.unwrap();
+        self.all_ready_within(total, WAIT).await
     }
 }
 
@@ -102,9 +52,6 @@ fn condition(cp: &CAPTControlPlane, type_: &str) -> (String, String, String) {
     (c.status.clone(), c.reason.clone(), c.message.clone())
 }
 
-fn profile(name: &str, namespace: &str) -> serde_json::Value {
-    json!({ "name": name, "selectors": [{ "namespace": namespace }], "workspaceTemplateRef": { "name": "eks-fargate-profile" } })
-}
 
 #[tokio::test]
 async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secrets() {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod samples;
 pub mod simulated_provider;
 
 use std::future::Future;
