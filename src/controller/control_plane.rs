@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
@@ -69,7 +69,7 @@ fn control_planes_reading(store: &Store<CAPTControlPlane>, secret: &PartialObjec
 
 fn error_policy(_cp: Arc<CAPTControlPlane>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failure(CONTROLLER, error.metric_label());
-    Action::requeue(Duration::from_secs(5))
+    Action::requeue(super::retry_after(error))
 }
 
 async fn reconcile(cp: Arc<CAPTControlPlane>, ctx: Arc<Context>) -> Result<Action> {
@@ -88,6 +88,7 @@ async fn reconcile(cp: Arc<CAPTControlPlane>, ctx: Arc<Context>) -> Result<Actio
 }
 
 /// The profile applies owned by `cp`, in name order.
+/// The profile applies owned by `cp`.
 async fn owned_profile_applies(cp: &CAPTControlPlane, api: &Api<WorkspaceTemplateApply>) -> Result<Vec<WorkspaceTemplateApply>> {
     let selector = format!(
         "{}={},{}={}",
@@ -145,12 +146,14 @@ async fn reconcile_apply(cp: &CAPTControlPlane, ctx: &Context) -> Result<Action>
     // 1. The EKS cluster, with the default profiles inside its workspace.
     let eks_desired = eks::render(cp);
     let eks_name = eks_desired.name_any();
-    let eks_existing = applies.get_opt(&eks_name).await?;
+    let mut eks_existing = applies.get_opt(&eks_name).await?;
     if eks_existing.as_ref().is_none_or(|e| e.metadata.deletion_timestamp.is_none())
-        && apply_if_changed(&applies, &eks_desired, eks_existing.as_ref()).await?
-        && eks_existing.is_none()
+        && let Some(written) = apply_if_changed(&applies, &eks_desired, eks_existing.as_ref()).await?
     {
-        ctx.event(cp, EventType::Normal, "CreatedClusterWorkspace", format!("created WorkspaceTemplateApply {eks_name} for the EKS cluster")).await;
+        if eks_existing.is_none() {
+            ctx.event(cp, EventType::Normal, "CreatedClusterWorkspace", format!("created WorkspaceTemplateApply {eks_name} for the EKS cluster")).await;
+        }
+        eks_existing = Some(written);
     }
     let eks_state = match &eks_existing {
         Some(a) => child_state(a),
@@ -169,18 +172,33 @@ async fn reconcile_apply(cp: &CAPTControlPlane, ctx: &Context) -> Result<Action>
         .collect();
     let existing = owned_profile_applies(cp, &applies).await?;
     let observed: Vec<ObservedProfile> = existing.iter().map(observed).collect();
-    let gate = cluster_gate(cp, ctx, &eks_name, &eks_state).await?;
-    let plan = profiles::plan(&desired, &observed, &gate);
+    // The secrets only matter when a profile is about to be created, so they are read then.
+    let mut gate = match eks_state {
+        ChildState::Ready => ClusterGate::Open,
+        _ => cluster_gate(cp, ctx, &eks_name, &eks_state).await?,
+    };
+    let mut plan = profiles::plan(&desired, &observed, &gate);
+    if plan.create.is_some() && gate == ClusterGate::Open {
+        gate = cluster_gate(cp, ctx, &eks_name, &eks_state).await?;
+        if gate != ClusterGate::Open {
+            plan = profiles::plan(&desired, &observed, &gate);
+        }
+    }
 
     if let Some(victim) = &plan.delete {
-        applies.delete(victim, &Default::default()).await?;
+        match applies.delete(victim, &Default::default()).await {
+            Err(kube::Error::Api(status)) if status.is_not_found() => {}
+            other => {
+                other?;
+            }
+        }
         info!(control_plane = %cp.name_any(), apply = %victim, "deleting Fargate profile apply");
         ctx.event(cp, EventType::Normal, "DeletingFargateProfile", format!("deleting WorkspaceTemplateApply {victim}")).await;
     }
     for index in plan.keep.iter().copied().chain(plan.create) {
         let want = fargate::render(cp, &profiles_spec[index]);
         let have = existing.iter().find(|a| a.name_any() == want.name_any());
-        if apply_if_changed(&applies, &want, have).await? && have.is_none() {
+        if apply_if_changed(&applies, &want, have).await?.is_some() && have.is_none() {
             info!(control_plane = %cp.name_any(), profile = %profiles_spec[index].name, "creating Fargate profile apply");
             ctx.event(
                 cp,
@@ -292,7 +310,14 @@ async fn publish_transitions(cp: &CAPTControlPlane, ctx: &Context, old: &[Fargat
             FargateProfilePhase::Pending => (EventType::Normal, "FargateProfilePending"),
         };
         let detail = s.failure_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
-        ctx.event(cp, type_, reason, format!("Fargate profile {} is {phase:?}{detail}", s.name)).await;
+        let apply = s.workspace_template_apply_name.as_ref().map(|name| ObjectReference {
+            api_version: Some("infrastructure.cluster.x-k8s.io/v1beta1".into()),
+            kind: Some("WorkspaceTemplateApply".into()),
+            name: Some(name.clone()),
+            namespace: cp.namespace(),
+            ..Default::default()
+        });
+        ctx.event_about(cp, apply, type_, reason, format!("Fargate profile {} is {phase:?}{detail}", s.name)).await;
     }
 }
 

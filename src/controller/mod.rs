@@ -3,9 +3,10 @@
 pub mod control_plane;
 pub mod workspace_apply;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -28,13 +29,22 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Namespace the operator is limited to, if any.
     pub namespace: Option<String>,
+    /// Last event published per (object uid, reason): the same event is not sent twice in a
+    /// row, even when a reconcile runs on a cached object that predates its own status write.
+    last_events: Mutex<HashMap<(String, String), String>>,
 }
 
 impl Context {
     /// A context for `client`, reporting events as `instance`.
     pub fn new(client: Client, metrics: Arc<Metrics>, namespace: Option<String>, instance: Option<String>) -> Self {
         let reporter = Reporter { controller: FIELD_MANAGER.into(), instance };
-        Context { recorder: Recorder::new(client.clone(), reporter), client, metrics, namespace }
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            namespace,
+            last_events: Mutex::default(),
+        }
     }
 
     /// An API for `K` in the operator's scope (all namespaces unless limited).
@@ -51,29 +61,54 @@ impl Context {
 
     /// Publishes an event about `obj`; failures are logged, never fatal (events are advisory).
     pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: EventType, reason: &str, note: String) {
-        let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+        self.event_about(obj, None, type_, reason, note).await;
+    }
+
+    /// The same, naming a related object (`secondary`): events about different children of
+    /// one object then form separate series instead of overwriting each other.
+    pub async fn event_about<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        secondary: Option<ObjectReference>,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let related = secondary.as_ref().and_then(|r| r.name.clone()).unwrap_or_default();
+        let key = (obj.meta().uid.clone().unwrap_or_default(), format!("{reason}/{related}"));
+        {
+            let mut last = self.last_events.lock().unwrap_or_else(|e| e.into_inner());
+            if last.get(&key) == Some(&note) {
+                return;
+            }
+            last.insert(key, note.clone());
+        }
+        let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary };
         if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
             warn!(error = %e, reason, "could not publish event");
         }
-    }
-}
+    }}
 
 /// Server-side applies `desired` unless `existing` already holds every field of it.
-/// Returns whether a write happened.
-pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K, existing: Option<&K>) -> Result<bool>
+/// Returns the object as written, or None when no write was needed.
+pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K, existing: Option<&K>) -> Result<Option<K>>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
-    let want = serde_json::to_value(desired).map_err(|e| Error::Serialization("desired object", e))?;
-    if let Some(existing) = existing {
-        let have = serde_json::to_value(existing).map_err(|e| Error::Serialization("existing object", e))?;
-        if is_subset(&want, &have) {
-            return Ok(false);
-        }
+    if existing.is_some_and(|e| contains(e, desired)) {
+        return Ok(None);
     }
+    let want = serde_json::to_value(desired).map_err(|e| Error::Serialization("desired object", e))?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&desired.name_any(), &params, &Patch::Apply(&want)).await?;
-    Ok(true)
+    Ok(Some(api.patch(&desired.name_any(), &params, &Patch::Apply(&want)).await?))
+}
+
+/// Whether `existing` already holds every field of `desired`.
+pub fn contains<K: Serialize>(existing: &K, desired: &K) -> bool {
+    match (serde_json::to_value(desired), serde_json::to_value(existing)) {
+        (Ok(want), Ok(have)) => is_subset(&want, &have),
+        _ => false,
+    }
 }
 
 /// Adds `finalizer` to `obj` if missing. The resourceVersion in the patch makes a concurrent
@@ -188,5 +223,14 @@ mod tests {
         assert_eq!(delays.iter().map(|d| d.as_millis()).collect::<Vec<_>>(), [500, 1000, 2000, 4000, 5000, 5000]);
         kube::runtime::utils::Backoff::reset(&mut b);
         assert_eq!(b.next(), Some(Duration::from_millis(500)));
+    }
+}
+
+/// When to retry a failed reconcile: a conflict (someone wrote the object meanwhile) at once,
+/// anything else after a pause.
+pub fn retry_after(error: &Error) -> std::time::Duration {
+    match error {
+        Error::Kube(kube::Error::Api(status)) if status.is_conflict() => std::time::Duration::from_millis(200),
+        _ => std::time::Duration::from_secs(5),
     }
 }

@@ -49,7 +49,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let store = controller.store();
     let (by_secret, by_template) = (store.clone(), store);
     controller
-        .watches(workspaces, workspace_watch_config(ctx.namespace.as_deref()), apply_of_workspace)
+        .watches(workspaces, watcher::Config::default().labels(&workspace_selector(ctx.namespace.as_deref())), apply_of_workspace)
         .watches(secrets, watcher::Config::default().any_semantic(), move |s| applies_waiting_for(&by_secret, &s))
         .watches(templates, watcher::Config::default().any_semantic(), move |t| applies_using(&by_template, &t))
         .trigger_backoff(super::WatchBackoff::for_controller())
@@ -61,12 +61,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 
 /// Workspaces created by this operator; when it watches one namespace, only that namespace's.
 /// Workspaces are cluster-scoped, so the namespace is a label.
-fn workspace_watch_config(namespace: Option<&str>) -> watcher::Config {
-    let selector = match namespace {
+fn workspace_selector(namespace: Option<&str>) -> String {
+    match namespace {
         Some(ns) => format!("{},{}={}", names::LABEL_APPLY_UID, names::LABEL_APPLY_NAMESPACE, names::label_value(ns)),
         None => names::LABEL_APPLY_UID.to_string(),
-    };
-    watcher::Config::default().labels(&selector)
+    }
 }
 
 /// The apply a Workspace belongs to, from the annotation written when it was created.
@@ -103,7 +102,7 @@ fn template_namespace(apply: &WorkspaceTemplateApply) -> String {
 
 fn error_policy(_apply: Arc<WorkspaceTemplateApply>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failure(CONTROLLER, error.metric_label());
-    Action::requeue(Duration::from_secs(5))
+    Action::requeue(super::retry_after(error))
 }
 
 async fn reconcile(apply: Arc<WorkspaceTemplateApply>, ctx: Arc<Context>) -> Result<Action> {
@@ -184,7 +183,6 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, ctx: &Context) -> Resul
     let ws_name = workspace_name_of(apply);
     let workspaces: Api<Workspace> = Api::all(ctx.client.clone());
     let template_ns = template_namespace(apply);
-    let templates: Api<WorkspaceTemplate> = Api::namespaced(ctx.client.clone(), &template_ns);
     let existing = workspaces.get_opt(&ws_name).await?;
 
     if let Some(ws) = existing.as_ref().filter(|ws| !owned_by(ws, apply)) {
@@ -194,7 +192,9 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, ctx: &Context) -> Resul
         };
         return blocked(apply, ctx, existing.as_ref(), reason::WORKSPACE_CONFLICT, message).await;
     }
-    let Some(template) = templates.get_opt(&apply.spec.template_ref.name).await? else {
+    let templates: Api<WorkspaceTemplate> = Api::namespaced(ctx.client.clone(), &template_ns);
+    let template = templates.get_opt(&apply.spec.template_ref.name).await?;
+    let Some(template) = template else {
         let message = format!(
             "WorkspaceTemplate {template_ns}/{} not found; create it or fix spec.templateRef",
             apply.spec.template_ref.name
@@ -202,9 +202,7 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, ctx: &Context) -> Resul
         // An applied Workspace keeps working without its template: it is only frozen. That
         // is a warning, not a failure of what already exists.
         if existing.is_some() && apply.status.as_ref().is_some_and(|s| s.observed_generation == apply.metadata.generation) {
-            if !has_condition(apply, TEMPLATE_AVAILABLE, false, reason::TEMPLATE_NOT_FOUND) {
-                ctx.event(apply, EventType::Warning, reason::TEMPLATE_NOT_FOUND, message.clone()).await;
-            }
+            ctx.event(apply, EventType::Warning, reason::TEMPLATE_NOT_FOUND, message.clone()).await;
             let extra = vec![Desired::new(TEMPLATE_AVAILABLE, false, reason::TEMPLATE_NOT_FOUND, message)];
             return write_status(apply, ctx, existing.as_ref(), extra, false).await;
         }
@@ -220,27 +218,28 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, ctx: &Context) -> Resul
         let message = format!("waiting for the previous Workspace {ws_name} to be deleted");
         return waiting(apply, ctx, reason::CREATING, message).await;
     }
-    if let Some(message) = missing_secrets(ctx, apply).await? {
-        // Secrets gate writes only: an existing Workspace keeps being reported.
-        if existing.is_none() {
-            return waiting(apply, ctx, reason::WAITING_FOR_SECRETS, message).await;
-        }
-    } else {
-        if existing.is_none()
-            && let Some(message) = unready_workspaces(ctx, apply).await?
-        {
-            return waiting(apply, ctx, reason::WAITING_FOR_WORKSPACES, message).await;
-        }
-        let desired = desired_workspace(apply, &ws_name, spec);
-        if apply_if_changed(&workspaces, &desired, existing.as_ref()).await? {
-            let verb = if existing.is_some() { "Updated" } else { "Created" };
-            info!(apply = %apply.name_any(), workspace = %ws_name, "{verb} Workspace");
-            ctx.event(apply, EventType::Normal, &format!("{verb}Workspace"), format!("{verb} Workspace {ws_name}")).await;
-            let written = workspaces.get_opt(&ws_name).await?;
-            return write_status(apply, ctx, written.as_ref(), template_found(), true).await;
-        }
+    let desired = desired_workspace(apply, &ws_name, spec);
+    if existing.as_ref().is_some_and(|ws| super::contains(ws, &desired)) {
+        return write_status(apply, ctx, existing.as_ref(), template_found(), false).await;
     }
-    write_status(apply, ctx, existing.as_ref(), template_found(), false).await
+    // A write is due; the secrets and workspaces it needs are checked now (only key names).
+    if let Some(message) = missing_secrets(ctx, apply).await? {
+        // An existing Workspace keeps being reported; it is updated once they are back.
+        return match existing {
+            Some(ws) => write_status(apply, ctx, Some(&ws), template_found(), false).await,
+            None => waiting(apply, ctx, reason::WAITING_FOR_SECRETS, message).await,
+        };
+    }
+    if existing.is_none()
+        && let Some(message) = unready_workspaces(ctx, apply).await?
+    {
+        return waiting(apply, ctx, reason::WAITING_FOR_WORKSPACES, message).await;
+    }
+    let written = apply_if_changed(&workspaces, &desired, existing.as_ref()).await?;
+    let verb = if existing.is_some() { "Updated" } else { "Created" };
+    info!(apply = %apply.name_any(), workspace = %ws_name, "{verb} Workspace");
+    ctx.event(apply, EventType::Normal, &format!("{verb}Workspace"), format!("{verb} Workspace {ws_name}")).await;
+    write_status(apply, ctx, written.as_ref().or(existing.as_ref()), template_found(), true).await
 }
 
 fn template_found() -> Vec<Desired> {
