@@ -14,6 +14,7 @@ use capt_fargate::api::CAPTControlPlane;
 
 #[tokio::main]
 async fn main() {
+    if std::env::var_os("DEMO_DEBUG").is_some() { tracing_subscriber::fmt().with_env_filter("capt_fargate=debug,kube_runtime=debug").init(); }
     let kubeconfig = support::cluster::kubeconfig().await;
     let client = support::client().await;
     let ns = support::TestNamespace::new(&client, "capt-demo").await;

@@ -1,0 +1,1250 @@
+//! Benchmark on the real local control plane, with the simulated provider-terraform answering
+//! at once (delay 0). Run with `tests/bench`; scale down with BENCH_CONTROL_PLANES and
+//! BENCH_PROFILES (default 200 and 8). Measures, and writes to BENCHMARKS.md:
+//! 1. scale: time for N control planes with P additional profiles each to converge, with the
+//!    operator as a child process (target/release/capt-fargate run);
+//! 2. floor: the same objects created and status-patched directly with a plain client;
+//! 3. steady state: API requests by verb in the 20 s after an operator restart;
+//! 4. memory: peak RSS of the operator process;
+//! 5. latency: one profile's tags changed, until the provider applied it and the control plane
+//!    reports it;
+//! 6. the operator's own metrics.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use futures::{FutureExt, StreamExt, TryStreamExt, stream};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use capt_fargate::api::conditions::{READY, SYNCED, XpCondition, find};
+use capt_fargate::api::{
+    CAPTControlPlane, CAPTControlPlaneStatus, FargateProfilePhase, FargateProfileStatus, Workspace, WorkspaceTemplate,
+    WorkspaceTemplateApply, WorkspaceTemplateApplyStatus,
+};
+use capt_fargate::names;
+use capt_fargate::render::{eks, fargate};
+use capt_fargate::status::apply::ChildState;
+use capt_fargate::status::conditions::{Desired, merge};
+
+const MANAGER: &str = "capt-fargate-bench";
+/// Resources whose API requests the steady-state measurement counts (events and leases are
+/// left out).
+const RESOURCES: &[&str] = &["captcontrolplanes", "workspacetemplateapplies", "workspaces", "secrets"];
+/// Resources counted for the scale and floor runs: those, plus templates and events.
+const ALL_RESOURCES: &[&str] = &["captcontrolplanes", "workspacetemplateapplies", "workspaces", "secrets", "workspacetemplates", "events"];
+const APPLY_CONCURRENCY: usize = 32;
+const FLOOR_CONCURRENCY: usize = 64;
+const STEADY_WINDOW: Duration = Duration::from_secs(20);
+const LATENCY_SAMPLES: usize = 50;
+
+struct Settings {
+    control_planes: usize,
+    profiles: usize,
+    operator_bin: PathBuf,
+    kubeconfig: PathBuf,
+    out: PathBuf,
+}
+
+impl Settings {
+    fn total_profiles(&self) -> usize {
+        self.profiles + 2
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Our CRDs and the third-party ones (Cluster API Cluster, provider-terraform Workspace), as
+/// `support::client()` installs them on the shared control plane.
+async fn install_crds(client: &Client) -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut crds = capt_fargate::crdgen::crds();
+    let dir = support::third_party_crds_dir();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("third-party CRDs in {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            let text = std::fs::read_to_string(&path)?;
+            for doc in text.split("\n---").filter(|d| d.contains("kind: CustomResourceDefinition")) {
+                crds.push(serde_saphyr::from_str(doc)?);
+            }
+        }
+    }
+    for crd in crds {
+        let name = crd.name_any();
+        api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&crd)).await?;
+        let established = kube::runtime::wait::await_condition(api.clone(), &name, kube::runtime::wait::conditions::is_crd_established());
+        tokio::time::timeout(Duration::from_secs(30), established).await.with_context(|| format!("CRD {name} not Established"))??;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let root = support::repo_root();
+    // tests/bench passes a private control plane; without it, the shared one of the tests.
+    let (kubeconfig, client) = match std::env::var_os("BENCH_KUBECONFIG") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let client = support::cluster::client_from(&path).await;
+            install_crds(&client).await?;
+            (path, client)
+        }
+        None => (support::cluster::kubeconfig().await, support::client().await),
+    };
+    let settings = Settings {
+        control_planes: env_usize("BENCH_CONTROL_PLANES", 200),
+        profiles: env_usize("BENCH_PROFILES", 8),
+        operator_bin: std::env::var_os("BENCH_OPERATOR_BIN").map(PathBuf::from).unwrap_or_else(|| root.join("target/release/capt-fargate")),
+        kubeconfig,
+        out: root.join("BENCHMARKS.md"),
+    };
+    anyhow::ensure!(settings.profiles <= 8, "BENCH_PROFILES must be at most 8 (AWS quota of 10 per cluster, 2 are default profiles)");
+    anyhow::ensure!(settings.operator_bin.exists(), "{} not found; run tests/bench", settings.operator_bin.display());
+    let machine = Machine::now(&settings.kubeconfig);
+    println!("bench: {} control planes x {} additional profiles; {}", settings.control_planes, settings.profiles, machine.describe());
+
+    let scale_ns = support::TestNamespace::new(&client, "capt-bench-scale").await;
+    let floor_ns = support::TestNamespace::new(&client, "capt-bench-floor").await;
+    let run = std::panic::AssertUnwindSafe(run(&settings, &client, &scale_ns.name, &floor_ns.name)).catch_unwind().await;
+    println!("bench: cleaning up");
+    cleanup(&client, &scale_ns.name).await;
+    cleanup(&client, &floor_ns.name).await;
+    scale_ns.delete().await;
+    floor_ns.delete().await;
+    let report = match run {
+        Ok(result) => result?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let markdown = report.markdown(&settings, &machine, &Machine::now(&settings.kubeconfig));
+    write_benchmarks(&settings.out, &markdown)?;
+    println!("bench: wrote {}", settings.out.display());
+    Ok(())
+}
+
+/// Every measurement, in order; the operator process and the simulated provider are stopped
+/// before returning, also on errors.
+async fn run(settings: &Settings, client: &Client, scale_ns: &str, floor_ns: &str) -> Result<Report> {
+    let provider = support::simulated_provider::SimulatedProvider::start(client.clone(), scale_ns, Duration::ZERO);
+    let mut operator = None;
+    let result = measure_operator(settings, client, scale_ns, &mut operator).await;
+    if let Some(op) = operator.take() {
+        op.stop().await;
+    }
+    let rejections = provider.rejections().len();
+    provider.stop().await;
+    let mut report = result?;
+    report.rejections = rejections;
+    println!("bench: floor (plain client, no operator)");
+    report.floor = Some(floor(settings, client, floor_ns).await?);
+    report.print();
+    Ok(report)
+}
+
+async fn measure_operator(settings: &Settings, client: &Client, ns: &str, slot: &mut Option<OperatorProcess>) -> Result<Report> {
+    let mut report = Report::default();
+    prepare_inputs(settings, client, ns).await?;
+    *slot = Some(OperatorProcess::start(settings, ns, 1).await?);
+    println!("bench: scale");
+    report.scale = Some(scale(settings, client, ns, slot.as_ref().unwrap()).await?);
+    println!("bench: steady state (operator restart)");
+    report.steady = Some(steady_state(settings, client, ns, slot).await?);
+    println!("bench: latency");
+    report.latency = Some(latency(settings, client, ns).await?);
+    let op = slot.as_ref().unwrap();
+    report.memory_after_latency_kib = op.vm_hwm_kib();
+    report.operator_metrics = op.metrics().await.unwrap_or_else(|e| format!("unavailable: {e}"));
+    report.operator_log_lines = op.log_lines();
+    Ok(report)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+fn control_plane_name(i: usize) -> String {
+    format!("bench-{i:03}")
+}
+
+fn profile_name(j: usize) -> String {
+    format!("p{j}")
+}
+
+/// A control plane with `profiles` additional profiles; `tags[j]` is profile j's `bench` tag.
+fn control_plane(ns: &str, i: usize, tags: &[String]) -> CAPTControlPlane {
+    let profiles: Vec<Value> = tags
+        .iter()
+        .enumerate()
+        .map(|(j, tag)| {
+            json!({
+                "name": profile_name(j),
+                "workspaceTemplateRef": { "name": "eks-fargate-profile" },
+                "selectors": [{ "namespace": format!("workload-{j}") }],
+                "tags": { "bench": tag },
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1",
+        "kind": "CAPTControlPlane",
+        "metadata": { "name": control_plane_name(i), "namespace": ns },
+        "spec": {
+            "version": "1.31",
+            "workspaceTemplateRef": { "name": "eks-controlplane" },
+            "controlPlaneConfig": { "region": "ap-northeast-1", "endpointAccess": { "public": true, "private": true } },
+            "additionalTags": { "environment": "bench" },
+            "additionalFargateProfiles": profiles,
+        }
+    }))
+    .expect("valid control plane")
+}
+
+fn initial_tags(settings: &Settings) -> Vec<String> {
+    vec!["initial".to_string(); settings.profiles]
+}
+
+/// The sample VPC connection secret's data (config/samples/secrets.yaml).
+fn sample_vpc_secret() -> Result<Value> {
+    let text = std::fs::read_to_string(support::repo_root().join("config/samples/secrets.yaml"))?;
+    let doc = text.split("\n---").find(|d| d.contains("-vpc-connection")).ok_or_else(|| anyhow!("no VPC secret in secrets.yaml"))?;
+    Ok(serde_saphyr::from_str(doc)?)
+}
+
+fn vpc_secret(sample: &Value, ns: &str, cp: &str) -> Secret {
+    let mut secret: Secret = serde_json::from_value(sample.clone()).expect("sample secret");
+    secret.metadata = ObjectMeta { name: Some(names::vpc_connection_secret(cp)), namespace: Some(ns.into()), ..Default::default() };
+    secret
+}
+
+/// The two WorkspaceTemplates and one VPC secret per control plane.
+async fn prepare_inputs(settings: &Settings, client: &Client, ns: &str) -> Result<()> {
+    let root = support::repo_root();
+    for file in ["eks-controlplane.yaml", "fargate-profile.yaml"] {
+        support::apply_yaml(client, ns, &root.join("config/workspacetemplates").join(file)).await;
+    }
+    let sample = sample_vpc_secret()?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    for_each_concurrent(0..settings.control_planes, FLOOR_CONCURRENCY, |i| {
+        let (secrets, secret) = (secrets.clone(), vpc_secret(&sample, ns, &control_plane_name(i)));
+        async move { secrets.create(&PostParams::default(), &secret).await.map(|_| ()).map_err(anyhow::Error::from) }
+    })
+    .await
+}
+
+/// Runs `f` for every item with at most `limit` in flight; the first error wins.
+async fn for_each_concurrent<I, F, Fut>(items: I, limit: usize, f: F) -> Result<()>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    stream::iter(items).map(f).buffer_unordered(limit).try_collect::<Vec<()>>().await.map(|_| ())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Scale
+
+#[derive(Default)]
+struct ScaleResult {
+    seconds: f64,
+    apply_seconds: f64,
+    requests: Requests,
+    cpu: CpuDelta,
+    operator_metrics: String,
+    memory_kib: u64,
+    /// Events by reason: (Event objects, occurrences including repeats).
+    events: BTreeMap<String, (usize, i64)>,
+}
+
+async fn scale(settings: &Settings, client: &Client, ns: &str, op: &OperatorProcess) -> Result<ScaleResult> {
+    let watch = Watch::control_planes(client, ns);
+    let api: Api<CAPTControlPlane> = Api::namespaced(client.clone(), ns);
+    let before = (Requests::scrape(client).await?, CpuSample::now(&settings.kubeconfig, op.pid()));
+    let start = Instant::now();
+    let tags = initial_tags(settings);
+    for_each_concurrent(0..settings.control_planes, APPLY_CONCURRENCY, |i| {
+        let (api, cp) = (api.clone(), control_plane(ns, i, &tags));
+        async move {
+            api.patch(&cp.name_any(), &PatchParams::apply(MANAGER), &Patch::Apply(&cp)).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let apply_seconds = start.elapsed().as_secs_f64();
+    let total = settings.total_profiles();
+    let timeout = Duration::from_secs(120 + settings.control_planes as u64 * 6);
+    let mut last_print = Instant::now();
+    watch
+        .until(timeout, |w| {
+            let cps = w.cps.state();
+            let done = cps.iter().filter(|cp| converged(cp, total)).count();
+            if last_print.elapsed() > Duration::from_secs(10) {
+                println!("bench:   {:>5.0}s {done}/{} control planes converged", start.elapsed().as_secs_f64(), settings.control_planes);
+                last_print = Instant::now();
+            }
+            (cps.len() == settings.control_planes && done == cps.len()).then_some(())
+        })
+        .await
+        .context("scale: control planes did not converge")?;
+    let seconds = start.elapsed().as_secs_f64();
+    let requests = Requests::scrape(client).await?.minus(&before.0);
+    let cpu = CpuSample::now(&settings.kubeconfig, op.pid()).minus(&before.1);
+    watch.stop();
+    let result = ScaleResult {
+        seconds,
+        apply_seconds,
+        requests,
+        cpu,
+        operator_metrics: op.metrics().await.unwrap_or_default(),
+        memory_kib: op.vm_hwm_kib(),
+        events: events_by_reason(client, ns).await?,
+    };
+    println!("bench:   converged in {seconds:.1}s");
+    Ok(result)
+}
+
+async fn events_by_reason(client: &Client, ns: &str) -> Result<BTreeMap<String, (usize, i64)>> {
+    use k8s_openapi::api::events::v1::Event;
+    let mut out: BTreeMap<String, (usize, i64)> = BTreeMap::new();
+    for e in Api::<Event>::namespaced(client.clone(), ns).list(&ListParams::default()).await? {
+        let entry = out.entry(e.reason.clone().unwrap_or_default()).or_default();
+        entry.0 += 1;
+        entry.1 += e.series.as_ref().map(|s| s.count as i64).or(e.deprecated_count.map(i64::from)).unwrap_or(1).max(1);
+    }
+    Ok(out)
+}
+
+/// Summary `total/total` for the current generation.
+fn converged(cp: &CAPTControlPlane, total: usize) -> bool {
+    let Some(status) = cp.status.as_ref() else { return false };
+    status.observed_generation == cp.metadata.generation && status.fargate_profiles_summary.as_deref() == Some(&format!("{total}/{total}"))
+}
+
+/// Reflector stores of the bench namespace's control planes (and, for the latency
+/// measurement, its Workspaces), with a notification on every change.
+struct Watch {
+    cps: Store<CAPTControlPlane>,
+    workspaces: Option<Store<Workspace>>,
+    changed: Arc<Notify>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Watch {
+    fn control_planes(client: &Client, ns: &str) -> Watch {
+        let changed = Arc::new(Notify::new());
+        let (cps, writer) = reflector::store();
+        let stream = reflector::reflector(writer, watcher(Api::<CAPTControlPlane>::namespaced(client.clone(), ns), watcher::Config::default()));
+        Watch { cps, workspaces: None, tasks: vec![Self::drive(stream, changed.clone())], changed }
+    }
+
+    fn with_workspaces(mut self, client: &Client, ns: &str) -> Watch {
+        let (store, writer) = reflector::store();
+        let config = watcher::Config::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, ns));
+        let stream = reflector::reflector(writer, watcher(Api::<Workspace>::all(client.clone()), config));
+        self.tasks.push(Self::drive(stream, self.changed.clone()));
+        self.workspaces = Some(store);
+        self
+    }
+
+    fn drive<K, S>(stream: S, changed: Arc<Notify>) -> tokio::task::JoinHandle<()>
+    where
+        S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+        K: Send + 'static,
+    {
+        tokio::spawn(stream.default_backoff().for_each(move |_| {
+            changed.notify_waiters();
+            async {}
+        }))
+    }
+
+    /// Waits until `check` returns Some, re-checking after every watch event.
+    async fn until<T>(&self, timeout: Duration, mut check: impl FnMut(&Watch) -> Option<T>) -> Result<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(value) = check(self) {
+                return Ok(value);
+            }
+            // Also wake periodically, so progress is printed while nothing changes.
+            let wake = tokio::time::Instant::now() + Duration::from_secs(2);
+            if tokio::time::timeout_at(deadline.min(wake), notified).await.is_err() && tokio::time::Instant::now() >= deadline {
+                bail!("timed out after {timeout:?}");
+            }
+        }
+    }
+
+    fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Floor
+
+#[derive(Default)]
+struct FloorResult {
+    seconds: f64,
+    writes: usize,
+    requests: Requests,
+}
+
+fn template(file: &str, ns: &str) -> Result<WorkspaceTemplate> {
+    let text = std::fs::read_to_string(support::repo_root().join("config/workspacetemplates").join(file))?;
+    let mut t: WorkspaceTemplate = serde_saphyr::from_str(&text)?;
+    t.metadata.namespace = Some(ns.into());
+    Ok(t)
+}
+
+/// Creates what the operator path ends up with, directly: control planes, applies, Workspaces,
+/// connection secrets, and every status as it is once converged.
+async fn floor(settings: &Settings, client: &Client, ns: &str) -> Result<FloorResult> {
+    let (eks_template, profile_template) = (&template("eks-controlplane.yaml", ns)?, &template("fargate-profile.yaml", ns)?);
+    let cps_api: Api<CAPTControlPlane> = Api::namespaced(client.clone(), ns);
+    let writes = std::sync::atomic::AtomicUsize::new(0);
+    let count = |n: usize| writes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    let tags = initial_tags(settings);
+    let before = Requests::scrape(client).await?;
+    let start = Instant::now();
+
+    // Control planes (their uids are needed for the applies' owner references).
+    let created: Vec<CAPTControlPlane> = stream::iter(0..settings.control_planes)
+        .map(|i| {
+            let (api, cp) = (cps_api.clone(), control_plane(ns, i, &tags));
+            async move { api.create(&PostParams::default(), &cp).await }
+        })
+        .buffer_unordered(FLOOR_CONCURRENCY)
+        .try_collect()
+        .await?;
+    count(created.len());
+
+    // Per apply: create it, its Workspace and connection secret, then both statuses.
+    let applies: Vec<(WorkspaceTemplateApply, &WorkspaceTemplate)> = created
+        .iter()
+        .flat_map(|cp| {
+            let profiles = cp.spec.additional_fargate_profiles.clone().unwrap_or_default();
+            std::iter::once((eks::render(cp), eks_template)).chain(profiles.into_iter().map(move |p| (fargate::render(cp, &p), profile_template)))
+        })
+        .collect();
+    for_each_concurrent(applies, FLOOR_CONCURRENCY, |(apply, template)| {
+        let client = client.clone();
+        let count = &count;
+        async move {
+            let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), ns);
+            let apply = applies.create(&PostParams::default(), &apply).await?;
+            let ws_name = names::workspace_name(ns, &apply.name_any());
+            let spec = capt_fargate::render::workspace::render(&apply, template, &ws_name)?;
+            let workspace = floor_workspace(&apply, &ws_name, spec);
+            let workspaces: Api<Workspace> = Api::all(client.clone());
+            workspaces.create(&PostParams::default(), &workspace).await?;
+            let now = Time(k8s_openapi::jiff::Timestamp::now());
+            let ready = [Desired::new(SYNCED, true, "ReconcileSuccess", ""), Desired::new(READY, true, "Available", "")];
+            let ws_conditions: Vec<XpCondition> = merge(&[], &ready, Some(1), &now);
+            let outputs = if apply.name_any().ends_with("-apply") { eks_outputs(&apply) } else { profile_outputs(&apply) };
+            let status = json!({ "status": { "atProvider": { "outputs": outputs.clone(), "checksum": "floor" }, "conditions": ws_conditions } });
+            workspaces.patch_status(&ws_name, &PatchParams::default(), &Patch::Merge(&status)).await?;
+            let secret_ref = apply.spec.write_connection_secret_to_ref.clone().expect("rendered with a connection secret");
+            let secret = Secret {
+                metadata: ObjectMeta { name: Some(secret_ref.name), namespace: Some(ns.into()), ..Default::default() },
+                type_: Some("connection.crossplane.io/v1alpha1".into()),
+                data: Some(outputs.as_object().unwrap().iter().map(|(k, v)| (k.clone(), ByteString(plain(v).into_bytes()))).collect()),
+                ..Default::default()
+            };
+            Api::<Secret>::namespaced(client.clone(), ns).create(&PostParams::default(), &secret).await?;
+            let status = WorkspaceTemplateApplyStatus {
+                workspace_name: Some(ws_name),
+                applied: true,
+                last_applied_time: Some(now.clone()),
+                last_applied_hash: Some("floor".into()),
+                conditions: merge(&[], &ready, apply.metadata.generation, &now),
+                observed_generation: apply.metadata.generation,
+            };
+            applies.patch_status(&apply.name_any(), &PatchParams::default(), &Patch::Merge(&json!({ "status": status }))).await?;
+            count(5);
+            Ok(())
+        }
+    })
+    .await?;
+
+    // Control plane statuses with every profile ready.
+    for_each_concurrent(&created, FLOOR_CONCURRENCY, |cp| {
+        let api = cps_api.clone();
+        async move {
+            let status = json!({ "status": ready_control_plane_status(cp) });
+            api.patch_status(&cp.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    count(created.len());
+    let seconds = start.elapsed().as_secs_f64();
+    let requests = Requests::scrape(client).await?.minus(&before);
+    println!("bench:   floor {seconds:.1}s");
+    Ok(FloorResult { seconds, writes: writes.into_inner(), requests })
+}
+
+fn floor_workspace(apply: &WorkspaceTemplateApply, name: &str, spec: capt_fargate::api::workspace::WorkspaceSpec) -> Workspace {
+    let ns = apply.namespace().unwrap_or_default();
+    Workspace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(BTreeMap::from([
+                (names::LABEL_APPLY_NAMESPACE.to_string(), ns.clone()),
+                (names::LABEL_APPLY_NAME.to_string(), names::label_value(&apply.name_any())),
+                (names::LABEL_APPLY_UID.to_string(), apply.uid().unwrap_or_default()),
+            ])),
+            annotations: Some(BTreeMap::from([(names::ANNOTATION_APPLY.to_string(), format!("{ns}/{}", apply.name_any()))])),
+            ..Default::default()
+        },
+        spec,
+        status: None,
+    }
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn eks_outputs(apply: &WorkspaceTemplateApply) -> Value {
+    let cluster = apply.labels().get(names::LABEL_CONTROL_PLANE).cloned().unwrap_or_default();
+    json!({
+        "cluster_name": cluster,
+        "cluster_endpoint": format!("https://{}.gr7.ap-northeast-1.eks.amazonaws.com", names::short_hash(&cluster, 16)),
+        "cluster_certificate_authority_data": "TFMwdExTMUNSVWRKVGlCRFJWSlVTVVpKUTBGVVJTMHRMUzB0",
+        "oidc_provider_arn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.ap-northeast-1.amazonaws.com/id/SIM",
+        "fargate_profiles": apply.spec.terraform_variables.as_ref().and_then(|t| t.get("fargate_profiles")).cloned().unwrap_or(json!({})),
+    })
+}
+
+fn profile_outputs(apply: &WorkspaceTemplateApply) -> Value {
+    let profile = apply.annotations().get(names::ANNOTATION_PROFILE_NAME).cloned().unwrap_or_default();
+    json!({
+        "fargate_profile_name": profile,
+        "fargate_profile_status": "ACTIVE",
+        "fargate_profile_arn": format!("arn:aws:eks:ap-northeast-1:123456789012:fargateprofile/{}/{profile}/sim", apply.name_any()),
+        "pod_execution_role_arn": format!("arn:aws:iam::123456789012:role/{}-pod-exec", apply.name_any()),
+        "pod_execution_role_name": format!("{}-pod-exec", apply.name_any()),
+    })
+}
+
+/// The status the operator writes once every profile is ready.
+fn ready_control_plane_status(cp: &CAPTControlPlane) -> CAPTControlPlaneStatus {
+    let eks_name = eks::apply_name(cp);
+    let mut statuses: Vec<FargateProfileStatus> = cp
+        .spec
+        .default_fargate_profiles
+        .iter()
+        .map(|d| capt_fargate::status::profiles::default_profile_status(d.name(), &eks_name, &ChildState::Ready))
+        .collect();
+    for p in cp.spec.additional_fargate_profiles.iter().flatten() {
+        statuses.push(FargateProfileStatus {
+            name: p.name.clone(),
+            ready: true,
+            workspace_template_apply_name: Some(names::profile_apply_name(&cp.name_any(), &p.name)),
+            phase: Some(FargateProfilePhase::Ready),
+            failure_reason: None,
+            failure_message: None,
+        });
+    }
+    let mut desired = capt_fargate::status::profiles::conditions(&statuses);
+    desired.push(Desired::new(READY, true, "Ready", "control plane is ready"));
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    CAPTControlPlaneStatus {
+        ready: true,
+        initialized: Some(true),
+        phase: Some(capt_fargate::api::ControlPlanePhase::Ready),
+        conditions: merge(&[], &desired, cp.metadata.generation, &now),
+        fargate_profiles_summary: Some(format!("{0}/{0}", statuses.len())),
+        fargate_profiles: statuses,
+        observed_generation: cp.metadata.generation,
+        ..Default::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Steady state and 4. memory
+
+#[derive(Default)]
+struct SteadyResult {
+    /// Same window length with the converged operator idle, before the restart.
+    idle: Requests,
+    /// The window after the restart.
+    restart: Requests,
+    restart_cpu: CpuDelta,
+    /// From the restart until the new process's reconcile count stopped changing.
+    resync_seconds: f64,
+    resync: Requests,
+    resync_cpu: CpuDelta,
+    resync_reconciles: f64,
+    memory_first_kib: u64,
+    memory_after_resync_kib: u64,
+    reconciles_in_window: String,
+}
+
+async fn steady_state(settings: &Settings, client: &Client, ns: &str, slot: &mut Option<OperatorProcess>) -> Result<SteadyResult> {
+    let mut result = SteadyResult::default();
+    let before = Requests::scrape(client).await?;
+    tokio::time::sleep(STEADY_WINDOW).await;
+    result.idle = Requests::scrape(client).await?.minus(&before);
+
+    let first = slot.take().expect("operator running");
+    result.memory_first_kib = first.vm_hwm_kib();
+    first.stop().await;
+
+    let (before, cpu_before) = (Requests::scrape(client).await?, CpuSample::now(&settings.kubeconfig, 0));
+    let start = Instant::now();
+    let op = OperatorProcess::start(settings, ns, 2).await?;
+    // Counts for the window; then, as the resync may take longer, on until no reconcile
+    // started for 5 s.
+    let (mut last, mut last_change, mut window_done) = (0.0, Duration::ZERO, false);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let metrics = op.metrics().await.unwrap_or_default();
+        let now = reconcile_total(&metrics);
+        if now != last {
+            (last, last_change) = (now, start.elapsed());
+        }
+        if !window_done && start.elapsed() >= STEADY_WINDOW {
+            result.restart = Requests::scrape(client).await?.minus(&before);
+            result.restart_cpu = CpuSample::now(&settings.kubeconfig, op.pid()).minus(&cpu_before);
+            result.reconciles_in_window = operator_counters(&metrics).join(", ");
+            window_done = true;
+        }
+        if (window_done && start.elapsed() - last_change >= Duration::from_secs(5)) || start.elapsed() > Duration::from_secs(600) {
+            break;
+        }
+    }
+    result.resync_seconds = last_change.as_secs_f64();
+    result.resync = Requests::scrape(client).await?.minus(&before);
+    result.resync_cpu = CpuSample::now(&settings.kubeconfig, op.pid()).minus(&cpu_before);
+    result.resync_reconciles = last;
+    result.memory_after_resync_kib = op.vm_hwm_kib();
+    *slot = Some(op);
+    println!(
+        "bench:   writes in {}s after restart: {} (idle window: {})",
+        STEADY_WINDOW.as_secs(),
+        result.restart.only(RESOURCES).writes(),
+        result.idle.only(RESOURCES).writes()
+    );
+    Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Latency
+
+#[derive(Default)]
+struct LatencyResult {
+    samples: Vec<f64>,
+}
+
+impl LatencyResult {
+    fn percentile(&self, p: f64) -> f64 {
+        let mut v = self.samples.clone();
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+        v[rank.clamp(1, v.len()) - 1]
+    }
+}
+
+/// Changes one profile's tags, one control plane at a time, and times until the provider has
+/// applied the new tag (Workspace Ready for its new generation, with the tag in its varmap)
+/// and the control plane reports all profiles ready for its new generation.
+async fn latency(settings: &Settings, client: &Client, ns: &str) -> Result<LatencyResult> {
+    anyhow::ensure!(settings.profiles > 0, "the latency measurement needs at least one additional profile");
+    let watch = Watch::control_planes(client, ns).with_workspaces(client, ns);
+    let api: Api<CAPTControlPlane> = Api::namespaced(client.clone(), ns);
+    let total = settings.total_profiles();
+    let mut tags: Vec<Vec<String>> = vec![initial_tags(settings); settings.control_planes];
+    let mut result = LatencyResult::default();
+    // Wait for both caches to hold everything.
+    watch
+        .until(Duration::from_secs(60), |w| {
+            let n = w.workspaces.as_ref().unwrap().state().len();
+            (w.cps.state().len() == settings.control_planes && n == settings.control_planes * (settings.profiles + 1)).then_some(())
+        })
+        .await
+        .context("latency: caches did not fill")?;
+    for sample in 0..LATENCY_SAMPLES {
+        let i = (sample * 37) % settings.control_planes;
+        let j = sample % settings.profiles;
+        let value = format!("s{sample}");
+        tags[i][j] = value.clone();
+        let cp = control_plane(ns, i, &tags[i]);
+        let ws_name = names::workspace_name(ns, &names::profile_apply_name(&cp.name_any(), &profile_name(j)));
+        let start = Instant::now();
+        let written = api.patch(&cp.name_any(), &PatchParams::apply(MANAGER), &Patch::Apply(&cp)).await?;
+        let generation = written.metadata.generation;
+        let cp_ref = ObjectRef::new(&cp.name_any()).within(ns);
+        let ws_ref = ObjectRef::new(&ws_name);
+        watch
+            .until(Duration::from_secs(60), |w| {
+                let cp = w.cps.get(&cp_ref)?;
+                let ws = w.workspaces.as_ref().unwrap().get(&ws_ref)?;
+                let tag = ws.spec.for_provider.varmap.as_ref()?.get("tags")?.get("bench")?.as_str()?.to_string();
+                let ws_ready = ws
+                    .status
+                    .as_ref()
+                    .and_then(|s| find(&s.conditions, READY))
+                    .is_some_and(|c| c.is_true() && c.observed_generation == ws.metadata.generation);
+                (cp.metadata.generation == generation && converged(&cp, total) && tag == value && ws_ready).then_some(())
+            })
+            .await
+            .with_context(|| format!("latency sample {sample}: {ws_name} did not get tag {value}"))?;
+        result.samples.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    watch.stop();
+    println!("bench:   p50 {:.0} ms, max {:.0} ms", result.percentile(50.0), result.percentile(100.0));
+    Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator as a child process
+
+struct OperatorProcess {
+    child: Child,
+    metrics_addr: SocketAddr,
+    log: PathBuf,
+}
+
+fn free_addr() -> Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+impl OperatorProcess {
+    /// Starts `capt-fargate run` for `ns` and waits until it serves /metrics.
+    async fn start(settings: &Settings, ns: &str, instance: usize) -> Result<Self> {
+        let (metrics_addr, health_addr) = (free_addr()?, free_addr()?);
+        let log = support::repo_root().join(format!("target/bench/operator-{instance}.log"));
+        std::fs::create_dir_all(log.parent().unwrap())?;
+        let log_file = std::fs::File::create(&log)?;
+        let child = Command::new(&settings.operator_bin)
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(&settings.kubeconfig)
+            .args(["--namespace", ns, "--leader-election=false", "--log-format", "text", "--log-level", "warn"])
+            .arg("--metrics-addr")
+            .arg(metrics_addr.to_string())
+            .arg("--health-addr")
+            .arg(health_addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("starting {}", settings.operator_bin.display()))?;
+        let op = OperatorProcess { child, metrics_addr, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while op.metrics().await.is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "operator did not serve /metrics within 30s; see {}", op.log.display());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(op)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident set size (VmHWM) in KiB.
+    fn vm_hwm_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn metrics(&self) -> Result<String> {
+        let addr = self.metrics_addr;
+        tokio::task::spawn_blocking(move || http_get(addr, "/metrics")).await?
+    }
+
+    fn log_lines(&self) -> usize {
+        std::fs::read_to_string(&self.log).map(|t| t.lines().count()).unwrap_or(0)
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s.
+    async fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!("bench: operator did not stop within 10s of SIGTERM; killing it");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("malformed HTTP response"))?;
+    anyhow::ensure!(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"), "{}", head.lines().next().unwrap_or(""));
+    Ok(body.to_string())
+}
+
+/// Reconciles started, both controllers together.
+fn reconcile_total(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("capt_fargate_reconciles_total"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .fold(0.0, |a, b| a + b)
+}
+
+/// Reconcile and error counters and the reconcile duration sum and count.
+fn operator_counters(metrics: &str) -> Vec<String> {
+    const PREFIXES: [&str; 4] = [
+        "capt_fargate_reconciles_total",
+        "capt_fargate_reconcile_errors_total",
+        "capt_fargate_reconcile_duration_seconds_sum",
+        "capt_fargate_reconcile_duration_seconds_count",
+    ];
+    metrics
+        .lines()
+        .filter(|l| PREFIXES.iter().any(|p| l.starts_with(p)))
+        .map(|l| l.trim_start_matches("capt_fargate_").to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// API server request counts and CPU time
+
+/// `apiserver_request_total` for [`ALL_RESOURCES`], by (verb, resource, subresource, code).
+#[derive(Default, Clone)]
+struct Requests(BTreeMap<(String, String, String, String), f64>);
+
+impl Requests {
+    async fn scrape(client: &Client) -> Result<Requests> {
+        let request = axum::http::Request::get("/metrics").body(vec![])?;
+        let text = client.request_text(request).await?;
+        let mut counts = BTreeMap::new();
+        for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+            let Some((labels, value)) = line["apiserver_request_total".len()..].rsplit_once(' ') else { continue };
+            let labels = parse_labels(labels);
+            let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+            if !ALL_RESOURCES.contains(&get("resource").as_str()) {
+                continue;
+            }
+            let key = (get("verb"), get("resource"), get("subresource"), get("code"));
+            *counts.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+        }
+        Ok(Requests(counts))
+    }
+
+    fn minus(&self, before: &Requests) -> Requests {
+        let mut out = BTreeMap::new();
+        for (k, v) in &self.0 {
+            let d = v - before.0.get(k).copied().unwrap_or(0.0);
+            if d > 0.0 {
+                out.insert(k.clone(), d);
+            }
+        }
+        Requests(out)
+    }
+
+    fn by<F: Fn(&(String, String, String, String)) -> String>(&self, key: F) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for (k, v) in &self.0 {
+            *out.entry(key(k)).or_insert(0.0) += v;
+        }
+        out
+    }
+
+    /// Only the requests for `resources`.
+    fn only(&self, resources: &[&str]) -> Requests {
+        Requests(self.0.iter().filter(|(k, _)| resources.contains(&k.1.as_str())).map(|(k, v)| (k.clone(), *v)).collect())
+    }
+
+    /// By "VERB resource[/subresource]".
+    fn by_request(&self) -> BTreeMap<String, f64> {
+        self.by(|k| format!("{} {}{}", k.0, k.1, if k.2.is_empty() { String::new() } else { format!("/{}", k.2) }))
+    }
+
+    fn by_verb(&self) -> BTreeMap<String, f64> {
+        self.by(|k| k.0.clone())
+    }
+
+    fn total(&self) -> f64 {
+        self.0.values().fold(0.0, |a, b| a + b)
+    }
+
+    fn writes(&self) -> f64 {
+        self.by_verb().iter().filter(|(verb, _)| is_write(verb)).map(|(_, v)| v).fold(0.0, |a, b| a + b)
+    }
+}
+
+fn is_write(verb: &str) -> bool {
+    !matches!(verb, "GET" | "LIST" | "WATCH" | "WATCHLIST" | "CONNECT")
+}
+
+fn parse_labels(s: &str) -> BTreeMap<String, String> {
+    let inner = s.trim().trim_start_matches('{').trim_end_matches('}');
+    let mut out = BTreeMap::new();
+    let mut rest = inner;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let Some(end) = after.find('"') else { break };
+        out.insert(key.trim_start_matches(',').to_string(), after[..end].to_string());
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+/// CPU seconds (user + system) of the operator, the API server, etcd and this process.
+#[derive(Default, Clone)]
+struct CpuSample(BTreeMap<&'static str, f64>);
+#[derive(Default, Clone)]
+struct CpuDelta(BTreeMap<&'static str, f64>);
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces): utime is the 12th, stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Pid of a control-plane component: `up` writes `<dir>/run/<component>.pid` beside
+/// `<dir>/kubeconfig`.
+fn cluster_pid(kubeconfig: &Path, component: &str) -> Option<u32> {
+    let path = kubeconfig.parent()?.join(format!("run/{component}.pid"));
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+impl CpuSample {
+    fn now(kubeconfig: &Path, operator: u32) -> CpuSample {
+        let mut m = BTreeMap::new();
+        m.insert("operator", cpu_seconds(operator));
+        m.insert("bench (simulated provider)", cpu_seconds(std::process::id()));
+        for c in ["kube-apiserver", "etcd", "kube-controller-manager"] {
+            if let Some(pid) = cluster_pid(kubeconfig, c) {
+                m.insert(c, cpu_seconds(pid));
+            }
+        }
+        CpuSample(m)
+    }
+
+    fn minus(&self, before: &CpuSample) -> CpuDelta {
+        CpuDelta(self.0.iter().map(|(k, v)| (*k, v - before.0.get(k).copied().unwrap_or(0.0))).collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup
+
+/// Removes finalizers (the operator and provider are stopped) and deletes the namespace's
+/// Workspaces, which are cluster-scoped. The namespace deletion removes the rest.
+async fn cleanup(client: &Client, ns: &str) {
+    let all = ListParams::default();
+    let ws_selector = ListParams::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, ns));
+    strip_finalizers(&Api::<CAPTControlPlane>::namespaced(client.clone(), ns), &all).await;
+    strip_finalizers(&Api::<WorkspaceTemplateApply>::namespaced(client.clone(), ns), &all).await;
+    let workspaces: Api<Workspace> = Api::all(client.clone());
+    strip_finalizers(&workspaces, &ws_selector).await;
+    if let Err(e) = workspaces.delete_collection(&DeleteParams::background(), &ws_selector).await {
+        eprintln!("bench: deleting the Workspaces of {ns}: {e}");
+    }
+}
+
+async fn strip_finalizers<K>(api: &Api<K>, lp: &ListParams)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let names: Vec<String> = api.list_metadata(lp).await.map(|l| l.items.iter().map(|o| o.name_any()).collect()).unwrap_or_default();
+    let patch = Patch::Merge(json!({ "metadata": { "finalizers": null } }));
+    stream::iter(names)
+        .for_each_concurrent(FLOOR_CONCURRENCY, |name| {
+            let patch = &patch;
+            async move {
+                let _ = api.patch(&name, &PatchParams::default(), patch).await;
+            }
+        })
+        .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+struct Machine {
+    nproc: String,
+    load: String,
+    cluster: String,
+    date: String,
+    commit: String,
+}
+
+fn command_output(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd).args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+}
+
+impl Machine {
+    fn now(kubeconfig: &Path) -> Machine {
+        let root = support::repo_root();
+        let root = root.to_str().unwrap_or(".");
+        let dirty = !command_output("git", &["-C", root, "status", "--porcelain", "--untracked-files=no"]).is_empty();
+        let commit = command_output("git", &["-C", root, "rev-parse", "--short", "HEAD"]);
+        Machine {
+            nproc: command_output("nproc", &[]),
+            cluster: if std::env::var_os("BENCH_KUBECONFIG").is_some() {
+                format!("private control plane started by tests/bench ({})", kubeconfig.display())
+            } else {
+                format!("shared test control plane from tests/cluster/up ({})", kubeconfig.display())
+            },
+            load: std::fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default(),
+            date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            commit: if dirty { format!("{commit} (with uncommitted changes in the working tree)") } else { commit },
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("{} CPUs, load {}, commit {}", self.nproc, self.load, self.commit)
+    }
+}
+
+#[derive(Default)]
+struct Report {
+    scale: Option<ScaleResult>,
+    floor: Option<FloorResult>,
+    steady: Option<SteadyResult>,
+    latency: Option<LatencyResult>,
+    memory_after_latency_kib: u64,
+    operator_metrics: String,
+    operator_log_lines: usize,
+    rejections: usize,
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+impl Report {
+    fn print(&self) {
+        if let (Some(s), Some(f)) = (&self.scale, &self.floor) {
+            println!("bench: scale {:.1}s, floor {:.1}s, ratio {:.2}x", s.seconds, f.seconds, s.seconds / f.seconds);
+        }
+        if let Some(st) = &self.steady {
+            println!("bench: after restart: {:?}", st.restart.only(RESOURCES).by_verb());
+        }
+        if let Some(l) = &self.latency {
+            println!(
+                "bench: latency p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+                l.percentile(50.0),
+                l.percentile(90.0),
+                l.percentile(99.0),
+                l.percentile(100.0)
+            );
+        }
+        for line in operator_counters(&self.operator_metrics) {
+            println!("bench: operator {line}");
+        }
+    }
+
+    fn markdown(&self, s: &Settings, start: &Machine, end: &Machine) -> String {
+        let n = s.control_planes;
+        let profiles = n * s.profiles;
+        let applies = n * (s.profiles + 1);
+        let mut md = String::new();
+        md.push_str("# Benchmarks\n\n");
+        md.push_str("Generated by `tests/bench` (`examples/bench.rs`): the real local control plane (etcd, kube-apiserver, ");
+        md.push_str("kube-controller-manager from `tests/cluster/up`), the operator as a child process ");
+        md.push_str("(`target/release/capt-fargate run --leader-election=false --log-level warn`, one namespace), and the ");
+        md.push_str("simulated provider-terraform in the bench process answering at once (delay 0). ");
+        md.push_str("Scale down with `BENCH_CONTROL_PLANES=10 BENCH_PROFILES=8 tests/bench`.\n\n");
+        md.push_str(&format!(
+            "| | |\n|---|---|\n| Date | {} |\n| Commit | {} |\n| CPUs (`nproc`) | {} |\n| Load average at start | {} |\n| Load average at end | {} |\n| Control plane | {} |\n| Control planes | {n} |\n| Additional profiles each | {} ({} profiles per control plane with the 2 default ones) |\n| WorkspaceTemplateApplies / Workspaces | {applies} / {applies} |\n\n",
+            start.date, start.commit, start.nproc, start.load, end.load, start.cluster, s.profiles, s.total_profiles()
+        ));
+        if std::env::var_os("BENCH_KUBECONFIG").is_some() {
+            md.push_str("The control plane is private to the bench (tests/bench runs a copy of `tests/cluster/up` under ");
+            md.push_str("`target/bench/cluster`), so `apiserver_request_total` counts only the bench, the operator and the ");
+            md.push_str("control plane's own controllers; other engineers' tests (some restart the shared API server) cannot ");
+            md.push_str("disturb it. The 2 CPUs are still shared with their builds and tests: see the load averages.\n\n");
+        } else {
+            md.push_str("The control plane is the shared one of the tests: other engineers' requests to it are included in ");
+            md.push_str("`apiserver_request_total` (it has no namespace or client label); the idle window in the steady-state ");
+            md.push_str("table shows that background.\n\n");
+        }
+
+        if let (Some(sc), Some(fl)) = (&self.scale, &self.floor) {
+            md.push_str("## 1–2. Scale and floor\n\n");
+            md.push_str("Scale: from the first apply of the control planes (32 in flight) until every one reports ");
+            md.push_str(&format!("`fargateProfilesSummary: {0}/{0}` for its current generation (watched). ", s.total_profiles()));
+            md.push_str("Floor: the same control planes, applies and Workspaces (rendered by the operator's own code), the ");
+            md.push_str("connection secrets and every final status, written directly with a plain client (64 in flight) in a fresh ");
+            md.push_str("namespace, with no operator running. It has no finalizer patches, no reads and no sequencing: ");
+            md.push_str("the operator creates a cluster's profiles one at a time (AWS allows one profile change at a time).\n\n");
+            md.push_str("| | Operator | Floor |\n|---|---|---|\n");
+            md.push_str(&format!("| Wall time | {:.1} s | {:.1} s |\n", sc.seconds, fl.seconds));
+            md.push_str(&format!("| Ratio operator / floor | **{:.2}x** (target ≤ 1.5x) | |\n", sc.seconds / fl.seconds));
+            md.push_str(&format!("| Time to apply the control planes | {:.1} s | |\n", sc.apply_seconds));
+            md.push_str(&format!("| API requests (control planes, applies, templates, Workspaces, secrets, events) | {:.0} | {:.0} |\n", sc.requests.total(), fl.requests.total()));
+            md.push_str(&format!("| of which writes | {:.0} | {:.0} (planned {}) |\n", sc.requests.writes(), fl.requests.writes(), fl.writes));
+            md.push_str(&format!(
+                "| API requests per additional profile | {:.1} | {:.1} |\n",
+                sc.requests.total() / profiles.max(1) as f64,
+                fl.requests.total() / profiles.max(1) as f64
+            ));
+            md.push_str(&format!("| Throughput | {:.1} profiles/s | {:.1} profiles/s |\n\n", profiles as f64 / sc.seconds, profiles as f64 / fl.seconds));
+            md.push_str("CPU seconds used during the scale run:\n\n| Process | CPU s |\n|---|---|\n");
+            for (k, v) in &sc.cpu.0 {
+                md.push_str(&format!("| {k} | {v:.1} |\n"));
+            }
+            md.push_str(&format!("| (wall time × {} CPUs) | {:.1} |\n\n", start.nproc, sc.seconds * start.nproc.parse::<f64>().unwrap_or(1.0)));
+            md.push_str("API requests during the scale run (operator and simulated provider together), by resource, subresource and verb:\n\n");
+            md.push_str("| Request | Count | Per control plane |\n|---|---|---|\n");
+            for (k, v) in sc.requests.by_request() {
+                md.push_str(&format!("| {k} | {v:.0} | {:.1} |\n", v / n as f64));
+            }
+            let code = |c: &str| sc.requests.0.iter().filter(|(k, _)| k.3 == c).map(|(_, v)| v).fold(0.0, |a, b| a + b);
+            let (conflicts, not_found) = (code("409"), code("404"));
+            md.push_str(&format!("\nResponses 409 Conflict: {conflicts:.0}; 404 Not Found: {not_found:.0}.\n\n"));
+            md.push_str("Events in the namespace after the scale run, by reason (an Event object is patched for each repeat):\n\n");
+            md.push_str("| Reason | Event objects | Occurrences |\n|---|---|---|\n");
+            for (reason, (objects, occurrences)) in &sc.events {
+                md.push_str(&format!("| {reason} | {objects} | {occurrences} |\n"));
+            }
+            md.push('\n');
+        }
+
+        if let Some(st) = &self.steady {
+            md.push_str("## 3. Steady state\n\n");
+            md.push_str(&format!(
+                "API requests for captcontrolplanes, workspacetemplateapplies, workspaces and secrets (events and leases excluded), from `apiserver_request_total`, in the {0} s after the converged operator process was replaced by a fresh one (which lists and reconciles everything), and in a {0} s window just before, with the converged operator idle. Target: zero writes.\n\n",
+                STEADY_WINDOW.as_secs()
+            ));
+            md.push_str("| Verb | After restart | Idle (before) |\n|---|---|---|\n");
+            let (restart, idle) = (st.restart.only(RESOURCES), st.idle.only(RESOURCES));
+            let (r, i) = (restart.by_verb(), idle.by_verb());
+            let verbs: std::collections::BTreeSet<&String> = r.keys().chain(i.keys()).collect();
+            for v in verbs {
+                md.push_str(&format!("| {v} | {:.0} | {:.0} |\n", r.get(v).copied().unwrap_or(0.0), i.get(v).copied().unwrap_or(0.0)));
+            }
+            md.push_str(&format!("| **writes** | **{:.0}** | {:.0} |\n\n", restart.writes(), idle.writes()));
+            md.push_str("By request, including templates and events (WATCH requests are counted when they end, so the new ");
+            md.push_str("process's watches do not show):\n\n| Request | After restart | Idle (before) |\n|---|---|---|\n");
+            let (r, i) = (st.restart.by_request(), st.idle.by_request());
+            let keys: std::collections::BTreeSet<&String> = r.keys().chain(i.keys()).collect();
+            for k in keys {
+                md.push_str(&format!("| {k} | {:.0} | {:.0} |\n", r.get(k).copied().unwrap_or(0.0), i.get(k).copied().unwrap_or(0.0)));
+            }
+            md.push_str(&format!(
+                "\nThe new process in the window: {}; CPU {:.1} s (API server {:.1} s).\n\n",
+                st.reconciles_in_window,
+                st.restart_cpu.0.get("operator").copied().unwrap_or(0.0),
+                st.restart_cpu.0.get("kube-apiserver").copied().unwrap_or(0.0),
+            ));
+            let resync = st.resync.only(RESOURCES);
+            md.push_str(&format!(
+                "The whole resync (until no reconcile started for 5 s) took **{:.1} s**: {:.0} reconciles, {:.0} requests for the four resources ({:.0} writes) plus {:.0} for templates and events; CPU: operator {:.1} s, API server {:.1} s, etcd {:.1} s.\n\n",
+                st.resync_seconds,
+                st.resync_reconciles,
+                resync.total(),
+                resync.writes(),
+                st.resync.total() - resync.total(),
+                st.resync_cpu.0.get("operator").copied().unwrap_or(0.0),
+                st.resync_cpu.0.get("kube-apiserver").copied().unwrap_or(0.0),
+                st.resync_cpu.0.get("etcd").copied().unwrap_or(0.0),
+            ));
+
+            md.push_str("## 4. Memory\n\nPeak RSS (`VmHWM` of `/proc/<pid>/status`) of the operator process.\n\n");
+            md.push_str("| When | Peak RSS |\n|---|---|\n");
+            if let Some(sc) = &self.scale {
+                md.push_str(&format!("| First process, at convergence | {} |\n", mib(sc.memory_kib)));
+            }
+            md.push_str(&format!("| First process, after {} s idle | {} |\n", STEADY_WINDOW.as_secs(), mib(st.memory_first_kib)));
+            md.push_str(&format!("| Second process, {} s after start (full resync) | {} |\n", STEADY_WINDOW.as_secs(), mib(st.memory_after_resync_kib)));
+            md.push_str(&format!("| Second process, after the latency runs | {} |\n\n", mib(self.memory_after_latency_kib)));
+        }
+
+        if let Some(l) = &self.latency {
+            md.push_str("## 5. Latency of a profile change\n\n");
+            md.push_str(&format!(
+                "{} times: one control plane's profile gets a new `tags` value (in-place update; server-side apply of the control plane), timed until the profile's Workspace has the new tag in `spec.forProvider.varmap.tags` and is Ready for its new generation, and the control plane reports `{}/{}` for its new generation. A different control plane each time.\n\n",
+                l.samples.len(),
+                s.total_profiles(),
+                s.total_profiles()
+            ));
+            md.push_str("| p50 | p90 | p99 | max |\n|---|---|---|---|\n");
+            md.push_str(&format!(
+                "| {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |\n\n",
+                l.percentile(50.0),
+                l.percentile(90.0),
+                l.percentile(99.0),
+                l.percentile(100.0)
+            ));
+        }
+
+        md.push_str("## 6. Operator metrics\n\n");
+        md.push_str("From the operator's `/metrics`: the first process at convergence (scale run), and the second process after the restart window and the latency runs.\n\n");
+        md.push_str("| Process | Sample |\n|---|---|\n");
+        if let Some(sc) = &self.scale {
+            for line in operator_counters(&sc.operator_metrics) {
+                md.push_str(&format!("| first | `{line}` |\n"));
+            }
+        }
+        for line in operator_counters(&self.operator_metrics) {
+            md.push_str(&format!("| second | `{line}` |\n"));
+        }
+        md.push_str(&format!(
+            "\nLog lines at `warn` or above from the second process: {}. ResourceInUseException rejections seen by the simulated provider: {}.\n",
+            self.operator_log_lines, self.rejections
+        ));
+        md
+    }
+}
+
+/// Writes the generated report, keeping a hand-written analysis section of the old file.
+fn write_benchmarks(path: &Path, generated: &str) -> Result<()> {
+    const MARKER: &str = "## Analysis";
+    let kept = std::fs::read_to_string(path).ok().and_then(|old| old.find(MARKER).map(|i| old[i..].to_string()));
+    let mut text = generated.to_string();
+    if let Some(kept) = kept {
+        text.push('\n');
+        text.push_str(&kept);
+    }
+    std::fs::write(path, text)?;
+    Ok(())
+}
