@@ -26,12 +26,12 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Third-party CRDs (Cluster API Cluster, provider-terraform Workspace): `$CAPT_THIRD_PARTY_CRDS`
-/// or `../shared/third_party/crds` beside the checkout.
+/// Third-party CRDs (Cluster API Cluster, provider-terraform Workspace), kept in the
+/// repository so that a fresh checkout runs its tests; `$CAPT_THIRD_PARTY_CRDS` overrides.
 pub fn third_party_crds_dir() -> PathBuf {
     std::env::var_os("CAPT_THIRD_PARTY_CRDS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/third_party/crds"))
+        .unwrap_or_else(|| repo_root().join("tests/third_party/crds"))
 }
 
 static CRDS: OnceCell<()> = OnceCell::const_new();
