@@ -455,7 +455,7 @@ async fn floor(settings: &Settings, client: &Client, ns: &str) -> Result<FloorRe
             let apply = applies.create(&PostParams::default(), &apply).await?;
             let ws_name = names::workspace_name(ns, &apply.name_any());
             let spec = capt_fargate::render::workspace::render(&apply, template, &ws_name)?;
-            let workspace = floor_workspace(&apply, &ws_name, spec);
+            let workspace = capt_fargate::render::workspace::object(&apply, &ws_name, spec);
             let workspaces: Api<Workspace> = Api::all(client.clone());
             workspaces.create(&PostParams::default(), &workspace).await?;
             let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -504,23 +504,6 @@ async fn floor(settings: &Settings, client: &Client, ns: &str) -> Result<FloorRe
     Ok(FloorResult { seconds, writes: writes.into_inner(), requests })
 }
 
-fn floor_workspace(apply: &WorkspaceTemplateApply, name: &str, spec: capt_fargate::api::workspace::WorkspaceSpec) -> Workspace {
-    let ns = apply.namespace().unwrap_or_default();
-    Workspace {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(BTreeMap::from([
-                (names::LABEL_APPLY_NAMESPACE.to_string(), ns.clone()),
-                (names::LABEL_APPLY_NAME.to_string(), names::label_value(&apply.name_any())),
-                (names::LABEL_APPLY_UID.to_string(), apply.uid().unwrap_or_default()),
-            ])),
-            annotations: Some(BTreeMap::from([(names::ANNOTATION_APPLY.to_string(), format!("{ns}/{}", apply.name_any()))])),
-            ..Default::default()
-        },
-        spec,
-        status: None,
-    }
-}
 
 fn plain(v: &Value) -> String {
     match v {

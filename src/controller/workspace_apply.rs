@@ -5,14 +5,13 @@
 //! Workspaces, Secrets and templates instead of polling, and reports waiting and failures as
 //! conditions.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ObjectMeta, Patch, PatchParams, PartialObjectMeta};
+use kube::api::{Patch, PatchParams, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -160,24 +159,6 @@ async fn unready_workspaces(ctx: &Context, apply: &WorkspaceTemplateApply) -> Re
     Ok((!waiting.is_empty()).then(|| format!("waiting for Workspaces to be Ready: {}", waiting.join(", "))))
 }
 
-/// The Workspace object to write for an apply.
-fn desired_workspace(apply: &WorkspaceTemplateApply, name: &str, spec: WorkspaceSpec) -> Workspace {
-    let ns = apply.namespace().unwrap_or_default();
-    Workspace {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            labels: Some(BTreeMap::from([
-                (names::LABEL_APPLY_NAMESPACE.to_string(), names::label_value(&ns)),
-                (names::LABEL_APPLY_NAME.to_string(), names::label_value(&apply.name_any())),
-                (names::LABEL_APPLY_UID.to_string(), apply.uid().unwrap_or_default()),
-            ])),
-            annotations: Some(BTreeMap::from([(names::ANNOTATION_APPLY.to_string(), format!("{ns}/{}", apply.name_any()))])),
-            ..Default::default()
-        },
-        spec,
-        status: None,
-    }
-}
 
 async fn reconcile_apply(apply: &WorkspaceTemplateApply, ctx: &Context) -> Result<Action> {
     let ws_name = workspace_name_of(apply);
@@ -218,7 +199,7 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, ctx: &Context) -> Resul
         let message = format!("waiting for the previous Workspace {ws_name} to be deleted");
         return waiting(apply, ctx, reason::CREATING, message).await;
     }
-    let desired = desired_workspace(apply, &ws_name, spec);
+    let desired = render::workspace::object(apply, &ws_name, spec);
     if existing.as_ref().is_some_and(|ws| super::contains(ws, &desired)) {
         return write_status(apply, ctx, existing.as_ref(), template_found(), false).await;
     }

@@ -8,8 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+
 use crate::api::workspace::WorkspaceSpec;
-use crate::api::{WorkspaceTemplate, WorkspaceTemplateApply};
+use crate::api::{Workspace, WorkspaceTemplate, WorkspaceTemplateApply};
+use crate::names;
 
 /// Built-in placeholder: the name of the Workspace being created.
 pub const WORKSPACE_NAME: &str = "WORKSPACE_NAME";
@@ -107,6 +111,26 @@ pub fn render(
         spec.write_connection_secret_to_ref = Some(secret.clone());
     }
     Ok(spec)
+}
+
+/// The Workspace object for `apply`: its spec, and labels and annotations that tie it to the
+/// apply (Workspaces are cluster-scoped, so no owner reference can).
+pub fn object(apply: &WorkspaceTemplateApply, name: &str, spec: WorkspaceSpec) -> Workspace {
+    let ns = apply.namespace().unwrap_or_default();
+    Workspace {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(BTreeMap::from([
+                (names::LABEL_APPLY_NAMESPACE.to_string(), names::label_value(&ns)),
+                (names::LABEL_APPLY_NAME.to_string(), names::label_value(&apply.name_any())),
+                (names::LABEL_APPLY_UID.to_string(), apply.uid().unwrap_or_default()),
+            ])),
+            annotations: Some(BTreeMap::from([(names::ANNOTATION_APPLY.to_string(), format!("{ns}/{}", apply.name_any()))])),
+            ..Default::default()
+        },
+        spec,
+        status: None,
+    }
 }
 
 #[cfg(test)]
