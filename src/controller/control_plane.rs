@@ -80,6 +80,7 @@ async fn reconcile(cp: Arc<CAPTControlPlane>, ctx: Arc<Context>) -> Result<Actio
         if teardown(&cp, &ctx).await? == Cleanup::Done {
             remove_finalizer(&api, cp.as_ref(), CONTROL_PLANE_FINALIZER).await?;
             ctx.metrics.set_profiles(format!("{ns}/{}", cp.name_any()), &[]);
+            ctx.forget_events(cp.uid().as_deref());
         }
         return Ok(Action::await_change());
     }

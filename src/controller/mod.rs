@@ -64,6 +64,14 @@ impl Context {
         self.event_about(obj, None, type_, reason, note).await;
     }
 
+    /// Forgets the events of an object that is gone, so the de-duplication map stays bounded
+    /// by the objects that exist.
+    pub fn forget_events(&self, uid: Option<&str>) {
+        let Some(uid) = uid else { return };
+        let mut last = self.last_events.lock().unwrap_or_else(|e| e.into_inner());
+        last.retain(|(object, _), _| object != uid);
+    }
+
     /// The same, naming a related object (`secondary`): events about different children of
     /// one object then form separate series instead of overwriting each other.
     pub async fn event_about<K: Resource<DynamicType = ()>>(

@@ -111,6 +111,7 @@ async fn reconcile(apply: Arc<WorkspaceTemplateApply>, ctx: Arc<Context>) -> Res
     if apply.metadata.deletion_timestamp.is_some() {
         if cleanup(&apply, &ctx).await? == Cleanup::Done {
             remove_finalizer(&api, apply.as_ref(), APPLY_FINALIZER).await?;
+            ctx.forget_events(apply.uid().as_deref());
         }
         return Ok(Action::await_change());
     }
