@@ -70,7 +70,11 @@ pub struct RunArgs {
     #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
     /// Name of the leader election Lease.
-    #[arg(long, env = "LEADER_ELECTION_LEASE", default_value = "capt-fargate-leader")]
+    #[arg(
+        long,
+        env = "LEADER_ELECTION_LEASE",
+        default_value = "capt-fargate-leader"
+    )]
     pub lease_name: String,
     /// Namespace of the Lease (default: the pod's namespace, else `default`).
     #[arg(long, env = "POD_NAMESPACE")]

@@ -7,7 +7,11 @@ use crate::api::{CAPTControlPlane, WorkspaceTemplate, WorkspaceTemplateApply};
 
 /// The CRDs this project owns (provider-terraform's Workspace is installed by provider-terraform).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![CAPTControlPlane::crd(), WorkspaceTemplate::crd(), WorkspaceTemplateApply::crd()]
+    vec![
+        CAPTControlPlane::crd(),
+        WorkspaceTemplate::crd(),
+        WorkspaceTemplateApply::crd(),
+    ]
 }
 
 /// File name under `crds/` for a CRD: `<group>_<plural>.yaml`, as controller-gen names them.
@@ -55,11 +59,17 @@ mod tests {
 
     #[test]
     fn crds_carry_the_cluster_api_contract_labels_and_names() {
-        let cp = crds().into_iter().find(|c| c.spec.names.kind == "CAPTControlPlane").unwrap();
+        let cp = crds()
+            .into_iter()
+            .find(|c| c.spec.names.kind == "CAPTControlPlane")
+            .unwrap();
         let labels = cp.metadata.labels.unwrap();
         assert_eq!(labels["cluster.x-k8s.io/v1beta1"], "v1beta1");
         assert_eq!(cp.spec.names.categories.unwrap(), ["cluster-api", "capt"]);
-        let wta = crds().into_iter().find(|c| c.spec.names.kind == "WorkspaceTemplateApply").unwrap();
+        let wta = crds()
+            .into_iter()
+            .find(|c| c.spec.names.kind == "WorkspaceTemplateApply")
+            .unwrap();
         assert_eq!(wta.spec.names.short_names.unwrap(), ["wtapply"]);
     }
 }

@@ -8,13 +8,13 @@ use serde_json::Value;
 /// element by element with equal length, scalars equal).
 pub fn is_subset(desired: &Value, actual: &Value) -> bool {
     match (desired, actual) {
-        (Value::Object(d), Value::Object(a)) => {
-            d.iter().all(|(k, v)| match a.get(k) {
-                Some(av) => is_subset(v, av),
-                None => v.is_null(),
-            })
+        (Value::Object(d), Value::Object(a)) => d.iter().all(|(k, v)| match a.get(k) {
+            Some(av) => is_subset(v, av),
+            None => v.is_null(),
+        }),
+        (Value::Array(d), Value::Array(a)) => {
+            d.len() == a.len() && d.iter().zip(a).all(|(d, a)| is_subset(d, a))
         }
-        (Value::Array(d), Value::Array(a)) => d.len() == a.len() && d.iter().zip(a).all(|(d, a)| is_subset(d, a)),
         (d, a) => d == a,
     }
 }

@@ -20,7 +20,13 @@ pub struct Election {
 }
 
 /// Starts competing for the lease. The receiver turns true while this replica leads.
-pub async fn elect(client: Client, election: Election) -> Result<(watch::Receiver<bool>, tokio::task::JoinHandle<Result<kube_lease_manager::LeaseManager>>)> {
+pub async fn elect(
+    client: Client,
+    election: Election,
+) -> Result<(
+    watch::Receiver<bool>,
+    tokio::task::JoinHandle<Result<kube_lease_manager::LeaseManager>>,
+)> {
     let seconds = election.duration.as_secs().max(2);
     let manager = LeaseManagerBuilder::new(client, election.lease)
         .with_namespace(election.namespace)

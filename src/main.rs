@@ -12,13 +12,19 @@ async fn main() -> ExitCode {
             print!("{}", capt_fargate::crdgen::all_yaml());
             Ok(())
         }
-        Command::Crds { dir: Some(dir) } => capt_fargate::crdgen::write_dir(&dir).map_err(|e| e.to_string()),
-        Command::Render { file, namespace } => capt_fargate::render::manifest::render_file(&file, &namespace)
-            .map(|yaml| print!("{yaml}"))
-            .map_err(|e| e.to_string()),
+        Command::Crds { dir: Some(dir) } => {
+            capt_fargate::crdgen::write_dir(&dir).map_err(|e| e.to_string())
+        }
+        Command::Render { file, namespace } => {
+            capt_fargate::render::manifest::render_file(&file, &namespace)
+                .map(|yaml| print!("{yaml}"))
+                .map_err(|e| e.to_string())
+        }
         Command::Run(args) => {
             capt_fargate::run::init_logging(args.log_format, &args.log_level);
-            capt_fargate::run::run(args).await.map_err(|e| e.to_string())
+            capt_fargate::run::run(args)
+                .await
+                .map_err(|e| e.to_string())
         }
     };
     match result {

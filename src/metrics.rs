@@ -62,13 +62,27 @@ impl Default for Metrics {
         let reconciles = Family::<ControllerLabel, Counter>::default();
         let failures = Family::<ErrorLabels, Counter>::default();
         let duration = Family::<ControllerLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
         });
         let profiles = Family::<PhaseLabel, Gauge>::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
-        registry.register("reconcile_errors", "Reconciles that failed, by error kind", failures.clone());
-        registry.register("reconcile_duration_seconds", "Duration of reconciles", duration.clone());
-        registry.register("fargate_profiles", "Fargate profiles by phase", profiles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by error kind",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of reconciles",
+            duration.clone(),
+        );
+        registry.register(
+            "fargate_profiles",
+            "Fargate profiles by phase",
+            profiles.clone(),
+        );
         // Every series exists from the start, so dashboards and alerts see zeros, not gaps.
         for controller in ["controlplane", "workspacetemplateapply"] {
             let _ = reconciles.get_or_create(&ControllerLabel { controller });
@@ -77,7 +91,14 @@ impl Default for Metrics {
         for (_, phase) in PHASES {
             let _ = profiles.get_or_create(&PhaseLabel { phase });
         }
-        Metrics { registry, reconciles, failures, duration, profiles, per_control_plane: Mutex::default() }
+        Metrics {
+            registry,
+            reconciles,
+            failures,
+            duration,
+            profiles,
+            per_control_plane: Mutex::default(),
+        }
     }
 }
 
@@ -90,31 +111,49 @@ pub struct ReconcileTimer<'a> {
 
 impl Drop for ReconcileTimer<'_> {
     fn drop(&mut self) {
-        let label = ControllerLabel { controller: self.controller };
-        self.metrics.duration.get_or_create(&label).observe(self.start.elapsed().as_secs_f64());
+        let label = ControllerLabel {
+            controller: self.controller,
+        };
+        self.metrics
+            .duration
+            .get_or_create(&label)
+            .observe(self.start.elapsed().as_secs_f64());
     }
 }
 
 impl Metrics {
     /// Counts a reconcile and times it until the guard drops.
     pub fn reconcile(&self, controller: &'static str) -> ReconcileTimer<'_> {
-        self.reconciles.get_or_create(&ControllerLabel { controller }).inc();
-        ReconcileTimer { metrics: self, controller, start: Instant::now() }
+        self.reconciles
+            .get_or_create(&ControllerLabel { controller })
+            .inc();
+        ReconcileTimer {
+            metrics: self,
+            controller,
+            start: Instant::now(),
+        }
     }
 
     /// Counts a failed reconcile.
     pub fn failure(&self, controller: &'static str, error: &'static str) {
-        self.failures.get_or_create(&ErrorLabels { controller, error }).inc();
+        self.failures
+            .get_or_create(&ErrorLabels { controller, error })
+            .inc();
     }
 
     /// Reconciles started so far by `controller`.
     pub fn reconcile_count(&self, controller: &'static str) -> u64 {
-        self.reconciles.get_or_create(&ControllerLabel { controller }).get()
+        self.reconciles
+            .get_or_create(&ControllerLabel { controller })
+            .get()
     }
 
     /// Replaces the profile phases of one control plane (empty when it is gone).
     pub fn set_profiles(&self, control_plane: String, statuses: &[FargateProfileStatus]) {
-        let mut map = self.per_control_plane.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self
+            .per_control_plane
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let phases: Vec<FargateProfilePhase> = statuses.iter().filter_map(|s| s.phase).collect();
         if phases.is_empty() {
             map.remove(&control_plane);
@@ -123,14 +162,17 @@ impl Metrics {
         }
         for (phase, name) in PHASES {
             let count = map.values().flatten().filter(|p| **p == phase).count();
-            self.profiles.get_or_create(&PhaseLabel { phase: name }).set(count as i64);
+            self.profiles
+                .get_or_create(&PhaseLabel { phase: name })
+                .set(count as i64);
         }
     }
 
     /// The registry in Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }
@@ -142,13 +184,29 @@ mod tests {
     #[test]
     fn profiles_by_phase_are_summed_over_control_planes() {
         let m = Metrics::default();
-        let s = |phase| FargateProfileStatus { name: "p".into(), phase: Some(phase), ..Default::default() };
-        m.set_profiles("a".into(), &[s(FargateProfilePhase::Ready), s(FargateProfilePhase::Creating)]);
+        let s = |phase| FargateProfileStatus {
+            name: "p".into(),
+            phase: Some(phase),
+            ..Default::default()
+        };
+        m.set_profiles(
+            "a".into(),
+            &[
+                s(FargateProfilePhase::Ready),
+                s(FargateProfilePhase::Creating),
+            ],
+        );
         m.set_profiles("b".into(), &[s(FargateProfilePhase::Ready)]);
         let text = m.encode();
-        assert!(text.contains("capt_fargate_fargate_profiles{phase=\"Ready\"} 2"), "{text}");
+        assert!(
+            text.contains("capt_fargate_fargate_profiles{phase=\"Ready\"} 2"),
+            "{text}"
+        );
         m.set_profiles("a".into(), &[]);
-        assert!(m.encode().contains("capt_fargate_fargate_profiles{phase=\"Ready\"} 1"));
+        assert!(
+            m.encode()
+                .contains("capt_fargate_fargate_profiles{phase=\"Ready\"} 1")
+        );
         let _t = m.reconcile("controlplane");
         assert_eq!(m.reconcile_count("controlplane"), 1);
     }

@@ -86,9 +86,17 @@ pub fn object_name(raw: &str) -> String {
 pub fn label_value(raw: &str) -> String {
     let candidate: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
-    let candidate = candidate.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    let candidate = candidate
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string();
     fit(raw, candidate, MAX_LABEL)
 }
 
@@ -136,12 +144,18 @@ mod tests {
 
     #[test]
     fn valid_names_pass_through_unchanged() {
-        assert_eq!(object_name("demo-fargate-monitoring"), "demo-fargate-monitoring");
+        assert_eq!(
+            object_name("demo-fargate-monitoring"),
+            "demo-fargate-monitoring"
+        );
         assert_eq!(label_value("monitoring"), "monitoring");
         assert_eq!(eks_apply_name("demo"), "demo-eks-controlplane-apply");
         assert_eq!(eks_connection_secret("demo"), "demo-eks-connection");
         assert_eq!(vpc_connection_secret("demo"), "demo-vpc-connection");
-        assert_eq!(profile_apply_name("demo", "monitoring"), "demo-fargate-monitoring");
+        assert_eq!(
+            profile_apply_name("demo", "monitoring"),
+            "demo-fargate-monitoring"
+        );
     }
 
     #[test]
@@ -149,7 +163,10 @@ mod tests {
         let underscore = profile_apply_name("demo", "batch_jobs");
         let dash = profile_apply_name("demo", "batch-jobs");
         let upper = profile_apply_name("demo", "Batch-Jobs");
-        assert!(underscore.starts_with("demo-fargate-batch-jobs-"), "{underscore}");
+        assert!(
+            underscore.starts_with("demo-fargate-batch-jobs-"),
+            "{underscore}"
+        );
         assert_eq!(dash, "demo-fargate-batch-jobs");
         assert_ne!(underscore, dash);
         assert_ne!(upper, dash);

@@ -42,28 +42,68 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[("tf.upbound.io", "workspaces")];
 
 /// What the two controllers need.
 pub const RULES: &[Rule] = &[
-    Rule { group: "controlplane.cluster.x-k8s.io", resource: "captcontrolplanes", verbs: &["get", "list", "patch", "watch"] },
-    Rule { group: "controlplane.cluster.x-k8s.io", resource: "captcontrolplanes/status", verbs: &["patch"] },
-    Rule { group: "controlplane.cluster.x-k8s.io", resource: "captcontrolplanes/finalizers", verbs: &["update"] },
+    Rule {
+        group: "controlplane.cluster.x-k8s.io",
+        resource: "captcontrolplanes",
+        verbs: &["get", "list", "patch", "watch"],
+    },
+    Rule {
+        group: "controlplane.cluster.x-k8s.io",
+        resource: "captcontrolplanes/status",
+        verbs: &["patch"],
+    },
+    Rule {
+        group: "controlplane.cluster.x-k8s.io",
+        resource: "captcontrolplanes/finalizers",
+        verbs: &["update"],
+    },
     Rule {
         group: "infrastructure.cluster.x-k8s.io",
         resource: "workspacetemplateapplies",
         verbs: &["create", "delete", "get", "list", "patch", "watch"],
     },
-    Rule { group: "infrastructure.cluster.x-k8s.io", resource: "workspacetemplateapplies/status", verbs: &["patch"] },
-    Rule { group: "infrastructure.cluster.x-k8s.io", resource: "workspacetemplates", verbs: &["get", "list", "watch"] },
-    Rule { group: "tf.upbound.io", resource: "workspaces", verbs: &["create", "delete", "get", "list", "patch", "watch"] },
-    Rule { group: "", resource: "secrets", verbs: &["get", "list", "watch"] },
-    Rule { group: "events.k8s.io", resource: "events", verbs: &["create", "patch"] },
+    Rule {
+        group: "infrastructure.cluster.x-k8s.io",
+        resource: "workspacetemplateapplies/status",
+        verbs: &["patch"],
+    },
+    Rule {
+        group: "infrastructure.cluster.x-k8s.io",
+        resource: "workspacetemplates",
+        verbs: &["get", "list", "watch"],
+    },
+    Rule {
+        group: "tf.upbound.io",
+        resource: "workspaces",
+        verbs: &["create", "delete", "get", "list", "patch", "watch"],
+    },
+    Rule {
+        group: "",
+        resource: "secrets",
+        verbs: &["get", "list", "watch"],
+    },
+    Rule {
+        group: "events.k8s.io",
+        resource: "events",
+        verbs: &["create", "patch"],
+    },
 ];
 
 /// What leader election needs, in the Lease's namespace only: kube-lease-manager reads the
 /// Lease, creates it when missing, and takes or renews it with patches.
-pub const LEADER_ELECTION_RULES: &[Rule] = &[Rule { group: "coordination.k8s.io", resource: "leases", verbs: &["create", "get", "patch"] }];
+pub const LEADER_ELECTION_RULES: &[Rule] = &[Rule {
+    group: "coordination.k8s.io",
+    resource: "leases",
+    verbs: &["create", "get", "patch"],
+}];
 
 /// Every (group, resource, verb) of `rules`.
-pub fn triples(rules: &[Rule]) -> impl Iterator<Item = (&'static str, &'static str, &'static str)> + '_ {
-    rules.iter().flat_map(|r| r.verbs.iter().map(move |v| (r.group, r.resource, *v)))
+pub fn triples(
+    rules: &[Rule],
+) -> impl Iterator<Item = (&'static str, &'static str, &'static str)> + '_ {
+    rules
+        .iter()
+        .flat_map(|r| r.verbs.iter().map(move |v| (r.group, r.resource, *v)))
 }
 
 #[cfg(test)]
@@ -73,7 +113,16 @@ mod tests {
 
     use super::*;
 
-    const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+    const VERBS: &[&str] = &[
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ];
 
     fn all() -> impl Iterator<Item = &'static Rule> {
         RULES.iter().chain(LEADER_ELECTION_RULES)
@@ -83,17 +132,31 @@ mod tests {
     fn one_rule_per_resource_with_sorted_known_verbs() {
         let mut seen = BTreeSet::new();
         for rule in all() {
-            assert!(seen.insert((rule.group, rule.resource)), "{}/{} listed twice", rule.group, rule.resource);
+            assert!(
+                seen.insert((rule.group, rule.resource)),
+                "{}/{} listed twice",
+                rule.group,
+                rule.resource
+            );
             assert!(!rule.verbs.is_empty(), "{rule:?} has no verbs");
-            assert!(rule.verbs.windows(2).all(|w| w[0] < w[1]), "{rule:?}: verbs must be sorted and unique");
-            assert!(rule.verbs.iter().all(|v| VERBS.contains(v)), "{rule:?}: unknown verb");
+            assert!(
+                rule.verbs.windows(2).all(|w| w[0] < w[1]),
+                "{rule:?}: verbs must be sorted and unique"
+            );
+            assert!(
+                rule.verbs.iter().all(|v| VERBS.contains(v)),
+                "{rule:?}: unknown verb"
+            );
         }
     }
 
     #[test]
     fn status_is_written_through_the_status_subresource() {
         for kind in ["captcontrolplanes", "workspacetemplateapplies"] {
-            let status = RULES.iter().find(|r| r.resource == format!("{kind}/status")).unwrap_or_else(|| panic!("{kind}/status missing"));
+            let status = RULES
+                .iter()
+                .find(|r| r.resource == format!("{kind}/status"))
+                .unwrap_or_else(|| panic!("{kind}/status missing"));
             assert_eq!(status.verbs, ["patch"]);
         }
     }
@@ -106,20 +169,49 @@ mod tests {
             ("", "secrets", "create"),
             ("", "secrets", "patch"),
             ("", "secrets", "delete"),
-            ("controlplane.cluster.x-k8s.io", "captcontrolplanes", "update"),
-            ("controlplane.cluster.x-k8s.io", "captcontrolplanes", "delete"),
-            ("controlplane.cluster.x-k8s.io", "captcontrolplanes", "create"),
-            ("infrastructure.cluster.x-k8s.io", "workspacetemplates", "patch"),
+            (
+                "controlplane.cluster.x-k8s.io",
+                "captcontrolplanes",
+                "update",
+            ),
+            (
+                "controlplane.cluster.x-k8s.io",
+                "captcontrolplanes",
+                "delete",
+            ),
+            (
+                "controlplane.cluster.x-k8s.io",
+                "captcontrolplanes",
+                "create",
+            ),
+            (
+                "infrastructure.cluster.x-k8s.io",
+                "workspacetemplates",
+                "patch",
+            ),
         ] {
-            assert!(!granted.contains(&(group, resource, verb)), "{verb} {group}/{resource} must not be granted");
+            assert!(
+                !granted.contains(&(group, resource, verb)),
+                "{verb} {group}/{resource} must not be granted"
+            );
         }
-        assert!(!RULES.iter().any(|r| r.group == "coordination.k8s.io"), "leases belong to LEADER_ELECTION_RULES");
-        assert!(RULES.iter().all(|r| !r.verbs.contains(&"*") && r.resource != "*"));
+        assert!(
+            !RULES.iter().any(|r| r.group == "coordination.k8s.io"),
+            "leases belong to LEADER_ELECTION_RULES"
+        );
+        assert!(
+            RULES
+                .iter()
+                .all(|r| !r.verbs.contains(&"*") && r.resource != "*")
+        );
     }
 
     #[test]
     fn only_workspaces_are_cluster_scoped() {
-        let cluster: Vec<_> = all().filter(|r| r.cluster_scoped()).map(|r| r.resource).collect();
+        let cluster: Vec<_> = all()
+            .filter(|r| r.cluster_scoped())
+            .map(|r| r.resource)
+            .collect();
         assert_eq!(cluster, ["workspaces"]);
     }
 
@@ -132,7 +224,12 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
                 .map(|e| e.unwrap().path())
                 .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-                .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+                .map(|p| {
+                    (
+                        p.file_name().unwrap().to_string_lossy().into_owned(),
+                        std::fs::read_to_string(&p).unwrap(),
+                    )
+                })
                 .collect();
             files.sort();
             files

@@ -25,7 +25,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The kubeconfig could not be read or used.
-    #[error("cannot build a Kubernetes client ({0}); check --kubeconfig or the in-cluster service account")]
+    #[error(
+        "cannot build a Kubernetes client ({0}); check --kubeconfig or the in-cluster service account"
+    )]
     Config(String),
     /// The API server could not be reached.
     #[error("cannot reach the Kubernetes API server: {0}")]
@@ -34,7 +36,9 @@ pub enum RunError {
     #[error("cannot serve metrics/probes: {0}; check --metrics-addr and --health-addr")]
     Server(#[source] std::io::Error),
     /// Leader election failed.
-    #[error("leader election failed: {0}; the ServiceAccount needs get/create/patch on coordination.k8s.io leases")]
+    #[error(
+        "leader election failed: {0}; the ServiceAccount needs get/create/patch on coordination.k8s.io leases"
+    )]
     Leader(String),
     /// Leadership was lost; exiting lets a fresh process compete again.
     #[error("lost the leader lease; exiting so that only one replica acts")]
@@ -43,7 +47,8 @@ pub enum RunError {
 
 /// Sets up logging.
 pub fn init_logging(format: LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -54,12 +59,15 @@ pub fn init_logging(format: LogFormat, filter: &str) {
 async fn client(args: &RunArgs) -> Result<Client, RunError> {
     let config = match &args.kubeconfig {
         Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| RunError::Config(e.to_string()))?;
+            let kubeconfig =
+                Kubeconfig::read_from(path).map_err(|e| RunError::Config(e.to_string()))?;
             Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
                 .map_err(|e| RunError::Config(e.to_string()))?
         }
-        None => Config::infer().await.map_err(|e| RunError::Config(e.to_string()))?,
+        None => Config::infer()
+            .await
+            .map_err(|e| RunError::Config(e.to_string()))?,
     };
     Client::try_from(config).map_err(|e| RunError::Config(e.to_string()))
 }
@@ -69,7 +77,8 @@ async fn termination() {
     let ctrl_c = tokio::signal::ctrl_c().map(|_| ());
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -79,7 +88,10 @@ async fn termination() {
 /// Runs until SIGTERM (Ok) or a fatal error.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = client(&args).await?;
-    client.apiserver_version().await.map_err(RunError::Connect)?;
+    client
+        .apiserver_version()
+        .await
+        .map_err(RunError::Connect)?;
 
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(true));
@@ -98,21 +110,36 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let _ = stop_tx.send(true);
     });
 
-    let state = ServerState { metrics: metrics.clone(), ready: ready.clone() };
-    let server = tokio::spawn(server::serve(state, args.metrics_addr, args.health_addr, stopped.clone()));
+    let state = ServerState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let server = tokio::spawn(server::serve(
+        state,
+        args.metrics_addr,
+        args.health_addr,
+        stopped.clone(),
+    ));
 
     let identity = args.identity.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| format!("capt-fargate-{}", std::process::id()))
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| format!("capt-fargate-{}", std::process::id()))
     });
     let mut leadership = if args.leader_election {
-        let namespace = args.lease_namespace.clone().unwrap_or_else(|| "default".into());
+        let namespace = args
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let election = Election {
             lease: args.lease_name.clone(),
             namespace,
             identity: identity.clone(),
             duration: Duration::from_secs(args.lease_duration_seconds),
         };
-        let (rx, _task) = leader::elect(client.clone(), election).await.map_err(|e| RunError::Leader(e.to_string()))?;
+        let (rx, _task) = leader::elect(client.clone(), election)
+            .await
+            .map_err(|e| RunError::Leader(e.to_string()))?;
         Some(rx)
     } else {
         None
@@ -126,7 +153,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         info!(%identity, "became leader");
     }
 
-    let ctx = Arc::new(Context::new(client, metrics, args.namespace.clone(), Some(identity)));
+    let ctx = Arc::new(Context::new(
+        client,
+        metrics,
+        args.namespace.clone(),
+        Some(identity),
+    ));
     let lost = {
         let leadership = leadership.clone();
         async move {
@@ -139,7 +171,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
         .shared()
     };
-    let shutdown = futures::future::select(stopped.clone(), lost.clone()).map(|_| ()).shared();
+    let shutdown = futures::future::select(stopped.clone(), lost.clone())
+        .map(|_| ())
+        .shared();
     let controllers = futures::future::join(
         controller::control_plane::run(ctx.clone(), shutdown.clone()),
         controller::workspace_apply::run(ctx, shutdown.clone()),

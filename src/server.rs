@@ -22,11 +22,21 @@ pub struct ServerState {
 }
 
 async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.encode())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
 }
 
 async fn ready(State(state): State<ServerState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Relaxed) { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
 }
 
 /// Serves `/metrics` on `metrics_addr` and `/healthz`, `/readyz` on `health_addr` until
@@ -37,7 +47,9 @@ pub async fn serve(
     health_addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + Clone + 'static,
 ) -> std::io::Result<()> {
-    let metrics_app = Router::new().route("/metrics", get(metrics)).with_state(state.clone());
+    let metrics_app = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state.clone());
     let health_app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

@@ -36,10 +36,23 @@ pub const MAX_PROFILES_PER_CLUSTER: usize = 10;
     printcolumn(name = "Ready", type_ = "boolean", json_path = ".status.ready"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
-    printcolumn(name = "Fargate", type_ = "string", json_path = ".status.fargateProfilesSummary",
-                description = "Fargate profiles ready/total"),
-    printcolumn(name = "Endpoint", type_ = "string", json_path = ".spec.controlPlaneEndpoint.host", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Fargate",
+        type_ = "string",
+        json_path = ".status.fargateProfilesSummary",
+        description = "Fargate profiles ready/total"
+    ),
+    printcolumn(
+        name = "Endpoint",
+        type_ = "string",
+        json_path = ".spec.controlPlaneEndpoint.host",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new(
     "(has(self.defaultFargateProfiles) ? size(self.defaultFargateProfiles) : 2) + (has(self.additionalFargateProfiles) ? size(self.additionalFargateProfiles) : 0) <= 10"
@@ -92,7 +105,9 @@ pub struct CAPTControlPlaneSpec {
 }
 
 /// A Fargate profile the EKS workspace can create by itself.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
 pub enum DefaultFargateProfile {
     /// Runs CoreDNS and other kube-system pods on Fargate (needed by Fargate-only clusters).
     #[serde(rename = "kube-system")]
@@ -104,7 +119,10 @@ pub enum DefaultFargateProfile {
 
 impl DefaultFargateProfile {
     /// Every default profile, in the order they are rendered.
-    pub const ALL: [DefaultFargateProfile; 2] = [DefaultFargateProfile::KubeSystem, DefaultFargateProfile::Karpenter];
+    pub const ALL: [DefaultFargateProfile; 2] = [
+        DefaultFargateProfile::KubeSystem,
+        DefaultFargateProfile::Karpenter,
+    ];
 
     /// The profile name in AWS, which is also the namespace it selects.
     pub fn name(self) -> &'static str {
@@ -222,7 +240,11 @@ pub struct EndpointAccess {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private: Option<bool>,
     /// CIDR blocks allowed to reach the public endpoint.
-    #[serde(default, rename = "publicCIDRs", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "publicCIDRs",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub public_cidrs: Option<Vec<String>>,
 }
 

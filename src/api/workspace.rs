@@ -13,7 +13,12 @@ use super::workspace_template::XpSecretReference;
 
 /// Spec of a provider-terraform Workspace.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "tf.upbound.io", version = "v1beta1", kind = "Workspace", status = "WorkspaceObservation")]
+#[kube(
+    group = "tf.upbound.io",
+    version = "v1beta1",
+    kind = "Workspace",
+    status = "WorkspaceObservation"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceSpec {
     /// The Terraform module and its inputs.

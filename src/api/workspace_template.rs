@@ -25,8 +25,16 @@ use super::workspace::WorkspaceSpec;
     category = "terraform",
     label("cluster.x-k8s.io/provider", "infrastructure-capt"),
     label("cluster.x-k8s.io/v1beta1", "v1beta1"),
-    printcolumn(name = "Workspace", type_ = "string", json_path = ".status.workspaceName"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Workspace",
+        type_ = "string",
+        json_path = ".status.workspaceName"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceTemplateSpec {
@@ -92,11 +100,27 @@ pub struct TemplateStatus {
     category = "terraform",
     label("cluster.x-k8s.io/provider", "infrastructure-capt"),
     label("cluster.x-k8s.io/v1beta1", "v1beta1"),
-    printcolumn(name = "Workspace", type_ = "string", json_path = ".status.workspaceName"),
+    printcolumn(
+        name = "Workspace",
+        type_ = "string",
+        json_path = ".status.workspaceName"
+    ),
     printcolumn(name = "Applied", type_ = "boolean", json_path = ".status.applied"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].reason"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceTemplateApplySpec {
@@ -139,7 +163,9 @@ pub struct TemplateReference {
 }
 
 /// A secret reference with both parts required, as crossplane defines it.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct XpSecretReference {
     /// Secret name.

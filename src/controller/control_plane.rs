@@ -8,20 +8,22 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams, PartialObjectMeta};
+use kube::api::{PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::info;
 
-use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, missing_secret_keys, remove_finalizer};
+use super::cache::{self, Cache};
+use super::secrets::Required;
+use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, remove_finalizer};
 use crate::api::conditions::READY;
 use crate::api::{
-    CAPTControlPlane, CAPTControlPlaneStatus, ControlPlanePhase, FargateProfilePhase, FargateProfileStatus,
-    WorkspaceStatus, WorkspaceTemplateApply, WorkspaceTemplateStatus,
+    CAPTControlPlane, CAPTControlPlaneStatus, ControlPlanePhase, FargateProfilePhase,
+    FargateProfileStatus, WorkspaceStatus, WorkspaceTemplateApply, WorkspaceTemplateStatus,
 };
 use crate::error::{Error, Result};
 use crate::names::{self, CONTROL_PLANE_FINALIZER, FIELD_MANAGER};
@@ -34,73 +36,127 @@ const CONTROLLER: &str = "controlplane";
 /// Safety-net resync; all progress is driven by watches.
 const RESYNC: Duration = Duration::from_secs(600);
 
-/// Runs the controller until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let control_planes: Api<CAPTControlPlane> = ctx.scoped_api();
-    // Only owner references are needed to map a child to its parent: watch metadata.
-    let applies: Api<PartialObjectMeta<WorkspaceTemplateApply>> = ctx.scoped_api();
-    let secrets: Api<PartialObjectMeta<Secret>> = ctx.scoped_api();
+/// The control-plane controller's view of the cluster: watch caches, each fed by the same
+/// stream that triggers reconciles (see `cache`).
+pub struct State {
+    ctx: Arc<Context>,
+    control_planes: Cache<CAPTControlPlane>,
+    applies: Cache<WorkspaceTemplateApply>,
+    secrets: Cache<PartialObjectMeta<Secret>>,
+}
 
-    let controller = Controller::new(control_planes, watcher::Config::default().any_semantic());
-    let store = controller.store();
-    controller
-        .owns(applies, watcher::Config::default().labels(names::LABEL_CONTROL_PLANE).any_semantic())
-        .watches(secrets, watcher::Config::default().any_semantic(), move |s| control_planes_reading(&store, &s))
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let config = || watcher::Config::default().any_semantic();
+    let (control_planes, cp_events) = cache::watch(
+        watcher(ctx.scoped_api::<CAPTControlPlane>(), config()),
+        cache::keep_all,
+    );
+    let (applies, apply_events) = cache::watch(
+        watcher(
+            ctx.scoped_api::<WorkspaceTemplateApply>(),
+            config().labels(names::LABEL_CONTROL_PLANE),
+        ),
+        cache::keep_all,
+    );
+    // Only names and versions: secret values never enter the cache.
+    let (secrets, secret_events) = cache::watch(
+        watcher(ctx.scoped_api::<PartialObjectMeta<Secret>>(), config()),
+        cache::keep_all,
+    );
+    let lookup = control_planes.clone();
+    let state = Arc::new(State {
+        ctx,
+        control_planes: control_planes.clone(),
+        applies,
+        secrets,
+    });
+    // Status writes (this controller's own) do not trigger: the children's changes do.
+    let own = cp_events
+        .applied_objects()
+        .predicate_filter(cache::spec_or_lifecycle, Default::default());
+    Controller::for_stream(own, control_planes.store())
+        .owns_stream(apply_events.touched_objects())
+        .watches_stream(secret_events.touched_objects(), move |s| {
+            control_planes_reading(&lookup, &s)
+        })
         .trigger_backoff(super::WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx.clone())
+        .run(reconcile, error_policy, state)
         .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
         .await;
 }
 
 /// Control planes that read a Secret: its EKS or VPC connection secret.
-fn control_planes_reading(store: &Store<CAPTControlPlane>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<CAPTControlPlane>> {
+fn control_planes_reading(
+    control_planes: &Cache<CAPTControlPlane>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<CAPTControlPlane>> {
     let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
-    store
-        .state()
-        .iter()
+    control_planes
         .filter(|cp| {
             let cp_ns = render::namespace(cp);
-            (cp_ns == ns && names::eks_connection_secret(&cp.name_any()) == name) || eks::vpc_secret(cp) == (ns.clone(), name.clone())
+            (cp_ns == ns && names::eks_connection_secret(&cp.name_any()) == name)
+                || eks::vpc_secret(cp) == (ns.clone(), name.clone())
         })
+        .iter()
         .map(|cp| ObjectRef::from_obj(cp.as_ref()))
         .collect()
 }
 
-fn error_policy(_cp: Arc<CAPTControlPlane>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failure(CONTROLLER, error.metric_label());
+fn error_policy(_cp: Arc<CAPTControlPlane>, error: &Error, state: Arc<State>) -> Action {
+    state.ctx.metrics.failure(CONTROLLER, error.metric_label());
     Action::requeue(super::retry_after(error))
 }
 
-async fn reconcile(cp: Arc<CAPTControlPlane>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Action> {
+    let ctx = &state.ctx;
+    if !(state.applies.is_ready() && state.secrets.is_ready()) {
+        return Ok(Action::requeue(super::CACHES_FILLING));
+    }
     let _timer = ctx.metrics.reconcile(CONTROLLER);
-    let ns = cp.namespace().ok_or_else(|| Error::MissingMetadata(cp.name_any()))?;
+    // The cache may hold this process's last status write, newer than the scheduled copy.
+    let cp = state.control_planes.latest(cp);
+    let ns = cp
+        .namespace()
+        .ok_or_else(|| Error::MissingMetadata(cp.name_any()))?;
     let api: Api<CAPTControlPlane> = Api::namespaced(ctx.client.clone(), &ns);
     if cp.metadata.deletion_timestamp.is_some() {
-        if teardown(&cp, &ctx).await? == Cleanup::Done {
+        if teardown(&cp, &state).await? == Cleanup::Done {
             remove_finalizer(&api, cp.as_ref(), CONTROL_PLANE_FINALIZER).await?;
-            ctx.metrics.set_profiles(format!("{ns}/{}", cp.name_any()), &[]);
+            ctx.metrics
+                .set_profiles(format!("{ns}/{}", cp.name_any()), &[]);
             ctx.forget_events(cp.uid().as_deref());
         }
         return Ok(Action::await_change());
     }
-    ensure_finalizer(&api, cp.as_ref(), CONTROL_PLANE_FINALIZER).await?;
-    reconcile_apply(&cp, &ctx).await
+    let cp = match ensure_finalizer(&api, cp.as_ref(), CONTROL_PLANE_FINALIZER).await? {
+        Some(written) => {
+            state.control_planes.remember(written.clone());
+            Arc::new(written)
+        }
+        None => cp,
+    };
+    reconcile_apply(&cp, &state).await
 }
 
-/// The profile applies owned by `cp`, in name order.
 /// The profile applies owned by `cp`.
-async fn owned_profile_applies(cp: &CAPTControlPlane, api: &Api<WorkspaceTemplateApply>) -> Result<Vec<WorkspaceTemplateApply>> {
-    let selector = format!(
-        "{}={},{}={}",
-        names::LABEL_CONTROL_PLANE,
-        names::label_value(&cp.name_any()),
-        names::LABEL_COMPONENT,
-        names::COMPONENT_FARGATE_PROFILE
-    );
-    let uid = cp.uid();
-    let list = api.list(&ListParams::default().labels(&selector)).await?;
-    Ok(list.items.into_iter().filter(|a| a.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref())).collect())
+fn owned_profile_applies(
+    cp: &CAPTControlPlane,
+    applies: &Cache<WorkspaceTemplateApply>,
+) -> Vec<Arc<WorkspaceTemplateApply>> {
+    let (ns, uid) = (cp.namespace(), cp.uid());
+    let component = Some(names::COMPONENT_FARGATE_PROFILE);
+    applies.filter(|a| {
+        a.namespace() == ns
+            && a.labels().get(names::LABEL_COMPONENT).map(String::as_str) == component
+            && a.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == uid.as_ref())
+    })
 }
 
 fn observed(apply: &WorkspaceTemplateApply) -> ObservedProfile {
@@ -114,55 +170,108 @@ fn observed(apply: &WorkspaceTemplateApply) -> ObservedProfile {
 }
 
 /// Whether the EKS cluster and both connection secrets are ready for profile workspaces.
-async fn cluster_gate(cp: &CAPTControlPlane, ctx: &Context, eks_apply: &str, eks_state: &ChildState) -> Result<ClusterGate> {
+async fn cluster_gate(
+    cp: &CAPTControlPlane,
+    state: &State,
+    eks_apply: &str,
+    eks_state: &ChildState,
+) -> Result<ClusterGate> {
     match eks_state {
         ChildState::Ready => {}
         ChildState::Failed { message, .. } => {
-            return Ok(ClusterGate::Failed(format!("the EKS cluster workspace {eks_apply} failed: {message}")));
+            return Ok(ClusterGate::Failed(format!(
+                "the EKS cluster workspace {eks_apply} failed: {message}"
+            )));
         }
         ChildState::Creating { message, .. } => {
-            let detail = if message.is_empty() { String::new() } else { format!(" ({message})") };
-            return Ok(ClusterGate::Waiting(format!("waiting for the EKS cluster workspace {eks_apply} to be ready{detail}")));
+            let detail = if message.is_empty() {
+                String::new()
+            } else {
+                format!(" ({message})")
+            };
+            return Ok(ClusterGate::Waiting(format!(
+                "waiting for the EKS cluster workspace {eks_apply} to be ready{detail}"
+            )));
         }
-        ChildState::Deleting => return Ok(ClusterGate::Waiting(format!("the EKS cluster workspace {eks_apply} is being deleted"))),
+        ChildState::Deleting => {
+            return Ok(ClusterGate::Waiting(format!(
+                "the EKS cluster workspace {eks_apply} is being deleted"
+            )));
+        }
     }
     let ns = render::namespace(cp);
     let (vpc_ns, vpc_name) = eks::vpc_secret(cp);
     let required = [
-        (ns, names::eks_connection_secret(&cp.name_any()), fargate::EKS_SECRET_KEYS),
+        (
+            ns,
+            names::eks_connection_secret(&cp.name_any()),
+            fargate::EKS_SECRET_KEYS,
+        ),
         (vpc_ns, vpc_name, eks::VPC_SECRET_KEYS),
     ];
     let mut missing = Vec::new();
     for (ns, name, keys) in required {
         let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-        missing.extend(missing_secret_keys(&ctx.client, &ns, &name, &keys).await?);
+        let required = Required {
+            namespace: &ns,
+            name: &name,
+            keys: &keys,
+        };
+        let ctx = &state.ctx;
+        missing.extend(
+            ctx.secret_keys
+                .missing(&ctx.client, &state.secrets, ctx.in_scope(&ns), required)
+                .await?,
+        );
     }
-    Ok(if missing.is_empty() { ClusterGate::Open } else { ClusterGate::Waiting(format!("waiting for {}", missing.join("; "))) })
+    Ok(if missing.is_empty() {
+        ClusterGate::Open
+    } else {
+        ClusterGate::Waiting(format!("waiting for {}", missing.join("; ")))
+    })
 }
 
-async fn reconcile_apply(cp: &CAPTControlPlane, ctx: &Context) -> Result<Action> {
+async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action> {
+    let ctx = &state.ctx;
     let ns = render::namespace(cp);
     let applies: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &ns);
 
     // 1. The EKS cluster, with the default profiles inside its workspace.
     let eks_desired = eks::render(cp);
     let eks_name = eks_desired.name_any();
-    let mut eks_existing = applies.get_opt(&eks_name).await?;
-    if eks_existing.as_ref().is_none_or(|e| e.metadata.deletion_timestamp.is_none())
-        && let Some(written) = apply_if_changed(&applies, &eks_desired, eks_existing.as_ref()).await?
+    let mut eks_existing = state.applies.get_named(Some(&ns), &eks_name);
+    if eks_existing
+        .as_ref()
+        .is_none_or(|e| e.metadata.deletion_timestamp.is_none())
+        && let Some(written) =
+            apply_if_changed(&applies, &eks_desired, eks_existing.as_deref()).await?
     {
         if eks_existing.is_none() {
-            ctx.event(cp, EventType::Normal, "CreatedClusterWorkspace", format!("created WorkspaceTemplateApply {eks_name} for the EKS cluster")).await;
+            ctx.event(
+                cp,
+                EventType::Normal,
+                "CreatedClusterWorkspace",
+                format!("created WorkspaceTemplateApply {eks_name} for the EKS cluster"),
+            )
+            .await;
         }
-        eks_existing = Some(written);
+        state.applies.remember(written.clone());
+        eks_existing = Some(Arc::new(written));
     }
     let eks_state = match &eks_existing {
         Some(a) => child_state(a),
-        None => ChildState::Creating { reason: "Creating".into(), message: String::new() },
+        None => ChildState::Creating {
+            reason: "Creating".into(),
+            message: String::new(),
+        },
     };
 
     // 2. Additional profiles, one step at a time.
-    let profiles_spec = cp.spec.additional_fargate_profiles.clone().unwrap_or_default();
+    let profiles_spec = cp
+        .spec
+        .additional_fargate_profiles
+        .clone()
+        .unwrap_or_default();
     let desired: Vec<DesiredProfile> = profiles_spec
         .iter()
         .map(|p| DesiredProfile {
@@ -171,16 +280,16 @@ async fn reconcile_apply(cp: &CAPTControlPlane, ctx: &Context) -> Result<Action>
             hash: fargate::immutable_hash(cp, p),
         })
         .collect();
-    let existing = owned_profile_applies(cp, &applies).await?;
-    let observed: Vec<ObservedProfile> = existing.iter().map(observed).collect();
-    // The secrets only matter when a profile is about to be created, so they are read then.
+    let existing = owned_profile_applies(cp, &state.applies);
+    let observed: Vec<ObservedProfile> = existing.iter().map(|a| observed(a)).collect();
+    // The secrets only matter when a profile is about to be created, so they are checked then.
     let mut gate = match eks_state {
         ChildState::Ready => ClusterGate::Open,
-        _ => cluster_gate(cp, ctx, &eks_name, &eks_state).await?,
+        _ => cluster_gate(cp, state, &eks_name, &eks_state).await?,
     };
     let mut plan = profiles::plan(&desired, &observed, &gate);
     if plan.create.is_some() && gate == ClusterGate::Open {
-        gate = cluster_gate(cp, ctx, &eks_name, &eks_state).await?;
+        gate = cluster_gate(cp, state, &eks_name, &eks_state).await?;
         if gate != ClusterGate::Open {
             plan = profiles::plan(&desired, &observed, &gate);
         }
@@ -194,18 +303,33 @@ async fn reconcile_apply(cp: &CAPTControlPlane, ctx: &Context) -> Result<Action>
             }
         }
         info!(control_plane = %cp.name_any(), apply = %victim, "deleting Fargate profile apply");
-        ctx.event(cp, EventType::Normal, "DeletingFargateProfile", format!("deleting WorkspaceTemplateApply {victim}")).await;
+        ctx.event(
+            cp,
+            EventType::Normal,
+            "DeletingFargateProfile",
+            format!("deleting WorkspaceTemplateApply {victim}"),
+        )
+        .await;
     }
     for index in plan.keep.iter().copied().chain(plan.create) {
         let want = fargate::render(cp, &profiles_spec[index]);
         let have = existing.iter().find(|a| a.name_any() == want.name_any());
-        if apply_if_changed(&applies, &want, have).await?.is_some() && have.is_none() {
+        let Some(written) = apply_if_changed(&applies, &want, have.map(|a| a.as_ref())).await?
+        else {
+            continue;
+        };
+        state.applies.remember(written);
+        if have.is_none() {
             info!(control_plane = %cp.name_any(), profile = %profiles_spec[index].name, "creating Fargate profile apply");
             ctx.event(
                 cp,
                 EventType::Normal,
                 "CreatingFargateProfile",
-                format!("creating Fargate profile {} with WorkspaceTemplateApply {}", profiles_spec[index].name, want.name_any()),
+                format!(
+                    "creating Fargate profile {} with WorkspaceTemplateApply {}",
+                    profiles_spec[index].name,
+                    want.name_any()
+                ),
             )
             .await;
         }
@@ -219,8 +343,9 @@ async fn reconcile_apply(cp: &CAPTControlPlane, ctx: &Context) -> Result<Action>
         .map(|d| profiles::default_profile_status(d.name(), &eks_name, &eks_state))
         .collect();
     statuses.extend(plan.statuses);
-    ctx.metrics.set_profiles(format!("{ns}/{}", cp.name_any()), &statuses);
-    write_status(cp, ctx, eks_existing.as_ref(), &eks_state, statuses).await?;
+    ctx.metrics
+        .set_profiles(format!("{ns}/{}", cp.name_any()), &statuses);
+    write_status(cp, state, eks_existing.as_deref(), &eks_state, statuses).await?;
     Ok(Action::requeue(RESYNC))
 }
 
@@ -229,21 +354,35 @@ async fn reconcile_apply(cp: &CAPTControlPlane, ctx: &Context) -> Result<Action>
 /// plane failed (CAPI treats control plane failures as terminal).
 fn control_plane_condition(eks_state: &ChildState) -> (Desired, ControlPlanePhase) {
     match eks_state {
-        ChildState::Ready => (Desired::new(READY, true, "Ready", "control plane is ready"), ControlPlanePhase::Ready),
-        ChildState::Failed { message, .. } => {
-            (Desired::new(READY, false, "WorkspaceError", message.clone()), ControlPlanePhase::Failed)
-        }
+        ChildState::Ready => (
+            Desired::new(READY, true, "Ready", "control plane is ready"),
+            ControlPlanePhase::Ready,
+        ),
+        ChildState::Failed { message, .. } => (
+            Desired::new(READY, false, "WorkspaceError", message.clone()),
+            ControlPlanePhase::Failed,
+        ),
         ChildState::Creating { message, .. } => {
-            let message = if message.is_empty() { "control plane is being created".to_string() } else { message.clone() };
-            (Desired::new(READY, false, "Creating", message), ControlPlanePhase::Creating)
+            let message = if message.is_empty() {
+                "control plane is being created".to_string()
+            } else {
+                message.clone()
+            };
+            (
+                Desired::new(READY, false, "Creating", message),
+                ControlPlanePhase::Creating,
+            )
         }
-        ChildState::Deleting => (Desired::new(READY, false, "Deleting", "control plane is being deleted"), ControlPlanePhase::Creating),
+        ChildState::Deleting => (
+            Desired::new(READY, false, "Deleting", "control plane is being deleted"),
+            ControlPlanePhase::Creating,
+        ),
     }
 }
 
 async fn write_status(
     cp: &CAPTControlPlane,
-    ctx: &Context,
+    state: &State,
     eks_apply: Option<&WorkspaceTemplateApply>,
     eks_state: &ChildState,
     statuses: Vec<FargateProfileStatus>,
@@ -275,7 +414,10 @@ async fn write_status(
             last_failure_message: failure_message.clone(),
             ..Default::default()
         }),
-        workspace_status: Some(WorkspaceStatus { ready, state: eks_ready_reason }),
+        workspace_status: Some(WorkspaceStatus {
+            ready,
+            state: eks_ready_reason,
+        }),
         failure_reason,
         failure_message,
         phase: Some(phase),
@@ -288,15 +430,30 @@ async fn write_status(
     if new == old {
         return Ok(());
     }
-    publish_transitions(cp, ctx, &old.fargate_profiles, &new.fargate_profiles).await;
-    let api: Api<CAPTControlPlane> = Api::namespaced(ctx.client.clone(), &render::namespace(cp));
+    publish_transitions(cp, &state.ctx, &old.fargate_profiles, &new.fargate_profiles).await;
+    let api: Api<CAPTControlPlane> =
+        Api::namespaced(state.ctx.client.clone(), &render::namespace(cp));
     let body = json!({ "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "CAPTControlPlane", "status": new });
-    api.patch_status(&cp.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    let written = api
+        .patch_status(
+            &cp.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    state.control_planes.remember(written);
     Ok(())
 }
 
-/// One event per profile whose phase changed.
-async fn publish_transitions(cp: &CAPTControlPlane, ctx: &Context, old: &[FargateProfileStatus], new: &[FargateProfileStatus]) {
+/// One event per profile that became Ready, Failed or Deleting. Pending and Creating are left
+/// to the status: the creation itself is announced when the apply is created, and a pending
+/// profile has nothing to report yet.
+async fn publish_transitions(
+    cp: &CAPTControlPlane,
+    ctx: &Context,
+    old: &[FargateProfileStatus],
+    new: &[FargateProfileStatus],
+) {
     for s in new {
         let before = old.iter().find(|o| o.name == s.name).and_then(|o| o.phase);
         if before == s.phase {
@@ -306,39 +463,68 @@ async fn publish_transitions(cp: &CAPTControlPlane, ctx: &Context, old: &[Fargat
         let (type_, reason) = match phase {
             FargateProfilePhase::Ready => (EventType::Normal, "FargateProfileReady"),
             FargateProfilePhase::Failed => (EventType::Warning, "FargateProfileFailed"),
-            FargateProfilePhase::Creating => (EventType::Normal, "FargateProfileCreating"),
             FargateProfilePhase::Deleting => (EventType::Normal, "FargateProfileDeleting"),
-            FargateProfilePhase::Pending => (EventType::Normal, "FargateProfilePending"),
+            FargateProfilePhase::Creating | FargateProfilePhase::Pending => continue,
         };
-        let detail = s.failure_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
-        let apply = s.workspace_template_apply_name.as_ref().map(|name| ObjectReference {
-            api_version: Some("infrastructure.cluster.x-k8s.io/v1beta1".into()),
-            kind: Some("WorkspaceTemplateApply".into()),
-            name: Some(name.clone()),
-            namespace: cp.namespace(),
-            ..Default::default()
-        });
-        ctx.event_about(cp, apply, type_, reason, format!("Fargate profile {} is {phase:?}{detail}", s.name)).await;
+        let detail = s
+            .failure_message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        let apply = s
+            .workspace_template_apply_name
+            .as_ref()
+            .map(|name| ObjectReference {
+                api_version: Some("infrastructure.cluster.x-k8s.io/v1beta1".into()),
+                kind: Some("WorkspaceTemplateApply".into()),
+                name: Some(name.clone()),
+                namespace: cp.namespace(),
+                ..Default::default()
+            });
+        ctx.event_about(
+            cp,
+            apply,
+            type_,
+            reason,
+            format!("Fargate profile {} is {phase:?}{detail}", s.name),
+        )
+        .await;
     }
 }
 
 /// Deletes the profiles one at a time, then the EKS cluster, and reports when all is gone.
-async fn teardown(cp: &CAPTControlPlane, ctx: &Context) -> Result<Cleanup> {
-    let applies: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &render::namespace(cp));
-    let existing = owned_profile_applies(cp, &applies).await?;
-    let observed: Vec<ObservedProfile> = existing.iter().map(observed).collect();
+async fn teardown(cp: &CAPTControlPlane, state: &State) -> Result<Cleanup> {
+    let ctx = &state.ctx;
+    let ns = render::namespace(cp);
+    let applies: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &ns);
+    let existing = owned_profile_applies(cp, &state.applies);
+    let observed: Vec<ObservedProfile> = existing.iter().map(|a| observed(a)).collect();
     let eks_name = eks::apply_name(cp);
-    let eks = applies.get_opt(&eks_name).await?;
-    let eks_state = eks.as_ref().map(child_state);
+    let eks = state.applies.get_named(Some(&ns), &eks_name);
+    let eks_state = eks.as_deref().map(child_state);
     match profiles::teardown(&observed, eks_state.as_ref()) {
         Teardown::DeleteProfile(name) => {
             applies.delete(&name, &Default::default()).await?;
-            ctx.event(cp, EventType::Normal, "DeletingFargateProfile", format!("deleting WorkspaceTemplateApply {name}")).await;
+            ctx.event(
+                cp,
+                EventType::Normal,
+                "DeletingFargateProfile",
+                format!("deleting WorkspaceTemplateApply {name}"),
+            )
+            .await;
             Ok(Cleanup::Waiting)
         }
         Teardown::DeleteCluster => {
             applies.delete(&eks_name, &Default::default()).await?;
-            ctx.event(cp, EventType::Normal, "DeletingClusterWorkspace", format!("all Fargate profiles are gone; deleting WorkspaceTemplateApply {eks_name}")).await;
+            ctx.event(
+                cp,
+                EventType::Normal,
+                "DeletingClusterWorkspace",
+                format!(
+                    "all Fargate profiles are gone; deleting WorkspaceTemplateApply {eks_name}"
+                ),
+            )
+            .await;
             Ok(Cleanup::Waiting)
         }
         Teardown::WaitForProfile(_) | Teardown::WaitForCluster => Ok(Cleanup::Waiting),

@@ -1,12 +1,14 @@
 //! The two controllers and what they share.
 
+pub mod cache;
 pub mod control_plane;
+pub mod secrets;
 pub mod workspace_apply;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -19,6 +21,9 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::names::FIELD_MANAGER;
 
+/// How soon a reconcile that found the watch caches still filling (just after start) runs again.
+pub const CACHES_FILLING: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// What every reconcile needs.
 pub struct Context {
     /// API client.
@@ -29,6 +34,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Namespace the operator is limited to, if any.
     pub namespace: Option<String>,
+    /// Key names of the connection secrets, per secret version.
+    pub secret_keys: secrets::SecretKeys,
     /// Last event published per (object uid, reason): the same event is not sent twice in a
     /// row, even when a reconcile runs on a cached object that predates its own status write.
     last_events: Mutex<HashMap<(String, String), String>>,
@@ -36,13 +43,22 @@ pub struct Context {
 
 impl Context {
     /// A context for `client`, reporting events as `instance`.
-    pub fn new(client: Client, metrics: Arc<Metrics>, namespace: Option<String>, instance: Option<String>) -> Self {
-        let reporter = Reporter { controller: FIELD_MANAGER.into(), instance };
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        namespace: Option<String>,
+        instance: Option<String>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance,
+        };
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
             namespace,
+            secret_keys: secrets::SecretKeys::default(),
             last_events: Mutex::default(),
         }
     }
@@ -59,8 +75,19 @@ impl Context {
         }
     }
 
+    /// Whether objects in `namespace` are in the operator's watches.
+    pub fn in_scope(&self, namespace: &str) -> bool {
+        self.namespace.as_deref().is_none_or(|ns| ns == namespace)
+    }
+
     /// Publishes an event about `obj`; failures are logged, never fatal (events are advisory).
-    pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: EventType, reason: &str, note: String) {
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
         self.event_about(obj, None, type_, reason, note).await;
     }
 
@@ -82,8 +109,14 @@ impl Context {
         reason: &str,
         note: String,
     ) {
-        let related = secondary.as_ref().and_then(|r| r.name.clone()).unwrap_or_default();
-        let key = (obj.meta().uid.clone().unwrap_or_default(), format!("{reason}/{related}"));
+        let related = secondary
+            .as_ref()
+            .and_then(|r| r.name.clone())
+            .unwrap_or_default();
+        let key = (
+            obj.meta().uid.clone().unwrap_or_default(),
+            format!("{reason}/{related}"),
+        );
         {
             let mut last = self.last_events.lock().unwrap_or_else(|e| e.into_inner());
             if last.get(&key) == Some(&note) {
@@ -91,48 +124,86 @@ impl Context {
             }
             last.insert(key, note.clone());
         }
-        let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary };
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary,
+        };
         if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
             warn!(error = %e, reason, "could not publish event");
         }
-    }}
+    }
+}
 
 /// Server-side applies `desired` unless `existing` already holds every field of it.
 /// Returns the object as written, or None when no write was needed.
-pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K, existing: Option<&K>) -> Result<Option<K>>
+pub async fn apply_if_changed<K>(
+    api: &Api<K>,
+    desired: &K,
+    existing: Option<&K>,
+) -> Result<Option<K>>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
     if existing.is_some_and(|e| contains(e, desired)) {
         return Ok(None);
     }
-    let want = serde_json::to_value(desired).map_err(|e| Error::Serialization("desired object", e))?;
+    let want =
+        serde_json::to_value(desired).map_err(|e| Error::Serialization("desired object", e))?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    Ok(Some(api.patch(&desired.name_any(), &params, &Patch::Apply(&want)).await?))
+    Ok(Some(
+        api.patch(&desired.name_any(), &params, &Patch::Apply(&want))
+            .await?,
+    ))
 }
 
-/// Whether `existing` already holds every field of `desired`.
-pub fn contains<K: Serialize>(existing: &K, desired: &K) -> bool {
-    match (serde_json::to_value(desired), serde_json::to_value(existing)) {
-        (Ok(want), Ok(have)) => is_subset(&want, &have),
+/// Whether `existing` already holds every field of `desired`. Finalizers are a set that other
+/// controllers add to: ours only need to be among them.
+pub fn contains<K: Resource + Serialize>(existing: &K, desired: &K) -> bool {
+    if !desired
+        .finalizers()
+        .iter()
+        .all(|f| existing.finalizers().contains(f))
+    {
+        return false;
+    }
+    match (
+        serde_json::to_value(desired),
+        serde_json::to_value(existing),
+    ) {
+        (Ok(mut want), Ok(have)) => {
+            if let Some(meta) = want.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                meta.remove("finalizers");
+            }
+            is_subset(&want, &have)
+        }
         _ => false,
     }
 }
 
-/// Adds `finalizer` to `obj` if missing. The resourceVersion in the patch makes a concurrent
-/// change fail with a conflict (retried) instead of dropping someone else's finalizer.
-pub async fn ensure_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<()>
+/// Adds `finalizer` to `obj` if missing, returning the object as written. The resourceVersion
+/// in the patch makes a concurrent change fail with a conflict (retried) instead of dropping
+/// someone else's finalizer.
+pub async fn ensure_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<Option<K>>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
     if obj.finalizers().iter().any(|f| f == finalizer) {
-        return Ok(());
+        return Ok(None);
     }
     let mut finalizers = obj.finalizers().to_vec();
     finalizers.push(finalizer.to_string());
     let patch = serde_json::json!({ "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() } });
-    api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    Ok(())
+    Ok(Some(
+        api.patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?,
+    ))
 }
 
 /// Removes `finalizer` from `obj` once its cleanup is complete.
@@ -143,9 +214,20 @@ where
     if !obj.finalizers().iter().any(|f| f == finalizer) {
         return Ok(());
     }
-    let finalizers: Vec<&String> = obj.finalizers().iter().filter(|f| *f != finalizer).collect();
+    let finalizers: Vec<&String> = obj
+        .finalizers()
+        .iter()
+        .filter(|f| *f != finalizer)
+        .collect();
     let patch = serde_json::json!({ "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() } });
-    match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
         other => other.map(|_| ()).map_err(Error::from),
     }
@@ -160,21 +242,18 @@ pub enum Cleanup {
     Waiting,
 }
 
-/// What is missing of Secret `namespace/name` and its `keys`, or None when it is complete.
-/// Only key names are looked at: values are never read into messages or logs.
-pub async fn missing_secret_keys(client: &Client, namespace: &str, name: &str, keys: &[String]) -> Result<Option<String>> {
-    let Some(secret) = Api::<Secret>::namespaced(client.clone(), namespace).get_opt(name).await? else {
-        return Ok(Some(format!("secret {namespace}/{name} does not exist")));
-    };
-    let data = secret.data.unwrap_or_default();
-    let absent: Vec<&str> = keys.iter().filter(|k| !data.contains_key(*k)).map(String::as_str).collect();
-    Ok((!absent.is_empty()).then(|| format!("secret {namespace}/{name} lacks keys {}", absent.join(", "))))
-}
-
 /// Logs a failed reconcile. An object that left the cache before its turn came
 /// (`ObjectNotFound`) is normal after deletions and not worth a warning.
-pub fn log_failure<K, E, W>(controller: &str, result: Result<(kube::runtime::reflector::ObjectRef<K>, kube::runtime::controller::Action), kube::runtime::controller::Error<E, W>>)
-where
+pub fn log_failure<K, E, W>(
+    controller: &str,
+    result: Result<
+        (
+            kube::runtime::reflector::ObjectRef<K>,
+            kube::runtime::controller::Action,
+        ),
+        kube::runtime::controller::Error<E, W>,
+    >,
+) where
     K: Resource,
     E: std::error::Error,
     W: std::error::Error,
@@ -199,7 +278,10 @@ impl WatchBackoff {
 
     /// The backoff for a controller's watches, reset after 30 s without errors.
     pub fn for_controller() -> kube::runtime::utils::ResetTimerBackoff<WatchBackoff> {
-        kube::runtime::utils::ResetTimerBackoff::new(WatchBackoff { next: Self::MIN }, std::time::Duration::from_secs(30))
+        kube::runtime::utils::ResetTimerBackoff::new(
+            WatchBackoff { next: Self::MIN },
+            std::time::Duration::from_secs(30),
+        )
     }
 }
 
@@ -226,9 +308,14 @@ mod tests {
 
     #[test]
     fn watch_backoff_doubles_up_to_five_seconds_and_resets() {
-        let mut b = WatchBackoff { next: WatchBackoff::MIN };
+        let mut b = WatchBackoff {
+            next: WatchBackoff::MIN,
+        };
         let delays: Vec<Duration> = b.by_ref().take(6).collect();
-        assert_eq!(delays.iter().map(|d| d.as_millis()).collect::<Vec<_>>(), [500, 1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(
+            delays.iter().map(|d| d.as_millis()).collect::<Vec<_>>(),
+            [500, 1000, 2000, 4000, 5000, 5000]
+        );
         kube::runtime::utils::Backoff::reset(&mut b);
         assert_eq!(b.next(), Some(Duration::from_millis(500)));
     }
@@ -238,7 +325,9 @@ mod tests {
 /// anything else after a pause.
 pub fn retry_after(error: &Error) -> std::time::Duration {
     match error {
-        Error::Kube(kube::Error::Api(status)) if status.is_conflict() => std::time::Duration::from_millis(200),
+        Error::Kube(kube::Error::Api(status)) if status.is_conflict() => {
+            std::time::Duration::from_millis(200)
+        }
         _ => std::time::Duration::from_secs(5),
     }
 }

@@ -11,19 +11,23 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams, PartialObjectMeta};
+use kube::api::{PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::info;
 
-use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, missing_secret_keys, remove_finalizer};
+use super::cache::{self, Cache};
+use super::secrets::Required;
+use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, remove_finalizer};
 use crate::api::conditions::{READY, SYNCED};
 use crate::api::workspace::WorkspaceSpec;
-use crate::api::{Workspace, WorkspaceTemplate, WorkspaceTemplateApply, WorkspaceTemplateApplyStatus};
+use crate::api::{
+    Workspace, WorkspaceTemplate, WorkspaceTemplateApply, WorkspaceTemplateApplyStatus,
+};
 use crate::error::{Error, Result};
 use crate::names::{self, APPLY_FINALIZER, FIELD_MANAGER};
 use crate::render;
@@ -36,87 +40,173 @@ const TEMPLATE_AVAILABLE: &str = "TemplateAvailable";
 /// Safety-net resync; all progress is driven by watches.
 const RESYNC: Duration = Duration::from_secs(600);
 
-/// Runs the controller until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let applies: Api<WorkspaceTemplateApply> = ctx.scoped_api();
-    // The related objects are only mapped to applies by name and annotations: metadata suffices.
-    let workspaces: Api<PartialObjectMeta<Workspace>> = Api::all(ctx.client.clone());
-    let secrets: Api<PartialObjectMeta<Secret>> = ctx.scoped_api();
-    let templates: Api<PartialObjectMeta<WorkspaceTemplate>> = ctx.scoped_api();
+/// The apply controller's view of the cluster: watch caches, each fed by the same stream that
+/// triggers reconciles (see `cache`).
+pub struct State {
+    ctx: Arc<Context>,
+    applies: Cache<WorkspaceTemplateApply>,
+    workspaces: Cache<Workspace>,
+    templates: Cache<WorkspaceTemplate>,
+    secrets: Cache<PartialObjectMeta<Secret>>,
+}
 
-    let controller = Controller::new(applies, watcher::Config::default().any_semantic());
-    let store = controller.store();
-    let (by_secret, by_template) = (store.clone(), store);
-    controller
-        .watches(workspaces, watcher::Config::default().labels(&workspace_selector(ctx.namespace.as_deref())), apply_of_workspace)
-        .watches(secrets, watcher::Config::default().any_semantic(), move |s| applies_waiting_for(&by_secret, &s))
-        .watches(templates, watcher::Config::default().any_semantic(), move |t| applies_using(&by_template, &t))
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let config = || watcher::Config::default().any_semantic();
+    let (applies, apply_events) = cache::watch(
+        watcher(ctx.scoped_api::<WorkspaceTemplateApply>(), config()),
+        cache::keep_all,
+    );
+    // All Workspaces, not only this operator's: a name taken by someone else's must be seen
+    // before one is created under it.
+    let (workspaces, workspace_events) = cache::watch(
+        watcher(Api::<Workspace>::all(ctx.client.clone()), config()),
+        fingerprint_module,
+    );
+    let (templates, template_events) = cache::watch(
+        watcher(ctx.scoped_api::<WorkspaceTemplate>(), config()),
+        cache::keep_all,
+    );
+    // Only names and versions: secret values never enter the cache.
+    let (secrets, secret_events) = cache::watch(
+        watcher(ctx.scoped_api::<PartialObjectMeta<Secret>>(), config()),
+        cache::keep_all,
+    );
+    let (by_secret, by_template, scope) = (applies.clone(), applies.clone(), ctx.namespace.clone());
+    let state = Arc::new(State {
+        ctx,
+        applies: applies.clone(),
+        workspaces,
+        templates,
+        secrets,
+    });
+    // Status writes (this controller's own) do not trigger: the Workspace's changes do.
+    let own = apply_events
+        .applied_objects()
+        .predicate_filter(cache::spec_or_lifecycle, Default::default());
+    Controller::for_stream(own, applies.store())
+        .watches_stream(workspace_events.touched_objects(), move |ws| {
+            apply_of_workspace(&ws, scope.as_deref())
+        })
+        .watches_stream(secret_events.touched_objects(), move |s| {
+            applies_waiting_for(&by_secret, &s)
+        })
+        .watches_stream(template_events.touched_objects(), move |t| {
+            applies_using(&by_template, &t)
+        })
         .trigger_backoff(super::WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx.clone())
+        .run(reconcile, error_policy, state)
         .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
         .await;
 }
 
-/// Workspaces created by this operator; when it watches one namespace, only that namespace's.
-/// Workspaces are cluster-scoped, so the namespace is a label.
-fn workspace_selector(namespace: Option<&str>) -> String {
-    match namespace {
-        Some(ns) => format!("{},{}={}", names::LABEL_APPLY_UID, names::LABEL_APPLY_NAMESPACE, names::label_value(ns)),
-        None => names::LABEL_APPLY_UID.to_string(),
+/// Cached Workspaces keep a digest of their Terraform module instead of its text: the cache
+/// only compares it, and 1,000s of modules would dominate the operator's memory.
+fn fingerprint_module(ws: &mut Workspace) {
+    let module = &mut ws.spec.for_provider.module;
+    if !module.starts_with(MODULE_DIGEST) {
+        *module = format!("{MODULE_DIGEST}{}", names::short_hash(module, 64));
     }
 }
 
+/// Prefix of a fingerprinted module (not valid HCL, so never mistaken for a module).
+const MODULE_DIGEST: &str = "sha256:";
+
 /// The apply a Workspace belongs to, from the annotation written when it was created.
-fn apply_of_workspace(ws: PartialObjectMeta<Workspace>) -> Option<ObjectRef<WorkspaceTemplateApply>> {
-    let (ns, name) = ws.annotations().get(names::ANNOTATION_APPLY)?.split_once('/')?;
-    Some(ObjectRef::new(name).within(ns))
+fn apply_of_workspace(
+    ws: &Workspace,
+    namespace: Option<&str>,
+) -> Option<ObjectRef<WorkspaceTemplateApply>> {
+    let (ns, name) = ws
+        .annotations()
+        .get(names::ANNOTATION_APPLY)?
+        .split_once('/')?;
+    namespace
+        .is_none_or(|scope| scope == ns)
+        .then(|| ObjectRef::new(name).within(ns))
 }
 
 /// Applies that wait for a Secret.
-fn applies_waiting_for(store: &Store<WorkspaceTemplateApply>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
+fn applies_waiting_for(
+    applies: &Cache<WorkspaceTemplateApply>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
     let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
-    store
-        .state()
+    applies
+        .filter(|a| {
+            a.spec
+                .wait_for_secrets
+                .iter()
+                .flatten()
+                .any(|s| s.name == name && s.namespace == ns)
+        })
         .iter()
-        .filter(|a| a.spec.wait_for_secrets.iter().flatten().any(|s| s.name == name && s.namespace == ns))
         .map(|a| ObjectRef::from_obj(a.as_ref()))
         .collect()
 }
 
 /// Applies that use a WorkspaceTemplate.
-fn applies_using(store: &Store<WorkspaceTemplateApply>, template: &PartialObjectMeta<WorkspaceTemplate>) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
-    let (ns, name) = (template.namespace().unwrap_or_default(), template.name_any());
-    store
-        .state()
-        .iter()
+fn applies_using(
+    applies: &Cache<WorkspaceTemplateApply>,
+    template: &WorkspaceTemplate,
+) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
+    let (ns, name) = (
+        template.namespace().unwrap_or_default(),
+        template.name_any(),
+    );
+    applies
         .filter(|a| a.spec.template_ref.name == name && template_namespace(a) == ns)
+        .iter()
         .map(|a| ObjectRef::from_obj(a.as_ref()))
         .collect()
 }
 
 fn template_namespace(apply: &WorkspaceTemplateApply) -> String {
-    apply.spec.template_ref.namespace.clone().unwrap_or_else(|| apply.namespace().unwrap_or_default())
+    apply
+        .spec
+        .template_ref
+        .namespace
+        .clone()
+        .unwrap_or_else(|| apply.namespace().unwrap_or_default())
 }
 
-fn error_policy(_apply: Arc<WorkspaceTemplateApply>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failure(CONTROLLER, error.metric_label());
+fn error_policy(_apply: Arc<WorkspaceTemplateApply>, error: &Error, state: Arc<State>) -> Action {
+    state.ctx.metrics.failure(CONTROLLER, error.metric_label());
     Action::requeue(super::retry_after(error))
 }
 
-async fn reconcile(apply: Arc<WorkspaceTemplateApply>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile(apply: Arc<WorkspaceTemplateApply>, state: Arc<State>) -> Result<Action> {
+    let ctx = &state.ctx;
+    if !(state.workspaces.is_ready() && state.templates.is_ready() && state.secrets.is_ready()) {
+        return Ok(Action::requeue(super::CACHES_FILLING));
+    }
     let _timer = ctx.metrics.reconcile(CONTROLLER);
-    let ns = apply.namespace().ok_or_else(|| Error::MissingMetadata(apply.name_any()))?;
+    // The cache may hold this process's last status write, newer than the scheduled copy.
+    let apply = state.applies.latest(apply);
+    let ns = apply
+        .namespace()
+        .ok_or_else(|| Error::MissingMetadata(apply.name_any()))?;
     let api: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &ns);
     if apply.metadata.deletion_timestamp.is_some() {
-        if cleanup(&apply, &ctx).await? == Cleanup::Done {
+        if cleanup(&apply, &state).await? == Cleanup::Done {
             remove_finalizer(&api, apply.as_ref(), APPLY_FINALIZER).await?;
             ctx.forget_events(apply.uid().as_deref());
         }
         return Ok(Action::await_change());
     }
-    ensure_finalizer(&api, apply.as_ref(), APPLY_FINALIZER).await?;
-    reconcile_apply(&apply, &ctx).await
+    // Applies rendered by the control-plane controller carry the finalizer already.
+    let apply = match ensure_finalizer(&api, apply.as_ref(), APPLY_FINALIZER).await? {
+        Some(written) => {
+            state.applies.remember(written.clone());
+            Arc::new(written)
+        }
+        None => apply,
+    };
+    reconcile_apply(&apply, &state).await
 }
 
 /// Name of the Workspace of an apply: the one recorded in status, else the derived one.
@@ -125,7 +215,9 @@ pub fn workspace_name_of(apply: &WorkspaceTemplateApply) -> String {
         .status
         .as_ref()
         .and_then(|s| s.workspace_name.clone())
-        .unwrap_or_else(|| names::workspace_name(&apply.namespace().unwrap_or_default(), &apply.name_any()))
+        .unwrap_or_else(|| {
+            names::workspace_name(&apply.namespace().unwrap_or_default(), &apply.name_any())
+        })
 }
 
 /// Whether `ws` was created for this apply (same uid label).
@@ -135,93 +227,179 @@ fn owned_by(ws: &Workspace, apply: &WorkspaceTemplateApply) -> bool {
 
 /// Missing secrets or keys as a message, or None when all are present. Only key names are
 /// read, never values.
-async fn missing_secrets(ctx: &Context, apply: &WorkspaceTemplateApply) -> Result<Option<String>> {
+async fn missing_secrets(state: &State, apply: &WorkspaceTemplateApply) -> Result<Option<String>> {
+    let ctx = &state.ctx;
     let mut missing = Vec::new();
     for req in apply.spec.wait_for_secrets.iter().flatten() {
         let keys = req.keys.clone().unwrap_or_default();
-        missing.extend(missing_secret_keys(&ctx.client, &req.namespace, &req.name, &keys).await?);
+        let required = Required {
+            namespace: &req.namespace,
+            name: &req.name,
+            keys: &keys,
+        };
+        missing.extend(
+            ctx.secret_keys
+                .missing(
+                    &ctx.client,
+                    &state.secrets,
+                    ctx.in_scope(&req.namespace),
+                    required,
+                )
+                .await?,
+        );
     }
     Ok((!missing.is_empty()).then(|| format!("waiting for {}", missing.join("; "))))
 }
 
+/// A Workspace by name, from the cache (which holds every Workspace).
+fn workspace(state: &State, name: &str) -> Option<Arc<Workspace>> {
+    state.workspaces.get_named(None, name)
+}
+
 /// Workspaces this apply waits for that are not Ready yet, as a message.
-async fn unready_workspaces(ctx: &Context, apply: &WorkspaceTemplateApply) -> Result<Option<String>> {
-    let api: Api<Workspace> = Api::all(ctx.client.clone());
+async fn unready_workspaces(
+    state: &State,
+    apply: &WorkspaceTemplateApply,
+) -> Result<Option<String>> {
     let mut waiting = Vec::new();
     for r in apply.spec.wait_for_workspaces.iter().flatten() {
-        let ready = match api.get_opt(&r.name).await? {
-            Some(ws) => mirror_workspace(&ws).iter().any(|c| c.type_ == READY && c.status),
+        let ready = match workspace(state, &r.name) {
+            Some(ws) => mirror_workspace(&ws)
+                .iter()
+                .any(|c| c.type_ == READY && c.status),
             None => false,
         };
         if !ready {
             waiting.push(r.name.clone());
         }
     }
-    Ok((!waiting.is_empty()).then(|| format!("waiting for Workspaces to be Ready: {}", waiting.join(", "))))
+    Ok((!waiting.is_empty())
+        .then(|| format!("waiting for Workspaces to be Ready: {}", waiting.join(", "))))
 }
 
+/// The WorkspaceTemplate of an apply: from the cache, or read directly when it lives in a
+/// namespace outside the operator's watch.
+async fn template(
+    state: &State,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Arc<WorkspaceTemplate>>> {
+    if state.ctx.in_scope(namespace) {
+        return Ok(state.templates.get_named(Some(namespace), name));
+    }
+    let api: Api<WorkspaceTemplate> = Api::namespaced(state.ctx.client.clone(), namespace);
+    Ok(api.get_opt(name).await?.map(Arc::new))
+}
 
-async fn reconcile_apply(apply: &WorkspaceTemplateApply, ctx: &Context) -> Result<Action> {
+async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Result<Action> {
+    let ctx = &state.ctx;
     let ws_name = workspace_name_of(apply);
     let workspaces: Api<Workspace> = Api::all(ctx.client.clone());
     let template_ns = template_namespace(apply);
-    let existing = workspaces.get_opt(&ws_name).await?;
+    let existing = workspace(state, &ws_name);
+    let existing = existing.as_deref();
 
-    if let Some(ws) = existing.as_ref().filter(|ws| !owned_by(ws, apply)) {
+    if let Some(ws) = existing.filter(|ws| !owned_by(ws, apply)) {
         let message = match ws.annotations().get(names::ANNOTATION_APPLY) {
-            Some(owner) => format!("Workspace {ws_name} already belongs to WorkspaceTemplateApply {owner}"),
-            None => format!("Workspace {ws_name} exists and was not created by this operator; delete or rename it"),
+            Some(owner) => {
+                format!("Workspace {ws_name} already belongs to WorkspaceTemplateApply {owner}")
+            }
+            None => format!(
+                "Workspace {ws_name} exists and was not created by this operator; delete or rename it"
+            ),
         };
-        return blocked(apply, ctx, existing.as_ref(), reason::WORKSPACE_CONFLICT, message).await;
+        return blocked(apply, state, existing, reason::WORKSPACE_CONFLICT, message).await;
     }
-    let templates: Api<WorkspaceTemplate> = Api::namespaced(ctx.client.clone(), &template_ns);
-    let template = templates.get_opt(&apply.spec.template_ref.name).await?;
-    let Some(template) = template else {
+    let Some(template) = template(state, &template_ns, &apply.spec.template_ref.name).await? else {
         let message = format!(
             "WorkspaceTemplate {template_ns}/{} not found; create it or fix spec.templateRef",
             apply.spec.template_ref.name
         );
         // An applied Workspace keeps working without its template: it is only frozen. That
         // is a warning, not a failure of what already exists.
-        if existing.is_some() && apply.status.as_ref().is_some_and(|s| s.observed_generation == apply.metadata.generation) {
-            ctx.event(apply, EventType::Warning, reason::TEMPLATE_NOT_FOUND, message.clone()).await;
-            let extra = vec![Desired::new(TEMPLATE_AVAILABLE, false, reason::TEMPLATE_NOT_FOUND, message)];
-            return write_status(apply, ctx, existing.as_ref(), extra, false).await;
+        if existing.is_some()
+            && apply
+                .status
+                .as_ref()
+                .is_some_and(|s| s.observed_generation == apply.metadata.generation)
+        {
+            ctx.event(
+                apply,
+                EventType::Warning,
+                reason::TEMPLATE_NOT_FOUND,
+                message.clone(),
+            )
+            .await;
+            let extra = vec![Desired::new(
+                TEMPLATE_AVAILABLE,
+                false,
+                reason::TEMPLATE_NOT_FOUND,
+                message,
+            )];
+            return write_status(apply, state, existing, extra, None).await;
         }
-        return blocked(apply, ctx, existing.as_ref(), reason::TEMPLATE_NOT_FOUND, message).await;
+        return blocked(apply, state, existing, reason::TEMPLATE_NOT_FOUND, message).await;
     };
     let spec = match render::workspace::render(apply, &template, &ws_name) {
         Ok(spec) => spec,
-        Err(e) => return blocked(apply, ctx, existing.as_ref(), reason::INVALID_TEMPLATE, e.to_string()).await,
+        Err(e) => {
+            return blocked(
+                apply,
+                state,
+                existing,
+                reason::INVALID_TEMPLATE,
+                e.to_string(),
+            )
+            .await;
+        }
     };
 
     // A Workspace of an earlier incarnation of this apply is still being destroyed.
-    if existing.as_ref().is_some_and(|ws| ws.metadata.deletion_timestamp.is_some()) {
+    if existing.is_some_and(|ws| ws.metadata.deletion_timestamp.is_some()) {
         let message = format!("waiting for the previous Workspace {ws_name} to be deleted");
-        return waiting(apply, ctx, reason::CREATING, message).await;
+        return waiting(apply, state, reason::CREATING, message).await;
     }
     let desired = render::workspace::object(apply, &ws_name, spec);
-    if existing.as_ref().is_some_and(|ws| super::contains(ws, &desired)) {
-        return write_status(apply, ctx, existing.as_ref(), template_found(), false).await;
+    // Compared as the cache keeps it (module fingerprinted).
+    let mut comparable = desired.clone();
+    state.workspaces.prepare(&mut comparable);
+    if existing.is_some_and(|ws| super::contains(ws, &comparable)) {
+        let hash = spec_hash(&comparable.spec);
+        return write_status(apply, state, existing, template_found(), Some(hash)).await;
     }
     // A write is due; the secrets and workspaces it needs are checked now (only key names).
-    if let Some(message) = missing_secrets(ctx, apply).await? {
+    if let Some(message) = missing_secrets(state, apply).await? {
         // An existing Workspace keeps being reported; it is updated once they are back.
         return match existing {
-            Some(ws) => write_status(apply, ctx, Some(&ws), template_found(), false).await,
-            None => waiting(apply, ctx, reason::WAITING_FOR_SECRETS, message).await,
+            Some(ws) => write_status(apply, state, Some(ws), template_found(), None).await,
+            None => waiting(apply, state, reason::WAITING_FOR_SECRETS, message).await,
         };
     }
     if existing.is_none()
-        && let Some(message) = unready_workspaces(ctx, apply).await?
+        && let Some(message) = unready_workspaces(state, apply).await?
     {
-        return waiting(apply, ctx, reason::WAITING_FOR_WORKSPACES, message).await;
+        return waiting(apply, state, reason::WAITING_FOR_WORKSPACES, message).await;
     }
-    let written = apply_if_changed(&workspaces, &desired, existing.as_ref()).await?;
-    let verb = if existing.is_some() { "Updated" } else { "Created" };
+    let written = apply_if_changed(&workspaces, &desired, None).await?;
+    let verb = if existing.is_some() {
+        "Updated"
+    } else {
+        "Created"
+    };
     info!(apply = %apply.name_any(), workspace = %ws_name, "{verb} Workspace");
-    ctx.event(apply, EventType::Normal, &format!("{verb}Workspace"), format!("{verb} Workspace {ws_name}")).await;
-    write_status(apply, ctx, written.as_ref().or(existing.as_ref()), template_found(), true).await
+    ctx.event(
+        apply,
+        EventType::Normal,
+        &format!("{verb}Workspace"),
+        format!("{verb} Workspace {ws_name}"),
+    )
+    .await;
+    if let Some(ws) = written {
+        state.workspaces.remember(ws);
+    }
+    // The status follows from the Workspace's echo on the watch, which comes next and often
+    // already carries the provider's first report: one status write instead of two.
+    Ok(Action::requeue(RESYNC))
 }
 
 fn template_found() -> Vec<Desired> {
@@ -229,24 +407,44 @@ fn template_found() -> Vec<Desired> {
 }
 
 /// Reports an error the user has to fix (the Workspace, if any, is left as it is).
-async fn blocked(apply: &WorkspaceTemplateApply, ctx: &Context, ws: Option<&Workspace>, why: &str, message: String) -> Result<Action> {
+async fn blocked(
+    apply: &WorkspaceTemplateApply,
+    state: &State,
+    ws: Option<&Workspace>,
+    why: &str,
+    message: String,
+) -> Result<Action> {
     if !has_condition(apply, SYNCED, false, why) {
-        ctx.event(apply, EventType::Warning, why, message.clone()).await;
+        state
+            .ctx
+            .event(apply, EventType::Warning, why, message.clone())
+            .await;
     }
     let mut extra = vec![Desired::new(SYNCED, false, why, message.clone())];
     if ws.is_none() {
         extra.push(Desired::new(READY, false, why, message));
     }
-    write_status(apply, ctx, ws, extra, false).await
+    write_status(apply, state, ws, extra, None).await
 }
 
 /// Reports that the apply waits for something that a watch will announce.
-async fn waiting(apply: &WorkspaceTemplateApply, ctx: &Context, why: &str, message: String) -> Result<Action> {
+async fn waiting(
+    apply: &WorkspaceTemplateApply,
+    state: &State,
+    why: &str,
+    message: String,
+) -> Result<Action> {
     if !has_condition(apply, READY, false, why) {
-        ctx.event(apply, EventType::Normal, why, message.clone()).await;
+        state
+            .ctx
+            .event(apply, EventType::Normal, why, message.clone())
+            .await;
     }
-    let extra = vec![Desired::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""), Desired::new(READY, false, why, message)];
-    write_status(apply, ctx, None, extra, false).await
+    let extra = vec![
+        Desired::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""),
+        Desired::new(READY, false, why, message),
+    ];
+    write_status(apply, state, None, extra, None).await
 }
 
 fn has_condition(apply: &WorkspaceTemplateApply, type_: &str, status: bool, why: &str) -> bool {
@@ -259,13 +457,14 @@ fn has_condition(apply: &WorkspaceTemplateApply, type_: &str, status: bool, why:
 }
 
 /// Writes the status if it changed. Conditions come from the Workspace when there is one;
-/// `overrides` (computed by this controller) take precedence.
+/// `overrides` (computed by this controller) take precedence. `applied` is the hash of the
+/// Workspace spec when the Workspace holds the desired spec.
 async fn write_status(
     apply: &WorkspaceTemplateApply,
-    ctx: &Context,
+    state: &State,
     ws: Option<&Workspace>,
     overrides: Vec<Desired>,
-    written: bool,
+    applied: Option<String>,
 ) -> Result<Action> {
     let old = apply.status.clone().unwrap_or_default();
     let mut desired: Vec<Desired> = ws.map(mirror_workspace).unwrap_or_default();
@@ -280,15 +479,28 @@ async fn write_status(
     let new = WorkspaceTemplateApplyStatus {
         workspace_name: ws.map(|w| w.name_any()).or(old.workspace_name.clone()),
         applied: old.applied || ws.is_some(),
-        last_applied_time: if written { Some(now.clone()) } else { old.last_applied_time.clone() },
-        last_applied_hash: if written { ws.map(|w| spec_hash(&w.spec)) } else { old.last_applied_hash.clone() },
+        last_applied_time: match &applied {
+            Some(hash) if old.last_applied_hash.as_ref() != Some(hash) => Some(now.clone()),
+            _ => old.last_applied_time.clone(),
+        },
+        last_applied_hash: applied.or(old.last_applied_hash.clone()),
         conditions: merge(&old.conditions, &desired, apply.metadata.generation, &now),
         observed_generation: apply.metadata.generation,
     };
     if new != old {
-        let api: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &apply.namespace().unwrap_or_default());
+        let api: Api<WorkspaceTemplateApply> = Api::namespaced(
+            state.ctx.client.clone(),
+            &apply.namespace().unwrap_or_default(),
+        );
         let body = json!({ "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "WorkspaceTemplateApply", "status": new });
-        api.patch_status(&apply.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+        let written = api
+            .patch_status(
+                &apply.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        state.applies.remember(written);
     }
     Ok(Action::requeue(RESYNC))
 }
@@ -299,18 +511,31 @@ fn spec_hash(spec: &WorkspaceSpec) -> String {
 
 /// Deletes the Workspace (unless retained) and waits until it is gone before the apply's
 /// finalizer is released, so Terraform's destroy has finished when the apply disappears.
-async fn cleanup(apply: &WorkspaceTemplateApply, ctx: &Context) -> Result<Cleanup> {
+async fn cleanup(apply: &WorkspaceTemplateApply, state: &State) -> Result<Cleanup> {
+    let ctx = &state.ctx;
     let ws_name = workspace_name_of(apply);
     if apply.spec.retain_workspace_on_delete == Some(true) {
-        ctx.event(apply, EventType::Normal, "RetainedWorkspace", format!("kept Workspace {ws_name} as requested")).await;
+        ctx.event(
+            apply,
+            EventType::Normal,
+            "RetainedWorkspace",
+            format!("kept Workspace {ws_name} as requested"),
+        )
+        .await;
         return Ok(Cleanup::Done);
     }
     let workspaces: Api<Workspace> = Api::all(ctx.client.clone());
-    match workspaces.get_opt(&ws_name).await? {
+    match workspace(state, &ws_name) {
         Some(ws) if owned_by(&ws, apply) => {
             if ws.metadata.deletion_timestamp.is_none() {
                 workspaces.delete(&ws_name, &Default::default()).await?;
-                ctx.event(apply, EventType::Normal, "DeletingWorkspace", format!("deleting Workspace {ws_name}")).await;
+                ctx.event(
+                    apply,
+                    EventType::Normal,
+                    "DeletingWorkspace",
+                    format!("deleting Workspace {ws_name}"),
+                )
+                .await;
             }
             // The Workspace watch brings us back when it is gone.
             Ok(Cleanup::Waiting)

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::{cluster_name, controller_owner_ref, namespace};
 use crate::api::{
-    CAPTControlPlane, DefaultFargateProfile, SecretRequirement, TemplateReference, WorkspaceTemplateApply,
-    WorkspaceTemplateApplySpec, XpSecretReference,
+    CAPTControlPlane, DefaultFargateProfile, SecretRequirement, TemplateReference,
+    WorkspaceTemplateApply, WorkspaceTemplateApplySpec, XpSecretReference,
 };
 use crate::names;
 use kube::ResourceExt;
@@ -29,7 +29,10 @@ pub fn apply_name(cp: &CAPTControlPlane) -> String {
 /// The VPC connection secret of a control plane as (namespace, name).
 pub fn vpc_secret(cp: &CAPTControlPlane) -> (String, String) {
     match &cp.spec.vpc_connection_secret_ref {
-        Some(r) => (r.namespace.clone().unwrap_or_else(|| namespace(cp)), r.name.clone()),
+        Some(r) => (
+            r.namespace.clone().unwrap_or_else(|| namespace(cp)),
+            r.name.clone(),
+        ),
         None => (namespace(cp), names::vpc_connection_secret(&cp.name_any())),
     }
 }
@@ -43,7 +46,10 @@ pub fn default_profiles_variable(defaults: &[DefaultFargateProfile]) -> Value {
     for profile in chosen {
         let name = profile.name();
         // Each default profile selects the namespace of the same name.
-        profiles.insert(name.to_string(), json!({ "name": name, "selectors": [{ "namespace": name }] }));
+        profiles.insert(
+            name.to_string(),
+            json!({ "name": name, "selectors": [{ "namespace": name }] }),
+        );
     }
     Value::Object(profiles)
 }
@@ -56,9 +62,15 @@ pub fn render(cp: &CAPTControlPlane) -> WorkspaceTemplateApply {
 
     let mut variables = BTreeMap::from([
         ("cluster_name".to_string(), cp_name.clone()),
-        ("kubernetes_version".to_string(), cp.spec.version.trim_start_matches('v').to_string()),
+        (
+            "kubernetes_version".to_string(),
+            cp.spec.version.trim_start_matches('v').to_string(),
+        ),
         ("vpc_connection_secret_name".to_string(), vpc_name.clone()),
-        ("vpc_connection_secret_namespace".to_string(), vpc_ns.clone()),
+        (
+            "vpc_connection_secret_namespace".to_string(),
+            vpc_ns.clone(),
+        ),
     ]);
     // Always set, with EKS's own defaults, so that templates can reference them unconditionally.
     let config = cp.spec.control_plane_config.as_ref();
@@ -75,7 +87,10 @@ pub fn render(cp: &CAPTControlPlane) -> WorkspaceTemplateApply {
     }
 
     let terraform_variables = BTreeMap::from([
-        ("fargate_profiles".to_string(), default_profiles_variable(&cp.spec.default_fargate_profiles)),
+        (
+            "fargate_profiles".to_string(),
+            default_profiles_variable(&cp.spec.default_fargate_profiles),
+        ),
         ("tags".to_string(), json!(tags)),
     ]);
 
@@ -84,17 +99,34 @@ pub fn render(cp: &CAPTControlPlane) -> WorkspaceTemplateApply {
             name: Some(apply_name(cp)),
             namespace: Some(ns.clone()),
             labels: Some(BTreeMap::from([
-                (names::LABEL_CLUSTER_NAME.to_string(), names::label_value(&cluster_name(cp))),
-                (names::LABEL_CONTROL_PLANE.to_string(), names::label_value(&cp_name)),
-                (names::LABEL_COMPONENT.to_string(), names::COMPONENT_EKS.to_string()),
+                (
+                    names::LABEL_CLUSTER_NAME.to_string(),
+                    names::label_value(&cluster_name(cp)),
+                ),
+                (
+                    names::LABEL_CONTROL_PLANE.to_string(),
+                    names::label_value(&cp_name),
+                ),
+                (
+                    names::LABEL_COMPONENT.to_string(),
+                    names::COMPONENT_EKS.to_string(),
+                ),
             ])),
             owner_references: controller_owner_ref(cp).map(|o| vec![o]),
+            // Set at creation, saving the apply controller a write to add it.
+            finalizers: Some(vec![names::APPLY_FINALIZER.to_string()]),
             ..Default::default()
         },
         spec: WorkspaceTemplateApplySpec {
             template_ref: TemplateReference {
                 name: cp.spec.workspace_template_ref.name.clone(),
-                namespace: Some(cp.spec.workspace_template_ref.namespace.clone().unwrap_or_else(|| ns.clone())),
+                namespace: Some(
+                    cp.spec
+                        .workspace_template_ref
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| ns.clone()),
+                ),
             },
             write_connection_secret_to_ref: Some(XpSecretReference {
                 name: names::eks_connection_secret(&cp_name),
@@ -146,15 +178,28 @@ additionalTags: { env: demo }
     fn karpenter_can_be_dropped_and_an_empty_list_renders_no_profile() {
         let cp = control_plane(&format!("{SPEC}defaultFargateProfiles: [kube-system]\n"));
         let tv = render(&cp).spec.terraform_variables.unwrap();
-        assert_eq!(tv["fargate_profiles"].as_object().unwrap().keys().collect::<Vec<_>>(), vec!["kube-system"]);
+        assert_eq!(
+            tv["fargate_profiles"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            vec!["kube-system"]
+        );
         let cp = control_plane(&format!("{SPEC}defaultFargateProfiles: []\n"));
-        assert_eq!(render(&cp).spec.terraform_variables.unwrap()["fargate_profiles"], json!({}));
+        assert_eq!(
+            render(&cp).spec.terraform_variables.unwrap()["fargate_profiles"],
+            json!({})
+        );
     }
 
     #[test]
     fn capt_variables_names_and_secrets() {
         let wta = render(&control_plane(SPEC));
-        assert_eq!(wta.metadata.name.as_deref(), Some("demo-eks-controlplane-apply"));
+        assert_eq!(
+            wta.metadata.name.as_deref(),
+            Some("demo-eks-controlplane-apply")
+        );
         assert_eq!(wta.metadata.namespace.as_deref(), Some("team-a"));
         let vars = wta.spec.variables.unwrap();
         assert_eq!(vars["cluster_name"], "demo");
@@ -167,12 +212,21 @@ additionalTags: { env: demo }
         // The template namespace is always set: the apply controller must not guess it.
         assert_eq!(wta.spec.template_ref.namespace.as_deref(), Some("team-a"));
         let out = wta.spec.write_connection_secret_to_ref.unwrap();
-        assert_eq!((out.name.as_str(), out.namespace.as_str()), ("demo-eks-connection", "team-a"));
+        assert_eq!(
+            (out.name.as_str(), out.namespace.as_str()),
+            ("demo-eks-connection", "team-a")
+        );
         let wait = wta.spec.wait_for_secrets.unwrap();
         assert_eq!(wait[0].name, "demo-vpc-connection");
-        assert_eq!(wait[0].keys.as_deref(), Some(&["vpc_config".to_string()][..]));
+        assert_eq!(
+            wait[0].keys.as_deref(),
+            Some(&["vpc_config".to_string()][..])
+        );
         let owner = &wta.metadata.owner_references.unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.controller), ("CAPTControlPlane", Some(true)));
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("CAPTControlPlane", Some(true))
+        );
     }
 
     #[test]

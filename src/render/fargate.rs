@@ -33,7 +33,13 @@ pub fn immutable_hash(cp: &CAPTControlPlane, profile: &FargateProfile) -> String
 fn template_ref(cp: &CAPTControlPlane, profile: &FargateProfile) -> TemplateReference {
     TemplateReference {
         name: profile.workspace_template_ref.name.clone(),
-        namespace: Some(profile.workspace_template_ref.namespace.clone().unwrap_or_else(|| namespace(cp))),
+        namespace: Some(
+            profile
+                .workspace_template_ref
+                .namespace
+                .clone()
+                .unwrap_or_else(|| namespace(cp)),
+        ),
     }
 }
 
@@ -67,7 +73,10 @@ pub fn render(cp: &CAPTControlPlane, profile: &FargateProfile) -> WorkspaceTempl
         ("profile_name".to_string(), profile.name.clone()),
         ("eks_connection_secret_name".to_string(), eks_secret.clone()),
         ("vpc_connection_secret_name".to_string(), vpc_name.clone()),
-        ("vpc_connection_secret_namespace".to_string(), vpc_ns.clone()),
+        (
+            "vpc_connection_secret_namespace".to_string(),
+            vpc_ns.clone(),
+        ),
     ]);
     let mut terraform_variables = BTreeMap::from([
         ("cluster_name".to_string(), json!(cp_name)),
@@ -84,16 +93,36 @@ pub fn render(cp: &CAPTControlPlane, profile: &FargateProfile) -> WorkspaceTempl
             name: Some(name.clone()),
             namespace: Some(ns.clone()),
             labels: Some(BTreeMap::from([
-                (names::LABEL_CLUSTER_NAME.to_string(), names::label_value(&cluster_name(cp))),
-                (names::LABEL_CONTROL_PLANE.to_string(), names::label_value(&cp_name)),
-                (names::LABEL_COMPONENT.to_string(), names::COMPONENT_FARGATE_PROFILE.to_string()),
-                (names::LABEL_PROFILE.to_string(), names::label_value(&profile.name)),
+                (
+                    names::LABEL_CLUSTER_NAME.to_string(),
+                    names::label_value(&cluster_name(cp)),
+                ),
+                (
+                    names::LABEL_CONTROL_PLANE.to_string(),
+                    names::label_value(&cp_name),
+                ),
+                (
+                    names::LABEL_COMPONENT.to_string(),
+                    names::COMPONENT_FARGATE_PROFILE.to_string(),
+                ),
+                (
+                    names::LABEL_PROFILE.to_string(),
+                    names::label_value(&profile.name),
+                ),
             ])),
             annotations: Some(BTreeMap::from([
-                (names::ANNOTATION_PROFILE_NAME.to_string(), profile.name.clone()),
-                (names::ANNOTATION_PROFILE_HASH.to_string(), immutable_hash(cp, profile)),
+                (
+                    names::ANNOTATION_PROFILE_NAME.to_string(),
+                    profile.name.clone(),
+                ),
+                (
+                    names::ANNOTATION_PROFILE_HASH.to_string(),
+                    immutable_hash(cp, profile),
+                ),
             ])),
             owner_references: controller_owner_ref(cp).map(|o| vec![o]),
+            // Set at creation, saving the apply controller a write to add it.
+            finalizers: Some(vec![names::APPLY_FINALIZER.to_string()]),
             ..Default::default()
         },
         spec: WorkspaceTemplateApplySpec {
@@ -158,7 +187,10 @@ additionalFargateProfiles:
     fn typed_variables_and_merged_tags() {
         let (cp, p) = profiles();
         let wta = render(&cp, &p[0]);
-        assert_eq!(wta.metadata.name.as_deref(), Some("demo-fargate-monitoring"));
+        assert_eq!(
+            wta.metadata.name.as_deref(),
+            Some("demo-fargate-monitoring")
+        );
         let tv = wta.spec.terraform_variables.unwrap();
         assert_eq!(tv["cluster_name"], json!("demo"));
         assert_eq!(tv["profile_name"], json!("monitoring"));
@@ -169,8 +201,14 @@ additionalFargateProfiles:
                 { "namespace": "obs-*", "labels": { "app": "prometheus" } },
             ])
         );
-        assert_eq!(tv["tags"], json!({ "env": "demo", "team": "observability" }));
-        assert!(!tv.contains_key("subnet_ids"), "no subnets given: the module uses the VPC's private subnets");
+        assert_eq!(
+            tv["tags"],
+            json!({ "env": "demo", "team": "observability" })
+        );
+        assert!(
+            !tv.contains_key("subnet_ids"),
+            "no subnets given: the module uses the VPC's private subnets"
+        );
         let labels = wta.metadata.labels.unwrap();
         assert_eq!(labels[names::LABEL_PROFILE], "monitoring");
         assert_eq!(labels[names::LABEL_CLUSTER_NAME], "demo");
@@ -182,12 +220,21 @@ additionalFargateProfiles:
         let spec = render(&cp, &p[0]).spec;
         let secrets = spec.wait_for_secrets.unwrap();
         assert_eq!(secrets[0].name, "demo-eks-connection");
-        assert_eq!(secrets[0].keys.as_deref().unwrap(), ["cluster_name", "cluster_endpoint"]);
+        assert_eq!(
+            secrets[0].keys.as_deref().unwrap(),
+            ["cluster_name", "cluster_endpoint"]
+        );
         assert_eq!(secrets[1].name, "demo-vpc-connection");
         assert_eq!(secrets[1].keys.as_deref().unwrap(), ["vpc_config"]);
         let ws = spec.wait_for_workspaces.unwrap();
-        assert_eq!(ws[0].name, names::workspace_name("team-a", "demo-eks-controlplane-apply"));
-        assert_eq!(spec.write_connection_secret_to_ref.unwrap().name, "demo-fargate-monitoring-connection");
+        assert_eq!(
+            ws[0].name,
+            names::workspace_name("team-a", "demo-eks-controlplane-apply")
+        );
+        assert_eq!(
+            spec.write_connection_secret_to_ref.unwrap().name,
+            "demo-fargate-monitoring-connection"
+        );
     }
 
     #[test]
@@ -196,9 +243,15 @@ additionalFargateProfiles:
         let wta = render(&cp, &p[1]);
         let name = wta.metadata.name.unwrap();
         assert!(name.starts_with("demo-fargate-batch-jobs-"), "{name}");
-        assert_eq!(wta.metadata.annotations.unwrap()[names::ANNOTATION_PROFILE_NAME], "batch_jobs");
+        assert_eq!(
+            wta.metadata.annotations.unwrap()[names::ANNOTATION_PROFILE_NAME],
+            "batch_jobs"
+        );
         assert_eq!(wta.spec.template_ref.namespace.as_deref(), Some("shared"));
-        assert_eq!(wta.spec.terraform_variables.unwrap()["subnet_ids"], json!(["subnet-0aa", "subnet-0bb"]));
+        assert_eq!(
+            wta.spec.terraform_variables.unwrap()["subnet_ids"],
+            json!(["subnet-0aa", "subnet-0bb"])
+        );
     }
 
     #[test]

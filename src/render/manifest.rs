@@ -42,7 +42,8 @@ pub fn render_str(yaml: &str, default_namespace: &str) -> Result<String, String>
 pub fn render_file(path: &Path, default_namespace: &str) -> Result<String, ManifestError> {
     let name = path.display().to_string();
     let text = if name == "-" {
-        std::io::read_to_string(std::io::stdin()).map_err(|e| ManifestError::Read(name.clone(), e))?
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| ManifestError::Read(name.clone(), e))?
     } else {
         std::fs::read_to_string(path).map_err(|e| ManifestError::Read(name.clone(), e))?
     };
@@ -69,7 +70,11 @@ spec:
             "team-a",
         )
         .unwrap();
-        assert_eq!(yaml.matches("kind: WorkspaceTemplateApply").count(), 2, "{yaml}");
+        assert_eq!(
+            yaml.matches("kind: WorkspaceTemplateApply").count(),
+            2,
+            "{yaml}"
+        );
         assert!(yaml.contains("name: demo-eks-controlplane-apply"));
         assert!(yaml.contains("name: demo-fargate-monitoring"));
         assert!(yaml.contains("namespace: team-a"));

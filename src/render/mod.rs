@@ -30,7 +30,9 @@ pub fn namespace(cp: &CAPTControlPlane) -> String {
 
 /// Owner reference making `cp` the controller of a child, so the child is garbage-collected
 /// with it and the controller is woken by the child's changes.
-pub fn controller_owner_ref(cp: &CAPTControlPlane) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+pub fn controller_owner_ref(
+    cp: &CAPTControlPlane,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
     let mut owner = cp.controller_owner_ref(&())?;
     owner.block_owner_deletion = Some(true);
     Some(owner)

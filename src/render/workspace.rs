@@ -25,7 +25,9 @@ pub enum RenderError {
     #[error("template references variables the WorkspaceTemplateApply does not set: {}; add them to spec.variables", .0.join(", "))]
     UnsetVariables(Vec<String>),
     /// The substituted template is not a valid Workspace spec.
-    #[error("template does not produce a valid Workspace spec: {0}; fix spec.template.spec of the WorkspaceTemplate")]
+    #[error(
+        "template does not produce a valid Workspace spec: {0}; fix spec.template.spec of the WorkspaceTemplate"
+    )]
     InvalidSpec(String),
 }
 
@@ -68,11 +70,20 @@ fn is_identifier(s: &str) -> bool {
 
 /// Walks a JSON value and substitutes inside every string. `module_text` marks the inline
 /// module, where unset `${...}` are Terraform's own (for-expressions use bare names).
-fn walk(value: &mut Value, vars: &BTreeMap<String, String>, unset: &mut BTreeSet<String>, module_text: bool) {
+fn walk(
+    value: &mut Value,
+    vars: &BTreeMap<String, String>,
+    unset: &mut BTreeSet<String>,
+    module_text: bool,
+) {
     match value {
         Value::String(s) => {
             let mut ignored = BTreeSet::new();
-            let sink = if module_text { &mut ignored } else { &mut *unset };
+            let sink = if module_text {
+                &mut ignored
+            } else {
+                &mut *unset
+            };
             *s = substitute(s, vars, sink);
         }
         Value::Array(items) => items.iter_mut().for_each(|v| walk(v, vars, unset, false)),
@@ -101,7 +112,8 @@ pub fn render(
     if !unset.is_empty() {
         return Err(RenderError::UnsetVariables(unset.into_iter().collect()));
     }
-    let mut spec: WorkspaceSpec = serde_json::from_value(value).map_err(|e| RenderError::InvalidSpec(e.to_string()))?;
+    let mut spec: WorkspaceSpec =
+        serde_json::from_value(value).map_err(|e| RenderError::InvalidSpec(e.to_string()))?;
 
     if let Some(typed) = &apply.spec.terraform_variables {
         let varmap = spec.for_provider.varmap.get_or_insert_with(BTreeMap::new);
@@ -121,11 +133,23 @@ pub fn object(apply: &WorkspaceTemplateApply, name: &str, spec: WorkspaceSpec) -
         metadata: ObjectMeta {
             name: Some(name.to_string()),
             labels: Some(BTreeMap::from([
-                (names::LABEL_APPLY_NAMESPACE.to_string(), names::label_value(&ns)),
-                (names::LABEL_APPLY_NAME.to_string(), names::label_value(&apply.name_any())),
-                (names::LABEL_APPLY_UID.to_string(), apply.uid().unwrap_or_default()),
+                (
+                    names::LABEL_APPLY_NAMESPACE.to_string(),
+                    names::label_value(&ns),
+                ),
+                (
+                    names::LABEL_APPLY_NAME.to_string(),
+                    names::label_value(&apply.name_any()),
+                ),
+                (
+                    names::LABEL_APPLY_UID.to_string(),
+                    apply.uid().unwrap_or_default(),
+                ),
             ])),
-            annotations: Some(BTreeMap::from([(names::ANNOTATION_APPLY.to_string(), format!("{ns}/{}", apply.name_any()))])),
+            annotations: Some(BTreeMap::from([(
+                names::ANNOTATION_APPLY.to_string(),
+                format!("{ns}/{}", apply.name_any()),
+            )])),
             ..Default::default()
         },
         spec,
@@ -153,7 +177,12 @@ mod tests {
         let mut a = WorkspaceTemplateApply::new(
             "a",
             WorkspaceTemplateApplySpec {
-                variables: Some(variables.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                variables: Some(
+                    variables
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
                 terraform_variables: typed.map(|t| serde_json::from_value(t).unwrap()),
                 ..Default::default()
             },
@@ -179,36 +208,66 @@ mod tests {
 
     #[test]
     fn substitutes_inside_strings_and_keeps_unknown_fields() {
-        let spec = render(&apply(&[("cluster_name", "demo"), ("ns", "team-a")], None), &template(base()), "ws-1").unwrap();
+        let spec = render(
+            &apply(&[("cluster_name", "demo"), ("ns", "team-a")], None),
+            &template(base()),
+            "ws-1",
+        )
+        .unwrap();
         let fp = &spec.for_provider;
         assert_eq!(fp.vars.as_ref().unwrap()[0].value, "demo");
-        let key = fp.var_files.as_ref().unwrap()[0].secret_key_ref.as_ref().unwrap();
-        assert_eq!((key.namespace.as_str(), key.name.as_str()), ("team-a", "ws-1-vpc"));
+        let key = fp.var_files.as_ref().unwrap()[0]
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (key.namespace.as_str(), key.name.as_str()),
+            ("team-a", "ws-1-vpc")
+        );
         // Terraform's own interpolations in the module are untouched.
         assert!(fp.module.contains("\"${s}-${var.x}\""));
-        assert_eq!(fp.extra["env"], json!([{ "name": "TF_LOG", "value": "INFO" }]));
+        assert_eq!(
+            fp.extra["env"],
+            json!([{ "name": "TF_LOG", "value": "INFO" }])
+        );
         assert_eq!(spec.extra["managementPolicies"], json!(["*"]));
     }
 
     #[test]
     fn values_with_quotes_cannot_change_the_structure() {
         let hostile = r#"x", "injected": "y"#;
-        let spec = render(&apply(&[("cluster_name", hostile), ("ns", "n")], None), &template(base()), "w").unwrap();
+        let spec = render(
+            &apply(&[("cluster_name", hostile), ("ns", "n")], None),
+            &template(base()),
+            "w",
+        )
+        .unwrap();
         assert_eq!(spec.for_provider.vars.unwrap()[0].value, hostile);
         assert!(!spec.extra.contains_key("injected"));
     }
 
     #[test]
     fn unset_placeholders_outside_the_module_are_reported() {
-        let err = render(&apply(&[("cluster_name", "demo")], None), &template(base()), "w").unwrap_err();
+        let err = render(
+            &apply(&[("cluster_name", "demo")], None),
+            &template(base()),
+            "w",
+        )
+        .unwrap_err();
         assert_eq!(err, RenderError::UnsetVariables(vec!["ns".into()]));
         assert!(err.to_string().contains("spec.variables"));
     }
 
     #[test]
     fn typed_variables_override_the_template_varmap_and_the_secret_ref_is_overridden() {
-        let mut a = apply(&[("cluster_name", "c"), ("ns", "n")], Some(json!({ "tags": { "b": "apply" }, "selectors": [{ "namespace": "x" }] })));
-        a.spec.write_connection_secret_to_ref = Some(crate::api::XpSecretReference { name: "out".into(), namespace: "n".into() });
+        let mut a = apply(
+            &[("cluster_name", "c"), ("ns", "n")],
+            Some(json!({ "tags": { "b": "apply" }, "selectors": [{ "namespace": "x" }] })),
+        );
+        a.spec.write_connection_secret_to_ref = Some(crate::api::XpSecretReference {
+            name: "out".into(),
+            namespace: "n".into(),
+        });
         let spec = render(&a, &template(base()), "w").unwrap();
         let varmap = spec.for_provider.varmap.unwrap();
         assert_eq!(varmap["fixed"], json!(1));

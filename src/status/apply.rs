@@ -34,23 +34,40 @@ pub mod reason {
 /// The conditions an apply shows while its Workspace exists: the Workspace's own, except that
 /// conditions computed for an older generation of the Workspace spec do not count as Ready.
 pub fn mirror_workspace(workspace: &Workspace) -> Vec<Desired> {
-    let conditions = workspace.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let conditions = workspace
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     let generation = workspace.metadata.generation;
     let current = |c: &&XpCondition| match (c.observed_generation, generation) {
         (Some(seen), Some(now)) => seen >= now,
         _ => true,
     };
     let synced = match find(conditions, SYNCED) {
-        Some(c) => Desired::new(SYNCED, c.is_true(), &c.reason, c.message.clone().unwrap_or_default()),
+        Some(c) => Desired::new(
+            SYNCED,
+            c.is_true(),
+            &c.reason,
+            c.message.clone().unwrap_or_default(),
+        ),
         None => Desired::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""),
     };
     let ready = match find(conditions, READY).filter(current) {
-        Some(c) => Desired::new(READY, c.is_true(), &c.reason, c.message.clone().unwrap_or_default()),
+        Some(c) => Desired::new(
+            READY,
+            c.is_true(),
+            &c.reason,
+            c.message.clone().unwrap_or_default(),
+        ),
         None => Desired::new(
             READY,
             false,
             reason::CREATING,
-            format!("waiting for provider-terraform to apply Workspace {}", workspace.name_any()),
+            format!(
+                "waiting for provider-terraform to apply Workspace {}",
+                workspace.name_any()
+            ),
         ),
     };
     vec![synced, ready]
@@ -85,16 +102,26 @@ pub fn child_state(apply: &WorkspaceTemplateApply) -> ChildState {
     if apply.metadata.deletion_timestamp.is_some() {
         return ChildState::Deleting;
     }
-    let Some(status) = apply.status.as_ref().filter(|s| s.observed_generation == apply.metadata.generation) else {
+    let Some(status) = apply
+        .status
+        .as_ref()
+        .filter(|s| s.observed_generation == apply.metadata.generation)
+    else {
         return ChildState::Creating {
             reason: reason::CREATING.into(),
-            message: format!("waiting for WorkspaceTemplateApply {} to be processed", apply.name_any()),
+            message: format!(
+                "waiting for WorkspaceTemplateApply {} to be processed",
+                apply.name_any()
+            ),
         };
     };
     if let Some(synced) = find(&status.conditions, SYNCED).filter(|c| !c.is_true()) {
         return ChildState::Failed {
             reason: synced.reason.clone(),
-            message: synced.message.clone().unwrap_or_else(|| synced.reason.clone()),
+            message: synced
+                .message
+                .clone()
+                .unwrap_or_else(|| synced.reason.clone()),
         };
     }
     match find(&status.conditions, READY) {
@@ -103,7 +130,10 @@ pub fn child_state(apply: &WorkspaceTemplateApply) -> ChildState {
             reason: ready.reason.clone(),
             message: ready.message.clone().unwrap_or_default(),
         },
-        None => ChildState::Creating { reason: reason::CREATING.into(), message: String::new() },
+        None => ChildState::Creating {
+            reason: reason::CREATING.into(),
+            message: String::new(),
+        },
     }
 }
 
@@ -128,7 +158,13 @@ mod tests {
 
     #[test]
     fn creating_is_not_a_failure() {
-        let ws = workspace(1, json!([cond("Ready", "False", "Creating", "", 1), cond("Synced", "True", "ReconcileSuccess", "", 1)]));
+        let ws = workspace(
+            1,
+            json!([
+                cond("Ready", "False", "Creating", "", 1),
+                cond("Synced", "True", "ReconcileSuccess", "", 1)
+            ]),
+        );
         let m = mirror_workspace(&ws);
         assert!(m[0].status);
         assert_eq!((m[1].status, m[1].reason.as_str()), (false, "Creating"));
@@ -136,9 +172,21 @@ mod tests {
 
     #[test]
     fn terraform_errors_come_from_synced() {
-        let ws = workspace(1, json!([cond("Synced", "False", "ReconcileError", "apply failed: boom", 1)]));
+        let ws = workspace(
+            1,
+            json!([cond(
+                "Synced",
+                "False",
+                "ReconcileError",
+                "apply failed: boom",
+                1
+            )]),
+        );
         let m = mirror_workspace(&ws);
-        assert_eq!((m[0].status, m[0].reason.as_str(), m[0].message.as_str()), (false, "ReconcileError", "apply failed: boom"));
+        assert_eq!(
+            (m[0].status, m[0].reason.as_str(), m[0].message.as_str()),
+            (false, "ReconcileError", "apply failed: boom")
+        );
         assert!(!m[1].status);
     }
 
@@ -150,7 +198,11 @@ mod tests {
         assert!(mirror_workspace(&ws)[1].status);
     }
 
-    fn apply(generation: i64, observed: Option<i64>, conditions: serde_json::Value) -> WorkspaceTemplateApply {
+    fn apply(
+        generation: i64,
+        observed: Option<i64>,
+        conditions: serde_json::Value,
+    ) -> WorkspaceTemplateApply {
         serde_json::from_value(json!({
             "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "WorkspaceTemplateApply",
             "metadata": { "name": "a", "namespace": "n", "generation": generation },
@@ -162,22 +214,56 @@ mod tests {
 
     #[test]
     fn child_states() {
-        let ready = apply(1, Some(1), json!([cond("Ready", "True", "Available", "", 1), cond("Synced", "True", "ReconcileSuccess", "", 1)]));
+        let ready = apply(
+            1,
+            Some(1),
+            json!([
+                cond("Ready", "True", "Available", "", 1),
+                cond("Synced", "True", "ReconcileSuccess", "", 1)
+            ]),
+        );
         assert_eq!(child_state(&ready), ChildState::Ready);
-        let stale = apply(2, Some(1), json!([cond("Ready", "True", "Available", "", 1)]));
+        let stale = apply(
+            2,
+            Some(1),
+            json!([cond("Ready", "True", "Available", "", 1)]),
+        );
         assert!(matches!(child_state(&stale), ChildState::Creating { .. }));
-        let failed = apply(1, Some(1), json!([cond("Synced", "False", "ReconcileError", "ResourceLimitExceeded", 1)]));
+        let failed = apply(
+            1,
+            Some(1),
+            json!([cond(
+                "Synced",
+                "False",
+                "ReconcileError",
+                "ResourceLimitExceeded",
+                1
+            )]),
+        );
         assert_eq!(
             child_state(&failed),
-            ChildState::Failed { reason: "ReconcileError".into(), message: "ResourceLimitExceeded".into() }
+            ChildState::Failed {
+                reason: "ReconcileError".into(),
+                message: "ResourceLimitExceeded".into()
+            }
         );
-        let waiting = apply(1, Some(1), json!([cond("Ready", "False", "WaitingForSecrets", "missing x", 1)]));
+        let waiting = apply(
+            1,
+            Some(1),
+            json!([cond("Ready", "False", "WaitingForSecrets", "missing x", 1)]),
+        );
         assert_eq!(
             child_state(&waiting),
-            ChildState::Creating { reason: "WaitingForSecrets".into(), message: "missing x".into() }
+            ChildState::Creating {
+                reason: "WaitingForSecrets".into(),
+                message: "missing x".into()
+            }
         );
         let mut deleting = ready.clone();
-        deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()));
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
         assert_eq!(child_state(&deleting), ChildState::Deleting);
     }
 }

@@ -20,8 +20,18 @@ pub struct Desired {
 
 impl Desired {
     /// A condition of `type_` with the given status, reason and message.
-    pub fn new(type_: &'static str, status: bool, reason: impl Into<String>, message: impl Into<String>) -> Self {
-        Desired { type_, status, reason: reason.into(), message: message.into() }
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Desired {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -38,7 +48,12 @@ pub trait ConditionLike: Clone {
     /// When the status last changed.
     fn last_transition_time(&self) -> &Time;
     /// Builds one from its parts.
-    fn build(desired: &Desired, status: String, last_transition_time: Time, generation: Option<i64>) -> Self;
+    fn build(
+        desired: &Desired,
+        status: String,
+        last_transition_time: Time,
+        generation: Option<i64>,
+    ) -> Self;
 }
 
 impl ConditionLike for Condition {
@@ -51,7 +66,12 @@ impl ConditionLike for Condition {
     fn last_transition_time(&self) -> &Time {
         &self.last_transition_time
     }
-    fn build(d: &Desired, status: String, last_transition_time: Time, generation: Option<i64>) -> Self {
+    fn build(
+        d: &Desired,
+        status: String,
+        last_transition_time: Time,
+        generation: Option<i64>,
+    ) -> Self {
         Condition {
             type_: d.type_.to_string(),
             status,
@@ -73,7 +93,12 @@ impl ConditionLike for XpCondition {
     fn last_transition_time(&self) -> &Time {
         &self.last_transition_time
     }
-    fn build(d: &Desired, status: String, last_transition_time: Time, generation: Option<i64>) -> Self {
+    fn build(
+        d: &Desired,
+        status: String,
+        last_transition_time: Time,
+        generation: Option<i64>,
+    ) -> Self {
         XpCondition {
             type_: d.type_.to_string(),
             status,
@@ -88,8 +113,17 @@ impl ConditionLike for XpCondition {
 
 /// Conditions for `desired`, keeping the transition time of unchanged statuses from `old` and
 /// keeping conditions of other types (owned by someone else) as they are; sorted by type.
-pub fn merge<C: ConditionLike>(old: &[C], desired: &[Desired], generation: Option<i64>, now: &Time) -> Vec<C> {
-    let mut out: Vec<C> = old.iter().filter(|c| !desired.iter().any(|d| d.type_ == c.type_())).cloned().collect();
+pub fn merge<C: ConditionLike>(
+    old: &[C],
+    desired: &[Desired],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<C> {
+    let mut out: Vec<C> = old
+        .iter()
+        .filter(|c| !desired.iter().any(|d| d.type_ == c.type_()))
+        .cloned()
+        .collect();
     for d in desired {
         let status = status_str(d.status);
         let last_transition_time = match old.iter().find(|c| c.type_() == d.type_) {
@@ -113,31 +147,61 @@ mod tests {
 
     #[test]
     fn transition_time_moves_only_when_status_flips() {
-        let first: Vec<Condition> = merge(&[], &[Desired::new("A", false, "Creating", "m1")], Some(1), &at(10));
-        let same = merge(&first, &[Desired::new("A", false, "Waiting", "m2")], Some(2), &at(20));
+        let first: Vec<Condition> = merge(
+            &[],
+            &[Desired::new("A", false, "Creating", "m1")],
+            Some(1),
+            &at(10),
+        );
+        let same = merge(
+            &first,
+            &[Desired::new("A", false, "Waiting", "m2")],
+            Some(2),
+            &at(20),
+        );
         assert_eq!(same[0].last_transition_time, at(10));
-        assert_eq!((same[0].reason.as_str(), same[0].message.as_str()), ("Waiting", "m2"));
+        assert_eq!(
+            (same[0].reason.as_str(), same[0].message.as_str()),
+            ("Waiting", "m2")
+        );
         assert_eq!(same[0].observed_generation, Some(2));
-        let flipped = merge(&same, &[Desired::new("A", true, "Ready", "ok")], Some(2), &at(30));
+        let flipped = merge(
+            &same,
+            &[Desired::new("A", true, "Ready", "ok")],
+            Some(2),
+            &at(30),
+        );
         assert_eq!(flipped[0].last_transition_time, at(30));
         assert_eq!(flipped[0].status, "True");
     }
 
     #[test]
     fn recomputing_the_same_state_is_a_fixed_point() {
-        let desired = [Desired::new("B", true, "R", "m"), Desired::new("A", false, "R", "m")];
+        let desired = [
+            Desired::new("B", true, "R", "m"),
+            Desired::new("A", false, "R", "m"),
+        ];
         let once: Vec<Condition> = merge(&[], &desired, Some(1), &at(1));
         assert_eq!(merge(&once, &desired, Some(1), &at(99)), once);
         let xp: Vec<XpCondition> = merge(&[], &desired, Some(1), &at(1));
         assert_eq!(merge(&xp, &desired, Some(1), &at(99)), xp);
         assert_eq!(xp[0].message.as_deref(), Some("m"));
-        assert_eq!(once.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), ["A", "B"]);
+        assert_eq!(
+            once.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
+            ["A", "B"]
+        );
     }
 
     #[test]
     fn conditions_of_other_types_are_kept() {
-        let other: Vec<Condition> = merge(&[], &[Desired::new("Other", true, "X", "x")], None, &at(1));
-        let out = merge(&other, &[Desired::new("Mine", true, "Y", "y")], None, &at(2));
+        let other: Vec<Condition> =
+            merge(&[], &[Desired::new("Other", true, "X", "x")], None, &at(1));
+        let out = merge(
+            &other,
+            &[Desired::new("Mine", true, "Y", "y")],
+            None,
+            &at(2),
+        );
         assert_eq!(out.len(), 2);
     }
 }

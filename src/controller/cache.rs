@@ -1,0 +1,325 @@
+//! Watch caches that the controllers read instead of the API server.
+//!
+//! Two properties make them safe to reconcile from:
+//! - a watch feeds its cache and *then* triggers reconciles (one stream does both), so a
+//!   reconcile never reads an object older than the event that woke it;
+//! - objects this process wrote are remembered until the watch delivers that very version
+//!   (read-your-writes), so a reconcile that runs before the echo of its predecessor's write
+//!   neither repeats the write nor misses a child it just created.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::{Stream, TryStreamExt};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+
+/// How many delivered resourceVersions are remembered per object: enough to recognise a
+/// write whose echo arrived before the writer recorded it.
+const SEEN_VERSIONS: usize = 4;
+
+/// A watch cache of `K` with this process's own writes laid over it.
+pub struct Cache<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<K>,
+    written: Arc<Mutex<Written<K>>>,
+    trim: fn(&mut K),
+    /// Set once the first list is complete.
+    ready: Arc<AtomicBool>,
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Clone for Cache<K> {
+    fn clone(&self) -> Self {
+        Cache {
+            store: self.store.clone(),
+            written: self.written.clone(),
+            trim: self.trim,
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+struct Written<K: Resource<DynamicType = ()> + 'static> {
+    /// Objects written by this process whose version the watch has not delivered yet.
+    pending: HashMap<ObjectRef<K>, Arc<K>>,
+    /// The last resourceVersions the watch delivered, per object.
+    seen: HashMap<ObjectRef<K>, VecDeque<String>>,
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Default for Written<K> {
+    fn default() -> Self {
+        Written {
+            pending: HashMap::new(),
+            seen: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
+    fn observe(&mut self, event: &watcher::Event<K>) {
+        match event {
+            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
+                let key = ObjectRef::from_obj(obj);
+                let version = obj.resource_version().unwrap_or_default();
+                if self
+                    .pending
+                    .get(&key)
+                    .is_some_and(|p| p.resource_version().as_deref() == Some(version.as_str()))
+                {
+                    self.pending.remove(&key);
+                }
+                let seen = self.seen.entry(key).or_default();
+                if seen.len() == SEEN_VERSIONS {
+                    seen.pop_front();
+                }
+                seen.push_back(version);
+            }
+            watcher::Event::Delete(obj) => {
+                let key = ObjectRef::from_obj(obj);
+                self.pending.remove(&key);
+                self.seen.remove(&key);
+            }
+            // After a relist the store holds the current state; a version written before it
+            // may never be delivered on its own, so nothing written earlier is kept.
+            watcher::Event::InitDone => self.pending.clear(),
+            watcher::Event::Init => {}
+        }
+    }
+
+    fn remember(&mut self, obj: K) {
+        let key = ObjectRef::from_obj(&obj);
+        let version = obj.resource_version().unwrap_or_default();
+        if self
+            .seen
+            .get(&key)
+            .is_some_and(|seen| seen.contains(&version))
+        {
+            return;
+        }
+        self.pending.insert(key, Arc::new(obj));
+    }
+}
+
+impl<K> Cache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    fn written(&self) -> MutexGuard<'_, Written<K>> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest version of an object known to this process.
+    pub fn get(&self, key: &ObjectRef<K>) -> Option<Arc<K>> {
+        if let Some(obj) = self.written().pending.get(key) {
+            return Some(obj.clone());
+        }
+        self.store.get(key)
+    }
+
+    /// The newest version of the object `name` in `namespace` (None for cluster-scoped).
+    pub fn get_named(&self, namespace: Option<&str>, name: &str) -> Option<Arc<K>> {
+        let key = ObjectRef::new(name);
+        self.get(&match namespace {
+            Some(ns) => key.within(ns),
+            None => key,
+        })
+    }
+
+    /// The newest version of `obj` (the cache may hold a write newer than `obj`).
+    pub fn latest(&self, obj: Arc<K>) -> Arc<K> {
+        self.get(&ObjectRef::from_obj(obj.as_ref())).unwrap_or(obj)
+    }
+
+    /// Every object matching `keep`, with this process's writes laid over the store.
+    pub fn filter(&self, keep: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
+        let pending = self.written().pending.clone();
+        let mut out: Vec<Arc<K>> = self
+            .store
+            .state()
+            .into_iter()
+            .filter(|o| !pending.contains_key(&ObjectRef::from_obj(o.as_ref())))
+            .filter(|o| keep(o))
+            .collect();
+        out.extend(pending.into_values().filter(|o| keep(o)));
+        out
+    }
+
+    /// Records an object as written by this process (the API server's answer to the write),
+    /// trimmed like the watched ones.
+    pub fn remember(&self, mut obj: K) {
+        self.prepare(&mut obj);
+        self.written().remember(obj);
+    }
+
+    /// Trims an object the way this cache stores it, e.g. a desired object before it is
+    /// compared with a cached one.
+    pub fn prepare(&self, obj: &mut K) {
+        obj.meta_mut().managed_fields = None;
+        (self.trim)(obj);
+    }
+
+    /// Whether the first list is complete. Before that an absent object may well exist, so
+    /// nothing may be created or cleaned up on the cache's word.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// The underlying store (for the controller, which reads its scheduled objects from it).
+    pub fn store(&self) -> Store<K> {
+        self.store.clone()
+    }
+}
+
+/// Feeds a watch (`watcher` or `metadata_watcher`) into a new cache. Objects lose their
+/// managed fields and pass through `trim` before they are stored; the returned events come
+/// after the cache holds them.
+pub fn watch<K, S>(
+    source: S,
+    trim: fn(&mut K),
+) -> (
+    Cache<K>,
+    impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    let (store, writer) = reflector::store();
+    let written: Arc<Mutex<Written<K>>> = Arc::default();
+    let ready = Arc::new(AtomicBool::new(false));
+    let (observed, listed) = (written.clone(), ready.clone());
+    let events = source
+        .modify(move |obj: &mut K| {
+            obj.meta_mut().managed_fields = None;
+            trim(obj);
+        })
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            observed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .observe(event);
+            if matches!(event, watcher::Event::InitDone) {
+                listed.store(true, Ordering::Release);
+            }
+        });
+    (
+        Cache {
+            store,
+            written,
+            trim,
+            ready,
+        },
+        events,
+    )
+}
+
+/// Leaves an object as it is.
+pub fn keep_all<K>(_: &mut K) {}
+
+/// Predicate for a controller's own objects: what the user or a deletion changes (generation,
+/// deletion, finalizers), not the status this controller writes itself.
+pub fn spec_or_lifecycle<K: Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let meta = obj.meta();
+    let mut hasher = DefaultHasher::new();
+    (
+        meta.uid.as_deref(),
+        meta.generation,
+        meta.deletion_timestamp.is_some(),
+        meta.finalizers.as_deref(),
+    )
+        .hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+
+    fn cm(name: &str, version: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                resource_version: Some(version.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn pending(w: &Written<ConfigMap>) -> Vec<String> {
+        let mut v: Vec<String> = w
+            .pending
+            .values()
+            .map(|o| format!("{}@{}", o.name_any(), o.resource_version().unwrap()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_write_is_kept_until_the_watch_delivers_its_version() {
+        let mut w = Written::default();
+        w.observe(&watcher::Event::Apply(cm("a", "1")));
+        w.remember(cm("a", "2"));
+        assert_eq!(pending(&w), ["a@2"]);
+        // An older version arriving late does not clear it.
+        w.observe(&watcher::Event::Apply(cm("a", "1")));
+        assert_eq!(pending(&w), ["a@2"]);
+        w.observe(&watcher::Event::Apply(cm("a", "2")));
+        assert!(pending(&w).is_empty());
+    }
+
+    #[test]
+    fn a_write_whose_echo_came_first_is_not_remembered() {
+        let mut w = Written::default();
+        w.observe(&watcher::Event::Apply(cm("a", "5")));
+        w.observe(&watcher::Event::Apply(cm("a", "6")));
+        w.remember(cm("a", "5"));
+        assert!(
+            pending(&w).is_empty(),
+            "the store already holds version 5 or newer"
+        );
+    }
+
+    #[test]
+    fn deletion_and_relist_drop_writes() {
+        let mut w = Written::default();
+        w.remember(cm("a", "2"));
+        w.remember(cm("b", "3"));
+        w.observe(&watcher::Event::Delete(cm("a", "4")));
+        assert_eq!(pending(&w), ["b@3"]);
+        w.observe(&watcher::Event::Init);
+        assert_eq!(pending(&w), ["b@3"]);
+        w.observe(&watcher::Event::InitDone);
+        assert!(pending(&w).is_empty());
+    }
+
+    #[test]
+    fn seen_versions_are_bounded() {
+        let mut w = Written::default();
+        for v in 0..10 {
+            w.observe(&watcher::Event::Apply(cm("a", &v.to_string())));
+        }
+        let seen: Vec<&String> = w.seen.values().flatten().collect();
+        assert_eq!(seen, ["6", "7", "8", "9"]);
+    }
+
+    #[test]
+    fn status_only_changes_do_not_pass_the_predicate() {
+        let mut a = cm("a", "1");
+        a.metadata.generation = Some(1);
+        let mut b = a.clone();
+        b.metadata.resource_version = Some("2".into());
+        b.data = Some([("k".to_string(), "v".to_string())].into());
+        assert_eq!(spec_or_lifecycle(&a), spec_or_lifecycle(&b));
+        b.metadata.finalizers = Some(vec!["f".into()]);
+        assert_ne!(spec_or_lifecycle(&a), spec_or_lifecycle(&b));
+    }
+}
