@@ -36,8 +36,8 @@ use tokio::sync::Notify;
 
 use capt_fargate::api::conditions::{READY, SYNCED, XpCondition, find};
 use capt_fargate::api::{
-    CAPTControlPlane, CAPTControlPlaneStatus, FargateProfilePhase, FargateProfileStatus, Workspace, WorkspaceTemplate,
-    WorkspaceTemplateApply, WorkspaceTemplateApplyStatus,
+    CAPTControlPlane, CAPTControlPlaneStatus, FargateProfilePhase, FargateProfileStatus, Workspace,
+    WorkspaceTemplate, WorkspaceTemplateApply, WorkspaceTemplateApplyStatus,
 };
 use capt_fargate::names;
 use capt_fargate::render::{eks, fargate};
@@ -47,9 +47,21 @@ use capt_fargate::status::conditions::{Desired, merge};
 const MANAGER: &str = "capt-fargate-bench";
 /// Resources whose API requests the steady-state measurement counts (events and leases are
 /// left out).
-const RESOURCES: &[&str] = &["captcontrolplanes", "workspacetemplateapplies", "workspaces", "secrets"];
+const RESOURCES: &[&str] = &[
+    "captcontrolplanes",
+    "workspacetemplateapplies",
+    "workspaces",
+    "secrets",
+];
 /// Resources counted for the scale and floor runs: those, plus templates and events.
-const ALL_RESOURCES: &[&str] = &["captcontrolplanes", "workspacetemplateapplies", "workspaces", "secrets", "workspacetemplates", "events"];
+const ALL_RESOURCES: &[&str] = &[
+    "captcontrolplanes",
+    "workspacetemplateapplies",
+    "workspaces",
+    "secrets",
+    "workspacetemplates",
+    "events",
+];
 const APPLY_CONCURRENCY: usize = 32;
 const FLOOR_CONCURRENCY: usize = 64;
 const STEADY_WINDOW: Duration = Duration::from_secs(20);
@@ -70,7 +82,10 @@ impl Settings {
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Our CRDs and the third-party ones (Cluster API Cluster, provider-terraform Workspace), as
@@ -80,20 +95,36 @@ async fn install_crds(client: &Client) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut crds = capt_fargate::crdgen::crds();
     let dir = support::third_party_crds_dir();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("third-party CRDs in {}", dir.display()))? {
+    for entry in
+        std::fs::read_dir(&dir).with_context(|| format!("third-party CRDs in {}", dir.display()))?
+    {
         let path = entry?.path();
         if path.extension().is_some_and(|x| x == "yaml") {
             let text = std::fs::read_to_string(&path)?;
-            for doc in text.split("\n---").filter(|d| d.contains("kind: CustomResourceDefinition")) {
+            for doc in text
+                .split("\n---")
+                .filter(|d| d.contains("kind: CustomResourceDefinition"))
+            {
                 crds.push(serde_saphyr::from_str(doc)?);
             }
         }
     }
     for crd in crds {
         let name = crd.name_any();
-        api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&crd)).await?;
-        let established = kube::runtime::wait::await_condition(api.clone(), &name, kube::runtime::wait::conditions::is_crd_established());
-        tokio::time::timeout(Duration::from_secs(30), established).await.with_context(|| format!("CRD {name} not Established"))??;
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+        let established = kube::runtime::wait::await_condition(
+            api.clone(),
+            &name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        );
+        tokio::time::timeout(Duration::from_secs(30), established)
+            .await
+            .with_context(|| format!("CRD {name} not Established"))??;
     }
     Ok(())
 }
@@ -109,23 +140,42 @@ async fn main() -> Result<()> {
             install_crds(&client).await?;
             (path, client)
         }
-        None => (support::cluster::kubeconfig().await, support::client().await),
+        None => (
+            support::cluster::kubeconfig().await,
+            support::client().await,
+        ),
     };
     let settings = Settings {
         control_planes: env_usize("BENCH_CONTROL_PLANES", 200),
         profiles: env_usize("BENCH_PROFILES", 8),
-        operator_bin: std::env::var_os("BENCH_OPERATOR_BIN").map(PathBuf::from).unwrap_or_else(|| root.join("target/release/capt-fargate")),
+        operator_bin: std::env::var_os("BENCH_OPERATOR_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target/release/capt-fargate")),
         kubeconfig,
         out: root.join("BENCHMARKS.md"),
     };
-    anyhow::ensure!(settings.profiles <= 8, "BENCH_PROFILES must be at most 8 (AWS quota of 10 per cluster, 2 are default profiles)");
-    anyhow::ensure!(settings.operator_bin.exists(), "{} not found; run tests/bench", settings.operator_bin.display());
+    anyhow::ensure!(
+        settings.profiles <= 8,
+        "BENCH_PROFILES must be at most 8 (AWS quota of 10 per cluster, 2 are default profiles)"
+    );
+    anyhow::ensure!(
+        settings.operator_bin.exists(),
+        "{} not found; run tests/bench",
+        settings.operator_bin.display()
+    );
     let machine = Machine::now(&settings.kubeconfig);
-    println!("bench: {} control planes x {} additional profiles; {}", settings.control_planes, settings.profiles, machine.describe());
+    println!(
+        "bench: {} control planes x {} additional profiles; {}",
+        settings.control_planes,
+        settings.profiles,
+        machine.describe()
+    );
 
     let scale_ns = support::TestNamespace::new(&client, "capt-bench-scale").await;
     let floor_ns = support::TestNamespace::new(&client, "capt-bench-floor").await;
-    let run = std::panic::AssertUnwindSafe(run(&settings, &client, &scale_ns.name, &floor_ns.name)).catch_unwind().await;
+    let run = std::panic::AssertUnwindSafe(run(&settings, &client, &scale_ns.name, &floor_ns.name))
+        .catch_unwind()
+        .await;
     println!("bench: cleaning up");
     cleanup(&client, &scale_ns.name).await;
     cleanup(&client, &floor_ns.name).await;
@@ -143,8 +193,17 @@ async fn main() -> Result<()> {
 
 /// Every measurement, in order; the operator process and the simulated provider are stopped
 /// before returning, also on errors.
-async fn run(settings: &Settings, client: &Client, scale_ns: &str, floor_ns: &str) -> Result<Report> {
-    let provider = support::simulated_provider::SimulatedProvider::start(client.clone(), scale_ns, Duration::ZERO);
+async fn run(
+    settings: &Settings,
+    client: &Client,
+    scale_ns: &str,
+    floor_ns: &str,
+) -> Result<Report> {
+    let provider = support::simulated_provider::SimulatedProvider::start(
+        client.clone(),
+        scale_ns,
+        Duration::ZERO,
+    );
     let mut operator = None;
     let result = measure_operator(settings, client, scale_ns, &mut operator).await;
     if let Some(op) = operator.take() {
@@ -160,7 +219,12 @@ async fn run(settings: &Settings, client: &Client, scale_ns: &str, floor_ns: &st
     Ok(report)
 }
 
-async fn measure_operator(settings: &Settings, client: &Client, ns: &str, slot: &mut Option<OperatorProcess>) -> Result<Report> {
+async fn measure_operator(
+    settings: &Settings,
+    client: &Client,
+    ns: &str,
+    slot: &mut Option<OperatorProcess>,
+) -> Result<Report> {
     let mut report = Report::default();
     prepare_inputs(settings, client, ns).await?;
     *slot = Some(OperatorProcess::start(settings, ns, 1).await?);
@@ -172,7 +236,10 @@ async fn measure_operator(settings: &Settings, client: &Client, ns: &str, slot: 
     report.latency = Some(latency(settings, client, ns).await?);
     let op = slot.as_ref().unwrap();
     report.memory_after_latency_kib = op.vm_hwm_kib();
-    report.operator_metrics = op.metrics().await.unwrap_or_else(|e| format!("unavailable: {e}"));
+    report.operator_metrics = op
+        .metrics()
+        .await
+        .unwrap_or_else(|e| format!("unavailable: {e}"));
     report.operator_log_lines = op.log_lines();
     Ok(report)
 }
@@ -224,13 +291,20 @@ fn initial_tags(settings: &Settings) -> Vec<String> {
 /// The sample VPC connection secret's data (config/samples/secrets.yaml).
 fn sample_vpc_secret() -> Result<Value> {
     let text = std::fs::read_to_string(support::repo_root().join("config/samples/secrets.yaml"))?;
-    let doc = text.split("\n---").find(|d| d.contains("-vpc-connection")).ok_or_else(|| anyhow!("no VPC secret in secrets.yaml"))?;
+    let doc = text
+        .split("\n---")
+        .find(|d| d.contains("-vpc-connection"))
+        .ok_or_else(|| anyhow!("no VPC secret in secrets.yaml"))?;
     Ok(serde_saphyr::from_str(doc)?)
 }
 
 fn vpc_secret(sample: &Value, ns: &str, cp: &str) -> Secret {
     let mut secret: Secret = serde_json::from_value(sample.clone()).expect("sample secret");
-    secret.metadata = ObjectMeta { name: Some(names::vpc_connection_secret(cp)), namespace: Some(ns.into()), ..Default::default() };
+    secret.metadata = ObjectMeta {
+        name: Some(names::vpc_connection_secret(cp)),
+        namespace: Some(ns.into()),
+        ..Default::default()
+    };
     secret
 }
 
@@ -238,13 +312,27 @@ fn vpc_secret(sample: &Value, ns: &str, cp: &str) -> Secret {
 async fn prepare_inputs(settings: &Settings, client: &Client, ns: &str) -> Result<()> {
     let root = support::repo_root();
     for file in ["eks-controlplane.yaml", "fargate-profile.yaml"] {
-        support::apply_yaml(client, ns, &root.join("config/workspacetemplates").join(file)).await;
+        support::apply_yaml(
+            client,
+            ns,
+            &root.join("config/workspacetemplates").join(file),
+        )
+        .await;
     }
     let sample = sample_vpc_secret()?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     for_each_concurrent(0..settings.control_planes, FLOOR_CONCURRENCY, |i| {
-        let (secrets, secret) = (secrets.clone(), vpc_secret(&sample, ns, &control_plane_name(i)));
-        async move { secrets.create(&PostParams::default(), &secret).await.map(|_| ()).map_err(anyhow::Error::from) }
+        let (secrets, secret) = (
+            secrets.clone(),
+            vpc_secret(&sample, ns, &control_plane_name(i)),
+        );
+        async move {
+            secrets
+                .create(&PostParams::default(), &secret)
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+        }
     })
     .await
 }
@@ -256,7 +344,12 @@ where
     F: FnMut(I::Item) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
-    stream::iter(items).map(f).buffer_unordered(limit).try_collect::<Vec<()>>().await.map(|_| ())
+    stream::iter(items)
+        .map(f)
+        .buffer_unordered(limit)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -274,16 +367,29 @@ struct ScaleResult {
     events: BTreeMap<String, (usize, i64)>,
 }
 
-async fn scale(settings: &Settings, client: &Client, ns: &str, op: &OperatorProcess) -> Result<ScaleResult> {
+async fn scale(
+    settings: &Settings,
+    client: &Client,
+    ns: &str,
+    op: &OperatorProcess,
+) -> Result<ScaleResult> {
     let watch = Watch::control_planes(client, ns);
     let api: Api<CAPTControlPlane> = Api::namespaced(client.clone(), ns);
-    let before = (Requests::scrape(client).await?, CpuSample::now(&settings.kubeconfig, op.pid()));
+    let before = (
+        Requests::scrape(client).await?,
+        CpuSample::now(&settings.kubeconfig, op.pid()),
+    );
     let start = Instant::now();
     let tags = initial_tags(settings);
     for_each_concurrent(0..settings.control_planes, APPLY_CONCURRENCY, |i| {
         let (api, cp) = (api.clone(), control_plane(ns, i, &tags));
         async move {
-            api.patch(&cp.name_any(), &PatchParams::apply(MANAGER), &Patch::Apply(&cp)).await?;
+            api.patch(
+                &cp.name_any(),
+                &PatchParams::apply(MANAGER),
+                &Patch::Apply(&cp),
+            )
+            .await?;
             Ok(())
         }
     })
@@ -297,7 +403,11 @@ async fn scale(settings: &Settings, client: &Client, ns: &str, op: &OperatorProc
             let cps = w.cps.state();
             let done = cps.iter().filter(|cp| converged(cp, total)).count();
             if last_print.elapsed() > Duration::from_secs(10) {
-                println!("bench:   {:>5.0}s {done}/{} control planes converged", start.elapsed().as_secs_f64(), settings.control_planes);
+                println!(
+                    "bench:   {:>5.0}s {done}/{} control planes converged",
+                    start.elapsed().as_secs_f64(),
+                    settings.control_planes
+                );
                 last_print = Instant::now();
             }
             (cps.len() == settings.control_planes && done == cps.len()).then_some(())
@@ -324,18 +434,30 @@ async fn scale(settings: &Settings, client: &Client, ns: &str, op: &OperatorProc
 async fn events_by_reason(client: &Client, ns: &str) -> Result<BTreeMap<String, (usize, i64)>> {
     use k8s_openapi::api::events::v1::Event;
     let mut out: BTreeMap<String, (usize, i64)> = BTreeMap::new();
-    for e in Api::<Event>::namespaced(client.clone(), ns).list(&ListParams::default()).await? {
+    for e in Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+    {
         let entry = out.entry(e.reason.clone().unwrap_or_default()).or_default();
         entry.0 += 1;
-        entry.1 += e.series.as_ref().map(|s| s.count as i64).or(e.deprecated_count.map(i64::from)).unwrap_or(1).max(1);
+        entry.1 += e
+            .series
+            .as_ref()
+            .map(|s| s.count as i64)
+            .or(e.deprecated_count.map(i64::from))
+            .unwrap_or(1)
+            .max(1);
     }
     Ok(out)
 }
 
 /// Summary `total/total` for the current generation.
 fn converged(cp: &CAPTControlPlane, total: usize) -> bool {
-    let Some(status) = cp.status.as_ref() else { return false };
-    status.observed_generation == cp.metadata.generation && status.fargate_profiles_summary.as_deref() == Some(&format!("{total}/{total}"))
+    let Some(status) = cp.status.as_ref() else {
+        return false;
+    };
+    status.observed_generation == cp.metadata.generation
+        && status.fargate_profiles_summary.as_deref() == Some(&format!("{total}/{total}"))
 }
 
 /// Reflector stores of the bench namespace's control planes (and, for the latency
@@ -351,14 +473,29 @@ impl Watch {
     fn control_planes(client: &Client, ns: &str) -> Watch {
         let changed = Arc::new(Notify::new());
         let (cps, writer) = reflector::store();
-        let stream = reflector::reflector(writer, watcher(Api::<CAPTControlPlane>::namespaced(client.clone(), ns), watcher::Config::default()));
-        Watch { cps, workspaces: None, tasks: vec![Self::drive(stream, changed.clone())], changed }
+        let stream = reflector::reflector(
+            writer,
+            watcher(
+                Api::<CAPTControlPlane>::namespaced(client.clone(), ns),
+                watcher::Config::default(),
+            ),
+        );
+        Watch {
+            cps,
+            workspaces: None,
+            tasks: vec![Self::drive(stream, changed.clone())],
+            changed,
+        }
     }
 
     fn with_workspaces(mut self, client: &Client, ns: &str) -> Watch {
         let (store, writer) = reflector::store();
-        let config = watcher::Config::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, ns));
-        let stream = reflector::reflector(writer, watcher(Api::<Workspace>::all(client.clone()), config));
+        let config =
+            watcher::Config::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, ns));
+        let stream = reflector::reflector(
+            writer,
+            watcher(Api::<Workspace>::all(client.clone()), config),
+        );
         self.tasks.push(Self::drive(stream, self.changed.clone()));
         self.workspaces = Some(store);
         self
@@ -376,7 +513,11 @@ impl Watch {
     }
 
     /// Waits until `check` returns Some, re-checking after every watch event.
-    async fn until<T>(&self, timeout: Duration, mut check: impl FnMut(&Watch) -> Option<T>) -> Result<T> {
+    async fn until<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&Watch) -> Option<T>,
+    ) -> Result<T> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.changed.notified();
@@ -387,7 +528,11 @@ impl Watch {
             }
             // Also wake periodically, so progress is printed while nothing changes.
             let wake = tokio::time::Instant::now() + Duration::from_secs(2);
-            if tokio::time::timeout_at(deadline.min(wake), notified).await.is_err() && tokio::time::Instant::now() >= deadline {
+            if tokio::time::timeout_at(deadline.min(wake), notified)
+                .await
+                .is_err()
+                && tokio::time::Instant::now() >= deadline
+            {
                 bail!("timed out after {timeout:?}");
             }
         }
@@ -411,7 +556,11 @@ struct FloorResult {
 }
 
 fn template(file: &str, ns: &str) -> Result<WorkspaceTemplate> {
-    let text = std::fs::read_to_string(support::repo_root().join("config/workspacetemplates").join(file))?;
+    let text = std::fs::read_to_string(
+        support::repo_root()
+            .join("config/workspacetemplates")
+            .join(file),
+    )?;
     let mut t: WorkspaceTemplate = serde_saphyr::from_str(&text)?;
     t.metadata.namespace = Some(ns.into());
     Ok(t)
@@ -420,7 +569,10 @@ fn template(file: &str, ns: &str) -> Result<WorkspaceTemplate> {
 /// Creates what the operator path ends up with, directly: control planes, applies, Workspaces,
 /// connection secrets, and every status as it is once converged.
 async fn floor(settings: &Settings, client: &Client, ns: &str) -> Result<FloorResult> {
-    let (eks_template, profile_template) = (&template("eks-controlplane.yaml", ns)?, &template("fargate-profile.yaml", ns)?);
+    let (eks_template, profile_template) = (
+        &template("eks-controlplane.yaml", ns)?,
+        &template("fargate-profile.yaml", ns)?,
+    );
     let cps_api: Api<CAPTControlPlane> = Api::namespaced(client.clone(), ns);
     let writes = std::sync::atomic::AtomicUsize::new(0);
     let count = |n: usize| writes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
@@ -443,8 +595,16 @@ async fn floor(settings: &Settings, client: &Client, ns: &str) -> Result<FloorRe
     let applies: Vec<(WorkspaceTemplateApply, &WorkspaceTemplate)> = created
         .iter()
         .flat_map(|cp| {
-            let profiles = cp.spec.additional_fargate_profiles.clone().unwrap_or_default();
-            std::iter::once((eks::render(cp), eks_template)).chain(profiles.into_iter().map(move |p| (fargate::render(cp, &p), profile_template)))
+            let profiles = cp
+                .spec
+                .additional_fargate_profiles
+                .clone()
+                .unwrap_or_default();
+            std::iter::once((eks::render(cp), eks_template)).chain(
+                profiles
+                    .into_iter()
+                    .map(move |p| (fargate::render(cp, &p), profile_template)),
+            )
         })
         .collect();
     for_each_concurrent(applies, FLOOR_CONCURRENCY, |(apply, template)| {
@@ -492,7 +652,12 @@ async fn floor(settings: &Settings, client: &Client, ns: &str) -> Result<FloorRe
         let api = cps_api.clone();
         async move {
             let status = json!({ "status": ready_control_plane_status(cp) });
-            api.patch_status(&cp.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await?;
+            api.patch_status(
+                &cp.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&status),
+            )
+            .await?;
             Ok(())
         }
     })
@@ -501,9 +666,12 @@ async fn floor(settings: &Settings, client: &Client, ns: &str) -> Result<FloorRe
     let seconds = start.elapsed().as_secs_f64();
     let requests = Requests::scrape(client).await?.minus(&before);
     println!("bench:   floor {seconds:.1}s");
-    Ok(FloorResult { seconds, writes: writes.into_inner(), requests })
+    Ok(FloorResult {
+        seconds,
+        writes: writes.into_inner(),
+        requests,
+    })
 }
-
 
 fn plain(v: &Value) -> String {
     match v {
@@ -513,7 +681,11 @@ fn plain(v: &Value) -> String {
 }
 
 fn eks_outputs(apply: &WorkspaceTemplateApply) -> Value {
-    let cluster = apply.labels().get(names::LABEL_CONTROL_PLANE).cloned().unwrap_or_default();
+    let cluster = apply
+        .labels()
+        .get(names::LABEL_CONTROL_PLANE)
+        .cloned()
+        .unwrap_or_default();
     json!({
         "cluster_name": cluster,
         "cluster_endpoint": format!("https://{}.gr7.ap-northeast-1.eks.amazonaws.com", names::short_hash(&cluster, 16)),
@@ -524,7 +696,11 @@ fn eks_outputs(apply: &WorkspaceTemplateApply) -> Value {
 }
 
 fn profile_outputs(apply: &WorkspaceTemplateApply) -> Value {
-    let profile = apply.annotations().get(names::ANNOTATION_PROFILE_NAME).cloned().unwrap_or_default();
+    let profile = apply
+        .annotations()
+        .get(names::ANNOTATION_PROFILE_NAME)
+        .cloned()
+        .unwrap_or_default();
     json!({
         "fargate_profile_name": profile,
         "fargate_profile_status": "ACTIVE",
@@ -541,7 +717,13 @@ fn ready_control_plane_status(cp: &CAPTControlPlane) -> CAPTControlPlaneStatus {
         .spec
         .default_fargate_profiles
         .iter()
-        .map(|d| capt_fargate::status::profiles::default_profile_status(d.name(), &eks_name, &ChildState::Ready))
+        .map(|d| {
+            capt_fargate::status::profiles::default_profile_status(
+                d.name(),
+                &eks_name,
+                &ChildState::Ready,
+            )
+        })
         .collect();
     for p in cp.spec.additional_fargate_profiles.iter().flatten() {
         statuses.push(FargateProfileStatus {
@@ -588,7 +770,12 @@ struct SteadyResult {
     reconciles_in_window: String,
 }
 
-async fn steady_state(settings: &Settings, client: &Client, ns: &str, slot: &mut Option<OperatorProcess>) -> Result<SteadyResult> {
+async fn steady_state(
+    settings: &Settings,
+    client: &Client,
+    ns: &str,
+    slot: &mut Option<OperatorProcess>,
+) -> Result<SteadyResult> {
     let mut result = SteadyResult::default();
     let before = Requests::scrape(client).await?;
     tokio::time::sleep(STEADY_WINDOW).await;
@@ -598,7 +785,10 @@ async fn steady_state(settings: &Settings, client: &Client, ns: &str, slot: &mut
     result.memory_first_kib = first.vm_hwm_kib();
     first.stop().await;
 
-    let (before, cpu_before) = (Requests::scrape(client).await?, CpuSample::now(&settings.kubeconfig, 0));
+    let (before, cpu_before) = (
+        Requests::scrape(client).await?,
+        CpuSample::now(&settings.kubeconfig, 0),
+    );
     let start = Instant::now();
     let op = OperatorProcess::start(settings, ns, 2).await?;
     // Counts for the window; then, as the resync may take longer, on until no reconcile
@@ -617,7 +807,9 @@ async fn steady_state(settings: &Settings, client: &Client, ns: &str, slot: &mut
             result.reconciles_in_window = operator_counters(&metrics).join(", ");
             window_done = true;
         }
-        if (window_done && start.elapsed() - last_change >= Duration::from_secs(5)) || start.elapsed() > Duration::from_secs(600) {
+        if (window_done && start.elapsed() - last_change >= Duration::from_secs(5))
+            || start.elapsed() > Duration::from_secs(600)
+        {
             break;
         }
     }
@@ -660,7 +852,10 @@ impl LatencyResult {
 /// applied the new tag (Workspace Ready for its new generation, with the tag in its varmap)
 /// and the control plane reports all profiles ready for its new generation.
 async fn latency(settings: &Settings, client: &Client, ns: &str) -> Result<LatencyResult> {
-    anyhow::ensure!(settings.profiles > 0, "the latency measurement needs at least one additional profile");
+    anyhow::ensure!(
+        settings.profiles > 0,
+        "the latency measurement needs at least one additional profile"
+    );
     let watch = Watch::control_planes(client, ns).with_workspaces(client, ns);
     let api: Api<CAPTControlPlane> = Api::namespaced(client.clone(), ns);
     let total = settings.total_profiles();
@@ -670,7 +865,9 @@ async fn latency(settings: &Settings, client: &Client, ns: &str) -> Result<Laten
     watch
         .until(Duration::from_secs(60), |w| {
             let n = w.workspaces.as_ref().unwrap().state().len();
-            (w.cps.state().len() == settings.control_planes && n == settings.control_planes * (settings.profiles + 1)).then_some(())
+            (w.cps.state().len() == settings.control_planes
+                && n == settings.control_planes * (settings.profiles + 1))
+                .then_some(())
         })
         .await
         .context("latency: caches did not fill")?;
@@ -680,9 +877,18 @@ async fn latency(settings: &Settings, client: &Client, ns: &str) -> Result<Laten
         let value = format!("s{sample}");
         tags[i][j] = value.clone();
         let cp = control_plane(ns, i, &tags[i]);
-        let ws_name = names::workspace_name(ns, &names::profile_apply_name(&cp.name_any(), &profile_name(j)));
+        let ws_name = names::workspace_name(
+            ns,
+            &names::profile_apply_name(&cp.name_any(), &profile_name(j)),
+        );
         let start = Instant::now();
-        let written = api.patch(&cp.name_any(), &PatchParams::apply(MANAGER), &Patch::Apply(&cp)).await?;
+        let written = api
+            .patch(
+                &cp.name_any(),
+                &PatchParams::apply(MANAGER),
+                &Patch::Apply(&cp),
+            )
+            .await?;
         let generation = written.metadata.generation;
         let cp_ref = ObjectRef::new(&cp.name_any()).within(ns);
         let ws_ref = ObjectRef::new(&ws_name);
@@ -690,20 +896,40 @@ async fn latency(settings: &Settings, client: &Client, ns: &str) -> Result<Laten
             .until(Duration::from_secs(60), |w| {
                 let cp = w.cps.get(&cp_ref)?;
                 let ws = w.workspaces.as_ref().unwrap().get(&ws_ref)?;
-                let tag = ws.spec.for_provider.varmap.as_ref()?.get("tags")?.get("bench")?.as_str()?.to_string();
+                let tag = ws
+                    .spec
+                    .for_provider
+                    .varmap
+                    .as_ref()?
+                    .get("tags")?
+                    .get("bench")?
+                    .as_str()?
+                    .to_string();
                 let ws_ready = ws
                     .status
                     .as_ref()
                     .and_then(|s| find(&s.conditions, READY))
-                    .is_some_and(|c| c.is_true() && c.observed_generation == ws.metadata.generation);
-                (cp.metadata.generation == generation && converged(&cp, total) && tag == value && ws_ready).then_some(())
+                    .is_some_and(|c| {
+                        c.is_true() && c.observed_generation == ws.metadata.generation
+                    });
+                (cp.metadata.generation == generation
+                    && converged(&cp, total)
+                    && tag == value
+                    && ws_ready)
+                    .then_some(())
             })
             .await
-            .with_context(|| format!("latency sample {sample}: {ws_name} did not get tag {value}"))?;
+            .with_context(|| {
+                format!("latency sample {sample}: {ws_name} did not get tag {value}")
+            })?;
         result.samples.push(start.elapsed().as_secs_f64() * 1000.0);
     }
     watch.stop();
-    println!("bench:   p50 {:.0} ms, max {:.0} ms", result.percentile(50.0), result.percentile(100.0));
+    println!(
+        "bench:   p50 {:.0} ms, max {:.0} ms",
+        result.percentile(50.0),
+        result.percentile(100.0)
+    );
     Ok(result)
 }
 
@@ -731,7 +957,15 @@ impl OperatorProcess {
             .arg("run")
             .arg("--kubeconfig")
             .arg(&settings.kubeconfig)
-            .args(["--namespace", ns, "--leader-election=false", "--log-format", "text", "--log-level", "warn"])
+            .args([
+                "--namespace",
+                ns,
+                "--leader-election=false",
+                "--log-format",
+                "text",
+                "--log-level",
+                "warn",
+            ])
             .arg("--metrics-addr")
             .arg(metrics_addr.to_string())
             .arg("--health-addr")
@@ -741,10 +975,18 @@ impl OperatorProcess {
             .stderr(log_file)
             .spawn()
             .with_context(|| format!("starting {}", settings.operator_bin.display()))?;
-        let op = OperatorProcess { child, metrics_addr, log };
+        let op = OperatorProcess {
+            child,
+            metrics_addr,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while op.metrics().await.is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "operator did not serve /metrics within 30s; see {}", op.log.display());
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "operator did not serve /metrics within 30s; see {}",
+                op.log.display()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(op)
@@ -756,7 +998,8 @@ impl OperatorProcess {
 
     /// Peak resident set size (VmHWM) in KiB.
     fn vm_hwm_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -770,12 +1013,16 @@ impl OperatorProcess {
     }
 
     fn log_lines(&self) -> usize {
-        std::fs::read_to_string(&self.log).map(|t| t.lines().count()).unwrap_or(0)
+        std::fs::read_to_string(&self.log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
     }
 
     /// SIGTERM, then SIGKILL after 10 s.
     async fn stop(mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -804,8 +1051,14 @@ fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("malformed HTTP response"))?;
-    anyhow::ensure!(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"), "{}", head.lines().next().unwrap_or(""));
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("malformed HTTP response"))?;
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        "{}",
+        head.lines().next().unwrap_or("")
+    );
     Ok(body.to_string())
 }
 
@@ -845,14 +1098,25 @@ impl Requests {
         let request = axum::http::Request::get("/metrics").body(vec![])?;
         let text = client.request_text(request).await?;
         let mut counts = BTreeMap::new();
-        for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-            let Some((labels, value)) = line["apiserver_request_total".len()..].rsplit_once(' ') else { continue };
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("apiserver_request_total{"))
+        {
+            let Some((labels, value)) = line["apiserver_request_total".len()..].rsplit_once(' ')
+            else {
+                continue;
+            };
             let labels = parse_labels(labels);
             let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
             if !ALL_RESOURCES.contains(&get("resource").as_str()) {
                 continue;
             }
-            let key = (get("verb"), get("resource"), get("subresource"), get("code"));
+            let key = (
+                get("verb"),
+                get("resource"),
+                get("subresource"),
+                get("code"),
+            );
             *counts.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
         }
         Ok(Requests(counts))
@@ -869,7 +1133,10 @@ impl Requests {
         Requests(out)
     }
 
-    fn by<F: Fn(&(String, String, String, String)) -> String>(&self, key: F) -> BTreeMap<String, f64> {
+    fn by<F: Fn(&(String, String, String, String)) -> String>(
+        &self,
+        key: F,
+    ) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();
         for (k, v) in &self.0 {
             *out.entry(key(k)).or_insert(0.0) += v;
@@ -879,12 +1146,29 @@ impl Requests {
 
     /// Only the requests for `resources`.
     fn only(&self, resources: &[&str]) -> Requests {
-        Requests(self.0.iter().filter(|(k, _)| resources.contains(&k.1.as_str())).map(|(k, v)| (k.clone(), *v)).collect())
+        Requests(
+            self.0
+                .iter()
+                .filter(|(k, _)| resources.contains(&k.1.as_str()))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        )
     }
 
     /// By "VERB resource[/subresource]".
     fn by_request(&self) -> BTreeMap<String, f64> {
-        self.by(|k| format!("{} {}{}", k.0, k.1, if k.2.is_empty() { String::new() } else { format!("/{}", k.2) }))
+        self.by(|k| {
+            format!(
+                "{} {}{}",
+                k.0,
+                k.1,
+                if k.2.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{}", k.2)
+                }
+            )
+        })
     }
 
     fn by_verb(&self) -> BTreeMap<String, f64> {
@@ -896,7 +1180,11 @@ impl Requests {
     }
 
     fn writes(&self) -> f64 {
-        self.by_verb().iter().filter(|(verb, _)| is_write(verb)).map(|(_, v)| v).fold(0.0, |a, b| a + b)
+        self.by_verb()
+            .iter()
+            .filter(|(verb, _)| is_write(verb))
+            .map(|(_, v)| v)
+            .fold(0.0, |a, b| a + b)
     }
 }
 
@@ -910,7 +1198,10 @@ fn parse_labels(s: &str) -> BTreeMap<String, String> {
     let mut rest = inner;
     while let Some((key, after)) = rest.split_once("=\"") {
         let Some(end) = after.find('"') else { break };
-        out.insert(key.trim_start_matches(',').to_string(), after[..end].to_string());
+        out.insert(
+            key.trim_start_matches(',').to_string(),
+            after[..end].to_string(),
+        );
         rest = &after[end + 1..];
     }
     out
@@ -925,8 +1216,12 @@ struct CpuDelta(BTreeMap<&'static str, f64>);
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command (which may hold spaces): utime is the 12th, stime the 13th.
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -941,7 +1236,10 @@ impl CpuSample {
     fn now(kubeconfig: &Path, operator: u32) -> CpuSample {
         let mut m = BTreeMap::new();
         m.insert("operator", cpu_seconds(operator));
-        m.insert("bench (simulated provider)", cpu_seconds(std::process::id()));
+        m.insert(
+            "bench (simulated provider)",
+            cpu_seconds(std::process::id()),
+        );
         for c in ["kube-apiserver", "etcd", "kube-controller-manager"] {
             if let Some(pid) = cluster_pid(kubeconfig, c) {
                 m.insert(c, cpu_seconds(pid));
@@ -951,7 +1249,12 @@ impl CpuSample {
     }
 
     fn minus(&self, before: &CpuSample) -> CpuDelta {
-        CpuDelta(self.0.iter().map(|(k, v)| (*k, v - before.0.get(k).copied().unwrap_or(0.0))).collect())
+        CpuDelta(
+            self.0
+                .iter()
+                .map(|(k, v)| (*k, v - before.0.get(k).copied().unwrap_or(0.0)))
+                .collect(),
+        )
     }
 }
 
@@ -962,12 +1265,24 @@ impl CpuSample {
 /// Workspaces, which are cluster-scoped. The namespace deletion removes the rest.
 async fn cleanup(client: &Client, ns: &str) {
     let all = ListParams::default();
-    let ws_selector = ListParams::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, ns));
-    strip_finalizers(&Api::<CAPTControlPlane>::namespaced(client.clone(), ns), &all).await;
-    strip_finalizers(&Api::<WorkspaceTemplateApply>::namespaced(client.clone(), ns), &all).await;
+    let ws_selector =
+        ListParams::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, ns));
+    strip_finalizers(
+        &Api::<CAPTControlPlane>::namespaced(client.clone(), ns),
+        &all,
+    )
+    .await;
+    strip_finalizers(
+        &Api::<WorkspaceTemplateApply>::namespaced(client.clone(), ns),
+        &all,
+    )
+    .await;
     let workspaces: Api<Workspace> = Api::all(client.clone());
     strip_finalizers(&workspaces, &ws_selector).await;
-    if let Err(e) = workspaces.delete_collection(&DeleteParams::background(), &ws_selector).await {
+    if let Err(e) = workspaces
+        .delete_collection(&DeleteParams::background(), &ws_selector)
+        .await
+    {
         eprintln!("bench: deleting the Workspaces of {ns}: {e}");
     }
 }
@@ -976,7 +1291,11 @@ async fn strip_finalizers<K>(api: &Api<K>, lp: &ListParams)
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let names: Vec<String> = api.list_metadata(lp).await.map(|l| l.items.iter().map(|o| o.name_any()).collect()).unwrap_or_default();
+    let names: Vec<String> = api
+        .list_metadata(lp)
+        .await
+        .map(|l| l.items.iter().map(|o| o.name_any()).collect())
+        .unwrap_or_default();
     let patch = Patch::Merge(json!({ "metadata": { "finalizers": null } }));
     stream::iter(names)
         .for_each_concurrent(FLOOR_CONCURRENCY, |name| {
@@ -1000,30 +1319,53 @@ struct Machine {
 }
 
 fn command_output(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd).args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 impl Machine {
     fn now(kubeconfig: &Path) -> Machine {
         let root = support::repo_root();
         let root = root.to_str().unwrap_or(".");
-        let dirty = !command_output("git", &["-C", root, "status", "--porcelain", "--untracked-files=no"]).is_empty();
+        let dirty = !command_output(
+            "git",
+            &["-C", root, "status", "--porcelain", "--untracked-files=no"],
+        )
+        .is_empty();
         let commit = command_output("git", &["-C", root, "rev-parse", "--short", "HEAD"]);
         Machine {
             nproc: command_output("nproc", &[]),
             cluster: if std::env::var_os("BENCH_KUBECONFIG").is_some() {
-                format!("private control plane started by tests/bench ({})", kubeconfig.display())
+                format!(
+                    "private control plane started by tests/bench ({})",
+                    kubeconfig.display()
+                )
             } else {
-                format!("shared test control plane from tests/cluster/up ({})", kubeconfig.display())
+                format!(
+                    "shared test control plane from tests/cluster/up ({})",
+                    kubeconfig.display()
+                )
             },
-            load: std::fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default(),
+            load: std::fs::read_to_string("/proc/loadavg")
+                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default(),
             date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            commit: if dirty { format!("{commit} (with uncommitted changes in the working tree)") } else { commit },
+            commit: if dirty {
+                format!("{commit} (with uncommitted changes in the working tree)")
+            } else {
+                commit
+            },
         }
     }
 
     fn describe(&self) -> String {
-        format!("{} CPUs, load {}, commit {}", self.nproc, self.load, self.commit)
+        format!(
+            "{} CPUs, load {}, commit {}",
+            self.nproc, self.load, self.commit
+        )
     }
 }
 
@@ -1046,10 +1388,18 @@ fn mib(kib: u64) -> String {
 impl Report {
     fn print(&self) {
         if let (Some(s), Some(f)) = (&self.scale, &self.floor) {
-            println!("bench: scale {:.1}s, floor {:.1}s, ratio {:.2}x", s.seconds, f.seconds, s.seconds / f.seconds);
+            println!(
+                "bench: scale {:.1}s, floor {:.1}s, ratio {:.2}x",
+                s.seconds,
+                f.seconds,
+                s.seconds / f.seconds
+            );
         }
         if let Some(st) = &self.steady {
-            println!("bench: after restart: {:?}", st.restart.only(RESOURCES).by_verb());
+            println!(
+                "bench: after restart: {:?}",
+                st.restart.only(RESOURCES).by_verb()
+            );
         }
         if let Some(l) = &self.latency {
             println!(
@@ -1072,9 +1422,13 @@ impl Report {
         let mut md = String::new();
         md.push_str("# Benchmarks\n\n");
         md.push_str("Generated by `tests/bench` (`examples/bench.rs`): the real local control plane (etcd, kube-apiserver, ");
-        md.push_str("kube-controller-manager from `tests/cluster/up`), the operator as a child process ");
+        md.push_str(
+            "kube-controller-manager from `tests/cluster/up`), the operator as a child process ",
+        );
         md.push_str("(`target/release/capt-fargate run --leader-election=false --log-level warn`, one namespace), and the ");
-        md.push_str("simulated provider-terraform in the bench process answering at once (delay 0). ");
+        md.push_str(
+            "simulated provider-terraform in the bench process answering at once (delay 0). ",
+        );
         md.push_str("Scale down with `BENCH_CONTROL_PLANES=10 BENCH_PROFILES=8 tests/bench`.\n\n");
         md.push_str(&format!(
             "| | |\n|---|---|\n| Date | {} |\n| Commit | {} |\n| CPUs (`nproc`) | {} |\n| Load average at start | {} |\n| Load average at end | {} |\n| Control plane | {} |\n| Control planes | {n} |\n| Additional profiles each | {} ({} profiles per control plane with the 2 default ones) |\n| WorkspaceTemplateApplies / Workspaces | {applies} / {applies} |\n\n",
@@ -1094,36 +1448,72 @@ impl Report {
         if let (Some(sc), Some(fl)) = (&self.scale, &self.floor) {
             md.push_str("## 1–2. Scale and floor\n\n");
             md.push_str("Scale: from the first apply of the control planes (32 in flight) until every one reports ");
-            md.push_str(&format!("`fargateProfilesSummary: {0}/{0}` for its current generation (watched). ", s.total_profiles()));
+            md.push_str(&format!(
+                "`fargateProfilesSummary: {0}/{0}` for its current generation (watched). ",
+                s.total_profiles()
+            ));
             md.push_str("Floor: the same control planes, applies and Workspaces (rendered by the operator's own code), the ");
             md.push_str("connection secrets and every final status, written directly with a plain client (64 in flight) in a fresh ");
             md.push_str("namespace, with no operator running. It has no finalizer patches, no reads and no sequencing: ");
             md.push_str("the operator creates a cluster's profiles one at a time (AWS allows one profile change at a time).\n\n");
             md.push_str("| | Operator | Floor |\n|---|---|---|\n");
-            md.push_str(&format!("| Wall time | {:.1} s | {:.1} s |\n", sc.seconds, fl.seconds));
-            md.push_str(&format!("| Ratio operator / floor | **{:.2}x** (target ≤ 1.5x) | |\n", sc.seconds / fl.seconds));
-            md.push_str(&format!("| Time to apply the control planes | {:.1} s | |\n", sc.apply_seconds));
+            md.push_str(&format!(
+                "| Wall time | {:.1} s | {:.1} s |\n",
+                sc.seconds, fl.seconds
+            ));
+            md.push_str(&format!(
+                "| Ratio operator / floor | **{:.2}x** (target ≤ 1.5x) | |\n",
+                sc.seconds / fl.seconds
+            ));
+            md.push_str(&format!(
+                "| Time to apply the control planes | {:.1} s | |\n",
+                sc.apply_seconds
+            ));
             md.push_str(&format!("| API requests (control planes, applies, templates, Workspaces, secrets, events) | {:.0} | {:.0} |\n", sc.requests.total(), fl.requests.total()));
-            md.push_str(&format!("| of which writes | {:.0} | {:.0} (planned {}) |\n", sc.requests.writes(), fl.requests.writes(), fl.writes));
+            md.push_str(&format!(
+                "| of which writes | {:.0} | {:.0} (planned {}) |\n",
+                sc.requests.writes(),
+                fl.requests.writes(),
+                fl.writes
+            ));
             md.push_str(&format!(
                 "| API requests per additional profile | {:.1} | {:.1} |\n",
                 sc.requests.total() / profiles.max(1) as f64,
                 fl.requests.total() / profiles.max(1) as f64
             ));
-            md.push_str(&format!("| Throughput | {:.1} profiles/s | {:.1} profiles/s |\n\n", profiles as f64 / sc.seconds, profiles as f64 / fl.seconds));
-            md.push_str("CPU seconds used during the scale run:\n\n| Process | CPU s |\n|---|---|\n");
+            md.push_str(&format!(
+                "| Throughput | {:.1} profiles/s | {:.1} profiles/s |\n\n",
+                profiles as f64 / sc.seconds,
+                profiles as f64 / fl.seconds
+            ));
+            md.push_str(
+                "CPU seconds used during the scale run:\n\n| Process | CPU s |\n|---|---|\n",
+            );
             for (k, v) in &sc.cpu.0 {
                 md.push_str(&format!("| {k} | {v:.1} |\n"));
             }
-            md.push_str(&format!("| (wall time × {} CPUs) | {:.1} |\n\n", start.nproc, sc.seconds * start.nproc.parse::<f64>().unwrap_or(1.0)));
+            md.push_str(&format!(
+                "| (wall time × {} CPUs) | {:.1} |\n\n",
+                start.nproc,
+                sc.seconds * start.nproc.parse::<f64>().unwrap_or(1.0)
+            ));
             md.push_str("API requests during the scale run (operator and simulated provider together), by resource, subresource and verb:\n\n");
             md.push_str("| Request | Count | Per control plane |\n|---|---|---|\n");
             for (k, v) in sc.requests.by_request() {
                 md.push_str(&format!("| {k} | {v:.0} | {:.1} |\n", v / n as f64));
             }
-            let code = |c: &str| sc.requests.0.iter().filter(|(k, _)| k.3 == c).map(|(_, v)| v).fold(0.0, |a, b| a + b);
+            let code = |c: &str| {
+                sc.requests
+                    .0
+                    .iter()
+                    .filter(|(k, _)| k.3 == c)
+                    .map(|(_, v)| v)
+                    .fold(0.0, |a, b| a + b)
+            };
             let (conflicts, not_found) = (code("409"), code("404"));
-            md.push_str(&format!("\nResponses 409 Conflict: {conflicts:.0}; 404 Not Found: {not_found:.0}.\n\n"));
+            md.push_str(&format!(
+                "\nResponses 409 Conflict: {conflicts:.0}; 404 Not Found: {not_found:.0}.\n\n"
+            ));
             md.push_str("Events in the namespace after the scale run, by reason (an Event object is patched for each repeat):\n\n");
             md.push_str("| Reason | Event objects | Occurrences |\n|---|---|---|\n");
             for (reason, (objects, occurrences)) in &sc.events {
@@ -1143,21 +1533,37 @@ impl Report {
             let (r, i) = (restart.by_verb(), idle.by_verb());
             let verbs: std::collections::BTreeSet<&String> = r.keys().chain(i.keys()).collect();
             for v in verbs {
-                md.push_str(&format!("| {v} | {:.0} | {:.0} |\n", r.get(v).copied().unwrap_or(0.0), i.get(v).copied().unwrap_or(0.0)));
+                md.push_str(&format!(
+                    "| {v} | {:.0} | {:.0} |\n",
+                    r.get(v).copied().unwrap_or(0.0),
+                    i.get(v).copied().unwrap_or(0.0)
+                ));
             }
-            md.push_str(&format!("| **writes** | **{:.0}** | {:.0} |\n\n", restart.writes(), idle.writes()));
+            md.push_str(&format!(
+                "| **writes** | **{:.0}** | {:.0} |\n\n",
+                restart.writes(),
+                idle.writes()
+            ));
             md.push_str("By request, including templates and events (WATCH requests are counted when they end, so the new ");
             md.push_str("process's watches do not show):\n\n| Request | After restart | Idle (before) |\n|---|---|---|\n");
             let (r, i) = (st.restart.by_request(), st.idle.by_request());
             let keys: std::collections::BTreeSet<&String> = r.keys().chain(i.keys()).collect();
             for k in keys {
-                md.push_str(&format!("| {k} | {:.0} | {:.0} |\n", r.get(k).copied().unwrap_or(0.0), i.get(k).copied().unwrap_or(0.0)));
+                md.push_str(&format!(
+                    "| {k} | {:.0} | {:.0} |\n",
+                    r.get(k).copied().unwrap_or(0.0),
+                    i.get(k).copied().unwrap_or(0.0)
+                ));
             }
             md.push_str(&format!(
                 "\nThe new process in the window: {}; CPU {:.1} s (API server {:.1} s).\n\n",
                 st.reconciles_in_window,
                 st.restart_cpu.0.get("operator").copied().unwrap_or(0.0),
-                st.restart_cpu.0.get("kube-apiserver").copied().unwrap_or(0.0),
+                st.restart_cpu
+                    .0
+                    .get("kube-apiserver")
+                    .copied()
+                    .unwrap_or(0.0),
             ));
             let resync = st.resync.only(RESOURCES);
             md.push_str(&format!(
@@ -1175,11 +1581,25 @@ impl Report {
             md.push_str("## 4. Memory\n\nPeak RSS (`VmHWM` of `/proc/<pid>/status`) of the operator process.\n\n");
             md.push_str("| When | Peak RSS |\n|---|---|\n");
             if let Some(sc) = &self.scale {
-                md.push_str(&format!("| First process, at convergence | {} |\n", mib(sc.memory_kib)));
+                md.push_str(&format!(
+                    "| First process, at convergence | {} |\n",
+                    mib(sc.memory_kib)
+                ));
             }
-            md.push_str(&format!("| First process, after {} s idle | {} |\n", STEADY_WINDOW.as_secs(), mib(st.memory_first_kib)));
-            md.push_str(&format!("| Second process, {} s after start (full resync) | {} |\n", STEADY_WINDOW.as_secs(), mib(st.memory_after_resync_kib)));
-            md.push_str(&format!("| Second process, after the latency runs | {} |\n\n", mib(self.memory_after_latency_kib)));
+            md.push_str(&format!(
+                "| First process, after {} s idle | {} |\n",
+                STEADY_WINDOW.as_secs(),
+                mib(st.memory_first_kib)
+            ));
+            md.push_str(&format!(
+                "| Second process, {} s after start (full resync) | {} |\n",
+                STEADY_WINDOW.as_secs(),
+                mib(st.memory_after_resync_kib)
+            ));
+            md.push_str(&format!(
+                "| Second process, after the latency runs | {} |\n\n",
+                mib(self.memory_after_latency_kib)
+            ));
         }
 
         if let Some(l) = &self.latency {
@@ -1222,7 +1642,9 @@ impl Report {
 /// Writes the generated report, keeping a hand-written analysis section of the old file.
 fn write_benchmarks(path: &Path, generated: &str) -> Result<()> {
     const MARKER: &str = "## Analysis";
-    let kept = std::fs::read_to_string(path).ok().and_then(|old| old.find(MARKER).map(|i| old[i..].to_string()));
+    let kept = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|old| old.find(MARKER).map(|i| old[i..].to_string()));
     let mut text = generated.to_string();
     if let Some(kept) = kept {
         text.push('\n');

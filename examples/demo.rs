@@ -14,34 +14,66 @@ use capt_fargate::api::CAPTControlPlane;
 
 #[tokio::main]
 async fn main() {
-    if std::env::var_os("DEMO_DEBUG").is_some() { tracing_subscriber::fmt().with_env_filter("capt_fargate=debug,kube_runtime=debug").init(); }
+    if std::env::var_os("DEMO_DEBUG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter("capt_fargate=debug,kube_runtime=debug")
+            .init();
+    }
     let kubeconfig = support::cluster::kubeconfig().await;
     let client = support::client().await;
     let ns = support::TestNamespace::new(&client, "capt-demo").await;
     let root = support::repo_root();
-    println!("namespace {}: applying config/workspacetemplates and config/samples", ns.name);
+    println!(
+        "namespace {}: applying config/workspacetemplates and config/samples",
+        ns.name
+    );
     support::apply_yaml(&client, &ns.name, &root.join("config/workspacetemplates")).await;
     support::apply_yaml(&client, &ns.name, &root.join("config/samples/cluster.yaml")).await;
-    support::apply_yaml(&client, &ns.name, &root.join("config/samples/captcontrolplane.yaml")).await;
+    support::apply_yaml(
+        &client,
+        &ns.name,
+        &root.join("config/samples/captcontrolplane.yaml"),
+    )
+    .await;
 
     let operator = support::Operator::start(client.clone(), &ns.name);
-    let provider = support::simulated_provider::SimulatedProvider::start(client.clone(), &ns.name, Duration::from_secs(1));
+    let provider = support::simulated_provider::SimulatedProvider::start(
+        client.clone(),
+        &ns.name,
+        Duration::from_secs(1),
+    );
 
     let api: Api<CAPTControlPlane> = Api::namespaced(client.clone(), &ns.name);
     let start = Instant::now();
     let mut vpc_created = false;
     let mut last = String::new();
     loop {
-        let cp = api.get("demo-cluster").await.expect("the sample control plane exists");
+        let cp = api
+            .get("demo-cluster")
+            .await
+            .expect("the sample control plane exists");
         let status = cp.status.clone().unwrap_or_default();
         let line = status
             .fargate_profiles
             .iter()
-            .map(|p| format!("{}={:?}", p.name, p.phase.unwrap_or(capt_fargate::api::FargateProfilePhase::Pending)))
+            .map(|p| {
+                format!(
+                    "{}={:?}",
+                    p.name,
+                    p.phase
+                        .unwrap_or(capt_fargate::api::FargateProfilePhase::Pending)
+                )
+            })
             .collect::<Vec<_>>()
             .join(" ");
         if line != last {
-            println!("{:>5.1}s  ready={} fargate={} {}", start.elapsed().as_secs_f32(), status.ready, status.fargate_profiles_summary.clone().unwrap_or_default(), line);
+            println!(
+                "{:>5.1}s  ready={} fargate={} {}",
+                start.elapsed().as_secs_f32(),
+                status.ready,
+                status.fargate_profiles_summary.clone().unwrap_or_default(),
+                line
+            );
             last = line;
         }
         let total = status.fargate_profiles.len();
@@ -51,23 +83,47 @@ async fn main() {
         // The VPC workspace is not part of this operator; its secret is written after a
         // moment to show the profiles waiting for it.
         if !vpc_created && start.elapsed() > Duration::from_secs(3) {
-            println!("        creating the VPC connection secret (normally written by the VPC workspace)");
+            println!(
+                "        creating the VPC connection secret (normally written by the VPC workspace)"
+            );
             let text = std::fs::read_to_string(root.join("config/samples/secrets.yaml")).unwrap();
-            let doc = text.split("\n---").find(|d| d.contains("-vpc-connection")).expect("sample VPC secret");
+            let doc = text
+                .split("\n---")
+                .find(|d| d.contains("-vpc-connection"))
+                .expect("sample VPC secret");
             let obj: DynamicObject = serde_saphyr::from_str(doc).unwrap();
-            support::apply_dynamic(&client, &ns.name, obj).await.unwrap();
+            support::apply_dynamic(&client, &ns.name, obj)
+                .await
+                .unwrap();
             vpc_created = true;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "did not converge within 120s");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "did not converge within 120s"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     operator.stop().await;
     provider.stop().await;
 
     let out = std::process::Command::new("kubectl")
-        .args(["--kubeconfig", &kubeconfig.display().to_string(), "-n", &ns.name, "get", "captcontrolplanes,workspacetemplateapplies"])
+        .args([
+            "--kubeconfig",
+            &kubeconfig.display().to_string(),
+            "-n",
+            &ns.name,
+            "get",
+            "captcontrolplanes,workspacetemplateapplies",
+        ])
         .output()
         .expect("kubectl runs");
-    println!("\n$ kubectl -n {} get captcontrolplanes,workspacetemplateapplies\n{}", ns.name, String::from_utf8_lossy(&out.stdout));
-    println!("The cluster keeps running: export KUBECONFIG={}  (stop it with tests/cluster/down)", kubeconfig.display());
+    println!(
+        "\n$ kubectl -n {} get captcontrolplanes,workspacetemplateapplies\n{}",
+        ns.name,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    println!(
+        "The cluster keeps running: export KUBECONFIG={}  (stop it with tests/cluster/down)",
+        kubeconfig.display()
+    );
 }

@@ -25,18 +25,32 @@ impl Drop for KillOnDrop {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A plain HTTP GET; returns (status code, body).
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((code, body))
 }
 
@@ -46,11 +60,20 @@ fn crds_prints_the_committed_crds() {
     assert!(out.status.success());
     let printed = String::from_utf8(out.stdout).unwrap();
     let mut committed = String::new();
-    let mut files: Vec<_> = std::fs::read_dir(support::repo_root().join("crds")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(support::repo_root().join("crds"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     // The printed order is CAPTControlPlane, WorkspaceTemplate, WorkspaceTemplateApply.
-    for name in ["controlplane.cluster.x-k8s.io_captcontrolplanes.yaml", "infrastructure.cluster.x-k8s.io_workspacetemplates.yaml", "infrastructure.cluster.x-k8s.io_workspacetemplateapplies.yaml"] {
-        committed.push_str(&std::fs::read_to_string(support::repo_root().join("crds").join(name)).unwrap());
+    for name in [
+        "controlplane.cluster.x-k8s.io_captcontrolplanes.yaml",
+        "infrastructure.cluster.x-k8s.io_workspacetemplates.yaml",
+        "infrastructure.cluster.x-k8s.io_workspacetemplateapplies.yaml",
+    ] {
+        committed.push_str(
+            &std::fs::read_to_string(support::repo_root().join("crds").join(name)).unwrap(),
+        );
     }
     assert_eq!(files.len(), 3);
     assert_eq!(printed, committed);
@@ -59,14 +82,31 @@ fn crds_prints_the_committed_crds() {
 #[test]
 fn render_prints_the_applies_of_a_manifest_and_rejects_bad_input() {
     let sample = support::repo_root().join("config/samples/captcontrolplane.yaml");
-    let out = Command::new(BIN).args(["render", sample.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["render", sample.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert_eq!(yaml.matches("kind: WorkspaceTemplateApply").count(), 3);
-    for name in ["demo-cluster-eks-controlplane-apply", "demo-cluster-fargate-monitoring", "demo-cluster-fargate-batch-jobs"] {
-        assert!(yaml.contains(&format!("name: {name}\n")), "{name} missing:\n{yaml}");
+    for name in [
+        "demo-cluster-eks-controlplane-apply",
+        "demo-cluster-fargate-monitoring",
+        "demo-cluster-fargate-batch-jobs",
+    ] {
+        assert!(
+            yaml.contains(&format!("name: {name}\n")),
+            "{name} missing:\n{yaml}"
+        );
     }
-    let bad = Command::new(BIN).args(["render", "/nonexistent.yaml"]).output().unwrap();
+    let bad = Command::new(BIN)
+        .args(["render", "/nonexistent.yaml"])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot read /nonexistent.yaml"));
 }
@@ -78,26 +118,55 @@ async fn run_serves_probes_and_metrics_takes_the_lease_and_stops_on_sigterm() {
     let ns = TestNamespace::new(&client, "cli").await;
     let (metrics, health) = (free_port(), free_port());
     let child = Command::new(BIN)
-        .args(["run", "--kubeconfig", kubeconfig.to_str().unwrap(), "--namespace", &ns.name])
-        .args(["--lease-namespace", &ns.name, "--identity", "cli-test", "--log-format", "text"])
-        .args(["--metrics-addr", &format!("127.0.0.1:{metrics}"), "--health-addr", &format!("127.0.0.1:{health}")])
+        .args([
+            "run",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--namespace",
+            &ns.name,
+        ])
+        .args([
+            "--lease-namespace",
+            &ns.name,
+            "--identity",
+            "cli-test",
+            "--log-format",
+            "text",
+        ])
+        .args([
+            "--metrics-addr",
+            &format!("127.0.0.1:{metrics}"),
+            "--health-addr",
+            &format!("127.0.0.1:{health}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut guard = KillOnDrop(Some(child));
 
-    eventually("/healthz and /readyz answer 200", Duration::from_secs(30), || async {
-        match (http_get(health, "/healthz"), http_get(health, "/readyz")) {
-            (Ok((200, h)), Ok((200, _))) if h == "ok" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    eventually(
+        "/healthz and /readyz answer 200",
+        Duration::from_secs(30),
+        || async {
+            match (http_get(health, "/healthz"), http_get(health, "/readyz")) {
+                (Ok((200, h)), Ok((200, _))) if h == "ok" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
     .await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns.name);
     let holder = eventually("lease held", Duration::from_secs(30), || async {
-        let lease = leases.get_opt("capt-fargate-leader").await.map_err(|e| e.to_string())?.ok_or("no lease")?;
-        lease.spec.and_then(|s| s.holder_identity).ok_or_else(|| "no holder".to_string())
+        let lease = leases
+            .get_opt("capt-fargate-leader")
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no lease")?;
+        lease
+            .spec
+            .and_then(|s| s.holder_identity)
+            .ok_or_else(|| "no holder".to_string())
     })
     .await;
     assert_eq!(holder, "cli-test");
@@ -108,12 +177,21 @@ async fn run_serves_probes_and_metrics_takes_the_lease_and_stops_on_sigterm() {
         }
     })
     .await;
-    assert!(body.contains("# TYPE capt_fargate_reconciles counter"), "{body}");
+    assert!(
+        body.contains("# TYPE capt_fargate_reconciles counter"),
+        "{body}"
+    );
 
     // SIGTERM: a clean exit with status 0.
     let mut child = guard.0.take().unwrap();
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let exited = eventually("exit after SIGTERM", Duration::from_secs(30), || {
         let status = child.try_wait();
         async move {

@@ -54,10 +54,21 @@ async fn kubectl_lists_the_system_namespaces() {
     .expect("kubectl must be installed to run this test");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "kubectl get namespaces failed ({}):\n{stdout}\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "kubectl get namespaces failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
     let names: Vec<&str> = stdout.lines().map(str::trim).collect();
-    for expected in ["namespace/default", "namespace/kube-system", "namespace/kube-public"] {
-        assert!(names.contains(&expected), "kubectl did not list {expected}; it listed {names:?}");
+    for expected in [
+        "namespace/default",
+        "namespace/kube-system",
+        "namespace/kube-public",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "kubectl did not list {expected}; it listed {names:?}"
+        );
     }
 }
 
@@ -67,7 +78,10 @@ async fn the_api_server_enforces_the_crd_schema() {
 
     // The CRD is installed and Established, with the schema generated from the Rust types.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = crds.get("captcontrolplanes.controlplane.cluster.x-k8s.io").await.unwrap();
+    let crd = crds
+        .get("captcontrolplanes.controlplane.cluster.x-k8s.io")
+        .await
+        .unwrap();
     let established = crd
         .status
         .as_ref()
@@ -77,8 +91,20 @@ async fn the_api_server_enforces_the_crd_schema() {
     assert_eq!(established.as_deref(), Some("True"));
     let version = &crd.spec.versions[0];
     assert_eq!(version.name, "v1beta1");
-    let spec_schema = &version.schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap().properties.as_ref().unwrap()["spec"];
-    assert_eq!(spec_schema.required.as_deref(), Some(&["version".to_string(), "workspaceTemplateRef".to_string()][..]));
+    let spec_schema = &version
+        .schema
+        .as_ref()
+        .unwrap()
+        .open_api_v3_schema
+        .as_ref()
+        .unwrap()
+        .properties
+        .as_ref()
+        .unwrap()["spec"];
+    assert_eq!(
+        spec_schema.required.as_deref(),
+        Some(&["version".to_string(), "workspaceTemplateRef".to_string()][..])
+    );
 
     let ns = TestNamespace::new(&client, "real-crd").await;
     let ar = ApiResource::erase::<CAPTControlPlane>(&());
@@ -92,7 +118,10 @@ async fn the_api_server_enforces_the_crd_schema() {
         "spec": { "version": "1.31", "workspaceTemplateRef": { "name": "eks-controlplane" } }
     }));
     let created = api.create(&PostParams::default(), &good).await.unwrap();
-    assert_eq!(created.data["spec"]["defaultFargateProfiles"], json!(["kube-system", "karpenter"]));
+    assert_eq!(
+        created.data["spec"]["defaultFargateProfiles"],
+        json!(["kube-system", "karpenter"])
+    );
     assert!(created.metadata.uid.is_some(), "a stored object has a uid");
 
     // An object without the required spec.version is rejected as Invalid.
@@ -102,14 +131,28 @@ async fn the_api_server_enforces_the_crd_schema() {
         "metadata": { "name": "no-version" },
         "spec": { "workspaceTemplateRef": { "name": "eks-controlplane" } }
     }));
-    let status = api_error("creating a CAPTControlPlane without spec.version", api.create(&PostParams::default(), &missing_version).await);
+    let status = api_error(
+        "creating a CAPTControlPlane without spec.version",
+        api.create(&PostParams::default(), &missing_version).await,
+    );
     assert_eq!(status.code, 422, "{status:?}");
     assert_eq!(status.reason, "Invalid", "{status:?}");
-    assert!(status.message.contains("spec.version: Required value"), "message: {}", status.message);
+    assert!(
+        status.message.contains("spec.version: Required value"),
+        "message: {}",
+        status.message
+    );
     let details = status.details.expect("an Invalid status has details");
     assert_eq!(details.kind, "CAPTControlPlane");
     assert_eq!(details.name, "no-version");
-    assert!(details.causes.iter().any(|c| c.field == "spec.version" && c.reason == "FieldValueRequired"), "causes: {:?}", details.causes);
+    assert!(
+        details
+            .causes
+            .iter()
+            .any(|c| c.field == "spec.version" && c.reason == "FieldValueRequired"),
+        "causes: {:?}",
+        details.causes
+    );
 
     // A value of the wrong type is rejected too.
     let wrong_type: DynamicObject = from_json(json!({
@@ -118,13 +161,33 @@ async fn the_api_server_enforces_the_crd_schema() {
         "metadata": { "name": "wrong-type" },
         "spec": { "version": 131, "workspaceTemplateRef": { "name": "eks-controlplane" } }
     }));
-    let status = api_error("creating a CAPTControlPlane with a numeric version", api.create(&PostParams::default(), &wrong_type).await);
+    let status = api_error(
+        "creating a CAPTControlPlane with a numeric version",
+        api.create(&PostParams::default(), &wrong_type).await,
+    );
     assert_eq!(status.code, 422, "{status:?}");
-    assert!(status.message.contains("spec.version: Invalid value: \"integer\""), "message: {}", status.message);
-    assert!(status.message.contains("must be of type string"), "message: {}", status.message);
+    assert!(
+        status
+            .message
+            .contains("spec.version: Invalid value: \"integer\""),
+        "message: {}",
+        status.message
+    );
+    assert!(
+        status.message.contains("must be of type string"),
+        "message: {}",
+        status.message
+    );
 
     // Neither rejected object was stored.
-    let names: Vec<String> = api.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|o| o.metadata.name).collect();
+    let names: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|o| o.metadata.name)
+        .collect();
     assert_eq!(names, vec!["good".to_string()]);
 
     ns.delete().await;
@@ -137,7 +200,10 @@ async fn garbage_collector_deletes_dependents_of_a_deleted_owner() {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
 
     let owner = api
-        .create(&PostParams::default(), &from_json(json!({ "metadata": { "name": "owner" }, "data": { "role": "owner" } })))
+        .create(
+            &PostParams::default(),
+            &from_json(json!({ "metadata": { "name": "owner" }, "data": { "role": "owner" } })),
+        )
         .await
         .unwrap();
     let owner_uid = owner.metadata.uid.clone().expect("created owner has a uid");
@@ -148,9 +214,16 @@ async fn garbage_collector_deletes_dependents_of_a_deleted_owner() {
         },
         "data": { "role": "dependent" }
     }));
-    api.create(&PostParams::default(), &dependent).await.unwrap();
+    api.create(&PostParams::default(), &dependent)
+        .await
+        .unwrap();
     // An unrelated ConfigMap must survive the collection.
-    api.create(&PostParams::default(), &from_json(json!({ "metadata": { "name": "bystander" } }))).await.unwrap();
+    api.create(
+        &PostParams::default(),
+        &from_json(json!({ "metadata": { "name": "bystander" } })),
+    )
+    .await
+    .unwrap();
 
     let stored = api.get("dependent").await.unwrap();
     let refs = stored.metadata.owner_references.unwrap();
@@ -159,22 +232,35 @@ async fn garbage_collector_deletes_dependents_of_a_deleted_owner() {
 
     // The dependent stays while its owner exists.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(api.get("dependent").await.is_ok(), "the dependent vanished while its owner still existed");
+    assert!(
+        api.get("dependent").await.is_ok(),
+        "the dependent vanished while its owner still existed"
+    );
 
     api.delete("owner", &DeleteParams::default()).await.unwrap();
-    support::eventually("the garbage collector to delete the dependent ConfigMap", Duration::from_secs(60), || {
-        let api = api.clone();
-        async move {
-            match api.get("dependent").await {
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-                Ok(cm) => Err(format!("still there (deletionTimestamp {:?})", cm.metadata.deletion_timestamp)),
-                Err(e) => Err(e.to_string()),
+    support::eventually(
+        "the garbage collector to delete the dependent ConfigMap",
+        Duration::from_secs(60),
+        || {
+            let api = api.clone();
+            async move {
+                match api.get("dependent").await {
+                    Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                    Ok(cm) => Err(format!(
+                        "still there (deletionTimestamp {:?})",
+                        cm.metadata.deletion_timestamp
+                    )),
+                    Err(e) => Err(e.to_string()),
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     assert!(is_not_found(&api.get("owner").await));
-    let bystander = api.get("bystander").await.expect("the unrelated ConfigMap must not be collected");
+    let bystander = api
+        .get("bystander")
+        .await
+        .expect("the unrelated ConfigMap must not be collected");
     assert!(bystander.metadata.deletion_timestamp.is_none());
 
     ns.delete().await;
@@ -188,36 +274,65 @@ async fn namespace_deletion_completes() {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
     configmaps
-        .create(&PostParams::default(), &from_json(json!({ "metadata": { "name": "inside" }, "data": { "k": "v" } })))
+        .create(
+            &PostParams::default(),
+            &from_json(json!({ "metadata": { "name": "inside" }, "data": { "k": "v" } })),
+        )
         .await
         .unwrap();
-    assert_eq!(namespaces.get(&name).await.unwrap().status.and_then(|s| s.phase).as_deref(), Some("Active"));
+    assert_eq!(
+        namespaces
+            .get(&name)
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.phase)
+            .as_deref(),
+        Some("Active")
+    );
 
     ns.delete().await;
     // Right after the delete the namespace is Terminating (or already gone), never Active.
     match namespaces.get(&name).await {
         Ok(n) => {
-            assert!(n.metadata.deletion_timestamp.is_some(), "a deleted namespace has a deletionTimestamp");
-            assert_eq!(n.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
+            assert!(
+                n.metadata.deletion_timestamp.is_some(),
+                "a deleted namespace has a deletionTimestamp"
+            );
+            assert_eq!(
+                n.status.and_then(|s| s.phase).as_deref(),
+                Some("Terminating")
+            );
         }
         Err(kube::Error::Api(s)) if s.code == 404 => {}
         Err(e) => panic!("getting namespace {name}: {e}"),
     }
 
-    support::eventually(&format!("namespace {name} to be finalized"), Duration::from_secs(60), || {
-        let namespaces = namespaces.clone();
-        let name = name.clone();
-        async move {
-            match namespaces.get(&name).await {
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-                Ok(n) => Err(format!("phase {:?}, conditions {:?}", n.status.as_ref().and_then(|s| s.phase.clone()), n.status.and_then(|s| s.conditions))),
-                Err(e) => Err(e.to_string()),
+    support::eventually(
+        &format!("namespace {name} to be finalized"),
+        Duration::from_secs(60),
+        || {
+            let namespaces = namespaces.clone();
+            let name = name.clone();
+            async move {
+                match namespaces.get(&name).await {
+                    Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                    Ok(n) => Err(format!(
+                        "phase {:?}, conditions {:?}",
+                        n.status.as_ref().and_then(|s| s.phase.clone()),
+                        n.status.and_then(|s| s.conditions)
+                    )),
+                    Err(e) => Err(e.to_string()),
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     // Its content went with it.
-    let status = api_error("getting the ConfigMap of a deleted namespace", configmaps.get("inside").await);
+    let status = api_error(
+        "getting the ConfigMap of a deleted namespace",
+        configmaps.get("inside").await,
+    );
     assert_eq!(status.code, 404, "{status:?}");
 }
 
@@ -225,10 +340,15 @@ async fn namespace_deletion_completes() {
 async fn client_with_token(token: &str) -> Client {
     let path = support::cluster::kubeconfig().await;
     let kubeconfig = Kubeconfig::read_from(&path).unwrap();
-    let admin = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
+    let admin = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
     let mut config = Config::new(admin.cluster_url.clone());
     config.root_cert = admin.root_cert.clone();
-    assert!(config.root_cert.as_ref().is_some_and(|c| !c.is_empty()), "the admin kubeconfig carries the cluster CA");
+    assert!(
+        config.root_cert.as_ref().is_some_and(|c| !c.is_empty()),
+        "the admin kubeconfig carries the cluster CA"
+    );
     config.auth_info.token = Some(token.to_string().into());
     config.default_namespace = "default".into();
     Client::try_from(config).unwrap()
@@ -242,23 +362,52 @@ async fn service_account_tokens_are_authenticated_and_authorized() {
     let username = format!("system:serviceaccount:{}:{sa_name}", ns.name);
 
     let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns.name);
-    accounts.create(&PostParams::default(), &from_json(json!({ "metadata": { "name": sa_name } }))).await.unwrap();
+    accounts
+        .create(
+            &PostParams::default(),
+            &from_json(json!({ "metadata": { "name": sa_name } })),
+        )
+        .await
+        .unwrap();
 
     // The serviceaccount controller of kube-controller-manager creates "default" in every namespace.
-    support::eventually("the ServiceAccount controller to create \"default\"", Duration::from_secs(60), || {
-        let accounts = accounts.clone();
-        async move { accounts.get("default").await.map(|_| ()).map_err(|e| e.to_string()) }
-    })
+    support::eventually(
+        "the ServiceAccount controller to create \"default\"",
+        Duration::from_secs(60),
+        || {
+            let accounts = accounts.clone();
+            async move {
+                accounts
+                    .get("default")
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
     .await;
 
-    let request: TokenRequest = from_json(json!({ "spec": { "audiences": [], "expirationSeconds": 600 } }));
-    let issued = accounts.create_token_request(sa_name, &PostParams::default(), &request).await.unwrap();
+    let request: TokenRequest =
+        from_json(json!({ "spec": { "audiences": [], "expirationSeconds": 600 } }));
+    let issued = accounts
+        .create_token_request(sa_name, &PostParams::default(), &request)
+        .await
+        .unwrap();
     let status = issued.status.expect("a TokenRequest answer has a status");
     assert_eq!(status.token.split('.').count(), 3, "the token is a JWT");
-    assert!(status.expiration_timestamp.0 > k8s_openapi::jiff::Timestamp::now(), "the token expires in the future");
+    assert!(
+        status.expiration_timestamp.0 > k8s_openapi::jiff::Timestamp::now(),
+        "the token expires in the future"
+    );
 
     let configmaps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns.name);
-    configmaps.create(&PostParams::default(), &from_json(json!({ "metadata": { "name": "visible" }, "data": { "k": "v" } }))).await.unwrap();
+    configmaps
+        .create(
+            &PostParams::default(),
+            &from_json(json!({ "metadata": { "name": "visible" }, "data": { "k": "v" } })),
+        )
+        .await
+        .unwrap();
 
     let roles: Api<Role> = Api::namespaced(admin.clone(), &ns.name);
     roles
@@ -288,31 +437,66 @@ async fn service_account_tokens_are_authenticated_and_authorized() {
 
     // Who the API server thinks we are.
     let reviews: Api<SelfSubjectReview> = Api::all(sa_client.clone());
-    let review = reviews.create(&PostParams::default(), &SelfSubjectReview::default()).await.unwrap();
-    let user = review.status.and_then(|s| s.user_info).expect("a SelfSubjectReview reports the user");
+    let review = reviews
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .unwrap();
+    let user = review
+        .status
+        .and_then(|s| s.user_info)
+        .expect("a SelfSubjectReview reports the user");
     assert_eq!(user.username.as_deref(), Some(username.as_str()));
     let groups = user.groups.unwrap_or_default();
-    for group in ["system:serviceaccounts".to_string(), format!("system:serviceaccounts:{}", ns.name), "system:authenticated".to_string()] {
+    for group in [
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{}", ns.name),
+        "system:authenticated".to_string(),
+    ] {
         assert!(groups.contains(&group), "groups {groups:?} lack {group}");
     }
     let sa_uid = accounts.get(sa_name).await.unwrap().metadata.uid.unwrap();
-    assert_eq!(user.uid.as_deref(), Some(sa_uid.as_str()), "the token is bound to this ServiceAccount object");
+    assert_eq!(
+        user.uid.as_deref(),
+        Some(sa_uid.as_str()),
+        "the token is bound to this ServiceAccount object"
+    );
 
     // Allowed by the Role (RBAC is served from informers, so wait for the binding to be seen).
     let sa_configmaps: Api<ConfigMap> = Api::namespaced(sa_client.clone(), &ns.name);
-    let listed = support::eventually("the RoleBinding to take effect", Duration::from_secs(30), || {
-        let sa_configmaps = sa_configmaps.clone();
-        async move { sa_configmaps.list(&ListParams::default()).await.map_err(|e| e.to_string()) }
-    })
+    let listed = support::eventually(
+        "the RoleBinding to take effect",
+        Duration::from_secs(30),
+        || {
+            let sa_configmaps = sa_configmaps.clone();
+            async move {
+                sa_configmaps
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
     .await;
-    let names: Vec<String> = listed.items.iter().filter_map(|c| c.metadata.name.clone()).collect();
+    let names: Vec<String> = listed
+        .items
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
     assert!(names.contains(&"visible".to_string()), "listed {names:?}");
-    assert_eq!(sa_configmaps.get("visible").await.unwrap().data.unwrap()["k"], "v");
+    assert_eq!(
+        sa_configmaps.get("visible").await.unwrap().data.unwrap()["k"],
+        "v"
+    );
 
     // Not allowed: creating configmaps.
     let status = api_error(
         "creating a ConfigMap with a get/list-only token",
-        sa_configmaps.create(&PostParams::default(), &from_json(json!({ "metadata": { "name": "forbidden" } }))).await,
+        sa_configmaps
+            .create(
+                &PostParams::default(),
+                &from_json(json!({ "metadata": { "name": "forbidden" } })),
+            )
+            .await,
     );
     assert_eq!(status.code, 403, "{status:?}");
     assert_eq!(status.reason, "Forbidden", "{status:?}");
@@ -321,11 +505,17 @@ async fn service_account_tokens_are_authenticated_and_authorized() {
         "message: {}",
         status.message
     );
-    assert!(is_not_found(&configmaps.get("forbidden").await), "the forbidden ConfigMap must not exist");
+    assert!(
+        is_not_found(&configmaps.get("forbidden").await),
+        "the forbidden ConfigMap must not exist"
+    );
 
     // Not allowed: secrets.
     let sa_secrets: Api<Secret> = Api::namespaced(sa_client.clone(), &ns.name);
-    let status = api_error("listing Secrets with a configmap-only token", sa_secrets.list(&ListParams::default()).await);
+    let status = api_error(
+        "listing Secrets with a configmap-only token",
+        sa_secrets.list(&ListParams::default()).await,
+    );
     assert_eq!(status.code, 403, "{status:?}");
     assert!(
         status.message.contains(&format!("User \"{username}\" cannot list resource \"secrets\" in API group \"\" in the namespace \"{}\"", ns.name)),
@@ -335,12 +525,20 @@ async fn service_account_tokens_are_authenticated_and_authorized() {
 
     // Not allowed: configmaps of another namespace (the Role is namespaced).
     let other: Api<ConfigMap> = Api::namespaced(sa_client.clone(), "default");
-    let status = api_error("listing ConfigMaps in another namespace", other.list(&ListParams::default()).await);
+    let status = api_error(
+        "listing ConfigMaps in another namespace",
+        other.list(&ListParams::default()).await,
+    );
     assert_eq!(status.code, 403, "{status:?}");
 
     // A token the API server did not issue is not authenticated at all.
     let forged = client_with_token("not-a-real-token").await;
-    let status = api_error("listing with a forged token", Api::<ConfigMap>::namespaced(forged, &ns.name).list(&ListParams::default()).await);
+    let status = api_error(
+        "listing with a forged token",
+        Api::<ConfigMap>::namespaced(forged, &ns.name)
+            .list(&ListParams::default())
+            .await,
+    );
     assert_eq!(status.code, 401, "{status:?}");
     assert_eq!(status.reason, "Unauthorized", "{status:?}");
 

@@ -20,7 +20,10 @@ const CP_API_VERSION: &str = "controlplane.cluster.x-k8s.io/v1beta1";
 const INFRA_API_VERSION: &str = "infrastructure.cluster.x-k8s.io/v1beta1";
 
 fn strings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn time(rfc3339: &str) -> Time {
@@ -46,11 +49,20 @@ async fn every_sample_applies() {
     let ns = TestNamespace::new(&client, "crd-samples").await;
     let root = support::repo_root();
 
-    let templates = support::apply_yaml(&client, &ns.name, &root.join("config/workspacetemplates")).await;
-    let kinds_names = |v: &[(&str, &str)]| v.iter().map(|(k, n)| (k.to_string(), n.to_string())).collect::<Vec<_>>();
+    let templates =
+        support::apply_yaml(&client, &ns.name, &root.join("config/workspacetemplates")).await;
+    let kinds_names = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(k, n)| (k.to_string(), n.to_string()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         templates,
-        kinds_names(&[("WorkspaceTemplate", "eks-controlplane"), ("WorkspaceTemplate", "eks-fargate-profile"), ("WorkspaceTemplate", "vpc")])
+        kinds_names(&[
+            ("WorkspaceTemplate", "eks-controlplane"),
+            ("WorkspaceTemplate", "eks-fargate-profile"),
+            ("WorkspaceTemplate", "vpc")
+        ])
     );
     let samples = support::apply_yaml(&client, &ns.name, &root.join("config/samples")).await;
     assert_eq!(
@@ -68,37 +80,93 @@ async fn every_sample_applies() {
     let cp = control_planes.get("demo-cluster").await.unwrap();
     assert_eq!(cp.metadata.namespace.as_deref(), Some(ns.name.as_str()));
     assert_eq!(cp.spec.version, "1.31");
-    assert_eq!(cp.spec.workspace_template_ref, WorkspaceTemplateReference { name: "eks-controlplane".into(), namespace: None });
+    assert_eq!(
+        cp.spec.workspace_template_ref,
+        WorkspaceTemplateReference {
+            name: "eks-controlplane".into(),
+            namespace: None
+        }
+    );
     assert_eq!(
         cp.spec.default_fargate_profiles,
-        vec![DefaultFargateProfile::KubeSystem, DefaultFargateProfile::Karpenter],
+        vec![
+            DefaultFargateProfile::KubeSystem,
+            DefaultFargateProfile::Karpenter
+        ],
         "the API server defaults defaultFargateProfiles to both profiles"
     );
-    let additional = cp.spec.additional_fargate_profiles.clone().expect("the sample has additional profiles");
+    let additional = cp
+        .spec
+        .additional_fargate_profiles
+        .clone()
+        .expect("the sample has additional profiles");
     assert_eq!(additional.len(), 2);
-    assert_eq!(additional.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["monitoring", "batch-jobs"]);
+    assert_eq!(
+        additional
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        ["monitoring", "batch-jobs"]
+    );
     assert_eq!(additional[0].selectors.len(), 2);
-    assert_eq!(additional[0].selectors[1].labels, Some(strings(&[("app", "prometheus")])));
+    assert_eq!(
+        additional[0].selectors[1].labels,
+        Some(strings(&[("app", "prometheus")]))
+    );
     assert_eq!(additional[1].selectors[0].namespace, "batch-*");
     assert_eq!(additional[1].tags, Some(strings(&[("team", "data")])));
-    assert!(additional.iter().all(|p| p.workspace_template_ref.name == "eks-fargate-profile"));
-    assert_eq!(cp.spec.control_plane_config.as_ref().map(|c| c.region.as_str()), Some("ap-northeast-1"));
-    assert!(cp.status.is_none(), "no operator runs here, so nothing writes a status");
+    assert!(
+        additional
+            .iter()
+            .all(|p| p.workspace_template_ref.name == "eks-fargate-profile")
+    );
+    assert_eq!(
+        cp.spec
+            .control_plane_config
+            .as_ref()
+            .map(|c| c.region.as_str()),
+        Some("ap-northeast-1")
+    );
+    assert!(
+        cp.status.is_none(),
+        "no operator runs here, so nothing writes a status"
+    );
     // Exactly what the file says, once defaulted.
-    let mut sample = yaml_document(&root.join("config/samples/captcontrolplane.yaml"), "CAPTControlPlane");
+    let mut sample = yaml_document(
+        &root.join("config/samples/captcontrolplane.yaml"),
+        "CAPTControlPlane",
+    );
     sample["metadata"]["namespace"] = json!(ns.name);
     let sample: CAPTControlPlane = serde_json::from_value(sample).unwrap();
     assert_eq!(cp.spec, sample.spec);
 
     // The templates, typed, equal to their files (unknown Workspace fields included).
     let template_api: Api<WorkspaceTemplate> = Api::namespaced(client.clone(), &ns.name);
-    let mut names: Vec<String> = template_api.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|t| t.metadata.name).collect();
+    let mut names: Vec<String> = template_api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|t| t.metadata.name)
+        .collect();
     names.sort();
     assert_eq!(names, ["eks-controlplane", "eks-fargate-profile", "vpc"]);
-    for (file, name) in [("eks-controlplane.yaml", "eks-controlplane"), ("fargate-profile.yaml", "eks-fargate-profile"), ("vpc.yaml", "vpc")] {
+    for (file, name) in [
+        ("eks-controlplane.yaml", "eks-controlplane"),
+        ("fargate-profile.yaml", "eks-fargate-profile"),
+        ("vpc.yaml", "vpc"),
+    ] {
         let stored = template_api.get(name).await.unwrap();
-        let from_file: WorkspaceTemplate = serde_json::from_value(yaml_document(&root.join("config/workspacetemplates").join(file), "WorkspaceTemplate")).unwrap();
-        assert_eq!(stored.spec, from_file.spec, "WorkspaceTemplate {name} differs from {file}");
+        let from_file: WorkspaceTemplate = serde_json::from_value(yaml_document(
+            &root.join("config/workspacetemplates").join(file),
+            "WorkspaceTemplate",
+        ))
+        .unwrap();
+        assert_eq!(
+            stored.spec, from_file.spec,
+            "WorkspaceTemplate {name} differs from {file}"
+        );
         assert_eq!(stored.spec.template.spec.for_provider.source, "Inline");
         assert!(!stored.spec.template.spec.for_provider.module.is_empty());
     }
@@ -106,7 +174,10 @@ async fn every_sample_applies() {
     // The connection secrets.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     let vpc = secrets.get("demo-cluster-vpc-connection").await.unwrap();
-    assert_eq!(vpc.type_.as_deref(), Some("connection.crossplane.io/v1alpha1"));
+    assert_eq!(
+        vpc.type_.as_deref(),
+        Some("connection.crossplane.io/v1alpha1")
+    );
     assert!(vpc.data.unwrap().contains_key("vpc_config"));
 
     ns.delete().await;
@@ -150,13 +221,19 @@ fn merged(mut base: Value, changes: Value) -> Value {
 
 /// A valid CAPTControlPlane spec with `changes` merged in.
 fn control_plane(changes: Value) -> Value {
-    let spec = merged(json!({ "version": "1.31", "workspaceTemplateRef": { "name": "eks-controlplane" } }), changes);
+    let spec = merged(
+        json!({ "version": "1.31", "workspaceTemplateRef": { "name": "eks-controlplane" } }),
+        changes,
+    );
     json!({ "apiVersion": CP_API_VERSION, "kind": "CAPTControlPlane", "metadata": {}, "spec": spec })
 }
 
 /// A CAPTControlPlane with these additional profiles and `changes`.
 fn control_plane_with_profiles(profiles: Vec<Value>, changes: Value) -> Value {
-    control_plane(merged(json!({ "additionalFargateProfiles": profiles }), changes))
+    control_plane(merged(
+        json!({ "additionalFargateProfiles": profiles }),
+        changes,
+    ))
 }
 
 /// A CAPTControlPlane with one profile.
@@ -171,7 +248,10 @@ fn template_apply(spec: Value) -> Value {
 
 /// A valid WorkspaceTemplate whose forProvider has `changes` merged in.
 fn workspace_template(for_provider_changes: Value) -> Value {
-    let for_provider = merged(json!({ "source": "Inline", "module": "output \"x\" { value = 1 }" }), for_provider_changes);
+    let for_provider = merged(
+        json!({ "source": "Inline", "module": "output \"x\" { value = 1 }" }),
+        for_provider_changes,
+    );
     json!({
         "apiVersion": INFRA_API_VERSION,
         "kind": "WorkspaceTemplate",
@@ -199,39 +279,82 @@ struct Case {
 }
 
 fn reject(name: &'static str, manifest: Value, message: &'static str) -> Case {
-    Case { name, manifest, expect: Expect::Rejected(message) }
+    Case {
+        name,
+        manifest,
+        expect: Expect::Rejected(message),
+    }
 }
 
 fn accept(name: &'static str, manifest: Value, also: Value) -> Case {
-    Case { name, manifest, expect: Expect::Accepted(also) }
+    Case {
+        name,
+        manifest,
+        expect: Expect::Accepted(also),
+    }
 }
 
 fn labels(n: usize, value_len: usize) -> Value {
-    Value::Object((0..n).map(|i| (format!("label-{i}"), json!("v".repeat(value_len)))).collect())
+    Value::Object(
+        (0..n)
+            .map(|i| (format!("label-{i}"), json!("v".repeat(value_len))))
+            .collect(),
+    )
 }
 
 fn tags(n: usize) -> Value {
-    Value::Object((0..n).map(|i| (format!("tag-{i}"), json!(format!("value-{i}")))).collect())
+    Value::Object(
+        (0..n)
+            .map(|i| (format!("tag-{i}"), json!(format!("value-{i}"))))
+            .collect(),
+    )
 }
 
 const NAME_CHARS: &str = "profile name may contain only letters, digits, '-' and '_', and must start with a letter or digit";
 const RESERVED_EKS: &str = "profile names starting with 'eks-' are reserved by AWS";
-const DEFAULT_NAMES: &str = "'kube-system' and 'karpenter' are default profile names; choose another name";
-const NAMESPACE: &str = "namespace must be a Kubernetes namespace name, optionally with '*' or '?' wildcards";
+const DEFAULT_NAMES: &str =
+    "'kube-system' and 'karpenter' are default profile names; choose another name";
+const NAMESPACE: &str =
+    "namespace must be a Kubernetes namespace name, optionally with '*' or '?' wildcards";
 const LABEL_KEYS: &str = "label keys must be 1-127 characters";
 const QUOTA: &str = "a cluster can have at most 10 Fargate profiles (AWS quota), counting the default profiles; remove profiles or set defaultFargateProfiles to fewer entries";
-const TAG_KEYS: &str = "tag keys must be 1-127 characters and must not start with 'aws:' (reserved by AWS)";
+const TAG_KEYS: &str =
+    "tag keys must be 1-127 characters and must not start with 'aws:' (reserved by AWS)";
 const SOURCE: &str = "source must be Inline, Remote or Flux";
 
 fn cases() -> Vec<Case> {
     vec![
         // --- additionalFargateProfiles[].name ---
-        reject("profile name with a dot", control_plane_with_profile(profile("bad.name")), NAME_CHARS),
-        reject("profile name with a space", control_plane_with_profile(profile("bad name")), NAME_CHARS),
-        reject("profile name starting with '-'", control_plane_with_profile(profile("-leading")), NAME_CHARS),
-        reject("profile name starting with 'eks-'", control_plane_with_profile(profile("eks-mine")), RESERVED_EKS),
-        reject("profile name kube-system", control_plane_with_profile(profile("kube-system")), DEFAULT_NAMES),
-        reject("profile name karpenter", control_plane_with_profile(profile("karpenter")), DEFAULT_NAMES),
+        reject(
+            "profile name with a dot",
+            control_plane_with_profile(profile("bad.name")),
+            NAME_CHARS,
+        ),
+        reject(
+            "profile name with a space",
+            control_plane_with_profile(profile("bad name")),
+            NAME_CHARS,
+        ),
+        reject(
+            "profile name starting with '-'",
+            control_plane_with_profile(profile("-leading")),
+            NAME_CHARS,
+        ),
+        reject(
+            "profile name starting with 'eks-'",
+            control_plane_with_profile(profile("eks-mine")),
+            RESERVED_EKS,
+        ),
+        reject(
+            "profile name kube-system",
+            control_plane_with_profile(profile("kube-system")),
+            DEFAULT_NAMES,
+        ),
+        reject(
+            "profile name karpenter",
+            control_plane_with_profile(profile("karpenter")),
+            DEFAULT_NAMES,
+        ),
         reject(
             "profile name of 101 characters",
             control_plane_with_profile(profile(&"a".repeat(101))),
@@ -249,7 +372,10 @@ fn cases() -> Vec<Case> {
         ),
         reject(
             "duplicate profile names",
-            control_plane_with_profiles(vec![profile("same"), profile("other"), profile("same")], json!({})),
+            control_plane_with_profiles(
+                vec![profile("same"), profile("other"), profile("same")],
+                json!({}),
+            ),
             "spec.additionalFargateProfiles[2]: Duplicate value",
         ),
         // --- selectors ---
@@ -265,57 +391,112 @@ fn cases() -> Vec<Case> {
         ),
         reject(
             "6 selectors",
-            control_plane_with_profile(profile_with("p", json!({ "selectors": (0..6).map(|i| json!({ "namespace": format!("ns-{i}") })).collect::<Vec<_>>() }))),
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "selectors": (0..6).map(|i| json!({ "namespace": format!("ns-{i}") })).collect::<Vec<_>>() }),
+            )),
             "spec.additionalFargateProfiles[0].selectors: Too many: 6: must have at most 5 items",
         ),
         reject(
             "selector without namespace",
-            control_plane_with_profile(profile_with("p", json!({ "selectors": [{ "labels": { "app": "x" } }] }))),
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "selectors": [{ "labels": { "app": "x" } }] }),
+            )),
             "spec.additionalFargateProfiles[0].selectors[0].namespace: Required value",
         ),
-        reject("selector namespace with uppercase", control_plane_with_profile(profile_with("p", json!({ "selectors": [{ "namespace": "Apps" }] }))), NAMESPACE),
-        reject("selector namespace ending with '-'", control_plane_with_profile(profile_with("p", json!({ "selectors": [{ "namespace": "apps-" }] }))), NAMESPACE),
-        reject("selector namespace with '_'", control_plane_with_profile(profile_with("p", json!({ "selectors": [{ "namespace": "my_apps" }] }))), NAMESPACE),
+        reject(
+            "selector namespace with uppercase",
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "selectors": [{ "namespace": "Apps" }] }),
+            )),
+            NAMESPACE,
+        ),
+        reject(
+            "selector namespace ending with '-'",
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "selectors": [{ "namespace": "apps-" }] }),
+            )),
+            NAMESPACE,
+        ),
+        reject(
+            "selector namespace with '_'",
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "selectors": [{ "namespace": "my_apps" }] }),
+            )),
+            NAMESPACE,
+        ),
         reject(
             "selector namespace of 64 characters",
-            control_plane_with_profile(profile_with("p", json!({ "selectors": [{ "namespace": "n".repeat(64) }] }))),
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "selectors": [{ "namespace": "n".repeat(64) }] }),
+            )),
             "spec.additionalFargateProfiles[0].selectors[0].namespace: Too long: may not be more than 63 bytes",
         ),
         reject(
             "6 labels in a selector",
-            control_plane_with_profile(profile_with("p", json!({ "selectors": [{ "namespace": "apps", "labels": labels(6, 1) }] }))),
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "selectors": [{ "namespace": "apps", "labels": labels(6, 1) }] }),
+            )),
             "spec.additionalFargateProfiles[0].selectors[0].labels: Too many: 6: must have at most 5 items",
         ),
         reject(
             "label value of 256 characters",
-            control_plane_with_profile(profile_with("p", json!({ "selectors": [{ "namespace": "apps", "labels": labels(1, 256) }] }))),
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "selectors": [{ "namespace": "apps", "labels": labels(1, 256) }] }),
+            )),
             "spec.additionalFargateProfiles[0].selectors[0].labels.label-0: Too long: may not be more than 255 bytes",
         ),
         reject(
             "empty label value",
-            control_plane_with_profile(profile_with("p", json!({ "selectors": [{ "namespace": "apps", "labels": labels(1, 0) }] }))),
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "selectors": [{ "namespace": "apps", "labels": labels(1, 0) }] }),
+            )),
             "spec.additionalFargateProfiles[0].selectors[0].labels.label-0 in body should be at least 1 chars long",
         ),
         reject(
             "label key of 128 characters",
-            control_plane_with_profile(profile_with("p", json!({ "selectors": [{ "namespace": "apps", "labels": { "k".repeat(128): "v" } }] }))),
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "selectors": [{ "namespace": "apps", "labels": { "k".repeat(128): "v" } }] }),
+            )),
             LABEL_KEYS,
         ),
         reject(
             "empty label key",
-            control_plane_with_profile(profile_with("p", json!({ "selectors": [{ "namespace": "apps", "labels": { "": "v" } }] }))),
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "selectors": [{ "namespace": "apps", "labels": { "": "v" } }] }),
+            )),
             LABEL_KEYS,
         ),
         // --- profile count (AWS quota of 10, defaults included) ---
-        reject("9 additional profiles with the defaults omitted (11)", control_plane_with_profiles(profiles(9), json!({})), QUOTA),
+        reject(
+            "9 additional profiles with the defaults omitted (11)",
+            control_plane_with_profiles(profiles(9), json!({})),
+            QUOTA,
+        ),
         reject(
             "9 additional profiles with both defaults (11)",
-            control_plane_with_profiles(profiles(9), json!({ "defaultFargateProfiles": ["kube-system", "karpenter"] })),
+            control_plane_with_profiles(
+                profiles(9),
+                json!({ "defaultFargateProfiles": ["kube-system", "karpenter"] }),
+            ),
             QUOTA,
         ),
         reject(
             "10 additional profiles with one default (11)",
-            control_plane_with_profiles(profiles(10), json!({ "defaultFargateProfiles": ["karpenter"] })),
+            control_plane_with_profiles(
+                profiles(10),
+                json!({ "defaultFargateProfiles": ["karpenter"] }),
+            ),
             QUOTA,
         ),
         reject(
@@ -331,7 +512,10 @@ fn cases() -> Vec<Case> {
         ),
         reject(
             "subnet id that is a VPC id",
-            control_plane_with_profile(profile_with("p", json!({ "subnetIDs": ["subnet-0aaa1111bbbb2222c", "vpc-0a1b2c3d"] }))),
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "subnetIDs": ["subnet-0aaa1111bbbb2222c", "vpc-0a1b2c3d"] }),
+            )),
             "spec.additionalFargateProfiles[0].subnetIDs[1] in body should match '^subnet-[0-9a-f]+$'",
         ),
         reject(
@@ -339,14 +523,35 @@ fn cases() -> Vec<Case> {
             control_plane_with_profile(profile_with("p", json!({ "subnetIDs": [] }))),
             "spec.additionalFargateProfiles[0].subnetIDs in body should have at least 1 items",
         ),
-        reject("tag key starting with aws:", control_plane_with_profile(profile_with("p", json!({ "tags": { "aws:cloudformation": "x" } }))), TAG_KEYS),
+        reject(
+            "tag key starting with aws:",
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "tags": { "aws:cloudformation": "x" } }),
+            )),
+            TAG_KEYS,
+        ),
         reject(
             "tag value of 256 characters",
-            control_plane_with_profile(profile_with("p", json!({ "tags": { "team": "t".repeat(256) } }))),
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "tags": { "team": "t".repeat(256) } }),
+            )),
             "spec.additionalFargateProfiles[0].tags.team: Too long: may not be more than 255 bytes",
         ),
-        reject("tag key of 128 characters", control_plane_with_profile(profile_with("p", json!({ "tags": { "k".repeat(128): "v" } }))), TAG_KEYS),
-        reject("empty tag key", control_plane_with_profile(profile_with("p", json!({ "tags": { "": "v" } }))), TAG_KEYS),
+        reject(
+            "tag key of 128 characters",
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "tags": { "k".repeat(128): "v" } }),
+            )),
+            TAG_KEYS,
+        ),
+        reject(
+            "empty tag key",
+            control_plane_with_profile(profile_with("p", json!({ "tags": { "": "v" } }))),
+            TAG_KEYS,
+        ),
         reject(
             "51 tags",
             control_plane_with_profile(profile_with("p", json!({ "tags": tags(51) }))),
@@ -360,7 +565,10 @@ fn cases() -> Vec<Case> {
         ),
         reject(
             "profile workspaceTemplateRef with an empty name",
-            control_plane_with_profile(profile_with("p", json!({ "workspaceTemplateRef": { "name": "" } }))),
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "workspaceTemplateRef": { "name": "" } }),
+            )),
             "spec.additionalFargateProfiles[0].workspaceTemplateRef.name in body should be at least 1 chars long",
         ),
         // --- the rest of the spec ---
@@ -376,7 +584,9 @@ fn cases() -> Vec<Case> {
         ),
         reject(
             "controlPlaneConfig without region",
-            control_plane(json!({ "controlPlaneConfig": { "endpointAccess": { "public": true } } })),
+            control_plane(
+                json!({ "controlPlaneConfig": { "endpointAccess": { "public": true } } }),
+            ),
             "spec.controlPlaneConfig.region: Required value",
         ),
         reject(
@@ -389,8 +599,16 @@ fn cases() -> Vec<Case> {
             control_plane(json!({ "version": "1.31.2.4" })),
             r"spec.version in body should match '^v?[0-9]+\.[0-9]+(\.[0-9]+)?$'",
         ),
-        reject("missing version", control_plane(json!({ "version": null })), "spec.version: Required value"),
-        reject("missing workspaceTemplateRef", control_plane(json!({ "workspaceTemplateRef": null })), "spec.workspaceTemplateRef: Required value"),
+        reject(
+            "missing version",
+            control_plane(json!({ "version": null })),
+            "spec.version: Required value",
+        ),
+        reject(
+            "missing workspaceTemplateRef",
+            control_plane(json!({ "workspaceTemplateRef": null })),
+            "spec.workspaceTemplateRef: Required value",
+        ),
         reject(
             "unknown defaultFargateProfiles value",
             control_plane(json!({ "defaultFargateProfiles": ["coredns"] })),
@@ -403,7 +621,9 @@ fn cases() -> Vec<Case> {
         ),
         reject(
             "controlPlaneTimeout of 0",
-            control_plane(json!({ "controlPlaneConfig": { "region": "eu-west-1", "timeouts": { "controlPlaneTimeout": 0 } } })),
+            control_plane(
+                json!({ "controlPlaneConfig": { "region": "eu-west-1", "timeouts": { "controlPlaneTimeout": 0 } } }),
+            ),
             "spec.controlPlaneConfig.timeouts.controlPlaneTimeout in body should be greater than or equal to 1",
         ),
         reject(
@@ -429,12 +649,16 @@ fn cases() -> Vec<Case> {
         ),
         reject(
             "WorkspaceTemplateApply waitForSecrets item without namespace",
-            template_apply(json!({ "templateRef": { "name": "t" }, "waitForSecrets": [{ "name": "s", "keys": ["k"] }] })),
+            template_apply(
+                json!({ "templateRef": { "name": "t" }, "waitForSecrets": [{ "name": "s", "keys": ["k"] }] }),
+            ),
             "spec.waitForSecrets[0].namespace: Required value",
         ),
         reject(
             "WorkspaceTemplateApply writeConnectionSecretToRef without namespace",
-            template_apply(json!({ "templateRef": { "name": "t" }, "writeConnectionSecretToRef": { "name": "s" } })),
+            template_apply(
+                json!({ "templateRef": { "name": "t" }, "writeConnectionSecretToRef": { "name": "s" } }),
+            ),
             "spec.writeConnectionSecretToRef.namespace: Required value",
         ),
         reject(
@@ -444,21 +668,37 @@ fn cases() -> Vec<Case> {
         ),
         reject(
             "WorkspaceTemplateApply waitForWorkspaces item with an empty name",
-            template_apply(json!({ "templateRef": { "name": "t" }, "waitForWorkspaces": [{ "name": "" }] })),
+            template_apply(
+                json!({ "templateRef": { "name": "t" }, "waitForWorkspaces": [{ "name": "" }] }),
+            ),
             "spec.waitForWorkspaces[0].name in body should be at least 1 chars long",
         ),
         // --- WorkspaceTemplate ---
-        reject("WorkspaceTemplate with source Git", workspace_template(json!({ "source": "Git" })), SOURCE),
-        reject("WorkspaceTemplate with source in lowercase", workspace_template(json!({ "source": "inline" })), SOURCE),
+        reject(
+            "WorkspaceTemplate with source Git",
+            workspace_template(json!({ "source": "Git" })),
+            SOURCE,
+        ),
+        reject(
+            "WorkspaceTemplate with source in lowercase",
+            workspace_template(json!({ "source": "inline" })),
+            SOURCE,
+        ),
         reject(
             "WorkspaceTemplate without module",
             workspace_template(json!({ "module": null })),
             "spec.template.spec.forProvider.module: Required value",
         ),
-        reject("WorkspaceTemplate without spec.template.spec", workspace_template_raw(json!({ "metadata": { "description": "d" } })), "spec.template.spec: Required value"),
+        reject(
+            "WorkspaceTemplate without spec.template.spec",
+            workspace_template_raw(json!({ "metadata": { "description": "d" } })),
+            "spec.template.spec: Required value",
+        ),
         reject(
             "WorkspaceTemplate varFile secretKeyRef without key",
-            workspace_template(json!({ "varFiles": [{ "source": "SecretKey", "secretKeyRef": { "namespace": "n", "name": "s" } }] })),
+            workspace_template(
+                json!({ "varFiles": [{ "source": "SecretKey", "secretKeyRef": { "namespace": "n", "name": "s" } }] }),
+            ),
             "spec.template.spec.forProvider.varFiles[0].secretKeyRef.key: Required value",
         ),
         // --- good edge cases ---
@@ -469,11 +709,25 @@ fn cases() -> Vec<Case> {
         ),
         accept(
             "8 additional profiles with both defaults (10)",
-            control_plane_with_profiles(profiles(8), json!({ "defaultFargateProfiles": ["kube-system", "karpenter"] })),
+            control_plane_with_profiles(
+                profiles(8),
+                json!({ "defaultFargateProfiles": ["kube-system", "karpenter"] }),
+            ),
             json!({}),
         ),
-        accept("9 additional profiles with one default (10)", control_plane_with_profiles(profiles(9), json!({ "defaultFargateProfiles": ["karpenter"] })), json!({})),
-        accept("10 additional profiles without defaults (10)", control_plane_with_profiles(profiles(10), json!({ "defaultFargateProfiles": [] })), json!({})),
+        accept(
+            "9 additional profiles with one default (10)",
+            control_plane_with_profiles(
+                profiles(9),
+                json!({ "defaultFargateProfiles": ["karpenter"] }),
+            ),
+            json!({}),
+        ),
+        accept(
+            "10 additional profiles without defaults (10)",
+            control_plane_with_profiles(profiles(10), json!({ "defaultFargateProfiles": [] })),
+            json!({}),
+        ),
         accept(
             "wildcard namespaces and labels",
             control_plane_with_profile(profile_with(
@@ -482,9 +736,21 @@ fn cases() -> Vec<Case> {
             )),
             json!({}),
         ),
-        accept("name with underscore and uppercase", control_plane_with_profile(profile("My_Profile-2")), json!({})),
-        accept("name of exactly 100 characters", control_plane_with_profile(profile(&"a".repeat(100))), json!({})),
-        accept("name 'eks' without the dash", control_plane_with_profile(profile("eks")), json!({})),
+        accept(
+            "name with underscore and uppercase",
+            control_plane_with_profile(profile("My_Profile-2")),
+            json!({}),
+        ),
+        accept(
+            "name of exactly 100 characters",
+            control_plane_with_profile(profile(&"a".repeat(100))),
+            json!({}),
+        ),
+        accept(
+            "name 'eks' without the dash",
+            control_plane_with_profile(profile("eks")),
+            json!({}),
+        ),
         accept(
             "5 selectors with 5 labels each, values of 255 characters",
             control_plane_with_profile(profile_with(
@@ -501,12 +767,26 @@ fn cases() -> Vec<Case> {
             )),
             json!({}),
         ),
-        accept("version with v and patch", control_plane(json!({ "version": "v1.31.2" })), json!({})),
-        accept("empty defaultFargateProfiles", control_plane(json!({ "defaultFargateProfiles": [] })), json!({})),
-        accept("minimal WorkspaceTemplateApply", template_apply(json!({ "templateRef": { "name": "t" } })), json!({})),
+        accept(
+            "version with v and patch",
+            control_plane(json!({ "version": "v1.31.2" })),
+            json!({}),
+        ),
+        accept(
+            "empty defaultFargateProfiles",
+            control_plane(json!({ "defaultFargateProfiles": [] })),
+            json!({}),
+        ),
+        accept(
+            "minimal WorkspaceTemplateApply",
+            template_apply(json!({ "templateRef": { "name": "t" } })),
+            json!({}),
+        ),
         accept(
             "WorkspaceTemplate with a Remote source and unknown crossplane fields",
-            workspace_template(json!({ "source": "Remote", "module": "git::https://example.com/m.git", "planArgs": ["-lock=false"], "env": [{ "name": "A", "value": "1" }] })),
+            workspace_template(
+                json!({ "source": "Remote", "module": "git::https://example.com/m.git", "planArgs": ["-lock=false"], "env": [{ "name": "A", "value": "1" }] }),
+            ),
             json!({}),
         ),
     ]
@@ -515,8 +795,12 @@ fn cases() -> Vec<Case> {
 /// Whether `got` has everything in `sent` (objects may have more fields, e.g. defaults).
 fn contains(got: &Value, sent: &Value) -> bool {
     match (got, sent) {
-        (Value::Object(g), Value::Object(s)) => s.iter().all(|(k, v)| g.get(k).is_some_and(|gv| contains(gv, v))),
-        (Value::Array(g), Value::Array(s)) => g.len() == s.len() && g.iter().zip(s).all(|(g, s)| contains(g, s)),
+        (Value::Object(g), Value::Object(s)) => s
+            .iter()
+            .all(|(k, v)| g.get(k).is_some_and(|gv| contains(gv, v))),
+        (Value::Array(g), Value::Array(s)) => {
+            g.len() == s.len() && g.iter().zip(s).all(|(g, s)| contains(g, s))
+        }
         _ => got == sent,
     }
 }
@@ -532,7 +816,11 @@ fn api_resource(kind: &str) -> ApiResource {
 
 fn short(text: &str) -> String {
     let one_line = text.replace('\n', " ");
-    if one_line.chars().count() > 400 { format!("{}...", one_line.chars().take(400).collect::<String>()) } else { one_line }
+    if one_line.chars().count() > 400 {
+        format!("{}...", one_line.chars().take(400).collect::<String>())
+    } else {
+        one_line
+    }
 }
 
 /// Creates `manifest` as `name`; returns what went wrong, if anything.
@@ -546,28 +834,57 @@ async fn run_case(client: &Client, namespace: &str, name: &str, case: &Case) -> 
     let result = api.create(&PostParams::default(), &object).await;
     match (&case.expect, result) {
         (Expect::Rejected(message), Err(kube::Error::Api(status))) => {
-            if status.code == 422 && status.reason == "Invalid" && status.message.contains(message) {
+            if status.code == 422 && status.reason == "Invalid" && status.message.contains(message)
+            {
                 Ok(())
             } else {
-                Err(format!("{} {}: {}", status.code, status.reason, short(&status.message)))
+                Err(format!(
+                    "{} {}: {}",
+                    status.code,
+                    status.reason,
+                    short(&status.message)
+                ))
             }
         }
-        (Expect::Rejected(_), Ok(stored)) => Err(format!("ACCEPTED (stored spec: {})", short(&stored.data["spec"].to_string()))),
-        (Expect::Accepted(_), Err(kube::Error::Api(status))) => Err(format!("{} {}: {}", status.code, status.reason, short(&status.message))),
+        (Expect::Rejected(_), Ok(stored)) => Err(format!(
+            "ACCEPTED (stored spec: {})",
+            short(&stored.data["spec"].to_string())
+        )),
+        (Expect::Accepted(_), Err(kube::Error::Api(status))) => Err(format!(
+            "{} {}: {}",
+            status.code,
+            status.reason,
+            short(&status.message)
+        )),
         (_, Err(other)) => Err(format!("error: {}", short(&other.to_string()))),
         (Expect::Accepted(also), Ok(stored)) => {
             let spec = &stored.data["spec"];
             if !contains(spec, &manifest["spec"]) {
-                return Err(format!("stored spec lost fields: {}", short(&spec.to_string())));
+                return Err(format!(
+                    "stored spec lost fields: {}",
+                    short(&spec.to_string())
+                ));
             }
             if !contains(spec, also) {
-                return Err(format!("stored spec lacks {also}: {}", short(&spec.to_string())));
+                return Err(format!(
+                    "stored spec lacks {also}: {}",
+                    short(&spec.to_string())
+                ));
             }
             // What the API server stored must also be readable by the operator's types.
             let typed = match kind.as_str() {
-                "CAPTControlPlane" => serde_json::from_value::<CAPTControlPlane>(serde_json::to_value(&stored).unwrap()).map(|_| ()),
-                "WorkspaceTemplateApply" => serde_json::from_value::<WorkspaceTemplateApply>(serde_json::to_value(&stored).unwrap()).map(|_| ()),
-                _ => serde_json::from_value::<WorkspaceTemplate>(serde_json::to_value(&stored).unwrap()).map(|_| ()),
+                "CAPTControlPlane" => serde_json::from_value::<CAPTControlPlane>(
+                    serde_json::to_value(&stored).unwrap(),
+                )
+                .map(|_| ()),
+                "WorkspaceTemplateApply" => serde_json::from_value::<WorkspaceTemplateApply>(
+                    serde_json::to_value(&stored).unwrap(),
+                )
+                .map(|_| ()),
+                _ => serde_json::from_value::<WorkspaceTemplate>(
+                    serde_json::to_value(&stored).unwrap(),
+                )
+                .map(|_| ()),
             };
             typed.map_err(|e| format!("stored object does not deserialize: {e}"))
         }
@@ -579,8 +896,14 @@ async fn bad_manifests_are_rejected_with_their_messages() {
     let client = support::client().await;
     let ns = TestNamespace::new(&client, "crd-table").await;
     let cases = cases();
-    let rejected = cases.iter().filter(|c| matches!(c.expect, Expect::Rejected(_))).count();
-    assert!(rejected >= 25, "the table must have at least 25 bad manifests, it has {rejected}");
+    let rejected = cases
+        .iter()
+        .filter(|c| matches!(c.expect, Expect::Rejected(_)))
+        .count();
+    assert!(
+        rejected >= 25,
+        "the table must have at least 25 bad manifests, it has {rejected}"
+    );
 
     let mut failures = Vec::new();
     let mut accepted_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -594,25 +917,50 @@ async fn bad_manifests_are_rejected_with_their_messages() {
             failures.push((name.clone(), case.name, expected, problem));
         }
         if matches!(case.expect, Expect::Accepted(_)) {
-            accepted_names.entry(case.manifest["kind"].as_str().unwrap().to_string()).or_default().push(name);
+            accepted_names
+                .entry(case.manifest["kind"].as_str().unwrap().to_string())
+                .or_default()
+                .push(name);
         }
     }
 
     if failures.is_empty() {
         // Exactly the accepted cases were stored: no rejected manifest slipped through.
-        for kind in ["CAPTControlPlane", "WorkspaceTemplateApply", "WorkspaceTemplate"] {
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &api_resource(kind));
-            let mut stored: Vec<String> = api.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|o| o.metadata.name).collect();
+        for kind in [
+            "CAPTControlPlane",
+            "WorkspaceTemplateApply",
+            "WorkspaceTemplate",
+        ] {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), &ns.name, &api_resource(kind));
+            let mut stored: Vec<String> = api
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|o| o.metadata.name)
+                .collect();
             stored.sort();
-            assert_eq!(stored, accepted_names.get(kind).cloned().unwrap_or_default(), "stored {kind} objects");
+            assert_eq!(
+                stored,
+                accepted_names.get(kind).cloned().unwrap_or_default(),
+                "stored {kind} objects"
+            );
         }
     }
     ns.delete().await;
 
     if !failures.is_empty() {
-        let mut table = format!("{} of {} validation cases failed:\n", failures.len(), cases.len());
+        let mut table = format!(
+            "{} of {} validation cases failed:\n",
+            failures.len(),
+            cases.len()
+        );
         for (name, what, expected, got) in &failures {
-            table.push_str(&format!("\n{name} | {what}\n    expected: {expected}\n    got:      {got}\n"));
+            table.push_str(&format!(
+                "\n{name} | {what}\n    expected: {expected}\n    got:      {got}\n"
+            ));
         }
         panic!("{table}");
     }
@@ -625,7 +973,10 @@ async fn bad_manifests_are_rejected_with_their_messages() {
 fn full_control_plane_spec() -> CAPTControlPlaneSpec {
     CAPTControlPlaneSpec {
         version: "v1.31.2".into(),
-        workspace_template_ref: WorkspaceTemplateReference { name: "eks-controlplane".into(), namespace: Some("capt-templates".into()) },
+        workspace_template_ref: WorkspaceTemplateReference {
+            name: "eks-controlplane".into(),
+            namespace: Some("capt-templates".into()),
+        },
         control_plane_config: Some(ControlPlaneConfig {
             region: "ap-northeast-1".into(),
             endpoint_access: Some(EndpointAccess {
@@ -637,36 +988,73 @@ fn full_control_plane_spec() -> CAPTControlPlaneSpec {
                 Addon {
                     name: "coredns".into(),
                     version: Some("v1.11.3-eksbuild.2".into()),
-                    configuration_values: Some(r#"{"computeType":"Fargate","replicaCount":2}"#.into()),
+                    configuration_values: Some(
+                        r#"{"computeType":"Fargate","replicaCount":2}"#.into(),
+                    ),
                 },
-                Addon { name: "vpc-cni".into(), version: None, configuration_values: None },
+                Addon {
+                    name: "vpc-cni".into(),
+                    version: None,
+                    configuration_values: None,
+                },
             ]),
-            timeouts: Some(TimeoutConfig { control_plane_timeout: Some(45), vpc_ready_timeout: Some(20) }),
+            timeouts: Some(TimeoutConfig {
+                control_plane_timeout: Some(45),
+                vpc_ready_timeout: Some(20),
+            }),
         }),
-        additional_tags: Some(strings(&[("environment", "staging"), ("cost-center", "4711"), ("empty", "")])),
-        control_plane_endpoint: Some(ApiEndpoint { host: "4F1D2C3B.gr7.ap-northeast-1.eks.amazonaws.com".into(), port: 443 }),
+        additional_tags: Some(strings(&[
+            ("environment", "staging"),
+            ("cost-center", "4711"),
+            ("empty", ""),
+        ])),
+        control_plane_endpoint: Some(ApiEndpoint {
+            host: "4F1D2C3B.gr7.ap-northeast-1.eks.amazonaws.com".into(),
+            port: 443,
+        }),
         workspace_template_apply_name: Some("round-trip-eks".into()),
         default_fargate_profiles: vec![DefaultFargateProfile::Karpenter],
         additional_fargate_profiles: Some(vec![
             FargateProfile {
                 name: "monitoring".into(),
                 selectors: vec![
-                    FargateProfileSelector { namespace: "monitoring".into(), labels: None },
-                    FargateProfileSelector { namespace: "observability".into(), labels: Some(strings(&[("app", "prometheus"), ("tier", "*")])) },
+                    FargateProfileSelector {
+                        namespace: "monitoring".into(),
+                        labels: None,
+                    },
+                    FargateProfileSelector {
+                        namespace: "observability".into(),
+                        labels: Some(strings(&[("app", "prometheus"), ("tier", "*")])),
+                    },
                 ],
-                workspace_template_ref: WorkspaceTemplateReference { name: "eks-fargate-profile".into(), namespace: Some("capt-templates".into()) },
-                subnet_ids: Some(vec!["subnet-0aaa1111bbbb2222c".into(), "subnet-0ddd3333eeee4444f".into()]),
+                workspace_template_ref: WorkspaceTemplateReference {
+                    name: "eks-fargate-profile".into(),
+                    namespace: Some("capt-templates".into()),
+                },
+                subnet_ids: Some(vec![
+                    "subnet-0aaa1111bbbb2222c".into(),
+                    "subnet-0ddd3333eeee4444f".into(),
+                ]),
                 tags: Some(strings(&[("team", "platform"), ("owner", "sre")])),
             },
             FargateProfile {
                 name: "Batch_Jobs".into(),
-                selectors: vec![FargateProfileSelector { namespace: "batch-*".into(), labels: Some(strings(&[("compute", "fargate")])) }],
-                workspace_template_ref: WorkspaceTemplateReference { name: "eks-fargate-profile".into(), namespace: None },
+                selectors: vec![FargateProfileSelector {
+                    namespace: "batch-*".into(),
+                    labels: Some(strings(&[("compute", "fargate")])),
+                }],
+                workspace_template_ref: WorkspaceTemplateReference {
+                    name: "eks-fargate-profile".into(),
+                    namespace: None,
+                },
                 subnet_ids: None,
                 tags: None,
             },
         ]),
-        vpc_connection_secret_ref: Some(SecretReference { name: "shared-vpc-connection".into(), namespace: Some("network".into()) }),
+        vpc_connection_secret_ref: Some(SecretReference {
+            name: "shared-vpc-connection".into(),
+            namespace: Some("network".into()),
+        }),
     }
 }
 
@@ -679,11 +1067,20 @@ fn full_control_plane_status() -> CAPTControlPlaneStatus {
             ready: true,
             state: Some("Available".into()),
             last_applied_revision: Some("2025-03-04T05:06:07Z".into()),
-            outputs: Some(strings(&[("cluster_name", "round-trip"), ("cluster_endpoint", "https://4F1D2C3B.gr7.ap-northeast-1.eks.amazonaws.com")])),
+            outputs: Some(strings(&[
+                ("cluster_name", "round-trip"),
+                (
+                    "cluster_endpoint",
+                    "https://4F1D2C3B.gr7.ap-northeast-1.eks.amazonaws.com",
+                ),
+            ])),
             last_failed_revision: Some("2025-03-01T00:00:00Z".into()),
             last_failure_message: Some("apply failed: timeout".into()),
         }),
-        workspace_status: Some(WorkspaceStatus { ready: true, state: Some("Available".into()) }),
+        workspace_status: Some(WorkspaceStatus {
+            ready: true,
+            state: Some("Available".into()),
+        }),
         failure_reason: Some("FargateProfileFailed".into()),
         failure_message: Some("profile monitoring: AccessDenied".into()),
         phase: Some(ControlPlanePhase::Ready),
@@ -720,7 +1117,9 @@ fn full_control_plane_status() -> CAPTControlPlaneStatus {
                 workspace_template_apply_name: Some("round-trip-fargate-monitoring".into()),
                 phase: Some(FargateProfilePhase::Failed),
                 failure_reason: Some("ApplyFailed".into()),
-                failure_message: Some("AccessDenied: not authorized to perform eks:CreateFargateProfile".into()),
+                failure_message: Some(
+                    "AccessDenied: not authorized to perform eks:CreateFargateProfile".into(),
+                ),
             },
             FargateProfileStatus {
                 name: "Batch_Jobs".into(),
@@ -746,32 +1145,58 @@ async fn control_plane_round_trips_every_field() {
 
     // Every field of the sent spec is set (guards this test against new fields left out).
     let sent = serde_json::to_value(&spec).unwrap();
-    assert_eq!(sent.as_object().unwrap().len(), 9, "spec fields sent: {:?}", sent.as_object().unwrap().keys().collect::<Vec<_>>());
+    assert_eq!(
+        sent.as_object().unwrap().len(),
+        9,
+        "spec fields sent: {:?}",
+        sent.as_object().unwrap().keys().collect::<Vec<_>>()
+    );
 
     let mut object = CAPTControlPlane::new("round-trip", spec.clone());
     // The status subresource is enabled: a status sent with the object is dropped.
     object.status = Some(status.clone());
     let created = api.create(&PostParams::default(), &object).await.unwrap();
     assert_eq!(created.spec, spec);
-    assert_eq!(created.status, None, "the API server keeps status out of creates");
+    assert_eq!(
+        created.status, None,
+        "the API server keeps status out of creates"
+    );
     assert_eq!(created.metadata.generation, Some(1));
 
     let got = api.get("round-trip").await.unwrap();
     assert_eq!(got.spec, spec);
-    assert_eq!(serde_json::to_value(&got.spec).unwrap(), sent, "the stored JSON equals the sent JSON");
+    assert_eq!(
+        serde_json::to_value(&got.spec).unwrap(),
+        sent,
+        "the stored JSON equals the sent JSON"
+    );
 
-    let patched = api.patch_status("round-trip", &PatchParams::default(), &Patch::Merge(json!({ "status": status }))).await.unwrap();
+    let patched = api
+        .patch_status(
+            "round-trip",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await
+        .unwrap();
     assert_eq!(patched.status.as_ref(), Some(&status));
     let got = api.get_status("round-trip").await.unwrap();
     assert_eq!(got.status.as_ref(), Some(&status));
     assert_eq!(got.spec, spec, "a status write leaves the spec alone");
-    assert_eq!(got.metadata.generation, Some(1), "a status write does not bump the generation");
+    assert_eq!(
+        got.metadata.generation,
+        Some(1),
+        "a status write does not bump the generation"
+    );
 
     // A spec write through the main resource cannot change the status.
     let mut changed = got.clone();
     changed.spec.version = "1.32".into();
     changed.status = Some(CAPTControlPlaneStatus::default());
-    let replaced = api.replace("round-trip", &PostParams::default(), &changed).await.unwrap();
+    let replaced = api
+        .replace("round-trip", &PostParams::default(), &changed)
+        .await
+        .unwrap();
     assert_eq!(replaced.spec.version, "1.32");
     assert_eq!(replaced.status.as_ref(), Some(&status));
     assert_eq!(replaced.metadata.generation, Some(2));
@@ -807,8 +1232,14 @@ async fn workspace_template_apply_round_trips_every_field() {
     }))
     .unwrap();
     let spec = WorkspaceTemplateApplySpec {
-        template_ref: TemplateReference { name: "eks-fargate-profile".into(), namespace: Some("capt-templates".into()) },
-        write_connection_secret_to_ref: Some(XpSecretReference { name: "round-trip-fargate-monitoring".into(), namespace: ns.name.clone() }),
+        template_ref: TemplateReference {
+            name: "eks-fargate-profile".into(),
+            namespace: Some("capt-templates".into()),
+        },
+        write_connection_secret_to_ref: Some(XpSecretReference {
+            name: "round-trip-fargate-monitoring".into(),
+            namespace: ns.name.clone(),
+        }),
         variables: Some(strings(&[
             ("vpc_connection_secret_name", "round-trip-vpc-connection"),
             ("vpc_connection_secret_namespace", ns.name.as_str()),
@@ -817,29 +1248,60 @@ async fn workspace_template_apply_round_trips_every_field() {
         ])),
         terraform_variables: Some(terraform_variables),
         wait_for_secrets: Some(vec![
-            SecretRequirement { name: "round-trip-vpc-connection".into(), namespace: ns.name.clone(), keys: Some(vec!["vpc_config".into(), "vpc_id".into()]) },
-            SecretRequirement { name: "round-trip-eks-connection".into(), namespace: "elsewhere".into(), keys: None },
+            SecretRequirement {
+                name: "round-trip-vpc-connection".into(),
+                namespace: ns.name.clone(),
+                keys: Some(vec!["vpc_config".into(), "vpc_id".into()]),
+            },
+            SecretRequirement {
+                name: "round-trip-eks-connection".into(),
+                namespace: "elsewhere".into(),
+                keys: None,
+            },
         ]),
         wait_for_workspaces: Some(vec![
-            WorkspaceReference { name: "round-trip-eks".into(), namespace: Some("ignored".into()) },
-            WorkspaceReference { name: "round-trip-vpc".into(), namespace: None },
+            WorkspaceReference {
+                name: "round-trip-eks".into(),
+                namespace: Some("ignored".into()),
+            },
+            WorkspaceReference {
+                name: "round-trip-vpc".into(),
+                namespace: None,
+            },
         ]),
         retain_workspace_on_delete: Some(true),
     };
     let sent = serde_json::to_value(&spec).unwrap();
-    assert_eq!(sent.as_object().unwrap().len(), 7, "spec fields sent: {:?}", sent.as_object().unwrap().keys().collect::<Vec<_>>());
+    assert_eq!(
+        sent.as_object().unwrap().len(),
+        7,
+        "spec fields sent: {:?}",
+        sent.as_object().unwrap().keys().collect::<Vec<_>>()
+    );
 
-    let created = api.create(&PostParams::default(), &WorkspaceTemplateApply::new("round-trip", spec.clone())).await.unwrap();
+    let created = api
+        .create(
+            &PostParams::default(),
+            &WorkspaceTemplateApply::new("round-trip", spec.clone()),
+        )
+        .await
+        .unwrap();
     assert_eq!(created.spec, spec);
     let got = api.get("round-trip").await.unwrap();
     assert_eq!(got.spec, spec);
-    assert_eq!(serde_json::to_value(&got.spec).unwrap(), sent, "the stored JSON equals the sent JSON");
+    assert_eq!(
+        serde_json::to_value(&got.spec).unwrap(),
+        sent,
+        "the stored JSON equals the sent JSON"
+    );
 
     let status = WorkspaceTemplateApplyStatus {
         workspace_name: Some("round-trip-fargate-monitoring".into()),
         applied: true,
         last_applied_time: Some(time("2025-03-04T05:06:07Z")),
-        last_applied_hash: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
+        last_applied_hash: Some(
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        ),
         conditions: vec![
             XpCondition {
                 type_: "Synced".into(),
@@ -860,7 +1322,14 @@ async fn workspace_template_apply_round_trips_every_field() {
         ],
         observed_generation: Some(1),
     };
-    let patched = api.patch_status("round-trip", &PatchParams::default(), &Patch::Merge(json!({ "status": status }))).await.unwrap();
+    let patched = api
+        .patch_status(
+            "round-trip",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await
+        .unwrap();
     assert_eq!(patched.status.as_ref(), Some(&status));
     let got = api.get_status("round-trip").await.unwrap();
     assert_eq!(got.status.as_ref(), Some(&status));

@@ -84,12 +84,20 @@ impl Env {
     /// The additional profiles of the spec as JSON.
     async fn spec_profiles(&self) -> Vec<Value> {
         let cp = self.cps().get(CP).await.unwrap();
-        cp.spec.additional_fargate_profiles.unwrap_or_default().iter().map(|p| serde_json::to_value(p).unwrap()).collect()
+        cp.spec
+            .additional_fargate_profiles
+            .unwrap_or_default()
+            .iter()
+            .map(|p| serde_json::to_value(p).unwrap())
+            .collect()
     }
 
     async fn set_profiles(&self, list: Vec<Value>) {
         let patch = json!({ "spec": { "additionalFargateProfiles": list } });
-        self.cps().patch(CP, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+        self.cps()
+            .patch(CP, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
     }
 
     async fn add_profile(&self, name: &str) {
@@ -101,7 +109,10 @@ impl Env {
     /// The status entry of one profile.
     async fn profile_status(&self, name: &str) -> Option<capt_fargate::api::FargateProfileStatus> {
         let cp = self.cps().get(CP).await.ok()?;
-        cp.status?.fargate_profiles.into_iter().find(|p| p.name == name)
+        cp.status?
+            .fargate_profiles
+            .into_iter()
+            .find(|p| p.name == name)
     }
 
     /// Exactly one apply per expected profile (and no other), and exactly one Workspace per
@@ -110,15 +121,29 @@ impl Env {
         let applies = self.profile_applies().await;
         let mut names_seen: Vec<String> = applies.iter().map(|a| a.name_any()).collect();
         names_seen.sort();
-        let mut expected: Vec<String> = profiles.iter().map(|p| names::profile_apply_name(CP, p)).collect();
+        let mut expected: Vec<String> = profiles
+            .iter()
+            .map(|p| names::profile_apply_name(CP, p))
+            .collect();
         expected.sort();
         assert_eq!(names_seen, expected, "profile applies");
         for a in &applies {
-            let profile = a.annotations().get(names::ANNOTATION_PROFILE_NAME).cloned().unwrap_or_default();
-            let same: Vec<_> = applies.iter().filter(|b| b.annotations().get(names::ANNOTATION_PROFILE_NAME) == Some(&profile)).collect();
+            let profile = a
+                .annotations()
+                .get(names::ANNOTATION_PROFILE_NAME)
+                .cloned()
+                .unwrap_or_default();
+            let same: Vec<_> = applies
+                .iter()
+                .filter(|b| b.annotations().get(names::ANNOTATION_PROFILE_NAME) == Some(&profile))
+                .collect();
             assert_eq!(same.len(), 1, "more than one apply for profile {profile}");
         }
-        let eks = self.applies().get(&names::eks_apply_name(CP)).await.expect("EKS apply");
+        let eks = self
+            .applies()
+            .get(&names::eks_apply_name(CP))
+            .await
+            .expect("EKS apply");
         let workspaces = self.workspaces().await;
         assert_eq!(
             workspaces.len(),
@@ -128,9 +153,22 @@ impl Env {
         );
         for apply in applies.iter().chain([&eks]) {
             let key = format!("{}/{}", self.ns.name, apply.name_any());
-            let mine: Vec<&Workspace> = workspaces.iter().filter(|w| w.annotations().get(names::ANNOTATION_APPLY) == Some(&key)).collect();
-            assert_eq!(mine.len(), 1, "Workspaces of {key}: {:?}", mine.iter().map(|w| w.name_any()).collect::<Vec<_>>());
-            assert_eq!(mine[0].labels().get(names::LABEL_APPLY_UID), apply.uid().as_ref(), "Workspace {} owner uid", mine[0].name_any());
+            let mine: Vec<&Workspace> = workspaces
+                .iter()
+                .filter(|w| w.annotations().get(names::ANNOTATION_APPLY) == Some(&key))
+                .collect();
+            assert_eq!(
+                mine.len(),
+                1,
+                "Workspaces of {key}: {:?}",
+                mine.iter().map(|w| w.name_any()).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                mine[0].labels().get(names::LABEL_APPLY_UID),
+                apply.uid().as_ref(),
+                "Workspace {} owner uid",
+                mine[0].name_any()
+            );
         }
     }
 
@@ -139,22 +177,45 @@ impl Env {
         eventually("control plane gone", WAIT, || async {
             match self.cps().get_opt(CP).await.map_err(|e| e.to_string())? {
                 None => Ok(()),
-                Some(cp) => Err(format!("finalizers {:?}, status {:?}", cp.finalizers(), cp.status.as_ref().map(|s| &s.fargate_profiles))),
+                Some(cp) => Err(format!(
+                    "finalizers {:?}, status {:?}",
+                    cp.finalizers(),
+                    cp.status.as_ref().map(|s| &s.fargate_profiles)
+                )),
             }
         })
         .await;
-        let left = self.applies().list(&ListParams::default()).await.unwrap().items;
-        assert!(left.is_empty(), "WorkspaceTemplateApplies left: {:?}", left.iter().map(|a| a.name_any()).collect::<Vec<_>>());
+        let left = self
+            .applies()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        assert!(
+            left.is_empty(),
+            "WorkspaceTemplateApplies left: {:?}",
+            left.iter().map(|a| a.name_any()).collect::<Vec<_>>()
+        );
         let left = self.workspaces().await;
-        assert!(left.is_empty(), "Workspaces left: {:?}", left.iter().map(|w| w.name_any()).collect::<Vec<_>>());
+        assert!(
+            left.is_empty(),
+            "Workspaces left: {:?}",
+            left.iter().map(|w| w.name_any()).collect::<Vec<_>>()
+        );
     }
 
     /// AWS never saw two Fargate profile operations at once on the cluster.
     fn assert_no_concurrent_operations(&self) {
         let rejections = self.provider.rejections();
-        assert!(rejections.is_empty(), "AWS would have refused (concurrent Fargate operations): {rejections:?}");
+        assert!(
+            rejections.is_empty(),
+            "AWS would have refused (concurrent Fargate operations): {rejections:?}"
+        );
         let max = self.provider.observations.lock().unwrap().max_concurrent;
-        assert!(max <= 1, "{max} Fargate profile operations at once on one cluster");
+        assert!(
+            max <= 1,
+            "{max} Fargate profile operations at once on one cluster"
+        );
     }
 
     fn workspace_of(&self, apply: &str) -> String {
@@ -162,9 +223,15 @@ impl Env {
     }
 }
 
-
-fn condition_of<'a>(cp: &'a CAPTControlPlane, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    cp.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+fn condition_of<'a>(
+    cp: &'a CAPTControlPlane,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    cp.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -176,9 +243,15 @@ struct Rng(u64);
 
 impl Rng {
     fn from_env_or_clock() -> Rng {
-        let seed = std::env::var("FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-        });
+        let seed = std::env::var("FAULTS_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
         println!("fault seed {seed} (replay with FAULTS_SEED={seed})");
         Rng(seed.max(1))
     }
@@ -203,7 +276,11 @@ impl Rng {
 // ---------------------------------------------------------------------------------------------
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One replica of the operator: the real binary, namespace-scoped, restartable. Killed (SIGKILL)
@@ -242,7 +319,11 @@ impl Replica {
         assert!(self.child.is_none(), "{} already running", self.identity);
         self.metrics_port = free_port();
         let health_port = free_port();
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let err = out.try_clone().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_capt-fargate"))
             .arg("run")
@@ -253,7 +334,10 @@ impl Replica {
             .args(["--lease-namespace", &self.namespace, "--lease-name", LEASE])
             .args(["--lease-duration-seconds", &LEASE_SECONDS.to_string()])
             .args(["--identity", &self.identity])
-            .args(["--metrics-addr", &format!("127.0.0.1:{}", self.metrics_port)])
+            .args([
+                "--metrics-addr",
+                &format!("127.0.0.1:{}", self.metrics_port),
+            ])
             .args(["--health-addr", &format!("127.0.0.1:{health_port}")])
             .args(["--log-format", "text", "--log-level", "info"])
             .stdin(Stdio::null())
@@ -262,8 +346,18 @@ impl Replica {
             .spawn()
             .expect("starting the capt-fargate binary");
         self.starts += 1;
-        self.mark(&format!("started pid {} (start #{})", child.id(), self.starts));
-        println!("started {} (pid {}, start #{}), log {}", self.identity, child.id(), self.starts, self.log.display());
+        self.mark(&format!(
+            "started pid {} (start #{})",
+            child.id(),
+            self.starts
+        ));
+        println!(
+            "started {} (pid {}, start #{}), log {}",
+            self.identity,
+            child.id(),
+            self.starts,
+            self.log.display()
+        );
         self.child = Some(child);
     }
 
@@ -281,7 +375,11 @@ impl Replica {
     /// A line in its log, to line up the test's actions with what the process logged.
     fn mark(&self, what: &str) {
         use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&self.log) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+        {
             let now = k8s_openapi::jiff::Timestamp::now();
             let _ = writeln!(f, "==== {now} faults test: {} {what} ====", self.identity);
         }
@@ -289,11 +387,25 @@ impl Replica {
 
     /// Panics (with its log) if the process exited on its own.
     fn assert_running(&mut self) {
-        let child = self.child.as_mut().unwrap_or_else(|| panic!("{} is not started", self.identity));
+        let child = self
+            .child
+            .as_mut()
+            .unwrap_or_else(|| panic!("{} is not started", self.identity));
         if let Some(status) = child.try_wait().unwrap() {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
-            panic!("{} exited on its own with {status}; log tail:\n{}", self.identity, tail.join("\n"));
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            panic!(
+                "{} exited on its own with {status}; log tail:\n{}",
+                self.identity,
+                tail.join("\n")
+            );
         }
     }
 
@@ -302,8 +414,16 @@ impl Replica {
     async fn reconciles(&self) -> Result<Option<u64>, String> {
         let body = http_get(self.metrics_port, "/metrics").await?;
         let mut found = None;
-        for line in body.lines().filter(|l| l.starts_with("capt_fargate_reconciles_total")) {
-            let value: f64 = line.rsplit(' ').next().unwrap_or("").parse().map_err(|e| format!("{line}: {e}"))?;
+        for line in body
+            .lines()
+            .filter(|l| l.starts_with("capt_fargate_reconciles_total"))
+        {
+            let value: f64 = line
+                .rsplit(' ')
+                .next()
+                .unwrap_or("")
+                .parse()
+                .map_err(|e| format!("{line}: {e}"))?;
             *found.get_or_insert(0) += value as u64;
         }
         Ok(found)
@@ -322,12 +442,20 @@ async fn http_get(port: u16, path: &str) -> Result<String, String> {
     let path = path.to_string();
     let fetch = move || -> Result<String, String> {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| e.to_string())?;
         let mut response = Vec::new();
-        stream.read_to_end(&mut response).map_err(|e| e.to_string())?;
+        stream
+            .read_to_end(&mut response)
+            .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&response).to_string();
         let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header")?;
         if !head.starts_with("HTTP/1.1 200") {
@@ -335,12 +463,20 @@ async fn http_get(port: u16, path: &str) -> Result<String, String> {
         }
         Ok(body.to_string())
     };
-    tokio::task::spawn_blocking(fetch).await.map_err(|e| e.to_string())?
+    tokio::task::spawn_blocking(fetch)
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 /// Kills the replica after a random delay, keeps it down for a random moment and starts it
 /// again. Returns whether work was in flight when it was killed.
-async fn kill_at_random(env: &Env, replica: &mut Replica, rng: &mut Rng, kills: &mut u32, phase: &str) -> bool {
+async fn kill_at_random(
+    env: &Env,
+    replica: &mut Replica,
+    rng: &mut Rng,
+    kills: &mut u32,
+    phase: &str,
+) -> bool {
     let after = rng.millis(50, 1200);
     tokio::time::sleep(after).await;
     let in_flight = match env.cps().get_opt(CP).await {
@@ -375,18 +511,32 @@ async fn assert_quiet(env: &Env, operator: &Operator, what: &str) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let snapshot = || async {
         let cp = env.cps().get(CP).await.unwrap();
-        let applies: BTreeMap<String, String> =
-            env.applies().list(&ListParams::default()).await.unwrap().items.iter().map(|a| (a.name_any(), a.resource_version().unwrap_or_default())).collect();
+        let applies: BTreeMap<String, String> = env
+            .applies()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|a| (a.name_any(), a.resource_version().unwrap_or_default()))
+            .collect();
         (cp, applies)
     };
-    let counts = || (operator.metrics.reconcile_count("controlplane"), operator.metrics.reconcile_count("workspacetemplateapply"));
+    let counts = || {
+        (
+            operator.metrics.reconcile_count("controlplane"),
+            operator.metrics.reconcile_count("workspacetemplateapply"),
+        )
+    };
     let (cp0, applies0) = snapshot().await;
     let c0 = counts();
     tokio::time::sleep(QUIET_WINDOW).await;
     let (cp1, applies1) = snapshot().await;
     let c1 = counts();
     let (dcp, dwta) = (c1.0 - c0.0, c1.1 - c0.1);
-    println!("quiet window ({what}): {dcp} controlplane and {dwta} workspacetemplateapply reconciles in {QUIET_WINDOW:?}");
+    println!(
+        "quiet window ({what}): {dcp} controlplane and {dwta} workspacetemplateapply reconciles in {QUIET_WINDOW:?}"
+    );
     assert!(
         dcp <= QUIET_MAX_RECONCILES && dwta <= QUIET_MAX_RECONCILES,
         "hot loop while {what}: {dcp} controlplane / {dwta} workspacetemplateapply reconciles in a quiet {QUIET_WINDOW:?}"
@@ -398,7 +548,10 @@ async fn assert_quiet(env: &Env, operator: &Operator, what: &str) {
         cp0.status,
         cp1.status
     );
-    assert_eq!(applies0, applies1, "WorkspaceTemplateApplies kept changing while {what}");
+    assert_eq!(
+        applies0, applies1,
+        "WorkspaceTemplateApplies kept changing while {what}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -419,43 +572,77 @@ async fn controller_killed_at_random_points_converges_without_duplicates() {
 
     // Creation of the cluster and the two sample profiles, killed twice.
     env.create_vpc_secret().await;
-    in_flight += kill_at_random(&env, &mut op, &mut rng, &mut kills, "initial convergence").await as u32;
-    in_flight += kill_at_random(&env, &mut op, &mut rng, &mut kills, "initial convergence").await as u32;
+    in_flight +=
+        kill_at_random(&env, &mut op, &mut rng, &mut kills, "initial convergence").await as u32;
+    in_flight +=
+        kill_at_random(&env, &mut op, &mut rng, &mut kills, "initial convergence").await as u32;
     env.all_ready(4).await;
     op.assert_running();
-    env.assert_no_duplicates(&["monitoring", "batch-jobs"]).await;
+    env.assert_no_duplicates(&["monitoring", "batch-jobs"])
+        .await;
 
     // A profile is added.
     env.add_profile("analytics").await;
-    in_flight += kill_at_random(&env, &mut op, &mut rng, &mut kills, "adding a profile").await as u32;
+    in_flight +=
+        kill_at_random(&env, &mut op, &mut rng, &mut kills, "adding a profile").await as u32;
     env.all_ready(5).await;
     op.assert_running();
-    env.assert_no_duplicates(&["monitoring", "batch-jobs", "analytics"]).await;
+    env.assert_no_duplicates(&["monitoring", "batch-jobs", "analytics"])
+        .await;
 
     // A profile's selectors change: it is deleted and created again.
-    let old = env.applies().get("demo-cluster-fargate-monitoring").await.unwrap();
+    let old = env
+        .applies()
+        .get("demo-cluster-fargate-monitoring")
+        .await
+        .unwrap();
     let mut list = env.spec_profiles().await;
     list[0]["selectors"][0]["namespace"] = json!("metrics");
     env.set_profiles(list).await;
-    in_flight += kill_at_random(&env, &mut op, &mut rng, &mut kills, "replacing a profile").await as u32;
+    in_flight +=
+        kill_at_random(&env, &mut op, &mut rng, &mut kills, "replacing a profile").await as u32;
     if rng.next() % 2 == 0 {
-        in_flight += kill_at_random(&env, &mut op, &mut rng, &mut kills, "replacing a profile").await as u32;
+        in_flight +=
+            kill_at_random(&env, &mut op, &mut rng, &mut kills, "replacing a profile").await as u32;
     }
     eventually("monitoring replaced", WAIT, || async {
-        let a = env.applies().get_opt("demo-cluster-fargate-monitoring").await.map_err(|e| e.to_string())?.ok_or("gone")?;
-        if a.uid() != old.uid() { Ok(()) } else { Err("still the old apply".into()) }
+        let a = env
+            .applies()
+            .get_opt("demo-cluster-fargate-monitoring")
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("gone")?;
+        if a.uid() != old.uid() {
+            Ok(())
+        } else {
+            Err("still the old apply".into())
+        }
     })
     .await;
     env.all_ready(5).await;
     op.assert_running();
-    env.assert_no_duplicates(&["monitoring", "batch-jobs", "analytics"]).await;
+    env.assert_no_duplicates(&["monitoring", "batch-jobs", "analytics"])
+        .await;
     let ws = env.workspaces().await;
-    let ws = ws.iter().find(|w| w.name_any() == env.workspace_of("demo-cluster-fargate-monitoring")).expect("monitoring Workspace");
-    assert_eq!(ws.spec.for_provider.varmap.as_ref().unwrap()["selectors"][0]["namespace"], json!("metrics"));
+    let ws = ws
+        .iter()
+        .find(|w| w.name_any() == env.workspace_of("demo-cluster-fargate-monitoring"))
+        .expect("monitoring Workspace");
+    assert_eq!(
+        ws.spec.for_provider.varmap.as_ref().unwrap()["selectors"][0]["namespace"],
+        json!("metrics")
+    );
 
     // The control plane is deleted.
     env.cps().delete(CP, &Default::default()).await.unwrap();
-    in_flight += kill_at_random(&env, &mut op, &mut rng, &mut kills, "deleting the control plane").await as u32;
+    in_flight += kill_at_random(
+        &env,
+        &mut op,
+        &mut rng,
+        &mut kills,
+        "deleting the control plane",
+    )
+    .await as u32;
     env.assert_deleted_completely().await;
     op.assert_running();
 
@@ -477,9 +664,20 @@ async fn controller_killed_at_random_points_converges_without_duplicates() {
     let destroyed: BTreeMap<String, u32> = obs.destroys.clone();
     let expected_destroys: BTreeMap<String, u32> = expected.clone();
     assert_eq!(destroyed, expected_destroys, "destroys per Workspace");
-    assert!(obs.destroy_order.last().unwrap().starts_with("demo-cluster-eks-controlplane"), "cluster destroyed last: {:?}", obs.destroy_order);
+    assert!(
+        obs.destroy_order
+            .last()
+            .unwrap()
+            .starts_with("demo-cluster-eks-controlplane"),
+        "cluster destroyed last: {:?}",
+        obs.destroy_order
+    );
     drop(obs);
-    println!("{kills} kills ({in_flight} with work in flight), {} starts, {:?} in all", op.starts, started.elapsed());
+    println!(
+        "{kills} kills ({in_flight} with work in flight), {} starts, {:?} in all",
+        op.starts,
+        started.elapsed()
+    );
     drop(op);
     env.stop().await;
 }
@@ -490,10 +688,17 @@ async fn controller_killed_at_random_points_converges_without_duplicates() {
 
 async fn restart_apiserver() {
     let script = support::repo_root().join("tests/cluster/restart-apiserver");
-    let out = tokio::task::spawn_blocking(move || Command::new(&script).output()).await.unwrap().expect("running tests/cluster/restart-apiserver");
+    let out = tokio::task::spawn_blocking(move || Command::new(&script).output())
+        .await
+        .unwrap()
+        .expect("running tests/cluster/restart-apiserver");
     let stderr = String::from_utf8_lossy(&out.stderr);
     print!("{stderr}");
-    assert!(out.status.success(), "restart-apiserver failed with {}:\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "restart-apiserver failed with {}:\n{stderr}",
+        out.status
+    );
 }
 
 #[tokio::test]
@@ -503,10 +708,14 @@ async fn api_server_restart_is_survived_without_restarting_the_controller() {
     let env = Env::start("faults-apiserver").await;
     // The operator's and kube-runtime's logs of this test (the runtime is single-threaded, so
     // a thread-local subscriber sees every task of the test and nothing of other tests).
-    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faults").join(format!("{}-operator.log", env.ns.name));
+    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("faults")
+        .join(format!("{}-operator.log", env.ns.name));
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
     let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info,kube_runtime=debug,kube_client=debug"))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "info,kube_runtime=debug,kube_client=debug",
+        ))
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(std::fs::File::create(&log).unwrap()))
         .finish();
@@ -523,9 +732,13 @@ async fn api_server_restart_is_survived_without_restarting_the_controller() {
     // The same operator (its watches broke and came back) picks up a change made afterwards.
     env.add_profile("after-restart").await;
     env.all_ready_within(5, Duration::from_secs(180)).await;
-    println!("converged {:?} after the API server was ready again", restarted.elapsed());
+    println!(
+        "converged {:?} after the API server was ready again",
+        restarted.elapsed()
+    );
     assert!(operator.metrics.reconcile_count("controlplane") > before);
-    env.assert_no_duplicates(&["monitoring", "batch-jobs", "after-restart"]).await;
+    env.assert_no_duplicates(&["monitoring", "batch-jobs", "after-restart"])
+        .await;
     env.assert_no_concurrent_operations();
     assert_quiet(&env, &operator, "converged after the API server restart").await;
 
@@ -541,8 +754,16 @@ async fn api_server_restart_is_survived_without_restarting_the_controller() {
 // ---------------------------------------------------------------------------------------------
 
 async fn lease_holder(client: &Client, ns: &str) -> Result<String, String> {
-    let lease = Api::<Lease>::namespaced(client.clone(), ns).get_opt(LEASE).await.map_err(|e| e.to_string())?.ok_or("no Lease yet")?;
-    lease.spec.and_then(|s| s.holder_identity).filter(|h| !h.is_empty()).ok_or_else(|| "Lease has no holder".to_string())
+    let lease = Api::<Lease>::namespaced(client.clone(), ns)
+        .get_opt(LEASE)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no Lease yet")?;
+    lease
+        .spec
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| "Lease has no holder".to_string())
 }
 
 #[tokio::test]
@@ -556,8 +777,14 @@ async fn two_replicas_only_the_leader_writes_and_the_other_takes_over() {
         Replica::start(&kubeconfig, &env.ns.name, "replica-b", true),
     ];
 
-    let holder = eventually("a lease holder", WAIT, || lease_holder(&env.client, &env.ns.name)).await;
-    let leader = replicas.iter().position(|r| r.identity == holder).unwrap_or_else(|| panic!("unknown holder {holder}"));
+    let holder = eventually("a lease holder", WAIT, || {
+        lease_holder(&env.client, &env.ns.name)
+    })
+    .await;
+    let leader = replicas
+        .iter()
+        .position(|r| r.identity == holder)
+        .unwrap_or_else(|| panic!("unknown holder {holder}"));
     let follower = 1 - leader;
     println!("{holder} leads");
 
@@ -568,22 +795,37 @@ async fn two_replicas_only_the_leader_writes_and_the_other_takes_over() {
     for r in replicas.iter_mut() {
         r.assert_running();
     }
-    assert_eq!(lease_holder(&env.client, &env.ns.name).await.unwrap(), holder, "leadership changed without a failure");
+    assert_eq!(
+        lease_holder(&env.client, &env.ns.name).await.unwrap(),
+        holder,
+        "leadership changed without a failure"
+    );
     let leader_count = replicas[leader].reconciles().await.unwrap();
     let follower_count = replicas[follower].reconciles().await.unwrap();
     println!("reconciles: leader {leader_count:?}, follower {follower_count:?}");
-    assert!(leader_count.unwrap_or(0) > 0, "the leader did not reconcile");
-    assert_eq!(follower_count.unwrap_or(0), 0, "the follower reconciled while the other replica led");
+    assert!(
+        leader_count.unwrap_or(0) > 0,
+        "the leader did not reconcile"
+    );
+    assert_eq!(
+        follower_count.unwrap_or(0),
+        0,
+        "the follower reconciled while the other replica led"
+    );
 
     // The leader dies; the follower takes the lease once it expires.
     replicas[leader].kill();
     let killed = Instant::now();
-    let new_holder = eventually("the follower to take the lease", Duration::from_secs(30), || async {
-        match lease_holder(&env.client, &env.ns.name).await {
-            Ok(h) if h == replicas[follower].identity => Ok(h),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    let new_holder = eventually(
+        "the follower to take the lease",
+        Duration::from_secs(30),
+        || async {
+            match lease_holder(&env.client, &env.ns.name).await {
+                Ok(h) if h == replicas[follower].identity => Ok(h),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
     .await;
     let takeover = killed.elapsed();
     println!("{new_holder} took the lease {takeover:?} after {holder} was killed");
@@ -596,9 +838,21 @@ async fn two_replicas_only_the_leader_writes_and_the_other_takes_over() {
     env.all_ready(6).await;
     replicas[follower].assert_running();
     let new_count = replicas[follower].reconciles().await.unwrap();
-    assert!(new_count.unwrap_or(0) > 0, "the new leader did not reconcile");
-    assert_eq!(lease_holder(&env.client, &env.ns.name).await.unwrap(), replicas[follower].identity);
-    env.assert_no_duplicates(&["monitoring", "batch-jobs", "while-a-leads", "after-takeover"]).await;
+    assert!(
+        new_count.unwrap_or(0) > 0,
+        "the new leader did not reconcile"
+    );
+    assert_eq!(
+        lease_holder(&env.client, &env.ns.name).await.unwrap(),
+        replicas[follower].identity
+    );
+    env.assert_no_duplicates(&[
+        "monitoring",
+        "batch-jobs",
+        "while-a-leads",
+        "after-takeover",
+    ])
+    .await;
     env.assert_no_concurrent_operations();
 
     env.cps().delete(CP, &Default::default()).await.unwrap();
@@ -613,7 +867,12 @@ async fn two_replicas_only_the_leader_writes_and_the_other_takes_over() {
 // ---------------------------------------------------------------------------------------------
 
 /// Waits until the status entry of `name` satisfies `check`.
-async fn wait_profile(env: &Env, name: &str, what: &str, check: impl Fn(&capt_fargate::api::FargateProfileStatus) -> bool) -> capt_fargate::api::FargateProfileStatus {
+async fn wait_profile(
+    env: &Env,
+    name: &str,
+    what: &str,
+    check: impl Fn(&capt_fargate::api::FargateProfileStatus) -> bool,
+) -> capt_fargate::api::FargateProfileStatus {
     eventually(what, WAIT, || async {
         match env.profile_status(name).await {
             Some(p) if check(&p) => Ok(p),
@@ -626,12 +885,20 @@ async fn wait_profile(env: &Env, name: &str, what: &str, check: impl Fn(&capt_fa
 /// Updates the control plane's labels `count` times with optimistic concurrency (get, change,
 /// replace; a 409 is retried), as another controller or a user would, pausing `pause` between
 /// updates. Returns the number of conflicts seen; stops early when the object is gone.
-async fn hammer_labels(api: Api<CAPTControlPlane>, prefix: &'static str, count: u32, pause: Duration) -> u32 {
+async fn hammer_labels(
+    api: Api<CAPTControlPlane>,
+    prefix: &'static str,
+    count: u32,
+    pause: Duration,
+) -> u32 {
     let mut conflicts = 0;
     let mut done = 0;
     while done < count {
-        let Ok(Some(mut cp)) = api.get_opt(CP).await else { break };
-        cp.labels_mut().insert(format!("faults.capt-fargate.io/{prefix}"), done.to_string());
+        let Ok(Some(mut cp)) = api.get_opt(CP).await else {
+            break;
+        };
+        cp.labels_mut()
+            .insert(format!("faults.capt-fargate.io/{prefix}"), done.to_string());
         match api.replace(CP, &PostParams::default(), &cp).await {
             Ok(_) => {
                 done += 1;
@@ -659,8 +926,17 @@ async fn delete_and_stop(env: Env, operator: Operator, started: Instant) {
     env.cps().delete(CP, &Default::default()).await.unwrap();
     env.assert_deleted_completely().await;
     env.assert_no_concurrent_operations();
-    let errors: Vec<String> = operator.metrics.encode().lines().filter(|l| l.starts_with("capt_fargate_reconcile_errors_total")).map(str::to_string).collect();
-    println!("reconcile errors: {errors:?}; {:?} in all", started.elapsed());
+    let errors: Vec<String> = operator
+        .metrics
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with("capt_fargate_reconcile_errors_total"))
+        .map(str::to_string)
+        .collect();
+    println!(
+        "reconcile errors: {errors:?}; {:?} in all",
+        started.elapsed()
+    );
     operator.stop().await;
     env.stop().await;
 }
@@ -676,41 +952,98 @@ async fn bad_dependencies_end_in_a_clear_condition_without_hot_loops() {
 
     // Deleted.
     let saved = env.secrets().get(&eks_secret).await.unwrap();
-    env.secrets().delete(&eks_secret, &Default::default()).await.unwrap();
+    env.secrets()
+        .delete(&eks_secret, &Default::default())
+        .await
+        .unwrap();
     env.add_profile("no-secret").await;
-    let p = wait_profile(&env, "no-secret", "no-secret waiting for the cluster", |p| p.failure_reason.as_deref() == Some("WaitingForCluster")).await;
+    let p = wait_profile(
+        &env,
+        "no-secret",
+        "no-secret waiting for the cluster",
+        |p| p.failure_reason.as_deref() == Some("WaitingForCluster"),
+    )
+    .await;
     assert_eq!(p.phase, Some(FargateProfilePhase::Pending));
     let message = p.failure_message.clone().unwrap_or_default();
-    assert!(message.contains(&eks_secret) && message.contains("does not exist"), "{message}");
-    assert!(env.applies().get_opt(&names::profile_apply_name(CP, "no-secret")).await.unwrap().is_none(), "created without the secret");
+    assert!(
+        message.contains(&eks_secret) && message.contains("does not exist"),
+        "{message}"
+    );
+    assert!(
+        env.applies()
+            .get_opt(&names::profile_apply_name(CP, "no-secret"))
+            .await
+            .unwrap()
+            .is_none(),
+        "created without the secret"
+    );
     assert_quiet(&env, &operator, "waiting for a deleted secret").await;
     let restored = Secret {
-        metadata: kube::api::ObjectMeta { name: Some(eks_secret.clone()), ..Default::default() },
+        metadata: kube::api::ObjectMeta {
+            name: Some(eks_secret.clone()),
+            ..Default::default()
+        },
         type_: saved.type_.clone(),
         data: saved.data.clone(),
         ..Default::default()
     };
-    env.secrets().create(&PostParams::default(), &restored).await.unwrap();
+    env.secrets()
+        .create(&PostParams::default(), &restored)
+        .await
+        .unwrap();
     env.all_ready(5).await;
     assert_quiet(&env, &operator, "converged after the secret came back").await;
 
     // Rotated without cluster_endpoint.
     let mut secret = env.secrets().get(&eks_secret).await.unwrap();
-    let endpoint = secret.data.as_mut().unwrap().remove("cluster_endpoint").expect("cluster_endpoint key");
-    env.secrets().replace(&eks_secret, &PostParams::default(), &secret).await.unwrap();
+    let endpoint = secret
+        .data
+        .as_mut()
+        .unwrap()
+        .remove("cluster_endpoint")
+        .expect("cluster_endpoint key");
+    env.secrets()
+        .replace(&eks_secret, &PostParams::default(), &secret)
+        .await
+        .unwrap();
     env.add_profile("no-endpoint").await;
-    let p = wait_profile(&env, "no-endpoint", "no-endpoint waiting for the cluster", |p| p.failure_reason.as_deref() == Some("WaitingForCluster")).await;
+    let p = wait_profile(
+        &env,
+        "no-endpoint",
+        "no-endpoint waiting for the cluster",
+        |p| p.failure_reason.as_deref() == Some("WaitingForCluster"),
+    )
+    .await;
     assert_eq!(p.phase, Some(FargateProfilePhase::Pending));
     let message = p.failure_message.clone().unwrap_or_default();
-    assert!(message.contains(&eks_secret) && message.contains("cluster_endpoint"), "{message}");
-    assert!(env.applies().get_opt(&names::profile_apply_name(CP, "no-endpoint")).await.unwrap().is_none(), "created without the key");
+    assert!(
+        message.contains(&eks_secret) && message.contains("cluster_endpoint"),
+        "{message}"
+    );
+    assert!(
+        env.applies()
+            .get_opt(&names::profile_apply_name(CP, "no-endpoint"))
+            .await
+            .unwrap()
+            .is_none(),
+        "created without the key"
+    );
     assert_quiet(&env, &operator, "waiting for a missing key").await;
     let mut secret = env.secrets().get(&eks_secret).await.unwrap();
-    secret.data.as_mut().unwrap().insert("cluster_endpoint".into(), endpoint);
-    env.secrets().replace(&eks_secret, &PostParams::default(), &secret).await.unwrap();
+    secret
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("cluster_endpoint".into(), endpoint);
+    env.secrets()
+        .replace(&eks_secret, &PostParams::default(), &secret)
+        .await
+        .unwrap();
     env.all_ready(6).await;
     assert_quiet(&env, &operator, "converged after the key came back").await;
-    env.assert_no_duplicates(&["monitoring", "batch-jobs", "no-secret", "no-endpoint"]).await;
+    env.assert_no_duplicates(&["monitoring", "batch-jobs", "no-secret", "no-endpoint"])
+        .await;
     delete_and_stop(env, operator, started).await;
 }
 
@@ -724,9 +1057,16 @@ async fn bad_dependencies_missing_template_fails_the_new_profile_and_recovers() 
     let (env, operator) = converged("faults-template").await;
 
     let templates: Api<WorkspaceTemplate> = Api::namespaced(env.client.clone(), &env.ns.name);
-    templates.delete("eks-fargate-profile", &Default::default()).await.unwrap();
+    templates
+        .delete("eks-fargate-profile", &Default::default())
+        .await
+        .unwrap();
     eventually("template gone", WAIT, || async {
-        match templates.get_opt("eks-fargate-profile").await.map_err(|e| e.to_string())? {
+        match templates
+            .get_opt("eks-fargate-profile")
+            .await
+            .map_err(|e| e.to_string())?
+        {
             None => Ok(()),
             Some(_) => Err("still there".into()),
         }
@@ -735,7 +1075,8 @@ async fn bad_dependencies_missing_template_fails_the_new_profile_and_recovers() 
     env.add_profile("no-template").await;
     // Either its apply is created and fails, or it is held back behind another profile.
     let p = wait_profile(&env, "no-template", "no-template Failed or blocked", |p| {
-        p.phase == Some(FargateProfilePhase::Failed) || p.failure_reason.as_deref() == Some("BlockedByFailedProfile")
+        p.phase == Some(FargateProfilePhase::Failed)
+            || p.failure_reason.as_deref() == Some("BlockedByFailedProfile")
     })
     .await;
     let cp = env.cps().get(CP).await.unwrap();
@@ -752,25 +1093,61 @@ async fn bad_dependencies_missing_template_fails_the_new_profile_and_recovers() 
         "the new profile never got an apply: {p:?}; the profiles that already existed (their Workspaces applied and Ready) \
          were turned Failed by the missing template and block it: {others:?}"
     );
-    assert_eq!(p.failure_reason.as_deref(), Some("TemplateNotFound"), "{p:?}");
+    assert_eq!(
+        p.failure_reason.as_deref(),
+        Some("TemplateNotFound"),
+        "{p:?}"
+    );
     let apply_name = names::profile_apply_name(CP, "no-template");
     let apply = env.applies().get(&apply_name).await.unwrap();
-    let synced = apply.status.as_ref().and_then(|s| find(&s.conditions, SYNCED).cloned()).expect("Synced condition");
-    assert_eq!((synced.status.as_str(), synced.reason.as_str()), ("False", "TemplateNotFound"), "{synced:?}");
-    assert!(synced.message.as_deref().unwrap_or("").contains("eks-fargate-profile"), "{synced:?}");
+    let synced = apply
+        .status
+        .as_ref()
+        .and_then(|s| find(&s.conditions, SYNCED).cloned())
+        .expect("Synced condition");
+    assert_eq!(
+        (synced.status.as_str(), synced.reason.as_str()),
+        ("False", "TemplateNotFound"),
+        "{synced:?}"
+    );
+    assert!(
+        synced
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("eks-fargate-profile"),
+        "{synced:?}"
+    );
     let failed = condition_of(&cp, "FargateProfileFailed").expect("FargateProfileFailed condition");
-    assert_eq!((failed.status.as_str(), failed.reason.as_str()), ("True", "TemplateNotFound"), "{failed:?}");
+    assert_eq!(
+        (failed.status.as_str(), failed.reason.as_str()),
+        ("True", "TemplateNotFound"),
+        "{failed:?}"
+    );
     for name in ["monitoring", "batch-jobs"] {
         let s = env.profile_status(name).await.unwrap();
-        assert_eq!(s.phase, Some(FargateProfilePhase::Ready), "{name} exists and is unaffected by the missing template: {s:?}");
+        assert_eq!(
+            s.phase,
+            Some(FargateProfilePhase::Ready),
+            "{name} exists and is unaffected by the missing template: {s:?}"
+        );
     }
     assert_quiet(&env, &operator, "the template is missing").await;
 
-    support::apply_yaml(&env.client, &env.ns.name, &support::repo_root().join("config/workspacetemplates/fargate-profile.yaml")).await;
+    support::apply_yaml(
+        &env.client,
+        &env.ns.name,
+        &support::repo_root().join("config/workspacetemplates/fargate-profile.yaml"),
+    )
+    .await;
     let cp = env.all_ready(5).await;
-    assert_eq!(condition_of(&cp, "FargateProfileFailed").map(|c| c.status.as_str()), Some("False"));
+    assert_eq!(
+        condition_of(&cp, "FargateProfileFailed").map(|c| c.status.as_str()),
+        Some("False")
+    );
     assert_quiet(&env, &operator, "converged after the template came back").await;
-    env.assert_no_duplicates(&["monitoring", "batch-jobs", "no-template"]).await;
+    env.assert_no_duplicates(&["monitoring", "batch-jobs", "no-template"])
+        .await;
     delete_and_stop(env, operator, started).await;
 }
 
@@ -783,21 +1160,46 @@ async fn bad_dependencies_hand_edited_child_apply_is_restored() {
 
     let name = "demo-cluster-fargate-monitoring";
     let patch = json!({ "spec": { "variables": { "profile_name": "hijacked", "cluster_name": "elsewhere" } } });
-    env.applies().patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    env.applies()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
     eventually("edited apply restored", WAIT, || async {
         let a = env.applies().get(name).await.map_err(|e| e.to_string())?;
         let vars = a.spec.variables.unwrap_or_default();
-        let (p, c) = (vars.get("profile_name").cloned().unwrap_or_default(), vars.get("cluster_name").cloned().unwrap_or_default());
-        if p == "monitoring" && c == CP { Ok(()) } else { Err(format!("{p} {c}")) }
+        let (p, c) = (
+            vars.get("profile_name").cloned().unwrap_or_default(),
+            vars.get("cluster_name").cloned().unwrap_or_default(),
+        );
+        if p == "monitoring" && c == CP {
+            Ok(())
+        } else {
+            Err(format!("{p} {c}"))
+        }
     })
     .await;
     env.all_ready(4).await;
     assert_quiet(&env, &operator, "a hand edit was restored").await;
     let ws = env.workspaces().await;
-    let ws = ws.iter().find(|w| w.name_any() == env.workspace_of(name)).expect("monitoring Workspace");
-    assert_eq!(ws.spec.for_provider.varmap.as_ref().unwrap()["profile_name"], json!("monitoring"));
-    assert!(env.provider.observations.lock().unwrap().destroys.is_empty(), "a hand edit made a profile be destroyed");
-    env.assert_no_duplicates(&["monitoring", "batch-jobs"]).await;
+    let ws = ws
+        .iter()
+        .find(|w| w.name_any() == env.workspace_of(name))
+        .expect("monitoring Workspace");
+    assert_eq!(
+        ws.spec.for_provider.varmap.as_ref().unwrap()["profile_name"],
+        json!("monitoring")
+    );
+    assert!(
+        env.provider
+            .observations
+            .lock()
+            .unwrap()
+            .destroys
+            .is_empty(),
+        "a hand edit made a profile be destroyed"
+    );
+    env.assert_no_duplicates(&["monitoring", "batch-jobs"])
+        .await;
     delete_and_stop(env, operator, started).await;
 }
 
@@ -810,15 +1212,33 @@ async fn bad_dependencies_conflicting_updates_still_converge() {
     let started = Instant::now();
     let (env, operator) = converged("faults-conflict").await;
 
-    let hammer = tokio::spawn(hammer_labels(env.cps(), "during-change", 50, Duration::ZERO));
+    let hammer = tokio::spawn(hammer_labels(
+        env.cps(),
+        "during-change",
+        50,
+        Duration::ZERO,
+    ));
     env.add_profile("contended").await;
     let conflicts = hammer.await.unwrap();
     println!("{conflicts} conflicts while updating labels 50 times during a change");
     let cp = env.all_ready(5).await;
-    assert_eq!(cp.labels().get("faults.capt-fargate.io/during-change").map(String::as_str), Some("49"), "a label update was lost");
-    assert!(cp.finalizers().iter().any(|f| f == names::CONTROL_PLANE_FINALIZER), "finalizer lost: {:?}", cp.finalizers());
+    assert_eq!(
+        cp.labels()
+            .get("faults.capt-fargate.io/during-change")
+            .map(String::as_str),
+        Some("49"),
+        "a label update was lost"
+    );
+    assert!(
+        cp.finalizers()
+            .iter()
+            .any(|f| f == names::CONTROL_PLANE_FINALIZER),
+        "finalizer lost: {:?}",
+        cp.finalizers()
+    );
     assert_quiet(&env, &operator, "converged after concurrent updates").await;
-    env.assert_no_duplicates(&["monitoring", "batch-jobs", "contended"]).await;
+    env.assert_no_duplicates(&["monitoring", "batch-jobs", "contended"])
+        .await;
 
     // Spread over the teardown, so that the finalizer's removal meets a newer resourceVersion.
     env.cps().delete(CP, &Default::default()).await.unwrap();
@@ -826,8 +1246,17 @@ async fn bad_dependencies_conflicting_updates_still_converge() {
     println!("{conflicts} conflicts while updating labels during deletion");
     env.assert_deleted_completely().await;
     env.assert_no_concurrent_operations();
-    let errors: Vec<String> = operator.metrics.encode().lines().filter(|l| l.starts_with("capt_fargate_reconcile_errors_total")).map(str::to_string).collect();
-    println!("reconcile errors: {errors:?}; {:?} in all", started.elapsed());
+    let errors: Vec<String> = operator
+        .metrics
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with("capt_fargate_reconcile_errors_total"))
+        .map(str::to_string)
+        .collect();
+    println!(
+        "reconcile errors: {errors:?}; {:?} in all",
+        started.elapsed()
+    );
     operator.stop().await;
     env.stop().await;
 }

@@ -48,10 +48,16 @@ impl Env {
 }
 
 fn condition(cp: &CAPTControlPlane, type_: &str) -> (String, String, String) {
-    let c = cp.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == type_).unwrap_or_else(|| panic!("no {type_} condition"));
+    let c = cp
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition"));
     (c.status.clone(), c.reason.clone(), c.message.clone())
 }
-
 
 #[tokio::test]
 async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secrets() {
@@ -64,34 +70,84 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
         let api = env.applies();
         let eks_name = eks_name.clone();
         async move {
-            let a = api.get_opt(&eks_name).await.map_err(|e| e.to_string())?.ok_or("no EKS apply yet")?;
-            let ready = a.status.as_ref().and_then(|s| find(&s.conditions, "Ready").cloned()).ok_or("no status")?;
-            if ready.reason == "WaitingForSecrets" { Ok(a) } else { Err(format!("{ready:?}")) }
+            let a = api
+                .get_opt(&eks_name)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no EKS apply yet")?;
+            let ready = a
+                .status
+                .as_ref()
+                .and_then(|s| find(&s.conditions, "Ready").cloned())
+                .ok_or("no status")?;
+            if ready.reason == "WaitingForSecrets" {
+                Ok(a)
+            } else {
+                Err(format!("{ready:?}"))
+            }
         }
     })
     .await;
     let tv = eks.spec.terraform_variables.clone().unwrap();
-    assert_eq!(tv["fargate_profiles"]["kube-system"]["selectors"], json!([{ "namespace": "kube-system" }]));
-    assert_eq!(tv["fargate_profiles"]["karpenter"]["name"], json!("karpenter"));
+    assert_eq!(
+        tv["fargate_profiles"]["kube-system"]["selectors"],
+        json!([{ "namespace": "kube-system" }])
+    );
+    assert_eq!(
+        tv["fargate_profiles"]["karpenter"]["name"],
+        json!("karpenter")
+    );
     let ready = find(&eks.status.as_ref().unwrap().conditions, "Ready").unwrap();
-    assert!(ready.message.as_deref().unwrap().contains("demo-cluster-vpc-connection does not exist"), "{ready:?}");
+    assert!(
+        ready
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("demo-cluster-vpc-connection does not exist"),
+        "{ready:?}"
+    );
 
     // Every profile waits, saying why; nothing is created before the cluster.
     let cp = eventually("profiles pending on the cluster", WAIT, || {
         let api = cps.clone();
         async move {
             let cp = api.get(CP).await.map_err(|e| e.to_string())?;
-            let n = cp.status.as_ref().map(|s| s.fargate_profiles.len()).unwrap_or(0);
-            if n == 4 { Ok(cp) } else { Err(format!("{n} profile statuses")) }
+            let n = cp
+                .status
+                .as_ref()
+                .map(|s| s.fargate_profiles.len())
+                .unwrap_or(0);
+            if n == 4 {
+                Ok(cp)
+            } else {
+                Err(format!("{n} profile statuses"))
+            }
         }
     })
     .await;
     let status = cp.status.clone().unwrap();
-    assert_eq!(status.fargate_profiles.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["kube-system", "karpenter", "monitoring", "batch-jobs"]);
+    assert_eq!(
+        status
+            .fargate_profiles
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        ["kube-system", "karpenter", "monitoring", "batch-jobs"]
+    );
     let monitoring = &status.fargate_profiles[2];
     assert_eq!(monitoring.phase, Some(FargateProfilePhase::Pending));
-    assert_eq!(monitoring.failure_reason.as_deref(), Some("WaitingForCluster"));
-    assert!(monitoring.failure_message.as_deref().unwrap().contains(&eks_name), "{monitoring:?}");
+    assert_eq!(
+        monitoring.failure_reason.as_deref(),
+        Some("WaitingForCluster")
+    );
+    assert!(
+        monitoring
+            .failure_message
+            .as_deref()
+            .unwrap()
+            .contains(&eks_name),
+        "{monitoring:?}"
+    );
     assert_eq!(condition(&cp, "FargateProfileReady").0, "False");
     assert_eq!(condition(&cp, "FargateProfileCreating").0, "True");
     assert_eq!(condition(&cp, "FargateProfileFailed").0, "False");
@@ -105,67 +161,175 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
         let applies = env.profile_applies().await;
         let unready = applies
             .iter()
-            .filter(|a| capt_fargate::status::apply::child_state(a) != capt_fargate::status::apply::ChildState::Ready)
+            .filter(|a| {
+                capt_fargate::status::apply::child_state(a)
+                    != capt_fargate::status::apply::ChildState::Ready
+            })
             .count();
         seen_two_unready.fetch_or(unready > 1, std::sync::atomic::Ordering::Relaxed);
-        if applies.len() == 2 { Ok(()) } else { Err(format!("{} profile applies", applies.len())) }
+        if applies.len() == 2 {
+            Ok(())
+        } else {
+            Err(format!("{} profile applies", applies.len()))
+        }
     })
     .await;
-    assert!(!seen_two_unready.into_inner(), "two profiles were in progress at once");
+    assert!(
+        !seen_two_unready.into_inner(),
+        "two profiles were in progress at once"
+    );
     let cp = env.all_ready(4).await;
-    assert_eq!(cp.status.as_ref().unwrap().fargate_profiles_summary.as_deref(), Some("4/4"));
-    assert_eq!(condition(&cp, "FargateProfileReady"), ("True".into(), "AllProfilesReady".into(), "4 of 4 Fargate profiles are ready".into()));
+    assert_eq!(
+        cp.status
+            .as_ref()
+            .unwrap()
+            .fargate_profiles_summary
+            .as_deref(),
+        Some("4/4")
+    );
+    assert_eq!(
+        condition(&cp, "FargateProfileReady"),
+        (
+            "True".into(),
+            "AllProfilesReady".into(),
+            "4 of 4 Fargate profiles are ready".into()
+        )
+    );
     assert_eq!(condition(&cp, "FargateProfileCreating").0, "False");
     assert!(cp.status.as_ref().unwrap().ready);
     let eks_secret: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns.name);
-    let eks_secret = eks_secret.get(&names::eks_connection_secret(CP)).await.unwrap();
+    let eks_secret = eks_secret
+        .get(&names::eks_connection_secret(CP))
+        .await
+        .unwrap();
     assert!(eks_secret.data.unwrap().contains_key("cluster_endpoint"));
 
     // The profile applies and Workspaces are what the spec says.
     let applies = env.profile_applies().await;
-    let monitoring = applies.iter().find(|a| a.name_any() == "demo-cluster-fargate-monitoring").expect("monitoring apply");
+    let monitoring = applies
+        .iter()
+        .find(|a| a.name_any() == "demo-cluster-fargate-monitoring")
+        .expect("monitoring apply");
     assert_eq!(monitoring.owner_references()[0].kind, "CAPTControlPlane");
     let workspaces = env.workspaces().await;
     assert_eq!(workspaces.len(), 3, "EKS + 2 profiles");
-    let ws = workspaces.iter().find(|w| w.annotations()[names::ANNOTATION_APPLY].ends_with("/demo-cluster-fargate-monitoring")).unwrap();
+    let ws = workspaces
+        .iter()
+        .find(|w| {
+            w.annotations()[names::ANNOTATION_APPLY].ends_with("/demo-cluster-fargate-monitoring")
+        })
+        .unwrap();
     let varmap = ws.spec.for_provider.varmap.clone().unwrap();
     assert_eq!(varmap["profile_name"], json!("monitoring"));
-    assert_eq!(varmap["selectors"][1]["labels"], json!({ "app": "prometheus" }));
-    assert_eq!(ws.spec.write_connection_secret_to_ref.as_ref().unwrap().name, "demo-cluster-fargate-monitoring-connection");
+    assert_eq!(
+        varmap["selectors"][1]["labels"],
+        json!({ "app": "prometheus" })
+    );
+    assert_eq!(
+        ws.spec
+            .write_connection_secret_to_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "demo-cluster-fargate-monitoring-connection"
+    );
 
     // Add a profile.
     let mut spec_profiles = cp.spec.additional_fargate_profiles.clone().unwrap();
-    let mut list: Vec<serde_json::Value> = spec_profiles.iter().map(|p| serde_json::to_value(p).unwrap()).collect();
+    let mut list: Vec<serde_json::Value> = spec_profiles
+        .iter()
+        .map(|p| serde_json::to_value(p).unwrap())
+        .collect();
     list.push(profile("analytics", "analytics"));
-    env.patch_spec(json!({ "additionalFargateProfiles": list })).await;
+    env.patch_spec(json!({ "additionalFargateProfiles": list }))
+        .await;
     env.all_ready(5).await;
 
     // Change a profile's selectors: it is deleted, then created again.
-    let old_uid = env.applies().get("demo-cluster-fargate-monitoring").await.unwrap().uid();
+    let old_uid = env
+        .applies()
+        .get("demo-cluster-fargate-monitoring")
+        .await
+        .unwrap()
+        .uid();
     spec_profiles[0].selectors[0].namespace = "metrics".into();
-    let mut list: Vec<serde_json::Value> = spec_profiles.iter().map(|p| serde_json::to_value(p).unwrap()).collect();
+    let mut list: Vec<serde_json::Value> = spec_profiles
+        .iter()
+        .map(|p| serde_json::to_value(p).unwrap())
+        .collect();
     list.push(profile("analytics", "analytics"));
-    env.patch_spec(json!({ "additionalFargateProfiles": list })).await;
+    env.patch_spec(json!({ "additionalFargateProfiles": list }))
+        .await;
     eventually("monitoring replaced", WAIT, || async {
-        let a = env.applies().get_opt("demo-cluster-fargate-monitoring").await.map_err(|e| e.to_string())?.ok_or("gone")?;
-        if a.uid() != old_uid { Ok(()) } else { Err("same apply".into()) }
+        let a = env
+            .applies()
+            .get_opt("demo-cluster-fargate-monitoring")
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("gone")?;
+        if a.uid() != old_uid {
+            Ok(())
+        } else {
+            Err("same apply".into())
+        }
     })
     .await;
     env.all_ready(5).await;
     let ws = env.workspaces().await;
-    let ws = ws.iter().find(|w| w.annotations()[names::ANNOTATION_APPLY].ends_with("/demo-cluster-fargate-monitoring")).unwrap();
-    assert_eq!(ws.spec.for_provider.varmap.as_ref().unwrap()["selectors"][0]["namespace"], json!("metrics"));
-    assert!(env.provider.observations.lock().unwrap().destroys.keys().any(|k| k.starts_with("demo-cluster-fargate-monitoring")));
+    let ws = ws
+        .iter()
+        .find(|w| {
+            w.annotations()[names::ANNOTATION_APPLY].ends_with("/demo-cluster-fargate-monitoring")
+        })
+        .unwrap();
+    assert_eq!(
+        ws.spec.for_provider.varmap.as_ref().unwrap()["selectors"][0]["namespace"],
+        json!("metrics")
+    );
+    assert!(
+        env.provider
+            .observations
+            .lock()
+            .unwrap()
+            .destroys
+            .keys()
+            .any(|k| k.starts_with("demo-cluster-fargate-monitoring"))
+    );
 
     // Remove one.
-    let list: Vec<serde_json::Value> = vec![serde_json::to_value(&spec_profiles[0]).unwrap(), profile("analytics", "analytics")];
-    env.patch_spec(json!({ "additionalFargateProfiles": list })).await;
+    let list: Vec<serde_json::Value> = vec![
+        serde_json::to_value(&spec_profiles[0]).unwrap(),
+        profile("analytics", "analytics"),
+    ];
+    env.patch_spec(json!({ "additionalFargateProfiles": list }))
+        .await;
     let cp = env.all_ready(4).await;
-    assert!(!cp.status.unwrap().fargate_profiles.iter().any(|p| p.name == "batch-jobs"));
-    assert!(env.applies().get_opt("demo-cluster-fargate-batch-jobs").await.unwrap().is_none());
-    assert!(!env.workspaces().await.iter().any(|w| w.name_any().starts_with("demo-cluster-fargate-batch-jobs")));
+    assert!(
+        !cp.status
+            .unwrap()
+            .fargate_profiles
+            .iter()
+            .any(|p| p.name == "batch-jobs")
+    );
+    assert!(
+        env.applies()
+            .get_opt("demo-cluster-fargate-batch-jobs")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !env.workspaces()
+            .await
+            .iter()
+            .any(|w| w.name_any().starts_with("demo-cluster-fargate-batch-jobs"))
+    );
 
-    assert!(env.provider.rejections().is_empty(), "AWS would have refused: {:?}", env.provider.rejections());
+    assert!(
+        env.provider.rejections().is_empty(),
+        "AWS would have refused: {:?}",
+        env.provider.rejections()
+    );
     assert_eq!(env.provider.observations.lock().unwrap().max_concurrent, 1);
     env.stop().await;
 }
@@ -175,13 +339,22 @@ async fn a_failed_profile_stops_the_ones_after_it_and_recovers() {
     let env = Env::start("failure").await;
     env.create_vpc_secret().await;
     env.all_ready(4).await;
-    env.provider.inject_failure("quota", "ResourceLimitExceededException: Fargate profile limit reached");
+    env.provider.inject_failure(
+        "quota",
+        "ResourceLimitExceededException: Fargate profile limit reached",
+    );
     let cp = env.cps().get(CP).await.unwrap();
-    let mut list: Vec<serde_json::Value> =
-        cp.spec.additional_fargate_profiles.unwrap().iter().map(|p| serde_json::to_value(p).unwrap()).collect();
+    let mut list: Vec<serde_json::Value> = cp
+        .spec
+        .additional_fargate_profiles
+        .unwrap()
+        .iter()
+        .map(|p| serde_json::to_value(p).unwrap())
+        .collect();
     list.push(profile("quota", "quota"));
     list.push(profile("after", "after"));
-    env.patch_spec(json!({ "additionalFargateProfiles": list })).await;
+    env.patch_spec(json!({ "additionalFargateProfiles": list }))
+        .await;
 
     let cp = eventually("quota profile failed", WAIT, || async {
         let cp = env.cps().get(CP).await.map_err(|e| e.to_string())?;
@@ -193,23 +366,54 @@ async fn a_failed_profile_stops_the_ones_after_it_and_recovers() {
     })
     .await;
     let status = cp.status.clone().unwrap();
-    let quota = status.fargate_profiles.iter().find(|p| p.name == "quota").unwrap();
+    let quota = status
+        .fargate_profiles
+        .iter()
+        .find(|p| p.name == "quota")
+        .unwrap();
     assert_eq!(quota.failure_reason.as_deref(), Some("ReconcileError"));
-    assert!(quota.failure_message.as_deref().unwrap().contains("ResourceLimitExceededException"), "{quota:?}");
-    let after = status.fargate_profiles.iter().find(|p| p.name == "after").unwrap();
+    assert!(
+        quota
+            .failure_message
+            .as_deref()
+            .unwrap()
+            .contains("ResourceLimitExceededException"),
+        "{quota:?}"
+    );
+    let after = status
+        .fargate_profiles
+        .iter()
+        .find(|p| p.name == "after")
+        .unwrap();
     assert_eq!(after.phase, Some(FargateProfilePhase::Pending));
-    assert_eq!(after.failure_reason.as_deref(), Some("BlockedByFailedProfile"));
+    assert_eq!(
+        after.failure_reason.as_deref(),
+        Some("BlockedByFailedProfile")
+    );
     let (failed, reason, message) = condition(&cp, "FargateProfileFailed");
-    assert_eq!((failed.as_str(), reason.as_str()), ("True", "ReconcileError"));
+    assert_eq!(
+        (failed.as_str(), reason.as_str()),
+        ("True", "ReconcileError")
+    );
     assert!(message.contains("quota"));
     // The control plane itself stays ready: a profile failure is not a cluster failure.
     assert!(status.ready);
-    assert!(env.applies().get_opt("demo-cluster-fargate-after").await.unwrap().is_none());
+    assert!(
+        env.applies()
+            .get_opt("demo-cluster-fargate-after")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     env.provider.clear_failure("quota");
     let cp = env.all_ready(6).await;
     assert_eq!(condition(&cp, "FargateProfileFailed").0, "False");
-    assert!(env.provider.rejections().is_empty(), "{:?}", env.provider.rejections());
+    assert!(
+        env.provider.rejections().is_empty(),
+        "{:?}",
+        env.provider.rejections()
+    );
     env.stop().await;
 }
 
@@ -222,20 +426,41 @@ async fn children_edited_or_deleted_by_hand_are_restored_and_deletion_leaves_not
     // Edited by hand: restored.
     let name = "demo-cluster-fargate-monitoring";
     let patch = json!({ "spec": { "variables": { "profile_name": "hijacked" } } });
-    env.applies().patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    env.applies()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
     eventually("edited apply restored", WAIT, || async {
         let a = env.applies().get(name).await.map_err(|e| e.to_string())?;
-        let v = a.spec.variables.unwrap_or_default().get("profile_name").cloned().unwrap_or_default();
+        let v = a
+            .spec
+            .variables
+            .unwrap_or_default()
+            .get("profile_name")
+            .cloned()
+            .unwrap_or_default();
         if v == "monitoring" { Ok(()) } else { Err(v) }
     })
     .await;
 
     // Deleted by hand: created again.
     let old_uid = env.applies().get(name).await.unwrap().uid();
-    env.applies().delete(name, &Default::default()).await.unwrap();
+    env.applies()
+        .delete(name, &Default::default())
+        .await
+        .unwrap();
     eventually("deleted apply recreated", WAIT, || async {
-        let a = env.applies().get_opt(name).await.map_err(|e| e.to_string())?.ok_or("not yet")?;
-        if a.uid() != old_uid { Ok(()) } else { Err("old one still there".into()) }
+        let a = env
+            .applies()
+            .get_opt(name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("not yet")?;
+        if a.uid() != old_uid {
+            Ok(())
+        } else {
+            Err("old one still there".into())
+        }
     })
     .await;
     env.all_ready(4).await;
@@ -249,11 +474,35 @@ async fn children_edited_or_deleted_by_hand_are_restored_and_deletion_leaves_not
         }
     })
     .await;
-    assert!(env.applies().list(&ListParams::default()).await.unwrap().items.is_empty(), "no apply left");
+    assert!(
+        env.applies()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "no apply left"
+    );
     assert!(env.workspaces().await.is_empty(), "no Workspace left");
-    let order = env.provider.observations.lock().unwrap().destroy_order.clone();
+    let order = env
+        .provider
+        .observations
+        .lock()
+        .unwrap()
+        .destroy_order
+        .clone();
     assert_eq!(order.len(), 4, "{order:?}");
-    assert!(order.last().unwrap().starts_with("demo-cluster-eks-controlplane"), "cluster destroyed last: {order:?}");
-    assert!(env.provider.rejections().is_empty(), "{:?}", env.provider.rejections());
+    assert!(
+        order
+            .last()
+            .unwrap()
+            .starts_with("demo-cluster-eks-controlplane"),
+        "cluster destroyed last: {order:?}"
+    );
+    assert!(
+        env.provider.rejections().is_empty(),
+        "{:?}",
+        env.provider.rejections()
+    );
     env.stop().await;
 }

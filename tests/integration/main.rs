@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cli;
 mod cluster_is_real;
 mod crd_validation;
 mod faults;
@@ -11,4 +12,3 @@ mod lifecycle;
 mod rbac;
 mod terraform_modules;
 mod workspace_apply;
-mod cli;

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
@@ -60,45 +62,85 @@ async fn helm() -> PathBuf {
 /// arguments, as objects.
 async fn render(namespace: &str, sets: &[String], extra: &[&str]) -> Vec<DynamicObject> {
     let helm = helm().await;
-    let mut args = vec!["template".to_string(), "capt-fargate".into(), CHART.into(), "--namespace".into(), namespace.into()];
+    let mut args = vec![
+        "template".to_string(),
+        "capt-fargate".into(),
+        CHART.into(),
+        "--namespace".into(),
+        namespace.into(),
+    ];
     for s in sets {
         args.extend(["--set".to_string(), s.clone()]);
     }
     args.extend(extra.iter().map(|a| a.to_string()));
     let root = support::repo_root();
-    let out = tokio::task::spawn_blocking(move || Command::new(helm).args(&args).current_dir(root).output()).await.unwrap().unwrap();
-    assert!(out.status.success(), "helm template failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(helm).args(&args).current_dir(root).output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .split("\n---")
         .filter_map(|doc| {
-            let value: serde_json::Value = serde_saphyr::from_str(doc).unwrap_or_else(|e| panic!("rendered YAML: {e}\n{doc}"));
+            let value: serde_json::Value =
+                serde_saphyr::from_str(doc).unwrap_or_else(|e| panic!("rendered YAML: {e}\n{doc}"));
             (!value.is_null()).then(|| serde_json::from_value(value).unwrap())
         })
         .collect()
 }
 
 fn kind(obj: &DynamicObject) -> &str {
-    obj.types.as_ref().map(|t| t.kind.as_str()).unwrap_or_default()
+    obj.types
+        .as_ref()
+        .map(|t| t.kind.as_str())
+        .unwrap_or_default()
 }
 
 fn set(rules: &[Rule]) -> BTreeSet<Triple> {
-    triples(rules).map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string())).collect()
+    triples(rules)
+        .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string()))
+        .collect()
 }
 
 /// The (group, resource, verb) triples that rendered Roles/ClusterRoles of `kind` grant,
 /// keyed by the object's namespace ("" for ClusterRoles).
 fn granted(objects: &[DynamicObject], role_kind: &str, name: &str) -> BTreeSet<Triple> {
-    let role = objects.iter().find(|o| kind(o) == role_kind && o.name_any() == name).unwrap_or_else(|| panic!("no {role_kind} {name} rendered"));
+    let role = objects
+        .iter()
+        .find(|o| kind(o) == role_kind && o.name_any() == name)
+        .unwrap_or_else(|| panic!("no {role_kind} {name} rendered"));
     let mut out = BTreeSet::new();
     for rule in role.data["rules"].as_array().expect("rules") {
-        let strings = |key: &str| -> Vec<String> { rule[key].as_array().unwrap_or(&vec![]).iter().map(|v| v.as_str().unwrap().to_string()).collect() };
-        assert!(rule.get("resourceNames").is_none() && rule.get("nonResourceURLs").is_none(), "unexpected rule {rule}");
+        let strings = |key: &str| -> Vec<String> {
+            rule[key]
+                .as_array()
+                .unwrap_or(&vec![])
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        };
+        assert!(
+            rule.get("resourceNames").is_none() && rule.get("nonResourceURLs").is_none(),
+            "unexpected rule {rule}"
+        );
         for group in strings("apiGroups") {
             for resource in strings("resources") {
                 for verb in strings("verbs") {
-                    assert!(group != "*" && resource != "*" && verb != "*", "wildcard in {rule}");
-                    assert!(out.insert((group.clone(), resource.clone(), verb)), "{name} grants {group}/{resource} twice");
+                    assert!(
+                        group != "*" && resource != "*" && verb != "*",
+                        "wildcard in {rule}"
+                    );
+                    assert!(
+                        out.insert((group.clone(), resource.clone(), verb)),
+                        "{name} grants {group}/{resource} twice"
+                    );
                 }
             }
         }
@@ -110,7 +152,11 @@ fn granted(objects: &[DynamicObject], role_kind: &str, name: &str) -> BTreeSet<T
 /// admin kubeconfig's server and CA.
 async fn client_as(admin: &Client, namespace: &str, sa: &str) -> Client {
     let request = TokenRequest {
-        spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(3600), ..Default::default() },
+        spec: TokenRequestSpec {
+            audiences: vec![],
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let token = Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
@@ -121,14 +167,25 @@ async fn client_as(admin: &Client, namespace: &str, sa: &str) -> Client {
         .expect("TokenRequest status")
         .token;
     let kubeconfig = Kubeconfig::read_from(support::cluster::kubeconfig().await).unwrap();
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
-    config.auth_info = AuthInfo { token: Some(token.into()), ..Default::default() };
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    config.auth_info = AuthInfo {
+        token: Some(token.into()),
+        ..Default::default()
+    };
     Client::try_from(config).unwrap()
 }
 
 /// Whether the client's own identity may do `verb` on `group`/`resource` (`resource/sub` for a
 /// subresource) in `namespace` (None: cluster-wide), by SelfSubjectAccessReview.
-async fn may(client: &Client, namespace: Option<&str>, group: &str, resource: &str, verb: &str) -> bool {
+async fn may(
+    client: &Client,
+    namespace: Option<&str>,
+    group: &str,
+    resource: &str,
+    verb: &str,
+) -> bool {
     let (resource, subresource) = match resource.split_once('/') {
         Some((r, s)) => (r, Some(s.to_string())),
         None => (resource, None),
@@ -147,7 +204,10 @@ async fn may(client: &Client, namespace: Option<&str>, group: &str, resource: &s
         },
         ..Default::default()
     };
-    let answer = Api::<SelfSubjectAccessReview>::all(client.clone()).create(&PostParams::default(), &review).await.unwrap();
+    let answer = Api::<SelfSubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap();
     answer.status.expect("review status").allowed
 }
 
@@ -159,7 +219,11 @@ async fn denied(client: &Client, namespace: &str, rules: &[Rule]) -> BTreeSet<Tr
         let ns = (!rule.cluster_scoped()).then_some(namespace);
         for verb in rule.verbs {
             if !may(client, ns, rule.group, rule.resource, verb).await {
-                out.insert((rule.group.to_string(), rule.resource.to_string(), verb.to_string()));
+                out.insert((
+                    rule.group.to_string(),
+                    rule.resource.to_string(),
+                    verb.to_string(),
+                ));
             }
         }
     }
@@ -168,11 +232,25 @@ async fn denied(client: &Client, namespace: &str, rules: &[Rule]) -> BTreeSet<Tr
 
 /// Waits until RBAC has caught up (the authorizer reads from a cache) and `client` is denied
 /// exactly `expected` of `rules` in `namespace`.
-async fn wait_denied(client: &Client, namespace: &str, rules: &[Rule], expected: &BTreeSet<Triple>, who: &str) {
-    eventually(&format!("{who} to be denied exactly {expected:?}"), Duration::from_secs(20), || async {
-        let d = denied(client, namespace, rules).await;
-        if &d == expected { Ok(()) } else { Err(format!("denied {d:?}")) }
-    })
+async fn wait_denied(
+    client: &Client,
+    namespace: &str,
+    rules: &[Rule],
+    expected: &BTreeSet<Triple>,
+    who: &str,
+) {
+    eventually(
+        &format!("{who} to be denied exactly {expected:?}"),
+        Duration::from_secs(20),
+        || async {
+            let d = denied(client, namespace, rules).await;
+            if &d == expected {
+                Ok(())
+            } else {
+                Err(format!("denied {d:?}"))
+            }
+        },
+    )
     .await;
 }
 
@@ -181,7 +259,12 @@ fn role_from(name: &str, rules: &[Rule], drop: (&str, &str, &str)) -> DynamicObj
     let rules: Vec<serde_json::Value> = rules
         .iter()
         .map(|r| {
-            let verbs: Vec<&str> = r.verbs.iter().copied().filter(|v| (r.group, r.resource, *v) != drop).collect();
+            let verbs: Vec<&str> = r
+                .verbs
+                .iter()
+                .copied()
+                .filter(|v| (r.group, r.resource, *v) != drop)
+                .collect();
             json!({ "apiGroups": [r.group], "resources": [r.resource], "verbs": verbs })
         })
         .collect();
@@ -204,7 +287,9 @@ fn numbers_as_f64(value: serde_json::Value) -> serde_json::Value {
     match value {
         Value::Number(n) => json!(n.as_f64().unwrap()),
         Value::Array(a) => Value::Array(a.into_iter().map(numbers_as_f64).collect()),
-        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, numbers_as_f64(v))).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, numbers_as_f64(v))).collect())
+        }
         other => other,
     }
 }
@@ -223,29 +308,84 @@ async fn chart_rbac_is_exactly_what_the_operator_needs() {
 
     // a) The rendered rules are RULES and LEADER_ELECTION_RULES, nothing more or less: all in
     //    a ClusterRole by default, and split by scope when one namespace is watched.
-    let objects = render(&ns.name, &["crds.install=false".into(), fullname(&release)], &[]).await;
-    assert!(!objects.iter().any(|o| kind(o) == "CustomResourceDefinition"));
-    assert_eq!(granted(&objects, "ClusterRole", &release), set(RULES), "ClusterRole vs capt_fargate::rbac::RULES");
-    assert_eq!(granted(&objects, "Role", &format!("{release}-leader-election")), set(LEADER_ELECTION_RULES), "leader election Role");
+    let objects = render(
+        &ns.name,
+        &["crds.install=false".into(), fullname(&release)],
+        &[],
+    )
+    .await;
+    assert!(
+        !objects
+            .iter()
+            .any(|o| kind(o) == "CustomResourceDefinition")
+    );
+    assert_eq!(
+        granted(&objects, "ClusterRole", &release),
+        set(RULES),
+        "ClusterRole vs capt_fargate::rbac::RULES"
+    );
+    assert_eq!(
+        granted(&objects, "Role", &format!("{release}-leader-election")),
+        set(LEADER_ELECTION_RULES),
+        "leader election Role"
+    );
     let roles = objects.iter().filter(|o| kind(o).ends_with("Role")).count();
     assert_eq!(roles, 2, "one ClusterRole and one Role");
 
-    let scoped = render(&ns.name, &["crds.install=false".into(), fullname(&watched), format!("watchNamespace={}", ns.name)], &[]).await;
+    let scoped = render(
+        &ns.name,
+        &[
+            "crds.install=false".into(),
+            fullname(&watched),
+            format!("watchNamespace={}", ns.name),
+        ],
+        &[],
+    )
+    .await;
     let cluster_rules: Vec<Rule> = RULES.iter().copied().filter(Rule::cluster_scoped).collect();
-    let namespaced_rules: Vec<Rule> = RULES.iter().copied().filter(|r| !r.cluster_scoped()).collect();
-    assert_eq!(granted(&scoped, "ClusterRole", &watched), set(&cluster_rules), "watchNamespace: ClusterRole holds only cluster-scoped resources");
-    assert_eq!(granted(&scoped, "Role", &watched), set(&namespaced_rules), "watchNamespace: Role");
-    assert_eq!(granted(&scoped, "Role", &format!("{watched}-leader-election")), set(LEADER_ELECTION_RULES));
+    let namespaced_rules: Vec<Rule> = RULES
+        .iter()
+        .copied()
+        .filter(|r| !r.cluster_scoped())
+        .collect();
+    assert_eq!(
+        granted(&scoped, "ClusterRole", &watched),
+        set(&cluster_rules),
+        "watchNamespace: ClusterRole holds only cluster-scoped resources"
+    );
+    assert_eq!(
+        granted(&scoped, "Role", &watched),
+        set(&namespaced_rules),
+        "watchNamespace: Role"
+    );
+    assert_eq!(
+        granted(&scoped, "Role", &format!("{watched}-leader-election")),
+        set(LEADER_ELECTION_RULES)
+    );
     let deployment = scoped.iter().find(|o| kind(o) == "Deployment").unwrap();
     let env = &deployment.data["spec"]["template"]["spec"]["containers"][0]["env"];
-    assert!(env.as_array().unwrap().iter().any(|e| e["name"] == "WATCH_NAMESPACE" && e["value"] == ns.name.as_str()), "{env}");
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "WATCH_NAMESPACE" && e["value"] == ns.name.as_str()),
+        "{env}"
+    );
 
     // The chart's CRDs are the generated ones, marked to survive uninstall.
-    let crds = render(&ns.name, &[fullname(&release)], &["--show-only", "templates/crds.yaml"]).await;
+    let crds = render(
+        &ns.name,
+        &[fullname(&release)],
+        &["--show-only", "templates/crds.yaml"],
+    )
+    .await;
     let generated = capt_fargate::crdgen::crds();
     assert_eq!(crds.len(), generated.len());
     for crd in &generated {
-        let rendered = crds.iter().find(|c| c.name_any() == crd.name_any()).unwrap_or_else(|| panic!("{} not in the chart", crd.name_any()));
+        let rendered = crds
+            .iter()
+            .find(|c| c.name_any() == crd.name_any())
+            .unwrap_or_else(|| panic!("{} not in the chart", crd.name_any()));
         assert_eq!(
             numbers_as_f64(rendered.data["spec"].clone()),
             numbers_as_f64(serde_json::to_value(&crd.spec).unwrap()),
@@ -254,7 +394,12 @@ async fn chart_rbac_is_exactly_what_the_operator_needs() {
         );
         assert_eq!(rendered.annotations()["helm.sh/resource-policy"], "keep");
         for (k, v) in crd.labels() {
-            assert_eq!(rendered.labels().get(k), Some(v), "{} label {k}", crd.name_any());
+            assert_eq!(
+                rendered.labels().get(k),
+                Some(v),
+                "{} label {k}",
+                crd.name_any()
+            );
         }
     }
 
@@ -266,42 +411,112 @@ async fn chart_rbac_is_exactly_what_the_operator_needs() {
     //    operator never does is not.
     let sa_client = client_as(&admin, &ns.name, &release).await;
     let none = BTreeSet::new();
-    wait_denied(&sa_client, &ns.name, RULES, &none, "the chart's ServiceAccount").await;
-    wait_denied(&sa_client, &ns.name, LEADER_ELECTION_RULES, &none, "the chart's ServiceAccount (leases)").await;
+    wait_denied(
+        &sa_client,
+        &ns.name,
+        RULES,
+        &none,
+        "the chart's ServiceAccount",
+    )
+    .await;
+    wait_denied(
+        &sa_client,
+        &ns.name,
+        LEADER_ELECTION_RULES,
+        &none,
+        "the chart's ServiceAccount (leases)",
+    )
+    .await;
     for (group, resource, verb) in [
         ("", "secrets", "create"),
         ("", "secrets", "delete"),
         ("", "secrets", "patch"),
         ("", "configmaps", "get"),
-        ("controlplane.cluster.x-k8s.io", "captcontrolplanes", "update"),
-        ("controlplane.cluster.x-k8s.io", "captcontrolplanes", "delete"),
-        ("controlplane.cluster.x-k8s.io", "captcontrolplanes", "create"),
-        ("infrastructure.cluster.x-k8s.io", "workspacetemplates", "delete"),
-        ("infrastructure.cluster.x-k8s.io", "workspacetemplateapplies", "update"),
+        (
+            "controlplane.cluster.x-k8s.io",
+            "captcontrolplanes",
+            "update",
+        ),
+        (
+            "controlplane.cluster.x-k8s.io",
+            "captcontrolplanes",
+            "delete",
+        ),
+        (
+            "controlplane.cluster.x-k8s.io",
+            "captcontrolplanes",
+            "create",
+        ),
+        (
+            "infrastructure.cluster.x-k8s.io",
+            "workspacetemplates",
+            "delete",
+        ),
+        (
+            "infrastructure.cluster.x-k8s.io",
+            "workspacetemplateapplies",
+            "update",
+        ),
         ("tf.upbound.io", "workspaces", "update"),
         ("coordination.k8s.io", "leases", "delete"),
         ("rbac.authorization.k8s.io", "roles", "create"),
     ] {
-        assert!(!may(&sa_client, Some(&ns.name), group, resource, verb).await, "the chart grants {verb} {group}/{resource}, which the code never does");
+        assert!(
+            !may(&sa_client, Some(&ns.name), group, resource, verb).await,
+            "the chart grants {verb} {group}/{resource}, which the code never does"
+        );
     }
     // Leases only in the release namespace.
-    assert!(!may(&sa_client, Some("default"), "coordination.k8s.io", "leases", "get").await, "leases granted outside the release namespace");
+    assert!(
+        !may(
+            &sa_client,
+            Some("default"),
+            "coordination.k8s.io",
+            "leases",
+            "get"
+        )
+        .await,
+        "leases granted outside the release namespace"
+    );
     // The token really is the ServiceAccount's, not the admin's.
-    let err = Api::<Namespace>::all(sa_client.clone()).list(&ListParams::default()).await.expect_err("the ServiceAccount cannot list namespaces");
-    assert!(matches!(&err, kube::Error::Api(s) if s.is_forbidden()), "{err}");
+    let err = Api::<Namespace>::all(sa_client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect_err("the ServiceAccount cannot list namespaces");
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.is_forbidden()),
+        "{err}"
+    );
 
     // The watchNamespace release: namespaced permissions only in that namespace.
     let scoped_client = client_as(&admin, &ns.name, &watched).await;
-    wait_denied(&scoped_client, &ns.name, RULES, &none, "the watchNamespace ServiceAccount").await;
+    wait_denied(
+        &scoped_client,
+        &ns.name,
+        RULES,
+        &none,
+        "the watchNamespace ServiceAccount",
+    )
+    .await;
     let outside = denied(&scoped_client, "default", &namespaced_rules).await;
-    assert_eq!(outside, set(&namespaced_rules), "watchNamespace: namespaced permissions leak outside the watched namespace");
+    assert_eq!(
+        outside,
+        set(&namespaced_rules),
+        "watchNamespace: namespaced permissions leak outside the watched namespace"
+    );
 
     // The check can fail: a ServiceAccount with the same rules but without `delete` on
     // workspacetemplateapplies is denied exactly that, which the chart's is allowed.
     let reduced = "reduced";
-    let dropped = ("infrastructure.cluster.x-k8s.io", "workspacetemplateapplies", "delete");
+    let dropped = (
+        "infrastructure.cluster.x-k8s.io",
+        "workspacetemplateapplies",
+        "delete",
+    );
     for obj in [
-        object(json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": reduced } })),
+        object(
+            json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": reduced } }),
+        ),
         role_from(reduced, RULES, dropped),
         object(json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": { "name": reduced },
@@ -315,8 +530,24 @@ async fn chart_rbac_is_exactly_what_the_operator_needs() {
     // Only namespaced rules are in the Role; the cluster-scoped ones are denied too.
     let mut expected: BTreeSet<Triple> = set(&cluster_rules);
     expected.insert((dropped.0.into(), dropped.1.into(), dropped.2.into()));
-    wait_denied(&reduced_client, &ns.name, RULES, &expected, "the reduced ServiceAccount").await;
-    assert!(!may(&reduced_client, Some(&ns.name), dropped.0, dropped.1, dropped.2).await);
+    wait_denied(
+        &reduced_client,
+        &ns.name,
+        RULES,
+        &expected,
+        "the reduced ServiceAccount",
+    )
+    .await;
+    assert!(
+        !may(
+            &reduced_client,
+            Some(&ns.name),
+            dropped.0,
+            dropped.1,
+            dropped.2
+        )
+        .await
+    );
     assert!(may(&sa_client, Some(&ns.name), dropped.0, dropped.1, dropped.2).await);
 
     // b) The whole lifecycle with the chart's ServiceAccount; the simulated provider (which
@@ -324,61 +555,119 @@ async fn chart_rbac_is_exactly_what_the_operator_needs() {
     let root = support::repo_root();
     support::apply_yaml(&admin, &ns.name, &root.join("config/workspacetemplates")).await;
     support::apply_yaml(&admin, &ns.name, &root.join("config/samples/cluster.yaml")).await;
-    support::apply_yaml(&admin, &ns.name, &root.join("config/samples/captcontrolplane.yaml")).await;
+    support::apply_yaml(
+        &admin,
+        &ns.name,
+        &root.join("config/samples/captcontrolplane.yaml"),
+    )
+    .await;
     let text = std::fs::read_to_string(root.join("config/samples/secrets.yaml")).unwrap();
-    let doc = text.split("\n---").find(|d| d.contains("-vpc-connection")).expect("sample VPC secret");
-    support::apply_dynamic(&admin, &ns.name, serde_saphyr::from_str(doc).unwrap()).await.unwrap();
+    let doc = text
+        .split("\n---")
+        .find(|d| d.contains("-vpc-connection"))
+        .expect("sample VPC secret");
+    support::apply_dynamic(&admin, &ns.name, serde_saphyr::from_str(doc).unwrap())
+        .await
+        .unwrap();
     let operator = Operator::start(sa_client.clone(), &ns.name);
     let provider = SimulatedProvider::start(admin.clone(), &ns.name, Duration::from_millis(300));
 
     let cps: Api<CAPTControlPlane> = Api::namespaced(admin.clone(), &ns.name);
-    eventually("4 Fargate profiles ready with the chart's ServiceAccount", WAIT, || async {
-        let cp = cps.get(CP).await.map_err(|e| e.to_string())?;
-        let status = cp.status.clone().unwrap_or_default();
-        let ready = status.fargate_profiles.iter().filter(|p| p.ready).count();
-        if status.fargate_profiles.len() == 4 && ready == 4 {
-            Ok(())
-        } else {
-            Err(format!("{:?}; forbidden: {:?}", status.fargate_profiles, forbidden(&operator.metrics.encode())))
-        }
-    })
+    eventually(
+        "4 Fargate profiles ready with the chart's ServiceAccount",
+        WAIT,
+        || async {
+            let cp = cps.get(CP).await.map_err(|e| e.to_string())?;
+            let status = cp.status.clone().unwrap_or_default();
+            let ready = status.fargate_profiles.iter().filter(|p| p.ready).count();
+            if status.fargate_profiles.len() == 4 && ready == 4 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{:?}; forbidden: {:?}",
+                    status.fargate_profiles,
+                    forbidden(&operator.metrics.encode())
+                ))
+            }
+        },
+    )
     .await;
     cps.delete(CP, &Default::default()).await.unwrap();
     eventually("control plane gone", WAIT, || async {
         match cps.get_opt(CP).await.map_err(|e| e.to_string())? {
             None => Ok(()),
-            Some(cp) => Err(format!("finalizers {:?}; forbidden: {:?}", cp.finalizers(), forbidden(&operator.metrics.encode()))),
+            Some(cp) => Err(format!(
+                "finalizers {:?}; forbidden: {:?}",
+                cp.finalizers(),
+                forbidden(&operator.metrics.encode())
+            )),
         }
     })
     .await;
     let lp = ListParams::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, ns.name));
-    assert!(Api::<Workspace>::all(admin.clone()).list(&lp).await.unwrap().items.is_empty(), "no Workspace left");
-    let metrics = operator.metrics.encode();
-    assert!(forbidden(&metrics).is_empty(), "the operator was forbidden something:\n{metrics}");
-    // Events are only logged when they fail, so look for them.
-    let events = Api::<Event>::namespaced(admin.clone(), &ns.name).list(&ListParams::default()).await.unwrap().items;
     assert!(
-        events.iter().any(|e| e.reporting_controller.as_deref() == Some(names::FIELD_MANAGER)),
+        Api::<Workspace>::all(admin.clone())
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "no Workspace left"
+    );
+    let metrics = operator.metrics.encode();
+    assert!(
+        forbidden(&metrics).is_empty(),
+        "the operator was forbidden something:\n{metrics}"
+    );
+    // Events are only logged when they fail, so look for them.
+    let events = Api::<Event>::namespaced(admin.clone(), &ns.name)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reporting_controller.as_deref() == Some(names::FIELD_MANAGER)),
         "the operator published no event with the chart's ServiceAccount"
     );
-    assert!(provider.rejections().is_empty(), "{:?}", provider.rejections());
+    assert!(
+        provider.rejections().is_empty(),
+        "{:?}",
+        provider.rejections()
+    );
     operator.stop().await;
     provider.stop().await;
 
     // Leader election with the chart's ServiceAccount, in the release namespace.
-    let election = Election { lease: "capt-fargate-leader".into(), namespace: ns.name.clone(), identity: "rbac-test".into(), duration: Duration::from_secs(15) };
-    let (mut leading, task) = leader::elect(sa_client.clone(), election).await.expect("leader election starts with the chart's ServiceAccount");
+    let election = Election {
+        lease: "capt-fargate-leader".into(),
+        namespace: ns.name.clone(),
+        identity: "rbac-test".into(),
+        duration: Duration::from_secs(15),
+    };
+    let (mut leading, task) = leader::elect(sa_client.clone(), election)
+        .await
+        .expect("leader election starts with the chart's ServiceAccount");
     tokio::time::timeout(Duration::from_secs(30), leading.wait_for(|l| *l))
         .await
         .expect("became leader within 30s with the chart's ServiceAccount")
         .unwrap();
     drop(leading);
     // Dropping the receiver releases the lease (a patch).
-    tokio::time::timeout(Duration::from_secs(30), task).await.expect("lease released").unwrap().expect("lease released without error");
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("lease released")
+        .unwrap()
+        .expect("lease released without error");
 
     for name in [&release, &watched] {
-        let _ = Api::<ClusterRoleBinding>::all(admin.clone()).delete(name, &Default::default()).await;
-        let _ = Api::<ClusterRole>::all(admin.clone()).delete(name, &Default::default()).await;
+        let _ = Api::<ClusterRoleBinding>::all(admin.clone())
+            .delete(name, &Default::default())
+            .await;
+        let _ = Api::<ClusterRole>::all(admin.clone())
+            .delete(name, &Default::default())
+            .await;
     }
     ns.delete().await;
 }

@@ -44,16 +44,30 @@ fn shipped_templates() -> BTreeMap<String, (String, WorkspaceTemplate)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|entry| entry.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|ext| ext == "yaml" || ext == "yml"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        })
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no WorkspaceTemplate in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no WorkspaceTemplate in {}",
+        dir.display()
+    );
     let mut templates = BTreeMap::new();
     for path in files {
-        let file = format!("config/workspacetemplates/{}", path.file_name().unwrap().to_string_lossy());
+        let file = format!(
+            "config/workspacetemplates/{}",
+            path.file_name().unwrap().to_string_lossy()
+        );
         let template: WorkspaceTemplate = serde_saphyr::from_str(&repo_file(&file))
             .unwrap_or_else(|e| panic!("{file} is not a valid WorkspaceTemplate: {e}"));
-        let name = template.metadata.name.clone().unwrap_or_else(|| panic!("{file} has no metadata.name"));
+        let name = template
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_else(|| panic!("{file} has no metadata.name"));
         if let Some((other, _)) = templates.insert(name.clone(), (file.clone(), template)) {
             panic!("{file} and {other} both define WorkspaceTemplate {name}");
         }
@@ -61,7 +75,10 @@ fn shipped_templates() -> BTreeMap<String, (String, WorkspaceTemplate)> {
     templates
 }
 
-fn template<'a>(templates: &'a BTreeMap<String, (String, WorkspaceTemplate)>, name: &str) -> &'a (String, WorkspaceTemplate) {
+fn template<'a>(
+    templates: &'a BTreeMap<String, (String, WorkspaceTemplate)>,
+    name: &str,
+) -> &'a (String, WorkspaceTemplate) {
     templates.get(name).unwrap_or_else(|| {
         panic!("the controller refers to WorkspaceTemplate {name}, but config/workspacetemplates ships only {:?}", templates.keys())
     })
@@ -71,27 +88,43 @@ fn template<'a>(templates: &'a BTreeMap<String, (String, WorkspaceTemplate)>, na
 fn module_body(file: &str, template: &WorkspaceTemplate) -> Body {
     let fp = &template.spec.template.spec.for_provider;
     assert_eq!(fp.source, "Inline", "{file}: the module is expected inline");
-    assert_ne!(fp.inline_format.as_deref(), Some("JSON"), "{file}: the module is expected as HCL");
-    hcl::parse(&fp.module).unwrap_or_else(|e| panic!("{file}: spec.template.spec.forProvider.module is not valid HCL: {e}"))
+    assert_ne!(
+        fp.inline_format.as_deref(),
+        Some("JSON"),
+        "{file}: the module is expected as HCL"
+    );
+    hcl::parse(&fp.module).unwrap_or_else(|e| {
+        panic!("{file}: spec.template.spec.forProvider.module is not valid HCL: {e}")
+    })
 }
 
 /// The sample control plane as the API server would return it.
 fn sample_control_plane() -> CAPTControlPlane {
-    let mut cp: CAPTControlPlane = serde_saphyr::from_str(&repo_file("config/samples/captcontrolplane.yaml"))
-        .expect("config/samples/captcontrolplane.yaml is a valid CAPTControlPlane");
+    let mut cp: CAPTControlPlane =
+        serde_saphyr::from_str(&repo_file("config/samples/captcontrolplane.yaml"))
+            .expect("config/samples/captcontrolplane.yaml is a valid CAPTControlPlane");
     cp.metadata.namespace = Some("default".into());
     cp.metadata.uid = Some("00000000-0000-0000-0000-000000000001".into());
     cp
 }
 
 fn sample_secrets() -> Vec<Secret> {
-    serde_saphyr::from_multiple(&repo_file("config/samples/secrets.yaml")).expect("config/samples/secrets.yaml holds valid Secrets")
+    serde_saphyr::from_multiple(&repo_file("config/samples/secrets.yaml"))
+        .expect("config/samples/secrets.yaml holds valid Secrets")
 }
 
 /// The Workspace spec the controller writes for `apply` (see `controller::workspace_apply`).
 fn render_workspace(apply: &WorkspaceTemplateApply, template: &WorkspaceTemplate) -> WorkspaceSpec {
-    let apply_name = apply.metadata.name.clone().expect("rendered apply has a name");
-    let ns = apply.metadata.namespace.clone().expect("rendered apply has a namespace");
+    let apply_name = apply
+        .metadata
+        .name
+        .clone()
+        .expect("rendered apply has a name");
+    let ns = apply
+        .metadata
+        .namespace
+        .clone()
+        .expect("rendered apply has a namespace");
     let ws_name = names::workspace_name(&ns, &apply_name);
     render::workspace::render(apply, template, &ws_name).unwrap_or_else(|e| {
         panic!("WorkspaceTemplateApply {apply_name} cannot be rendered with the shipped template {:?}: {e}", template.metadata.name)
@@ -122,7 +155,8 @@ fn blocks<'a>(body: &'a Body, identifier: &'a str) -> impl Iterator<Item = &'a B
 
 /// The top-level block with exactly these labels.
 fn find_block<'a>(body: &'a Body, identifier: &str, labels: &[&str]) -> Option<&'a Block> {
-    body.blocks().find(|b| b.identifier() == identifier && label_strs(b) == labels)
+    body.blocks()
+        .find(|b| b.identifier() == identifier && label_strs(b) == labels)
 }
 
 fn attribute<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
@@ -134,19 +168,29 @@ fn declared_variables(body: &Body) -> BTreeMap<String, Declaration> {
     let mut declared = BTreeMap::new();
     for block in blocks(body, "variable") {
         let labels = label_strs(block);
-        assert_eq!(labels.len(), 1, "a variable block has exactly one label, got {labels:?}");
+        assert_eq!(
+            labels.len(),
+            1,
+            "a variable block has exactly one label, got {labels:?}"
+        );
         let decl = Declaration {
             has_default: attribute(block.body(), "default").is_some(),
             ty: attribute(block.body(), "type").cloned(),
         };
-        assert!(declared.insert(labels[0].to_string(), decl).is_none(), "variable {:?} is declared twice", labels[0]);
+        assert!(
+            declared.insert(labels[0].to_string(), decl).is_none(),
+            "variable {:?} is declared twice",
+            labels[0]
+        );
     }
     declared
 }
 
 /// Names of the `output` blocks of a module.
 fn declared_outputs(body: &Body) -> BTreeSet<String> {
-    blocks(body, "output").filter_map(|b| b.labels().first().map(|l| l.as_str().to_string())).collect()
+    blocks(body, "output")
+        .filter_map(|b| b.labels().first().map(|l| l.as_str().to_string()))
+        .collect()
 }
 
 /// `a.b.c` as `["a", "b", "c"]`; None for anything but a plain attribute traversal.
@@ -188,7 +232,9 @@ fn check_type(ty: &Expression, value: &Value, path: &str, errors: &mut Vec<Strin
         Expression::Variable(v) => match v.as_str() {
             "any" => {}
             "string" if value.is_string() || value.is_number() || value.is_boolean() => {}
-            "number" if value.is_number() || value.as_str().is_some_and(|s| s.parse::<f64>().is_ok()) => {}
+            "number"
+                if value.is_number()
+                    || value.as_str().is_some_and(|s| s.parse::<f64>().is_ok()) => {}
             "bool" if value.is_boolean() || matches!(value.as_str(), Some("true" | "false")) => {}
             "string" | "number" | "bool" => mismatch(&format!("expected {}", v.as_str())),
             other => errors.push(format!("{path}: unknown type {other}")),
@@ -202,13 +248,17 @@ fn check_type(ty: &Expression, value: &Value, path: &str, errors: &mut Vec<Strin
                     None => errors.push(format!("{path}: optional() without a type")),
                 },
                 ("list" | "set", Value::Array(items)) => {
-                    let Some(elem) = arg(0) else { return errors.push(format!("{path}: {name}() without a type")) };
+                    let Some(elem) = arg(0) else {
+                        return errors.push(format!("{path}: {name}() without a type"));
+                    };
                     for (i, item) in items.iter().enumerate() {
                         check_type(elem, item, &format!("{path}[{i}]"), errors);
                     }
                 }
                 ("map", Value::Object(entries)) => {
-                    let Some(elem) = arg(0) else { return errors.push(format!("{path}: map() without a type")) };
+                    let Some(elem) = arg(0) else {
+                        return errors.push(format!("{path}: map() without a type"));
+                    };
                     for (k, v) in entries {
                         check_type(elem, v, &format!("{path}[{k:?}]"), errors);
                     }
@@ -230,8 +280,10 @@ fn check_type(ty: &Expression, value: &Value, path: &str, errors: &mut Vec<Strin
                         let key = object_key(key);
                         match entries.get(&key) {
                             Some(v) => check_type(attr_ty, v, &format!("{path}.{key}"), errors),
-                            None if matches!(attr_ty, Expression::FuncCall(c) if c.name.name.as_str() == "optional") => {}
-                            None => errors.push(format!("{path}: required attribute {key:?} is missing")),
+                            None if matches!(attr_ty, Expression::FuncCall(c) if c.name.name.as_str() == "optional") =>
+                                {}
+                            None => errors
+                                .push(format!("{path}: required attribute {key:?} is missing")),
                         }
                         known.insert(key);
                     }
@@ -278,9 +330,19 @@ impl Findings {
     /// The findings that make Terraform fail or lose a value.
     fn errors(&self) -> Vec<String> {
         let mut out = Vec::new();
-        out.extend(self.undeclared.iter().map(|v| format!("variable {v:?} is passed by the controller but not declared by the module")));
-        out.extend(self.missing_required.iter().map(|v| format!("variable {v:?} has no default and no input sets it")));
-        out.extend(self.type_errors.iter().map(|e| format!("type mismatch: {e}")));
+        out.extend(self.undeclared.iter().map(|v| {
+            format!("variable {v:?} is passed by the controller but not declared by the module")
+        }));
+        out.extend(
+            self.missing_required
+                .iter()
+                .map(|v| format!("variable {v:?} has no default and no input sets it")),
+        );
+        out.extend(
+            self.type_errors
+                .iter()
+                .map(|e| format!("type mismatch: {e}")),
+        );
         out
     }
 }
@@ -294,11 +356,24 @@ fn inputs_of(spec: &WorkspaceSpec, secrets: &[Secret]) -> Inputs {
         var_files: Vec::new(),
     };
     for var in fp.vars.iter().flatten() {
-        assert!(inputs.vars.insert(var.key.clone(), var.value.clone()).is_none(), "forProvider.vars sets {:?} twice", var.key);
+        assert!(
+            inputs
+                .vars
+                .insert(var.key.clone(), var.value.clone())
+                .is_none(),
+            "forProvider.vars sets {:?} twice",
+            var.key
+        );
     }
     for file in fp.var_files.iter().flatten() {
-        assert_eq!(file.source, "SecretKey", "only Secret var files are shipped; got {file:?}");
-        let r = file.secret_key_ref.as_ref().expect("a SecretKey var file has secretKeyRef");
+        assert_eq!(
+            file.source, "SecretKey",
+            "only Secret var files are shipped; got {file:?}"
+        );
+        let r = file
+            .secret_key_ref
+            .as_ref()
+            .expect("a SecretKey var file has secretKeyRef");
         let origin = format!("Secret {}/{} key {}", r.namespace, r.name, r.key);
         let secret = secrets
             .iter()
@@ -308,11 +383,19 @@ fn inputs_of(spec: &WorkspaceSpec, secrets: &[Secret]) -> Inputs {
             .string_data
             .as_ref()
             .and_then(|d| d.get(&r.key).cloned())
-            .or_else(|| secret.data.as_ref().and_then(|d| d.get(&r.key)).map(|b| String::from_utf8(b.0.clone()).expect("UTF-8 var file")))
+            .or_else(|| {
+                secret
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(&r.key))
+                    .map(|b| String::from_utf8(b.0.clone()).expect("UTF-8 var file"))
+            })
             .unwrap_or_else(|| panic!("the sample {origin} does not exist"));
         let attrs: BTreeMap<String, Value> = match file.format.as_deref() {
-            None | Some("HCL") => hcl::from_str(&text).unwrap_or_else(|e| panic!("{origin} is not an HCL var file: {e}")),
-            Some("JSON") => serde_json::from_str(&text).unwrap_or_else(|e| panic!("{origin} is not a JSON var file: {e}")),
+            None | Some("HCL") => hcl::from_str(&text)
+                .unwrap_or_else(|e| panic!("{origin} is not an HCL var file: {e}")),
+            Some("JSON") => serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{origin} is not a JSON var file: {e}")),
             Some(other) => panic!("{origin}: unknown var file format {other}"),
         };
         inputs.var_files.push((origin, attrs));
@@ -340,19 +423,31 @@ fn check_inputs(module: &Body, inputs: &Inputs) -> Findings {
             match hcl::from_str::<BTreeMap<String, Value>>(&format!("v = {raw}")) {
                 Ok(mut m) => m.remove("v").unwrap_or(Value::Null),
                 Err(e) => {
-                    findings.type_errors.push(format!("-var {key}={raw:?}: not an HCL expression for type {ty}: {e}"));
+                    findings.type_errors.push(format!(
+                        "-var {key}={raw:?}: not an HCL expression for type {ty}: {e}"
+                    ));
                     continue;
                 }
             }
         };
-        check_type(ty, &value, &format!("-var {key}"), &mut findings.type_errors);
+        check_type(
+            ty,
+            &value,
+            &format!("-var {key}"),
+            &mut findings.type_errors,
+        );
     }
     for (key, value) in &inputs.varmap {
         match declared.get(key) {
             None => findings.undeclared.push(key.clone()),
             Some(decl) => {
                 if let Some(ty) = &decl.ty {
-                    check_type(ty, value, &format!("varmap.{key}"), &mut findings.type_errors);
+                    check_type(
+                        ty,
+                        value,
+                        &format!("varmap.{key}"),
+                        &mut findings.type_errors,
+                    );
                 }
             }
         }
@@ -360,10 +455,17 @@ fn check_inputs(module: &Body, inputs: &Inputs) -> Findings {
     for (origin, attrs) in &inputs.var_files {
         for (key, value) in attrs {
             match declared.get(key) {
-                None => findings.undeclared_in_var_files.push(format!("{key} (from {origin})")),
+                None => findings
+                    .undeclared_in_var_files
+                    .push(format!("{key} (from {origin})")),
                 Some(decl) => {
                     if let Some(ty) = &decl.ty {
-                        check_type(ty, value, &format!("{origin}: {key}"), &mut findings.type_errors);
+                        check_type(
+                            ty,
+                            value,
+                            &format!("{origin}: {key}"),
+                            &mut findings.type_errors,
+                        );
                     }
                 }
             }
@@ -372,7 +474,10 @@ fn check_inputs(module: &Body, inputs: &Inputs) -> Findings {
     for (name, decl) in &declared {
         let provided = inputs.vars.contains_key(name)
             || inputs.varmap.contains_key(name)
-            || inputs.var_files.iter().any(|(_, attrs)| attrs.contains_key(name));
+            || inputs
+                .var_files
+                .iter()
+                .any(|(_, attrs)| attrs.contains_key(name));
         if !decl.has_default && !provided {
             findings.missing_required.push(name.clone());
         }
@@ -385,7 +490,10 @@ fn check_inputs(module: &Body, inputs: &Inputs) -> Findings {
 fn assert_contract(what: &str, module: &Body, inputs: &Inputs) {
     let findings = check_inputs(module, inputs);
     if !findings.undeclared_in_var_files.is_empty() {
-        eprintln!("{what}: var-file attributes the module does not declare (Terraform warns): {:?}", findings.undeclared_in_var_files);
+        eprintln!(
+            "{what}: var-file attributes the module does not declare (Terraform warns): {:?}",
+            findings.undeclared_in_var_files
+        );
     }
     let errors = findings.errors();
     assert!(
@@ -394,7 +502,11 @@ fn assert_contract(what: &str, module: &Body, inputs: &Inputs) {
         errors.join("\n  - "),
         inputs.vars.keys().collect::<Vec<_>>(),
         inputs.varmap.keys().collect::<Vec<_>>(),
-        inputs.var_files.iter().map(|(o, a)| (o, a.keys().collect::<Vec<_>>())).collect::<Vec<_>>(),
+        inputs
+            .var_files
+            .iter()
+            .map(|(o, a)| (o, a.keys().collect::<Vec<_>>()))
+            .collect::<Vec<_>>(),
         declared_variables(module).keys().collect::<Vec<_>>(),
     );
     assert!(
@@ -409,7 +521,10 @@ fn unresolved_placeholders(spec: &WorkspaceSpec) -> Vec<String> {
     fn walk(value: &Value, path: &str, found: &mut Vec<String>) {
         match value {
             Value::String(s) if s.contains("${") => found.push(format!("{path} = {s:?}")),
-            Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| walk(v, &format!("{path}[{i}]"), found)),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| walk(v, &format!("{path}[{i}]"), found)),
             Value::Object(map) => {
                 for (k, v) in map {
                     if path == ".forProvider" && k == "module" {
@@ -422,30 +537,44 @@ fn unresolved_placeholders(spec: &WorkspaceSpec) -> Vec<String> {
         }
     }
     let mut found = Vec::new();
-    walk(&serde_json::to_value(spec).expect("Workspace spec serialises"), "", &mut found);
+    walk(
+        &serde_json::to_value(spec).expect("Workspace spec serialises"),
+        "",
+        &mut found,
+    );
     found
 }
 
 /// What the eks-fargate-profile module must contain; problems as messages.
 fn fargate_module_problems(module: &Body) -> Vec<String> {
     let mut problems = Vec::new();
-    let profiles: Vec<&Block> = blocks(module, "resource").filter(|b| b.labels().first().map(|l| l.as_str()) == Some("aws_eks_fargate_profile")).collect();
+    let profiles: Vec<&Block> = blocks(module, "resource")
+        .filter(|b| b.labels().first().map(|l| l.as_str()) == Some("aws_eks_fargate_profile"))
+        .collect();
     let Some(profile) = profiles.first() else {
         return vec!["no resource \"aws_eks_fargate_profile\"".into()];
     };
     // The role the profile's pods run with.
-    let role_name = match attribute(profile.body(), "pod_execution_role_arn").and_then(traversal_path) {
-        Some(path) if path.len() == 3 && path[0] == "aws_iam_role" && path[2] == "arn" => path[1].clone(),
+    let role_name = match attribute(profile.body(), "pod_execution_role_arn")
+        .and_then(traversal_path)
+    {
+        Some(path) if path.len() == 3 && path[0] == "aws_iam_role" && path[2] == "arn" => {
+            path[1].clone()
+        }
         other => {
             problems.push(format!("aws_eks_fargate_profile.pod_execution_role_arn should be aws_iam_role.<name>.arn, got {other:?}"));
             String::new()
         }
     };
     match find_block(module, "resource", &["aws_iam_role", &role_name]) {
-        None if !role_name.is_empty() => problems.push(format!("resource aws_iam_role {role_name:?} is not defined")),
+        None if !role_name.is_empty() => problems.push(format!(
+            "resource aws_iam_role {role_name:?} is not defined"
+        )),
         None => {}
         Some(role) => match attribute(role.body(), "assume_role_policy") {
-            None => problems.push(format!("aws_iam_role.{role_name} has no assume_role_policy")),
+            None => problems.push(format!(
+                "aws_iam_role.{role_name} has no assume_role_policy"
+            )),
             Some(expr) => {
                 // Either inline (jsonencode(...)) or an aws_iam_policy_document data source.
                 let text = match traversal_path(expr).as_deref() {
@@ -466,9 +595,13 @@ fn fargate_module_problems(module: &Body) -> Vec<String> {
         },
     }
     let attached = blocks(module, "resource")
-        .filter(|b| b.labels().first().map(|l| l.as_str()) == Some("aws_iam_role_policy_attachment"))
+        .filter(|b| {
+            b.labels().first().map(|l| l.as_str()) == Some("aws_iam_role_policy_attachment")
+        })
         .any(|b| {
-            let policy = attribute(b.body(), "policy_arn").map(|e| e.to_string()).unwrap_or_default();
+            let policy = attribute(b.body(), "policy_arn")
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             let role = attribute(b.body(), "role").and_then(traversal_path);
             policy.contains("AmazonEKSFargatePodExecutionRolePolicy")
                 && role.is_some_and(|p| p.len() == 3 && p[0] == "aws_iam_role" && p[1] == role_name)
@@ -493,22 +626,42 @@ fn fargate_module_problems(module: &Body) -> Vec<String> {
 fn every_shipped_module_parses_and_declares_outputs() {
     let templates = shipped_templates();
     for required in ["eks-controlplane", "eks-fargate-profile", "vpc"] {
-        assert!(templates.contains_key(required), "WorkspaceTemplate {required} is not shipped; found {:?}", templates.keys());
+        assert!(
+            templates.contains_key(required),
+            "WorkspaceTemplate {required} is not shipped; found {:?}",
+            templates.keys()
+        );
     }
     for (name, (file, template)) in &templates {
         let module = module_body(file, template);
-        assert!(!declared_outputs(&module).is_empty(), "{file} ({name}): the module declares no output");
-        assert!(!declared_variables(&module).is_empty(), "{file} ({name}): the module declares no variable");
+        assert!(
+            !declared_outputs(&module).is_empty(),
+            "{file} ({name}): the module declares no output"
+        );
+        assert!(
+            !declared_variables(&module).is_empty(),
+            "{file} ({name}): the module declares no variable"
+        );
     }
 
     // The VPC template is instantiated by the user, not by the controller: its own vars must be
     // declared, and it must produce what the EKS and profile workspaces wait for.
     let (file, vpc) = template(&templates, "vpc");
     let module = module_body(file, vpc);
-    assert_contract(&format!("{file} (its own static inputs)"), &module, &inputs_of(&vpc.spec.template.spec, &[]));
+    assert_contract(
+        &format!("{file} (its own static inputs)"),
+        &module,
+        &inputs_of(&vpc.spec.template.spec, &[]),
+    );
     let outputs = declared_outputs(&module);
-    for output in ["vpc_id", "private_subnets", "public_subnets"].iter().chain(render::eks::VPC_SECRET_KEYS) {
-        assert!(outputs.contains(*output), "{file}: no output {output:?}; declared: {outputs:?}");
+    for output in ["vpc_id", "private_subnets", "public_subnets"]
+        .iter()
+        .chain(render::eks::VPC_SECRET_KEYS)
+    {
+        assert!(
+            outputs.contains(*output),
+            "{file}: no output {output:?}; declared: {outputs:?}"
+        );
     }
 }
 
@@ -519,12 +672,26 @@ fn vpc_module_writes_the_var_file_the_sample_secret_stands_in_for() {
     let module = module_body(file, vpc);
     // output "vpc_config" = format(local.vpc_config_format, ...): the heredoc's attribute names
     // are the var file's.
-    let output = find_block(&module, "output", &["vpc_config"]).unwrap_or_else(|| panic!("{file}: no output vpc_config"));
-    let value = attribute(output.body(), "value").unwrap_or_else(|| panic!("{file}: output vpc_config has no value"));
-    let Expression::FuncCall(call) = value else { panic!("{file}: output vpc_config is expected to be format(local.vpc_config_format, ...), got {value}") };
+    let output = find_block(&module, "output", &["vpc_config"])
+        .unwrap_or_else(|| panic!("{file}: no output vpc_config"));
+    let value = attribute(output.body(), "value")
+        .unwrap_or_else(|| panic!("{file}: output vpc_config has no value"));
+    let Expression::FuncCall(call) = value else {
+        panic!(
+            "{file}: output vpc_config is expected to be format(local.vpc_config_format, ...), got {value}"
+        )
+    };
     let local = call.args.first().and_then(traversal_path);
-    let Some([locals, local_name]) = local.as_deref() else { panic!("{file}: output vpc_config formats {:?}, expected local.<name>", call.args.first()) };
-    assert_eq!(locals, "local", "{file}: output vpc_config should format a local");
+    let Some([locals, local_name]) = local.as_deref() else {
+        panic!(
+            "{file}: output vpc_config formats {:?}, expected local.<name>",
+            call.args.first()
+        )
+    };
+    assert_eq!(
+        locals, "local",
+        "{file}: output vpc_config should format a local"
+    );
     let format = blocks(&module, "locals")
         .find_map(|b| attribute(b.body(), local_name))
         .unwrap_or_else(|| panic!("{file}: local {local_name} is not defined"));
@@ -537,11 +704,19 @@ fn vpc_module_writes_the_var_file_the_sample_secret_stands_in_for() {
         other => panic!("{file}: local {local_name} should be a string, got {other}"),
     };
     let written: BTreeSet<String> = hcl::parse(&template_text.replace("%s", "null"))
-        .unwrap_or_else(|e| panic!("{file}: local {local_name} does not format an HCL var file: {e}"))
+        .unwrap_or_else(|e| {
+            panic!("{file}: local {local_name} does not format an HCL var file: {e}")
+        })
         .attributes()
         .map(|a| a.key().to_string())
         .collect();
-    assert_eq!(call.args.len() - 1, written.len(), "{file}: output vpc_config fills {} values into {} attributes", call.args.len() - 1, written.len());
+    assert_eq!(
+        call.args.len() - 1,
+        written.len(),
+        "{file}: output vpc_config fills {} values into {} attributes",
+        call.args.len() - 1,
+        written.len()
+    );
 
     let secrets = sample_secrets();
     let cp = sample_control_plane();
@@ -551,8 +726,15 @@ fn vpc_module_writes_the_var_file_the_sample_secret_stands_in_for() {
         .find(|s| s.metadata.namespace.as_deref() == Some(&ns) && s.metadata.name.as_deref() == Some(&name))
         .unwrap_or_else(|| panic!("config/samples/secrets.yaml has no Secret {ns}/{name}, the VPC secret of the sample control plane"));
     let text = &sample.string_data.as_ref().expect("stringData")["vpc_config"];
-    let sample_attrs: BTreeSet<String> = hcl::parse(text).expect("sample vpc_config is HCL").attributes().map(|a| a.key().to_string()).collect();
-    assert_eq!(written, sample_attrs, "the VPC module's vpc_config and the sample secret's set different attributes");
+    let sample_attrs: BTreeSet<String> = hcl::parse(text)
+        .expect("sample vpc_config is HCL")
+        .attributes()
+        .map(|a| a.key().to_string())
+        .collect();
+    assert_eq!(
+        written, sample_attrs,
+        "the VPC module's vpc_config and the sample secret's set different attributes"
+    );
 }
 
 #[test]
@@ -564,11 +746,17 @@ fn eks_workspace_inputs_match_the_eks_module() {
     let spec = render_workspace(&apply, template);
 
     let leftover = unresolved_placeholders(&spec);
-    assert!(leftover.is_empty(), "{file}: placeholders left in the rendered Workspace spec: {leftover:?}");
+    assert!(
+        leftover.is_empty(),
+        "{file}: placeholders left in the rendered Workspace spec: {leftover:?}"
+    );
 
     let module = module_body(file, template);
     let inputs = inputs_of(&spec, &sample_secrets());
-    assert!(!inputs.var_files.is_empty(), "{file}: the EKS workspace is expected to read the VPC var file");
+    assert!(
+        !inputs.var_files.is_empty(),
+        "{file}: the EKS workspace is expected to read the VPC var file"
+    );
     assert_contract(file, &module, &inputs);
 
     // The default profiles travel typed and reach the eks module unchanged.
@@ -580,14 +768,22 @@ fn eks_workspace_inputs_match_the_eks_module() {
         })),
         "fargate_profiles rendered for the sample (no defaultFargateProfiles: both defaults)"
     );
-    let eks = find_block(&module, "module", &["eks"]).unwrap_or_else(|| panic!("{file}: no module \"eks\" block"));
+    let eks = find_block(&module, "module", &["eks"])
+        .unwrap_or_else(|| panic!("{file}: no module \"eks\" block"));
     let passed = attribute(eks.body(), "fargate_profiles").map(|e| e.to_string());
-    assert_eq!(passed.as_deref(), Some("var.fargate_profiles"), "{file}: module \"eks\" should get fargate_profiles = var.fargate_profiles");
+    assert_eq!(
+        passed.as_deref(),
+        Some("var.fargate_profiles"),
+        "{file}: module \"eks\" should get fargate_profiles = var.fargate_profiles"
+    );
 
     // The profile workspaces wait for these keys of the EKS connection secret.
     let outputs = declared_outputs(&module);
     for key in render::fargate::EKS_SECRET_KEYS {
-        assert!(outputs.contains(*key), "{file}: no output {key:?}, which the controller waits for in the EKS connection secret");
+        assert!(
+            outputs.contains(*key),
+            "{file}: no output {key:?}, which the controller waits for in the EKS connection secret"
+        );
     }
 }
 
@@ -596,8 +792,15 @@ fn fargate_profile_workspace_inputs_match_the_profile_module() {
     let templates = shipped_templates();
     let secrets = sample_secrets();
     let cp = sample_control_plane();
-    let profiles = cp.spec.additional_fargate_profiles.clone().unwrap_or_default();
-    assert!(!profiles.is_empty(), "the sample control plane has additional Fargate profiles");
+    let profiles = cp
+        .spec
+        .additional_fargate_profiles
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        !profiles.is_empty(),
+        "the sample control plane has additional Fargate profiles"
+    );
     for profile in &profiles {
         let apply = render::fargate::render(&cp, profile);
         let (file, template) = template(&templates, &apply.spec.template_ref.name);
@@ -605,14 +808,21 @@ fn fargate_profile_workspace_inputs_match_the_profile_module() {
         let what = format!("{file} for profile {}", profile.name);
 
         let leftover = unresolved_placeholders(&spec);
-        assert!(leftover.is_empty(), "{what}: placeholders left in the rendered Workspace spec: {leftover:?}");
+        assert!(
+            leftover.is_empty(),
+            "{what}: placeholders left in the rendered Workspace spec: {leftover:?}"
+        );
 
         let module = module_body(file, template);
         let inputs = inputs_of(&spec, &secrets);
         assert_contract(&what, &module, &inputs);
 
         let problems = fargate_module_problems(&module);
-        assert!(problems.is_empty(), "{what}:\n  - {}", problems.join("\n  - "));
+        assert!(
+            problems.is_empty(),
+            "{what}:\n  - {}",
+            problems.join("\n  - ")
+        );
     }
 }
 
@@ -633,13 +843,26 @@ fn the_checks_report_broken_contracts() {
     )
     .unwrap();
     let inputs = Inputs {
-        vars: BTreeMap::from([("y".to_string(), "1".to_string()), ("n".to_string(), r#"["a", "b"]"#.to_string())]),
-        varmap: BTreeMap::from([("o".to_string(), json!({ "name": "p", "selectors": [{ "labels": { "a": 1 } }], "extra": true }))]),
-        var_files: vec![("file".to_string(), BTreeMap::from([("z".to_string(), json!("v"))]))],
+        vars: BTreeMap::from([
+            ("y".to_string(), "1".to_string()),
+            ("n".to_string(), r#"["a", "b"]"#.to_string()),
+        ]),
+        varmap: BTreeMap::from([(
+            "o".to_string(),
+            json!({ "name": "p", "selectors": [{ "labels": { "a": 1 } }], "extra": true }),
+        )]),
+        var_files: vec![(
+            "file".to_string(),
+            BTreeMap::from([("z".to_string(), json!("v"))]),
+        )],
     };
     let findings = check_inputs(&module, &inputs);
     assert_eq!(findings.undeclared, vec!["y"]);
-    assert_eq!(findings.missing_required, vec!["x"], "x has no default and is not set; d has a (null) default");
+    assert_eq!(
+        findings.missing_required,
+        vec!["x"],
+        "x has no default and is not set; d has a (null) default"
+    );
     assert_eq!(findings.undeclared_in_var_files, vec!["z (from file)"]);
     assert_eq!(
         findings.type_errors,
@@ -660,14 +883,26 @@ fn the_checks_report_broken_contracts() {
     assert_eq!(check_inputs(&module, &ok), Findings::default());
 
     // A -var that is not valid for its type.
-    let bad = Inputs { vars: BTreeMap::from([("x".to_string(), "v".to_string()), ("n".to_string(), "{".to_string())]), ..Default::default() };
+    let bad = Inputs {
+        vars: BTreeMap::from([
+            ("x".to_string(), "v".to_string()),
+            ("n".to_string(), "{".to_string()),
+        ]),
+        ..Default::default()
+    };
     assert_eq!(check_inputs(&module, &bad).type_errors.len(), 1);
 
     // A placeholder left outside the module is found, one inside the module is not.
     let mut spec = WorkspaceSpec::default();
     spec.for_provider.module = "output \"o\" { value = \"${var.x}\" }".into();
-    spec.for_provider.vars = Some(vec![capt_fargate::api::workspace::Var { key: "k".into(), value: "${missing}".into() }]);
-    assert_eq!(unresolved_placeholders(&spec), vec![r#".forProvider.vars[0].value = "${missing}""#]);
+    spec.for_provider.vars = Some(vec![capt_fargate::api::workspace::Var {
+        key: "k".into(),
+        value: "${missing}".into(),
+    }]);
+    assert_eq!(
+        unresolved_placeholders(&spec),
+        vec![r#".forProvider.vars[0].value = "${missing}""#]
+    );
 
     // The Fargate module checks fail on a module without the confused-deputy condition and
     // without the managed policy.
@@ -684,8 +919,14 @@ fn the_checks_report_broken_contracts() {
     let problems = fargate_module_problems(&weak);
     assert_eq!(problems.len(), 3, "{problems:#?}");
     assert!(problems[0].contains("aws:SourceArn"), "{problems:#?}");
-    assert!(problems[1].contains("AmazonEKSFargatePodExecutionRolePolicy"), "{problems:#?}");
-    assert!(problems[2].contains("pod_execution_role_arn"), "{problems:#?}");
+    assert!(
+        problems[1].contains("AmazonEKSFargatePodExecutionRolePolicy"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[2].contains("pod_execution_role_arn"),
+        "{problems:#?}"
+    );
 }
 
 /// `controlPlaneConfig`, its `endpointAccess` and each of `public`/`private` are optional in the
@@ -699,14 +940,28 @@ fn control_plane_without_optional_settings_renders_with_the_eks_template() {
     let templates = shipped_templates();
     let secrets = sample_secrets();
     let base = sample_control_plane();
-    let region = base.spec.control_plane_config.clone().expect("the sample sets controlPlaneConfig");
+    let region = base
+        .spec
+        .control_plane_config
+        .clone()
+        .expect("the sample sets controlPlaneConfig");
 
     let mut variants: Vec<(&str, CAPTControlPlane)> = Vec::new();
     let mut cp = base.clone();
-    cp.spec.control_plane_config.as_mut().unwrap().endpoint_access = Some(EndpointAccess { public: Some(true), ..Default::default() });
+    cp.spec
+        .control_plane_config
+        .as_mut()
+        .unwrap()
+        .endpoint_access = Some(EndpointAccess {
+        public: Some(true),
+        ..Default::default()
+    });
     variants.push(("endpointAccess with only public", cp));
     let mut cp = base.clone();
-    cp.spec.control_plane_config = Some(capt_fargate::api::ControlPlaneConfig { endpoint_access: None, ..region });
+    cp.spec.control_plane_config = Some(capt_fargate::api::ControlPlaneConfig {
+        endpoint_access: None,
+        ..region
+    });
     variants.push(("controlPlaneConfig without endpointAccess", cp));
     let mut cp = base.clone();
     cp.spec.control_plane_config = None;
@@ -719,12 +974,17 @@ fn control_plane_without_optional_settings_renders_with_the_eks_template() {
         match render::workspace::render(&apply, template, "ws-name") {
             Err(e) => failures.push(format!("{variant}: {file} cannot be rendered: {e}")),
             Ok(spec) => {
-                let findings = check_inputs(&module_body(file, template), &inputs_of(&spec, &secrets));
+                let findings =
+                    check_inputs(&module_body(file, template), &inputs_of(&spec, &secrets));
                 for error in findings.errors() {
                     failures.push(format!("{variant}: {file}: {error}"));
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "control planes the CRD accepts get no working EKS Workspace:\n  - {}", failures.join("\n  - "));
+    assert!(
+        failures.is_empty(),
+        "control planes the CRD accepts get no working EKS Workspace:\n  - {}",
+        failures.join("\n  - ")
+    );
 }

@@ -42,18 +42,30 @@ fn apply(ns: &str, name: &str, vars: serde_json::Value) -> WorkspaceTemplateAppl
 }
 
 async fn workspace_of(client: &Client, ns: &str, name: &str) -> Option<Workspace> {
-    Api::<Workspace>::all(client.clone()).get_opt(&names::workspace_name(ns, name)).await.unwrap()
+    Api::<Workspace>::all(client.clone())
+        .get_opt(&names::workspace_name(ns, name))
+        .await
+        .unwrap()
 }
 
-async fn ready_reason(api: &Api<WorkspaceTemplateApply>, name: &str) -> Result<(String, String, String), String> {
+async fn ready_reason(
+    api: &Api<WorkspaceTemplateApply>,
+    name: &str,
+) -> Result<(String, String, String), String> {
     let a = api.get(name).await.map_err(|e| e.to_string())?;
     let status = a.status.ok_or("no status")?;
     if status.observed_generation != a.metadata.generation {
         return Err("status is for an older generation".into());
     }
     let c = find(&status.conditions, "Ready").ok_or("no Ready")?;
-    let synced = find(&status.conditions, "Synced").map(|s| format!("{}/{}", s.status, s.reason)).unwrap_or_default();
-    Ok((format!("{}/{}", c.status, c.reason), c.message.clone().unwrap_or_default(), synced))
+    let synced = find(&status.conditions, "Synced")
+        .map(|s| format!("{}/{}", s.status, s.reason))
+        .unwrap_or_default();
+    Ok((
+        format!("{}/{}", c.status, c.reason),
+        c.message.clone().unwrap_or_default(),
+        synced,
+    ))
 }
 
 #[tokio::test]
@@ -63,33 +75,68 @@ async fn workspace_follows_template_and_variable_changes_and_is_deleted_with_the
     let operator = Operator::start(client.clone(), &ns.name);
     let templates: Api<WorkspaceTemplate> = Api::namespaced(client.clone(), &ns.name);
     let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), &ns.name);
-    templates.create(&PostParams::default(), &template(&ns.name, "# v1")).await.unwrap();
-    applies.create(&PostParams::default(), &apply(&ns.name, "one", json!({ "name": "first \"quoted\" value" }))).await.unwrap();
+    templates
+        .create(&PostParams::default(), &template(&ns.name, "# v1"))
+        .await
+        .unwrap();
+    applies
+        .create(
+            &PostParams::default(),
+            &apply(&ns.name, "one", json!({ "name": "first \"quoted\" value" })),
+        )
+        .await
+        .unwrap();
 
     let ws = eventually("Workspace created", WAIT, || async {
-        workspace_of(&client, &ns.name, "one").await.ok_or_else(|| "no Workspace".to_string())
+        workspace_of(&client, &ns.name, "one")
+            .await
+            .ok_or_else(|| "no Workspace".to_string())
     })
     .await;
     let fp = &ws.spec.for_provider;
     assert_eq!(fp.module, "# v1");
     assert_eq!(fp.vars.as_ref().unwrap()[0].value, "first \"quoted\" value");
     assert_eq!(fp.varmap.as_ref().unwrap()["list"], json!([1, 2]));
-    let var_file = fp.var_files.as_ref().unwrap()[0].secret_key_ref.as_ref().unwrap();
-    assert_eq!(var_file.name, format!("{}-in", ws.name_any()), "WORKSPACE_NAME is the Workspace's name");
-    assert_eq!(ws.labels()[names::LABEL_APPLY_UID], applies.get("one").await.unwrap().uid().unwrap());
+    let var_file = fp.var_files.as_ref().unwrap()[0]
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        var_file.name,
+        format!("{}-in", ws.name_any()),
+        "WORKSPACE_NAME is the Workspace's name"
+    );
+    assert_eq!(
+        ws.labels()[names::LABEL_APPLY_UID],
+        applies.get("one").await.unwrap().uid().unwrap()
+    );
     // Without a provider the Workspace has no conditions yet: creating, not failed.
     let (ready, _, synced) = eventually("status", WAIT, || ready_reason(&applies, "one")).await;
-    assert_eq!((ready.as_str(), synced.as_str()), ("False/Creating", "True/ReconcileSuccess"));
+    assert_eq!(
+        (ready.as_str(), synced.as_str()),
+        ("False/Creating", "True/ReconcileSuccess")
+    );
 
     // A template change reaches the Workspace (CAPT froze it after creation).
     templates.patch("tpl", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "template": { "spec": { "forProvider": { "module": "# v2" } } } } }))).await.unwrap();
     eventually("module updated", WAIT, || async {
         let ws = workspace_of(&client, &ns.name, "one").await.ok_or("gone")?;
-        if ws.spec.for_provider.module == "# v2" { Ok(()) } else { Err(ws.spec.for_provider.module) }
+        if ws.spec.for_provider.module == "# v2" {
+            Ok(())
+        } else {
+            Err(ws.spec.for_provider.module)
+        }
     })
     .await;
     // So does a variable change.
-    applies.patch("one", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "variables": { "name": "second" } } }))).await.unwrap();
+    applies
+        .patch(
+            "one",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "variables": { "name": "second" } } })),
+        )
+        .await
+        .unwrap();
     eventually("variable updated", WAIT, || async {
         let ws = workspace_of(&client, &ns.name, "one").await.ok_or("gone")?;
         let v = ws.spec.for_provider.vars.unwrap()[0].value.clone();
@@ -100,9 +147,17 @@ async fn workspace_follows_template_and_variable_changes_and_is_deleted_with_the
     // Deleting the apply deletes its Workspace first (no provider here, so no finalizer on it).
     applies.delete("one", &Default::default()).await.unwrap();
     eventually("apply and Workspace gone", WAIT, || async {
-        let apply_gone = applies.get_opt("one").await.map_err(|e| e.to_string())?.is_none();
+        let apply_gone = applies
+            .get_opt("one")
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none();
         let ws_gone = workspace_of(&client, &ns.name, "one").await.is_none();
-        if apply_gone && ws_gone { Ok(()) } else { Err(format!("apply gone {apply_gone}, Workspace gone {ws_gone}")) }
+        if apply_gone && ws_gone {
+            Ok(())
+        } else {
+            Err(format!("apply gone {apply_gone}, Workspace gone {ws_gone}"))
+        }
     })
     .await;
     operator.stop().await;
@@ -118,29 +173,58 @@ async fn missing_template_unset_variables_and_name_conflicts_are_reported() {
     let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), &ns.name);
 
     // No template yet.
-    applies.create(&PostParams::default(), &apply(&ns.name, "early", json!({ "name": "x" }))).await.unwrap();
+    applies
+        .create(
+            &PostParams::default(),
+            &apply(&ns.name, "early", json!({ "name": "x" })),
+        )
+        .await
+        .unwrap();
     let (_, _, synced) = eventually("TemplateNotFound", WAIT, || async {
         let r = ready_reason(&applies, "early").await?;
-        if r.2.ends_with("TemplateNotFound") { Ok(r) } else { Err(format!("{r:?}")) }
+        if r.2.ends_with("TemplateNotFound") {
+            Ok(r)
+        } else {
+            Err(format!("{r:?}"))
+        }
     })
     .await;
     assert_eq!(synced, "False/TemplateNotFound");
     // The template appears: the watch brings the apply along at once.
-    templates.create(&PostParams::default(), &template(&ns.name, "# m")).await.unwrap();
+    templates
+        .create(&PostParams::default(), &template(&ns.name, "# m"))
+        .await
+        .unwrap();
     eventually("Workspace after the template appears", WAIT, || async {
-        workspace_of(&client, &ns.name, "early").await.map(|_| ()).ok_or_else(|| "no Workspace".to_string())
+        workspace_of(&client, &ns.name, "early")
+            .await
+            .map(|_| ())
+            .ok_or_else(|| "no Workspace".to_string())
     })
     .await;
 
     // A placeholder nobody sets is an error, not a literal "${name}" passed to Terraform.
-    applies.create(&PostParams::default(), &apply(&ns.name, "unset", json!({}))).await.unwrap();
+    applies
+        .create(&PostParams::default(), &apply(&ns.name, "unset", json!({})))
+        .await
+        .unwrap();
     let msg = eventually("InvalidTemplate", WAIT, || async {
         let a = applies.get("unset").await.map_err(|e| e.to_string())?;
-        let c = a.status.and_then(|s| find(&s.conditions, "Synced").cloned()).ok_or("no Synced")?;
-        if c.reason == "InvalidTemplate" { Ok(c.message.unwrap_or_default()) } else { Err(c.reason) }
+        let c = a
+            .status
+            .and_then(|s| find(&s.conditions, "Synced").cloned())
+            .ok_or("no Synced")?;
+        if c.reason == "InvalidTemplate" {
+            Ok(c.message.unwrap_or_default())
+        } else {
+            Err(c.reason)
+        }
     })
     .await;
-    assert!(msg.contains("name") && msg.contains("spec.variables"), "{msg}");
+    assert!(
+        msg.contains("name") && msg.contains("spec.variables"),
+        "{msg}"
+    );
     assert!(workspace_of(&client, &ns.name, "unset").await.is_none());
 
     // A Workspace of the same name that is not ours is left alone and reported.
@@ -151,11 +235,24 @@ async fn missing_template_unset_variables_and_name_conflicts_are_reported() {
     }))
     .unwrap();
     let workspaces: Api<Workspace> = Api::all(client.clone());
-    workspaces.create(&PostParams::default(), &foreign).await.unwrap();
-    applies.create(&PostParams::default(), &apply(&ns.name, "taken", json!({ "name": "x" }))).await.unwrap();
+    workspaces
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+    applies
+        .create(
+            &PostParams::default(),
+            &apply(&ns.name, "taken", json!({ "name": "x" })),
+        )
+        .await
+        .unwrap();
     eventually("WorkspaceNameConflict", WAIT, || async {
         let r = ready_reason(&applies, "taken").await?;
-        if r.2 == "False/WorkspaceNameConflict" { Ok(()) } else { Err(format!("{r:?}")) }
+        if r.2 == "False/WorkspaceNameConflict" {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
     })
     .await;
     let untouched = workspaces.get(&foreign.name_any()).await.unwrap();
@@ -163,11 +260,29 @@ async fn missing_template_unset_variables_and_name_conflicts_are_reported() {
     // Deleting the apply must not delete the foreign Workspace.
     applies.delete("taken", &Default::default()).await.unwrap();
     eventually("apply gone", WAIT, || async {
-        if applies.get_opt("taken").await.map_err(|e| e.to_string())?.is_none() { Ok(()) } else { Err("still there".into()) }
+        if applies
+            .get_opt("taken")
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            Ok(())
+        } else {
+            Err("still there".into())
+        }
     })
     .await;
-    assert!(workspaces.get_opt(&foreign.name_any()).await.unwrap().is_some());
-    workspaces.delete(&foreign.name_any(), &Default::default()).await.unwrap();
+    assert!(
+        workspaces
+            .get_opt(&foreign.name_any())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    workspaces
+        .delete(&foreign.name_any(), &Default::default())
+        .await
+        .unwrap();
     operator.stop().await;
     ns.delete().await;
 }
@@ -179,7 +294,10 @@ async fn secrets_gate_creation_and_retained_workspaces_survive_deletion() {
     let operator = Operator::start(client.clone(), &ns.name);
     let templates: Api<WorkspaceTemplate> = Api::namespaced(client.clone(), &ns.name);
     let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), &ns.name);
-    templates.create(&PostParams::default(), &template(&ns.name, "# m")).await.unwrap();
+    templates
+        .create(&PostParams::default(), &template(&ns.name, "# m"))
+        .await
+        .unwrap();
     let mut a = apply(&ns.name, "gated", json!({ "name": "x" }));
     a.spec.wait_for_secrets = Some(vec![capt_fargate::api::SecretRequirement {
         name: "needed".into(),
@@ -188,36 +306,72 @@ async fn secrets_gate_creation_and_retained_workspaces_survive_deletion() {
     }]);
     a.spec.retain_workspace_on_delete = Some(true);
     applies.create(&PostParams::default(), &a).await.unwrap();
-    let (ready, message, _) = eventually("waiting for the secret", WAIT, || ready_reason(&applies, "gated")).await;
+    let (ready, message, _) = eventually("waiting for the secret", WAIT, || {
+        ready_reason(&applies, "gated")
+    })
+    .await;
     assert_eq!(ready, "False/WaitingForSecrets");
     assert!(message.contains("does not exist"), "{message}");
 
     // The secret without the key: still waiting, and the message names the key.
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns.name);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), &ns.name);
     let secret = |data: serde_json::Value| -> k8s_openapi::api::core::v1::Secret {
-        serde_json::from_value(json!({ "metadata": { "name": "needed" }, "stringData": data })).unwrap()
+        serde_json::from_value(json!({ "metadata": { "name": "needed" }, "stringData": data }))
+            .unwrap()
     };
-    secrets.create(&PostParams::default(), &secret(json!({ "other": "x" }))).await.unwrap();
+    secrets
+        .create(&PostParams::default(), &secret(json!({ "other": "x" })))
+        .await
+        .unwrap();
     eventually("missing key reported", WAIT, || async {
         let (_, message, _) = ready_reason(&applies, "gated").await?;
-        if message.contains("lacks keys vpc_config") { Ok(()) } else { Err(message) }
+        if message.contains("lacks keys vpc_config") {
+            Ok(())
+        } else {
+            Err(message)
+        }
     })
     .await;
     assert!(workspace_of(&client, &ns.name, "gated").await.is_none());
-    secrets.patch("needed", &PatchParams::default(), &Patch::Merge(json!({ "stringData": { "vpc_config": "vpc_id = \"vpc-1\"" } }))).await.unwrap();
+    secrets
+        .patch(
+            "needed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "stringData": { "vpc_config": "vpc_id = \"vpc-1\"" } })),
+        )
+        .await
+        .unwrap();
     eventually("Workspace once the key exists", WAIT, || async {
-        workspace_of(&client, &ns.name, "gated").await.map(|_| ()).ok_or_else(|| "no Workspace".to_string())
+        workspace_of(&client, &ns.name, "gated")
+            .await
+            .map(|_| ())
+            .ok_or_else(|| "no Workspace".to_string())
     })
     .await;
 
     // retainWorkspaceOnDelete: the apply goes, the Workspace stays.
     applies.delete("gated", &Default::default()).await.unwrap();
     eventually("apply gone", WAIT, || async {
-        if applies.get_opt("gated").await.map_err(|e| e.to_string())?.is_none() { Ok(()) } else { Err("still there".into()) }
+        if applies
+            .get_opt("gated")
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            Ok(())
+        } else {
+            Err("still there".into())
+        }
     })
     .await;
-    let kept = workspace_of(&client, &ns.name, "gated").await.expect("retained Workspace");
-    Api::<Workspace>::all(client.clone()).delete(&kept.name_any(), &Default::default()).await.unwrap();
+    let kept = workspace_of(&client, &ns.name, "gated")
+        .await
+        .expect("retained Workspace");
+    Api::<Workspace>::all(client.clone())
+        .delete(&kept.name_any(), &Default::default())
+        .await
+        .unwrap();
     operator.stop().await;
     ns.delete().await;
 }

@@ -47,24 +47,40 @@ async fn install_crds(client: Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client);
     let mut crds = capt_fargate::crdgen::crds();
     let dir = third_party_crds_dir();
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("third-party CRDs not found in {}: {e}", dir.display()));
-    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "yaml")).collect();
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("third-party CRDs not found in {}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        for doc in text.split("\n---").filter(|d| d.contains("kind: CustomResourceDefinition")) {
-            crds.push(serde_saphyr::from_str(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display())));
+        for doc in text
+            .split("\n---")
+            .filter(|d| d.contains("kind: CustomResourceDefinition"))
+        {
+            crds.push(
+                serde_saphyr::from_str(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display())),
+            );
         }
     }
     for crd in crds {
         let name = crd.name_any();
-        api.patch(&name, &PatchParams::apply("capt-fargate-tests").force(), &Patch::Apply(&crd))
-            .await
-            .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
-        tokio::time::timeout(Duration::from_secs(30), await_condition(api.clone(), &name, conditions::is_crd_established()))
-            .await
-            .unwrap_or_else(|_| panic!("CRD {name} not Established within 30s"))
-            .unwrap();
+        api.patch(
+            &name,
+            &PatchParams::apply("capt-fargate-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("CRD {name} not Established within 30s"))
+        .unwrap();
     }
 }
 
@@ -80,9 +96,15 @@ impl TestNamespace {
     pub async fn new(client: &Client, prefix: &str) -> Self {
         let name = format!("{prefix}-{:08x}", rand_u32());
         let api: Api<Namespace> = Api::all(client.clone());
-        let ns: Namespace = serde_json::from_value(serde_json::json!({ "metadata": { "name": name } })).unwrap();
-        api.create(&PostParams::default(), &ns).await.unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
-        TestNamespace { name, client: client.clone() }
+        let ns: Namespace =
+            serde_json::from_value(serde_json::json!({ "metadata": { "name": name } })).unwrap();
+        api.create(&PostParams::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+        TestNamespace {
+            name,
+            client: client.clone(),
+        }
     }
 
     /// Deletes the namespace (kube-controller-manager finalizes it).
@@ -131,17 +153,29 @@ impl Operator {
     /// Starts both controllers for `namespace` with `client`.
     pub fn start(client: Client, namespace: &str) -> Self {
         let metrics = Arc::new(Metrics::default());
-        let ctx = Arc::new(Context::new(client, metrics.clone(), Some(namespace.to_string()), Some("test".into())));
+        let ctx = Arc::new(Context::new(
+            client,
+            metrics.clone(),
+            Some(namespace.to_string()),
+            Some("test".into()),
+        ));
         let (stop, rx) = tokio::sync::watch::channel(false);
         let signal = |rx: tokio::sync::watch::Receiver<bool>| async move {
             let mut rx = rx;
             let _ = rx.wait_for(|s| *s).await;
         };
         let tasks = vec![
-            tokio::spawn(controller::control_plane::run(ctx.clone(), signal(rx.clone()))),
+            tokio::spawn(controller::control_plane::run(
+                ctx.clone(),
+                signal(rx.clone()),
+            )),
             tokio::spawn(controller::workspace_apply::run(ctx, signal(rx))),
         ];
-        Operator { metrics, stop, tasks }
+        Operator {
+            metrics,
+            stop,
+            tasks,
+        }
     }
 
     /// Stops the controllers and waits for them.
@@ -155,9 +189,17 @@ impl Operator {
 
 /// Applies every YAML document in `path` (a file or a directory) to `namespace`, as kubectl
 /// would, and returns what was applied as (kind, name).
-pub async fn apply_yaml(client: &Client, namespace: &str, path: &std::path::Path) -> Vec<(String, String)> {
+pub async fn apply_yaml(
+    client: &Client,
+    namespace: &str,
+    path: &std::path::Path,
+) -> Vec<(String, String)> {
     let mut files = if path.is_dir() {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(path).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "yaml")).collect();
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
         v.sort();
         v
     } else {
@@ -168,7 +210,11 @@ pub async fn apply_yaml(client: &Client, namespace: &str, path: &std::path::Path
         let text = std::fs::read_to_string(&file).unwrap();
         for doc in text.split("\n---") {
             let value: serde_json::Value = match serde_saphyr::from_str(doc) {
-                Ok(serde_json::Value::Null) | Err(_) if doc.trim().trim_start_matches("---").trim().is_empty() => continue,
+                Ok(serde_json::Value::Null) | Err(_)
+                    if doc.trim().trim_start_matches("---").trim().is_empty() =>
+                {
+                    continue;
+                }
                 Ok(v) => v,
                 Err(e) => panic!("{}: {e}", file.display()),
             };
@@ -176,14 +222,22 @@ pub async fn apply_yaml(client: &Client, namespace: &str, path: &std::path::Path
                 continue;
             }
             let obj: kube::api::DynamicObject = serde_json::from_value(value).unwrap();
-            applied.push(apply_dynamic(client, namespace, obj).await.unwrap_or_else(|e| panic!("{}: {e}", file.display())));
+            applied.push(
+                apply_dynamic(client, namespace, obj)
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e}", file.display())),
+            );
         }
     }
     applied
 }
 
 /// Server-side applies one object into `namespace`.
-pub async fn apply_dynamic(client: &Client, namespace: &str, mut obj: kube::api::DynamicObject) -> Result<(String, String), kube::Error> {
+pub async fn apply_dynamic(
+    client: &Client,
+    namespace: &str,
+    mut obj: kube::api::DynamicObject,
+) -> Result<(String, String), kube::Error> {
     let types = obj.types.clone().expect("manifest has apiVersion and kind");
     let gvk = kube::api::GroupVersionKind::try_from(&types).unwrap();
     let (resource, caps) = kube::discovery::pinned_kind(client, &gvk).await?;
@@ -194,6 +248,11 @@ pub async fn apply_dynamic(client: &Client, namespace: &str, mut obj: kube::api:
         Api::all_with(client.clone(), &resource)
     };
     let name = obj.name_any();
-    api.patch(&name, &PatchParams::apply("capt-fargate-tests").force(), &Patch::Apply(&obj)).await?;
+    api.patch(
+        &name,
+        &PatchParams::apply("capt-fargate-tests").force(),
+        &Patch::Apply(&obj),
+    )
+    .await?;
     Ok((types.kind, name))
 }

@@ -37,9 +37,18 @@ impl Samples {
         let root = super::repo_root();
         super::apply_yaml(&client, &ns.name, &root.join("config/workspacetemplates")).await;
         super::apply_yaml(&client, &ns.name, &root.join("config/samples/cluster.yaml")).await;
-        super::apply_yaml(&client, &ns.name, &root.join("config/samples/captcontrolplane.yaml")).await;
+        super::apply_yaml(
+            &client,
+            &ns.name,
+            &root.join("config/samples/captcontrolplane.yaml"),
+        )
+        .await;
         let provider = SimulatedProvider::start(client.clone(), &ns.name, delay);
-        Samples { client, ns, provider }
+        Samples {
+            client,
+            ns,
+            provider,
+        }
     }
 
     /// Stops the provider and deletes the namespace.
@@ -65,46 +74,78 @@ impl Samples {
 
     /// The Fargate profile applies.
     pub async fn profile_applies(&self) -> Vec<WorkspaceTemplateApply> {
-        let lp = ListParams::default().labels(&format!("{}={}", names::LABEL_COMPONENT, names::COMPONENT_FARGATE_PROFILE));
+        let lp = ListParams::default().labels(&format!(
+            "{}={}",
+            names::LABEL_COMPONENT,
+            names::COMPONENT_FARGATE_PROFILE
+        ));
         self.applies().list(&lp).await.unwrap().items
     }
 
     /// Workspaces of applies in this namespace (they are cluster-scoped).
     pub async fn workspaces(&self) -> Vec<Workspace> {
-        let lp = ListParams::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, self.ns.name));
-        Api::<Workspace>::all(self.client.clone()).list(&lp).await.unwrap().items
+        let lp = ListParams::default().labels(&format!(
+            "{}={}",
+            names::LABEL_APPLY_NAMESPACE,
+            self.ns.name
+        ));
+        Api::<Workspace>::all(self.client.clone())
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
     }
 
     /// The VPC connection secret, as the VPC workspace would write it.
     pub async fn create_vpc_secret(&self) {
-        let text = std::fs::read_to_string(super::repo_root().join("config/samples/secrets.yaml")).unwrap();
-        let doc = text.split("\n---").find(|d| d.contains("-vpc-connection")).expect("sample VPC secret");
+        let text = std::fs::read_to_string(super::repo_root().join("config/samples/secrets.yaml"))
+            .unwrap();
+        let doc = text
+            .split("\n---")
+            .find(|d| d.contains("-vpc-connection"))
+            .expect("sample VPC secret");
         let obj: kube::api::DynamicObject = serde_saphyr::from_str(doc).unwrap();
-        super::apply_dynamic(&self.client, &self.ns.name, obj).await.unwrap();
+        super::apply_dynamic(&self.client, &self.ns.name, obj)
+            .await
+            .unwrap();
     }
 
     /// Waits until the status lists `total` profiles, all Ready, for the current generation.
     pub async fn all_ready_within(&self, total: usize, timeout: Duration) -> CAPTControlPlane {
         let api = self.cps();
-        eventually(&format!("{total} Fargate profiles ready in {}", self.ns.name), timeout, || {
-            let api = api.clone();
-            async move {
-                let cp = api.get(CP).await.map_err(|e| e.to_string())?;
-                let status = cp.status.clone().unwrap_or_default();
-                let ready = status.fargate_profiles.iter().filter(|p| p.ready).count();
-                if status.fargate_profiles.len() == total && ready == total && cp.metadata.generation == status.observed_generation {
-                    Ok(cp)
-                } else {
-                    Err(format!("{:?}", status.fargate_profiles))
+        eventually(
+            &format!("{total} Fargate profiles ready in {}", self.ns.name),
+            timeout,
+            || {
+                let api = api.clone();
+                async move {
+                    let cp = api.get(CP).await.map_err(|e| e.to_string())?;
+                    let status = cp.status.clone().unwrap_or_default();
+                    let ready = status.fargate_profiles.iter().filter(|p| p.ready).count();
+                    if status.fargate_profiles.len() == total
+                        && ready == total
+                        && cp.metadata.generation == status.observed_generation
+                    {
+                        Ok(cp)
+                    } else {
+                        Err(format!("{:?}", status.fargate_profiles))
+                    }
                 }
-            }
-        })
+            },
+        )
         .await
     }
 
     /// Merge-patches the control plane's spec.
     pub async fn patch_spec(&self, spec: serde_json::Value) {
-        self.cps().patch(CP, &PatchParams::default(), &Patch::Merge(json!({ "spec": spec }))).await.unwrap();
+        self.cps()
+            .patch(
+                CP,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": spec })),
+            )
+            .await
+            .unwrap();
     }
 }
 

@@ -80,9 +80,19 @@ impl SimulatedProvider {
     pub fn start(client: Client, namespace: &str, delay: Duration) -> Self {
         let observations = Arc::new(Mutex::new(Observations::default()));
         let failures = Arc::new(Mutex::new(HashMap::new()));
-        let shared = Arc::new(Shared { client: client.clone(), failures: failures.clone(), delay, operations: Mutex::default(), observations: observations.clone() });
+        let shared = Arc::new(Shared {
+            client: client.clone(),
+            failures: failures.clone(),
+            delay,
+            operations: Mutex::default(),
+            observations: observations.clone(),
+        });
         let api: Api<Workspace> = Api::all(client);
-        let selector = format!("{}={}", capt_fargate::names::LABEL_APPLY_NAMESPACE, namespace);
+        let selector = format!(
+            "{}={}",
+            capt_fargate::names::LABEL_APPLY_NAMESPACE,
+            namespace
+        );
         let (stop, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let mut rx = rx;
@@ -90,17 +100,29 @@ impl SimulatedProvider {
                 .graceful_shutdown_on(async move {
                     let _ = rx.wait_for(|s| *s).await;
                 })
-                .run(reconcile, |_, _, _| Action::requeue(Duration::from_millis(200)), shared)
+                .run(
+                    reconcile,
+                    |_, _, _| Action::requeue(Duration::from_millis(200)),
+                    shared,
+                )
                 .for_each(|_| async {})
                 .await;
         });
-        SimulatedProvider { observations, failures, stop, task }
+        SimulatedProvider {
+            observations,
+            failures,
+            stop,
+            task,
+        }
     }
 
     /// Makes every apply of the Fargate profile `profile` fail with `message` (as AWS would,
     /// e.g. a quota error) until [`Self::clear_failure`].
     pub fn inject_failure(&self, profile: &str, message: &str) {
-        self.failures.lock().unwrap().insert(profile.into(), message.into());
+        self.failures
+            .lock()
+            .unwrap()
+            .insert(profile.into(), message.into());
     }
 
     /// Lets `profile` succeed again; the provider's retry picks it up.
@@ -139,18 +161,28 @@ struct Module {
 
 fn parse_module(text: &str) -> Result<Module, String> {
     let body = hcl::parse(text).map_err(|e| format!("Error: Invalid HCL: {e}"))?;
-    let mut module = Module { variables: BTreeMap::new(), outputs: BTreeMap::new(), fargate_profile: false };
+    let mut module = Module {
+        variables: BTreeMap::new(),
+        outputs: BTreeMap::new(),
+        fargate_profile: false,
+    };
     for block in body.blocks() {
-        let label = block.labels().first().map(|l| l.as_str().to_string()).unwrap_or_default();
+        let label = block
+            .labels()
+            .first()
+            .map(|l| l.as_str().to_string())
+            .unwrap_or_default();
         match block.identifier() {
             "variable" => {
-                module.variables.insert(label, block.body().attributes().any(|a| a.key() == "default"));
+                module.variables.insert(
+                    label,
+                    block.body().attributes().any(|a| a.key() == "default"),
+                );
             }
             "output" => {
-                let sensitive = block
-                    .body()
-                    .attributes()
-                    .any(|a| a.key() == "sensitive" && matches!(a.expr(), hcl::Expression::Bool(true)));
+                let sensitive = block.body().attributes().any(|a| {
+                    a.key() == "sensitive" && matches!(a.expr(), hcl::Expression::Bool(true))
+                });
                 module.outputs.insert(label, sensitive);
             }
             "resource" if label == "aws_eks_fargate_profile" => module.fargate_profile = true,
@@ -172,7 +204,11 @@ fn string_input(ws: &Workspace, key: &str) -> Option<String> {
     if let Some(v) = fp.varmap.as_ref().and_then(|m| m.get(key)) {
         return v.as_str().map(str::to_string);
     }
-    fp.vars.iter().flatten().find(|v| v.key == key).map(|v| v.value.clone())
+    fp.vars
+        .iter()
+        .flatten()
+        .find(|v| v.key == key)
+        .map(|v| v.value.clone())
 }
 
 /// Names set by vars, varmap and var files; an error if a var file's Secret or key is missing.
@@ -181,15 +217,28 @@ async fn provided_inputs(client: &Client, ws: &Workspace) -> Result<Vec<String>,
     let mut names: Vec<String> = fp.vars.iter().flatten().map(|v| v.key.clone()).collect();
     names.extend(fp.varmap.iter().flat_map(|m| m.keys().cloned()));
     for file in fp.var_files.iter().flatten() {
-        let Some(r) = &file.secret_key_ref else { continue };
+        let Some(r) = &file.secret_key_ref else {
+            continue;
+        };
         let secret = Api::<Secret>::namespaced(client.clone(), &r.namespace)
             .get_opt(&r.name)
             .await
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("cannot get Secret {}/{} for var file: not found", r.namespace, r.name))?;
+            .ok_or_else(|| {
+                format!(
+                    "cannot get Secret {}/{} for var file: not found",
+                    r.namespace, r.name
+                )
+            })?;
         let data = secret.data.unwrap_or_default();
-        let bytes = data.get(&r.key).ok_or_else(|| format!("var file key {} not found in Secret {}/{}", r.key, r.namespace, r.name))?;
-        let body = hcl::parse(&String::from_utf8_lossy(&bytes.0)).map_err(|e| format!("Error: Invalid var file: {e}"))?;
+        let bytes = data.get(&r.key).ok_or_else(|| {
+            format!(
+                "var file key {} not found in Secret {}/{}",
+                r.key, r.namespace, r.name
+            )
+        })?;
+        let body = hcl::parse(&String::from_utf8_lossy(&bytes.0))
+            .map_err(|e| format!("Error: Invalid var file: {e}"))?;
         names.extend(body.attributes().map(|a| a.key().to_string()));
     }
     Ok(names)
@@ -201,27 +250,62 @@ fn output_value(ws: &Workspace, name: &str) -> Value {
     let region = string_input(ws, "region").unwrap_or_else(|| "ap-northeast-1".into());
     match name {
         "cluster_name" => json!(cluster),
-        "cluster_endpoint" => json!(format!("https://{}.gr7.{region}.eks.amazonaws.com", capt_fargate::names::short_hash(&cluster, 16))),
-        "cluster_certificate_authority_data" => json!("TFMwdExTMUNSVWRKVGlCRFJWSlVTVVpKUTBGVVJTMHRMUzB0"),
-        "oidc_provider_arn" => json!(format!("arn:aws:iam::123456789012:oidc-provider/oidc.eks.{region}.amazonaws.com/id/SIM")),
-        "fargate_profiles" => ws.spec.for_provider.varmap.as_ref().and_then(|m| m.get("fargate_profiles")).cloned().unwrap_or(json!({})),
+        "cluster_endpoint" => json!(format!(
+            "https://{}.gr7.{region}.eks.amazonaws.com",
+            capt_fargate::names::short_hash(&cluster, 16)
+        )),
+        "cluster_certificate_authority_data" => {
+            json!("TFMwdExTMUNSVWRKVGlCRFJWSlVTVVpKUTBGVVJTMHRMUzB0")
+        }
+        "oidc_provider_arn" => json!(format!(
+            "arn:aws:iam::123456789012:oidc-provider/oidc.eks.{region}.amazonaws.com/id/SIM"
+        )),
+        "fargate_profiles" => ws
+            .spec
+            .for_provider
+            .varmap
+            .as_ref()
+            .and_then(|m| m.get("fargate_profiles"))
+            .cloned()
+            .unwrap_or(json!({})),
         "fargate_profile_name" => json!(profile),
         "fargate_profile_status" => json!("ACTIVE"),
-        "fargate_profile_arn" => json!(format!("arn:aws:eks:{region}:123456789012:fargateprofile/{cluster}/{profile}/sim")),
-        "pod_execution_role_arn" => json!(format!("arn:aws:iam::123456789012:role/{cluster}-{profile}-pod-exec")),
+        "fargate_profile_arn" => json!(format!(
+            "arn:aws:eks:{region}:123456789012:fargateprofile/{cluster}/{profile}/sim"
+        )),
+        "pod_execution_role_arn" => json!(format!(
+            "arn:aws:iam::123456789012:role/{cluster}-{profile}-pod-exec"
+        )),
         other => json!(format!("simulated-{other}")),
     }
 }
 
 async fn patch_status(api: &Api<Workspace>, ws: &Workspace, status: Value) -> Result<(), SimError> {
-    let body = json!({ "apiVersion": "tf.upbound.io/v1beta1", "kind": "Workspace", "status": status });
-    api.patch_status(&ws.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await?;
+    let body =
+        json!({ "apiVersion": "tf.upbound.io/v1beta1", "kind": "Workspace", "status": status });
+    api.patch_status(
+        &ws.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
     Ok(())
 }
 
-fn condition(type_: &str, status: bool, reason: &str, message: &str, generation: Option<i64>, old: &Workspace) -> Value {
+fn condition(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    old: &Workspace,
+) -> Value {
     let status = if status { "True" } else { "False" };
-    let old_conditions = old.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let old_conditions = old
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     let time = match find(old_conditions, type_) {
         Some(c) if c.status == status => serde_json::to_value(&c.last_transition_time).unwrap(),
         _ => json!(k8s_openapi::jiff::Timestamp::now().to_string()),
@@ -230,12 +314,33 @@ fn condition(type_: &str, status: bool, reason: &str, message: &str, generation:
 }
 
 async fn fail(api: &Api<Workspace>, ws: &Workspace, message: &str) -> Result<Action, SimError> {
-    let ready = find(ws.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default(), READY).cloned();
+    let ready = find(
+        ws.status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default(),
+        READY,
+    )
+    .cloned();
     let ready = match ready {
-        Some(c) => condition(READY, c.is_true(), &c.reason, c.message.as_deref().unwrap_or(""), c.observed_generation, ws),
+        Some(c) => condition(
+            READY,
+            c.is_true(),
+            &c.reason,
+            c.message.as_deref().unwrap_or(""),
+            c.observed_generation,
+            ws,
+        ),
         None => condition(READY, false, "Creating", "", ws.metadata.generation, ws),
     };
-    let synced = condition("Synced", false, "ReconcileError", message, ws.metadata.generation, ws);
+    let synced = condition(
+        "Synced",
+        false,
+        "ReconcileError",
+        message,
+        ws.metadata.generation,
+        ws,
+    );
     patch_status(api, ws, json!({ "conditions": [ready, synced] })).await?;
     // The real provider retries with backoff; a watch event (e.g. removing the injected
     // failure) retries at once.
@@ -248,16 +353,27 @@ impl Shared {
     fn begin(&self, cluster: &str, workspace: &str, deleting: bool) -> Result<Operation, String> {
         let mut ops = self.operations.lock().unwrap();
         let list = ops.entry(cluster.to_string()).or_default();
-        if let Some(op) = list.iter().find(|o| o.workspace == workspace && o.deleting == deleting) {
+        if let Some(op) = list
+            .iter()
+            .find(|o| o.workspace == workspace && o.deleting == deleting)
+        {
             return Ok(op.clone());
         }
         if let Some(busy) = list.iter().find(|o| o.workspace != workspace) {
             let busy = busy.workspace.clone();
-            self.observations.lock().unwrap().rejections.push((cluster.into(), workspace.into(), busy.clone()));
+            self.observations.lock().unwrap().rejections.push((
+                cluster.into(),
+                workspace.into(),
+                busy.clone(),
+            ));
             return Err(busy);
         }
         list.retain(|o| o.workspace != workspace);
-        let op = Operation { workspace: workspace.into(), deleting, started: Instant::now() };
+        let op = Operation {
+            workspace: workspace.into(),
+            deleting,
+            started: Instant::now(),
+        };
         list.push(op.clone());
         let mut obs = self.observations.lock().unwrap();
         obs.max_concurrent = obs.max_concurrent.max(list.len());
@@ -295,7 +411,9 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         if module.fargate_profile {
             match shared.begin(&cluster, &name, true) {
                 Err(busy) => {
-                    let msg = format!("ResourceInUseException: Cannot delete Fargate Profile {name} because cluster {cluster} currently has Fargate profile {busy} in status CREATING");
+                    let msg = format!(
+                        "ResourceInUseException: Cannot delete Fargate Profile {name} because cluster {cluster} currently has Fargate profile {busy} in status CREATING"
+                    );
                     return fail(&api, &ws, &terraform_error("delete", &msg)).await;
                 }
                 Ok(op) => remaining = shared.delay.saturating_sub(op.started.elapsed()),
@@ -303,16 +421,35 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         }
         if !remaining.is_zero() {
             let deleting = condition(READY, false, "Deleting", "", ws.metadata.generation, &ws);
-            let synced = condition("Synced", true, "ReconcileSuccess", "", ws.metadata.generation, &ws);
+            let synced = condition(
+                "Synced",
+                true,
+                "ReconcileSuccess",
+                "",
+                ws.metadata.generation,
+                &ws,
+            );
             patch_status(&api, &ws, json!({ "conditions": [deleting, synced] })).await?;
             return Ok(Action::requeue(remaining));
         }
         // Destroyed: the connection secret goes with the managed resource.
         if let Some(r) = &ws.spec.write_connection_secret_to_ref {
-            let _ = Api::<Secret>::namespaced(shared.client.clone(), &r.namespace).delete(&r.name, &Default::default()).await;
+            let _ = Api::<Secret>::namespaced(shared.client.clone(), &r.namespace)
+                .delete(&r.name, &Default::default())
+                .await;
         }
-        let finalizers: Vec<String> = ws.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } }))).await?;
+        let finalizers: Vec<String> = ws
+            .finalizers()
+            .iter()
+            .filter(|f| *f != FINALIZER)
+            .cloned()
+            .collect();
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } })),
+        )
+        .await?;
         shared.finish(&cluster, &name);
         let mut obs = shared.observations.lock().unwrap();
         *obs.destroys.entry(name.clone()).or_default() += 1;
@@ -323,7 +460,12 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
     if !ws.finalizers().iter().any(|f| f == FINALIZER) {
         let mut finalizers = ws.finalizers().to_vec();
         finalizers.push(FINALIZER.into());
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } }))).await?;
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } })),
+        )
+        .await?;
         return Ok(Action::await_change());
     }
     if let Some(message) = injected {
@@ -334,23 +476,41 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         Ok(p) => p,
         Err(e) => return fail(&api, &ws, &terraform_error("observe", &e)).await,
     };
-    if let Some(missing) = module.variables.iter().find(|(v, has_default)| !**has_default && !provided.contains(v)) {
-        let msg = format!("No value for required variable: The root module input variable \"{}\" is not set", missing.0);
+    if let Some(missing) = module
+        .variables
+        .iter()
+        .find(|(v, has_default)| !**has_default && !provided.contains(v))
+    {
+        let msg = format!(
+            "No value for required variable: The root module input variable \"{}\" is not set",
+            missing.0
+        );
         return fail(&api, &ws, &terraform_error("create", &msg)).await;
     }
 
-    let conditions = ws.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let up_to_date = find(conditions, READY).is_some_and(|c| c.is_true() && c.observed_generation == ws.metadata.generation)
+    let conditions = ws
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let up_to_date = find(conditions, READY)
+        .is_some_and(|c| c.is_true() && c.observed_generation == ws.metadata.generation)
         && find(conditions, "Synced").is_some_and(|c| c.is_true());
     if up_to_date {
         return Ok(Action::await_change());
     }
-    let first_apply = ws.status.as_ref().and_then(|s| s.at_provider.as_ref()).is_none();
+    let first_apply = ws
+        .status
+        .as_ref()
+        .and_then(|s| s.at_provider.as_ref())
+        .is_none();
     let mut remaining = Duration::ZERO;
     if module.fargate_profile && first_apply {
         match shared.begin(&cluster, &name, false) {
             Err(busy) => {
-                let msg = format!("ResourceInUseException: Cannot create Fargate Profile {name} because cluster {cluster} currently has Fargate profile {busy} in status CREATING");
+                let msg = format!(
+                    "ResourceInUseException: Cannot create Fargate Profile {name} because cluster {cluster} currently has Fargate profile {busy} in status CREATING"
+                );
                 return fail(&api, &ws, &terraform_error("create", &msg)).await;
             }
             Ok(op) => remaining = shared.delay.saturating_sub(op.started.elapsed()),
@@ -358,7 +518,14 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
     }
     if !remaining.is_zero() {
         let creating = condition(READY, false, "Creating", "", ws.metadata.generation, &ws);
-        let synced = condition("Synced", true, "ReconcileSuccess", "", ws.metadata.generation, &ws);
+        let synced = condition(
+            "Synced",
+            true,
+            "ReconcileSuccess",
+            "",
+            ws.metadata.generation,
+            &ws,
+        );
         if find(conditions, READY).is_none_or(|c| c.reason != "Creating") {
             patch_status(&api, &ws, json!({ "conditions": [creating, synced] })).await?;
         }
@@ -381,19 +548,40 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
     }
     if let Some(r) = &ws.spec.write_connection_secret_to_ref {
         let secret = Secret {
-            metadata: ObjectMeta { name: Some(r.name.clone()), namespace: Some(r.namespace.clone()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(r.name.clone()),
+                namespace: Some(r.namespace.clone()),
+                ..Default::default()
+            },
             type_: Some("connection.crossplane.io/v1alpha1".into()),
             data: Some(data),
             ..Default::default()
         };
         Api::<Secret>::namespaced(shared.client.clone(), &r.namespace)
-            .patch(&r.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&secret))
+            .patch(
+                &r.name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&secret),
+            )
             .await?;
     }
     let ready = condition(READY, true, "Available", "", ws.metadata.generation, &ws);
-    let synced = condition("Synced", true, "ReconcileSuccess", "", ws.metadata.generation, &ws);
+    let synced = condition(
+        "Synced",
+        true,
+        "ReconcileSuccess",
+        "",
+        ws.metadata.generation,
+        &ws,
+    );
     patch_status(&api, &ws, json!({ "atProvider": { "outputs": public, "checksum": "sim" }, "conditions": [ready, synced] })).await?;
     shared.finish(&cluster, &name);
-    *shared.observations.lock().unwrap().applies.entry(name).or_default() += 1;
+    *shared
+        .observations
+        .lock()
+        .unwrap()
+        .applies
+        .entry(name)
+        .or_default() += 1;
     Ok(Action::await_change())
 }
