@@ -2,8 +2,9 @@
 //! and one apply per additional Fargate profile, sequenced as `status::profiles` decides, and
 //! reports every profile in the control plane's status.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
@@ -30,6 +31,7 @@ use crate::names::{self, CONTROL_PLANE_FINALIZER, FIELD_MANAGER};
 use crate::render::{self, eks, fargate};
 use crate::status::apply::{ChildState, child_state};
 use crate::status::conditions::{Desired, merge};
+use crate::status::pacing;
 use crate::status::profiles::{self, ClusterGate, DesiredProfile, ObservedProfile, Teardown};
 
 const CONTROLLER: &str = "controlplane";
@@ -43,6 +45,8 @@ pub struct State {
     control_planes: Cache<CAPTControlPlane>,
     applies: Cache<WorkspaceTemplateApply>,
     secrets: Cache<PartialObjectMeta<Secret>>,
+    /// When this process last wrote each control plane's status (by uid), for `pacing`.
+    status_writes: Mutex<HashMap<String, Instant>>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -73,6 +77,7 @@ pub async fn run(
         control_planes: control_planes.clone(),
         applies,
         secrets,
+        status_writes: Mutex::default(),
     });
     // Status writes (this controller's own) do not trigger: the children's changes do.
     let own = cp_events
@@ -130,6 +135,7 @@ async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Actio
             ctx.metrics
                 .set_profiles(format!("{ns}/{}", cp.name_any()), &[]);
             ctx.forget_events(cp.uid().as_deref());
+            state.status_writes.lock().unwrap_or_else(|e| e.into_inner()).remove(&cp.uid().unwrap_or_default());
         }
         return Ok(Action::await_change());
     }
@@ -345,8 +351,8 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
     statuses.extend(plan.statuses);
     ctx.metrics
         .set_profiles(format!("{ns}/{}", cp.name_any()), &statuses);
-    write_status(cp, state, eks_existing.as_deref(), &eks_state, statuses).await?;
-    Ok(Action::requeue(RESYNC))
+    let deferred = write_status(cp, state, eks_existing.as_deref(), &eks_state, statuses).await?;
+    Ok(Action::requeue(deferred.unwrap_or(RESYNC)))
 }
 
 /// The control plane's own readiness, which follows the EKS cluster workspace only: a Fargate
@@ -386,7 +392,7 @@ async fn write_status(
     eks_apply: Option<&WorkspaceTemplateApply>,
     eks_state: &ChildState,
     statuses: Vec<FargateProfileStatus>,
-) -> Result<()> {
+) -> Result<Option<Duration>> {
     let old = cp.status.clone().unwrap_or_default();
     let (ready_condition, phase) = control_plane_condition(eks_state);
     let mut desired = profiles::conditions(&statuses);
@@ -428,7 +434,14 @@ async fn write_status(
         ..old.clone()
     };
     if new == old {
-        return Ok(());
+        return Ok(None);
+    }
+    let uid = cp.uid().unwrap_or_default();
+    if pacing::progress_only(&old, &new) {
+        let last = state.status_writes.lock().unwrap_or_else(|e| e.into_inner()).get(&uid).copied();
+        if let Some(wait) = last.and_then(|at| pacing::PROGRESS_INTERVAL.checked_sub(at.elapsed())) {
+            return Ok(Some(wait));
+        }
     }
     publish_transitions(cp, &state.ctx, &old.fargate_profiles, &new.fargate_profiles).await;
     let api: Api<CAPTControlPlane> =
@@ -442,7 +455,8 @@ async fn write_status(
         )
         .await?;
     state.control_planes.remember(written);
-    Ok(())
+    state.status_writes.lock().unwrap_or_else(|e| e.into_inner()).insert(uid, Instant::now());
+    Ok(None)
 }
 
 /// One event per profile that became Ready, Failed or Deleting. Pending and Creating are left

@@ -4,3 +4,4 @@
 pub mod apply;
 pub mod conditions;
 pub mod profiles;
+pub mod pacing;

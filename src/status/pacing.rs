@@ -1,0 +1,121 @@
+//! Which control-plane status changes may wait.
+//!
+//! A control-plane status write is the most expensive request this operator makes (about twice
+//! the cost of creating a child, measured by `examples/request_costs.rs`), and while profiles
+//! are created one after another every step changes the status. Steps that only move profiles
+//! forward (Pending → Creating → Ready) are folded into one write per interval; anything a user
+//! or Cluster API acts on (a failure, a deletion, a condition turning, the last profile
+//! becoming ready, a new generation) is written at once.
+
+use std::time::Duration;
+
+use crate::api::{CAPTControlPlaneStatus, FargateProfilePhase, FargateProfileStatus};
+
+/// The longest a progress-only change waits for the next status write.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Whether going from `old` to `new` only moves profiles forward.
+pub fn progress_only(old: &CAPTControlPlaneStatus, new: &CAPTControlPlaneStatus) -> bool {
+    let advancing = |p: &FargateProfileStatus| {
+        matches!(
+            p.phase,
+            Some(FargateProfilePhase::Pending | FargateProfilePhase::Creating | FargateProfilePhase::Ready)
+        )
+    };
+    let same_profiles = old.fargate_profiles.len() == new.fargate_profiles.len()
+        && old.fargate_profiles.iter().zip(&new.fargate_profiles).all(|(o, n)| o.name == n.name);
+    let all_ready = new.fargate_profiles.iter().all(|p| p.ready);
+    let same_conditions = old.conditions.len() == new.conditions.len()
+        && old.conditions.iter().zip(&new.conditions).all(|(o, n)| {
+            (&o.type_, &o.status, &o.reason, o.observed_generation) == (&n.type_, &n.status, &n.reason, n.observed_generation)
+        });
+    let rest_equal = CAPTControlPlaneStatus {
+        conditions: vec![],
+        fargate_profiles: vec![],
+        fargate_profiles_summary: None,
+        ..old.clone()
+    } == CAPTControlPlaneStatus {
+        conditions: vec![],
+        fargate_profiles: vec![],
+        fargate_profiles_summary: None,
+        ..new.clone()
+    };
+    same_profiles
+        && !all_ready
+        && old.fargate_profiles.iter().all(advancing)
+        && new.fargate_profiles.iter().all(advancing)
+        && same_conditions
+        && rest_equal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    fn profile(name: &str, phase: FargateProfilePhase) -> FargateProfileStatus {
+        FargateProfileStatus {
+            name: name.into(),
+            ready: phase == FargateProfilePhase::Ready,
+            workspace_template_apply_name: Some(format!("apply-{name}")),
+            phase: Some(phase),
+            failure_reason: None,
+            failure_message: None,
+        }
+    }
+
+    fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+            observed_generation: Some(1),
+        }
+    }
+
+    fn status(phases: &[FargateProfilePhase], creating_message: &str) -> CAPTControlPlaneStatus {
+        use FargateProfilePhase::Ready;
+        CAPTControlPlaneStatus {
+            ready: true,
+            fargate_profiles: phases.iter().enumerate().map(|(i, p)| profile(&format!("p{i}"), *p)).collect(),
+            fargate_profiles_summary: Some(format!("{}/{}", phases.iter().filter(|p| **p == Ready).count(), phases.len())),
+            conditions: vec![condition("FargateProfileCreating", "True", "Creating", creating_message)],
+            observed_generation: Some(1),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_profile_step_is_progress() {
+        use FargateProfilePhase::*;
+        let old = status(&[Ready, Creating, Pending], "creating p1");
+        let new = status(&[Ready, Ready, Creating], "creating p2");
+        assert!(progress_only(&old, &new));
+    }
+
+    #[test]
+    fn completion_failure_deletion_and_turning_conditions_are_not() {
+        use FargateProfilePhase::*;
+        let old = status(&[Ready, Creating], "creating p1");
+        assert!(!progress_only(&old, &status(&[Ready, Ready], "")), "the last profile ready");
+        assert!(!progress_only(&old, &status(&[Ready, Failed], "")), "a failure");
+        assert!(!progress_only(&old, &status(&[Ready, Deleting], "")), "a deletion");
+        let mut turned = status(&[Ready, Creating, Pending], "x");
+        turned.conditions[0].status = "False".into();
+        assert!(!progress_only(&status(&[Ready, Creating, Pending], "x"), &turned), "a condition turned");
+        let mut regenerated = status(&[Ready, Creating, Pending], "x");
+        regenerated.observed_generation = Some(2);
+        assert!(!progress_only(&status(&[Ready, Creating, Pending], "x"), &regenerated), "a new generation");
+        let mut unready = status(&[Ready, Creating, Pending], "x");
+        unready.ready = false;
+        assert!(!progress_only(&status(&[Ready, Creating, Pending], "x"), &unready), "the cluster");
+    }
+
+    #[test]
+    fn a_profile_added_or_removed_is_not() {
+        use FargateProfilePhase::*;
+        assert!(!progress_only(&status(&[Ready, Creating], ""), &status(&[Ready, Creating, Pending], "")));
+    }
+}
