@@ -327,8 +327,9 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
         state.applies.remember(written);
         if have.is_none() {
             info!(control_plane = %cp.name_any(), profile = %profiles_spec[index].name, "creating Fargate profile apply");
-            ctx.event(
+            ctx.event_about(
                 cp,
+                Some(apply_reference(cp, &want.name_any())),
                 EventType::Normal,
                 "CreatingFargateProfile",
                 format!(
@@ -488,13 +489,7 @@ async fn publish_transitions(
         let apply = s
             .workspace_template_apply_name
             .as_ref()
-            .map(|name| ObjectReference {
-                api_version: Some("infrastructure.cluster.x-k8s.io/v1beta1".into()),
-                kind: Some("WorkspaceTemplateApply".into()),
-                name: Some(name.clone()),
-                namespace: cp.namespace(),
-                ..Default::default()
-            });
+            .map(|name| apply_reference(cp, name));
         ctx.event_about(
             cp,
             apply,
@@ -503,6 +498,18 @@ async fn publish_transitions(
             format!("Fargate profile {} is {phase:?}{detail}", s.name),
         )
         .await;
+    }
+}
+
+/// A reference to one of `cp`'s applies, as an event's related object: each profile's events
+/// then form their own series instead of overwriting each other's note.
+fn apply_reference(cp: &CAPTControlPlane, name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("infrastructure.cluster.x-k8s.io/v1beta1".into()),
+        kind: Some("WorkspaceTemplateApply".into()),
+        name: Some(name.to_string()),
+        namespace: cp.namespace(),
+        ..Default::default()
     }
 }
 

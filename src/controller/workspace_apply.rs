@@ -363,7 +363,10 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
     // Compared as the cache keeps it (module fingerprinted).
     let mut comparable = desired.clone();
     state.workspaces.prepare(&mut comparable);
-    if existing.is_some_and(|ws| super::contains(ws, &comparable)) {
+    if let Some(ws) = existing.filter(|ws| super::contains(*ws, &comparable)) {
+        if let Some(wait) = awaiting_first_report(apply, ws) {
+            return Ok(Action::requeue(wait));
+        }
         let hash = spec_hash(&comparable.spec);
         return write_status(apply, state, existing, template_found(), Some(hash)).await;
     }
@@ -387,19 +390,44 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
         "Created"
     };
     info!(apply = %apply.name_any(), workspace = %ws_name, "{verb} Workspace");
-    ctx.event(
-        apply,
-        EventType::Normal,
-        &format!("{verb}Workspace"),
-        format!("{verb} Workspace {ws_name}"),
-    )
-    .await;
+    // A control plane's applies are announced on the control plane, where users look.
+    if !owned_by_control_plane(apply) {
+        ctx.event(
+            apply,
+            EventType::Normal,
+            &format!("{verb}Workspace"),
+            format!("{verb} Workspace {ws_name}"),
+        )
+        .await;
+    }
     if let Some(ws) = written {
         state.workspaces.remember(ws);
     }
     // The status follows from the Workspace's echo on the watch, which comes next and often
     // already carries the provider's first report: one status write instead of two.
     Ok(Action::requeue(RESYNC))
+}
+
+/// How long a new Workspace may stay silent before the apply reports it as Creating itself:
+/// a provider that answers within this time gets its answer reported in one status write.
+const FIRST_REPORT_GRACE: Duration = Duration::from_secs(5);
+
+/// When an apply that has reported nothing yet has a new Workspace the provider has not
+/// reported on either, how long to wait for that first report.
+fn awaiting_first_report(apply: &WorkspaceTemplateApply, ws: &Workspace) -> Option<Duration> {
+    let reported = |conditions: &[crate::api::conditions::XpCondition]| !conditions.is_empty();
+    if apply.status.as_ref().is_some_and(|s| reported(&s.conditions)) || ws.status.as_ref().is_some_and(|s| reported(&s.conditions)) {
+        return None;
+    }
+    let created = ws.metadata.creation_timestamp.as_ref()?;
+    let age = k8s_openapi::jiff::Timestamp::now().duration_since(created.0);
+    let age = Duration::try_from(age).unwrap_or_default();
+    FIRST_REPORT_GRACE.checked_sub(age).filter(|wait| !wait.is_zero())
+}
+
+/// Whether a CAPTControlPlane owns this apply (it then reports the apply's progress itself).
+fn owned_by_control_plane(apply: &WorkspaceTemplateApply) -> bool {
+    apply.owner_references().iter().any(|o| o.kind == "CAPTControlPlane" && o.controller == Some(true))
 }
 
 fn template_found() -> Vec<Desired> {

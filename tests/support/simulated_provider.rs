@@ -21,12 +21,21 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 use capt_fargate::api::Workspace;
 use capt_fargate::api::conditions::{READY, find};
+
+/// What the provider reacts to: everything but status.
+fn desired_state(ws: &Workspace) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let meta = &ws.metadata;
+    let mut hasher = DefaultHasher::new();
+    (&meta.uid, meta.generation, &meta.labels, &meta.annotations, &meta.finalizers, meta.deletion_timestamp.is_some()).hash(&mut hasher);
+    Some(hasher.finish())
+}
 
 /// Annotation whose value makes every apply or destroy of the Workspace fail with it.
 pub const FAIL_ANNOTATION: &str = "simulated.capt-fargate.io/fail";
@@ -96,7 +105,15 @@ impl SimulatedProvider {
         let (stop, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let mut rx = rx;
-            Controller::new(api, watcher::Config::default().labels(&selector))
+            // Like crossplane-runtime's managed reconciler, react to what the user changes
+            // (spec, labels, annotations, finalizers, deletion), not to its own status writes.
+            let (reader, writer) = reflector::store();
+            let workspaces = watcher(api, watcher::Config::default().labels(&selector))
+                .default_backoff()
+                .reflect(writer)
+                .applied_objects()
+                .predicate_filter(desired_state, Default::default());
+            Controller::for_stream(workspaces, reader)
                 .graceful_shutdown_on(async move {
                     let _ = rx.wait_for(|s| *s).await;
                 })
