@@ -10,8 +10,14 @@
 //!    reports it;
 //! 6. the operator's own metrics.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+use common::{
+    cluster_pid, cpu_seconds, env_usize, install_crds, ready_control_plane_status, template,
+};
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -36,12 +42,11 @@ use tokio::sync::Notify;
 
 use capt_fargate::api::conditions::{READY, SYNCED, XpCondition, find};
 use capt_fargate::api::{
-    CAPTControlPlane, CAPTControlPlaneStatus, FargateProfilePhase, FargateProfileStatus, Workspace,
-    WorkspaceTemplate, WorkspaceTemplateApply, WorkspaceTemplateApplyStatus,
+    CAPTControlPlane, Workspace, WorkspaceTemplate, WorkspaceTemplateApply,
+    WorkspaceTemplateApplyStatus,
 };
 use capt_fargate::names;
 use capt_fargate::render::{eks, fargate};
-use capt_fargate::status::apply::ChildState;
 use capt_fargate::status::conditions::{Desired, merge};
 
 const MANAGER: &str = "capt-fargate-bench";
@@ -79,54 +84,6 @@ impl Settings {
     fn total_profiles(&self) -> usize {
         self.profiles + 2
     }
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Our CRDs and the third-party ones (Cluster API Cluster, provider-terraform Workspace), as
-/// `support::client()` installs them on the shared control plane.
-async fn install_crds(client: &Client) -> Result<()> {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut crds = capt_fargate::crdgen::crds();
-    let dir = support::third_party_crds_dir();
-    for entry in
-        std::fs::read_dir(&dir).with_context(|| format!("third-party CRDs in {}", dir.display()))?
-    {
-        let path = entry?.path();
-        if path.extension().is_some_and(|x| x == "yaml") {
-            let text = std::fs::read_to_string(&path)?;
-            for doc in text
-                .split("\n---")
-                .filter(|d| d.contains("kind: CustomResourceDefinition"))
-            {
-                crds.push(serde_saphyr::from_str(doc)?);
-            }
-        }
-    }
-    for crd in crds {
-        let name = crd.name_any();
-        api.patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-        let established = kube::runtime::wait::await_condition(
-            api.clone(),
-            &name,
-            kube::runtime::wait::conditions::is_crd_established(),
-        );
-        tokio::time::timeout(Duration::from_secs(30), established)
-            .await
-            .with_context(|| format!("CRD {name} not Established"))??;
-    }
-    Ok(())
 }
 
 #[tokio::main]
@@ -555,17 +512,6 @@ struct FloorResult {
     requests: Requests,
 }
 
-fn template(file: &str, ns: &str) -> Result<WorkspaceTemplate> {
-    let text = std::fs::read_to_string(
-        support::repo_root()
-            .join("config/workspacetemplates")
-            .join(file),
-    )?;
-    let mut t: WorkspaceTemplate = serde_saphyr::from_str(&text)?;
-    t.metadata.namespace = Some(ns.into());
-    Ok(t)
-}
-
 /// Creates what the operator path ends up with, directly: control planes, applies, Workspaces,
 /// connection secrets, and every status as it is once converged.
 async fn floor(settings: &Settings, client: &Client, ns: &str) -> Result<FloorResult> {
@@ -708,46 +654,6 @@ fn profile_outputs(apply: &WorkspaceTemplateApply) -> Value {
         "pod_execution_role_arn": format!("arn:aws:iam::123456789012:role/{}-pod-exec", apply.name_any()),
         "pod_execution_role_name": format!("{}-pod-exec", apply.name_any()),
     })
-}
-
-/// The status the operator writes once every profile is ready.
-fn ready_control_plane_status(cp: &CAPTControlPlane) -> CAPTControlPlaneStatus {
-    let eks_name = eks::apply_name(cp);
-    let mut statuses: Vec<FargateProfileStatus> = cp
-        .spec
-        .default_fargate_profiles
-        .iter()
-        .map(|d| {
-            capt_fargate::status::profiles::default_profile_status(
-                d.name(),
-                &eks_name,
-                &ChildState::Ready,
-            )
-        })
-        .collect();
-    for p in cp.spec.additional_fargate_profiles.iter().flatten() {
-        statuses.push(FargateProfileStatus {
-            name: p.name.clone(),
-            ready: true,
-            workspace_template_apply_name: Some(names::profile_apply_name(&cp.name_any(), &p.name)),
-            phase: Some(FargateProfilePhase::Ready),
-            failure_reason: None,
-            failure_message: None,
-        });
-    }
-    let mut desired = capt_fargate::status::profiles::conditions(&statuses);
-    desired.push(Desired::new(READY, true, "Ready", "control plane is ready"));
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    CAPTControlPlaneStatus {
-        ready: true,
-        initialized: Some(true),
-        phase: Some(capt_fargate::api::ControlPlanePhase::Ready),
-        conditions: merge(&[], &desired, cp.metadata.generation, &now),
-        fargate_profiles_summary: Some(format!("{0}/{0}", statuses.len())),
-        fargate_profiles: statuses,
-        observed_generation: cp.metadata.generation,
-        ..Default::default()
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1212,25 +1118,6 @@ fn parse_labels(s: &str) -> BTreeMap<String, String> {
 struct CpuSample(BTreeMap<&'static str, f64>);
 #[derive(Default, Clone)]
 struct CpuDelta(BTreeMap<&'static str, f64>);
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command (which may hold spaces): utime is the 12th, stime the 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-/// Pid of a control-plane component: `up` writes `<dir>/run/<component>.pid` beside
-/// `<dir>/kubeconfig`.
-fn cluster_pid(kubeconfig: &Path, component: &str) -> Option<u32> {
-    let path = kubeconfig.parent()?.join(format!("run/{component}.pid"));
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
 
 impl CpuSample {
     fn now(kubeconfig: &Path, operator: u32) -> CpuSample {

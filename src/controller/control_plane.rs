@@ -135,7 +135,11 @@ async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Actio
             ctx.metrics
                 .set_profiles(format!("{ns}/{}", cp.name_any()), &[]);
             ctx.forget_events(cp.uid().as_deref());
-            state.status_writes.lock().unwrap_or_else(|e| e.into_inner()).remove(&cp.uid().unwrap_or_default());
+            state
+                .status_writes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&cp.uid().unwrap_or_default());
         }
         return Ok(Action::await_change());
     }
@@ -439,8 +443,14 @@ async fn write_status(
     }
     let uid = cp.uid().unwrap_or_default();
     if pacing::progress_only(&old, &new) {
-        let last = state.status_writes.lock().unwrap_or_else(|e| e.into_inner()).get(&uid).copied();
-        if let Some(wait) = last.and_then(|at| pacing::PROGRESS_INTERVAL.checked_sub(at.elapsed())) {
+        let last = state
+            .status_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&uid)
+            .copied();
+        if let Some(wait) = last.and_then(|at| pacing::PROGRESS_INTERVAL.checked_sub(at.elapsed()))
+        {
             return Ok(Some(wait));
         }
     }
@@ -456,7 +466,11 @@ async fn write_status(
         )
         .await?;
     state.control_planes.remember(written);
-    state.status_writes.lock().unwrap_or_else(|e| e.into_inner()).insert(uid, Instant::now());
+    state
+        .status_writes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(uid, Instant::now());
     Ok(None)
 }
 

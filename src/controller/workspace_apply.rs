@@ -416,18 +416,28 @@ const FIRST_REPORT_GRACE: Duration = Duration::from_secs(5);
 /// reported on either, how long to wait for that first report.
 fn awaiting_first_report(apply: &WorkspaceTemplateApply, ws: &Workspace) -> Option<Duration> {
     let reported = |conditions: &[crate::api::conditions::XpCondition]| !conditions.is_empty();
-    if apply.status.as_ref().is_some_and(|s| reported(&s.conditions)) || ws.status.as_ref().is_some_and(|s| reported(&s.conditions)) {
+    if apply
+        .status
+        .as_ref()
+        .is_some_and(|s| reported(&s.conditions))
+        || ws.status.as_ref().is_some_and(|s| reported(&s.conditions))
+    {
         return None;
     }
     let created = ws.metadata.creation_timestamp.as_ref()?;
     let age = k8s_openapi::jiff::Timestamp::now().duration_since(created.0);
     let age = Duration::try_from(age).unwrap_or_default();
-    FIRST_REPORT_GRACE.checked_sub(age).filter(|wait| !wait.is_zero())
+    FIRST_REPORT_GRACE
+        .checked_sub(age)
+        .filter(|wait| !wait.is_zero())
 }
 
 /// Whether a CAPTControlPlane owns this apply (it then reports the apply's progress itself).
 fn owned_by_control_plane(apply: &WorkspaceTemplateApply) -> bool {
-    apply.owner_references().iter().any(|o| o.kind == "CAPTControlPlane" && o.controller == Some(true))
+    apply
+        .owner_references()
+        .iter()
+        .any(|o| o.kind == "CAPTControlPlane" && o.controller == Some(true))
 }
 
 fn template_found() -> Vec<Desired> {

@@ -3,5 +3,5 @@
 
 pub mod apply;
 pub mod conditions;
-pub mod profiles;
 pub mod pacing;
+pub mod profiles;

@@ -19,15 +19,24 @@ pub fn progress_only(old: &CAPTControlPlaneStatus, new: &CAPTControlPlaneStatus)
     let advancing = |p: &FargateProfileStatus| {
         matches!(
             p.phase,
-            Some(FargateProfilePhase::Pending | FargateProfilePhase::Creating | FargateProfilePhase::Ready)
+            Some(
+                FargateProfilePhase::Pending
+                    | FargateProfilePhase::Creating
+                    | FargateProfilePhase::Ready
+            )
         )
     };
     let same_profiles = old.fargate_profiles.len() == new.fargate_profiles.len()
-        && old.fargate_profiles.iter().zip(&new.fargate_profiles).all(|(o, n)| o.name == n.name);
+        && old
+            .fargate_profiles
+            .iter()
+            .zip(&new.fargate_profiles)
+            .all(|(o, n)| o.name == n.name);
     let all_ready = new.fargate_profiles.iter().all(|p| p.ready);
     let same_conditions = old.conditions.len() == new.conditions.len()
         && old.conditions.iter().zip(&new.conditions).all(|(o, n)| {
-            (&o.type_, &o.status, &o.reason, o.observed_generation) == (&n.type_, &n.status, &n.reason, n.observed_generation)
+            (&o.type_, &o.status, &o.reason, o.observed_generation)
+                == (&n.type_, &n.status, &n.reason, n.observed_generation)
         });
     let rest_equal = CAPTControlPlaneStatus {
         conditions: vec![],
@@ -79,9 +88,22 @@ mod tests {
         use FargateProfilePhase::Ready;
         CAPTControlPlaneStatus {
             ready: true,
-            fargate_profiles: phases.iter().enumerate().map(|(i, p)| profile(&format!("p{i}"), *p)).collect(),
-            fargate_profiles_summary: Some(format!("{}/{}", phases.iter().filter(|p| **p == Ready).count(), phases.len())),
-            conditions: vec![condition("FargateProfileCreating", "True", "Creating", creating_message)],
+            fargate_profiles: phases
+                .iter()
+                .enumerate()
+                .map(|(i, p)| profile(&format!("p{i}"), *p))
+                .collect(),
+            fargate_profiles_summary: Some(format!(
+                "{}/{}",
+                phases.iter().filter(|p| **p == Ready).count(),
+                phases.len()
+            )),
+            conditions: vec![condition(
+                "FargateProfileCreating",
+                "True",
+                "Creating",
+                creating_message,
+            )],
             observed_generation: Some(1),
             ..Default::default()
         }
@@ -99,23 +121,44 @@ mod tests {
     fn completion_failure_deletion_and_turning_conditions_are_not() {
         use FargateProfilePhase::*;
         let old = status(&[Ready, Creating], "creating p1");
-        assert!(!progress_only(&old, &status(&[Ready, Ready], "")), "the last profile ready");
-        assert!(!progress_only(&old, &status(&[Ready, Failed], "")), "a failure");
-        assert!(!progress_only(&old, &status(&[Ready, Deleting], "")), "a deletion");
+        assert!(
+            !progress_only(&old, &status(&[Ready, Ready], "")),
+            "the last profile ready"
+        );
+        assert!(
+            !progress_only(&old, &status(&[Ready, Failed], "")),
+            "a failure"
+        );
+        assert!(
+            !progress_only(&old, &status(&[Ready, Deleting], "")),
+            "a deletion"
+        );
         let mut turned = status(&[Ready, Creating, Pending], "x");
         turned.conditions[0].status = "False".into();
-        assert!(!progress_only(&status(&[Ready, Creating, Pending], "x"), &turned), "a condition turned");
+        assert!(
+            !progress_only(&status(&[Ready, Creating, Pending], "x"), &turned),
+            "a condition turned"
+        );
         let mut regenerated = status(&[Ready, Creating, Pending], "x");
         regenerated.observed_generation = Some(2);
-        assert!(!progress_only(&status(&[Ready, Creating, Pending], "x"), &regenerated), "a new generation");
+        assert!(
+            !progress_only(&status(&[Ready, Creating, Pending], "x"), &regenerated),
+            "a new generation"
+        );
         let mut unready = status(&[Ready, Creating, Pending], "x");
         unready.ready = false;
-        assert!(!progress_only(&status(&[Ready, Creating, Pending], "x"), &unready), "the cluster");
+        assert!(
+            !progress_only(&status(&[Ready, Creating, Pending], "x"), &unready),
+            "the cluster"
+        );
     }
 
     #[test]
     fn a_profile_added_or_removed_is_not() {
         use FargateProfilePhase::*;
-        assert!(!progress_only(&status(&[Ready, Creating], ""), &status(&[Ready, Creating, Pending], "")));
+        assert!(!progress_only(
+            &status(&[Ready, Creating], ""),
+            &status(&[Ready, Creating, Pending], "")
+        ));
     }
 }

@@ -33,7 +33,15 @@ fn desired_state(ws: &Workspace) -> Option<u64> {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let meta = &ws.metadata;
     let mut hasher = DefaultHasher::new();
-    (&meta.uid, meta.generation, &meta.labels, &meta.annotations, &meta.finalizers, meta.deletion_timestamp.is_some()).hash(&mut hasher);
+    (
+        &meta.uid,
+        meta.generation,
+        &meta.labels,
+        &meta.annotations,
+        &meta.finalizers,
+        meta.deletion_timestamp.is_some(),
+    )
+        .hash(&mut hasher);
     Some(hasher.finish())
 }
 
