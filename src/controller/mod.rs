@@ -21,6 +21,10 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::names::FIELD_MANAGER;
 
+/// How long the control-plane controller lets a burst of child changes (an apply created,
+/// its Workspace reported, the apply's status written) settle into one reconcile.
+pub const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// How soon a reconcile that found the watch caches still filling (just after start) runs again.
 pub const CACHES_FILLING: std::time::Duration = std::time::Duration::from_millis(250);
 

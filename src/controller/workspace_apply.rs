@@ -410,7 +410,7 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
 
 /// How long a new Workspace may stay silent before the apply reports it as Creating itself:
 /// a provider that answers within this time gets its answer reported in one status write.
-const FIRST_REPORT_GRACE: Duration = Duration::from_secs(5);
+const FIRST_REPORT_GRACE: Duration = Duration::from_secs(10);
 
 /// When an apply that has reported nothing yet has a new Workspace the provider has not
 /// reported on either, how long to wait for that first report.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::api::{CAPTControlPlaneStatus, FargateProfilePhase, FargateProfileStatus};
 
 /// The longest a progress-only change waits for the next status write.
-pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(20);
 
 /// Whether going from `old` to `new` only moves profiles forward.
 pub fn progress_only(old: &CAPTControlPlaneStatus, new: &CAPTControlPlaneStatus) -> bool {
