@@ -219,17 +219,27 @@ where
 /// Leaves an object as it is.
 pub fn keep_all<K>(_: &mut K) {}
 
-/// Predicate for a controller's own objects: what the user or a deletion changes (generation,
-/// deletion, finalizers), not the status this controller writes itself.
+/// Predicate for a controller's own objects: everything but the status this controller writes
+/// itself. Spec changes move the generation; metadata (labels, annotations, owners such as the
+/// Cluster API Cluster, finalizers, deletion) does not, and rendering depends on it too.
 pub fn spec_or_lifecycle<K: Resource>(obj: &K) -> Option<u64> {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let meta = obj.meta();
+    let owners: Vec<(&str, &str, &str)> = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .map(|o| (o.kind.as_str(), o.name.as_str(), o.uid.as_str()))
+        .collect();
     let mut hasher = DefaultHasher::new();
     (
         meta.uid.as_deref(),
         meta.generation,
         meta.deletion_timestamp.is_some(),
         meta.finalizers.as_deref(),
+        &meta.labels,
+        &meta.annotations,
+        owners,
     )
         .hash(&mut hasher);
     Some(hasher.finish())
@@ -321,5 +331,20 @@ mod tests {
         assert_eq!(spec_or_lifecycle(&a), spec_or_lifecycle(&b));
         b.metadata.finalizers = Some(vec!["f".into()]);
         assert_ne!(spec_or_lifecycle(&a), spec_or_lifecycle(&b));
+        let mut c = a.clone();
+        c.metadata.labels =
+            Some([("cluster.x-k8s.io/cluster-name".to_string(), "c".to_string())].into());
+        assert_ne!(
+            spec_or_lifecycle(&a),
+            spec_or_lifecycle(&c),
+            "labels feed the rendering"
+        );
+        let mut d = a.clone();
+        d.metadata.owner_references = Some(vec![Default::default()]);
+        assert_ne!(
+            spec_or_lifecycle(&a),
+            spec_or_lifecycle(&d),
+            "so does the owning Cluster"
+        );
     }
 }
