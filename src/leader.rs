@@ -32,8 +32,9 @@ pub async fn elect(
         .with_namespace(election.namespace)
         .with_identity(election.identity)
         .with_duration(seconds)
-        // Renew well before expiry so a slow API server does not cost the lease.
-        .with_grace((seconds / 3).max(1))
+        // Renew halfway through the lease, so a renewal slowed by a busy API server or a
+        // starved CPU (seconds, on a loaded 2-core machine) does not cost the lease.
+        .with_grace((seconds / 2).max(1))
         .with_field_manager(crate::names::FIELD_MANAGER)
         .build()
         .await?;
