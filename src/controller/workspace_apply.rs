@@ -566,7 +566,19 @@ async fn cleanup(apply: &WorkspaceTemplateApply, state: &State) -> Result<Cleanu
     match workspace(state, &ws_name) {
         Some(ws) if owned_by(&ws, apply) => {
             if ws.metadata.deletion_timestamp.is_none() {
-                workspaces.delete(&ws_name, &Default::default()).await?;
+                match workspaces.delete(&ws_name, &Default::default()).await {
+                    // Still there, held by the provider's finalizer: remember that it is
+                    // terminating, so a reconcile before the watch echo does not delete again.
+                    Ok(deleted) => {
+                        if let Some(terminating) = deleted.left() {
+                            state.workspaces.remember(terminating);
+                        }
+                    }
+                    Err(kube::Error::Api(status)) if status.is_not_found() => {
+                        return Ok(Cleanup::Done);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 ctx.event(
                     apply,
                     EventType::Normal,
