@@ -135,12 +135,16 @@ where
     /// Every object matching `keep`, with this process's writes laid over the store.
     pub fn filter(&self, keep: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
         let pending = self.written().pending.clone();
+        // `keep` first: it is cheap, and most objects fail it (a control plane's applies
+        // among all applies); the key is only built when there are writes to lay over.
         let mut out: Vec<Arc<K>> = self
             .store
             .state()
             .into_iter()
-            .filter(|o| !pending.contains_key(&ObjectRef::from_obj(o.as_ref())))
             .filter(|o| keep(o))
+            .filter(|o| {
+                pending.is_empty() || !pending.contains_key(&ObjectRef::from_obj(o.as_ref()))
+            })
             .collect();
         out.extend(pending.into_values().filter(|o| keep(o)));
         out
@@ -156,8 +160,7 @@ where
     /// Trims an object the way this cache stores it, e.g. a desired object before it is
     /// compared with a cached one.
     pub fn prepare(&self, obj: &mut K) {
-        obj.meta_mut().managed_fields = None;
-        (self.trim)(obj);
+        prepare(obj, self.trim);
     }
 
     /// Whether the first list is complete. Before that an absent object may well exist, so
@@ -191,10 +194,7 @@ where
     let ready = Arc::new(AtomicBool::new(false));
     let (observed, listed) = (written.clone(), ready.clone());
     let events = source
-        .modify(move |obj: &mut K| {
-            obj.meta_mut().managed_fields = None;
-            trim(obj);
-        })
+        .modify(move |obj: &mut K| prepare(obj, trim))
         .reflect(writer)
         .inspect_ok(move |event| {
             observed
@@ -214,6 +214,12 @@ where
         },
         events,
     )
+}
+
+/// Drops managed fields (never read here, often the larger part of an object) and trims.
+fn prepare<K: Resource>(obj: &mut K, trim: fn(&mut K)) {
+    obj.meta_mut().managed_fields = None;
+    trim(obj);
 }
 
 /// Leaves an object as it is.
