@@ -144,13 +144,7 @@ async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Actio
         }
         return Ok(Action::await_change());
     }
-    let cp = match ensure_finalizer(&api, cp.as_ref(), CONTROL_PLANE_FINALIZER).await? {
-        Some(written) => {
-            state.control_planes.remember(written.clone());
-            Arc::new(written)
-        }
-        None => cp,
-    };
+    let cp = ensure_finalizer(&api, &state.control_planes, cp, CONTROL_PLANE_FINALIZER).await?;
     reconcile_apply(&cp, &state).await
 }
 

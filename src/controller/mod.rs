@@ -187,27 +187,33 @@ pub fn contains<K: Resource + Serialize>(existing: &K, desired: &K) -> bool {
     }
 }
 
-/// Adds `finalizer` to `obj` if missing, returning the object as written. The resourceVersion
-/// in the patch makes a concurrent change fail with a conflict (retried) instead of dropping
-/// someone else's finalizer.
-pub async fn ensure_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<Option<K>>
+/// Adds `finalizer` to `obj` if missing and returns the newest `obj`: the one written, which
+/// `cache` then remembers, or `obj` itself. The resourceVersion in the patch makes a concurrent
+/// change fail with a conflict (retried) instead of dropping someone else's finalizer.
+pub async fn ensure_finalizer<K>(
+    api: &Api<K>,
+    cache: &cache::Cache<K>,
+    obj: Arc<K>,
+    finalizer: &str,
+) -> Result<Arc<K>>
 where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
     if obj.finalizers().iter().any(|f| f == finalizer) {
-        return Ok(None);
+        return Ok(obj);
     }
     let mut finalizers = obj.finalizers().to_vec();
     finalizers.push(finalizer.to_string());
     let patch = serde_json::json!({ "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() } });
-    Ok(Some(
-        api.patch(
+    let written = api
+        .patch(
             &obj.name_any(),
             &PatchParams::default(),
             &Patch::Merge(&patch),
         )
-        .await?,
-    ))
+        .await?;
+    cache.remember(written.clone());
+    Ok(Arc::new(written))
 }
 
 /// Removes `finalizer` from `obj` once its cleanup is complete.

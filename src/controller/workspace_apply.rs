@@ -199,13 +199,7 @@ async fn reconcile(apply: Arc<WorkspaceTemplateApply>, state: Arc<State>) -> Res
         return Ok(Action::await_change());
     }
     // Applies rendered by the control-plane controller carry the finalizer already.
-    let apply = match ensure_finalizer(&api, apply.as_ref(), APPLY_FINALIZER).await? {
-        Some(written) => {
-            state.applies.remember(written.clone());
-            Arc::new(written)
-        }
-        None => apply,
-    };
+    let apply = ensure_finalizer(&api, &state.applies, apply, APPLY_FINALIZER).await?;
     reconcile_apply(&apply, &state).await
 }
 
