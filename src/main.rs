@@ -4,6 +4,11 @@ use clap::Parser;
 
 use capt_fargate::cli::{Cli, Command};
 
+// Reconciles allocate many short-lived objects across tokio's threads; glibc's allocator spent
+// about half of the operator's CPU time on them in `tests/bench` (perf).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -2,7 +2,7 @@
 //! and one apply per additional Fargate profile, sequenced as `status::profiles` decides, and
 //! reports every profile in the control plane's status.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,16 +23,16 @@ use super::secrets::Required;
 use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, remove_finalizer};
 use crate::api::conditions::READY;
 use crate::api::{
-    CAPTControlPlane, CAPTControlPlaneStatus, ControlPlanePhase, FargateProfilePhase,
-    FargateProfileStatus, WorkspaceStatus, WorkspaceTemplateApply, WorkspaceTemplateStatus,
+    CAPTControlPlane, CAPTControlPlaneStatus, ControlPlanePhase, FargateProfileStatus,
+    WorkspaceStatus, WorkspaceTemplateApply, WorkspaceTemplateStatus,
 };
 use crate::error::{Error, Result};
 use crate::names::{self, CONTROL_PLANE_FINALIZER, FIELD_MANAGER};
 use crate::render::{self, eks, fargate};
 use crate::status::apply::{ChildState, child_state};
 use crate::status::conditions::{Desired, merge};
-use crate::status::pacing;
 use crate::status::profiles::{self, ClusterGate, DesiredProfile, ObservedProfile, Teardown};
+use crate::status::{events, pacing};
 
 const CONTROLLER: &str = "controlplane";
 /// Safety-net resync; all progress is driven by watches.
@@ -47,6 +47,9 @@ pub struct State {
     secrets: Cache<PartialObjectMeta<Secret>>,
     /// When this process last wrote each control plane's status (by uid), for `pacing`.
     status_writes: Mutex<HashMap<String, Instant>>,
+    /// Control planes (by uid) whose last written status had profiles not ready yet: how many
+    /// roll out at once sets the pacing interval.
+    in_progress: Mutex<HashSet<String>>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -78,6 +81,7 @@ pub async fn run(
         applies,
         secrets,
         status_writes: Mutex::default(),
+        in_progress: Mutex::default(),
     });
     // Status writes (this controller's own) do not trigger: the children's changes do.
     let own = cp_events
@@ -136,11 +140,9 @@ async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Actio
             ctx.metrics
                 .set_profiles(format!("{ns}/{}", cp.name_any()), &[]);
             ctx.forget_events(cp.uid().as_deref());
-            state
-                .status_writes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&cp.uid().unwrap_or_default());
+            let uid = cp.uid().unwrap_or_default();
+            lock(&state.status_writes).remove(&uid);
+            lock(&state.in_progress).remove(&uid);
         }
         return Ok(Action::await_change());
     }
@@ -436,16 +438,23 @@ async fn write_status(
     if new == old {
         return Ok(None);
     }
+    let eks_reported = eks_apply
+        .and_then(|a| a.status.as_ref())
+        .is_some_and(|s| !s.conditions.is_empty());
+    let age = cp
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(|t| Duration::try_from(now.0.duration_since(t.0)).ok())
+        .unwrap_or_default();
+    if let Some(wait) = pacing::first_status_wait(&old, eks_reported, age) {
+        return Ok(Some(wait));
+    }
     let uid = cp.uid().unwrap_or_default();
     if pacing::progress_only(&old, &new) {
-        let last = state
-            .status_writes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&uid)
-            .copied();
-        if let Some(wait) = last.and_then(|at| pacing::PROGRESS_INTERVAL.checked_sub(at.elapsed()))
-        {
+        let interval = pacing::progress_interval(lock(&state.in_progress).len());
+        let last = lock(&state.status_writes).get(&uid).copied();
+        if let Some(wait) = last.and_then(|at| interval.checked_sub(at.elapsed())) {
             return Ok(Some(wait));
         }
     }
@@ -461,52 +470,36 @@ async fn write_status(
         )
         .await?;
     state.control_planes.remember(written);
-    state
-        .status_writes
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(uid, Instant::now());
+    if pacing::rolling_out(&new) {
+        lock(&state.in_progress).insert(uid.clone());
+    } else {
+        lock(&state.in_progress).remove(&uid);
+    }
+    lock(&state.status_writes).insert(uid, Instant::now());
     Ok(None)
 }
 
-/// One event per profile that became Ready, Failed or Deleting. Pending and Creating are left
-/// to the status: the creation itself is announced when the apply is created, and a pending
-/// profile has nothing to report yet.
+/// Locks pacing bookkeeping; a panicked holder left nothing half-written that matters here.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Publishes the events `status::events` chooses for this status change.
 async fn publish_transitions(
     cp: &CAPTControlPlane,
     ctx: &Context,
     old: &[FargateProfileStatus],
     new: &[FargateProfileStatus],
 ) {
-    for s in new {
-        let before = old.iter().find(|o| o.name == s.name).and_then(|o| o.phase);
-        if before == s.phase {
-            continue;
-        }
-        let Some(phase) = s.phase else { continue };
-        let (type_, reason) = match phase {
-            FargateProfilePhase::Ready => (EventType::Normal, "FargateProfileReady"),
-            FargateProfilePhase::Failed => (EventType::Warning, "FargateProfileFailed"),
-            FargateProfilePhase::Deleting => (EventType::Normal, "FargateProfileDeleting"),
-            FargateProfilePhase::Creating | FargateProfilePhase::Pending => continue,
+    for notice in events::notices(old, new) {
+        let type_ = if notice.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
         };
-        let detail = s
-            .failure_message
-            .as_deref()
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default();
-        let apply = s
-            .workspace_template_apply_name
-            .as_ref()
-            .map(|name| apply_reference(cp, name));
-        ctx.event_about(
-            cp,
-            apply,
-            type_,
-            reason,
-            format!("Fargate profile {} is {phase:?}{detail}", s.name),
-        )
-        .await;
+        let apply = notice.apply.as_ref().map(|name| apply_reference(cp, name));
+        ctx.event_about(cp, apply, type_, notice.reason, notice.note)
+            .await;
     }
 }
 

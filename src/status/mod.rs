@@ -3,5 +3,6 @@
 
 pub mod apply;
 pub mod conditions;
+pub mod events;
 pub mod pacing;
 pub mod profiles;

@@ -11,8 +11,59 @@ use std::time::Duration;
 
 use crate::api::{CAPTControlPlaneStatus, FargateProfilePhase, FargateProfileStatus};
 
-/// The longest a progress-only change waits for the next status write.
+/// The shortest interval between progress-only status writes of one control plane.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(20);
+
+/// Progress-only writes of all control planes together stay within this rate: in a large
+/// rollout each control plane's interval grows instead of the API server's load.
+pub const PROGRESS_WRITES_PER_SECOND: u32 = 4;
+
+/// The longest any progress-only change waits, however many control planes are rolling out.
+pub const MAX_PROGRESS_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a control plane's progress-only change may wait after its last status write, while
+/// `in_progress` control planes (this one included) have profiles on their way.
+pub fn progress_interval(in_progress: usize) -> Duration {
+    let shared = Duration::from_secs(1) * u32::try_from(in_progress).unwrap_or(u32::MAX)
+        / PROGRESS_WRITES_PER_SECOND;
+    shared.clamp(PROGRESS_INTERVAL, MAX_PROGRESS_INTERVAL)
+}
+
+/// How long a control plane that has no status yet may wait for its EKS cluster workspace's
+/// first report, so that a quick report and the control plane's first status go out in one
+/// write. Past this the control plane reports that it is being created, report or not.
+pub const FIRST_REPORT_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a control plane `age` old, whose status was never written, still waits for the
+/// EKS cluster workspace's first report (`eks_reported`); None when its status is due now.
+pub fn first_status_wait(
+    old: &CAPTControlPlaneStatus,
+    eks_reported: bool,
+    age: Duration,
+) -> Option<Duration> {
+    let never_written = *old == CAPTControlPlaneStatus::default();
+    if !never_written || eks_reported {
+        return None;
+    }
+    FIRST_REPORT_GRACE
+        .checked_sub(age)
+        .filter(|wait| !wait.is_zero())
+}
+
+/// Whether a status has profiles on their way (waiting, being created or deleted); failed and
+/// ready ones are not.
+pub fn rolling_out(status: &CAPTControlPlaneStatus) -> bool {
+    status.fargate_profiles.iter().any(|p| {
+        matches!(
+            p.phase,
+            Some(
+                FargateProfilePhase::Pending
+                    | FargateProfilePhase::Creating
+                    | FargateProfilePhase::Deleting
+            )
+        )
+    })
+}
 
 /// Whether going from `old` to `new` only moves profiles forward.
 pub fn progress_only(old: &CAPTControlPlaneStatus, new: &CAPTControlPlaneStatus) -> bool {
@@ -107,6 +158,47 @@ mod tests {
             observed_generation: Some(1),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_interval_grows_with_the_rollout() {
+        assert_eq!(progress_interval(0), PROGRESS_INTERVAL);
+        assert_eq!(progress_interval(1), PROGRESS_INTERVAL);
+        assert_eq!(progress_interval(80), PROGRESS_INTERVAL);
+        assert_eq!(progress_interval(200), Duration::from_secs(50));
+        assert_eq!(progress_interval(10_000), MAX_PROGRESS_INTERVAL);
+    }
+
+    #[test]
+    fn a_new_control_plane_waits_briefly_for_its_cluster_report() {
+        let empty = CAPTControlPlaneStatus::default();
+        let second = Duration::from_secs(1);
+        assert_eq!(first_status_wait(&empty, false, second), Some(9 * second));
+        assert_eq!(first_status_wait(&empty, true, second), None, "reported");
+        assert_eq!(
+            first_status_wait(&empty, false, 10 * second),
+            None,
+            "grace over"
+        );
+        let written = status(&[FargateProfilePhase::Pending], "");
+        assert_eq!(
+            first_status_wait(&written, false, second),
+            None,
+            "not the first"
+        );
+    }
+
+    #[test]
+    fn rolling_out_means_profiles_on_their_way() {
+        use FargateProfilePhase::*;
+        assert!(rolling_out(&status(&[Ready, Creating], "")));
+        assert!(rolling_out(&status(&[Ready, Pending], "")));
+        assert!(rolling_out(&status(&[Ready, Deleting], "")));
+        assert!(!rolling_out(&status(&[Ready, Ready], "")));
+        assert!(
+            !rolling_out(&status(&[Ready, Failed], "")),
+            "a failure waits for the user"
+        );
     }
 
     #[test]

@@ -75,6 +75,13 @@ pub struct Observations {
 
 struct Shared {
     client: Client,
+    /// Secrets of the watched namespace. Like provider-terraform, whose controller-runtime
+    /// client reads Secrets from an informer, var files are read from this cache; a miss
+    /// (another namespace, or a Secret the watch has not delivered yet) reads the API server.
+    secrets: reflector::Store<Secret>,
+    /// Parsed modules by the hash of their text: Terraform caches its init per checksum too,
+    /// and parsing every module on every reconcile made the simulator a noticeable CPU load.
+    modules: Mutex<HashMap<u64, Arc<Result<Module, String>>>>,
     /// Injected failures by Fargate profile name.
     failures: Arc<Mutex<HashMap<String, String>>>,
     delay: Duration,
@@ -97,7 +104,17 @@ impl SimulatedProvider {
     pub fn start(client: Client, namespace: &str, delay: Duration) -> Self {
         let observations = Arc::new(Mutex::new(Observations::default()));
         let failures = Arc::new(Mutex::new(HashMap::new()));
+        let (secrets, secrets_writer) = reflector::store();
+        let secret_watch = watcher(
+            Api::<Secret>::namespaced(client.clone(), namespace),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(secrets_writer)
+        .for_each(|_| async {});
         let shared = Arc::new(Shared {
+            secrets,
+            modules: Mutex::default(),
             client: client.clone(),
             failures: failures.clone(),
             delay,
@@ -121,7 +138,7 @@ impl SimulatedProvider {
                 .reflect(writer)
                 .applied_objects()
                 .predicate_filter(desired_state, Default::default());
-            Controller::for_stream(workspaces, reader)
+            let controller = Controller::for_stream(workspaces, reader)
                 .graceful_shutdown_on(async move {
                     let _ = rx.wait_for(|s| *s).await;
                 })
@@ -130,8 +147,12 @@ impl SimulatedProvider {
                     |_, _, _| Action::requeue(Duration::from_millis(200)),
                     shared,
                 )
-                .for_each(|_| async {})
-                .await;
+                .for_each(|_| async {});
+            // The secret watch lives as long as the controller.
+            tokio::select! {
+                _ = controller => {}
+                _ = secret_watch => {}
+            }
         });
         SimulatedProvider {
             observations,
@@ -237,7 +258,7 @@ fn string_input(ws: &Workspace, key: &str) -> Option<String> {
 }
 
 /// Names set by vars, varmap and var files; an error if a var file's Secret or key is missing.
-async fn provided_inputs(client: &Client, ws: &Workspace) -> Result<Vec<String>, String> {
+async fn provided_inputs(shared: &Shared, ws: &Workspace) -> Result<Vec<String>, String> {
     let fp = &ws.spec.for_provider;
     let mut names: Vec<String> = fp.vars.iter().flatten().map(|v| v.key.clone()).collect();
     names.extend(fp.varmap.iter().flat_map(|m| m.keys().cloned()));
@@ -245,16 +266,24 @@ async fn provided_inputs(client: &Client, ws: &Workspace) -> Result<Vec<String>,
         let Some(r) = &file.secret_key_ref else {
             continue;
         };
-        let secret = Api::<Secret>::namespaced(client.clone(), &r.namespace)
-            .get_opt(&r.name)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| {
-                format!(
-                    "cannot get Secret {}/{} for var file: not found",
-                    r.namespace, r.name
-                )
-            })?;
+        // A cached copy without the key may predate the write that added it.
+        let cached = shared
+            .secrets
+            .get(&reflector::ObjectRef::new(&r.name).within(&r.namespace))
+            .filter(|s| s.data.as_ref().is_some_and(|d| d.contains_key(&r.key)));
+        let secret = match cached {
+            Some(secret) => Some(secret.as_ref().clone()),
+            None => Api::<Secret>::namespaced(shared.client.clone(), &r.namespace)
+                .get_opt(&r.name)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        let secret = secret.ok_or_else(|| {
+            format!(
+                "cannot get Secret {}/{} for var file: not found",
+                r.namespace, r.name
+            )
+        })?;
         let data = secret.data.unwrap_or_default();
         let bytes = data.get(&r.key).ok_or_else(|| {
             format!(
@@ -373,6 +402,21 @@ async fn fail(api: &Api<Workspace>, ws: &Workspace, message: &str) -> Result<Act
 }
 
 impl Shared {
+    fn module(&self, text: &str) -> Arc<Result<Module, String>> {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut hasher = DefaultHasher::new();
+        text.hash(&mut hasher);
+        let key = hasher.finish();
+        let mut modules = self.modules.lock().unwrap();
+        if modules.len() > 256 {
+            modules.clear();
+        }
+        modules
+            .entry(key)
+            .or_insert_with(|| Arc::new(parse_module(text)))
+            .clone()
+    }
+
     /// Starts or continues a Fargate profile operation; Err(busy workspace) when AWS would
     /// refuse it.
     fn begin(&self, cluster: &str, workspace: &str, deleting: bool) -> Result<Operation, String> {
@@ -415,9 +459,10 @@ impl Shared {
 async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, SimError> {
     let api: Api<Workspace> = Api::all(shared.client.clone());
     let name = ws.name_any();
-    let module = match parse_module(&ws.spec.for_provider.module) {
+    let parsed = shared.module(&ws.spec.for_provider.module);
+    let module = match parsed.as_ref() {
         Ok(m) => m,
-        Err(e) => return fail(&api, &ws, &terraform_error("observe", &e)).await,
+        Err(e) => return fail(&api, &ws, &terraform_error("observe", e)).await,
     };
     let cluster = string_input(&ws, "cluster_name").unwrap_or_default();
     let injected = ws.annotations().get(FAIL_ANNOTATION).cloned().or_else(|| {
@@ -497,7 +542,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         shared.finish(&cluster, &name);
         return fail(&api, &ws, &terraform_error("create", &message)).await;
     }
-    let provided = match provided_inputs(&shared.client, &ws).await {
+    let provided = match provided_inputs(&shared, &ws).await {
         Ok(p) => p,
         Err(e) => return fail(&api, &ws, &terraform_error("observe", &e)).await,
     };
