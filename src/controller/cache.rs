@@ -46,6 +46,9 @@ struct Written<K: Resource<DynamicType = ()> + 'static> {
     pending: HashMap<ObjectRef<K>, Arc<K>>,
     /// The last resourceVersions the watch delivered, per object.
     seen: HashMap<ObjectRef<K>, VecDeque<String>>,
+    /// Per object, the resourceVersion found to hold every field of a desired object, and that
+    /// desired object's digest: a reconcile that renders the same again skips the comparison.
+    verified: HashMap<ObjectRef<K>, (String, u64)>,
 }
 
 impl<K: Resource<DynamicType = ()> + 'static> Default for Written<K> {
@@ -53,6 +56,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Default for Written<K> {
         Written {
             pending: HashMap::new(),
             seen: HashMap::new(),
+            verified: HashMap::new(),
         }
     }
 }
@@ -80,10 +84,14 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
                 let key = ObjectRef::from_obj(obj);
                 self.pending.remove(&key);
                 self.seen.remove(&key);
+                self.verified.remove(&key);
             }
             // After a relist the store holds the current state; a version written before it
             // may never be delivered on its own, so nothing written earlier is kept.
-            watcher::Event::InitDone => self.pending.clear(),
+            watcher::Event::InitDone => {
+                self.pending.clear();
+                self.verified.clear();
+            }
             watcher::Event::Init => {}
         }
     }
@@ -148,6 +156,31 @@ where
             .collect();
         out.extend(pending.into_values().filter(|o| keep(o)));
         out
+    }
+
+    /// Whether `existing` already holds every field of `desired` (`controller::contains`),
+    /// remembered per object version: most reconciles render what they rendered before, for
+    /// children that have not changed since.
+    pub fn holds(&self, existing: &K, desired: &K) -> bool
+    where
+        K: serde::Serialize,
+    {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let Ok(text) = serde_json::to_string(desired) else {
+            return false;
+        };
+        let mut hasher = DefaultHasher::new();
+        text.hash(&mut hasher);
+        let verdict = (existing.resource_version().unwrap_or_default(), hasher.finish());
+        let key = ObjectRef::from_obj(existing);
+        if self.written().verified.get(&key) == Some(&verdict) {
+            return true;
+        }
+        let holds = super::contains(existing, desired);
+        if holds {
+            self.written().verified.insert(key, verdict);
+        }
+        holds
     }
 
     /// Records an object as written by this process (the API server's answer to the write),
@@ -315,6 +348,33 @@ mod tests {
         assert_eq!(pending(&w), ["b@3"]);
         w.observe(&watcher::Event::InitDone);
         assert!(pending(&w).is_empty());
+    }
+
+    #[test]
+    fn a_verdict_holds_for_the_same_version_and_desired_object_only() {
+        let (cache, _events) = watch(
+            futures::stream::empty::<Result<watcher::Event<ConfigMap>, watcher::Error>>(),
+            keep_all,
+        );
+        let mut want = cm("a", "");
+        want.metadata.resource_version = None;
+        want.data = Some([("k".to_string(), "v".to_string())].into());
+        let mut have = want.clone();
+        have.metadata.resource_version = Some("7".into());
+        assert!(cache.holds(&have, &want));
+        assert!(cache.written().verified.contains_key(&ObjectRef::from_obj(&have)));
+        // The same version no longer holds a changed desired object.
+        let mut changed = want.clone();
+        changed.data = Some([("k".to_string(), "w".to_string())].into());
+        assert!(!cache.holds(&have, &changed));
+        // Nor does a newer version that lost the field, though the desired object is the same.
+        let mut edited = have.clone();
+        edited.metadata.resource_version = Some("8".into());
+        edited.data = None;
+        assert!(!cache.holds(&edited, &want));
+        // A deleted object's verdict is forgotten.
+        cache.written().observe(&watcher::Event::Delete(have.clone()));
+        assert!(cache.written().verified.is_empty());
     }
 
     #[test]

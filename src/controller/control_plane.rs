@@ -251,7 +251,7 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
         .as_ref()
         .is_none_or(|e| e.metadata.deletion_timestamp.is_none())
         && let Some(written) =
-            apply_if_changed(&applies, &eks_desired, eks_existing.as_deref()).await?
+            apply_if_changed(&applies, &state.applies, &eks_desired, eks_existing.as_deref()).await?
     {
         if eks_existing.is_none() {
             ctx.event(
@@ -321,25 +321,15 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
     for index in plan.keep.iter().copied().chain(plan.create) {
         let want = fargate::render(cp, &profiles_spec[index]);
         let have = existing.iter().find(|a| a.name_any() == want.name_any());
-        let Some(written) = apply_if_changed(&applies, &want, have.map(|a| a.as_ref())).await?
+        let Some(written) = apply_if_changed(&applies, &state.applies, &want, have.map(|a| a.as_ref())).await?
         else {
             continue;
         };
         state.applies.remember(written);
+        // Logged only: the profile's progress is in the status, and its failure, deletion and
+        // the whole set becoming ready are events (`status::events`).
         if have.is_none() {
-            info!(control_plane = %cp.name_any(), profile = %profiles_spec[index].name, "creating Fargate profile apply");
-            ctx.event_about(
-                cp,
-                Some(apply_reference(cp, &want.name_any())),
-                EventType::Normal,
-                "CreatingFargateProfile",
-                format!(
-                    "creating Fargate profile {} with WorkspaceTemplateApply {}",
-                    profiles_spec[index].name,
-                    want.name_any()
-                ),
-            )
-            .await;
+            info!(control_plane = %cp.name_any(), profile = %profiles_spec[index].name, apply = %want.name_any(), "creating Fargate profile apply");
         }
     }
 

@@ -141,17 +141,18 @@ impl Context {
     }
 }
 
-/// Server-side applies `desired` unless `existing` already holds every field of it.
-/// Returns the object as written, or None when no write was needed.
+/// Server-side applies `desired` unless `existing` (from `cache`) already holds every field of
+/// it. Returns the object as written, or None when no write was needed.
 pub async fn apply_if_changed<K>(
     api: &Api<K>,
+    cache: &cache::Cache<K>,
     desired: &K,
     existing: Option<&K>,
 ) -> Result<Option<K>>
 where
-    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug + 'static,
 {
-    if existing.is_some_and(|e| contains(e, desired)) {
+    if existing.is_some_and(|e| cache.holds(e, desired)) {
         return Ok(None);
     }
     let want =

@@ -357,7 +357,7 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
     // Compared as the cache keeps it (module fingerprinted).
     let mut comparable = desired.clone();
     state.workspaces.prepare(&mut comparable);
-    if let Some(ws) = existing.filter(|ws| super::contains(*ws, &comparable)) {
+    if let Some(ws) = existing.filter(|ws| state.workspaces.holds(ws, &comparable)) {
         if let Some(wait) = awaiting_first_report(apply, ws) {
             return Ok(Action::requeue(wait));
         }
@@ -377,7 +377,7 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
     {
         return waiting(apply, state, reason::WAITING_FOR_WORKSPACES, message).await;
     }
-    let written = apply_if_changed(&workspaces, &desired, None).await?;
+    let written = apply_if_changed(&workspaces, &state.workspaces, &desired, None).await?;
     let verb = if existing.is_some() {
         "Updated"
     } else {

@@ -1,8 +1,8 @@
 //! Which Kubernetes Events a control-plane status change deserves.
 //!
 //! Events are for what a user acts on or looks for in `kubectl describe`: a profile that
-//! failed or is being deleted, and the moment every profile is ready. A single profile
-//! becoming ready is already in the status; announcing each one would double the API requests
+//! failed or is being deleted, and the moment every profile is ready. A profile being created or
+//! becoming ready on its own is already in the status; announcing each would double the requests
 //! of a large rollout (measured by `tests/bench`) without telling anyone more.
 
 use crate::api::{FargateProfilePhase, FargateProfileStatus};
