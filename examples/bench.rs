@@ -151,7 +151,10 @@ async fn main() -> Result<()> {
         report.rounds.push((sc.seconds, fl.seconds));
     }
     for round in 2..=settings.rounds {
-        println!("bench: round {round} of {}: scale and floor", settings.rounds);
+        println!(
+            "bench: round {round} of {}: scale and floor",
+            settings.rounds
+        );
         let pair = extra_round(&settings, &client, round).await?;
         println!(
             "bench:   scale {:.1}s, floor {:.1}s, ratio {:.2}x",

@@ -171,7 +171,10 @@ where
         };
         let mut hasher = DefaultHasher::new();
         text.hash(&mut hasher);
-        let verdict = (existing.resource_version().unwrap_or_default(), hasher.finish());
+        let verdict = (
+            existing.resource_version().unwrap_or_default(),
+            hasher.finish(),
+        );
         let key = ObjectRef::from_obj(existing);
         if self.written().verified.get(&key) == Some(&verdict) {
             return true;
@@ -362,7 +365,12 @@ mod tests {
         let mut have = want.clone();
         have.metadata.resource_version = Some("7".into());
         assert!(cache.holds(&have, &want));
-        assert!(cache.written().verified.contains_key(&ObjectRef::from_obj(&have)));
+        assert!(
+            cache
+                .written()
+                .verified
+                .contains_key(&ObjectRef::from_obj(&have))
+        );
         // The same version no longer holds a changed desired object.
         let mut changed = want.clone();
         changed.data = Some([("k".to_string(), "w".to_string())].into());
@@ -373,7 +381,9 @@ mod tests {
         edited.data = None;
         assert!(!cache.holds(&edited, &want));
         // A deleted object's verdict is forgotten.
-        cache.written().observe(&watcher::Event::Delete(have.clone()));
+        cache
+            .written()
+            .observe(&watcher::Event::Delete(have.clone()));
         assert!(cache.written().verified.is_empty());
     }
 

@@ -253,8 +253,13 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
     if eks_existing
         .as_ref()
         .is_none_or(|e| e.metadata.deletion_timestamp.is_none())
-        && let Some(written) =
-            apply_if_changed(&applies, &state.applies, &eks_desired, eks_existing.as_deref()).await?
+        && let Some(written) = apply_if_changed(
+            &applies,
+            &state.applies,
+            &eks_desired,
+            eks_existing.as_deref(),
+        )
+        .await?
     {
         if eks_existing.is_none() {
             ctx.event(
@@ -324,7 +329,8 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
     for index in plan.keep.iter().copied().chain(plan.create) {
         let want = fargate::render(cp, &profiles_spec[index]);
         let have = existing.iter().find(|a| a.name_any() == want.name_any());
-        let Some(written) = apply_if_changed(&applies, &state.applies, &want, have.map(|a| a.as_ref())).await?
+        let Some(written) =
+            apply_if_changed(&applies, &state.applies, &want, have.map(|a| a.as_ref())).await?
         else {
             continue;
         };

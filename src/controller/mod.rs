@@ -150,7 +150,12 @@ pub async fn apply_if_changed<K>(
     existing: Option<&K>,
 ) -> Result<Option<K>>
 where
-    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug
+        + 'static,
 {
     if existing.is_some_and(|e| cache.holds(e, desired)) {
         return Ok(None);
