@@ -2,7 +2,7 @@
 //! and one apply per additional Fargate profile, sequenced as `status::profiles` decides, and
 //! reports every profile in the control plane's status.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,9 +47,6 @@ pub struct State {
     secrets: Cache<PartialObjectMeta<Secret>>,
     /// When this process last wrote each control plane's status (by uid), for `pacing`.
     status_writes: Mutex<HashMap<String, Instant>>,
-    /// Control planes (by uid) whose last written status had profiles not ready yet: how many
-    /// roll out at once sets the pacing interval.
-    in_progress: Mutex<HashSet<String>>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -81,7 +78,6 @@ pub async fn run(
         applies,
         secrets,
         status_writes: Mutex::default(),
-        in_progress: Mutex::default(),
     });
     // Status writes (this controller's own) do not trigger: the children's changes do.
     let own = cp_events
@@ -140,9 +136,7 @@ async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Actio
             ctx.metrics
                 .set_profiles(format!("{ns}/{}", cp.name_any()), &[]);
             ctx.forget_events(cp.uid().as_deref());
-            let uid = cp.uid().unwrap_or_default();
-            lock(&state.status_writes).remove(&uid);
-            lock(&state.in_progress).remove(&uid);
+            lock(&state.status_writes).remove(&cp.uid().unwrap_or_default());
         }
         return Ok(Action::await_change());
     }
@@ -440,18 +434,18 @@ async fn write_status(
     let eks_reported = eks_apply
         .and_then(|a| a.status.as_ref())
         .is_some_and(|s| !s.conditions.is_empty());
-    let age = cp
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .and_then(|t| Duration::try_from(now.0.duration_since(t.0)).ok())
-        .unwrap_or_default();
+    let age = super::age(cp).unwrap_or_default();
     if let Some(wait) = pacing::first_status_wait(&old, eks_reported, age) {
         return Ok(Some(wait));
     }
     let uid = cp.uid().unwrap_or_default();
     if pacing::progress_only(&old, &new) {
-        let interval = pacing::progress_interval(lock(&state.in_progress).len());
+        // How many roll out at once, as their statuses say (this one included).
+        let rolling_out = state
+            .control_planes
+            .filter(|c| c.status.as_ref().is_some_and(pacing::rolling_out))
+            .len();
+        let interval = pacing::progress_interval(rolling_out);
         let last = lock(&state.status_writes).get(&uid).copied();
         if let Some(wait) = last.and_then(|at| interval.checked_sub(at.elapsed())) {
             return Ok(Some(wait));
@@ -469,16 +463,11 @@ async fn write_status(
         )
         .await?;
     state.control_planes.remember(written);
-    if pacing::rolling_out(&new) {
-        lock(&state.in_progress).insert(uid.clone());
-    } else {
-        lock(&state.in_progress).remove(&uid);
-    }
     lock(&state.status_writes).insert(uid, Instant::now());
     Ok(None)
 }
 
-/// Locks pacing bookkeeping; a panicked holder left nothing half-written that matters here.
+/// Locks the pacing bookkeeping; a panicked holder left nothing half-written that matters here.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -249,6 +249,13 @@ where
     }
 }
 
+/// How long ago `obj` was created, by this machine's clock; None without a creation time.
+pub fn age<K: Resource>(obj: &K) -> Option<std::time::Duration> {
+    let created = obj.meta().creation_timestamp.as_ref()?;
+    let age = k8s_openapi::jiff::Timestamp::now().duration_since(created.0);
+    Some(std::time::Duration::try_from(age).unwrap_or_default())
+}
+
 /// Outcome of a cleanup step.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Cleanup {

@@ -33,6 +33,7 @@ use crate::names::{self, APPLY_FINALIZER, FIELD_MANAGER};
 use crate::render;
 use crate::status::apply::{mirror_workspace, reason};
 use crate::status::conditions::{Desired, merge};
+use crate::status::pacing;
 
 const CONTROLLER: &str = "workspacetemplateapply";
 /// Condition type: the WorkspaceTemplate exists (informational; never a failure by itself).
@@ -402,28 +403,17 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
     Ok(Action::requeue(RESYNC))
 }
 
-/// How long a new Workspace may stay silent before the apply reports it as Creating itself:
-/// a provider that answers within this time gets its answer reported in one status write.
-const FIRST_REPORT_GRACE: Duration = Duration::from_secs(10);
-
 /// When an apply that has reported nothing yet has a new Workspace the provider has not
-/// reported on either, how long to wait for that first report.
+/// reported on either, how long to wait for that first report (`pacing::FIRST_REPORT_GRACE`):
+/// a provider that answers within it gets its answer reported in one status write.
 fn awaiting_first_report(apply: &WorkspaceTemplateApply, ws: &Workspace) -> Option<Duration> {
     let reported = |conditions: &[crate::api::conditions::XpCondition]| !conditions.is_empty();
-    if apply
+    let reported = apply
         .status
         .as_ref()
         .is_some_and(|s| reported(&s.conditions))
-        || ws.status.as_ref().is_some_and(|s| reported(&s.conditions))
-    {
-        return None;
-    }
-    let created = ws.metadata.creation_timestamp.as_ref()?;
-    let age = k8s_openapi::jiff::Timestamp::now().duration_since(created.0);
-    let age = Duration::try_from(age).unwrap_or_default();
-    FIRST_REPORT_GRACE
-        .checked_sub(age)
-        .filter(|wait| !wait.is_zero())
+        || ws.status.as_ref().is_some_and(|s| reported(&s.conditions));
+    pacing::first_report_wait(reported, super::age(ws)?)
 }
 
 /// Whether a CAPTControlPlane owns this apply (it then reports the apply's progress itself).

@@ -5,6 +5,7 @@
 //! becoming ready on its own is already in the status; announcing each would double the requests
 //! of a large rollout (measured by `tests/bench`) without telling anyone more.
 
+use super::profiles::same_profiles;
 use crate::api::{FargateProfilePhase, FargateProfileStatus};
 
 /// Reason of the event published when every Fargate profile of a control plane is ready.
@@ -49,9 +50,7 @@ pub fn notices(old: &[FargateProfileStatus], new: &[FargateProfileStatus]) -> Ve
         });
     }
     let all_ready = |list: &[FargateProfileStatus]| list.iter().all(|s| s.ready);
-    let same_profiles =
-        old.len() == new.len() && old.iter().zip(new).all(|(o, n)| o.name == n.name);
-    if !new.is_empty() && all_ready(new) && !(same_profiles && all_ready(old)) {
+    if !new.is_empty() && all_ready(new) && !(same_profiles(old, new) && all_ready(old)) {
         let names: Vec<&str> = new.iter().map(|s| s.name.as_str()).collect();
         out.push(Notice {
             warning: false,

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use super::profiles::same_profiles;
 use crate::api::{CAPTControlPlaneStatus, FargateProfilePhase, FargateProfileStatus};
 
 /// The shortest interval between progress-only status writes of one control plane.
@@ -29,10 +30,21 @@ pub fn progress_interval(in_progress: usize) -> Duration {
     shared.clamp(PROGRESS_INTERVAL, MAX_PROGRESS_INTERVAL)
 }
 
-/// How long a control plane that has no status yet may wait for its EKS cluster workspace's
-/// first report, so that a quick report and the control plane's first status go out in one
-/// write. Past this the control plane reports that it is being created, report or not.
+/// How long a status that has nothing to report yet may wait for the first report of the
+/// workspace it follows, so that a quick report and the first status go out in one write. Past
+/// this the status reports that the workspace is being created, report or not.
 pub const FIRST_REPORT_GRACE: Duration = Duration::from_secs(10);
+
+/// How much of the first-report grace is left for an object `age` old; None once the awaited
+/// report is in (`reported`) or the grace is over.
+pub fn first_report_wait(reported: bool, age: Duration) -> Option<Duration> {
+    if reported {
+        return None;
+    }
+    FIRST_REPORT_GRACE
+        .checked_sub(age)
+        .filter(|wait| !wait.is_zero())
+}
 
 /// How long a control plane `age` old, whose status was never written, still waits for the
 /// EKS cluster workspace's first report (`eks_reported`); None when its status is due now.
@@ -42,12 +54,7 @@ pub fn first_status_wait(
     age: Duration,
 ) -> Option<Duration> {
     let never_written = *old == CAPTControlPlaneStatus::default();
-    if !never_written || eks_reported {
-        return None;
-    }
-    FIRST_REPORT_GRACE
-        .checked_sub(age)
-        .filter(|wait| !wait.is_zero())
+    first_report_wait(!never_written || eks_reported, age)
 }
 
 /// Whether a status has profiles on their way (waiting, being created or deleted); failed and
@@ -77,12 +84,7 @@ pub fn progress_only(old: &CAPTControlPlaneStatus, new: &CAPTControlPlaneStatus)
             )
         )
     };
-    let same_profiles = old.fargate_profiles.len() == new.fargate_profiles.len()
-        && old
-            .fargate_profiles
-            .iter()
-            .zip(&new.fargate_profiles)
-            .all(|(o, n)| o.name == n.name);
+    let same_profiles = same_profiles(&old.fargate_profiles, &new.fargate_profiles);
     let all_ready = new.fargate_profiles.iter().all(|p| p.ready);
     let same_conditions = old.conditions.len() == new.conditions.len()
         && old.conditions.iter().zip(&new.conditions).all(|(o, n)| {
@@ -167,6 +169,15 @@ mod tests {
         assert_eq!(progress_interval(80), PROGRESS_INTERVAL);
         assert_eq!(progress_interval(200), Duration::from_secs(50));
         assert_eq!(progress_interval(10_000), MAX_PROGRESS_INTERVAL);
+    }
+
+    #[test]
+    fn the_grace_ends_with_the_report_or_after_ten_seconds() {
+        let second = Duration::from_secs(1);
+        assert_eq!(first_report_wait(false, 3 * second), Some(7 * second));
+        assert_eq!(first_report_wait(true, 3 * second), None);
+        assert_eq!(first_report_wait(false, 10 * second), None);
+        assert_eq!(first_report_wait(false, 11 * second), None);
     }
 
     #[test]
