@@ -283,7 +283,12 @@ async fn main() -> Result<()> {
             "request_costs: round {round}, namespace {}, idle apiserver {:.3} CPU s/s, etcd {:.3}",
             ns.name, idle_before.apiserver, idle_before.etcd
         );
+        // REQUEST_COSTS_WATCHERS: extra watchers of each kind, to see what fan-out costs.
+        let watchers: Vec<_> = (0..env_usize("REQUEST_COSTS_WATCHERS", 0))
+            .flat_map(|_| extra_watchers(&client, &ns.name))
+            .collect();
         let result = run(&mut bench, &client, &ns.name, n).await;
+        watchers.iter().for_each(|w| w.abort());
         let idle_after = idle_rate(pids).await;
         println!(
             "request_costs: idle after: apiserver {:.3} CPU s/s, etcd {:.3}",
@@ -305,6 +310,30 @@ async fn main() -> Result<()> {
         report(&bench.rows, &idle, round, in_flight);
     }
     Ok(())
+}
+
+/// One watch of each kind the operator watches, events decoded and dropped.
+fn extra_watchers(client: &Client, ns: &str) -> Vec<tokio::task::JoinHandle<()>> {
+    use kube::runtime::watcher;
+    fn spawn<K>(api: Api<K>) -> tokio::task::JoinHandle<()>
+    where
+        K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    {
+        tokio::spawn(async move {
+            watcher(api, watcher::Config::default().any_semantic())
+                .for_each(|_| async {})
+                .await
+        })
+    }
+    vec![
+        spawn(Api::<Secret>::namespaced(client.clone(), ns)),
+        spawn(Api::<WorkspaceTemplateApply>::namespaced(
+            client.clone(),
+            ns,
+        )),
+        spawn(Api::<Workspace>::all(client.clone())),
+        spawn(Api::<CAPTControlPlane>::namespaced(client.clone(), ns)),
+    ]
 }
 
 fn report(rows: &[Row], idle: &Cpu, round: usize, in_flight: usize) {
@@ -472,6 +501,68 @@ async fn run(b: &mut Bench, client: &Client, ns: &str, n: usize) -> Result<()> {
             let patch = json!({ "metadata": { "finalizers": [FINALIZER] } });
             workspaces
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    // 10b. Finalizer PUT on Workspace (crossplane-runtime's APIFinalizer uses Update).
+    b.measure("10b PUT add finalizer to Workspace", n, |i| {
+        let workspaces = workspaces.clone();
+        let mut ws = ws_applied[i].clone();
+        async move {
+            ws.metadata.managed_fields = None;
+            ws.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
+            workspaces
+                .replace(&ws.name_any(), &PostParams::default(), &ws)
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    // 10c-e. Workspace status: SSA, merge patch, PUT (crossplane-runtime uses Status().Update()).
+    let ws_status = json!({ "atProvider": { "checksum": "0123456789abcdef" }, "conditions": [
+        { "type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "2026-11-29T00:00:00Z" },
+        { "type": "Synced", "status": "True", "reason": "ReconcileSuccess", "lastTransitionTime": "2026-11-29T00:00:00Z" } ] });
+    b.measure("10c SSA APPLY status Workspace", n, |i| {
+        let (workspaces, name, ssa) = (workspaces.clone(), ws_posted[i].name_any(), ssa.clone());
+        let body = json!({ "apiVersion": "tf.upbound.io/v1beta1", "kind": "Workspace",
+            "metadata": { "name": name }, "status": ws_status });
+        async move {
+            workspaces
+                .patch_status(&name, &ssa, &Patch::Apply(&body))
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    b.measure("10d MERGE PATCH status Workspace", n, |i| {
+        let (workspaces, name) = (workspaces.clone(), ws_applied[i].name_any());
+        let body = json!({ "status": ws_status });
+        async move {
+            workspaces
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let ws_fresh: Vec<Workspace> = b
+        .measure("9c GET Workspace (for the PUT)", n, |i| {
+            let (workspaces, name) = (workspaces.clone(), ws_posted[i].name_any());
+            async move { Ok(workspaces.get(&name).await?) }
+        })
+        .await?;
+    b.measure("10e PUT status Workspace", n, |i| {
+        let workspaces = workspaces.clone();
+        let mut ws = ws_fresh[i].clone();
+        ws.status =
+            serde_json::from_value(json!({ "atProvider": { "checksum": "fedcba9876543210" } }))
+                .ok();
+        let name = ws_fresh[i].name_any();
+        async move {
+            workspaces
+                .replace_status(&name, &PostParams::default(), &ws)
                 .await?;
             Ok(())
         }

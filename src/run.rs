@@ -174,9 +174,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let shutdown = futures::future::select(stopped.clone(), lost.clone())
         .map(|_| ())
         .shared();
+    let [for_control_planes, for_applies] = controller::shared::start(&ctx, shutdown.clone());
     let controllers = futures::future::join(
-        controller::control_plane::run(ctx.clone(), shutdown.clone()),
-        controller::workspace_apply::run(ctx, shutdown.clone()),
+        controller::control_plane::run(ctx.clone(), for_control_planes, shutdown.clone()),
+        controller::workspace_apply::run(ctx, for_applies, shutdown.clone()),
     );
     // Running reconciles get a bounded time to finish: one stuck on an unreachable API server
     // must not keep the pod alive until the kubelet kills it.

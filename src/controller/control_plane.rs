@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{PartialObjectMeta, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -20,6 +20,7 @@ use tracing::info;
 
 use super::cache::{self, Cache};
 use super::secrets::Required;
+use super::shared::Watched;
 use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, remove_finalizer};
 use crate::api::conditions::READY;
 use crate::api::{
@@ -44,7 +45,7 @@ pub struct State {
     ctx: Arc<Context>,
     control_planes: Cache<CAPTControlPlane>,
     applies: Cache<WorkspaceTemplateApply>,
-    secrets: Cache<PartialObjectMeta<Secret>>,
+    secrets: Cache<Secret>,
     /// When this process last wrote each control plane's status (by uid), for `pacing`.
     status_writes: Mutex<HashMap<String, Instant>>,
 }
@@ -52,23 +53,20 @@ pub struct State {
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
+    watched: Watched,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let config = || watcher::Config::default().any_semantic();
+    let Watched {
+        applies,
+        apply_events,
+        secrets,
+        secret_events,
+    } = watched;
     let (control_planes, cp_events) = cache::watch(
-        watcher(ctx.scoped_api::<CAPTControlPlane>(), config()),
-        cache::keep_all,
-    );
-    let (applies, apply_events) = cache::watch(
         watcher(
-            ctx.scoped_api::<WorkspaceTemplateApply>(),
-            config().labels(names::LABEL_CONTROL_PLANE),
+            ctx.scoped_api::<CAPTControlPlane>(),
+            watcher::Config::default().any_semantic(),
         ),
-        cache::keep_all,
-    );
-    // Only names and versions: secret values never enter the cache.
-    let (secrets, secret_events) = cache::watch(
-        watcher(ctx.scoped_api::<PartialObjectMeta<Secret>>(), config()),
         cache::keep_all,
     );
     let lookup = control_planes.clone();
@@ -99,7 +97,7 @@ pub async fn run(
 /// Control planes that read a Secret: its EKS or VPC connection secret.
 fn control_planes_reading(
     control_planes: &Cache<CAPTControlPlane>,
-    secret: &PartialObjectMeta<Secret>,
+    secret: &Secret,
 ) -> Vec<ObjectRef<CAPTControlPlane>> {
     let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
     control_planes
@@ -223,8 +221,7 @@ async fn cluster_gate(
         };
         let ctx = &state.ctx;
         missing.extend(
-            ctx.secret_keys
-                .missing(&ctx.client, &state.secrets, ctx.in_scope(&ns), required)
+            super::secrets::missing(&ctx.client, &state.secrets, ctx.in_scope(&ns), required)
                 .await?,
         );
     }

@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod control_plane;
 pub mod secrets;
+pub mod shared;
 pub mod workspace_apply;
 
 use std::collections::HashMap;
@@ -38,8 +39,6 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Namespace the operator is limited to, if any.
     pub namespace: Option<String>,
-    /// Key names of the connection secrets, per secret version.
-    pub secret_keys: secrets::SecretKeys,
     /// Last event published per (object uid, reason): the same event is not sent twice in a
     /// row, even when a reconcile runs on a cached object that predates its own status write.
     last_events: Mutex<HashMap<(String, String), String>>,
@@ -62,7 +61,6 @@ impl Context {
             client,
             metrics,
             namespace,
-            secret_keys: secrets::SecretKeys::default(),
             last_events: Mutex::default(),
         }
     }

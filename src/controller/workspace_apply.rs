@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{PartialObjectMeta, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -22,6 +22,7 @@ use tracing::info;
 
 use super::cache::{self, Cache};
 use super::secrets::Required;
+use super::shared::Watched;
 use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, remove_finalizer};
 use crate::api::conditions::{READY, SYNCED};
 use crate::api::workspace::WorkspaceSpec;
@@ -48,19 +49,22 @@ pub struct State {
     applies: Cache<WorkspaceTemplateApply>,
     workspaces: Cache<Workspace>,
     templates: Cache<WorkspaceTemplate>,
-    secrets: Cache<PartialObjectMeta<Secret>>,
+    secrets: Cache<Secret>,
 }
 
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
+    watched: Watched,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let config = || watcher::Config::default().any_semantic();
-    let (applies, apply_events) = cache::watch(
-        watcher(ctx.scoped_api::<WorkspaceTemplateApply>(), config()),
-        cache::keep_all,
-    );
+    let Watched {
+        applies,
+        apply_events,
+        secrets,
+        secret_events,
+    } = watched;
     // All Workspaces, not only this operator's: a name taken by someone else's must be seen
     // before one is created under it.
     let (workspaces, workspace_events) = cache::watch(
@@ -69,11 +73,6 @@ pub async fn run(
     );
     let (templates, template_events) = cache::watch(
         watcher(ctx.scoped_api::<WorkspaceTemplate>(), config()),
-        cache::keep_all,
-    );
-    // Only names and versions: secret values never enter the cache.
-    let (secrets, secret_events) = cache::watch(
-        watcher(ctx.scoped_api::<PartialObjectMeta<Secret>>(), config()),
         cache::keep_all,
     );
     let (by_secret, by_template, scope) = (applies.clone(), applies.clone(), ctx.namespace.clone());
@@ -134,7 +133,7 @@ fn apply_of_workspace(
 /// Applies that wait for a Secret.
 fn applies_waiting_for(
     applies: &Cache<WorkspaceTemplateApply>,
-    secret: &PartialObjectMeta<Secret>,
+    secret: &Secret,
 ) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
     let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
     applies
@@ -233,14 +232,13 @@ async fn missing_secrets(state: &State, apply: &WorkspaceTemplateApply) -> Resul
             keys: &keys,
         };
         missing.extend(
-            ctx.secret_keys
-                .missing(
-                    &ctx.client,
-                    &state.secrets,
-                    ctx.in_scope(&req.namespace),
-                    required,
-                )
-                .await?,
+            super::secrets::missing(
+                &ctx.client,
+                &state.secrets,
+                ctx.in_scope(&req.namespace),
+                required,
+            )
+            .await?,
         );
     }
     Ok((!missing.is_empty()).then(|| format!("waiting for {}", missing.join("; "))))

@@ -164,12 +164,19 @@ impl Operator {
             let mut rx = rx;
             let _ = rx.wait_for(|s| *s).await;
         };
+        let shutdown = futures::FutureExt::shared(signal(rx.clone()));
+        let [for_control_planes, for_applies] = controller::shared::start(&ctx, shutdown);
         let tasks = vec![
             tokio::spawn(controller::control_plane::run(
                 ctx.clone(),
+                for_control_planes,
                 signal(rx.clone()),
             )),
-            tokio::spawn(controller::workspace_apply::run(ctx, signal(rx))),
+            tokio::spawn(controller::workspace_apply::run(
+                ctx,
+                for_applies,
+                signal(rx),
+            )),
         ];
         Operator {
             metrics,

@@ -1,0 +1,160 @@
+//! The WorkspaceTemplateApply and Secret watches, shared by both controllers.
+//!
+//! Both controllers need every apply and every connection secret. One watch and one cache per
+//! kind, with each event handed to both controllers, halves what the API server sends for
+//! these kinds and what this process decodes and keeps, and lets each controller see the
+//! other's writes in the same cache.
+
+use std::future::Future;
+
+use futures::channel::mpsc;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::{WatchStreamExt, watcher};
+use tracing::warn;
+
+use super::cache::{self, Cache};
+use super::{Context, WatchBackoff};
+use crate::api::WorkspaceTemplateApply;
+
+/// Watch events as a controller consumes them; errors are logged where the watch is polled.
+pub type Events<K> = BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
+
+/// One controller's share of the watches.
+pub struct Watched {
+    pub applies: Cache<WorkspaceTemplateApply>,
+    pub apply_events: Events<WorkspaceTemplateApply>,
+    /// Secrets with their key names, values blanked.
+    pub secrets: Cache<Secret>,
+    pub secret_events: Events<Secret>,
+}
+
+/// The shares of both controllers: `[control plane, apply]`. The watches run until `shutdown`.
+pub fn start<F>(ctx: &Context, shutdown: F) -> [Watched; 2]
+where
+    F: Future<Output = ()> + Clone + Send + 'static,
+{
+    let config = || watcher::Config::default().any_semantic();
+    let (applies, apply_source) = cache::watch(
+        watcher(ctx.scoped_api::<WorkspaceTemplateApply>(), config())
+            .backoff(WatchBackoff::for_controller()),
+        cache::keep_all,
+    );
+    let (secrets, secret_source) = cache::watch(
+        watcher(ctx.scoped_api::<Secret>(), config()).backoff(WatchBackoff::for_controller()),
+        key_names_only,
+    );
+    let [cp_applies, apply_applies] = fan_out(apply_source, shutdown.clone(), "applies");
+    let [cp_secrets, apply_secrets] = fan_out(secret_source, shutdown, "secrets");
+    [
+        Watched {
+            applies: applies.clone(),
+            apply_events: cp_applies,
+            secrets: secrets.clone(),
+            secret_events: cp_secrets,
+        },
+        Watched {
+            applies,
+            apply_events: apply_applies,
+            secrets,
+            secret_events: apply_secrets,
+        },
+    ]
+}
+
+/// Secret values never enter the cache: only which keys a secret has is ever read.
+fn key_names_only(secret: &mut Secret) {
+    for value in secret.data.iter_mut().flat_map(|d| d.values_mut()) {
+        *value = ByteString(Vec::new());
+    }
+    secret.string_data = None;
+}
+
+/// Polls `source` (which feeds its cache first) and hands each event to two consumers. A
+/// failed watch is logged and retried with backoff by `source` itself.
+fn fan_out<K, S, F>(source: S, shutdown: F, kind: &'static str) -> [Events<K>; 2]
+where
+    K: Clone + Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (first_tx, first) = mpsc::unbounded();
+    let (second_tx, second) = mpsc::unbounded();
+    let forward = source.for_each(move |item| {
+        match item {
+            Ok(event) => {
+                // A consumer that stopped (its controller shut down) is simply skipped.
+                let _ = first_tx.unbounded_send(event.clone());
+                let _ = second_tx.unbounded_send(event);
+            }
+            Err(error) => warn!(kind, %error, "watch failed; retrying"),
+        }
+        futures::future::ready(())
+    });
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = forward => {}
+            _ = shutdown => {}
+        }
+    });
+    [first.map(Ok).boxed(), second.map(Ok).boxed()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::ObjectMeta;
+
+    #[test]
+    fn secrets_keep_key_names_but_no_values() {
+        let mut secret = Secret {
+            metadata: ObjectMeta {
+                name: Some("eks-connection".into()),
+                ..Default::default()
+            },
+            data: Some(
+                [("kubeconfig".to_string(), ByteString(b"secret".to_vec()))]
+                    .into_iter()
+                    .collect(),
+            ),
+            string_data: Some(
+                [("token".to_string(), "t".to_string())]
+                    .into_iter()
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        key_names_only(&mut secret);
+        let data = secret.data.expect("data kept");
+        assert_eq!(data.keys().collect::<Vec<_>>(), ["kubeconfig"]);
+        assert!(data.values().all(|v| v.0.is_empty()));
+        assert_eq!(secret.string_data, None);
+    }
+
+    #[tokio::test]
+    async fn both_consumers_get_every_event_and_errors_are_not_forwarded() {
+        let source = futures::stream::iter(vec![
+            Ok(watcher::Event::Init),
+            Err(watcher::Error::NoResourceVersion),
+            Ok(watcher::Event::Apply(1u32)),
+            Ok(watcher::Event::InitDone),
+        ]);
+        let [a, b] = fan_out(source, futures::future::pending(), "test");
+        let kinds = |events: Vec<Result<watcher::Event<u32>, watcher::Error>>| {
+            events
+                .into_iter()
+                .map(|e| match e.expect("no errors forwarded") {
+                    watcher::Event::Init => "init".to_string(),
+                    watcher::Event::Apply(n) => format!("apply {n}"),
+                    watcher::Event::InitDone => "done".to_string(),
+                    other => format!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = futures::join!(a.collect::<Vec<_>>(), b.collect::<Vec<_>>());
+        assert_eq!(kinds(a), ["init", "apply 1", "done"]);
+        assert_eq!(kinds(b), ["init", "apply 1", "done"]);
+    }
+}
