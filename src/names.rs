@@ -46,9 +46,13 @@ const HASH_LEN: usize = 8;
 
 /// First `len` hex digits of the SHA-256 of `input`: stable across builds and platforms.
 pub fn short_hash(input: &str, len: usize) -> String {
-    let digest = Sha256::digest(input.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    hex[..len].to_string()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    Sha256::digest(input.as_bytes())
+        .iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 /// Lower-cases and replaces characters a DNS name cannot hold.

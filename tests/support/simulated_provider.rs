@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -627,13 +627,19 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
             data: Some(data),
             ..Default::default()
         };
-        Api::<Secret>::namespaced(shared.client.clone(), &r.namespace)
-            .patch(
-                &r.name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&secret),
-            )
-            .await?;
+        // As crossplane-runtime's connection publisher (an APIPatchingApplicator): create,
+        // or merge-patch the secret that is already there.
+        let secrets = Api::<Secret>::namespaced(shared.client.clone(), &r.namespace);
+        match secrets.create(&PostParams::default(), &secret).await {
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                secrets
+                    .patch(&r.name, &PatchParams::default(), &Patch::Merge(&secret))
+                    .await?;
+            }
+            other => {
+                other?;
+            }
+        }
     }
     let ready = condition(READY, true, "Available", "", ws.metadata.generation, &ws);
     let synced = condition(
