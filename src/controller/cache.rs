@@ -165,12 +165,23 @@ where
     where
         K: serde::Serialize,
     {
-        use std::hash::{DefaultHasher, Hash, Hasher};
-        let Ok(text) = serde_json::to_string(desired) else {
+        use std::hash::{DefaultHasher, Hasher};
+        // The serialization streams into the hasher: no copy of the text is made.
+        struct HashWriter(DefaultHasher);
+        impl std::io::Write for HashWriter {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.write(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut hasher = HashWriter(DefaultHasher::new());
+        if serde_json::to_writer(&mut hasher, desired).is_err() {
             return false;
-        };
-        let mut hasher = DefaultHasher::new();
-        text.hash(&mut hasher);
+        }
+        let hasher = hasher.0;
         let verdict = (
             existing.resource_version().unwrap_or_default(),
             hasher.finish(),
