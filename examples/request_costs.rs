@@ -4,7 +4,9 @@
 //!
 //! `cargo run --release --example request_costs`; REQUEST_COSTS_N (default 600),
 //! REQUEST_COSTS_IN_FLIGHT (default 32), REQUEST_COSTS_ROUNDS (default 1),
-//! REQUEST_COSTS_KUBECONFIG (a running control plane; default: `tests/cluster/up`).
+//! REQUEST_COSTS_KUBECONFIG (a running control plane; default: `tests/cluster/up`),
+//! REQUEST_COSTS_WATCHERS (default 0: extra watches of each kind the operator watches, to see
+//! what watch fan-out adds).
 //!
 //! Every kind runs in a fresh namespace of its own (deleted at the end, together with the
 //! cluster-scoped Workspaces it created). Each window is the requests plus a 1 s tail (so that

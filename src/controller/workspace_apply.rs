@@ -512,12 +512,21 @@ async fn write_status(
             state.ctx.client.clone(),
             &apply.namespace().unwrap_or_default(),
         );
-        let body = json!({ "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "WorkspaceTemplateApply", "status": new });
+        // This controller is the status's only writer: a merge patch from the cached status
+        // does what an apply would, at less API server cost (see BENCHMARKS.md).
+        let to_value = |s: &WorkspaceTemplateApplyStatus| {
+            serde_json::to_value(s).map_err(|e| Error::Serialization("apply status", e))
+        };
+        let body =
+            json!({ "status": crate::diff::merge_patch(&to_value(&old)?, &to_value(&new)?) });
         let written = api
             .patch_status(
                 &apply.name_any(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
+                &PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                },
+                &Patch::Merge(&body),
             )
             .await?;
         state.applies.remember(written);
