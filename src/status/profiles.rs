@@ -295,12 +295,12 @@ pub fn default_profile_status(
     }
 }
 
-/// The three aggregate conditions for a list of profile statuses.
 /// Whether two status lists name the same profiles in the same order.
 pub fn same_profiles(a: &[FargateProfileStatus], b: &[FargateProfileStatus]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.name == y.name)
 }
 
+/// The three aggregate conditions for a list of profile statuses.
 pub fn conditions(statuses: &[FargateProfileStatus]) -> Vec<Desired> {
     let total = statuses.len();
     let ready = statuses.iter().filter(|s| s.ready).count();

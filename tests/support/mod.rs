@@ -160,23 +160,19 @@ impl Operator {
             Some("test".into()),
         ));
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let signal = |rx: tokio::sync::watch::Receiver<bool>| async move {
+        // One shutdown signal for the shared watches and both controllers.
+        let shutdown = futures::FutureExt::shared(async move {
             let mut rx = rx;
             let _ = rx.wait_for(|s| *s).await;
-        };
-        let shutdown = futures::FutureExt::shared(signal(rx.clone()));
-        let [for_control_planes, for_applies] = controller::shared::start(&ctx, shutdown);
+        });
+        let [for_control_planes, for_applies] = controller::shared::start(&ctx, shutdown.clone());
         let tasks = vec![
             tokio::spawn(controller::control_plane::run(
                 ctx.clone(),
                 for_control_planes,
-                signal(rx.clone()),
+                shutdown.clone(),
             )),
-            tokio::spawn(controller::workspace_apply::run(
-                ctx,
-                for_applies,
-                signal(rx),
-            )),
+            tokio::spawn(controller::workspace_apply::run(ctx, for_applies, shutdown)),
         ];
         Operator {
             metrics,
