@@ -48,7 +48,6 @@ fn desired_state(ws: &Workspace) -> Option<u64> {
 /// Annotation whose value makes every apply or destroy of the Workspace fail with it.
 pub const FAIL_ANNOTATION: &str = "simulated.capt-fargate.io/fail";
 const FINALIZER: &str = "finalizer.managedresource.crossplane.io";
-const MANAGER: &str = "simulated-provider-terraform";
 
 /// A Fargate profile operation in progress on a cluster.
 #[derive(Clone, Debug)]
@@ -334,15 +333,35 @@ fn output_value(ws: &Workspace, name: &str) -> Value {
     }
 }
 
+/// Writes `status` (its keys replace the old ones) as crossplane-runtime's managed reconciler
+/// does, with `Status().Update`: a PUT of the object at the version this reconcile read, so a
+/// write in between fails with a conflict and the reconcile is retried.
 async fn patch_status(api: &Api<Workspace>, ws: &Workspace, status: Value) -> Result<(), SimError> {
-    let body =
-        json!({ "apiVersion": "tf.upbound.io/v1beta1", "kind": "Workspace", "status": status });
-    api.patch_status(
-        &ws.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
+    let mut merged = serde_json::to_value(&ws.status).map_err(|e| SimError(e.to_string()))?;
+    if !merged.is_object() {
+        merged = json!({});
+    }
+    if let (Some(into), Value::Object(from)) = (merged.as_object_mut(), status) {
+        into.extend(from);
+    }
+    let mut updated = ws.clone();
+    updated.status = Some(serde_json::from_value(merged).map_err(|e| SimError(e.to_string()))?);
+    api.replace_status(&ws.name_any(), &PostParams::default(), &updated)
+        .await?;
+    Ok(())
+}
+
+/// Sets the finalizers as crossplane-runtime's `APIFinalizer` does: a PUT of the whole object
+/// at the version read.
+async fn put_finalizers(
+    api: &Api<Workspace>,
+    ws: &Workspace,
+    finalizers: Vec<String>,
+) -> Result<(), SimError> {
+    let mut updated = ws.clone();
+    updated.metadata.finalizers = Some(finalizers);
+    api.replace(&ws.name_any(), &PostParams::default(), &updated)
+        .await?;
     Ok(())
 }
 
@@ -514,12 +533,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
             .filter(|f| *f != FINALIZER)
             .cloned()
             .collect();
-        api.patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } })),
-        )
-        .await?;
+        put_finalizers(&api, &ws, finalizers).await?;
         shared.finish(&cluster, &name);
         let mut obs = shared.observations.lock().unwrap();
         *obs.destroys.entry(name.clone()).or_default() += 1;
@@ -530,12 +544,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
     if !ws.finalizers().iter().any(|f| f == FINALIZER) {
         let mut finalizers = ws.finalizers().to_vec();
         finalizers.push(FINALIZER.into());
-        api.patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } })),
-        )
-        .await?;
+        put_finalizers(&api, &ws, finalizers).await?;
         return Ok(Action::await_change());
     }
     if let Some(message) = injected {
