@@ -21,7 +21,7 @@ use tracing::info;
 use super::cache::{self, Cache};
 use super::secrets::Required;
 use super::shared::Watched;
-use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, remove_finalizer};
+use super::{Cleanup, Context, ensure_finalizer, remove_finalizer, write_if_changed};
 use crate::api::conditions::READY;
 use crate::api::{
     CAPTControlPlane, CAPTControlPlaneStatus, ControlPlanePhase, FargateProfileStatus,
@@ -244,7 +244,7 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
     if eks_existing
         .as_ref()
         .is_none_or(|e| e.metadata.deletion_timestamp.is_none())
-        && let Some(written) = apply_if_changed(
+        && let Some(written) = write_if_changed(
             &applies,
             &state.applies,
             &eks_desired,
@@ -321,7 +321,7 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
         let want = fargate::render(cp, &profiles_spec[index]);
         let have = existing.iter().find(|a| a.name_any() == want.name_any());
         let Some(written) =
-            apply_if_changed(&applies, &state.applies, &want, have.map(|a| a.as_ref())).await?
+            write_if_changed(&applies, &state.applies, &want, have.map(|a| a.as_ref())).await?
         else {
             continue;
         };

@@ -10,14 +10,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
-use crate::diff::is_subset;
+use crate::diff::{self, is_subset};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::names::FIELD_MANAGER;
@@ -139,9 +139,9 @@ impl Context {
     }
 }
 
-/// Server-side applies `desired` unless `existing` (from `cache`) already holds every field of
-/// it. Returns the object as written, or None when no write was needed.
-pub async fn apply_if_changed<K>(
+/// Writes `desired` (see [`write`]) unless `existing` (from `cache`) already holds every field
+/// of it. Returns the object as written, or None when no write was needed.
+pub async fn write_if_changed<K>(
     api: &Api<K>,
     cache: &cache::Cache<K>,
     desired: &K,
@@ -158,13 +158,61 @@ where
     if existing.is_some_and(|e| cache.holds(e, desired)) {
         return Ok(None);
     }
-    let want =
-        serde_json::to_value(desired).map_err(|e| Error::Serialization("desired object", e))?;
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    Ok(Some(
-        api.patch(&desired.name_any(), &params, &Patch::Apply(&want))
-            .await?,
-    ))
+    write(api, cache, desired, existing).await.map(Some)
+}
+
+/// Creates `desired`, or updates `existing` (as `cache` holds it) to it, and returns the object
+/// as written.
+/// - A create is a POST: for the API server about a quarter cheaper than a server-side apply,
+///   which parses its body as YAML and merges field ownership (`examples/request_costs.rs`).
+/// - An update is a merge patch at the version read ([`diff::update_patch`]); a conflict (the
+///   cache was stale) is retried by the next reconcile.
+/// - A create that finds the object there already (written by a predecessor whose write the
+///   cache has not shown yet) reads it and updates it.
+pub async fn write<K>(
+    api: &Api<K>,
+    cache: &cache::Cache<K>,
+    desired: &K,
+    existing: Option<&K>,
+) -> Result<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug
+        + 'static,
+{
+    let name = desired.name_any();
+    let existing = match existing {
+        Some(existing) => existing.clone(),
+        None => {
+            let params = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            match api.create(&params, desired).await {
+                Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                    let mut live = api.get(&name).await?;
+                    cache.prepare(&mut live);
+                    live
+                }
+                other => return Ok(other?),
+            }
+        }
+    };
+    let to_value =
+        |obj: &K| serde_json::to_value(obj).map_err(|e| Error::Serialization("desired object", e));
+    let mut comparable = desired.clone();
+    cache.prepare(&mut comparable);
+    let patch = diff::update_patch(
+        &to_value(&existing)?,
+        &to_value(&comparable)?,
+        &to_value(desired)?,
+    );
+    Ok(api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?)
 }
 
 /// Whether `existing` already holds every field of `desired`. Finalizers are a set that other

@@ -23,7 +23,7 @@ use tracing::info;
 use super::cache::{self, Cache};
 use super::secrets::Required;
 use super::shared::Watched;
-use super::{Cleanup, Context, apply_if_changed, ensure_finalizer, remove_finalizer};
+use super::{Cleanup, Context, ensure_finalizer, remove_finalizer, write};
 use crate::api::conditions::{READY, SYNCED};
 use crate::api::workspace::WorkspaceSpec;
 use crate::api::{
@@ -376,7 +376,7 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
     {
         return waiting(apply, state, reason::WAITING_FOR_WORKSPACES, message).await;
     }
-    let written = apply_if_changed(&workspaces, &state.workspaces, &desired, None).await?;
+    let written = write(&workspaces, &state.workspaces, &desired, existing).await?;
     let verb = if existing.is_some() {
         "Updated"
     } else {
@@ -393,9 +393,7 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
         )
         .await;
     }
-    if let Some(ws) = written {
-        state.workspaces.remember(ws);
-    }
+    state.workspaces.remember(written);
     // The status follows from the Workspace's echo on the watch, which comes next and often
     // already carries the provider's first report: one status write instead of two.
     Ok(Action::requeue(RESYNC))

@@ -128,19 +128,24 @@ async fn workspace_follows_template_and_variable_changes_and_is_deleted_with_the
         }
     })
     .await;
-    // So does a variable change.
+    // So do variable changes, and a Terraform variable no longer given leaves the Workspace.
     applies
         .patch(
             "one",
             &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "variables": { "name": "second" } } })),
+            &Patch::Merge(json!({ "spec": { "variables": { "name": "second" }, "terraformVariables": { "list": null, "added": "x" } } })),
         )
         .await
         .unwrap();
-    eventually("variable updated", WAIT, || async {
+    eventually("variables updated", WAIT, || async {
         let ws = workspace_of(&client, &ns.name, "one").await.ok_or("gone")?;
         let v = ws.spec.for_provider.vars.unwrap()[0].value.clone();
-        if v == "second" { Ok(()) } else { Err(v) }
+        let varmap = serde_json::to_value(&ws.spec.for_provider.varmap).unwrap();
+        if v == "second" && varmap == json!({ "added": "x" }) {
+            Ok(())
+        } else {
+            Err(format!("vars {v}, varmap {varmap}"))
+        }
     })
     .await;
 
