@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -139,10 +139,12 @@ async fn main() -> Result<()> {
         .catch_unwind()
         .await;
     println!("bench: cleaning up");
-    cleanup(&client, &scale_ns.name).await;
-    cleanup(&client, &floor_ns.name).await;
+    let names = [scale_ns.name.clone(), floor_ns.name.clone()];
+    cleanup(&client, &names[0]).await;
+    cleanup(&client, &names[1]).await;
     scale_ns.delete().await;
     floor_ns.delete().await;
+    wait_until_gone(&client, &names).await;
     let mut report = match run {
         Ok(result) => result?,
         Err(panic) => std::panic::resume_unwind(panic),
@@ -368,6 +370,7 @@ async fn extra_round(settings: &Settings, client: &Client, round: usize) -> Resu
     cleanup(client, &floor_name).await;
     scale_ns.delete().await;
     floor_ns.delete().await;
+    wait_until_gone(client, &[scale_name, floor_name]).await;
     match pair {
         Ok(result) => result,
         Err(panic) => std::panic::resume_unwind(panic),
@@ -1249,6 +1252,42 @@ async fn cleanup(client: &Client, ns: &str) {
         .await
     {
         eprintln!("bench: deleting the Workspaces of {ns}: {e}");
+    }
+}
+
+/// Waits until `namespaces` and their Workspaces are gone: the garbage collection of a round's
+/// 10,000 objects takes the control plane's CPU for a while, and the next round's measurements
+/// must not share it.
+async fn wait_until_gone(client: &Client, namespaces: &[String]) {
+    let started = Instant::now();
+    let namespace_api: Api<Namespace> = Api::all(client.clone());
+    let workspaces: Api<Workspace> = Api::all(client.clone());
+    loop {
+        let mut left = 0;
+        for ns in namespaces {
+            if matches!(namespace_api.get_opt(ns).await, Ok(Some(_))) {
+                left += 1;
+            }
+            let selector =
+                ListParams::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, ns));
+            left += workspaces
+                .list_metadata(&selector)
+                .await
+                .map(|l| l.items.len())
+                .unwrap_or(0);
+        }
+        if left == 0 {
+            println!(
+                "bench: the round's objects were deleted in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            println!("bench: {left} namespaces and Workspaces still there after 600 s; going on");
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
