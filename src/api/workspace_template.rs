@@ -150,6 +150,18 @@ pub struct WorkspaceTemplateApplySpec {
     pub retain_workspace_on_delete: Option<bool>,
 }
 
+impl WorkspaceTemplateApply {
+    /// The namespace of the WorkspaceTemplate it uses: its own unless the reference says.
+    pub fn template_namespace(&self) -> String {
+        use kube::ResourceExt;
+        self.spec
+            .template_ref
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.namespace().unwrap_or_default())
+    }
+}
+
 /// Reference to a WorkspaceTemplate.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]

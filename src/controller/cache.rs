@@ -17,6 +17,8 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
+use super::index::{Index, Keys};
+
 /// How many delivered resourceVersions are remembered per object: enough to recognise a
 /// write whose echo arrived before the writer recorded it.
 const SEEN_VERSIONS: usize = 4;
@@ -49,6 +51,8 @@ struct Written<K: Resource<DynamicType = ()> + 'static> {
     /// Per object, the resourceVersion found to hold every field of a desired object, and that
     /// desired object's digest: a reconcile that renders the same again skips the comparison.
     verified: HashMap<ObjectRef<K>, (String, u64)>,
+    /// Objects by key (see `Cache::indexed`), for caches that have one.
+    index: Option<Index<K, ObjectRef<K>>>,
 }
 
 impl<K: Resource<DynamicType = ()> + 'static> Default for Written<K> {
@@ -57,6 +61,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Default for Written<K> {
             pending: HashMap::new(),
             seen: HashMap::new(),
             verified: HashMap::new(),
+            index: None,
         }
     }
 }
@@ -66,6 +71,13 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
         match event {
             watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
                 let key = ObjectRef::from_obj(obj);
+                if let Some(index) = &mut self.index {
+                    if matches!(event, watcher::Event::InitApply(_)) {
+                        index.relisted(key.clone(), obj);
+                    } else {
+                        index.update(key.clone(), obj);
+                    }
+                }
                 let version = obj.resource_version().unwrap_or_default();
                 if self
                     .pending
@@ -85,14 +97,24 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
                 self.pending.remove(&key);
                 self.seen.remove(&key);
                 self.verified.remove(&key);
+                if let Some(index) = &mut self.index {
+                    index.remove(&key);
+                }
             }
             // After a relist the store holds the current state; a version written before it
             // may never be delivered on its own, so nothing written earlier is kept.
             watcher::Event::InitDone => {
                 self.pending.clear();
                 self.verified.clear();
+                if let Some(index) = &mut self.index {
+                    index.relist_done();
+                }
             }
-            watcher::Event::Init => {}
+            watcher::Event::Init => {
+                if let Some(index) = &mut self.index {
+                    index.relist();
+                }
+            }
         }
     }
 
@@ -105,6 +127,9 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
             .is_some_and(|seen| seen.contains(&version))
         {
             return;
+        }
+        if let Some(index) = &mut self.index {
+            index.update(key.clone(), &obj);
         }
         self.pending.insert(key, Arc::new(obj));
     }
@@ -142,9 +167,10 @@ where
 
     /// Every object matching `keep`, with this process's writes laid over the store.
     pub fn filter(&self, keep: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
-        let pending = self.written().pending.clone();
-        // `keep` first: it is cheap, and most objects fail it (a control plane's applies
-        // among all applies); the key is only built when there are writes to lay over.
+        let written = self.written();
+        let pending = &written.pending;
+        // `keep` first: it is cheap, and most objects fail it; the key is only built when
+        // there are writes to lay over.
         let mut out: Vec<Arc<K>> = self
             .store
             .state()
@@ -154,8 +180,27 @@ where
                 pending.is_empty() || !pending.contains_key(&ObjectRef::from_obj(o.as_ref()))
             })
             .collect();
-        out.extend(pending.into_values().filter(|o| keep(o)));
+        out.extend(pending.values().filter(|o| keep(o)).cloned());
         out
+    }
+
+    /// The objects found under `key` in the cache's index (empty for a cache without one),
+    /// with this process's writes laid over the store.
+    pub fn indexed(&self, key: &str) -> Vec<Arc<K>> {
+        let written = self.written();
+        let Some(index) = &written.index else {
+            return Vec::new();
+        };
+        index
+            .get(key)
+            .filter_map(|at| {
+                written
+                    .pending
+                    .get(at)
+                    .cloned()
+                    .or_else(|| self.store.get(at))
+            })
+            .collect()
     }
 
     /// Whether `existing` already holds every field of `desired` (`controller::contains`),
@@ -228,6 +273,7 @@ where
 pub fn watch<K, S>(
     source: S,
     trim: fn(&mut K),
+    index: Option<Keys<K>>,
 ) -> (
     Cache<K>,
     impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
@@ -237,7 +283,10 @@ where
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
     let (store, writer) = reflector::store();
-    let written: Arc<Mutex<Written<K>>> = Arc::default();
+    let written = Arc::new(Mutex::new(Written {
+        index: index.map(Index::new),
+        ..Written::default()
+    }));
     let ready = Arc::new(AtomicBool::new(false));
     let (observed, listed) = (written.clone(), ready.clone());
     let events = source
@@ -369,6 +418,7 @@ mod tests {
         let (cache, _events) = watch(
             futures::stream::empty::<Result<watcher::Event<ConfigMap>, watcher::Error>>(),
             keep_all,
+            None,
         );
         let mut want = cm("a", "");
         want.metadata.resource_version = None;
@@ -396,6 +446,48 @@ mod tests {
             .written()
             .observe(&watcher::Event::Delete(have.clone()));
         assert!(cache.written().verified.is_empty());
+    }
+
+    fn labelled(name: &str, version: &str, team: &str) -> ConfigMap {
+        let mut obj = cm(name, version);
+        obj.metadata.labels = Some([("team".to_string(), team.to_string())].into());
+        obj
+    }
+
+    fn team(obj: &ConfigMap) -> Vec<String> {
+        obj.labels().get("team").cloned().into_iter().collect()
+    }
+
+    fn names_of(objs: Vec<Arc<ConfigMap>>) -> Vec<String> {
+        let mut v: Vec<String> = objs
+            .iter()
+            .map(|o| format!("{}@{}", o.name_any(), o.resource_version().unwrap()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn the_index_finds_stored_objects_and_this_process_writes() {
+        use futures::StreamExt;
+        let events = vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(labelled("a", "1", "red"))),
+            Ok(watcher::Event::InitApply(labelled("b", "1", "blue"))),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(labelled("c", "2", "red"))),
+        ];
+        let (cache, stream) = watch(futures::stream::iter(events), keep_all, Some(team));
+        stream.for_each(|_| async {}).await;
+        assert_eq!(names_of(cache.indexed("red")), ["a@1", "c@2"]);
+        // A write moves "b" to red before the watch says so; a deletion removes "c".
+        cache.remember(labelled("b", "3", "red"));
+        cache
+            .written()
+            .observe(&watcher::Event::Delete(labelled("c", "2", "red")));
+        assert_eq!(names_of(cache.indexed("red")), ["a@1", "b@3"]);
+        assert!(cache.indexed("blue").is_empty());
+        assert!(cache.indexed("green").is_empty());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tracing::info;
 use super::cache::{self, Cache};
 use super::secrets::Required;
 use super::shared::Watched;
-use super::{Cleanup, Context, ensure_finalizer, remove_finalizer, write_if_changed};
+use super::{Cleanup, Context, ensure_finalizer, index, remove_finalizer, write_if_changed};
 use crate::api::conditions::READY;
 use crate::api::{
     CAPTControlPlane, CAPTControlPlaneStatus, ControlPlanePhase, FargateProfileStatus,
@@ -68,6 +68,7 @@ pub async fn run(
             watcher::Config::default().any_semantic(),
         ),
         cache::keep_all,
+        Some(secrets_read),
     );
     let lookup = control_planes.clone();
     let state = Arc::new(State {
@@ -99,16 +100,24 @@ fn control_planes_reading(
     control_planes: &Cache<CAPTControlPlane>,
     secret: &Secret,
 ) -> Vec<ObjectRef<CAPTControlPlane>> {
-    let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+    let key = index::secret(&secret.namespace().unwrap_or_default(), &secret.name_any());
     control_planes
-        .filter(|cp| {
-            let cp_ns = render::namespace(cp);
-            (cp_ns == ns && names::eks_connection_secret(&cp.name_any()) == name)
-                || eks::vpc_secret(cp) == (ns.clone(), name.clone())
-        })
+        .indexed(&key)
         .iter()
         .map(|cp| ObjectRef::from_obj(cp.as_ref()))
         .collect()
+}
+
+/// What control planes are looked up by: the connection secrets they read.
+fn secrets_read(cp: &CAPTControlPlane) -> Vec<String> {
+    let (vpc_ns, vpc_name) = eks::vpc_secret(cp);
+    vec![
+        index::secret(
+            &render::namespace(cp),
+            &names::eks_connection_secret(&cp.name_any()),
+        ),
+        index::secret(&vpc_ns, &vpc_name),
+    ]
 }
 
 fn error_policy(_cp: Arc<CAPTControlPlane>, error: &Error, state: Arc<State>) -> Action {
@@ -152,13 +161,12 @@ fn owned_profile_applies(
         return Vec::new();
     };
     let component = Some(names::COMPONENT_FARGATE_PROFILE);
-    // Runs over every cached apply on each reconcile: the owner test first, without copies
-    // (perf showed this predicate's allocations and comparisons in `tests/bench`).
-    applies.filter(|a| {
-        a.owner_references().iter().any(|o| o.uid == uid)
-            && a.metadata.namespace.as_deref() == Some(ns)
+    let mut owned = applies.indexed(&index::owner(uid));
+    owned.retain(|a| {
+        a.metadata.namespace.as_deref() == Some(ns)
             && a.labels().get(names::LABEL_COMPONENT).map(String::as_str) == component
-    })
+    });
+    owned
 }
 
 fn observed(apply: &WorkspaceTemplateApply) -> ObservedProfile {

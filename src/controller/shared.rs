@@ -12,10 +12,12 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::runtime::{WatchStreamExt, watcher};
 use tracing::warn;
 
 use super::cache::{self, Cache};
+use super::index;
 use super::{Context, WatchBackoff};
 use crate::api::WorkspaceTemplateApply;
 
@@ -41,10 +43,12 @@ where
         watcher(ctx.scoped_api::<WorkspaceTemplateApply>(), config())
             .backoff(WatchBackoff::for_controller()),
         cache::keep_all,
+        Some(apply_index_keys),
     );
     let (secrets, secret_source) = cache::watch(
         watcher(ctx.scoped_api::<Secret>(), config()).backoff(WatchBackoff::for_controller()),
         key_names_only,
+        None,
     );
     let [cp_applies, apply_applies] = fan_out(apply_source, shutdown.clone(), "applies");
     let [cp_secrets, apply_secrets] = fan_out(secret_source, shutdown, "secrets");
@@ -62,6 +66,23 @@ where
             secret_events: apply_secrets,
         },
     ]
+}
+
+/// What applies are looked up by: their owners (a control plane's profile applies), the
+/// Secrets they wait for and the WorkspaceTemplate they use (whose changes wake them).
+fn apply_index_keys(apply: &WorkspaceTemplateApply) -> Vec<String> {
+    let owners = apply
+        .owner_references()
+        .iter()
+        .map(|o| index::owner(&o.uid));
+    let secrets = apply
+        .spec
+        .wait_for_secrets
+        .iter()
+        .flatten()
+        .map(|s| index::secret(&s.namespace, &s.name));
+    let template = index::template(&apply.template_namespace(), &apply.spec.template_ref.name);
+    owners.chain(secrets).chain([template]).collect()
 }
 
 /// Secret values never enter the cache: only which keys a secret has is ever read.

@@ -23,7 +23,7 @@ use tracing::info;
 use super::cache::{self, Cache};
 use super::secrets::Required;
 use super::shared::Watched;
-use super::{Cleanup, Context, ensure_finalizer, remove_finalizer, write};
+use super::{Cleanup, Context, ensure_finalizer, index, remove_finalizer, write};
 use crate::api::conditions::{READY, SYNCED};
 use crate::api::workspace::WorkspaceSpec;
 use crate::api::{
@@ -70,10 +70,12 @@ pub async fn run(
     let (workspaces, workspace_events) = cache::watch(
         watcher(Api::<Workspace>::all(ctx.client.clone()), config()),
         fingerprint_module,
+        None,
     );
     let (templates, template_events) = cache::watch(
         watcher(ctx.scoped_api::<WorkspaceTemplate>(), config()),
         cache::keep_all,
+        None,
     );
     let (by_secret, by_template, scope) = (applies.clone(), applies.clone(), ctx.namespace.clone());
     let state = Arc::new(State {
@@ -135,18 +137,8 @@ fn applies_waiting_for(
     applies: &Cache<WorkspaceTemplateApply>,
     secret: &Secret,
 ) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
-    let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
-    applies
-        .filter(|a| {
-            a.spec
-                .wait_for_secrets
-                .iter()
-                .flatten()
-                .any(|s| s.name == name && s.namespace == ns)
-        })
-        .iter()
-        .map(|a| ObjectRef::from_obj(a.as_ref()))
-        .collect()
+    let key = index::secret(&secret.namespace().unwrap_or_default(), &secret.name_any());
+    refs(applies.indexed(&key))
 }
 
 /// Applies that use a WorkspaceTemplate.
@@ -154,24 +146,18 @@ fn applies_using(
     applies: &Cache<WorkspaceTemplateApply>,
     template: &WorkspaceTemplate,
 ) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
-    let (ns, name) = (
-        template.namespace().unwrap_or_default(),
-        template.name_any(),
+    let key = index::template(
+        &template.namespace().unwrap_or_default(),
+        &template.name_any(),
     );
+    refs(applies.indexed(&key))
+}
+
+fn refs(applies: Vec<Arc<WorkspaceTemplateApply>>) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
     applies
-        .filter(|a| a.spec.template_ref.name == name && template_namespace(a) == ns)
         .iter()
         .map(|a| ObjectRef::from_obj(a.as_ref()))
         .collect()
-}
-
-fn template_namespace(apply: &WorkspaceTemplateApply) -> String {
-    apply
-        .spec
-        .template_ref
-        .namespace
-        .clone()
-        .unwrap_or_else(|| apply.namespace().unwrap_or_default())
 }
 
 fn error_policy(_apply: Arc<WorkspaceTemplateApply>, error: &Error, state: Arc<State>) -> Action {
@@ -288,7 +274,7 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
     let ctx = &state.ctx;
     let ws_name = workspace_name_of(apply);
     let workspaces: Api<Workspace> = Api::all(ctx.client.clone());
-    let template_ns = template_namespace(apply);
+    let template_ns = apply.template_namespace();
     let existing = workspace(state, &ws_name);
     let existing = existing.as_deref();
 
