@@ -4,7 +4,7 @@
 //! 1. scale: time for N control planes with P additional profiles each to converge, with the
 //!    operator as a child process (target/release/capt-fargate run);
 //! 2. floor: the same objects created and status-patched directly with a plain client; then
-//!    BENCH_ROUNDS - 1 more scale-and-floor pairs (default 3 in all) for the median ratio;
+//!    BENCH_ROUNDS - 1 more scale-and-floor pairs (default 5 in all) for the median ratio;
 //! 3. steady state: API requests by verb in the 20 s after an operator restart;
 //! 4. memory: peak RSS of the operator process;
 //! 5. latency: one profile's tags changed, until the provider applied it and the control plane
@@ -109,7 +109,7 @@ async fn main() -> Result<()> {
     let settings = Settings {
         control_planes: env_usize("BENCH_CONTROL_PLANES", 200),
         profiles: env_usize("BENCH_PROFILES", 8),
-        rounds: env_usize("BENCH_ROUNDS", 3).max(1),
+        rounds: env_usize("BENCH_ROUNDS", 5).max(1),
         operator_bin: std::env::var_os("BENCH_OPERATOR_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target/release/capt-fargate")),
@@ -1462,7 +1462,7 @@ impl Report {
             md.push_str("connection secrets and every final status, written directly with a plain client (64 in flight) in a fresh ");
             md.push_str("namespace, with no operator running. It has no finalizer patches, no reads and no sequencing: ");
             md.push_str("the operator creates a cluster's profiles one at a time (AWS allows one profile change at a time). ");
-            md.push_str("Each further round (`BENCH_ROUNDS`, default 3) repeats the scale run with a fresh operator, provider ");
+            md.push_str("Each further round (`BENCH_ROUNDS`, default 5) starts once the previous round's objects are deleted and repeats the scale run with a fresh operator, provider ");
             md.push_str("and namespace, and then its floor; one pair's ratio varies by about ±30 % here, so the verdict is the ");
             md.push_str("median. Everything else below comes from the first round.\n\n");
             md.push_str("| | Operator | Floor |\n|---|---|---|\n");

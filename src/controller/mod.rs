@@ -371,6 +371,17 @@ impl kube::runtime::utils::Backoff for WatchBackoff {
     }
 }
 
+/// When to retry a failed reconcile: a conflict (someone wrote the object meanwhile) at once,
+/// anything else after a pause.
+pub fn retry_after(error: &Error) -> std::time::Duration {
+    match error {
+        Error::Kube(kube::Error::Api(status)) if status.is_conflict() => {
+            std::time::Duration::from_millis(200)
+        }
+        _ => std::time::Duration::from_secs(5),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::WatchBackoff;
@@ -388,16 +399,5 @@ mod tests {
         );
         kube::runtime::utils::Backoff::reset(&mut b);
         assert_eq!(b.next(), Some(Duration::from_millis(500)));
-    }
-}
-
-/// When to retry a failed reconcile: a conflict (someone wrote the object meanwhile) at once,
-/// anything else after a pause.
-pub fn retry_after(error: &Error) -> std::time::Duration {
-    match error {
-        Error::Kube(kube::Error::Api(status)) if status.is_conflict() => {
-            std::time::Duration::from_millis(200)
-        }
-        _ => std::time::Duration::from_secs(5),
     }
 }

@@ -601,7 +601,7 @@ async fn controller_killed_at_random_points_converges_without_duplicates() {
     env.set_profiles(list).await;
     in_flight +=
         kill_at_random(&env, &mut op, &mut rng, &mut kills, "replacing a profile").await as u32;
-    if rng.next() % 2 == 0 {
+    if rng.next().is_multiple_of(2) {
         in_flight +=
             kill_at_random(&env, &mut op, &mut rng, &mut kills, "replacing a profile").await as u32;
     }
@@ -650,29 +650,30 @@ async fn controller_killed_at_random_points_converges_without_duplicates() {
     env.assert_no_concurrent_operations();
     // Every Workspace was applied once per incarnation: monitoring twice (it was replaced),
     // everything else once. More would mean a Workspace was written twice with different specs.
-    let obs = env.provider.observations.lock().unwrap();
-    let expected: BTreeMap<String, u32> = [
-        (names::eks_apply_name(CP), 1),
-        ("demo-cluster-fargate-monitoring".to_string(), 2),
-        ("demo-cluster-fargate-batch-jobs".to_string(), 1),
-        ("demo-cluster-fargate-analytics".to_string(), 1),
-    ]
-    .into_iter()
-    .map(|(apply, n)| (env.workspace_of(&apply), n))
-    .collect();
-    assert_eq!(obs.applies, expected, "applies per Workspace");
-    let destroyed: BTreeMap<String, u32> = obs.destroys.clone();
-    let expected_destroys: BTreeMap<String, u32> = expected.clone();
-    assert_eq!(destroyed, expected_destroys, "destroys per Workspace");
-    assert!(
-        obs.destroy_order
-            .last()
-            .unwrap()
-            .starts_with("demo-cluster-eks-controlplane"),
-        "cluster destroyed last: {:?}",
-        obs.destroy_order
-    );
-    drop(obs);
+    {
+        let obs = env.provider.observations.lock().unwrap();
+        let expected: BTreeMap<String, u32> = [
+            (names::eks_apply_name(CP), 1),
+            ("demo-cluster-fargate-monitoring".to_string(), 2),
+            ("demo-cluster-fargate-batch-jobs".to_string(), 1),
+            ("demo-cluster-fargate-analytics".to_string(), 1),
+        ]
+        .into_iter()
+        .map(|(apply, n)| (env.workspace_of(&apply), n))
+        .collect();
+        assert_eq!(obs.applies, expected, "applies per Workspace");
+        let destroyed: BTreeMap<String, u32> = obs.destroys.clone();
+        let expected_destroys: BTreeMap<String, u32> = expected.clone();
+        assert_eq!(destroyed, expected_destroys, "destroys per Workspace");
+        assert!(
+            obs.destroy_order
+                .last()
+                .unwrap()
+                .starts_with("demo-cluster-eks-controlplane"),
+            "cluster destroyed last: {:?}",
+            obs.destroy_order
+        );
+    }
     println!(
         "{kills} kills ({in_flight} with work in flight), {} starts, {:?} in all",
         op.starts,
