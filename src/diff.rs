@@ -121,13 +121,7 @@ fn changed_entries(existing: Option<Value>, desired: Option<Value>) -> Option<Va
 
 /// `existing`'s list with the `desired` entries put in by uid; None if it holds them already.
 fn merged_by_uid(existing: Option<Value>, desired: Option<Value>) -> Option<Value> {
-    let Some(Value::Array(desired)) = desired else {
-        return None;
-    };
-    let mut list = match existing {
-        Some(Value::Array(list)) => list,
-        _ => Vec::new(),
-    };
+    let (mut list, desired) = lists(existing, desired)?;
     if desired.iter().all(|d| list.contains(d)) {
         return None;
     }
@@ -141,19 +135,25 @@ fn merged_by_uid(existing: Option<Value>, desired: Option<Value>) -> Option<Valu
 
 /// `existing`'s list plus the `desired` entries it lacks; None if it lacks none.
 fn union(existing: Option<Value>, desired: Option<Value>) -> Option<Value> {
-    let Some(Value::Array(desired)) = desired else {
-        return None;
-    };
-    let mut list = match existing {
-        Some(Value::Array(list)) => list,
-        _ => Vec::new(),
-    };
+    let (mut list, desired) = lists(existing, desired)?;
     let missing: Vec<Value> = desired.into_iter().filter(|d| !list.contains(d)).collect();
     if missing.is_empty() {
         return None;
     }
     list.extend(missing);
     Some(Value::Array(list))
+}
+
+/// The existing and desired lists (existing empty if absent); None without a desired list.
+fn lists(existing: Option<Value>, desired: Option<Value>) -> Option<(Vec<Value>, Vec<Value>)> {
+    let Some(Value::Array(desired)) = desired else {
+        return None;
+    };
+    let existing = match existing {
+        Some(Value::Array(list)) => list,
+        _ => Vec::new(),
+    };
+    Some((existing, desired))
 }
 
 #[cfg(test)]

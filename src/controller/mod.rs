@@ -140,6 +140,22 @@ impl Context {
     }
 }
 
+/// An object this operator creates and keeps: a WorkspaceTemplateApply or a Workspace.
+pub trait Child:
+    Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug + 'static
+{
+}
+
+impl<K> Child for K where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug
+        + 'static
+{
+}
+
 /// Writes `desired` (see [`write`]) unless `existing` (from `cache`) already holds every field
 /// of it. Returns the object as written, or None when no write was needed.
 pub async fn write_if_changed<K>(
@@ -149,12 +165,7 @@ pub async fn write_if_changed<K>(
     existing: Option<&K>,
 ) -> Result<Option<K>>
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + std::fmt::Debug
-        + 'static,
+    K: Child,
 {
     if existing.is_some_and(|e| cache.holds(e, desired)) {
         return Ok(None);
@@ -177,12 +188,7 @@ pub async fn write<K>(
     existing: Option<&K>,
 ) -> Result<K>
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + std::fmt::Debug
-        + 'static,
+    K: Child,
 {
     let name = desired.name_any();
     let existing = match existing {
