@@ -203,6 +203,17 @@ where
             .collect()
     }
 
+    /// References to the objects found under `key` in the cache's index, for watch mappers
+    /// (which only name the objects to reconcile).
+    pub fn indexed_refs(&self, key: &str) -> Vec<ObjectRef<K>> {
+        let written = self.written();
+        written
+            .index
+            .as_ref()
+            .map(|index| index.get(key).cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Whether `existing` already holds every field of `desired` (`controller::contains`),
     /// remembered per object version: most reconciles render what they rendered before, for
     /// children that have not changed since.
@@ -488,6 +499,13 @@ mod tests {
         assert_eq!(names_of(cache.indexed("red")), ["a@1", "b@3"]);
         assert!(cache.indexed("blue").is_empty());
         assert!(cache.indexed("green").is_empty());
+        let mut refs: Vec<String> = cache
+            .indexed_refs("red")
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
+        refs.sort();
+        assert_eq!(refs, ["a", "b"]);
     }
 
     #[test]

@@ -100,12 +100,7 @@ fn control_planes_reading(
     control_planes: &Cache<CAPTControlPlane>,
     secret: &Secret,
 ) -> Vec<ObjectRef<CAPTControlPlane>> {
-    let key = index::secret(&secret.namespace().unwrap_or_default(), &secret.name_any());
-    control_planes
-        .indexed(&key)
-        .iter()
-        .map(|cp| ObjectRef::from_obj(cp.as_ref()))
-        .collect()
+    control_planes.indexed_refs(&index::secret_of(secret))
 }
 
 /// What control planes are looked up by: the connection secrets they read.

@@ -112,6 +112,12 @@ pub fn secret(namespace: &str, name: &str) -> String {
     format!("secret:{namespace}/{name}")
 }
 
+/// The index key of `secret` itself, matching [`secret`].
+pub fn secret_of(secret: &k8s_openapi::api::core::v1::Secret) -> String {
+    use kube::ResourceExt;
+    self::secret(&secret.namespace().unwrap_or_default(), &secret.name_any())
+}
+
 /// The index key of a WorkspaceTemplate an object uses.
 pub fn template(namespace: &str, name: &str) -> String {
     format!("template:{namespace}/{name}")

@@ -137,8 +137,7 @@ fn applies_waiting_for(
     applies: &Cache<WorkspaceTemplateApply>,
     secret: &Secret,
 ) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
-    let key = index::secret(&secret.namespace().unwrap_or_default(), &secret.name_any());
-    refs(applies.indexed(&key))
+    applies.indexed_refs(&index::secret_of(secret))
 }
 
 /// Applies that use a WorkspaceTemplate.
@@ -150,14 +149,7 @@ fn applies_using(
         &template.namespace().unwrap_or_default(),
         &template.name_any(),
     );
-    refs(applies.indexed(&key))
-}
-
-fn refs(applies: Vec<Arc<WorkspaceTemplateApply>>) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
-    applies
-        .iter()
-        .map(|a| ObjectRef::from_obj(a.as_ref()))
-        .collect()
+    applies.indexed_refs(&key)
 }
 
 fn error_policy(_apply: Arc<WorkspaceTemplateApply>, error: &Error, state: Arc<State>) -> Action {
