@@ -15,10 +15,18 @@ fn main() -> ExitCode {
         Command::Run(args) => args.worker_threads.get(),
         _ => 1,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build();
+    // One thread runs everything on tokio's current-thread scheduler: with a worker pool of one,
+    // `block_on` would still poll the controllers on the main thread and the connections on
+    // the worker, and the two threads wake each other for every request (perf, tests/bench).
+    let runtime = match workers {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    };
     match runtime {
         Ok(runtime) => runtime.block_on(run(cli)),
         Err(e) => {

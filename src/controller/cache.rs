@@ -48,9 +48,10 @@ struct Written<K: Resource<DynamicType = ()> + 'static> {
     pending: HashMap<ObjectRef<K>, Arc<K>>,
     /// The last resourceVersions the watch delivered, per object.
     seen: HashMap<ObjectRef<K>, VecDeque<String>>,
-    /// Per object, the resourceVersion found to hold every field of a desired object, and that
-    /// desired object's digest: a reconcile that renders the same again skips the comparison.
-    verified: HashMap<ObjectRef<K>, (String, u64)>,
+    /// Per object, the version (`compared_version`) found to hold every field of a desired
+    /// object, and that desired object's digest: a reconcile that renders the same again skips
+    /// the comparison.
+    verified: HashMap<ObjectRef<K>, (u64, u64)>,
     /// Objects by key (see `Cache::indexed`), for caches that have one.
     index: Option<Index<K, ObjectRef<K>>>,
 }
@@ -215,8 +216,8 @@ where
     }
 
     /// Whether `existing` already holds every field of `desired` (`controller::contains`),
-    /// remembered per object version: most reconciles render what they rendered before, for
-    /// children that have not changed since.
+    /// remembered per object version (`compared_version`): most reconciles render what they
+    /// rendered before, for children whose spec and metadata have not changed since.
     pub fn holds(&self, existing: &K, desired: &K) -> bool
     where
         K: serde::Serialize,
@@ -238,10 +239,7 @@ where
             return false;
         }
         let hasher = hasher.0;
-        let verdict = (
-            existing.resource_version().unwrap_or_default(),
-            hasher.finish(),
-        );
+        let verdict = (compared_version(existing), hasher.finish());
         let key = ObjectRef::from_obj(existing);
         if self.written().verified.get(&key) == Some(&verdict) {
             return true;
@@ -327,6 +325,42 @@ where
 fn prepare<K: Resource>(obj: &mut K, trim: fn(&mut K)) {
     obj.meta_mut().managed_fields = None;
     trim(obj);
+}
+
+/// The version of an object that a comparison with a desired object depends on. Desired
+/// objects carry metadata and a spec, never a status, and a custom resource's generation moves
+/// with every change outside its metadata and status: so the generation and the metadata a
+/// desired object can set, not the resourceVersion, which every status write of the child's
+/// controller moves too. Kinds without a generation fall back to the resourceVersion.
+fn compared_version<K: Resource>(obj: &K) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let meta = obj.meta();
+    let mut hasher = DefaultHasher::new();
+    meta.uid.hash(&mut hasher);
+    match meta.generation {
+        None => meta.resource_version.hash(&mut hasher),
+        Some(generation) => {
+            let owners: Vec<_> = meta
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|o| {
+                    let flags = (o.controller, o.block_owner_deletion);
+                    (&o.api_version, &o.kind, &o.name, &o.uid, flags)
+                })
+                .collect();
+            (
+                generation,
+                meta.deletion_timestamp.is_some(),
+                meta.finalizers.as_deref(),
+                &meta.labels,
+                &meta.annotations,
+                owners,
+            )
+                .hash(&mut hasher);
+        }
+    }
+    hasher.finish()
 }
 
 /// Leaves an object as it is.
@@ -425,7 +459,7 @@ mod tests {
     }
 
     #[test]
-    fn a_verdict_holds_for_the_same_version_and_desired_object_only() {
+    fn a_verdict_holds_for_the_same_compared_version_and_desired_object_only() {
         let (cache, _events) = watch(
             futures::stream::empty::<Result<watcher::Event<ConfigMap>, watcher::Error>>(),
             keep_all,
@@ -452,6 +486,22 @@ mod tests {
         edited.metadata.resource_version = Some("8".into());
         edited.data = None;
         assert!(!cache.holds(&edited, &want));
+        // Where the kind has a generation, a newer version of the same generation and
+        // metadata keeps the verdict (only its status can have changed) ...
+        let mut versioned = have.clone();
+        versioned.metadata.generation = Some(3);
+        assert!(cache.holds(&versioned, &want));
+        let mut status_only = versioned.clone();
+        status_only.metadata.resource_version = Some("9".into());
+        status_only.data = None; // stands in for a status change: not compared again
+        assert!(cache.holds(&status_only, &want));
+        // ... and a new generation or changed metadata loses it.
+        let mut regenerated = status_only.clone();
+        regenerated.metadata.generation = Some(4);
+        assert!(!cache.holds(&regenerated, &want));
+        let mut relabelled = status_only.clone();
+        relabelled.metadata.labels = Some([("team".to_string(), "red".to_string())].into());
+        assert!(!cache.holds(&relabelled, &want));
         // A deleted object's verdict is forgotten.
         cache
             .written()

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
@@ -21,6 +21,7 @@ use tracing::info;
 use super::cache::{self, Cache};
 use super::secrets::Required;
 use super::shared::Watched;
+use super::echo::OwnWrites;
 use super::{Cleanup, Context, ensure_finalizer, index, remove_finalizer, write_if_changed};
 use crate::api::conditions::READY;
 use crate::api::{
@@ -48,6 +49,8 @@ pub struct State {
     secrets: Cache<Secret>,
     /// When this process last wrote each control plane's status (by uid), for `pacing`.
     status_writes: Mutex<HashMap<String, Instant>>,
+    /// This controller's writes to applies, whose echoes do not wake it.
+    own_writes: Arc<OwnWrites<WorkspaceTemplateApply>>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -71,19 +74,25 @@ pub async fn run(
         Some(secrets_read),
     );
     let lookup = control_planes.clone();
+    let own_writes = Arc::new(OwnWrites::default());
     let state = Arc::new(State {
         ctx,
         control_planes: control_planes.clone(),
         applies,
         secrets,
         status_writes: Mutex::default(),
+        own_writes: own_writes.clone(),
     });
     // Status writes (this controller's own) do not trigger: the children's changes do.
     let own = cp_events
         .applied_objects()
         .predicate_filter(cache::spec_or_lifecycle, Default::default());
     Controller::for_stream(own, control_planes.store())
-        .owns_stream(apply_events.touched_objects())
+        .owns_stream(
+            apply_events
+                .touched_objects()
+                .try_filter(move |apply| futures::future::ready(!own_writes.is_echo(apply))),
+        )
         .watches_stream(secret_events.touched_objects(), move |s| {
             control_planes_reading(&lookup, &s)
         })
@@ -264,6 +273,7 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
             )
             .await;
         }
+        state.own_writes.record(&written);
         state.applies.remember(written.clone());
         eks_existing = Some(Arc::new(written));
     }
@@ -328,6 +338,7 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
         else {
             continue;
         };
+        state.own_writes.record(&written);
         state.applies.remember(written);
         // Logged only: the profile's progress is in the status, and its failure, deletion and
         // the whole set becoming ready are events (`status::events`).

@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod control_plane;
+pub mod echo;
 pub mod index;
 pub mod secrets;
 pub mod shared;
