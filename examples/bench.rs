@@ -186,8 +186,8 @@ async fn run(
     scale_ns: &str,
     floor_ns: &str,
 ) -> Result<Report> {
-    let provider = support::simulated_provider::SimulatedProvider::start(
-        client.clone(),
+    let provider = support::simulated_provider::SimulatedProvider::start_on_own_thread(
+        &settings.kubeconfig,
         scale_ns,
         Duration::ZERO,
     );
@@ -346,8 +346,8 @@ async fn extra_round(settings: &Settings, client: &Client, round: usize) -> Resu
     let floor_ns = support::TestNamespace::new(client, "capt-bench-floor").await;
     let (scale_name, floor_name) = (scale_ns.name.clone(), floor_ns.name.clone());
     let pair = std::panic::AssertUnwindSafe(async {
-        let provider = support::simulated_provider::SimulatedProvider::start(
-            client.clone(),
+        let provider = support::simulated_provider::SimulatedProvider::start_on_own_thread(
+            &settings.kubeconfig,
             &scale_name,
             Duration::ZERO,
         );
@@ -1205,7 +1205,7 @@ impl CpuSample {
         let mut m = BTreeMap::new();
         m.insert("operator", cpu_seconds(operator));
         m.insert(
-            "bench (simulated provider)",
+            "bench (simulated provider and watcher)",
             cpu_seconds(std::process::id()),
         );
         for c in ["kube-apiserver", "etcd", "kube-controller-manager"] {
@@ -1433,7 +1433,7 @@ impl Report {
         );
         md.push_str("(`target/release/capt-fargate run --leader-election=false --log-level warn`, one namespace), and the ");
         md.push_str(
-            "simulated provider-terraform in the bench process answering at once (delay 0). ",
+            "simulated provider-terraform in the bench process, on a thread and runtime of its own, answering at once (delay 0). ",
         );
         md.push_str("Scale down with `BENCH_CONTROL_PLANES=10 BENCH_PROFILES=8 tests/bench`.\n\n");
         md.push_str(&format!(

@@ -19,9 +19,9 @@ use serde_json::json;
 use tracing::info;
 
 use super::cache::{self, Cache};
+use super::echo::OwnWrites;
 use super::secrets::Required;
 use super::shared::Watched;
-use super::echo::OwnWrites;
 use super::{Cleanup, Context, ensure_finalizer, index, remove_finalizer, write_if_changed};
 use crate::api::conditions::READY;
 use crate::api::{

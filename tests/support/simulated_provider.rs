@@ -13,6 +13,7 @@
 //! - Failures are injected per Workspace with the annotation [`FAIL_ANNOTATION`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -94,70 +95,66 @@ pub struct SimulatedProvider {
     pub observations: Arc<Mutex<Observations>>,
     failures: Arc<Mutex<HashMap<String, String>>>,
     stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    running: Running,
+}
+
+/// Where the provider runs.
+enum Running {
+    /// A task on the caller's runtime.
+    Task(tokio::task::JoinHandle<()>),
+    /// A thread of its own (see [`SimulatedProvider::start_on_own_thread`]).
+    Thread(std::thread::JoinHandle<()>),
 }
 
 impl SimulatedProvider {
     /// Starts answering for Workspaces of applies in `namespace`; each create or destroy of a
     /// Fargate profile takes `delay`.
     pub fn start(client: Client, namespace: &str, delay: Duration) -> Self {
-        let observations = Arc::new(Mutex::new(Observations::default()));
-        let failures = Arc::new(Mutex::new(HashMap::new()));
-        let (secrets, secrets_writer) = reflector::store();
-        let secret_watch = watcher(
-            Api::<Secret>::namespaced(client.clone(), namespace),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .reflect(secrets_writer)
-        .for_each(|_| async {});
-        let shared = Arc::new(Shared {
-            secrets,
-            modules: Mutex::default(),
-            client: client.clone(),
-            failures: failures.clone(),
+        let (observations, failures) = (Arc::default(), Arc::default());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let serving = serve(
+            client,
+            namespace.to_string(),
             delay,
-            operations: Mutex::default(),
-            observations: observations.clone(),
-        });
-        let api: Api<Workspace> = Api::all(client);
-        let selector = format!(
-            "{}={}",
-            capt_fargate::names::LABEL_APPLY_NAMESPACE,
-            namespace
+            Arc::clone(&observations),
+            Arc::clone(&failures),
+            stopped,
         );
-        let (stop, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut rx = rx;
-            // Like crossplane-runtime's managed reconciler, react to what the user changes
-            // (spec, labels, annotations, finalizers, deletion), not to its own status writes.
-            let (reader, writer) = reflector::store();
-            let workspaces = watcher(api, watcher::Config::default().labels(&selector))
-                .default_backoff()
-                .reflect(writer)
-                .applied_objects()
-                .predicate_filter(desired_state, Default::default());
-            let controller = Controller::for_stream(workspaces, reader)
-                .graceful_shutdown_on(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .run(
-                    reconcile,
-                    |_, _, _| Action::requeue(Duration::from_millis(200)),
-                    shared,
-                )
-                .for_each(|_| async {});
-            // The secret watch lives as long as the controller.
-            tokio::select! {
-                _ = controller => {}
-                _ = secret_watch => {}
-            }
-        });
         SimulatedProvider {
             observations,
             failures,
             stop,
-            task,
+            running: Running::Task(tokio::spawn(serving)),
+        }
+    }
+
+    /// Like [`Self::start`], but on a thread with a single-threaded runtime and a client of its
+    /// own, as a separate provider process would be: its work neither runs on nor wakes the
+    /// caller's threads, so a benchmark measures the operator's cost rather than the
+    /// simulator's scheduling overhead on a shared runtime.
+    pub fn start_on_own_thread(kubeconfig: &Path, namespace: &str, delay: Duration) -> Self {
+        let (observations, failures) = (Arc::default(), Arc::default());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (kubeconfig, namespace) = (kubeconfig.to_path_buf(), namespace.to_string());
+        let (obs, fail) = (Arc::clone(&observations), Arc::clone(&failures));
+        let thread = std::thread::Builder::new()
+            .name("simulated-provider".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the simulated provider");
+                runtime.block_on(async move {
+                    let client = super::cluster::client_from(&kubeconfig).await;
+                    serve(client, namespace, delay, obs, fail, stopped).await;
+                });
+            })
+            .expect("a thread for the simulated provider");
+        SimulatedProvider {
+            observations,
+            failures,
+            stop,
+            running: Running::Thread(thread),
         }
     }
 
@@ -178,12 +175,78 @@ impl SimulatedProvider {
     /// Stops it.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        match self.running {
+            Running::Task(task) => {
+                let _ = task.await;
+            }
+            Running::Thread(thread) => {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+        }
     }
 
     /// Rejections caused by concurrent Fargate profile operations.
     pub fn rejections(&self) -> Vec<(String, String, String)> {
         self.observations.lock().unwrap().rejections.clone()
+    }
+}
+
+/// Watches the Workspaces of `namespace`'s applies and answers them until `stop` turns true.
+async fn serve(
+    client: Client,
+    namespace: String,
+    delay: Duration,
+    observations: Arc<Mutex<Observations>>,
+    failures: Arc<Mutex<HashMap<String, String>>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let (secrets, secrets_writer) = reflector::store();
+    let secret_watch = watcher(
+        Api::<Secret>::namespaced(client.clone(), &namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(secrets_writer)
+    .for_each(|_| async {});
+    let shared = Arc::new(Shared {
+        secrets,
+        modules: Mutex::default(),
+        client: client.clone(),
+        failures,
+        delay,
+        operations: Mutex::default(),
+        observations,
+    });
+    let selector = format!(
+        "{}={}",
+        capt_fargate::names::LABEL_APPLY_NAMESPACE,
+        namespace
+    );
+    // Like crossplane-runtime's managed reconciler, react to what the user changes (spec,
+    // labels, annotations, finalizers, deletion), not to its own status writes.
+    let (reader, writer) = reflector::store();
+    let workspaces = watcher(
+        Api::<Workspace>::all(client),
+        watcher::Config::default().labels(&selector),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(desired_state, Default::default());
+    let controller = Controller::for_stream(workspaces, reader)
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .run(
+            reconcile,
+            |_, _, _| Action::requeue(Duration::from_millis(200)),
+            shared,
+        )
+        .for_each(|_| async {});
+    // The secret watch lives as long as the controller.
+    tokio::select! {
+        _ = controller => {}
+        _ = secret_watch => {}
     }
 }
 
