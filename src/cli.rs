@@ -86,8 +86,10 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Tokio worker threads. The operator mostly waits for the API server: at 200 control
-    /// planes × 10 profiles (`tests/bench`) it used a fifth of a CPU, and one worker thread
-    /// took about 17 % less CPU than two (fewer threads parking and waking) and less memory.
+    /// planes × 10 profiles (`tests/bench`) it used about a tenth of a CPU. One (the default)
+    /// runs everything on a single thread (tokio's current-thread scheduler), which spends
+    /// the least CPU on threads parking and waking each other; more spread reconciles over a
+    /// worker pool.
     #[arg(long, env = "WORKER_THREADS", default_value = "1")]
     pub worker_threads: std::num::NonZeroUsize,
 }

@@ -49,8 +49,10 @@ pub struct State {
     secrets: Cache<Secret>,
     /// When this process last wrote each control plane's status (by uid), for `pacing`.
     status_writes: Mutex<HashMap<String, Instant>>,
-    /// This controller's writes to applies, whose echoes do not wake it.
-    own_writes: Arc<OwnWrites<WorkspaceTemplateApply>>,
+    /// This controller's writes to applies and its finalizer writes to control planes, whose
+    /// echoes do not wake it.
+    apply_writes: Arc<OwnWrites<WorkspaceTemplateApply>>,
+    finalizer_writes: Arc<OwnWrites<CAPTControlPlane>>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -74,24 +76,27 @@ pub async fn run(
         Some(secrets_read),
     );
     let lookup = control_planes.clone();
-    let own_writes = Arc::new(OwnWrites::default());
+    let (apply_writes, finalizer_writes) = (Arc::default(), Arc::default());
     let state = Arc::new(State {
         ctx,
         control_planes: control_planes.clone(),
         applies,
         secrets,
         status_writes: Mutex::default(),
-        own_writes: own_writes.clone(),
+        apply_writes: Arc::clone(&apply_writes),
+        finalizer_writes: Arc::clone(&finalizer_writes),
     });
-    // Status writes (this controller's own) do not trigger: the children's changes do.
+    // Status writes (this controller's own) do not trigger: the children's changes do. Nor
+    // does the echo of the finalizer it adds (after the predicate, which must see that version).
     let own = cp_events
         .applied_objects()
-        .predicate_filter(cache::spec_or_lifecycle, Default::default());
+        .predicate_filter(cache::spec_or_lifecycle, Default::default())
+        .try_filter(move |cp| futures::future::ready(!finalizer_writes.is_echo(cp)));
     Controller::for_stream(own, control_planes.store())
         .owns_stream(
             apply_events
                 .touched_objects()
-                .try_filter(move |apply| futures::future::ready(!own_writes.is_echo(apply))),
+                .try_filter(move |apply| futures::future::ready(!apply_writes.is_echo(apply))),
         )
         .watches_stream(secret_events.touched_objects(), move |s| {
             control_planes_reading(&lookup, &s)
@@ -151,7 +156,11 @@ async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Actio
         }
         return Ok(Action::await_change());
     }
+    let read = cp.resource_version();
     let cp = ensure_finalizer(&api, &state.control_planes, cp, CONTROL_PLANE_FINALIZER).await?;
+    if cp.resource_version() != read {
+        state.finalizer_writes.record(cp.as_ref());
+    }
     reconcile_apply(&cp, &state).await
 }
 
@@ -273,7 +282,7 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
             )
             .await;
         }
-        state.own_writes.record(&written);
+        state.apply_writes.record(&written);
         state.applies.remember(written.clone());
         eks_existing = Some(Arc::new(written));
     }
@@ -338,7 +347,7 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
         else {
             continue;
         };
-        state.own_writes.record(&written);
+        state.apply_writes.record(&written);
         state.applies.remember(written);
         // Logged only: the profile's progress is in the status, and its failure, deletion and
         // the whole set becoming ready are events (`status::events`).
