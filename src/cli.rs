@@ -92,6 +92,11 @@ pub struct RunArgs {
     /// worker pool.
     #[arg(long, env = "WORKER_THREADS", default_value = "1")]
     pub worker_threads: std::num::NonZeroUsize,
+    /// Reconciles each controller runs at once. A reconcile mostly waits for the API server,
+    /// which serves a few dozen requests at a time as fast as hundreds; more only open more
+    /// connections to it.
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value = "16")]
+    pub max_concurrent_reconciles: std::num::NonZeroU16,
 }
 
 #[cfg(test)]
@@ -118,5 +123,20 @@ mod tests {
         );
         let err = run_args(&["--worker-threads", "0"]).unwrap_err();
         assert!(err.to_string().contains("--worker-threads"), "{err}");
+    }
+
+    #[test]
+    fn sixteen_concurrent_reconciles_unless_told_and_never_zero() {
+        let concurrency = |args: &[&str]| run_args(args).map(|a| a.max_concurrent_reconciles.get());
+        assert_eq!(concurrency(&[]).unwrap(), 16);
+        assert_eq!(
+            concurrency(&["--max-concurrent-reconciles", "64"]).unwrap(),
+            64
+        );
+        let err = concurrency(&["--max-concurrent-reconciles", "0"]).unwrap_err();
+        assert!(
+            err.to_string().contains("--max-concurrent-reconciles"),
+            "{err}"
+        );
     }
 }

@@ -153,12 +153,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         info!(%identity, "became leader");
     }
 
-    let ctx = Arc::new(Context::new(
-        client,
-        metrics,
-        args.namespace.clone(),
-        Some(identity),
-    ));
+    let ctx = Arc::new(
+        Context::new(client, metrics, args.namespace.clone(), Some(identity))
+            .with_max_concurrent_reconciles(args.max_concurrent_reconciles),
+    );
     let lost = {
         let leadership = leadership.clone();
         async move {

@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -101,7 +101,7 @@ pub async fn run(
         .watches_stream(secret_events.touched_objects(), move |s| {
             control_planes_reading(&lookup, &s)
         })
-        .with_config(controller::Config::default().debounce(super::DEBOUNCE))
+        .with_config(state.ctx.controller_config(super::DEBOUNCE))
         .trigger_backoff(super::WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)

@@ -28,6 +28,11 @@ use crate::names::FIELD_MANAGER;
 /// its Workspace reported, the apply's status written) settle into one reconcile.
 pub const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(300);
 
+/// Reconciles each controller runs at once unless configured otherwise. Unbounded, the first
+/// pass over 200 control planes opened 200 connections and as many concurrent requests;
+/// the API server's two cores serve a few dozen as fast (`tests/bench`).
+pub const DEFAULT_MAX_CONCURRENT_RECONCILES: u16 = 16;
+
 /// How soon a reconcile that found the watch caches still filling (just after start) runs again.
 pub const CACHES_FILLING: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -41,6 +46,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Namespace the operator is limited to, if any.
     pub namespace: Option<String>,
+    /// Reconciles each controller runs at once (`--max-concurrent-reconciles`).
+    pub max_concurrent_reconciles: u16,
     /// Last event published per (object uid, reason): the same event is not sent twice in a
     /// row, even when a reconcile runs on a cached object that predates its own status write.
     last_events: Mutex<HashMap<(String, String), String>>,
@@ -63,8 +70,25 @@ impl Context {
             client,
             metrics,
             namespace,
+            max_concurrent_reconciles: DEFAULT_MAX_CONCURRENT_RECONCILES,
             last_events: Mutex::default(),
         }
+    }
+
+    /// The same context with each controller running at most `n` reconciles at once.
+    pub fn with_max_concurrent_reconciles(mut self, n: std::num::NonZeroU16) -> Self {
+        self.max_concurrent_reconciles = n.get();
+        self
+    }
+
+    /// A controller's runtime configuration: its concurrency, and `debounce`.
+    pub fn controller_config(
+        &self,
+        debounce: std::time::Duration,
+    ) -> kube::runtime::controller::Config {
+        kube::runtime::controller::Config::default()
+            .concurrency(self.max_concurrent_reconciles)
+            .debounce(debounce)
     }
 
     /// An API for `K` in the operator's scope (all namespaces unless limited).

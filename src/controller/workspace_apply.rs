@@ -99,6 +99,7 @@ pub async fn run(
         .watches_stream(template_events.touched_objects(), move |t| {
             applies_using(&by_template, &t)
         })
+        .with_config(state.ctx.controller_config(Duration::ZERO))
         .trigger_backoff(super::WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
