@@ -95,7 +95,7 @@ pub struct RunArgs {
     /// Reconciles each controller runs at once. A reconcile mostly waits for the API server,
     /// which serves a few dozen requests at a time as fast as hundreds; more only open more
     /// connections to it.
-    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value = "16")]
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = std::num::NonZeroU16::new(crate::controller::DEFAULT_MAX_CONCURRENT_RECONCILES).expect("not zero"))]
     pub max_concurrent_reconciles: std::num::NonZeroU16,
 }
 
@@ -126,12 +126,12 @@ mod tests {
     }
 
     #[test]
-    fn sixteen_concurrent_reconciles_unless_told_and_never_zero() {
+    fn sixty_four_concurrent_reconciles_unless_told_and_never_zero() {
         let concurrency = |args: &[&str]| run_args(args).map(|a| a.max_concurrent_reconciles.get());
-        assert_eq!(concurrency(&[]).unwrap(), 16);
+        assert_eq!(concurrency(&[]).unwrap(), 64);
         assert_eq!(
-            concurrency(&["--max-concurrent-reconciles", "64"]).unwrap(),
-            64
+            concurrency(&["--max-concurrent-reconciles", "8"]).unwrap(),
+            8
         );
         let err = concurrency(&["--max-concurrent-reconciles", "0"]).unwrap_err();
         assert!(
