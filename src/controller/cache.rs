@@ -339,26 +339,7 @@ fn compared_version<K: Resource>(obj: &K) -> u64 {
     meta.uid.hash(&mut hasher);
     match meta.generation {
         None => meta.resource_version.hash(&mut hasher),
-        Some(generation) => {
-            let owners: Vec<_> = meta
-                .owner_references
-                .iter()
-                .flatten()
-                .map(|o| {
-                    let flags = (o.controller, o.block_owner_deletion);
-                    (&o.api_version, &o.kind, &o.name, &o.uid, flags)
-                })
-                .collect();
-            (
-                generation,
-                meta.deletion_timestamp.is_some(),
-                meta.finalizers.as_deref(),
-                &meta.labels,
-                &meta.annotations,
-                owners,
-            )
-                .hash(&mut hasher);
-        }
+        Some(_) => hash_generation_and_lifecycle(meta, &mut hasher),
     }
     hasher.finish()
 }
@@ -372,15 +353,29 @@ pub fn keep_all<K>(_: &mut K) {}
 pub fn spec_or_lifecycle<K: Resource>(obj: &K) -> Option<u64> {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let meta = obj.meta();
-    let owners: Vec<(&str, &str, &str)> = meta
+    let mut hasher = DefaultHasher::new();
+    meta.uid.hash(&mut hasher);
+    hash_generation_and_lifecycle(meta, &mut hasher);
+    Some(hasher.finish())
+}
+
+/// Hashes an object's generation and the metadata controllers render from or set: deletion,
+/// finalizers, labels, annotations and owner references (every field of them).
+fn hash_generation_and_lifecycle(
+    meta: &kube::api::ObjectMeta,
+    hasher: &mut impl std::hash::Hasher,
+) {
+    use std::hash::Hash;
+    let owners: Vec<_> = meta
         .owner_references
         .iter()
         .flatten()
-        .map(|o| (o.kind.as_str(), o.name.as_str(), o.uid.as_str()))
+        .map(|o| {
+            let flags = (o.controller, o.block_owner_deletion);
+            (&o.api_version, &o.kind, &o.name, &o.uid, flags)
+        })
         .collect();
-    let mut hasher = DefaultHasher::new();
     (
-        meta.uid.as_deref(),
         meta.generation,
         meta.deletion_timestamp.is_some(),
         meta.finalizers.as_deref(),
@@ -388,17 +383,17 @@ pub fn spec_or_lifecycle<K: Resource>(obj: &K) -> Option<u64> {
         &meta.annotations,
         owners,
     )
-        .hash(&mut hasher);
-    Some(hasher.finish())
+        .hash(hasher);
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::ObjectMeta;
 
-    fn cm(name: &str, version: &str) -> ConfigMap {
+    /// A ConfigMap `name` in namespace `ns` at resourceVersion `version`.
+    pub(crate) fn cm(name: &str, version: &str) -> ConfigMap {
         ConfigMap {
             metadata: ObjectMeta {
                 name: Some(name.into()),

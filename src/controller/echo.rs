@@ -52,20 +52,8 @@ impl<K: Resource<DynamicType = ()>> OwnWrites<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::cache::tests::cm;
     use k8s_openapi::api::core::v1::ConfigMap;
-    use kube::api::ObjectMeta;
-
-    fn cm(name: &str, version: &str) -> ConfigMap {
-        ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("ns".into()),
-                resource_version: Some(version.into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn the_echo_of_a_write_is_recognised_once() {
