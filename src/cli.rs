@@ -86,7 +86,7 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Tokio worker threads. The operator mostly waits for the API server: at 200 control
-    /// planes × 10 profiles (`tests/bench`) it used about a tenth of a CPU. One (the default)
+    /// planes × 10 profiles (`tests/bench`) it used about a sixth of a CPU. One (the default)
     /// runs everything on a single thread (tokio's current-thread scheduler), which spends
     /// the least CPU on threads parking and waking each other; more spread reconciles over a
     /// worker pool.
