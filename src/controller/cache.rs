@@ -335,12 +335,12 @@ fn prepare<K: Resource>(obj: &mut K, trim: fn(&mut K)) {
 fn compared_version<K: Resource>(obj: &K) -> u64 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let meta = obj.meta();
-    let mut hasher = DefaultHasher::new();
-    meta.uid.hash(&mut hasher);
-    match meta.generation {
-        None => meta.resource_version.hash(&mut hasher),
-        Some(_) => hash_generation_and_lifecycle(meta, &mut hasher),
+    if meta.generation.is_some() {
+        // What the predicate of a controller's own objects hashes, for the same reason.
+        return spec_or_lifecycle(obj).unwrap_or_default();
     }
+    let mut hasher = DefaultHasher::new();
+    (&meta.uid, &meta.resource_version).hash(&mut hasher);
     hasher.finish()
 }
 
