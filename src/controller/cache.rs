@@ -223,22 +223,10 @@ where
         K: serde::Serialize,
     {
         use std::hash::{DefaultHasher, Hasher};
-        // The serialization streams into the hasher: no copy of the text is made.
-        struct HashWriter(DefaultHasher);
-        impl std::io::Write for HashWriter {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.write(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut hasher = HashWriter(DefaultHasher::new());
-        if serde_json::to_writer(&mut hasher, desired).is_err() {
+        let mut hasher = DefaultHasher::new();
+        if !hash_serialized(desired, &mut hasher) {
             return false;
         }
-        let hasher = hasher.0;
         let verdict = (compared_version(existing), hasher.finish());
         let key = ObjectRef::from_obj(existing);
         if self.written().verified.get(&key) == Some(&verdict) {
@@ -344,6 +332,22 @@ fn compared_version<K: Resource>(obj: &K) -> u64 {
     hasher.finish()
 }
 
+/// Feeds `value`'s JSON serialization to `hasher` as it streams, without a copy of the text;
+/// false if it cannot be serialized.
+pub fn hash_serialized(value: &impl serde::Serialize, hasher: &mut impl std::hash::Hasher) -> bool {
+    struct HashWriter<'a, H>(&'a mut H);
+    impl<H: std::hash::Hasher> std::io::Write for HashWriter<'_, H> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(HashWriter(hasher), value).is_ok()
+}
+
 /// Leaves an object as it is.
 pub fn keep_all<K>(_: &mut K) {}
 
@@ -366,6 +370,17 @@ fn hash_generation_and_lifecycle(
     hasher: &mut impl std::hash::Hasher,
 ) {
     use std::hash::Hash;
+    hash_generation_and_metadata(meta, hasher);
+    meta.finalizers.hash(hasher);
+}
+
+/// Like `hash_generation_and_lifecycle`, without the finalizers: for a parent that reads a
+/// child another controller finalizes.
+pub fn hash_generation_and_metadata(
+    meta: &kube::api::ObjectMeta,
+    hasher: &mut impl std::hash::Hasher,
+) {
+    use std::hash::Hash;
     let owners: Vec<_> = meta
         .owner_references
         .iter()
@@ -378,7 +393,6 @@ fn hash_generation_and_lifecycle(
     (
         meta.generation,
         meta.deletion_timestamp.is_some(),
-        meta.finalizers.as_deref(),
         &meta.labels,
         &meta.annotations,
         owners,

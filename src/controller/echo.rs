@@ -1,4 +1,5 @@
-//! Recognises the watch echo of a controller's own write to a child.
+//! Recognises watch events that bring a controller nothing new: the echo of its own write to a
+//! child, and versions that change only what it does not read.
 //!
 //! A reconcile that creates or updates a child is woken again when the watch delivers that
 //! very version, with nothing new to see: it already read the child as written (the cache
@@ -49,6 +50,36 @@ impl<K: Resource<DynamicType = ()>> OwnWrites<K> {
     }
 }
 
+/// Digests of what one controller reads of each watched object: a new version passes only
+/// when its digest moved. Unlike a predicate on applied objects, deletions always pass.
+pub struct Changes<K: Resource<DynamicType = ()>> {
+    digest: fn(&K) -> u64,
+    seen: Mutex<HashMap<ObjectRef<K>, u64>>,
+}
+
+impl<K: Resource<DynamicType = ()>> Changes<K> {
+    pub fn new(digest: fn(&K) -> u64) -> Self {
+        Changes {
+            digest,
+            seen: Mutex::default(),
+        }
+    }
+
+    /// Whether this version of `obj` differs in what the controller reads from the last one
+    /// seen (every version must be shown, in watch order).
+    pub fn moved(&self, obj: &K) -> bool {
+        let digest = (self.digest)(obj);
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.insert(ObjectRef::from_obj(obj), digest) != Some(digest)
+    }
+
+    /// Forgets a deleted object (whose deletion is always news).
+    pub fn forget(&self, obj: &K) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.remove(&ObjectRef::from_obj(obj));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +104,22 @@ mod tests {
         // A later write is recognised again.
         own.record(&cm("a", "7"));
         assert!(own.is_echo(&cm("a", "7")));
+    }
+
+    #[test]
+    fn only_versions_whose_digest_moved_are_changes() {
+        // Reads only the labels.
+        let changes = Changes::new(|c: &ConfigMap| c.metadata.labels.iter().count() as u64);
+        let mut a = cm("a", "1");
+        assert!(changes.moved(&a), "first sight");
+        a.metadata.resource_version = Some("2".into());
+        a.metadata.finalizers = Some(vec!["x".into()]);
+        assert!(!changes.moved(&a), "only what is not read changed");
+        assert!(changes.moved(&cm("b", "3")), "another object");
+        a.metadata.labels = Some([("k".to_string(), "v".to_string())].into());
+        assert!(changes.moved(&a));
+        changes.forget(&a);
+        assert!(changes.moved(&a), "a recreated object is new again");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
@@ -23,6 +23,7 @@ use tracing::info;
 use super::cache::{self, Cache};
 use super::secrets::Required;
 use super::shared::Watched;
+use super::echo::{self, OwnWrites};
 use super::{Cleanup, Context, ensure_finalizer, index, remove_finalizer, write};
 use crate::api::conditions::{READY, SYNCED};
 use crate::api::workspace::WorkspaceSpec;
@@ -50,6 +51,8 @@ pub struct State {
     workspaces: Cache<Workspace>,
     templates: Cache<WorkspaceTemplate>,
     secrets: Cache<Secret>,
+    /// Workspaces this controller created, whose echo need not wake it.
+    created: Arc<OwnWrites<Workspace>>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -78,19 +81,39 @@ pub async fn run(
         None,
     );
     let (by_secret, by_template, scope) = (applies.clone(), applies.clone(), ctx.namespace.clone());
+    let created = Arc::new(OwnWrites::default());
     let state = Arc::new(State {
         ctx,
         applies: applies.clone(),
         workspaces,
         templates,
         secrets,
+        created: Arc::clone(&created),
+    });
+    // A Workspace wakes its apply when what the apply reports or renders from it changed, not
+    // for the echo of its creation or for the provider's finalizer: that halves the reconciles.
+    let changes = echo::Changes::new(workspace_digest);
+    let workspace_triggers = workspace_events.try_filter_map(move |event| {
+        let news = match event {
+            watcher::Event::Apply(ws) | watcher::Event::InitApply(ws) => {
+                // Both see every version, in order.
+                let (moved, echo) = (changes.moved(&ws), created.is_echo(&ws));
+                (moved && !echo).then_some(ws)
+            }
+            watcher::Event::Delete(ws) => {
+                changes.forget(&ws);
+                Some(ws)
+            }
+            watcher::Event::Init | watcher::Event::InitDone => None,
+        };
+        futures::future::ready(Ok(news))
     });
     // Status writes (this controller's own) do not trigger: the Workspace's changes do.
     let own = apply_events
         .applied_objects()
         .predicate_filter(cache::spec_or_lifecycle, Default::default());
     Controller::for_stream(own, applies.store())
-        .watches_stream(workspace_events.touched_objects(), move |ws| {
+        .watches_stream(workspace_triggers, move |ws| {
             apply_of_workspace(&ws, scope.as_deref())
         })
         .watches_stream(secret_events.touched_objects(), move |s| {
@@ -114,6 +137,17 @@ fn fingerprint_module(ws: &mut Workspace) {
     if !module.starts_with(MODULE_DIGEST) {
         *module = format!("{MODULE_DIGEST}{}", names::short_hash(module, 64));
     }
+}
+
+/// Digest of what an apply reads of its Workspace: all but the finalizers (the provider adds
+/// its own before it reports) and the version fields.
+fn workspace_digest(ws: &Workspace) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    ws.metadata.uid.hash(&mut hasher);
+    cache::hash_generation_and_metadata(&ws.metadata, &mut hasher);
+    cache::hash_serialized(&ws.status, &mut hasher);
+    hasher.finish()
 }
 
 /// Prefix of a fingerprinted module (not valid HCL, so never mistaken for a module).
@@ -372,9 +406,15 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
         )
         .await;
     }
+    if existing.is_none() {
+        // Nothing to report before the provider's first report, which wakes this apply; if it
+        // does not come within the grace, the apply reports the Workspace as created.
+        state.created.record(&written);
+        state.workspaces.remember(written);
+        return Ok(Action::requeue(pacing::FIRST_REPORT_GRACE));
+    }
     state.workspaces.remember(written);
-    // The status follows from the Workspace's echo on the watch, which comes next and often
-    // already carries the provider's first report: one status write instead of two.
+    // The update's echo wakes this apply to report the Workspace as being applied.
     Ok(Action::requeue(RESYNC))
 }
 
