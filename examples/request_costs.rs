@@ -693,8 +693,8 @@ async fn wait_gone(client: &Client, ns: &str) {
     }
 }
 
-/// Strips our finalizer from the namespace's Workspaces (cluster-scoped) and deletes them;
-/// the namespace deletion removes the rest.
+/// Strips the finalizers from the namespace's Workspaces (cluster-scoped), applies and control
+/// planes, and deletes the Workspaces; the namespace deletion removes the rest.
 async fn cleanup(client: &Client, ns: &str) {
     let workspaces: Api<Workspace> = Api::all(client.clone());
     let selector = ListParams::default().labels(&format!(
@@ -702,26 +702,43 @@ async fn cleanup(client: &Client, ns: &str) {
         names::LABEL_APPLY_NAMESPACE,
         names::label_value(ns)
     ));
-    let names: Vec<String> = workspaces
-        .list_metadata(&selector)
-        .await
-        .map(|l| l.items.iter().map(|o| o.name_any()).collect())
-        .unwrap_or_default();
-    let patch = Patch::Merge(json!({ "metadata": { "finalizers": null } }));
-    stream::iter(names)
-        .for_each_concurrent(32, |name| {
-            let (workspaces, patch) = (workspaces.clone(), &patch);
-            async move {
-                let _ = workspaces
-                    .patch(&name, &PatchParams::default(), patch)
-                    .await;
-            }
-        })
-        .await;
+    // No operator runs here: whatever finalizer the rendered objects carry would keep the
+    // namespace terminating for good.
+    clear_finalizers(&workspaces, &selector).await;
+    let all = ListParams::default();
+    clear_finalizers(&Api::<WorkspaceTemplateApply>::namespaced(client.clone(), ns), &all).await;
+    clear_finalizers(&Api::<CAPTControlPlane>::namespaced(client.clone(), ns), &all).await;
     if let Err(e) = workspaces
         .delete_collection(&DeleteParams::background(), &selector)
         .await
     {
         eprintln!("request_costs: deleting the Workspaces of {ns}: {e}");
     }
+}
+
+/// Removes every finalizer from the objects `api` lists with `params`.
+async fn clear_finalizers<K>(api: &Api<K>, params: &ListParams)
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let names: Vec<String> = api
+        .list_metadata(params)
+        .await
+        .map(|l| {
+            l.items
+                .iter()
+                .filter(|o| !o.finalizers().is_empty())
+                .map(|o| o.name_any())
+                .collect()
+        })
+        .unwrap_or_default();
+    let patch = Patch::Merge(json!({ "metadata": { "finalizers": null } }));
+    stream::iter(names)
+        .for_each_concurrent(32, |name| {
+            let patch = &patch;
+            async move {
+                let _ = api.patch(&name, &PatchParams::default(), patch).await;
+            }
+        })
+        .await;
 }

@@ -13,6 +13,10 @@ pub const FIELD_MANAGER: &str = "capt-fargate";
 pub const CONTROL_PLANE_FINALIZER: &str = "controlplane.cluster.x-k8s.io/captcontrolplane";
 /// Finalizer on WorkspaceTemplateApplies (CAPT's own string).
 pub const APPLY_FINALIZER: &str = "infrastructure.cluster.x-k8s.io/finalizer";
+/// crossplane-runtime's finalizer on managed resources such as Workspaces. Created with it,
+/// a Workspace is not updated again by provider-terraform just to add it (crossplane-runtime
+/// adds it only when missing), and it is removed by the provider once the resources are gone.
+pub const PROVIDER_FINALIZER: &str = "finalizer.managedresource.crossplane.io";
 
 /// Label: Cluster API cluster name.
 pub const LABEL_CLUSTER_NAME: &str = "cluster.x-k8s.io/cluster-name";

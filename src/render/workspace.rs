@@ -125,8 +125,9 @@ pub fn render(
     Ok(spec)
 }
 
-/// The Workspace object for `apply`: its spec, and labels and annotations that tie it to the
-/// apply (Workspaces are cluster-scoped, so no owner reference can).
+/// The Workspace object for `apply`: its spec, labels and annotations that tie it to the apply
+/// (Workspaces are cluster-scoped, so no owner reference can), and the provider's finalizer,
+/// which the provider would otherwise add with a write of its own.
 pub fn object(apply: &WorkspaceTemplateApply, name: &str, spec: WorkspaceSpec) -> Workspace {
     let ns = apply.namespace().unwrap_or_default();
     Workspace {
@@ -150,6 +151,7 @@ pub fn object(apply: &WorkspaceTemplateApply, name: &str, spec: WorkspaceSpec) -
                 names::ANNOTATION_APPLY.to_string(),
                 format!("{ns}/{}", apply.name_any()),
             )])),
+            finalizers: Some(vec![names::PROVIDER_FINALIZER.to_string()]),
             ..Default::default()
         },
         spec,
@@ -274,6 +276,21 @@ mod tests {
         assert_eq!(varmap["tags"], json!({ "b": "apply" }));
         assert_eq!(varmap["selectors"], json!([{ "namespace": "x" }]));
         assert_eq!(spec.write_connection_secret_to_ref.unwrap().name, "out");
+    }
+
+    #[test]
+    fn the_object_is_tied_to_its_apply_and_carries_the_providers_finalizer() {
+        let mut a = apply(&[], None);
+        a.metadata.uid = Some("u-1".into());
+        let ws = object(&a, "ws-1", WorkspaceSpec::default());
+        assert_eq!(ws.metadata.name.as_deref(), Some("ws-1"));
+        assert_eq!(
+            ws.annotations().get(names::ANNOTATION_APPLY).map(String::as_str),
+            Some(format!("{}/{}", a.namespace().unwrap(), a.name_any()).as_str())
+        );
+        assert_eq!(ws.labels().get(names::LABEL_APPLY_UID).map(String::as_str), Some("u-1"));
+        assert_eq!(ws.finalizers(), ["finalizer.managedresource.crossplane.io"]);
+        assert!(ws.status.is_none());
     }
 
     #[test]

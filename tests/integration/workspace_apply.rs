@@ -149,8 +149,30 @@ async fn workspace_follows_template_and_variable_changes_and_is_deleted_with_the
     })
     .await;
 
-    // Deleting the apply deletes its Workspace first (no provider here, so no finalizer on it).
+    // Deleting the apply deletes its Workspace first. The Workspace was created with the
+    // provider's finalizer, so both wait for the provider's destroy (none runs here).
     applies.delete("one", &Default::default()).await.unwrap();
+    let ws = eventually("Workspace deleting", WAIT, || async {
+        match workspace_of(&client, &ns.name, "one").await {
+            Some(ws) if ws.metadata.deletion_timestamp.is_some() => Ok(ws),
+            other => Err(format!("{:?}", other.map(|ws| ws.metadata))),
+        }
+    })
+    .await;
+    assert_eq!(ws.finalizers(), [names::PROVIDER_FINALIZER]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let apply = applies.get("one").await.unwrap();
+    assert!(apply.metadata.deletion_timestamp.is_some());
+    assert_eq!(apply.finalizers(), [names::APPLY_FINALIZER], "waits for its Workspace");
+    // The provider's destroy is done: it removes its finalizer.
+    Api::<Workspace>::all(client.clone())
+        .patch(
+            &ws.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+        )
+        .await
+        .unwrap();
     eventually("apply and Workspace gone", WAIT, || async {
         let apply_gone = applies
             .get_opt("one")
