@@ -932,6 +932,8 @@ struct OperatorProcess {
     child: Child,
     metrics_addr: SocketAddr,
     log: PathBuf,
+    /// The highest VmHWM read so far (see `vm_hwm_kib`).
+    peak_kib: std::sync::atomic::AtomicU64,
 }
 
 fn free_addr() -> Result<SocketAddr> {
@@ -971,6 +973,7 @@ impl OperatorProcess {
             child,
             metrics_addr,
             log,
+            peak_kib: Default::default(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while op.metrics().await.is_err() {
@@ -988,15 +991,21 @@ impl OperatorProcess {
         self.child.id()
     }
 
-    /// Peak resident set size (VmHWM) in KiB.
+    /// Peak resident set size (VmHWM) in KiB, never less than an earlier reading: the kernel
+    /// raises VmHWM lazily and not for pages the allocator returns with madvise, so a later
+    /// reading could be lower (seen: 89.0 MiB, then 88.7 MiB).
     fn vm_hwm_kib(&self) -> u64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
+        let now = status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+            .unwrap_or(0);
+        let earlier = self
+            .peak_kib
+            .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+        earlier.max(now)
     }
 
     async fn metrics(&self) -> Result<String> {

@@ -706,8 +706,16 @@ async fn cleanup(client: &Client, ns: &str) {
     // namespace terminating for good.
     clear_finalizers(&workspaces, &selector).await;
     let all = ListParams::default();
-    clear_finalizers(&Api::<WorkspaceTemplateApply>::namespaced(client.clone(), ns), &all).await;
-    clear_finalizers(&Api::<CAPTControlPlane>::namespaced(client.clone(), ns), &all).await;
+    clear_finalizers(
+        &Api::<WorkspaceTemplateApply>::namespaced(client.clone(), ns),
+        &all,
+    )
+    .await;
+    clear_finalizers(
+        &Api::<CAPTControlPlane>::namespaced(client.clone(), ns),
+        &all,
+    )
+    .await;
     if let Err(e) = workspaces
         .delete_collection(&DeleteParams::background(), &selector)
         .await

@@ -365,18 +365,7 @@ pub fn spec_or_lifecycle<K: Resource>(obj: &K) -> Option<u64> {
 
 /// Hashes an object's generation and the metadata controllers render from or set: deletion,
 /// finalizers, labels, annotations and owner references (every field of them).
-fn hash_generation_and_lifecycle(
-    meta: &kube::api::ObjectMeta,
-    hasher: &mut impl std::hash::Hasher,
-) {
-    use std::hash::Hash;
-    hash_generation_and_metadata(meta, hasher);
-    meta.finalizers.hash(hasher);
-}
-
-/// Like `hash_generation_and_lifecycle`, without the finalizers: for a parent that reads a
-/// child another controller finalizes.
-pub fn hash_generation_and_metadata(
+pub fn hash_generation_and_lifecycle(
     meta: &kube::api::ObjectMeta,
     hasher: &mut impl std::hash::Hasher,
 ) {
@@ -393,6 +382,7 @@ pub fn hash_generation_and_metadata(
     (
         meta.generation,
         meta.deletion_timestamp.is_some(),
+        meta.finalizers.as_deref(),
         &meta.labels,
         &meta.annotations,
         owners,

@@ -21,9 +21,9 @@ use serde_json::json;
 use tracing::info;
 
 use super::cache::{self, Cache};
+use super::echo::{self, OwnWrites};
 use super::secrets::Required;
 use super::shared::Watched;
-use super::echo::{self, OwnWrites};
 use super::{Cleanup, Context, ensure_finalizer, index, remove_finalizer, write};
 use crate::api::conditions::{READY, SYNCED};
 use crate::api::workspace::WorkspaceSpec;
@@ -90,8 +90,8 @@ pub async fn run(
         secrets,
         created: Arc::clone(&created),
     });
-    // A Workspace wakes its apply when what the apply reports or renders from it changed, not
-    // for the echo of its creation or for the provider's finalizer: that halves the reconciles.
+    // A Workspace wakes its apply when what the apply reports or compares of it changed, not
+    // for the echo of its creation nor for a relisted, unchanged Workspace.
     let changes = echo::Changes::new(workspace_digest);
     let workspace_triggers = workspace_events.try_filter_map(move |event| {
         let news = match event {
@@ -139,13 +139,13 @@ fn fingerprint_module(ws: &mut Workspace) {
     }
 }
 
-/// Digest of what an apply reads of its Workspace: all but the finalizers (the provider adds
-/// its own before it reports) and the version fields.
+/// Digest of what an apply reads of its Workspace: its generation (which every spec change
+/// moves), lifecycle metadata and status; not the version fields.
 fn workspace_digest(ws: &Workspace) -> u64 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut hasher = DefaultHasher::new();
     ws.metadata.uid.hash(&mut hasher);
-    cache::hash_generation_and_metadata(&ws.metadata, &mut hasher);
+    cache::hash_generation_and_lifecycle(&ws.metadata, &mut hasher);
     cache::hash_serialized(&ws.status, &mut hasher);
     hasher.finish()
 }

@@ -285,10 +285,15 @@ mod tests {
         let ws = object(&a, "ws-1", WorkspaceSpec::default());
         assert_eq!(ws.metadata.name.as_deref(), Some("ws-1"));
         assert_eq!(
-            ws.annotations().get(names::ANNOTATION_APPLY).map(String::as_str),
+            ws.annotations()
+                .get(names::ANNOTATION_APPLY)
+                .map(String::as_str),
             Some(format!("{}/{}", a.namespace().unwrap(), a.name_any()).as_str())
         );
-        assert_eq!(ws.labels().get(names::LABEL_APPLY_UID).map(String::as_str), Some("u-1"));
+        assert_eq!(
+            ws.labels().get(names::LABEL_APPLY_UID).map(String::as_str),
+            Some("u-1")
+        );
         assert_eq!(ws.finalizers(), ["finalizer.managedresource.crossplane.io"]);
         assert!(ws.status.is_none());
     }

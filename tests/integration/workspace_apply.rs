@@ -163,7 +163,11 @@ async fn workspace_follows_template_and_variable_changes_and_is_deleted_with_the
     tokio::time::sleep(Duration::from_secs(1)).await;
     let apply = applies.get("one").await.unwrap();
     assert!(apply.metadata.deletion_timestamp.is_some());
-    assert_eq!(apply.finalizers(), [names::APPLY_FINALIZER], "waits for its Workspace");
+    assert_eq!(
+        apply.finalizers(),
+        [names::APPLY_FINALIZER],
+        "waits for its Workspace"
+    );
     // The provider's destroy is done: it removes its finalizer.
     Api::<Workspace>::all(client.clone())
         .patch(
