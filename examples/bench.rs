@@ -22,7 +22,8 @@ mod common;
 mod support;
 
 use common::{
-    cluster_pid, cpu_seconds, env_usize, install_crds, ready_control_plane_status, template,
+    cleanup, cluster_pid, cpu_seconds, env_usize, install_crds, ready_control_plane_status,
+    template,
 };
 
 use std::collections::BTreeMap;
@@ -38,11 +39,10 @@ use futures::{FutureExt, StreamExt, TryStreamExt, stream};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -1243,32 +1243,6 @@ impl CpuSample {
 // ---------------------------------------------------------------------------------------------
 // Cleanup
 
-/// Removes finalizers (the operator and provider are stopped) and deletes the namespace's
-/// Workspaces, which are cluster-scoped. The namespace deletion removes the rest.
-async fn cleanup(client: &Client, ns: &str) {
-    let all = ListParams::default();
-    let ws_selector =
-        ListParams::default().labels(&format!("{}={}", names::LABEL_APPLY_NAMESPACE, ns));
-    strip_finalizers(
-        &Api::<CAPTControlPlane>::namespaced(client.clone(), ns),
-        &all,
-    )
-    .await;
-    strip_finalizers(
-        &Api::<WorkspaceTemplateApply>::namespaced(client.clone(), ns),
-        &all,
-    )
-    .await;
-    let workspaces: Api<Workspace> = Api::all(client.clone());
-    strip_finalizers(&workspaces, &ws_selector).await;
-    if let Err(e) = workspaces
-        .delete_collection(&DeleteParams::background(), &ws_selector)
-        .await
-    {
-        eprintln!("bench: deleting the Workspaces of {ns}: {e}");
-    }
-}
-
 /// Waits until `namespaces` and their Workspaces are gone: the garbage collection of a round's
 /// 10,000 objects takes the control plane's CPU for a while, and the next round's measurements
 /// must not share it.
@@ -1303,26 +1277,6 @@ async fn wait_until_gone(client: &Client, namespaces: &[String]) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-}
-
-async fn strip_finalizers<K>(api: &Api<K>, lp: &ListParams)
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let names: Vec<String> = api
-        .list_metadata(lp)
-        .await
-        .map(|l| l.items.iter().map(|o| o.name_any()).collect())
-        .unwrap_or_default();
-    let patch = Patch::Merge(json!({ "metadata": { "finalizers": null } }));
-    stream::iter(names)
-        .for_each_concurrent(FLOOR_CONCURRENCY, |name| {
-            let patch = &patch;
-            async move {
-                let _ = api.patch(&name, &PatchParams::default(), patch).await;
-            }
-        })
-        .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1474,7 +1428,7 @@ impl Report {
             ));
             md.push_str("Floor: the same control planes, applies and Workspaces (rendered by the operator's own code), the ");
             md.push_str("connection secrets and every final status, written directly with a plain client (64 in flight) in a fresh ");
-            md.push_str("namespace, with no operator running. It has no finalizer patches, no reads and no sequencing: ");
+            md.push_str("namespace, with no operator running; its Workspaces carry the provider's finalizer from their POST, as the operator's do. It has no finalizer patches, no reads and no sequencing: ");
             md.push_str("the operator creates a cluster's profiles one at a time (AWS allows one profile change at a time). ");
             md.push_str("Each further round (`BENCH_ROUNDS`, default 5) starts once the previous round's objects are deleted and repeats the scale run with a fresh operator, provider ");
             md.push_str("and namespace, and then its floor; one pair's ratio varies by about ±30 % here, so the verdict is the ");

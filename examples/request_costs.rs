@@ -19,7 +19,8 @@ mod common;
 mod support;
 
 use common::{
-    cluster_pid, cpu_seconds, env_usize, install_crds, ready_control_plane_status, template,
+    cleanup, cluster_pid, cpu_seconds, env_usize, install_crds, ready_control_plane_status,
+    template,
 };
 
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ use anyhow::{Context as _, Result};
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event as RecorderEvent, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -691,62 +692,4 @@ async fn wait_gone(client: &Client, ns: &str) {
     while Instant::now() < deadline && api.get_opt(ns).await.ok().flatten().is_some() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-}
-
-/// Strips the finalizers from the namespace's Workspaces (cluster-scoped), applies and control
-/// planes, and deletes the Workspaces; the namespace deletion removes the rest.
-async fn cleanup(client: &Client, ns: &str) {
-    let workspaces: Api<Workspace> = Api::all(client.clone());
-    let selector = ListParams::default().labels(&format!(
-        "{}={}",
-        names::LABEL_APPLY_NAMESPACE,
-        names::label_value(ns)
-    ));
-    // No operator runs here: whatever finalizer the rendered objects carry would keep the
-    // namespace terminating for good.
-    clear_finalizers(&workspaces, &selector).await;
-    let all = ListParams::default();
-    clear_finalizers(
-        &Api::<WorkspaceTemplateApply>::namespaced(client.clone(), ns),
-        &all,
-    )
-    .await;
-    clear_finalizers(
-        &Api::<CAPTControlPlane>::namespaced(client.clone(), ns),
-        &all,
-    )
-    .await;
-    if let Err(e) = workspaces
-        .delete_collection(&DeleteParams::background(), &selector)
-        .await
-    {
-        eprintln!("request_costs: deleting the Workspaces of {ns}: {e}");
-    }
-}
-
-/// Removes every finalizer from the objects `api` lists with `params`.
-async fn clear_finalizers<K>(api: &Api<K>, params: &ListParams)
-where
-    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
-{
-    let names: Vec<String> = api
-        .list_metadata(params)
-        .await
-        .map(|l| {
-            l.items
-                .iter()
-                .filter(|o| !o.finalizers().is_empty())
-                .map(|o| o.name_any())
-                .collect()
-        })
-        .unwrap_or_default();
-    let patch = Patch::Merge(json!({ "metadata": { "finalizers": null } }));
-    stream::iter(names)
-        .for_each_concurrent(32, |name| {
-            let patch = &patch;
-            async move {
-                let _ = api.patch(&name, &PatchParams::default(), patch).await;
-            }
-        })
-        .await;
 }

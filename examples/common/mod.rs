@@ -1,18 +1,19 @@
 //! What the benchmark examples (`bench`, `request_costs`) share: inputs they create the same
-//! way, CRD installation, and reading control-plane processes' CPU time.
+//! way, CRD installation, reading control-plane processes' CPU time, and cleaning up.
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 
 use capt_fargate::api::conditions::READY;
 use capt_fargate::api::{
-    CAPTControlPlane, CAPTControlPlaneStatus, FargateProfilePhase, FargateProfileStatus,
-    WorkspaceTemplate,
+    CAPTControlPlane, CAPTControlPlaneStatus, FargateProfilePhase, FargateProfileStatus, Workspace,
+    WorkspaceTemplate, WorkspaceTemplateApply,
 };
 use capt_fargate::names;
 use capt_fargate::render::eks;
@@ -140,4 +141,61 @@ pub fn ready_control_plane_status(cp: &CAPTControlPlane) -> CAPTControlPlaneStat
         observed_generation: cp.metadata.generation,
         ..Default::default()
     }
+}
+
+/// Removes every finalizer in a benchmark's namespace (no operator or provider runs by then,
+/// and without that the namespace would stay terminating) and deletes its Workspaces, which are
+/// cluster-scoped. The namespace deletion removes the rest.
+pub async fn cleanup(client: &Client, ns: &str) {
+    let all = ListParams::default();
+    let ws_selector = ListParams::default().labels(&format!(
+        "{}={}",
+        names::LABEL_APPLY_NAMESPACE,
+        names::label_value(ns)
+    ));
+    clear_finalizers(
+        &Api::<CAPTControlPlane>::namespaced(client.clone(), ns),
+        &all,
+    )
+    .await;
+    clear_finalizers(
+        &Api::<WorkspaceTemplateApply>::namespaced(client.clone(), ns),
+        &all,
+    )
+    .await;
+    let workspaces: Api<Workspace> = Api::all(client.clone());
+    clear_finalizers(&workspaces, &ws_selector).await;
+    if let Err(e) = workspaces
+        .delete_collection(&DeleteParams::background(), &ws_selector)
+        .await
+    {
+        eprintln!("cleanup: deleting the Workspaces of {ns}: {e}");
+    }
+}
+
+/// Removes every finalizer from the objects `api` lists with `params`.
+async fn clear_finalizers<K>(api: &Api<K>, params: &ListParams)
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let names: Vec<String> = api
+        .list_metadata(params)
+        .await
+        .map(|l| {
+            l.items
+                .iter()
+                .filter(|o| !o.finalizers().is_empty())
+                .map(|o| o.name_any())
+                .collect()
+        })
+        .unwrap_or_default();
+    let patch = Patch::Merge(serde_json::json!({ "metadata": { "finalizers": null } }));
+    futures::stream::iter(names)
+        .for_each_concurrent(32, |name| {
+            let patch = &patch;
+            async move {
+                let _ = api.patch(&name, &PatchParams::default(), patch).await;
+            }
+        })
+        .await;
 }
