@@ -365,7 +365,7 @@ pub fn spec_or_lifecycle<K: Resource>(obj: &K) -> Option<u64> {
 
 /// Hashes an object's generation and the metadata controllers render from or set: deletion,
 /// finalizers, labels, annotations and owner references (every field of them).
-pub fn hash_generation_and_lifecycle(
+fn hash_generation_and_lifecycle(
     meta: &kube::api::ObjectMeta,
     hasher: &mut impl std::hash::Hasher,
 ) {

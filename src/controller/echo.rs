@@ -30,7 +30,7 @@ impl<K: Resource<DynamicType = ()>> OwnWrites<K> {
     /// Records `written`, the API server's answer to this controller's write.
     pub fn record(&self, written: &K) {
         if let Some(version) = written.meta().resource_version.clone() {
-            self.lock().insert(ObjectRef::from_obj(written), version);
+            lock(&self.last).insert(ObjectRef::from_obj(written), version);
         }
     }
 
@@ -39,15 +39,15 @@ impl<K: Resource<DynamicType = ()>> OwnWrites<K> {
     /// passed (or was folded into a relist), and an older one arriving late is rare enough to
     /// cost at most one extra reconcile.
     pub fn is_echo(&self, obj: &K) -> bool {
-        let written = self.lock().remove(&ObjectRef::from_obj(obj));
+        let written = lock(&self.last).remove(&ObjectRef::from_obj(obj));
         written.is_some() && written == obj.meta().resource_version
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<K>, String>> {
-        // The map is only ever inserted into or removed from whole: a panicked holder left
-        // nothing half-written.
-        self.last.lock().unwrap_or_else(|e| e.into_inner())
-    }
+/// Locks one of this module's maps, which are only ever inserted into or removed from whole:
+/// a panicked holder left nothing half-written.
+fn lock<T>(map: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    map.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Digests of what one controller reads of each watched object: a new version passes only
@@ -69,14 +69,12 @@ impl<K: Resource<DynamicType = ()>> Changes<K> {
     /// seen (every version must be shown, in watch order).
     pub fn moved(&self, obj: &K) -> bool {
         let digest = (self.digest)(obj);
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.insert(ObjectRef::from_obj(obj), digest) != Some(digest)
+        lock(&self.seen).insert(ObjectRef::from_obj(obj), digest) != Some(digest)
     }
 
     /// Forgets a deleted object (whose deletion is always news).
     pub fn forget(&self, obj: &K) {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.remove(&ObjectRef::from_obj(obj));
+        lock(&self.seen).remove(&ObjectRef::from_obj(obj));
     }
 }
 

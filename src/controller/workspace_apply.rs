@@ -144,8 +144,7 @@ fn fingerprint_module(ws: &mut Workspace) {
 fn workspace_digest(ws: &Workspace) -> u64 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut hasher = DefaultHasher::new();
-    ws.metadata.uid.hash(&mut hasher);
-    cache::hash_generation_and_lifecycle(&ws.metadata, &mut hasher);
+    cache::spec_or_lifecycle(ws).hash(&mut hasher);
     cache::hash_serialized(&ws.status, &mut hasher);
     hasher.finish()
 }
