@@ -1,5 +1,10 @@
 //! capt-fargate: manages Amazon EKS Fargate profiles for CAPT through Terraform workspaces.
 
+#![warn(missing_docs)]
+// kube's `#[kube(printcolumn(...))]` repeats `type_`/`json_path` keys by design; the lint reads
+// them as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod api;
 pub mod cli;
 pub mod controller;

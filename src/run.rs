@@ -32,9 +32,11 @@ pub enum RunError {
     /// The API server could not be reached.
     #[error("cannot reach the Kubernetes API server: {0}")]
     Connect(#[source] kube::Error),
-    /// The metrics or probe listener failed.
-    #[error("cannot serve metrics/probes: {0}; check --metrics-addr and --health-addr")]
-    Server(#[source] std::io::Error),
+    /// The metrics or probe address could not be bound.
+    #[error(
+        "cannot serve metrics/probes: {0}; choose a free port with --metrics-addr and --health-addr"
+    )]
+    Server(#[source] server::BindError),
     /// Leader election failed.
     #[error(
         "leader election failed: {0}; the ServiceAccount needs get/create/patch on coordination.k8s.io leases"
@@ -93,6 +95,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .await
         .map_err(RunError::Connect)?;
 
+    // Bound before anything runs: a port clash must stop the operator, not leave it without probes.
+    let listeners = server::Listeners::bind(args.metrics_addr, args.health_addr)
+        .await
+        .map_err(RunError::Server)?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(true));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -114,12 +120,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics: metrics.clone(),
         ready: ready.clone(),
     };
-    let server = tokio::spawn(server::serve(
-        state,
-        args.metrics_addr,
-        args.health_addr,
-        stopped.clone(),
-    ));
+    let server = tokio::spawn(server::serve(state, listeners, stopped.clone()));
 
     let identity = args.identity.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")

@@ -39,12 +39,50 @@ async fn ready(State(state): State<ServerState>) -> impl IntoResponse {
     }
 }
 
-/// Serves `/metrics` on `metrics_addr` and `/healthz`, `/readyz` on `health_addr` until
-/// `shutdown` resolves.
+/// The two bound listeners: binding happens before anything is spawned, so a port clash fails
+/// `run` at once instead of leaving the operator running without probes.
+pub struct Listeners {
+    metrics: tokio::net::TcpListener,
+    health: tokio::net::TcpListener,
+}
+
+impl Listeners {
+    /// Binds `metrics_addr` and `health_addr`.
+    ///
+    /// # Errors
+    /// The address that could not be bound, with the OS error (e.g. address in use).
+    pub async fn bind(
+        metrics_addr: SocketAddr,
+        health_addr: SocketAddr,
+    ) -> Result<Self, BindError> {
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| BindError { addr, source })
+        };
+        Ok(Listeners {
+            metrics: bind(metrics_addr).await?,
+            health: bind(health_addr).await?,
+        })
+    }
+}
+
+/// A listener address could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    /// The address asked for.
+    pub addr: SocketAddr,
+    /// What the OS said.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Serves `/metrics` and `/healthz`, `/readyz` on the bound `listeners` until `shutdown`
+/// resolves.
 pub async fn serve(
     state: ServerState,
-    metrics_addr: SocketAddr,
-    health_addr: SocketAddr,
+    listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()> + Send + Clone + 'static,
 ) -> std::io::Result<()> {
     let metrics_app = Router::new()
@@ -54,9 +92,7 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .with_state(state);
-    let metrics_listener = tokio::net::TcpListener::bind(metrics_addr).await?;
-    let health_listener = tokio::net::TcpListener::bind(health_addr).await?;
-    let a = axum::serve(metrics_listener, metrics_app).with_graceful_shutdown(shutdown.clone());
-    let b = axum::serve(health_listener, health_app).with_graceful_shutdown(shutdown);
+    let a = axum::serve(listeners.metrics, metrics_app).with_graceful_shutdown(shutdown.clone());
+    let b = axum::serve(listeners.health, health_app).with_graceful_shutdown(shutdown);
     tokio::try_join!(a, b).map(|_| ())
 }

@@ -58,6 +58,7 @@ pub struct Changes<K: Resource<DynamicType = ()>> {
 }
 
 impl<K: Resource<DynamicType = ()>> Changes<K> {
+    /// A filter that lets an object through when `digest` of it differs from the last one seen.
     pub fn new(digest: fn(&K) -> u64) -> Self {
         Changes {
             digest,

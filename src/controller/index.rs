@@ -60,6 +60,7 @@ impl<R: Hash + Eq + Clone> Entries<R> {
 }
 
 impl<K, R: Hash + Eq + Clone> Index<K, R> {
+    /// An empty index that files each object under `keys` of it.
     pub fn new(keys: Keys<K>) -> Self {
         Index {
             keys,
@@ -73,6 +74,7 @@ impl<K, R: Hash + Eq + Clone> Index<K, R> {
         self.live.set(at, (self.keys)(obj));
     }
 
+    /// An object was deleted.
     pub fn remove(&mut self, at: &R) {
         self.live.remove(at);
     }
@@ -82,6 +84,7 @@ impl<K, R: Hash + Eq + Clone> Index<K, R> {
         self.relisting = Some(Entries::default());
     }
 
+    /// One object of the relist begun by [`Index::relist`].
     pub fn relisted(&mut self, at: R, obj: &K) {
         let keys = (self.keys)(obj);
         self.relisting

@@ -14,8 +14,11 @@ use crate::error::Result;
 
 /// A secret to check: where it is and the keys it must have.
 pub struct Required<'a> {
+    /// The Secret's namespace.
     pub namespace: &'a str,
+    /// The Secret's name.
     pub name: &'a str,
+    /// Key names it must hold (values are never read).
     pub keys: &'a [String],
 }
 

@@ -26,10 +26,13 @@ pub type Events<K> = BoxStream<'static, Result<watcher::Event<K>, watcher::Error
 
 /// One controller's share of the watches.
 pub struct Watched {
+    /// WorkspaceTemplateApplies, shared with the other controller.
     pub applies: Cache<WorkspaceTemplateApply>,
+    /// The apply watch's events, after the cache has taken them.
     pub apply_events: Events<WorkspaceTemplateApply>,
     /// Secrets with their key names, values blanked.
     pub secrets: Cache<Secret>,
+    /// The Secret watch's events, after the cache has taken them.
     pub secret_events: Events<Secret>,
 }
 

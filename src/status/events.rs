@@ -16,7 +16,9 @@ pub const ALL_READY: &str = "FargateProfilesReady";
 pub struct Notice {
     /// A warning (true) or a normal event.
     pub warning: bool,
+    /// The event's reason (CamelCase, e.g. `FargateProfileFailed`).
     pub reason: &'static str,
+    /// The human-readable note.
     pub note: String,
     /// The profile's apply, when the event is about one profile: each profile's events then
     /// form their own series.

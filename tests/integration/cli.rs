@@ -205,3 +205,47 @@ async fn run_serves_probes_and_metrics_takes_the_lease_and_stops_on_sigterm() {
     assert!(exited.success(), "exit status {exited:?}");
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn run_fails_with_a_clear_message_when_a_probe_port_is_taken() {
+    let kubeconfig = support::cluster::kubeconfig().await;
+    // Held for the whole test, so the operator cannot bind it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let child = Command::new(BIN)
+        .args(["run", "--kubeconfig", kubeconfig.to_str().unwrap()])
+        .args(["--leader-election", "false", "--log-format", "text"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--health-addr", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = KillOnDrop(Some(child));
+    // An operator that ignored the bind error would keep running without probes.
+    let status = eventually("run exits", Duration::from_secs(30), || {
+        let status = guard.0.as_mut().unwrap().try_wait();
+        async move {
+            match status {
+                Ok(Some(status)) => Ok(status),
+                other => Err(format!("still running: {other:?}")),
+            }
+        }
+    })
+    .await;
+    drop(taken);
+    assert!(!status.success(), "exit status {status:?}");
+    let mut stderr = String::new();
+    let mut child = guard.0.take().unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}"))
+            && stderr.contains("--health-addr"),
+        "{stderr}"
+    );
+}
