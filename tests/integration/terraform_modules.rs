@@ -16,6 +16,14 @@
 //!
 //! A declared variable without `default` that no input sets fails the run ("No value for
 //! required variable").
+//!
+//! The modules must also run with the real providers: Terraform and every provider pinned to
+//! versions that work with provider-terraform v1.0's Terraform 1.5.5; every name they build
+//! within AWS's limits for the longest names admission accepts (name expressions are evaluated
+//! with hcl-rs, with the few Terraform functions they use implemented here); no data source
+//! that fails once the cluster is gone (Terraform reads them on destroy too); a VPC that works
+//! with two availability zones; and the outputs the operator and other workspaces read present
+//! as strings.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
