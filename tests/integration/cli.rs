@@ -243,6 +243,7 @@ async fn run_fails_with_a_clear_message_when_a_probe_port_is_taken() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
+    child.wait().unwrap();
     assert!(
         stderr.contains(&format!("cannot listen on 127.0.0.1:{port}"))
             && stderr.contains("--health-addr"),
