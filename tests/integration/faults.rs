@@ -531,16 +531,21 @@ impl Moments {
     fn watch(env: &Env) -> Moments {
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let mut deleting = std::collections::HashSet::new();
-        let applies = forward(env.applies(), Default::default(), tx.clone(), move |a, new| {
-            let mut found = Vec::new();
-            if new {
-                found.push(Moment::ApplyCreated(a.name_any()));
-            }
-            if a.metadata.deletion_timestamp.is_some() && deleting.insert(a.uid()) {
-                found.push(Moment::ApplyDeleting(a.name_any()));
-            }
-            found
-        });
+        let applies = forward(
+            env.applies(),
+            Default::default(),
+            tx.clone(),
+            move |a, new| {
+                let mut found = Vec::new();
+                if new {
+                    found.push(Moment::ApplyCreated(a.name_any()));
+                }
+                if a.metadata.deletion_timestamp.is_some() && deleting.insert(a.uid()) {
+                    found.push(Moment::ApplyDeleting(a.name_any()));
+                }
+                found
+            },
+        );
         let selector = format!("{}={}", names::LABEL_APPLY_NAMESPACE, env.ns.name);
         let workspaces = forward(
             Api::<Workspace>::all(env.client.clone()),
@@ -599,7 +604,12 @@ struct Kill {
 async fn work_in_flight(env: &Env) -> Option<String> {
     use capt_fargate::status::apply::{ChildState, child_state};
     let mut busy = Vec::new();
-    let applies = env.applies().list(&ListParams::default()).await.unwrap().items;
+    let applies = env
+        .applies()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
     for a in &applies {
         match child_state(a) {
             ChildState::Ready => {}
@@ -744,17 +754,35 @@ async fn controller_killed_at_risky_moments_converges_without_duplicates() {
 
     // Creation of the cluster and the two sample profiles.
     env.create_vpc_secret().await;
-    kill_at(&env, &mut op, &mut moments, &mut rng, &mut kills, "the cluster's Workspace created", |m| {
-        matches!(m, Moment::WorkspaceCreated(_))
-    })
+    kill_at(
+        &env,
+        &mut op,
+        &mut moments,
+        &mut rng,
+        &mut kills,
+        "the cluster's Workspace created",
+        |m| matches!(m, Moment::WorkspaceCreated(_)),
+    )
     .await;
-    kill_at(&env, &mut op, &mut moments, &mut rng, &mut kills, "the first profile apply created", |m| {
-        *m == Moment::ApplyCreated(monitoring.clone())
-    })
+    kill_at(
+        &env,
+        &mut op,
+        &mut moments,
+        &mut rng,
+        &mut kills,
+        "the first profile apply created",
+        |m| *m == Moment::ApplyCreated(monitoring.clone()),
+    )
     .await;
-    kill_at(&env, &mut op, &mut moments, &mut rng, &mut kills, "a status write", |m| {
-        *m == Moment::StatusWritten
-    })
+    kill_at(
+        &env,
+        &mut op,
+        &mut moments,
+        &mut rng,
+        &mut kills,
+        "a status write",
+        |m| *m == Moment::StatusWritten,
+    )
     .await;
     env.all_ready(4).await;
     op.assert_running();
@@ -763,13 +791,25 @@ async fn controller_killed_at_risky_moments_converges_without_duplicates() {
 
     // A profile is added.
     env.add_profile("analytics").await;
-    kill_at(&env, &mut op, &mut moments, &mut rng, &mut kills, "the new profile's apply created", |m| {
-        *m == Moment::ApplyCreated(analytics.clone())
-    })
+    kill_at(
+        &env,
+        &mut op,
+        &mut moments,
+        &mut rng,
+        &mut kills,
+        "the new profile's apply created",
+        |m| *m == Moment::ApplyCreated(analytics.clone()),
+    )
     .await;
-    kill_at(&env, &mut op, &mut moments, &mut rng, &mut kills, "a status write", |m| {
-        *m == Moment::StatusWritten
-    })
+    kill_at(
+        &env,
+        &mut op,
+        &mut moments,
+        &mut rng,
+        &mut kills,
+        "a status write",
+        |m| *m == Moment::StatusWritten,
+    )
     .await;
     env.all_ready(5).await;
     op.assert_running();
@@ -781,13 +821,25 @@ async fn controller_killed_at_risky_moments_converges_without_duplicates() {
     let mut list = env.spec_profiles().await;
     list[0]["selectors"][0]["namespace"] = json!("metrics");
     env.set_profiles(list).await;
-    kill_at(&env, &mut op, &mut moments, &mut rng, &mut kills, "the replaced apply deleted", |m| {
-        *m == Moment::ApplyDeleting(monitoring.clone())
-    })
+    kill_at(
+        &env,
+        &mut op,
+        &mut moments,
+        &mut rng,
+        &mut kills,
+        "the replaced apply deleted",
+        |m| *m == Moment::ApplyDeleting(monitoring.clone()),
+    )
     .await;
-    kill_at(&env, &mut op, &mut moments, &mut rng, &mut kills, "the replacement apply created", |m| {
-        *m == Moment::ApplyCreated(monitoring.clone())
-    })
+    kill_at(
+        &env,
+        &mut op,
+        &mut moments,
+        &mut rng,
+        &mut kills,
+        "the replacement apply created",
+        |m| *m == Moment::ApplyCreated(monitoring.clone()),
+    )
     .await;
     let new = env.all_ready(5).await;
     assert_ne!(
@@ -811,20 +863,36 @@ async fn controller_killed_at_risky_moments_converges_without_duplicates() {
 
     // The control plane is deleted.
     env.cps().delete(CP, &Default::default()).await.unwrap();
-    kill_at(&env, &mut op, &mut moments, &mut rng, &mut kills, "the first profile apply deleted", |m| {
-        matches!(m, Moment::ApplyDeleting(name) if is_profile(name))
-    })
+    kill_at(
+        &env,
+        &mut op,
+        &mut moments,
+        &mut rng,
+        &mut kills,
+        "the first profile apply deleted",
+        |m| matches!(m, Moment::ApplyDeleting(name) if is_profile(name)),
+    )
     .await;
-    kill_at(&env, &mut op, &mut moments, &mut rng, &mut kills, "the cluster's apply deleted", |m| {
-        *m == Moment::ApplyDeleting(eks.clone())
-    })
+    kill_at(
+        &env,
+        &mut op,
+        &mut moments,
+        &mut rng,
+        &mut kills,
+        "the cluster's apply deleted",
+        |m| *m == Moment::ApplyDeleting(eks.clone()),
+    )
     .await;
     env.assert_deleted_completely().await;
     op.assert_running();
 
     // The kills aimed at work: most of them left unfinished work to a restarted process.
     let hits = kills.iter().filter(|k| k.in_flight.is_some()).count();
-    let idle: Vec<&Moment> = kills.iter().filter(|k| k.in_flight.is_none()).map(|k| &k.moment).collect();
+    let idle: Vec<&Moment> = kills
+        .iter()
+        .filter(|k| k.in_flight.is_none())
+        .map(|k| &k.moment)
+        .collect();
     assert!(
         hits * 3 >= kills.len() * 2,
         "only {hits} of {} kills found work in flight; idle at {idle:?}",

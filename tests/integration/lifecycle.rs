@@ -326,7 +326,11 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
             .any(|w| w.name_any().starts_with("demo-cluster-fargate-batch-jobs"))
     );
 
-    assert_eq!(env.provider.overlaps(), Vec::<String>::new(), "overlapping Fargate operations");
+    assert_eq!(
+        env.provider.overlaps(),
+        Vec::<String>::new(),
+        "overlapping Fargate operations"
+    );
     // Every Fargate operation AWS saw, in order: the default profiles with the cluster, then
     // the additional ones one by one, the replacement (delete, then create) and the removal.
     use OperationKind::{Create, Delete};
@@ -341,7 +345,10 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
         (Delete, "batch-jobs", false),
     ]
     .map(|(kind, profile, default)| (kind, profile.to_string(), default));
-    assert_eq!(env.provider.observations.lock().unwrap().accepted(), expected);
+    assert_eq!(
+        env.provider.observations.lock().unwrap().accepted(),
+        expected
+    );
     env.stop().await;
 }
 
@@ -420,7 +427,11 @@ async fn a_failed_profile_stops_the_ones_after_it_and_recovers() {
     env.provider.clear_failure("quota");
     let cp = env.all_ready(6).await;
     assert_eq!(condition(&cp, "FargateProfileFailed").0, "False");
-    assert_eq!(env.provider.overlaps(), Vec::<String>::new(), "overlapping Fargate operations");
+    assert_eq!(
+        env.provider.overlaps(),
+        Vec::<String>::new(),
+        "overlapping Fargate operations"
+    );
     env.stop().await;
 }
 
@@ -506,14 +517,25 @@ async fn children_edited_or_deleted_by_hand_are_restored_and_deletion_leaves_not
             .starts_with("demo-cluster-eks-controlplane"),
         "cluster destroyed last: {order:?}"
     );
-    assert_eq!(env.provider.overlaps(), Vec::<String>::new(), "overlapping Fargate operations");
+    assert_eq!(
+        env.provider.overlaps(),
+        Vec::<String>::new(),
+        "overlapping Fargate operations"
+    );
     // The cluster's destroy deleted its default profiles, after every additional one.
     let accepted = env.provider.observations.lock().unwrap().accepted();
     let tail: Vec<_> = accepted.iter().rev().take(4).rev().cloned().collect();
     use OperationKind::Delete;
     assert_eq!(
-        tail.iter().map(|(kind, _, default)| (*kind, *default)).collect::<Vec<_>>(),
-        [(Delete, false), (Delete, false), (Delete, true), (Delete, true)],
+        tail.iter()
+            .map(|(kind, _, default)| (*kind, *default))
+            .collect::<Vec<_>>(),
+        [
+            (Delete, false),
+            (Delete, false),
+            (Delete, true),
+            (Delete, true)
+        ],
         "{accepted:?}"
     );
     env.stop().await;
@@ -562,7 +584,10 @@ async fn two_profiles_created_at_once_are_seen_by_the_overlap_check() {
         Err("no apply reports ResourceInUseException".to_string())
     })
     .await;
-    assert!(refused.contains("currently has Fargate profile"), "{refused}");
+    assert!(
+        refused.contains("currently has Fargate profile"),
+        "{refused}"
+    );
     operator.stop().await;
     samples.stop().await;
 }

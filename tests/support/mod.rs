@@ -156,7 +156,11 @@ impl Operator {
     }
 
     /// Like [`Self::start`], with the context changed by `configure` first (test-only knobs).
-    pub fn start_with(client: Client, namespace: &str, configure: impl FnOnce(&mut Context)) -> Self {
+    pub fn start_with(
+        client: Client,
+        namespace: &str,
+        configure: impl FnOnce(&mut Context),
+    ) -> Self {
         let metrics = Arc::new(Metrics::default());
         let mut ctx = Context::new(
             client,

@@ -96,7 +96,11 @@ impl FargateOperation {
             OperationKind::Create => "create",
             OperationKind::Delete => "delete",
         };
-        let which = if self.default_profile { "default profile" } else { "profile" };
+        let which = if self.default_profile {
+            "default profile"
+        } else {
+            "profile"
+        };
         let at = |t: Instant| t.saturating_duration_since(epoch).as_secs_f64();
         let when = match &self.refused_because {
             Some(_) => format!("at {:.3}s, refused", at(self.started)),
@@ -754,13 +758,24 @@ impl Shared {
         if deleting {
             desired.clear();
         }
-        let (cluster, workspace) = (string_input(ws, "cluster_name").unwrap_or_default(), ws.name_any());
+        let (cluster, workspace) = (
+            string_input(ws, "cluster_name").unwrap_or_default(),
+            ws.name_any(),
+        );
         let uid = ws.uid().unwrap_or_default();
-        let asker = Asker { cluster: &cluster, workspace: &workspace, uid: &uid, default_profiles };
-        self.observations
-            .lock()
-            .unwrap()
-            .step(&asker, &desired, deleting, self.delay, Instant::now())
+        let asker = Asker {
+            cluster: &cluster,
+            workspace: &workspace,
+            uid: &uid,
+            default_profiles,
+        };
+        self.observations.lock().unwrap().step(
+            &asker,
+            &desired,
+            deleting,
+            self.delay,
+            Instant::now(),
+        )
     }
 }
 
@@ -987,7 +1002,10 @@ mod tests {
         let t0 = obs.epoch;
         let eks = asker("eks", true);
         let defaults = profiles(&["kube-system", "karpenter"]);
-        assert_eq!(obs.step(&eks, &defaults, false, DELAY, t0), Step::Wait(DELAY));
+        assert_eq!(
+            obs.step(&eks, &defaults, false, DELAY, t0),
+            Step::Wait(DELAY)
+        );
         // Its second default profile waits for its first, as the AWS provider's lock does.
         let t1 = t0 + Duration::from_millis(100);
         assert_eq!(
@@ -995,7 +1013,10 @@ mod tests {
             Step::Wait(Duration::from_millis(200))
         );
         let t2 = t0 + DELAY;
-        assert_eq!(obs.step(&eks, &defaults, false, DELAY, t2), Step::Wait(DELAY));
+        assert_eq!(
+            obs.step(&eks, &defaults, false, DELAY, t2),
+            Step::Wait(DELAY)
+        );
         let t3 = t2 + DELAY;
         assert_eq!(obs.step(&eks, &defaults, false, DELAY, t3), Step::Done);
         let monitoring = asker("monitoring", false);
@@ -1051,7 +1072,13 @@ mod tests {
             cluster: "other",
             ..asker("ws-c", false)
         };
-        let step = obs.step(&other, &profiles(&["c"]), false, DELAY, t0 + Duration::from_millis(20));
+        let step = obs.step(
+            &other,
+            &profiles(&["c"]),
+            false,
+            DELAY,
+            t0 + Duration::from_millis(20),
+        );
         assert_eq!(step, Step::Wait(DELAY));
         assert_eq!(obs.overlaps().len(), 1);
     }
@@ -1064,7 +1091,10 @@ mod tests {
         obs.step(&ws, &profiles(&["a"]), false, DELAY, t0);
         let none = BTreeMap::new();
         let step = obs.step(&ws, &none, true, DELAY, t0 + Duration::from_millis(50));
-        assert!(matches!(step, Step::Refused(ref m) if m.contains("Cannot delete Fargate Profile a")), "{step:?}");
+        assert!(
+            matches!(step, Step::Refused(ref m) if m.contains("Cannot delete Fargate Profile a")),
+            "{step:?}"
+        );
         let overlaps = obs.overlaps();
         assert!(
             overlaps.len() == 1
@@ -1101,10 +1131,19 @@ mod tests {
         );
         // A changed selector replaces the default profile: delete, then create.
         let mut changed = profiles(&["kube-system"]);
-        changed.insert("kube-system".into(), json!({ "selectors": [{ "namespace": "other" }] }));
+        changed.insert(
+            "kube-system".into(),
+            json!({ "selectors": [{ "namespace": "other" }] }),
+        );
         let t1 = t0 + DELAY;
-        assert_eq!(obs.step(&eks, &changed, false, DELAY, t1), Step::Wait(DELAY));
-        assert_eq!(obs.step(&eks, &changed, false, DELAY, t1 + DELAY), Step::Wait(DELAY));
+        assert_eq!(
+            obs.step(&eks, &changed, false, DELAY, t1),
+            Step::Wait(DELAY)
+        );
+        assert_eq!(
+            obs.step(&eks, &changed, false, DELAY, t1 + DELAY),
+            Step::Wait(DELAY)
+        );
         let last: Vec<_> = obs.accepted().into_iter().rev().take(2).collect();
         assert_eq!(
             last,
@@ -1121,9 +1160,18 @@ mod tests {
         let t0 = obs.epoch;
         let eks = asker("eks", true);
         let defaults = profiles(&["kube-system", "karpenter"]);
-        assert_eq!(obs.step(&eks, &defaults, false, Duration::ZERO, t0), Step::Done);
         assert_eq!(
-            obs.step(&asker("ws-a", false), &profiles(&["a"]), false, Duration::ZERO, t0),
+            obs.step(&eks, &defaults, false, Duration::ZERO, t0),
+            Step::Done
+        );
+        assert_eq!(
+            obs.step(
+                &asker("ws-a", false),
+                &profiles(&["a"]),
+                false,
+                Duration::ZERO,
+                t0
+            ),
             Step::Done
         );
         assert_eq!(obs.accepted().len(), 3);
