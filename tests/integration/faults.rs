@@ -727,7 +727,7 @@ async fn assert_quiet(env: &Env, operator: &Operator, what: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 1. Killed at random points
+// 1. Killed at risky moments
 // ---------------------------------------------------------------------------------------------
 
 /// The operator is SIGKILLed right after the writes a restart must pick up where they were
