@@ -339,6 +339,12 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
         )
         .await;
     }
+    // Misbehaves on purpose in one test only (`Context::test_only_create_profiles_at_once`).
+    let at_once = ctx.test_only_create_profiles_at_once;
+    if let Some(first) = plan.create.filter(|_| at_once) {
+        let missing = (first + 1..desired.len()).filter(|i| !plan.keep.contains(i));
+        plan.keep = plan.keep.iter().copied().chain(missing).collect();
+    }
     for index in plan.keep.iter().copied().chain(plan.create) {
         let want = fargate::render(cp, &profiles_spec[index]);
         let have = existing.iter().find(|a| a.name_any() == want.name_any());

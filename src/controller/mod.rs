@@ -50,6 +50,11 @@ pub struct Context {
     pub namespace: Option<String>,
     /// Reconciles each controller runs at once (`--max-concurrent-reconciles`).
     pub max_concurrent_reconciles: u16,
+    /// TEST ONLY, never set by the operator: creates every missing additional profile at once,
+    /// breaking AWS's one-operation-at-a-time rule on purpose, so that a test proves the
+    /// simulated provider's overlap check sees it (`tests/integration/lifecycle.rs`).
+    #[doc(hidden)]
+    pub test_only_create_profiles_at_once: bool,
     /// Last event published per (object uid, reason): the same event is not sent twice in a
     /// row, even when a reconcile runs on a cached object that predates its own status write.
     last_events: Mutex<HashMap<(String, String), String>>,
@@ -73,6 +78,7 @@ impl Context {
             metrics,
             namespace,
             max_concurrent_reconciles: DEFAULT_MAX_CONCURRENT_RECONCILES,
+            test_only_create_profiles_at_once: false,
             last_events: Mutex::default(),
         }
     }

@@ -13,6 +13,7 @@ use capt_fargate::api::{CAPTControlPlane, FargateProfilePhase};
 use capt_fargate::names;
 
 use crate::support::samples::{CP, Samples, profile};
+use crate::support::simulated_provider::OperationKind;
 use crate::support::{Operator, eventually};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -325,12 +326,29 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
             .any(|w| w.name_any().starts_with("demo-cluster-fargate-batch-jobs"))
     );
 
-    assert!(
-        env.provider.rejections().is_empty(),
-        "AWS would have refused: {:?}",
-        env.provider.rejections()
+    assert_eq!(
+        env.provider.overlaps(),
+        Vec::<String>::new(),
+        "overlapping Fargate operations"
     );
-    assert_eq!(env.provider.observations.lock().unwrap().max_concurrent, 1);
+    // Every Fargate operation AWS saw, in order: the default profiles with the cluster, then
+    // the additional ones one by one, the replacement (delete, then create) and the removal.
+    use OperationKind::{Create, Delete};
+    let expected = [
+        (Create, "karpenter", true),
+        (Create, "kube-system", true),
+        (Create, "monitoring", false),
+        (Create, "batch-jobs", false),
+        (Create, "analytics", false),
+        (Delete, "monitoring", false),
+        (Create, "monitoring", false),
+        (Delete, "batch-jobs", false),
+    ]
+    .map(|(kind, profile, default)| (kind, profile.to_string(), default));
+    assert_eq!(
+        env.provider.observations.lock().unwrap().accepted(),
+        expected
+    );
     env.stop().await;
 }
 
@@ -409,10 +427,10 @@ async fn a_failed_profile_stops_the_ones_after_it_and_recovers() {
     env.provider.clear_failure("quota");
     let cp = env.all_ready(6).await;
     assert_eq!(condition(&cp, "FargateProfileFailed").0, "False");
-    assert!(
-        env.provider.rejections().is_empty(),
-        "{:?}",
-        env.provider.rejections()
+    assert_eq!(
+        env.provider.overlaps(),
+        Vec::<String>::new(),
+        "overlapping Fargate operations"
     );
     env.stop().await;
 }
@@ -499,10 +517,77 @@ async fn children_edited_or_deleted_by_hand_are_restored_and_deletion_leaves_not
             .starts_with("demo-cluster-eks-controlplane"),
         "cluster destroyed last: {order:?}"
     );
-    assert!(
-        env.provider.rejections().is_empty(),
-        "{:?}",
-        env.provider.rejections()
+    assert_eq!(
+        env.provider.overlaps(),
+        Vec::<String>::new(),
+        "overlapping Fargate operations"
+    );
+    // The cluster's destroy deleted its default profiles, after every additional one.
+    let accepted = env.provider.observations.lock().unwrap().accepted();
+    let tail: Vec<_> = accepted.iter().rev().take(4).rev().cloned().collect();
+    use OperationKind::Delete;
+    assert_eq!(
+        tail.iter()
+            .map(|(kind, _, default)| (*kind, *default))
+            .collect::<Vec<_>>(),
+        [
+            (Delete, false),
+            (Delete, false),
+            (Delete, true),
+            (Delete, true)
+        ],
+        "{accepted:?}"
     );
     env.stop().await;
+}
+
+/// The overlap check can fail: an operator told by a test-only knob
+/// (`Context::test_only_create_profiles_at_once`) to break the one-at-a-time rule creates both
+/// sample profiles at once, and the simulated provider refuses one and records the overlap.
+#[tokio::test]
+async fn two_profiles_created_at_once_are_seen_by_the_overlap_check() {
+    // Long enough that the second create surely starts while the first runs.
+    let samples = Samples::start("overlap", Duration::from_secs(3)).await;
+    let operator = Operator::start_with(samples.client.clone(), &samples.ns.name, |ctx| {
+        ctx.test_only_create_profiles_at_once = true
+    });
+    samples.create_vpc_secret().await;
+    let overlaps = eventually("an overlap recorded", WAIT, || async {
+        let overlaps = samples.provider.overlaps();
+        if overlaps.is_empty() {
+            let accepted = samples.provider.observations.lock().unwrap().accepted();
+            Err(format!("operations {accepted:?}"))
+        } else {
+            Ok(overlaps)
+        }
+    })
+    .await;
+    println!("{overlaps:#?}");
+    assert!(
+        overlaps[0].contains("create of profile monitoring")
+            && overlaps[0].contains("create of profile batch-jobs"),
+        "{overlaps:?}"
+    );
+    // AWS's answer reaches the refused profile's apply as the real provider words it.
+    let refused = eventually("the refusal on an apply", WAIT, || async {
+        for apply in samples.profile_applies().await {
+            let synced = apply
+                .status
+                .as_ref()
+                .and_then(|s| find(&s.conditions, "Synced").cloned());
+            if let Some(message) = synced.and_then(|c| c.message)
+                && message.contains("ResourceInUseException")
+            {
+                return Ok(message);
+            }
+        }
+        Err("no apply reports ResourceInUseException".to_string())
+    })
+    .await;
+    assert!(
+        refused.contains("currently has Fargate profile"),
+        "{refused}"
+    );
+    operator.stop().await;
+    samples.stop().await;
 }

@@ -152,13 +152,24 @@ pub struct Operator {
 impl Operator {
     /// Starts both controllers for `namespace` with `client`.
     pub fn start(client: Client, namespace: &str) -> Self {
+        Self::start_with(client, namespace, |_| {})
+    }
+
+    /// Like [`Self::start`], with the context changed by `configure` first (test-only knobs).
+    pub fn start_with(
+        client: Client,
+        namespace: &str,
+        configure: impl FnOnce(&mut Context),
+    ) -> Self {
         let metrics = Arc::new(Metrics::default());
-        let ctx = Arc::new(Context::new(
+        let mut ctx = Context::new(
             client,
             metrics.clone(),
             Some(namespace.to_string()),
             Some("test".into()),
-        ));
+        );
+        configure(&mut ctx);
+        let ctx = Arc::new(ctx);
         let (stop, rx) = tokio::sync::watch::channel(false);
         // One shutdown signal for the shared watches and both controllers.
         let shutdown = futures::FutureExt::shared(async move {

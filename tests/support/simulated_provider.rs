@@ -8,8 +8,13 @@
 //! - Outputs go to the connection secret (strings raw, other values as JSON) and non-sensitive
 //!   ones to `status.atProvider.outputs`.
 //! - AWS's rule is enforced: while one Fargate profile of a cluster is being created or
-//!   deleted, creating or deleting another fails with ResourceInUseException. Every such
-//!   rejection is recorded, so tests can prove the operator never caused one.
+//!   deleted, creating or deleting another (or deleting the same one) fails with
+//!   ResourceInUseException. Every Fargate profile operation is recorded per cluster, with its
+//!   start and end, whichever Workspace runs it: an additional profile's Workspace, or the EKS
+//!   cluster's Workspace creating and deleting the default profiles of its `fargate_profiles`
+//!   variable. A refused operation is recorded too, so [`Observations::overlaps`] lists it
+//!   and a test can prove that the operator never caused one. The simulator never queues an
+//!   operation behind another Workspace's: that would hide the overlap it is there to see.
 //! - Failures are injected per Workspace with the annotation [`FAIL_ANNOTATION`].
 
 use std::collections::{BTreeMap, HashMap};
@@ -50,27 +55,240 @@ fn desired_state(ws: &Workspace) -> Option<u64> {
 pub const FAIL_ANNOTATION: &str = "simulated.capt-fargate.io/fail";
 const FINALIZER: &str = "finalizer.managedresource.crossplane.io";
 
-/// A Fargate profile operation in progress on a cluster.
+/// What a Fargate profile operation does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperationKind {
+    /// `CreateFargateProfile`.
+    Create,
+    /// `DeleteFargateProfile`.
+    Delete,
+}
+
+/// One Fargate profile create or delete that a Workspace asked AWS for.
 #[derive(Clone, Debug)]
-struct Operation {
-    workspace: String,
-    deleting: bool,
-    started: Instant,
+pub struct FargateOperation {
+    /// EKS cluster name, from the Workspace's `cluster_name` variable.
+    pub cluster: String,
+    /// The Fargate profile's name.
+    pub profile: String,
+    /// Create or delete.
+    pub kind: OperationKind,
+    /// Whether it is a default profile (run by the EKS cluster's Workspace).
+    pub default_profile: bool,
+    /// The Workspace that ran it.
+    pub workspace: String,
+    workspace_uid: String,
+    /// When AWS accepted (or refused) it.
+    pub started: Instant,
+    /// When it ends or ended; equal to `started` for a refused operation.
+    pub ended: Instant,
+    /// Set when AWS refused it with ResourceInUseException: the operation that was in flight.
+    pub refused_because: Option<String>,
+}
+
+impl FargateOperation {
+    fn in_flight(&self, now: Instant) -> bool {
+        self.refused_because.is_none() && self.ended > now
+    }
+
+    fn describe(&self, epoch: Instant) -> String {
+        let kind = match self.kind {
+            OperationKind::Create => "create",
+            OperationKind::Delete => "delete",
+        };
+        let which = if self.default_profile {
+            "default profile"
+        } else {
+            "profile"
+        };
+        let at = |t: Instant| t.saturating_duration_since(epoch).as_secs_f64();
+        let when = match &self.refused_because {
+            Some(_) => format!("at {:.3}s, refused", at(self.started)),
+            None => format!("{:.3}s-{:.3}s", at(self.started), at(self.ended)),
+        };
+        format!(
+            "{kind} of {which} {} by Workspace {} ({when})",
+            self.profile, self.workspace
+        )
+    }
+
+    /// Whether the two operations were in progress on one cluster at the same moment (a
+    /// refused one at the moment it was refused).
+    fn overlaps(&self, other: &FargateOperation) -> bool {
+        if self.cluster != other.cluster {
+            return false;
+        }
+        let (lo, hi) = (self.started.max(other.started), self.ended.min(other.ended));
+        // A refused operation is a moment: it overlaps what was in flight at that moment.
+        let refused = self.refused_because.is_some() != other.refused_because.is_some();
+        lo < hi || (refused && lo == hi)
+    }
 }
 
 /// What the simulated provider saw and did.
-#[derive(Default)]
 pub struct Observations {
-    /// ResourceInUseException rejections: (cluster, rejected workspace, busy workspace).
-    pub rejections: Vec<(String, String, String)>,
     /// Successful applies per Workspace.
     pub applies: BTreeMap<String, u32>,
     /// Destroys per Workspace.
     pub destroys: BTreeMap<String, u32>,
-    /// Largest number of Fargate profile operations seen at once on one cluster.
-    pub max_concurrent: usize,
     /// Workspaces in the order they were destroyed.
     pub destroy_order: Vec<String>,
+    /// Every Fargate profile operation, accepted or refused, in the order they were asked for.
+    pub operations: Vec<FargateOperation>,
+    /// The Fargate profiles each Workspace (by uid) holds in AWS, with their immutable
+    /// settings: what its next apply or destroy compares against.
+    held: HashMap<String, BTreeMap<String, Value>>,
+    /// When the provider started; operation times are shown relative to it.
+    epoch: Instant,
+}
+
+impl Default for Observations {
+    fn default() -> Self {
+        Observations {
+            applies: BTreeMap::new(),
+            destroys: BTreeMap::new(),
+            destroy_order: Vec::new(),
+            operations: Vec::new(),
+            held: HashMap::new(),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+/// The next step of a Workspace's Fargate profile operations.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// Its profiles are as the Workspace says.
+    Done,
+    /// An operation of its own runs for this long.
+    Wait(Duration),
+    /// AWS refused the next operation; Terraform's error summary.
+    Refused(String),
+}
+
+/// Who asks for Fargate profile operations.
+struct Asker<'a> {
+    cluster: &'a str,
+    workspace: &'a str,
+    uid: &'a str,
+    default_profiles: bool,
+}
+
+impl Observations {
+    /// Every pair of Fargate profile operations that were in progress on one cluster at the
+    /// same moment, described (AWS allows one at a time per cluster). Empty when the operator
+    /// kept to that rule.
+    pub fn overlaps(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for (i, a) in self.operations.iter().enumerate() {
+            for b in &self.operations[i + 1..] {
+                if a.overlaps(b) {
+                    found.push(format!(
+                        "cluster {}: {} overlaps {}",
+                        a.cluster,
+                        b.describe(self.epoch),
+                        a.describe(self.epoch)
+                    ));
+                }
+            }
+        }
+        found
+    }
+
+    /// The accepted operations as (kind, profile, default profile), in order.
+    pub fn accepted(&self) -> Vec<(OperationKind, String, bool)> {
+        self.operations
+            .iter()
+            .filter(|o| o.refused_because.is_none())
+            .map(|o| (o.kind, o.profile.clone(), o.default_profile))
+            .collect()
+    }
+
+    /// Takes the next step towards `desired` (profile name -> immutable settings) for the
+    /// Workspace `asker`, at `now`; each operation takes `delay`. Like Terraform with the AWS
+    /// provider (which serialises the Fargate profile operations of one cluster within a
+    /// run), a Workspace runs its own operations one after the other: deletes first, then
+    /// creates. Anything else in flight on the cluster makes AWS refuse, including the
+    /// Workspace's own create when it is being deleted.
+    fn step(
+        &mut self,
+        asker: &Asker,
+        desired: &BTreeMap<String, Value>,
+        deleting: bool,
+        delay: Duration,
+        now: Instant,
+    ) -> Step {
+        loop {
+            let own = self
+                .operations
+                .iter()
+                .find(|o| o.workspace_uid == asker.uid && o.in_flight(now));
+            if let Some(own) = own
+                && !(deleting && own.kind == OperationKind::Create)
+            {
+                return Step::Wait(own.ended - now);
+            }
+            let held = self.held.entry(asker.uid.to_string()).or_default();
+            let next = held
+                .iter()
+                .find(|(name, settings)| desired.get(*name) != Some(*settings))
+                .map(|(name, _)| (OperationKind::Delete, name.clone()))
+                .or_else(|| {
+                    desired
+                        .keys()
+                        .find(|name| !held.contains_key(*name))
+                        .map(|name| (OperationKind::Create, name.clone()))
+                });
+            let Some((kind, profile)) = next else {
+                return Step::Done;
+            };
+            let mut op = FargateOperation {
+                cluster: asker.cluster.to_string(),
+                profile: profile.clone(),
+                kind,
+                default_profile: asker.default_profiles,
+                workspace: asker.workspace.to_string(),
+                workspace_uid: asker.uid.to_string(),
+                started: now,
+                ended: now + delay,
+                refused_because: None,
+            };
+            let busy = self
+                .operations
+                .iter()
+                .find(|o| o.cluster == asker.cluster && o.in_flight(now));
+            if let Some(busy) = busy {
+                let verb = match kind {
+                    OperationKind::Create => "create",
+                    OperationKind::Delete => "delete",
+                };
+                let status = match busy.kind {
+                    OperationKind::Create => "CREATING",
+                    OperationKind::Delete => "DELETING",
+                };
+                let message = format!(
+                    "ResourceInUseException: Cannot {verb} Fargate Profile {profile} because cluster {} currently has Fargate profile {} in status {status}",
+                    asker.cluster, busy.profile
+                );
+                op.refused_because = Some(busy.describe(self.epoch));
+                op.ended = now;
+                self.operations.push(op);
+                return Step::Refused(message);
+            }
+            match kind {
+                OperationKind::Create => {
+                    held.insert(profile.clone(), desired[&profile].clone());
+                }
+                OperationKind::Delete => {
+                    held.remove(&profile);
+                }
+            }
+            self.operations.push(op);
+            if !delay.is_zero() {
+                return Step::Wait(delay);
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -85,7 +303,6 @@ struct Shared {
     /// Injected failures by Fargate profile name.
     failures: Arc<Mutex<HashMap<String, String>>>,
     delay: Duration,
-    operations: Mutex<HashMap<String, Vec<Operation>>>,
     observations: Arc<Mutex<Observations>>,
 }
 
@@ -185,9 +402,23 @@ impl SimulatedProvider {
         }
     }
 
-    /// Rejections caused by concurrent Fargate profile operations.
+    /// Rejections caused by concurrent Fargate profile operations: (cluster, refused
+    /// Workspace, what was in flight).
     pub fn rejections(&self) -> Vec<(String, String, String)> {
-        self.observations.lock().unwrap().rejections.clone()
+        let obs = self.observations.lock().unwrap();
+        obs.operations
+            .iter()
+            .filter_map(|o| {
+                let busy = o.refused_because.clone()?;
+                Some((o.cluster.clone(), o.workspace.clone(), busy))
+            })
+            .collect()
+    }
+
+    /// Pairs of Fargate profile operations that overlapped on one cluster, described (see
+    /// [`Observations::overlaps`]).
+    pub fn overlaps(&self) -> Vec<String> {
+        self.observations.lock().unwrap().overlaps()
     }
 }
 
@@ -214,7 +445,6 @@ async fn serve(
         client: client.clone(),
         failures,
         delay,
-        operations: Mutex::default(),
         observations,
     });
     let selector = format!(
@@ -499,42 +729,53 @@ impl Shared {
             .clone()
     }
 
-    /// Starts or continues a Fargate profile operation; Err(busy workspace) when AWS would
-    /// refuse it.
-    fn begin(&self, cluster: &str, workspace: &str, deleting: bool) -> Result<Operation, String> {
-        let mut ops = self.operations.lock().unwrap();
-        let list = ops.entry(cluster.to_string()).or_default();
-        if let Some(op) = list
-            .iter()
-            .find(|o| o.workspace == workspace && o.deleting == deleting)
-        {
-            return Ok(op.clone());
+    /// The Fargate profiles the Workspace stands for (name -> the settings AWS cannot change),
+    /// None if it manages none: an additional profile's Workspace (its `profile_name`), or the
+    /// EKS cluster's (the default profiles of its `fargate_profiles` variable).
+    fn profiles_of(ws: &Workspace, module: &Module) -> Option<(bool, BTreeMap<String, Value>)> {
+        let varmap = ws.spec.for_provider.varmap.clone().unwrap_or_default();
+        if module.fargate_profile {
+            let name = string_input(ws, "profile_name").unwrap_or_default();
+            let settings = json!({ "selectors": varmap.get("selectors"), "subnet_ids": varmap.get("subnet_ids") });
+            return Some((false, BTreeMap::from([(name, settings)])));
         }
-        if let Some(busy) = list.iter().find(|o| o.workspace != workspace) {
-            let busy = busy.workspace.clone();
-            self.observations.lock().unwrap().rejections.push((
-                cluster.into(),
-                workspace.into(),
-                busy.clone(),
-            ));
-            return Err(busy);
+        if module.variables.contains_key("fargate_profiles") {
+            let profiles = varmap
+                .get("fargate_profiles")
+                .and_then(Value::as_object)
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            return Some((true, profiles));
         }
-        list.retain(|o| o.workspace != workspace);
-        let op = Operation {
-            workspace: workspace.into(),
-            deleting,
-            started: Instant::now(),
-        };
-        list.push(op.clone());
-        let mut obs = self.observations.lock().unwrap();
-        obs.max_concurrent = obs.max_concurrent.max(list.len());
-        Ok(op)
+        None
     }
 
-    fn finish(&self, cluster: &str, workspace: &str) {
-        if let Some(list) = self.operations.lock().unwrap().get_mut(cluster) {
-            list.retain(|o| o.workspace != workspace);
+    /// The next step of the Workspace's Fargate profile operations (see [`Observations::step`]).
+    fn step(&self, ws: &Workspace, module: &Module, deleting: bool) -> Step {
+        let Some((default_profiles, mut desired)) = Self::profiles_of(ws, module) else {
+            return Step::Done;
+        };
+        if deleting {
+            desired.clear();
         }
+        let (cluster, workspace) = (
+            string_input(ws, "cluster_name").unwrap_or_default(),
+            ws.name_any(),
+        );
+        let uid = ws.uid().unwrap_or_default();
+        let asker = Asker {
+            cluster: &cluster,
+            workspace: &workspace,
+            uid: &uid,
+            default_profiles,
+        };
+        self.observations.lock().unwrap().step(
+            &asker,
+            &desired,
+            deleting,
+            self.delay,
+            Instant::now(),
+        )
     }
 }
 
@@ -546,7 +787,6 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         Ok(m) => m,
         Err(e) => return fail(&api, &ws, &terraform_error("observe", e)).await,
     };
-    let cluster = string_input(&ws, "cluster_name").unwrap_or_default();
     let injected = ws.annotations().get(FAIL_ANNOTATION).cloned().or_else(|| {
         let profile = string_input(&ws, "profile_name")?;
         shared.failures.lock().unwrap().get(&profile).cloned()
@@ -559,30 +799,34 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         if let Some(message) = injected {
             return fail(&api, &ws, &terraform_error("delete", &message)).await;
         }
-        let mut remaining = Duration::ZERO;
-        if module.fargate_profile {
-            match shared.begin(&cluster, &name, true) {
-                Err(busy) => {
-                    let msg = format!(
-                        "ResourceInUseException: Cannot delete Fargate Profile {name} because cluster {cluster} currently has Fargate profile {busy} in status CREATING"
-                    );
-                    return fail(&api, &ws, &terraform_error("delete", &msg)).await;
-                }
-                Ok(op) => remaining = shared.delay.saturating_sub(op.started.elapsed()),
+        match shared.step(&ws, module, true) {
+            Step::Refused(message) => {
+                return fail(&api, &ws, &terraform_error("delete", &message)).await;
             }
-        }
-        if !remaining.is_zero() {
-            let deleting = condition(READY, false, "Deleting", "", ws.metadata.generation, &ws);
-            let synced = condition(
-                "Synced",
-                true,
-                "ReconcileSuccess",
-                "",
-                ws.metadata.generation,
-                &ws,
-            );
-            patch_status(&api, &ws, json!({ "conditions": [deleting, synced] })).await?;
-            return Ok(Action::requeue(remaining));
+            Step::Wait(remaining) => {
+                let conditions = ws
+                    .status
+                    .as_ref()
+                    .map(|s| s.conditions.as_slice())
+                    .unwrap_or_default();
+                let shown = find(conditions, READY).is_some_and(|c| c.reason == "Deleting")
+                    && find(conditions, "Synced").is_some_and(|c| c.is_true());
+                if !shown {
+                    let deleting =
+                        condition(READY, false, "Deleting", "", ws.metadata.generation, &ws);
+                    let synced = condition(
+                        "Synced",
+                        true,
+                        "ReconcileSuccess",
+                        "",
+                        ws.metadata.generation,
+                        &ws,
+                    );
+                    patch_status(&api, &ws, json!({ "conditions": [deleting, synced] })).await?;
+                }
+                return Ok(Action::requeue(remaining));
+            }
+            Step::Done => {}
         }
         // Destroyed: the connection secret goes with the managed resource.
         if let Some(r) = &ws.spec.write_connection_secret_to_ref {
@@ -597,8 +841,8 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
             .cloned()
             .collect();
         put_finalizers(&api, &ws, finalizers).await?;
-        shared.finish(&cluster, &name);
         let mut obs = shared.observations.lock().unwrap();
+        obs.held.remove(&ws.uid().unwrap_or_default());
         *obs.destroys.entry(name.clone()).or_default() += 1;
         obs.destroy_order.push(name);
         return Ok(Action::await_change());
@@ -611,7 +855,6 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         return Ok(Action::await_change());
     }
     if let Some(message) = injected {
-        shared.finish(&cluster, &name);
         return fail(&api, &ws, &terraform_error("create", &message)).await;
     }
     let provided = match provided_inputs(&shared, &ws).await {
@@ -646,32 +889,30 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         .as_ref()
         .and_then(|s| s.at_provider.as_ref())
         .is_none();
-    let mut remaining = Duration::ZERO;
-    if module.fargate_profile && first_apply {
-        match shared.begin(&cluster, &name, false) {
-            Err(busy) => {
-                let msg = format!(
-                    "ResourceInUseException: Cannot create Fargate Profile {name} because cluster {cluster} currently has Fargate profile {busy} in status CREATING"
-                );
-                return fail(&api, &ws, &terraform_error("create", &msg)).await;
+    match shared.step(&ws, module, false) {
+        Step::Refused(message) => {
+            return fail(&api, &ws, &terraform_error("create", &message)).await;
+        }
+        // Like provider-terraform, which reports the result when the apply ends, only a
+        // first apply shows that it is running.
+        Step::Wait(remaining) => {
+            let creating = condition(READY, false, "Creating", "", ws.metadata.generation, &ws);
+            let synced = condition(
+                "Synced",
+                true,
+                "ReconcileSuccess",
+                "",
+                ws.metadata.generation,
+                &ws,
+            );
+            let shown = find(conditions, READY).is_some_and(|c| c.reason == "Creating")
+                && find(conditions, "Synced").is_some_and(|c| c.is_true());
+            if first_apply && !shown {
+                patch_status(&api, &ws, json!({ "conditions": [creating, synced] })).await?;
             }
-            Ok(op) => remaining = shared.delay.saturating_sub(op.started.elapsed()),
+            return Ok(Action::requeue(remaining));
         }
-    }
-    if !remaining.is_zero() {
-        let creating = condition(READY, false, "Creating", "", ws.metadata.generation, &ws);
-        let synced = condition(
-            "Synced",
-            true,
-            "ReconcileSuccess",
-            "",
-            ws.metadata.generation,
-            &ws,
-        );
-        if find(conditions, READY).is_none_or(|c| c.reason != "Creating") {
-            patch_status(&api, &ws, json!({ "conditions": [creating, synced] })).await?;
-        }
-        return Ok(Action::requeue(remaining));
+        Step::Done => {}
     }
 
     // Applied: publish outputs, then report Available.
@@ -723,7 +964,6 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         &ws,
     );
     patch_status(&api, &ws, json!({ "atProvider": { "outputs": public, "checksum": "sim" }, "conditions": [ready, synced] })).await?;
-    shared.finish(&cluster, &name);
     *shared
         .observations
         .lock()
@@ -732,4 +972,209 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         .entry(name)
         .or_default() += 1;
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DELAY: Duration = Duration::from_millis(300);
+
+    fn asker<'a>(workspace: &'a str, default_profiles: bool) -> Asker<'a> {
+        Asker {
+            cluster: "demo-cluster",
+            workspace,
+            uid: workspace,
+            default_profiles,
+        }
+    }
+
+    fn profiles(names: &[&str]) -> BTreeMap<String, Value> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), json!({ "selectors": [{ "namespace": n }] })))
+            .collect()
+    }
+
+    #[test]
+    fn operations_one_after_the_other_do_not_overlap() {
+        let mut obs = Observations::default();
+        let t0 = obs.epoch;
+        let eks = asker("eks", true);
+        let defaults = profiles(&["kube-system", "karpenter"]);
+        assert_eq!(
+            obs.step(&eks, &defaults, false, DELAY, t0),
+            Step::Wait(DELAY)
+        );
+        // Its second default profile waits for its first, as the AWS provider's lock does.
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(
+            obs.step(&eks, &defaults, false, DELAY, t1),
+            Step::Wait(Duration::from_millis(200))
+        );
+        let t2 = t0 + DELAY;
+        assert_eq!(
+            obs.step(&eks, &defaults, false, DELAY, t2),
+            Step::Wait(DELAY)
+        );
+        let t3 = t2 + DELAY;
+        assert_eq!(obs.step(&eks, &defaults, false, DELAY, t3), Step::Done);
+        let monitoring = asker("monitoring", false);
+        assert_eq!(
+            obs.step(&monitoring, &profiles(&["monitoring"]), false, DELAY, t3),
+            Step::Wait(DELAY)
+        );
+        let t4 = t3 + DELAY;
+        assert_eq!(
+            obs.step(&monitoring, &BTreeMap::new(), true, DELAY, t4),
+            Step::Wait(DELAY)
+        );
+        assert_eq!(obs.overlaps(), Vec::<String>::new());
+        use OperationKind::*;
+        assert_eq!(
+            obs.accepted(),
+            [
+                (Create, "karpenter".to_string(), true),
+                (Create, "kube-system".to_string(), true),
+                (Create, "monitoring".to_string(), false),
+                (Delete, "monitoring".to_string(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn two_workspaces_at_once_are_refused_and_recorded() {
+        let mut obs = Observations::default();
+        let t0 = obs.epoch;
+        obs.step(&asker("ws-a", false), &profiles(&["a"]), false, DELAY, t0);
+        let step = obs.step(
+            &asker("ws-b", false),
+            &profiles(&["b"]),
+            false,
+            DELAY,
+            t0 + Duration::from_millis(10),
+        );
+        assert_eq!(
+            step,
+            Step::Refused(
+                "ResourceInUseException: Cannot create Fargate Profile b because cluster demo-cluster currently has Fargate profile a in status CREATING".into()
+            )
+        );
+        let overlaps = obs.overlaps();
+        assert_eq!(overlaps.len(), 1, "{overlaps:?}");
+        assert!(
+            overlaps[0].contains("create of profile b by Workspace ws-b")
+                && overlaps[0].contains("create of profile a by Workspace ws-a"),
+            "{overlaps:?}"
+        );
+        // Another cluster is not affected.
+        let other = Asker {
+            cluster: "other",
+            ..asker("ws-c", false)
+        };
+        let step = obs.step(
+            &other,
+            &profiles(&["c"]),
+            false,
+            DELAY,
+            t0 + Duration::from_millis(20),
+        );
+        assert_eq!(step, Step::Wait(DELAY));
+        assert_eq!(obs.overlaps().len(), 1);
+    }
+
+    #[test]
+    fn a_profile_deleted_during_its_own_create_is_refused_and_recorded() {
+        let mut obs = Observations::default();
+        let t0 = obs.epoch;
+        let ws = asker("ws-a", false);
+        obs.step(&ws, &profiles(&["a"]), false, DELAY, t0);
+        let none = BTreeMap::new();
+        let step = obs.step(&ws, &none, true, DELAY, t0 + Duration::from_millis(50));
+        assert!(
+            matches!(step, Step::Refused(ref m) if m.contains("Cannot delete Fargate Profile a")),
+            "{step:?}"
+        );
+        let overlaps = obs.overlaps();
+        assert!(
+            overlaps.len() == 1
+                && overlaps[0].contains("delete of profile a")
+                && overlaps[0].contains("create of profile a"),
+            "{overlaps:?}"
+        );
+        // Once the create has ended, the delete goes ahead.
+        assert_eq!(
+            obs.step(&ws, &none, true, DELAY, t0 + DELAY),
+            Step::Wait(DELAY)
+        );
+    }
+
+    #[test]
+    fn default_profiles_changed_while_another_profile_is_created_are_refused_and_recorded() {
+        let mut obs = Observations::default();
+        let t0 = obs.epoch;
+        let eks = asker("eks", true);
+        obs.step(&eks, &profiles(&["kube-system"]), false, Duration::ZERO, t0);
+        obs.step(&asker("ws-a", false), &profiles(&["a"]), false, DELAY, t0);
+        let step = obs.step(
+            &eks,
+            &profiles(&["kube-system", "karpenter"]),
+            false,
+            DELAY,
+            t0 + Duration::from_millis(10),
+        );
+        assert!(matches!(step, Step::Refused(_)), "{step:?}");
+        let overlaps = obs.overlaps();
+        assert!(
+            overlaps.len() == 1 && overlaps[0].contains("create of default profile karpenter"),
+            "{overlaps:?}"
+        );
+        // A changed selector replaces the default profile: delete, then create.
+        let mut changed = profiles(&["kube-system"]);
+        changed.insert(
+            "kube-system".into(),
+            json!({ "selectors": [{ "namespace": "other" }] }),
+        );
+        let t1 = t0 + DELAY;
+        assert_eq!(
+            obs.step(&eks, &changed, false, DELAY, t1),
+            Step::Wait(DELAY)
+        );
+        assert_eq!(
+            obs.step(&eks, &changed, false, DELAY, t1 + DELAY),
+            Step::Wait(DELAY)
+        );
+        let last: Vec<_> = obs.accepted().into_iter().rev().take(2).collect();
+        assert_eq!(
+            last,
+            [
+                (OperationKind::Create, "kube-system".to_string(), true),
+                (OperationKind::Delete, "kube-system".to_string(), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn operations_that_take_no_time_never_overlap() {
+        let mut obs = Observations::default();
+        let t0 = obs.epoch;
+        let eks = asker("eks", true);
+        let defaults = profiles(&["kube-system", "karpenter"]);
+        assert_eq!(
+            obs.step(&eks, &defaults, false, Duration::ZERO, t0),
+            Step::Done
+        );
+        assert_eq!(
+            obs.step(
+                &asker("ws-a", false),
+                &profiles(&["a"]),
+                false,
+                Duration::ZERO,
+                t0
+            ),
+            Step::Done
+        );
+        assert_eq!(obs.accepted().len(), 3);
+        assert!(obs.overlaps().is_empty(), "{:?}", obs.overlaps());
+    }
 }
