@@ -461,16 +461,13 @@ async fn teardown_goes_in_reverse_spec_order_and_explains_a_failing_destroy() {
         .unwrap()
         .destroy_order
         .clone();
-    let expected =
-        ["web", "analytics", "batch-jobs", "monitoring"].map(|p| names::profile_apply_name(CP, p));
-    assert_eq!(order.len(), 5, "{order:?}");
-    for (destroyed, apply) in order.iter().zip(&expected) {
-        assert!(destroyed.starts_with(apply.as_str()), "{order:?}");
-    }
-    assert!(
-        order[4].starts_with(&names::eks_apply_name(CP)),
-        "{order:?}"
-    );
+    let ws = |apply: String| names::workspace_name(&env.ns.name, &apply);
+    let mut expected: Vec<String> = ["web", "analytics", "batch-jobs", "monitoring"]
+        .into_iter()
+        .map(|p| ws(names::profile_apply_name(CP, p)))
+        .collect();
+    expected.push(ws(names::eks_apply_name(CP)));
+    assert_eq!(order, expected, "reverse spec order, then the cluster");
     assert!(env.provider.rejections().is_empty());
     env.stop().await;
 }
@@ -547,24 +544,20 @@ async fn deleting_mid_rollout_waits_for_the_create_in_flight() {
     );
     assert!(env.workspaces().await.is_empty(), "no Workspace left");
     let obs = env.provider.observations.lock().unwrap();
-    let created: Vec<&String> = obs
-        .applies
-        .keys()
-        .filter(|w| w.starts_with(&monitoring))
-        .collect();
+    let ws = |apply: String| names::workspace_name(&env.ns.name, &apply);
     assert_eq!(
-        created.len(),
-        1,
-        "monitoring's create finished first: {:?}",
+        obs.applies.get(&ws(monitoring.clone())),
+        Some(&1),
+        "monitoring's create finished before its destroy: {:?}",
         obs.applies
     );
-    assert_eq!(obs.destroy_order.len(), 2, "{:?}", obs.destroy_order);
-    assert!(obs.destroy_order[0].starts_with(&monitoring));
-    assert!(obs.destroy_order[1].starts_with(&names::eks_apply_name(CP)));
+    assert_eq!(
+        obs.destroy_order,
+        [ws(monitoring.clone()), ws(names::eks_apply_name(CP))]
+    );
     assert!(
         !obs.applies
-            .keys()
-            .any(|w| w.starts_with(&names::profile_apply_name(CP, "batch-jobs"))),
+            .contains_key(&ws(names::profile_apply_name(CP, "batch-jobs"))),
         "batch-jobs was never created"
     );
     assert!(obs.rejections.is_empty(), "{:?}", obs.rejections);
