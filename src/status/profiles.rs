@@ -701,9 +701,10 @@ pub fn teardown(
                 &o.apply_name,
                 FargateProfilePhase::Creating,
                 Some(reason::CREATING),
-                Some(format!(
+Some(
                     "the control plane is being deleted; waiting for this profile's create to finish before deleting anything (one Fargate profile operation per cluster at a time)"
-                )),
+                        .to_string(),
+                ),
             ),
             _ if current == Some(o.apply_name.as_str()) => deleting_status(
                 &o.profile,

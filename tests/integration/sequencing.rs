@@ -543,24 +543,25 @@ async fn deleting_mid_rollout_waits_for_the_create_in_flight() {
         "no apply left"
     );
     assert!(env.workspaces().await.is_empty(), "no Workspace left");
-    let obs = env.provider.observations.lock().unwrap();
-    let ws = |apply: String| names::workspace_name(&env.ns.name, &apply);
-    assert_eq!(
-        obs.applies.get(&ws(monitoring.clone())),
-        Some(&1),
-        "monitoring's create finished before its destroy: {:?}",
-        obs.applies
-    );
-    assert_eq!(
-        obs.destroy_order,
-        [ws(monitoring.clone()), ws(names::eks_apply_name(CP))]
-    );
-    assert!(
-        !obs.applies
-            .contains_key(&ws(names::profile_apply_name(CP, "batch-jobs"))),
-        "batch-jobs was never created"
-    );
-    assert!(obs.rejections.is_empty(), "{:?}", obs.rejections);
-    drop(obs);
+    {
+        let obs = env.provider.observations.lock().unwrap();
+        let ws = |apply: String| names::workspace_name(&env.ns.name, &apply);
+        assert_eq!(
+            obs.applies.get(&ws(monitoring.clone())),
+            Some(&1),
+            "monitoring's create finished before its destroy: {:?}",
+            obs.applies
+        );
+        assert_eq!(
+            obs.destroy_order,
+            [ws(monitoring.clone()), ws(names::eks_apply_name(CP))]
+        );
+        assert!(
+            !obs.applies
+                .contains_key(&ws(names::profile_apply_name(CP, "batch-jobs"))),
+            "batch-jobs was never created"
+        );
+        assert!(obs.rejections.is_empty(), "{:?}", obs.rejections);
+    }
     env.stop().await;
 }
