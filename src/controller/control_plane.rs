@@ -31,10 +31,12 @@ use crate::api::{
 use crate::error::{Error, Result};
 use crate::names::{self, CONTROL_PLANE_FINALIZER, FIELD_MANAGER};
 use crate::render::{self, eks, fargate};
-use crate::status::apply::{ChildState, child_state};
+use crate::status::apply::{ChildState, child_state, transient_until};
 use crate::status::conditions::{Desired, merge};
-use crate::status::profiles::{self, ClusterGate, DesiredProfile, ObservedProfile, Teardown};
-use crate::status::{events, pacing};
+use crate::status::profiles::{
+    self, ClusterGate, Defaults, DesiredProfile, ObservedProfile, Teardown,
+};
+use crate::status::{events, failure, pacing};
 
 const CONTROLLER: &str = "controlplane";
 /// Safety-net resync; all progress is driven by watches.
@@ -212,12 +214,17 @@ async fn cluster_gate(
             } else {
                 format!(" ({message})")
             };
-            return Ok(ClusterGate::Waiting(format!(
-                "waiting for the EKS cluster workspace {eks_apply} to be ready{detail}"
-            )));
+            let message =
+                format!("waiting for the EKS cluster workspace {eks_apply} to be ready{detail}");
+            // While it applies it may create or delete default profiles: nothing else starts.
+            return Ok(if eks_state.in_flight() {
+                ClusterGate::Applying(message)
+            } else {
+                ClusterGate::Waiting(message)
+            });
         }
-        ChildState::Deleting => {
-            return Ok(ClusterGate::Waiting(format!(
+        ChildState::Deleting(_) => {
+            return Ok(ClusterGate::Applying(format!(
                 "the EKS cluster workspace {eks_apply} is being deleted"
             )));
         }
@@ -258,13 +265,26 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
     let ns = render::namespace(cp);
     let applies: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &ns);
 
+    // The profile applies first: a change of the EKS cluster workspace waits while one of
+    // them has a Fargate operation in flight (`profiles::eks_change_held_by`).
+    let existing = owned_profile_applies(cp, &state.applies);
+    let observed: Vec<ObservedProfile> = existing.iter().map(|a| observed(a)).collect();
+
     // 1. The EKS cluster, with the default profiles inside its workspace.
     let eks_desired = eks::render(cp);
     let eks_name = eks_desired.name_any();
     let mut eks_existing = state.applies.get_named(Some(&ns), &eks_name);
-    if eks_existing
-        .as_ref()
-        .is_none_or(|e| e.metadata.deletion_timestamp.is_none())
+    let mut held_by = None;
+    if let Some(e) = eks_existing.as_deref()
+        && e.metadata.deletion_timestamp.is_none()
+        && !state.applies.holds(e, &eks_desired)
+    {
+        held_by = profiles::eks_change_held_by(&observed);
+    }
+    if held_by.is_none()
+        && eks_existing
+            .as_ref()
+            .is_none_or(|e| e.metadata.deletion_timestamp.is_none())
         && let Some(written) = write_if_changed(
             &applies,
             &state.applies,
@@ -308,8 +328,6 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
             hash: fargate::immutable_hash(cp, p),
         })
         .collect();
-    let existing = owned_profile_applies(cp, &state.applies);
-    let observed: Vec<ObservedProfile> = existing.iter().map(|a| observed(a)).collect();
     // The secrets only matter when a profile is about to be created, so they are checked then.
     let mut gate = match eks_state {
         ChildState::Ready => ClusterGate::Open,
@@ -331,8 +349,9 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
             }
         }
         info!(control_plane = %cp.name_any(), apply = %victim, "deleting Fargate profile apply");
-        ctx.event(
+        ctx.event_about(
             cp,
+            Some(apply_reference(cp, victim)),
             EventType::Normal,
             "DeletingFargateProfile",
             format!("deleting WorkspaceTemplateApply {victim}"),
@@ -363,44 +382,107 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
     }
 
     // 3. Status.
-    let mut statuses: Vec<FargateProfileStatus> = cp
+    let spec_defaults: Vec<&str> = cp
         .spec
         .default_fargate_profiles
         .iter()
-        .map(|d| profiles::default_profile_status(d.name(), &eks_name, &eks_state))
+        .map(|d| d.name())
         .collect();
+    let in_apply = eks_existing
+        .as_deref()
+        .map(default_profiles_in)
+        .unwrap_or_default();
+    let old = cp.status.clone().unwrap_or_default();
+    let mut statuses = profiles::default_statuses(&Defaults {
+        spec: &spec_defaults,
+        in_apply: &in_apply,
+        eks_apply: &eks_name,
+        eks: &eks_state,
+        held_by,
+        old: &old.fargate_profiles,
+    });
     statuses.extend(plan.statuses);
     ctx.metrics
         .set_profiles(format!("{ns}/{}", cp.name_any()), &statuses);
-    let deferred = write_status(cp, state, eks_existing.as_deref(), &eks_state, statuses).await?;
-    Ok(Action::requeue(deferred.unwrap_or(RESYNC)))
+    let ready = control_plane_condition(&eks_name, &eks_state, held_by);
+    let deferred = write_status(
+        cp,
+        state,
+        eks_existing.as_deref(),
+        &eks_state,
+        ready,
+        statuses,
+    )
+    .await?;
+    // A transient error that lasts becomes a failure at a time no watch event marks.
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let retry_check = eks_existing
+        .iter()
+        .chain(&existing)
+        .filter_map(|a| transient_until(a))
+        .filter_map(|until| now.duration_until(until).try_into().ok())
+        .map(|wait: Duration| wait + Duration::from_secs(1))
+        .min();
+    let next = [deferred, retry_check].into_iter().flatten().min();
+    Ok(Action::requeue(next.unwrap_or(RESYNC)))
+}
+
+/// The default profile names in an EKS apply's Terraform input (`fargate_profiles`).
+fn default_profiles_in(apply: &WorkspaceTemplateApply) -> Vec<String> {
+    apply
+        .spec
+        .terraform_variables
+        .as_ref()
+        .and_then(|v| v.get("fargate_profiles"))
+        .and_then(|v| v.as_object())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// The control plane's own readiness, which follows the EKS cluster workspace only: a Fargate
 /// profile failure is reported by the FargateProfile conditions and never marks the control
 /// plane failed (CAPI treats control plane failures as terminal).
-fn control_plane_condition(eks_state: &ChildState) -> (Desired, ControlPlanePhase) {
+/// A change of the EKS workspace held by a profile operation (`held_by`) is said in its message.
+fn control_plane_condition(
+    eks_apply: &str,
+    eks_state: &ChildState,
+    held_by: Option<&str>,
+) -> (Desired, ControlPlanePhase) {
     match eks_state {
-        ChildState::Ready => (
-            Desired::new(READY, true, "Ready", "control plane is ready"),
-            ControlPlanePhase::Ready,
-        ),
+        ChildState::Ready => {
+            let message = match held_by {
+                Some(profile) => format!(
+                    "control plane is ready; the change of the EKS cluster workspace {eks_apply} waits for Fargate profile {profile} (one Fargate profile operation per cluster at a time)"
+                ),
+                None => "control plane is ready".to_string(),
+            };
+            (
+                Desired::new(READY, true, "Ready", message),
+                ControlPlanePhase::Ready,
+            )
+        }
         ChildState::Failed { message, .. } => (
             Desired::new(READY, false, "WorkspaceError", message.clone()),
             ControlPlanePhase::Failed,
         ),
-        ChildState::Creating { message, .. } => {
+        ChildState::Creating { reason, message } => {
             let message = if message.is_empty() {
                 "control plane is being created".to_string()
             } else {
                 message.clone()
             };
+            // A retried transient error keeps its reason; it is not a failure.
+            let reason = if reason == failure::TRANSIENT_ERROR {
+                failure::TRANSIENT_ERROR
+            } else {
+                "Creating"
+            };
             (
-                Desired::new(READY, false, "Creating", message),
+                Desired::new(READY, false, reason, message),
                 ControlPlanePhase::Creating,
             )
         }
-        ChildState::Deleting => (
+        ChildState::Deleting(_) => (
             Desired::new(READY, false, "Deleting", "control plane is being deleted"),
             ControlPlanePhase::Creating,
         ),
@@ -412,10 +494,10 @@ async fn write_status(
     state: &State,
     eks_apply: Option<&WorkspaceTemplateApply>,
     eks_state: &ChildState,
+    (ready_condition, phase): (Desired, ControlPlanePhase),
     statuses: Vec<FargateProfileStatus>,
 ) -> Result<Option<Duration>> {
     let old = cp.status.clone().unwrap_or_default();
-    let (ready_condition, phase) = control_plane_condition(eks_state);
     let mut desired = profiles::conditions(&statuses);
     desired.push(ready_condition);
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -529,7 +611,8 @@ fn apply_reference(cp: &CAPTControlPlane, name: &str) -> ObjectReference {
     }
 }
 
-/// Deletes the profiles one at a time, then the EKS cluster, and reports when all is gone.
+/// Deletes the profiles one at a time (reverse spec order, after every operation in flight),
+/// then the EKS cluster, keeping the status current meanwhile, and reports when all is gone.
 async fn teardown(cp: &CAPTControlPlane, state: &State) -> Result<Cleanup> {
     let ctx = &state.ctx;
     let ns = render::namespace(cp);
@@ -539,14 +622,45 @@ async fn teardown(cp: &CAPTControlPlane, state: &State) -> Result<Cleanup> {
     let eks_name = eks::apply_name(cp);
     let eks = state.applies.get_named(Some(&ns), &eks_name);
     let eks_state = eks.as_deref().map(child_state);
-    match profiles::teardown(&observed, eks_state.as_ref()) {
+    let spec: Vec<String> = cp
+        .spec
+        .additional_fargate_profiles
+        .iter()
+        .flatten()
+        .map(|p| p.name.clone())
+        .collect();
+    let defaults: Vec<&str> = cp
+        .spec
+        .default_fargate_profiles
+        .iter()
+        .map(|d| d.name())
+        .collect();
+    let plan = profiles::teardown(&spec, &observed, &defaults, &eks_name, eks_state.as_ref());
+    if plan.step == Teardown::Done {
+        return Ok(Cleanup::Done);
+    }
+    // The status says what teardown is doing and why it waits, so `kubectl describe` explains
+    // a deletion that does not finish.
+    let shown = eks_state.clone().unwrap_or(ChildState::Deleting(None));
+    let ready = control_plane_condition(&eks_name, &shown, None);
+    write_status(cp, state, eks.as_deref(), &shown, ready, plan.statuses).await?;
+    match plan.step {
         Teardown::DeleteProfile(name) => {
-            applies.delete(&name, &Default::default()).await?;
-            ctx.event(
+            match applies.delete(&name, &Default::default()).await {
+                Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                other => {
+                    other?;
+                }
+            }
+            info!(control_plane = %cp.name_any(), apply = %name, "deleting Fargate profile apply");
+            ctx.event_about(
                 cp,
+                Some(apply_reference(cp, &name)),
                 EventType::Normal,
                 "DeletingFargateProfile",
-                format!("deleting WorkspaceTemplateApply {name}"),
+                format!(
+                    "the control plane is being deleted; deleting WorkspaceTemplateApply {name}"
+                ),
             )
             .await;
             Ok(Cleanup::Waiting)
@@ -564,7 +678,8 @@ async fn teardown(cp: &CAPTControlPlane, state: &State) -> Result<Cleanup> {
             .await;
             Ok(Cleanup::Waiting)
         }
-        Teardown::WaitForProfile(_) | Teardown::WaitForCluster => Ok(Cleanup::Waiting),
-        Teardown::Done => Ok(Cleanup::Done),
+        Teardown::WaitForProfile(_) | Teardown::WaitForCluster | Teardown::Done => {
+            Ok(Cleanup::Waiting)
+        }
     }
 }

@@ -207,6 +207,12 @@ async fn reconcile(apply: Arc<WorkspaceTemplateApply>, state: Arc<State>) -> Res
         if cleanup(&apply, &state).await? == Cleanup::Done {
             remove_finalizer(&api, apply.as_ref(), APPLY_FINALIZER).await?;
             ctx.forget_events(apply.uid().as_deref());
+        } else if let Some(ws) =
+            workspace(&state, &workspace_name_of(&apply)).filter(|ws| owned_by(ws, &apply))
+        {
+            // The destroy's progress and errors reach the apply's status (and from there the
+            // control plane's), so a deletion that does not finish says why.
+            write_status(&apply, &state, Some(ws.as_ref()), Vec::new(), None).await?;
         }
         return Ok(Action::await_change());
     }

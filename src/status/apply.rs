@@ -7,7 +7,10 @@
 
 use kube::ResourceExt;
 
+use k8s_openapi::jiff::Timestamp;
+
 use super::conditions::Desired;
+use super::failure::{self, Verdict};
 use crate::api::conditions::{READY, SYNCED, XpCondition, find};
 use crate::api::{Workspace, WorkspaceTemplateApply};
 
@@ -76,7 +79,8 @@ pub fn mirror_workspace(workspace: &Workspace) -> Vec<Desired> {
 /// What an apply is doing, as the control plane sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChildState {
-    /// Being created or updated, or waiting for something it needs.
+    /// Being created or updated, or waiting for something it needs, or retrying a transient
+    /// error (reason [`failure::TRANSIENT_ERROR`]).
     Creating {
         /// Why it is not ready yet.
         reason: String,
@@ -85,22 +89,94 @@ pub enum ChildState {
     },
     /// Applied and ready.
     Ready,
-    /// Terraform or the apply controller reported an error.
+    /// Terraform or the apply controller reported an error that needs a person
+    /// (`status::failure`).
     Failed {
         /// Reason of the failing condition.
         reason: String,
         /// Its message.
         message: String,
     },
-    /// Being deleted.
-    Deleting,
+    /// Being deleted; with the error its destroy reported, if any.
+    Deleting(Option<DeleteError>),
 }
 
-/// The state of an apply from its status. Status written for an older generation means the
-/// apply controller has not caught up yet, so it is still in progress.
+/// The error a Workspace's destroy reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeleteError {
+    /// Reason of the failing condition.
+    pub reason: String,
+    /// Its message.
+    pub message: String,
+    /// Whether it needs a person (`status::failure`); otherwise it is being retried.
+    pub terminal: bool,
+}
+
+impl ChildState {
+    /// Whether a Terraform operation of this apply may be running: it is being applied,
+    /// retried or destroyed. Waiting for secrets or Workspaces, ready and failed are not.
+    pub fn in_flight(&self) -> bool {
+        match self {
+            ChildState::Creating { reason, .. } => !matches!(
+                reason.as_str(),
+                reason::WAITING_FOR_SECRETS | reason::WAITING_FOR_WORKSPACES
+            ),
+            ChildState::Deleting(_) => true,
+            ChildState::Ready | ChildState::Failed { .. } => false,
+        }
+    }
+}
+
+/// The apply's failing `Synced` condition, if its status is for the current generation.
+fn failing_synced(apply: &WorkspaceTemplateApply) -> Option<&XpCondition> {
+    let status = apply
+        .status
+        .as_ref()
+        .filter(|s| s.observed_generation == apply.metadata.generation)?;
+    find(&status.conditions, SYNCED).filter(|c| !c.is_true())
+}
+
+/// When the transient error an apply reports counts as terminal (see `status::failure`);
+/// None when it reports no transient error. The control plane looks again then.
+pub fn transient_until(apply: &WorkspaceTemplateApply) -> Option<Timestamp> {
+    let synced = failing_synced(apply)?;
+    let message = synced.message.as_deref().unwrap_or(&synced.reason);
+    match failure::verdict(
+        &synced.reason,
+        message,
+        Some(synced.last_transition_time.0),
+        synced.last_transition_time.0,
+    ) {
+        Verdict::Retrying { until } => Some(until),
+        Verdict::Terminal => None,
+    }
+}
+
+/// The state of an apply now; see [`child_state_at`].
 pub fn child_state(apply: &WorkspaceTemplateApply) -> ChildState {
+    child_state_at(apply, Timestamp::now())
+}
+
+/// The state of an apply at `now`. Status written for an older generation means the apply
+/// controller has not caught up yet, so it is still in progress. An error counts as a failure
+/// only when it needs a person at `now` (`status::failure`); a transient one is shown as
+/// creating, with its message.
+pub fn child_state_at(apply: &WorkspaceTemplateApply, now: Timestamp) -> ChildState {
+    let failing = failing_synced(apply).map(|synced| {
+        let message = synced
+            .message
+            .clone()
+            .unwrap_or_else(|| synced.reason.clone());
+        let since = Some(synced.last_transition_time.0);
+        let verdict = failure::verdict(&synced.reason, &message, since, now);
+        (synced.reason.clone(), message, verdict)
+    });
     if apply.metadata.deletion_timestamp.is_some() {
-        return ChildState::Deleting;
+        return ChildState::Deleting(failing.map(|(reason, message, verdict)| DeleteError {
+            reason,
+            message,
+            terminal: verdict == Verdict::Terminal,
+        }));
     }
     let Some(status) = apply
         .status
@@ -115,14 +191,19 @@ pub fn child_state(apply: &WorkspaceTemplateApply) -> ChildState {
             ),
         };
     };
-    if let Some(synced) = find(&status.conditions, SYNCED).filter(|c| !c.is_true()) {
-        return ChildState::Failed {
-            reason: synced.reason.clone(),
-            message: synced
-                .message
-                .clone()
-                .unwrap_or_else(|| synced.reason.clone()),
-        };
+    match failing {
+        Some((reason, message, Verdict::Terminal)) => {
+            return ChildState::Failed { reason, message };
+        }
+        Some((_, message, Verdict::Retrying { until })) => {
+            return ChildState::Creating {
+                reason: failure::TRANSIENT_ERROR.into(),
+                message: format!(
+                    "{message} (a transient error: provider-terraform retries it; it counts as failed if it lasts until {until})"
+                ),
+            };
+        }
+        None => {}
     }
     match find(&status.conditions, READY) {
         Some(ready) if ready.is_true() => ChildState::Ready,
@@ -264,6 +345,128 @@ mod tests {
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 k8s_openapi::jiff::Timestamp::now(),
             ));
-        assert_eq!(child_state(&deleting), ChildState::Deleting);
+        assert_eq!(child_state(&deleting), ChildState::Deleting(None));
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_transient_error_is_retried_until_the_limit() {
+        let throttled = apply(
+            1,
+            Some(1),
+            json!([
+                cond("Ready", "False", "Creating", "", 1),
+                cond(
+                    "Synced",
+                    "False",
+                    "ReconcileError",
+                    "ThrottlingException: Rate exceeded",
+                    1
+                )
+            ]),
+        );
+        let state = child_state_at(&throttled, at("2026-01-01T00:01:00Z"));
+        let ChildState::Creating { reason, message } = &state else {
+            panic!("{state:?}");
+        };
+        assert_eq!(reason, failure::TRANSIENT_ERROR);
+        assert!(
+            message.starts_with("ThrottlingException: Rate exceeded (a transient error"),
+            "{message}"
+        );
+        assert!(message.contains("2026-01-01T00:30:00Z"), "{message}");
+        assert!(state.in_flight());
+        assert_eq!(
+            transient_until(&throttled),
+            Some(at("2026-01-01T00:30:00Z"))
+        );
+        assert_eq!(
+            child_state_at(&throttled, at("2026-01-01T00:30:00Z")),
+            ChildState::Failed {
+                reason: "ReconcileError".into(),
+                message: "ThrottlingException: Rate exceeded".into()
+            },
+            "the same error past the limit needs a person"
+        );
+        let denied = apply(
+            1,
+            Some(1),
+            json!([cond(
+                "Synced",
+                "False",
+                "ReconcileError",
+                "AccessDeniedException",
+                1
+            )]),
+        );
+        assert!(matches!(
+            child_state_at(&denied, at("2026-01-01T00:00:01Z")),
+            ChildState::Failed { .. }
+        ));
+        assert_eq!(transient_until(&denied), None);
+    }
+
+    #[test]
+    fn a_failing_destroy_is_reported_while_deleting() {
+        let mut denied = apply(
+            2,
+            Some(2),
+            json!([cond(
+                "Synced",
+                "False",
+                "ReconcileError",
+                "delete failed: AccessDeniedException",
+                2
+            )]),
+        );
+        denied.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at("2026-01-01T00:00:00Z")),
+        );
+        assert_eq!(
+            child_state_at(&denied, at("2026-01-01T00:01:00Z")),
+            ChildState::Deleting(Some(DeleteError {
+                reason: "ReconcileError".into(),
+                message: "delete failed: AccessDeniedException".into(),
+                terminal: true
+            }))
+        );
+        let mut busy = denied.clone();
+        busy.status.as_mut().unwrap().conditions = serde_json::from_value(json!([cond(
+            "Synced",
+            "False",
+            "ReconcileError",
+            "ResourceInUseException",
+            2
+        )]))
+        .unwrap();
+        let ChildState::Deleting(Some(e)) = child_state_at(&busy, at("2026-01-01T00:01:00Z"))
+        else {
+            panic!("not deleting");
+        };
+        assert!(!e.terminal);
+    }
+
+    #[test]
+    fn what_is_in_flight() {
+        let creating = |reason: &str| ChildState::Creating {
+            reason: reason.into(),
+            message: String::new(),
+        };
+        assert!(creating(reason::CREATING).in_flight());
+        assert!(creating("Deleting").in_flight());
+        assert!(!creating(reason::WAITING_FOR_SECRETS).in_flight());
+        assert!(!creating(reason::WAITING_FOR_WORKSPACES).in_flight());
+        assert!(ChildState::Deleting(None).in_flight());
+        assert!(!ChildState::Ready.in_flight());
+        assert!(
+            !ChildState::Failed {
+                reason: "ReconcileError".into(),
+                message: "AccessDenied".into()
+            }
+            .in_flight()
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! becoming ready on its own is already in the status; announcing each would double the requests
 //! of a large rollout (measured by `tests/bench`) without telling anyone more.
 
-use super::profiles::same_profiles;
+use super::profiles::{reason, same_profiles};
 use crate::api::{FargateProfilePhase, FargateProfileStatus};
 
 /// Reason of the event published when every Fargate profile of a control plane is ready.
@@ -28,13 +28,30 @@ pub struct Notice {
 /// The events for a status that went from `old` to `new` profile statuses.
 pub fn notices(old: &[FargateProfileStatus], new: &[FargateProfileStatus]) -> Vec<Notice> {
     let mut out = Vec::new();
+    // A destroy that needs a person is announced as a warning, though the phase stays Deleting.
+    let delete_failed = |s: &FargateProfileStatus| {
+        s.phase == Some(FargateProfilePhase::Deleting)
+            && s.failure_reason.as_deref() == Some(reason::DELETE_FAILED)
+    };
     for s in new {
-        let before = old.iter().find(|o| o.name == s.name).and_then(|o| o.phase);
-        if before == s.phase {
+        let before = old
+            .iter()
+            .find(|o| o.name == s.name)
+            .map(|o| (o.phase, delete_failed(o)));
+        if before == Some((s.phase, delete_failed(s))) {
             continue;
         }
         let (warning, reason) = match s.phase {
             Some(FargateProfilePhase::Failed) => (true, "FargateProfileFailed"),
+            Some(FargateProfilePhase::Deleting) if delete_failed(s) => {
+                (true, "FargateProfileDeleteFailed")
+            }
+            // Deleting announced once, not again when its destroy recovers from a failure.
+            Some(FargateProfilePhase::Deleting)
+                if before.is_some_and(|(phase, _)| phase == s.phase) =>
+            {
+                continue;
+            }
             Some(FargateProfilePhase::Deleting) => (false, "FargateProfileDeleting"),
             _ => continue,
         };
@@ -147,6 +164,27 @@ mod tests {
         assert!(
             notices(&new, &new).is_empty(),
             "no repeat of the same phase"
+        );
+    }
+
+    #[test]
+    fn a_failing_destroy_is_a_warning_about_its_profile() {
+        let deleting = profile("b", Deleting);
+        let mut denied = profile("b", Deleting);
+        denied.failure_reason = Some(reason::DELETE_FAILED.into());
+        denied.failure_message = Some("AccessDeniedException".into());
+        let n = notices(
+            std::slice::from_ref(&deleting),
+            std::slice::from_ref(&denied),
+        );
+        assert_eq!(reasons(&n), ["FargateProfileDeleteFailed"]);
+        assert!(n[0].warning);
+        assert_eq!(n[0].apply.as_deref(), Some("cp-b"));
+        assert!(n[0].note.contains("AccessDeniedException"), "{}", n[0].note);
+        assert!(notices(std::slice::from_ref(&denied), std::slice::from_ref(&denied)).is_empty());
+        assert!(
+            notices(&[denied], &[deleting]).is_empty(),
+            "recovering is not a new deletion"
         );
     }
 

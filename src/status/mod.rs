@@ -4,5 +4,6 @@
 pub mod apply;
 pub mod conditions;
 pub mod events;
+pub mod failure;
 pub mod pacing;
 pub mod profiles;

@@ -9,12 +9,19 @@
 //! - profiles are created in spec order, and a failed profile stops the ones after it;
 //! - a profile removed from the spec, or whose immutable settings changed, is deleted first
 //!   (AWS cannot change a profile in place and names are unique per cluster, so a changed
-//!   profile is deleted, then created again under the same name).
+//!   profile is deleted, then created again under the same name);
+//! - the EKS cluster workspace counts as a Fargate operation too, since its Terraform apply
+//!   creates and deletes the default profiles: a change to it waits while a profile operation
+//!   is in flight ([`eks_change_held_by`]), and no profile is created or deleted while it
+//!   applies ([`ClusterGate::Applying`]);
+//! - teardown waits for every operation in flight, then deletes the profiles one at a time in
+//!   reverse spec order, then the EKS cluster ([`teardown`]).
 
 use std::collections::BTreeSet;
 
-use super::apply::ChildState;
+use super::apply::{ChildState, DeleteError};
 use super::conditions::Desired;
+use super::failure;
 use crate::api::{FargateProfilePhase, FargateProfileStatus};
 
 /// Condition types on the control plane.
@@ -43,6 +50,8 @@ pub mod reason {
     pub const CREATING: &str = "Creating";
     /// Being deleted.
     pub const DELETING: &str = "Deleting";
+    /// Its Terraform destroy failed with an error that needs a person.
+    pub const DELETE_FAILED: &str = "DeleteFailed";
 }
 
 /// One profile of the spec.
@@ -76,6 +85,9 @@ pub enum ClusterGate {
     Open,
     /// Not yet; the message says what is missing.
     Waiting(String),
+    /// The EKS cluster workspace is applying a change, which may create or delete default
+    /// profiles: no profile is created or deleted until it is done.
+    Applying(String),
     /// The EKS cluster failed.
     Failed(String),
 }
@@ -113,9 +125,9 @@ fn status(
 /// Decides the next step for the additional profiles.
 pub fn plan(desired: &[DesiredProfile], observed: &[ObservedProfile], gate: &ClusterGate) -> Plan {
     let current = |d: &DesiredProfile| {
-        observed
-            .iter()
-            .find(|o| o.profile == d.name && o.hash == d.hash && o.state != ChildState::Deleting)
+        observed.iter().find(|o| {
+            o.profile == d.name && o.hash == d.hash && !matches!(o.state, ChildState::Deleting(_))
+        })
     };
     let obsolete: Vec<&ObservedProfile> = observed
         .iter()
@@ -127,12 +139,23 @@ pub fn plan(desired: &[DesiredProfile], observed: &[ObservedProfile], gate: &Clu
         .collect();
     let mut busy: Option<String> = observed
         .iter()
-        .find(|o| matches!(o.state, ChildState::Creating { .. } | ChildState::Deleting))
+        .find(|o| {
+            matches!(
+                o.state,
+                ChildState::Creating { .. } | ChildState::Deleting(_)
+            )
+        })
         .map(|o| o.profile.clone());
 
     let mut plan = Plan::default();
+    // While the EKS cluster workspace applies, it may be creating or deleting default
+    // profiles: deletions wait like creations.
+    let eks_applying = matches!(gate, ClusterGate::Applying(_));
     if busy.is_none()
-        && let Some(victim) = obsolete.iter().find(|o| o.state != ChildState::Deleting)
+        && !eks_applying
+        && let Some(victim) = obsolete
+            .iter()
+            .find(|o| !matches!(o.state, ChildState::Deleting(_)))
     {
         plan.delete = Some(victim.apply_name.clone());
         busy = Some(victim.profile.clone());
@@ -153,17 +176,23 @@ pub fn plan(desired: &[DesiredProfile], observed: &[ObservedProfile], gate: &Clu
                         None,
                         None,
                     ),
-                    ChildState::Creating { message, .. } => {
+                    ChildState::Creating { reason, message } => {
                         blocked.get_or_insert((
                             reason::WAITING_FOR_PROFILE,
                             format!("waiting for profile {} to be created", d.name),
                         ));
                         let message = (!message.is_empty()).then(|| message.clone());
+                        // A retried transient error keeps its reason: not a failure, not silent.
+                        let reason = if reason == failure::TRANSIENT_ERROR {
+                            failure::TRANSIENT_ERROR
+                        } else {
+                            reason::CREATING
+                        };
                         status(
                             &d.name,
                             &d.apply_name,
                             FargateProfilePhase::Creating,
-                            Some(reason::CREATING),
+                            Some(reason),
                             message,
                         )
                     }
@@ -180,7 +209,7 @@ pub fn plan(desired: &[DesiredProfile], observed: &[ObservedProfile], gate: &Clu
                             Some(message.clone()),
                         )
                     }
-                    ChildState::Deleting => unreachable!("deleting applies are never current"),
+                    ChildState::Deleting(_) => unreachable!("deleting applies are never current"),
                 }
             }
             None if leaving.contains(d.name.as_str()) => {
@@ -210,7 +239,7 @@ pub fn plan(desired: &[DesiredProfile], observed: &[ObservedProfile], gate: &Clu
                             reason::CLUSTER_FAILED,
                             message.clone(),
                         ),
-                        ClusterGate::Waiting(message) => (
+                        ClusterGate::Waiting(message) | ClusterGate::Applying(message) => (
                             FargateProfilePhase::Pending,
                             reason::WAITING_FOR_CLUSTER,
                             message.clone(),
@@ -246,19 +275,184 @@ pub fn plan(desired: &[DesiredProfile], observed: &[ObservedProfile], gate: &Clu
         .iter()
         .filter(|o| !desired.iter().any(|d| d.name == o.profile))
     {
-        let message = format!(
-            "removed from the spec; deleting WorkspaceTemplateApply {}",
-            o.apply_name
-        );
-        plan.statuses.push(status(
+        let message = match (&o.state, gate) {
+            (ChildState::Deleting(_), _) => format!(
+                "removed from the spec; deleting WorkspaceTemplateApply {}",
+                o.apply_name
+            ),
+            (_, ClusterGate::Applying(why)) => format!(
+                "removed from the spec; its deletion waits until the EKS cluster workspace has applied its change ({why})"
+            ),
+            _ => format!(
+                "removed from the spec; deleting WorkspaceTemplateApply {}",
+                o.apply_name
+            ),
+        };
+        plan.statuses.push(deleting_status(
             &o.profile,
             &o.apply_name,
-            FargateProfilePhase::Deleting,
-            Some(reason::DELETING),
-            Some(message),
+            &o.state,
+            message,
         ));
     }
     plan
+}
+
+/// A profile being deleted, with the error of its destroy if there is one: an error that needs
+/// a person gives the reason [`reason::DELETE_FAILED`] (which counts as a failure in the
+/// conditions), a transient one is shown while it is retried.
+fn deleting_status(
+    name: &str,
+    apply: &str,
+    state: &ChildState,
+    message: String,
+) -> FargateProfileStatus {
+    match state {
+        ChildState::Deleting(Some(DeleteError {
+            message: error,
+            terminal: true,
+            ..
+        })) => status(
+            name,
+            apply,
+            FargateProfilePhase::Deleting,
+            Some(reason::DELETE_FAILED),
+            Some(format!(
+                "deleting WorkspaceTemplateApply {apply} failed: {error}"
+            )),
+        ),
+        ChildState::Deleting(Some(DeleteError { message: error, .. })) => status(
+            name,
+            apply,
+            FargateProfilePhase::Deleting,
+            Some(reason::DELETING),
+            Some(format!(
+                "deleting WorkspaceTemplateApply {apply}; provider-terraform retries a transient error: {error}"
+            )),
+        ),
+        _ => status(
+            name,
+            apply,
+            FargateProfilePhase::Deleting,
+            Some(reason::DELETING),
+            Some(message),
+        ),
+    }
+}
+
+/// The profile whose operation holds a change of the EKS cluster workspace, if any: the EKS
+/// module's Terraform apply creates and deletes the default profiles, and AWS allows one
+/// Fargate profile create or delete per cluster at a time. Every change of the EKS apply
+/// waits, not only one of its default profiles: from the outside a change's effect on the
+/// profiles cannot be told for sure (the module's tags and settings reach its profiles too),
+/// and the wait lasts at most one profile operation.
+pub fn eks_change_held_by(observed: &[ObservedProfile]) -> Option<&str> {
+    observed
+        .iter()
+        .find(|o| o.state.in_flight())
+        .map(|o| o.profile.as_str())
+}
+
+/// What the status of the default profiles is made from.
+#[derive(Clone, Copy, Debug)]
+pub struct Defaults<'a> {
+    /// The default profiles of the spec, in its order.
+    pub spec: &'a [&'a str],
+    /// The default profiles in the EKS apply's Terraform input (`fargate_profiles`) as it is
+    /// now, after this reconcile's write if there was one.
+    pub in_apply: &'a [String],
+    /// Name of the EKS cluster apply.
+    pub eks_apply: &'a str,
+    /// Its state.
+    pub eks: &'a ChildState,
+    /// The profile whose operation holds a change of the EKS apply ([`eks_change_held_by`]).
+    pub held_by: Option<&'a str>,
+    /// The status as last written: a removed default profile stays listed as `Deleting` in it
+    /// until the EKS workspace has applied the removal.
+    pub old: &'a [FargateProfileStatus],
+}
+
+/// Status of the default profiles, which the EKS cluster workspace creates and deletes: those
+/// of the spec, then those removed from it that the EKS workspace has not deleted yet.
+/// - An added profile is `Pending` while the EKS change waits for another profile, then
+///   `Creating` while the EKS workspace applies, then `Ready`.
+/// - A removed one is `Deleting` (waiting, or being deleted) until the EKS workspace reports
+///   the change applied, then it disappears.
+/// - A profile that was ready stays ready while the EKS workspace applies another change.
+pub fn default_statuses(d: &Defaults) -> Vec<FargateProfileStatus> {
+    let in_apply = |name: &str| d.in_apply.iter().any(|n| n == name);
+    let was = |name: &str| {
+        d.old.iter().find(|s| {
+            s.name == name && s.workspace_template_apply_name.as_deref() == Some(d.eks_apply)
+        })
+    };
+    let wait = |p: &str| {
+        format!(
+            "the change of the EKS cluster workspace {} waits for profile {p}: AWS allows one Fargate profile change at a time per cluster",
+            d.eks_apply
+        )
+    };
+    let mut out = Vec::new();
+    for &name in d.spec {
+        let entry = match d.held_by {
+            Some(p) if !in_apply(name) => status(
+                name,
+                d.eks_apply,
+                FargateProfilePhase::Pending,
+                Some(reason::WAITING_FOR_PROFILE),
+                Some(wait(p)),
+            ),
+            _ if matches!(d.eks, ChildState::Creating { .. })
+                && in_apply(name)
+                && was(name).is_some_and(|s| s.ready) =>
+            {
+                status(name, d.eks_apply, FargateProfilePhase::Ready, None, None)
+            }
+            _ => default_profile_status(name, d.eks_apply, d.eks),
+        };
+        out.push(entry);
+    }
+    let mut removed: Vec<&str> = d.in_apply.iter().map(String::as_str).collect();
+    removed.extend(
+        d.old
+            .iter()
+            .filter(|s| s.workspace_template_apply_name.as_deref() == Some(d.eks_apply))
+            .map(|s| s.name.as_str()),
+    );
+    let mut seen = BTreeSet::new();
+    removed.retain(|n| !d.spec.contains(n) && seen.insert(*n));
+    for name in removed {
+        let entry = match (d.held_by, d.eks) {
+            (Some(p), _) if in_apply(name) => status(
+                name,
+                d.eks_apply,
+                FargateProfilePhase::Deleting,
+                Some(reason::WAITING_FOR_PROFILE),
+                Some(format!("removed from defaultFargateProfiles; {}", wait(p))),
+            ),
+            // Applied: the EKS workspace deleted it.
+            (_, ChildState::Ready) if !in_apply(name) => continue,
+            (_, ChildState::Failed { reason, message }) => status(
+                name,
+                d.eks_apply,
+                FargateProfilePhase::Failed,
+                Some(reason),
+                Some(message.clone()),
+            ),
+            _ => status(
+                name,
+                d.eks_apply,
+                FargateProfilePhase::Deleting,
+                Some(reason::DELETING),
+                Some(format!(
+                    "removed from defaultFargateProfiles; deleted by the EKS cluster workspace {}",
+                    d.eks_apply
+                )),
+            ),
+        };
+        out.push(entry);
+    }
+    out
 }
 
 /// Status of a default profile, which lives and dies with the EKS cluster workspace.
@@ -269,6 +463,13 @@ pub fn default_profile_status(
 ) -> FargateProfileStatus {
     match eks {
         ChildState::Ready => status(name, eks_apply, FargateProfilePhase::Ready, None, None),
+        ChildState::Creating { reason, message } if reason == failure::TRANSIENT_ERROR => status(
+            name,
+            eks_apply,
+            FargateProfilePhase::Creating,
+            Some(failure::TRANSIENT_ERROR),
+            Some(message.clone()),
+        ),
         ChildState::Creating { .. } => status(
             name,
             eks_apply,
@@ -285,12 +486,11 @@ pub fn default_profile_status(
             Some(reason),
             Some(message.clone()),
         ),
-        ChildState::Deleting => status(
+        ChildState::Deleting(_) => deleting_status(
             name,
             eks_apply,
-            FargateProfilePhase::Deleting,
-            Some(reason::DELETING),
-            None,
+            eks,
+            format!("deleted with the EKS cluster by WorkspaceTemplateApply {eks_apply}"),
         ),
     }
 }
@@ -367,10 +567,12 @@ pub fn conditions(statuses: &[FargateProfileStatus]) -> Vec<Desired> {
         ),
     };
 
-    let failed_condition = match statuses
-        .iter()
-        .find(|s| s.phase == Some(FargateProfilePhase::Failed))
-    {
+    // A destroy that needs a person is a failure too, though the profile is still Deleting.
+    let failed_condition = match statuses.iter().find(|s| {
+        s.phase == Some(FargateProfilePhase::Failed)
+            || (s.phase == Some(FargateProfilePhase::Deleting)
+                && s.failure_reason.as_deref() == Some(reason::DELETE_FAILED))
+    }) {
         Some(s) => Desired::new(
             condition::FAILED,
             true,
@@ -394,30 +596,140 @@ pub fn conditions(statuses: &[FargateProfileStatus]) -> Vec<Desired> {
 pub enum Teardown {
     /// Delete this profile apply now.
     DeleteProfile(String),
-    /// A profile apply is being deleted; wait for it.
+    /// This profile apply's create or delete is in flight; wait for it.
     WaitForProfile(String),
     /// All profiles are gone: delete the EKS cluster apply.
     DeleteCluster,
-    /// The EKS cluster apply is being deleted; wait for it.
+    /// The EKS cluster apply is applying a change or being deleted; wait for it.
     WaitForCluster,
     /// Nothing is left.
     Done,
 }
 
-/// The next teardown step: profiles one at a time (last created first), then the cluster,
-/// since AWS refuses to delete a cluster that still has profiles.
-pub fn teardown(observed: &[ObservedProfile], cluster: Option<&ChildState>) -> Teardown {
-    if let Some(o) = observed.iter().find(|o| o.state == ChildState::Deleting) {
-        return Teardown::WaitForProfile(o.apply_name.clone());
+/// The next teardown step and the status to show meanwhile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TeardownPlan {
+    /// What to do now.
+    pub step: Teardown,
+    /// Every profile that is left: the default ones, then the additional ones in spec order.
+    pub statuses: Vec<FargateProfileStatus>,
+}
+
+/// Puts the profile applies in the order they are deleted from the back: spec order, with
+/// applies of profiles no longer in the spec after them (so they go first), ties by apply name.
+fn spec_order<'a>(spec: &[String], observed: &'a [ObservedProfile]) -> Vec<&'a ObservedProfile> {
+    let mut ordered: Vec<&ObservedProfile> = observed.iter().collect();
+    ordered.sort_by_key(|o| {
+        let at = spec
+            .iter()
+            .position(|n| *n == o.profile)
+            .unwrap_or(usize::MAX);
+        (at, o.apply_name.clone())
+    });
+    ordered
+}
+
+/// The next teardown step. Nothing is deleted while a profile's create or delete, or (when
+/// profiles are left) the EKS workspace's apply, is in flight: AWS allows one Fargate profile
+/// operation per cluster at a time. Then the profiles are deleted one at a time in reverse spec
+/// order (`spec`: the additional profiles' names), then the cluster, since AWS refuses to delete
+/// a cluster that still has profiles. `defaults` are the default profiles' names, `eks_apply`
+/// the EKS cluster apply's name, shown in the status until the cluster is gone.
+pub fn teardown(
+    spec: &[String],
+    observed: &[ObservedProfile],
+    defaults: &[&str],
+    eks_apply: &str,
+    cluster: Option<&ChildState>,
+) -> TeardownPlan {
+    let ordered = spec_order(spec, observed);
+    let in_flight = ordered
+        .iter()
+        .find(|o| matches!(o.state, ChildState::Deleting(_)))
+        .or_else(|| ordered.iter().find(|o| o.state.in_flight()));
+    let step = if let Some(o) = in_flight {
+        Teardown::WaitForProfile(o.apply_name.clone())
+    } else if !ordered.is_empty() && cluster.is_some_and(ChildState::in_flight) {
+        Teardown::WaitForCluster
+    } else if let Some(o) = ordered.last() {
+        Teardown::DeleteProfile(o.apply_name.clone())
+    } else {
+        match cluster {
+            Some(ChildState::Deleting(_)) => Teardown::WaitForCluster,
+            Some(_) => Teardown::DeleteCluster,
+            None => Teardown::Done,
+        }
+    };
+
+    let mut statuses = Vec::new();
+    if let Some(cluster) = cluster {
+        for &name in defaults {
+            statuses.push(match cluster {
+                ChildState::Deleting(_) => default_profile_status(name, eks_apply, cluster),
+                _ if step == Teardown::DeleteCluster => deleting_status(
+                    name,
+                    eks_apply,
+                    cluster,
+                    format!("deleted with the EKS cluster by WorkspaceTemplateApply {eks_apply}"),
+                ),
+                _ => status(
+                    name,
+                    eks_apply,
+                    FargateProfilePhase::Deleting,
+                    Some(reason::WAITING_FOR_PROFILE),
+                    Some(format!(
+                        "the control plane is being deleted; deleted with the EKS cluster by WorkspaceTemplateApply {eks_apply} after the additional profiles"
+                    )),
+                ),
+            });
+        }
     }
-    if let Some(o) = observed.last() {
-        return Teardown::DeleteProfile(o.apply_name.clone());
+    let current = match &step {
+        Teardown::DeleteProfile(name) | Teardown::WaitForProfile(name) => Some(name.as_str()),
+        _ => None,
+    };
+    for o in &ordered {
+        let entry = match &o.state {
+            ChildState::Deleting(_) => deleting_status(
+                &o.profile,
+                &o.apply_name,
+                &o.state,
+                format!("deleting WorkspaceTemplateApply {}", o.apply_name),
+            ),
+            _ if current == Some(o.apply_name.as_str()) && o.state.in_flight() => status(
+                &o.profile,
+                &o.apply_name,
+                FargateProfilePhase::Creating,
+                Some(reason::CREATING),
+Some(
+                    "the control plane is being deleted; waiting for this profile's create to finish before deleting anything (one Fargate profile operation per cluster at a time)"
+                        .to_string(),
+                ),
+            ),
+            _ if current == Some(o.apply_name.as_str()) => deleting_status(
+                &o.profile,
+                &o.apply_name,
+                &o.state,
+                format!("deleting WorkspaceTemplateApply {}", o.apply_name),
+            ),
+            _ => status(
+                &o.profile,
+                &o.apply_name,
+                FargateProfilePhase::Deleting,
+                Some(reason::WAITING_FOR_PROFILE),
+                Some(match current {
+                    Some(other) => format!(
+                        "the control plane is being deleted; waiting for WorkspaceTemplateApply {other} (profiles are deleted one at a time, last first)"
+                    ),
+                    None => format!(
+                        "the control plane is being deleted; waiting for the EKS cluster workspace {eks_apply} to finish applying"
+                    ),
+                }),
+            ),
+        };
+        statuses.push(entry);
     }
-    match cluster {
-        Some(ChildState::Deleting) => Teardown::WaitForCluster,
-        Some(_) => Teardown::DeleteCluster,
-        None => Teardown::Done,
-    }
+    TeardownPlan { step, statuses }
 }
 
 #[cfg(test)]
@@ -550,7 +862,10 @@ mod tests {
         assert_eq!(p.statuses[2].name, "b");
         let p = plan(
             &[d("a"), d("c")],
-            &[o("a", ChildState::Ready), o("b", ChildState::Deleting)],
+            &[
+                o("a", ChildState::Ready),
+                o("b", ChildState::Deleting(None)),
+            ],
             &ClusterGate::Open,
         );
         assert_eq!((p.create, p.delete.clone()), (None, None));
@@ -579,7 +894,10 @@ mod tests {
         );
         let p = plan(
             &[changed.clone(), d("b")],
-            &[o("a", ChildState::Deleting), o("b", ChildState::Ready)],
+            &[
+                o("a", ChildState::Deleting(None)),
+                o("b", ChildState::Ready),
+            ],
             &ClusterGate::Open,
         );
         assert_eq!((p.create, p.delete.clone()), (None, None));
@@ -658,28 +976,401 @@ mod tests {
         assert_eq!((s.ready, s.phase), (false, Some(Failed)));
     }
 
+    fn step(spec: &[&str], observed: &[ObservedProfile], cluster: Option<&ChildState>) -> Teardown {
+        let spec: Vec<String> = spec.iter().map(|s| s.to_string()).collect();
+        teardown(&spec, observed, &["kube-system"], "cp-eks", cluster).step
+    }
+
     #[test]
     fn teardown_deletes_profiles_one_at_a_time_then_the_cluster() {
         let ready = ChildState::Ready;
         assert_eq!(
-            teardown(
+            step(
+                &["a", "b"],
                 &[o("a", ready.clone()), o("b", ready.clone())],
                 Some(&ready)
             ),
             Teardown::DeleteProfile("cp-fargate-b".into())
         );
         assert_eq!(
-            teardown(
-                &[o("a", ready.clone()), o("b", ChildState::Deleting)],
+            step(
+                &["a", "b"],
+                &[o("a", ready.clone()), o("b", ChildState::Deleting(None))],
                 Some(&ready)
             ),
             Teardown::WaitForProfile("cp-fargate-b".into())
         );
-        assert_eq!(teardown(&[], Some(&ready)), Teardown::DeleteCluster);
+        assert_eq!(step(&[], &[], Some(&ready)), Teardown::DeleteCluster);
         assert_eq!(
-            teardown(&[], Some(&ChildState::Deleting)),
+            step(&[], &[], Some(&ChildState::Deleting(None))),
             Teardown::WaitForCluster
         );
-        assert_eq!(teardown(&[], None), Teardown::Done);
+        assert_eq!(step(&[], &[], None), Teardown::Done);
+    }
+
+    fn names(statuses: &[FargateProfileStatus]) -> Vec<(&str, FargateProfilePhase, Option<&str>)> {
+        statuses
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.phase.unwrap(),
+                    s.failure_reason.as_deref(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn teardown_goes_in_reverse_spec_order_whatever_the_cache_order() {
+        let ready = ChildState::Ready;
+        let spec = ["a", "b", "c", "d"];
+        let cache_order = [
+            o("c", ready.clone()),
+            o("d", ready.clone()),
+            o("a", ready.clone()),
+            o("b", ready.clone()),
+        ];
+        assert_eq!(
+            step(&spec, &cache_order, Some(&ready)),
+            Teardown::DeleteProfile("cp-fargate-d".into())
+        );
+        assert_eq!(
+            step(&spec, &cache_order[..1], Some(&ready)),
+            Teardown::DeleteProfile("cp-fargate-c".into())
+        );
+        assert_eq!(
+            step(
+                &spec,
+                &[
+                    o("a", ready.clone()),
+                    o("b", ready.clone()),
+                    o("c", ready.clone())
+                ],
+                Some(&ready)
+            ),
+            Teardown::DeleteProfile("cp-fargate-c".into())
+        );
+        // A profile no longer in the spec goes first.
+        assert_eq!(
+            step(
+                &spec,
+                &[o("x", ready.clone()), o("d", ready.clone())],
+                Some(&ready)
+            ),
+            Teardown::DeleteProfile("cp-fargate-x".into())
+        );
+    }
+
+    #[test]
+    fn teardown_waits_for_every_operation_in_flight() {
+        let ready = ChildState::Ready;
+        let spec: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        let observed = [o("a", creating()), o("b", ready.clone())];
+        let t = teardown(&spec, &observed, &["kube-system"], "cp-eks", Some(&ready));
+        assert_eq!(t.step, Teardown::WaitForProfile("cp-fargate-a".into()));
+        assert_eq!(
+            names(&t.statuses),
+            [
+                ("kube-system", Deleting, Some(reason::WAITING_FOR_PROFILE)),
+                ("a", Creating, Some(reason::CREATING)),
+                ("b", Deleting, Some(reason::WAITING_FOR_PROFILE)),
+            ]
+        );
+        assert!(
+            t.statuses[1]
+                .failure_message
+                .as_deref()
+                .unwrap()
+                .contains("waiting for this profile's create to finish")
+        );
+        // The EKS workspace applying a change holds the profiles' deletion...
+        let applying = ChildState::Creating {
+            reason: "Creating".into(),
+            message: String::new(),
+        };
+        assert_eq!(
+            step(&["a"], &[o("a", ready.clone())], Some(&applying)),
+            Teardown::WaitForCluster
+        );
+        // ... but not its own when no profile is left.
+        assert_eq!(step(&[], &[], Some(&applying)), Teardown::DeleteCluster);
+        // Waiting for secrets or failed is nothing in flight: deleted at once.
+        let waiting = ChildState::Creating {
+            reason: super::super::apply::reason::WAITING_FOR_SECRETS.into(),
+            message: String::new(),
+        };
+        assert_eq!(
+            step(
+                &["a", "b"],
+                &[o("a", waiting), o("b", failed())],
+                Some(&ready)
+            ),
+            Teardown::DeleteProfile("cp-fargate-b".into())
+        );
+    }
+
+    #[test]
+    fn a_failing_destroy_shows_in_the_teardown_status_and_conditions() {
+        let ready = ChildState::Ready;
+        let spec: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let denied = ChildState::Deleting(Some(DeleteError {
+            reason: "ReconcileError".into(),
+            message: "delete failed: AccessDeniedException: not authorized".into(),
+            terminal: true,
+        }));
+        let observed = [o("a", ready.clone()), o("b", ready.clone()), o("c", denied)];
+        let t = teardown(&spec, &observed, &["kube-system"], "cp-eks", Some(&ready));
+        assert_eq!(t.step, Teardown::WaitForProfile("cp-fargate-c".into()));
+        assert_eq!(
+            names(&t.statuses),
+            [
+                ("kube-system", Deleting, Some(reason::WAITING_FOR_PROFILE)),
+                ("a", Deleting, Some(reason::WAITING_FOR_PROFILE)),
+                ("b", Deleting, Some(reason::WAITING_FOR_PROFILE)),
+                ("c", Deleting, Some(reason::DELETE_FAILED)),
+            ]
+        );
+        assert!(
+            t.statuses[3]
+                .failure_message
+                .as_deref()
+                .unwrap()
+                .contains("AccessDeniedException")
+        );
+        let c = conditions(&t.statuses);
+        assert_eq!((c[0].status, c[1].status), (false, true));
+        assert_eq!(
+            (c[2].status, c[2].reason.as_str()),
+            (true, reason::DELETE_FAILED)
+        );
+        assert!(
+            c[2].message.contains("AccessDeniedException"),
+            "{}",
+            c[2].message
+        );
+        // A retried transient error is shown, and is no failure.
+        let busy = ChildState::Deleting(Some(DeleteError {
+            reason: "ReconcileError".into(),
+            message: "ResourceInUseException".into(),
+            terminal: false,
+        }));
+        let t = teardown(&spec, &[o("c", busy)], &[], "cp-eks", Some(&ready));
+        assert_eq!(
+            names(&t.statuses),
+            [("c", Deleting, Some(reason::DELETING))]
+        );
+        assert!(
+            t.statuses[0]
+                .failure_message
+                .as_deref()
+                .unwrap()
+                .contains("ResourceInUseException")
+        );
+        assert!(!conditions(&t.statuses)[2].status);
+        // The cluster's turn: the default profiles are deleted with it.
+        let t = teardown(&spec, &[], &["kube-system"], "cp-eks", Some(&ready));
+        assert_eq!(t.step, Teardown::DeleteCluster);
+        assert_eq!(
+            names(&t.statuses),
+            [("kube-system", Deleting, Some(reason::DELETING))]
+        );
+    }
+
+    #[test]
+    fn an_eks_change_waits_for_a_profile_operation() {
+        assert_eq!(
+            eks_change_held_by(&[o("a", ChildState::Ready), o("monitoring", creating())]),
+            Some("monitoring")
+        );
+        assert_eq!(
+            eks_change_held_by(&[o("gone", ChildState::Deleting(None))]),
+            Some("gone")
+        );
+        assert_eq!(
+            eks_change_held_by(&[o("a", ChildState::Ready), o("b", failed())]),
+            None
+        );
+        let waiting = ChildState::Creating {
+            reason: super::super::apply::reason::WAITING_FOR_SECRETS.into(),
+            message: String::new(),
+        };
+        assert_eq!(eks_change_held_by(&[o("a", waiting)]), None);
+    }
+
+    #[test]
+    fn no_profile_operation_starts_while_the_eks_workspace_applies() {
+        let applying = ClusterGate::Applying("the EKS cluster workspace cp-eks is applying".into());
+        let p = plan(
+            &[d("a"), d("b")],
+            &[o("a", ChildState::Ready), o("gone", ChildState::Ready)],
+            &applying,
+        );
+        assert_eq!((p.create, p.delete.clone()), (None, None));
+        assert_eq!(
+            names(&p.statuses),
+            [
+                ("a", Ready, None),
+                ("b", Pending, Some(reason::WAITING_FOR_CLUSTER)),
+                ("gone", Deleting, Some(reason::DELETING)),
+            ]
+        );
+        assert!(
+            p.statuses[2]
+                .failure_message
+                .as_deref()
+                .unwrap()
+                .contains("EKS cluster workspace")
+        );
+        let p = plan(
+            &[d("a"), d("b")],
+            &[o("a", ChildState::Ready), o("gone", ChildState::Ready)],
+            &ClusterGate::Open,
+        );
+        assert_eq!(p.delete.as_deref(), Some("cp-fargate-gone"));
+    }
+
+    #[test]
+    fn a_retried_transient_error_is_creating_with_its_reason() {
+        let retrying = ChildState::Creating {
+            reason: failure::TRANSIENT_ERROR.into(),
+            message: "ThrottlingException: Rate exceeded (a transient error ...)".into(),
+        };
+        let p = plan(
+            &[d("a"), d("b")],
+            &[o("a", retrying.clone())],
+            &ClusterGate::Open,
+        );
+        assert_eq!(
+            names(&p.statuses),
+            [
+                ("a", Creating, Some(failure::TRANSIENT_ERROR)),
+                ("b", Pending, Some(reason::WAITING_FOR_PROFILE)),
+            ]
+        );
+        assert!(!conditions(&p.statuses)[2].status, "not a failure");
+        let s = default_profile_status("kube-system", "cp-eks", &retrying);
+        assert_eq!(
+            (s.phase, s.failure_reason.as_deref()),
+            (Some(Creating), Some(failure::TRANSIENT_ERROR))
+        );
+    }
+
+    fn defaults<'a>(
+        spec: &'a [&'a str],
+        in_apply: &'a [String],
+        eks: &'a ChildState,
+        held_by: Option<&'a str>,
+        old: &'a [FargateProfileStatus],
+    ) -> Vec<FargateProfileStatus> {
+        default_statuses(&Defaults {
+            spec,
+            in_apply,
+            eks_apply: "cp-eks",
+            eks,
+            held_by,
+            old,
+        })
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_added_default_profile_waits_then_is_created_by_the_eks_workspace() {
+        let ready = ChildState::Ready;
+        let applying = creating();
+        let old = defaults(
+            &["kube-system"],
+            &strings(&["kube-system"]),
+            &ready,
+            None,
+            &[],
+        );
+        assert_eq!(names(&old), [("kube-system", Ready, None)]);
+        // Held while monitoring is created.
+        let held = defaults(
+            &["kube-system", "karpenter"],
+            &strings(&["kube-system"]),
+            &ready,
+            Some("monitoring"),
+            &old,
+        );
+        assert_eq!(
+            names(&held),
+            [
+                ("kube-system", Ready, None),
+                ("karpenter", Pending, Some(reason::WAITING_FOR_PROFILE)),
+            ]
+        );
+        assert!(
+            held[1]
+                .failure_message
+                .as_deref()
+                .unwrap()
+                .contains("waits for profile monitoring")
+        );
+        let c = conditions(&held);
+        assert_eq!(
+            (c[1].status, c[1].reason.as_str()),
+            (true, reason::WAITING_FOR_PROFILE)
+        );
+        assert!(c[1].message.contains("monitoring"), "{}", c[1].message);
+        // Written: the EKS workspace applies; kube-system stays ready meanwhile.
+        let both = strings(&["karpenter", "kube-system"]);
+        let applying_now = defaults(&["kube-system", "karpenter"], &both, &applying, None, &held);
+        assert_eq!(
+            names(&applying_now),
+            [
+                ("kube-system", Ready, None),
+                ("karpenter", Creating, Some(reason::CREATING)),
+            ]
+        );
+        let done = defaults(
+            &["kube-system", "karpenter"],
+            &both,
+            &ready,
+            None,
+            &applying_now,
+        );
+        assert_eq!(
+            names(&done),
+            [("kube-system", Ready, None), ("karpenter", Ready, None)]
+        );
+    }
+
+    #[test]
+    fn a_removed_default_profile_is_deleting_until_the_eks_workspace_applied_it() {
+        let ready = ChildState::Ready;
+        let both = strings(&["karpenter", "kube-system"]);
+        let old = defaults(&["kube-system", "karpenter"], &both, &ready, None, &[]);
+        // Held by a profile operation: still in the EKS input.
+        let held = defaults(&["kube-system"], &both, &ready, Some("monitoring"), &old);
+        assert_eq!(
+            names(&held),
+            [
+                ("kube-system", Ready, None),
+                ("karpenter", Deleting, Some(reason::WAITING_FOR_PROFILE)),
+            ]
+        );
+        // Not held, not yet applied (the EKS input still has it, or the workspace applies).
+        let pending = defaults(&["kube-system"], &both, &ready, None, &old);
+        assert_eq!(
+            names(&pending)[1],
+            ("karpenter", Deleting, Some(reason::DELETING))
+        );
+        let only = strings(&["kube-system"]);
+        let applying = defaults(&["kube-system"], &only, &creating(), None, &pending);
+        assert_eq!(
+            names(&applying),
+            [
+                ("kube-system", Ready, None),
+                ("karpenter", Deleting, Some(reason::DELETING)),
+            ]
+        );
+        // Applied: it disappears.
+        let applied = defaults(&["kube-system"], &only, &ready, None, &applying);
+        assert_eq!(names(&applied), [("kube-system", Ready, None)]);
     }
 }

@@ -10,5 +10,6 @@ mod crd_validation;
 mod faults;
 mod lifecycle;
 mod rbac;
+mod sequencing;
 mod terraform_modules;
 mod workspace_apply;

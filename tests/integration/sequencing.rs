@@ -1,0 +1,567 @@
+//! The one-Fargate-operation-per-cluster rule across the EKS workspace and the profile
+//! workspaces, transient and terminal errors, and teardown (order, status, events, waiting for
+//! work in flight), on the real control plane with the simulated provider.
+
+use std::time::Duration;
+
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use capt_fargate::api::{
+    CAPTControlPlane, ControlPlanePhase, FargateProfilePhase, FargateProfileStatus,
+    WorkspaceTemplateApply,
+};
+use capt_fargate::names;
+use capt_fargate::status::apply::{ChildState, child_state};
+
+use crate::support::samples::{CP, Samples, profile};
+use crate::support::simulated_provider::FAIL_ANNOTATION;
+use crate::support::{Operator, eventually};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Env {
+    samples: Samples,
+    operator: Operator,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Samples;
+    fn deref(&self) -> &Samples {
+        &self.samples
+    }
+}
+
+impl Env {
+    /// The samples with the operator; each Fargate profile operation takes `delay`.
+    async fn start(prefix: &str, delay: Duration) -> Env {
+        let samples = Samples::start(prefix, delay).await;
+        let operator = Operator::start(samples.client.clone(), &samples.ns.name);
+        Env { samples, operator }
+    }
+
+    async fn stop(self) {
+        self.operator.stop().await;
+        self.samples.stop().await;
+    }
+
+    async fn cp(&self) -> CAPTControlPlane {
+        self.cps().get(CP).await.unwrap()
+    }
+
+    async fn eks_apply(&self) -> WorkspaceTemplateApply {
+        self.applies()
+            .get(&names::eks_apply_name(CP))
+            .await
+            .unwrap()
+    }
+
+    /// The name of the EKS cluster's Workspace.
+    async fn eks_workspace(&self) -> String {
+        let eks = names::eks_apply_name(CP);
+        self.workspaces()
+            .await
+            .into_iter()
+            .find(|w| w.annotations()[names::ANNOTATION_APPLY].ends_with(&format!("/{eks}")))
+            .expect("the EKS Workspace")
+            .name_any()
+    }
+
+    /// Sets (Some) or removes (None) the simulated provider's failure on a Workspace.
+    async fn fail_workspace(&self, name: &str, message: Option<&str>) {
+        let api: Api<capt_fargate::api::Workspace> = Api::all(self.client.clone());
+        let patch = json!({ "metadata": { "annotations": { FAIL_ANNOTATION: message } } });
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    /// Events about the control plane with `reason`.
+    async fn events(&self, reason: &str) -> Vec<Event> {
+        Api::<Event>::namespaced(self.client.clone(), &self.ns.name)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .collect()
+    }
+}
+
+fn condition(cp: &CAPTControlPlane, type_: &str) -> (String, String, String) {
+    let c = cp
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition"));
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+fn entry<'a>(cp: &'a CAPTControlPlane, name: &str) -> Option<&'a FargateProfileStatus> {
+    cp.status
+        .as_ref()?
+        .fargate_profiles
+        .iter()
+        .find(|p| p.name == name)
+}
+
+fn default_profiles(apply: &WorkspaceTemplateApply) -> Vec<String> {
+    let tv = apply.spec.terraform_variables.clone().unwrap_or_default();
+    let mut keys: Vec<String> = tv["fargate_profiles"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+fn profiles(list: &[(&str, &str)]) -> serde_json::Value {
+    json!(
+        list.iter()
+            .map(|(name, ns)| profile(name, ns))
+            .collect::<Vec<_>>()
+    )
+}
+
+#[tokio::test]
+async fn a_default_profile_change_waits_for_the_profile_in_flight() {
+    let env = Env::start("eks-waits", Duration::from_secs(6)).await;
+    env.patch_spec(json!({
+        "defaultFargateProfiles": ["kube-system"],
+        "additionalFargateProfiles": profiles(&[("monitoring", "monitoring")]),
+    }))
+    .await;
+    env.create_vpc_secret().await;
+    let monitoring = names::profile_apply_name(CP, "monitoring");
+    eventually("monitoring being created", WAIT, || async {
+        let a = env
+            .applies()
+            .get_opt(&monitoring)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no monitoring apply")?;
+        match child_state(&a) {
+            ChildState::Creating { reason, .. } if reason == "Creating" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let before = env.eks_apply().await;
+    assert_eq!(default_profiles(&before), ["kube-system"]);
+
+    env.patch_spec(json!({ "defaultFargateProfiles": ["kube-system", "karpenter"] }))
+        .await;
+    let generation = env.cp().await.metadata.generation;
+    // The control plane says the EKS change waits, while monitoring is still being created.
+    let cp = eventually("karpenter waiting for monitoring", WAIT, || async {
+        let cp = env.cp().await;
+        let observed = cp.status.as_ref().and_then(|s| s.observed_generation);
+        match entry(&cp, "karpenter") {
+            Some(k) if observed == generation && k.phase == Some(FargateProfilePhase::Pending) => {
+                Ok(cp)
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let karpenter = entry(&cp, "karpenter").unwrap();
+    assert_eq!(
+        karpenter.failure_reason.as_deref(),
+        Some("WaitingForProfile")
+    );
+    assert!(
+        karpenter
+            .failure_message
+            .as_deref()
+            .unwrap()
+            .contains("waits for profile monitoring"),
+        "{karpenter:?}"
+    );
+    let (creating, reason, message) = condition(&cp, "FargateProfileCreating");
+    assert_eq!(
+        (creating.as_str(), reason.as_str()),
+        ("True", "WaitingForProfile")
+    );
+    assert!(message.contains("monitoring"), "{message}");
+    assert_eq!(
+        entry(&cp, "kube-system").unwrap().phase,
+        Some(FargateProfilePhase::Ready)
+    );
+    // The EKS apply does not change while monitoring is in flight.
+    loop {
+        let monitoring_state = child_state(&env.applies().get(&monitoring).await.unwrap());
+        let eks = env.eks_apply().await;
+        if monitoring_state == ChildState::Ready {
+            break;
+        }
+        assert_eq!(
+            eks.metadata.generation, before.metadata.generation,
+            "the EKS apply changed while monitoring was {monitoring_state:?}"
+        );
+        assert_eq!(default_profiles(&eks), ["kube-system"]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Then it does.
+    let cp = env.all_ready_within(3, WAIT).await;
+    let eks = env.eks_apply().await;
+    assert!(eks.metadata.generation > before.metadata.generation);
+    assert_eq!(default_profiles(&eks), ["karpenter", "kube-system"]);
+    assert_eq!(
+        cp.status
+            .unwrap()
+            .fargate_profiles
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        ["kube-system", "karpenter", "monitoring"]
+    );
+    assert!(
+        env.provider.rejections().is_empty(),
+        "{:?}",
+        env.provider.rejections()
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_transient_eks_error_is_retried_and_holds_profile_operations_a_terminal_one_fails() {
+    let env = Env::start("transient", Duration::from_millis(300)).await;
+    env.create_vpc_secret().await;
+    env.all_ready_within(4, WAIT).await;
+    let workspace = env.eks_workspace().await;
+
+    // Throttled: the Ready condition says so, and nothing is terminal.
+    env.fail_workspace(&workspace, Some("ThrottlingException: Rate exceeded"))
+        .await;
+    let cp = eventually(
+        "the throttling error in the Ready condition",
+        WAIT,
+        || async {
+            let cp = env.cp().await;
+            let (_, reason, _) = condition(&cp, "Ready");
+            if reason == "TransientError" {
+                Ok(cp)
+            } else {
+                Err(format!("{:?}", cp.status))
+            }
+        },
+    )
+    .await;
+    let status = cp.status.clone().unwrap();
+    let (ready, _, message) = condition(&cp, "Ready");
+    assert_eq!(ready, "False");
+    assert!(
+        message.contains("ThrottlingException: Rate exceeded"),
+        "{message}"
+    );
+    assert_eq!(status.phase, Some(ControlPlanePhase::Creating));
+    assert_eq!(
+        (status.failure_reason, status.failure_message),
+        (None, None)
+    );
+    assert_eq!(condition(&cp, "FargateProfileFailed").0, "False");
+
+    // While the EKS workspace retries, no profile operation starts.
+    let mut list: Vec<serde_json::Value> = cp
+        .spec
+        .additional_fargate_profiles
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|p| serde_json::to_value(p).unwrap())
+        .collect();
+    list.push(profile("late", "late"));
+    env.patch_spec(json!({ "additionalFargateProfiles": list }))
+        .await;
+    let late = names::profile_apply_name(CP, "late");
+    eventually("late waiting for the cluster", WAIT, || async {
+        let cp = env.cp().await;
+        match entry(&cp, "late") {
+            Some(p) if p.failure_reason.as_deref() == Some("WaitingForCluster") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        env.applies().get_opt(&late).await.unwrap().is_none(),
+        "a profile was created while the EKS workspace was applying"
+    );
+
+    // Recovered: everything clears and the profile follows.
+    env.fail_workspace(&workspace, None).await;
+    let cp = env.all_ready_within(5, WAIT).await;
+    let status = cp.status.clone().unwrap();
+    assert_eq!(status.phase, Some(ControlPlanePhase::Ready));
+    assert_eq!(condition(&cp, "Ready").1, "Ready");
+
+    // Access denied needs a person: terminal at once, cleared on recovery.
+    env.fail_workspace(
+        &workspace,
+        Some("AccessDeniedException: User is not authorized to perform: eks:UpdateClusterConfig"),
+    )
+    .await;
+    let cp = eventually("the control plane failed", WAIT, || async {
+        let cp = env.cp().await;
+        match cp.status.as_ref().and_then(|s| s.phase) {
+            Some(ControlPlanePhase::Failed) => Ok(cp),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let status = cp.status.clone().unwrap();
+    assert_eq!(status.failure_reason.as_deref(), Some("ReconcileError"));
+    assert!(
+        status
+            .failure_message
+            .as_deref()
+            .unwrap()
+            .contains("AccessDeniedException")
+    );
+    env.fail_workspace(&workspace, None).await;
+    let cp = eventually("recovered", WAIT, || async {
+        let cp = env.cp().await;
+        match cp.status.as_ref().and_then(|s| s.phase) {
+            Some(ControlPlanePhase::Ready) => Ok(cp),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let status = cp.status.unwrap();
+    assert_eq!(
+        (status.failure_reason, status.failure_message),
+        (None, None)
+    );
+    assert!(env.provider.rejections().is_empty());
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn teardown_goes_in_reverse_spec_order_and_explains_a_failing_destroy() {
+    let env = Env::start("teardown", Duration::from_millis(300)).await;
+    let spec = [
+        ("monitoring", "monitoring"),
+        ("batch-jobs", "batch"),
+        ("analytics", "analytics"),
+        ("web", "web"),
+    ];
+    env.patch_spec(json!({ "additionalFargateProfiles": profiles(&spec) }))
+        .await;
+    env.create_vpc_secret().await;
+    env.all_ready_within(6, WAIT).await;
+    env.provider.inject_failure(
+        "analytics",
+        "AccessDeniedException: User is not authorized to perform: eks:DeleteFargateProfile",
+    );
+    env.cps().delete(CP, &Default::default()).await.unwrap();
+
+    let analytics = names::profile_apply_name(CP, "analytics");
+    let cp = eventually("the failing destroy in the status", WAIT, || async {
+        let cp = env.cp().await;
+        match entry(&cp, "analytics") {
+            Some(p) if p.failure_reason.as_deref() == Some("DeleteFailed") => Ok(cp),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let status = cp.status.clone().unwrap();
+    let failing = entry(&cp, "analytics").unwrap();
+    assert_eq!(failing.phase, Some(FargateProfilePhase::Deleting));
+    assert!(!failing.ready);
+    assert!(
+        failing
+            .failure_message
+            .as_deref()
+            .unwrap()
+            .contains("AccessDeniedException"),
+        "{failing:?}"
+    );
+    assert!(entry(&cp, "web").is_none(), "web (last) went first");
+    for name in ["kube-system", "karpenter", "monitoring", "batch-jobs"] {
+        let p = entry(&cp, name).unwrap();
+        assert_eq!(
+            (p.phase, p.failure_reason.as_deref()),
+            (
+                Some(FargateProfilePhase::Deleting),
+                Some("WaitingForProfile")
+            ),
+            "{p:?}"
+        );
+    }
+    assert_eq!(status.fargate_profiles_summary.as_deref(), Some("0/5"));
+    let (failed, reason, message) = condition(&cp, "FargateProfileFailed");
+    assert_eq!((failed.as_str(), reason.as_str()), ("True", "DeleteFailed"));
+    assert!(message.contains("AccessDeniedException"), "{message}");
+    assert_eq!(condition(&cp, "FargateProfileReady").0, "False");
+    let (creating, reason, _) = condition(&cp, "FargateProfileCreating");
+    assert_eq!((creating.as_str(), reason.as_str()), ("True", "Deleting"));
+    // A Warning about the right profile, and one deletion event per profile, each naming it.
+    let warnings = eventually("the warning event", WAIT, || async {
+        let events = env.events("FargateProfileDeleteFailed").await;
+        if events.is_empty() {
+            Err("none yet".to_string())
+        } else {
+            Ok(events)
+        }
+    })
+    .await;
+    assert_eq!(warnings[0].type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        warnings[0].related.as_ref().and_then(|r| r.name.as_deref()),
+        Some(analytics.as_str())
+    );
+    assert!(
+        warnings[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("AccessDeniedException")
+    );
+    let deleting: Vec<(String, String)> = env
+        .events("DeletingFargateProfile")
+        .await
+        .into_iter()
+        .map(|e| {
+            (
+                e.related.and_then(|r| r.name).unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut related: Vec<&str> = deleting.iter().map(|(r, _)| r.as_str()).collect();
+    related.sort();
+    assert_eq!(
+        related,
+        [analytics.as_str(), &names::profile_apply_name(CP, "web")],
+        "{deleting:?}"
+    );
+    for (related, note) in &deleting {
+        assert!(note.ends_with(related.as_str()), "{note} names {related}");
+    }
+
+    // Fixed: the destroy goes on, in reverse spec order, then the cluster.
+    env.provider.clear_failure("analytics");
+    eventually("control plane gone", WAIT, || async {
+        match env.cps().get_opt(CP).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(cp) => Err(format!("{:?}", cp.status.map(|s| s.fargate_profiles))),
+        }
+    })
+    .await;
+    let order = env
+        .provider
+        .observations
+        .lock()
+        .unwrap()
+        .destroy_order
+        .clone();
+    let ws = |apply: String| names::workspace_name(&env.ns.name, &apply);
+    let mut expected: Vec<String> = ["web", "analytics", "batch-jobs", "monitoring"]
+        .into_iter()
+        .map(|p| ws(names::profile_apply_name(CP, p)))
+        .collect();
+    expected.push(ws(names::eks_apply_name(CP)));
+    assert_eq!(order, expected, "reverse spec order, then the cluster");
+    assert!(env.provider.rejections().is_empty());
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_mid_rollout_waits_for_the_create_in_flight() {
+    let env = Env::start("mid-rollout", Duration::from_secs(4)).await;
+    env.create_vpc_secret().await;
+    let monitoring = names::profile_apply_name(CP, "monitoring");
+    eventually("monitoring being created", WAIT, || async {
+        let a = env
+            .applies()
+            .get_opt(&monitoring)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no monitoring apply")?;
+        match child_state(&a) {
+            ChildState::Creating { reason, .. } if reason == "Creating" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    env.cps().delete(CP, &Default::default()).await.unwrap();
+    // Nothing is deleted while monitoring is being created; the status says why.
+    let cp = eventually("the status of a teardown that waits", WAIT, || async {
+        let cp = env.cp().await;
+        match entry(&cp, "monitoring") {
+            Some(p)
+                if p.failure_message
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("being deleted") =>
+            {
+                Ok(cp)
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let m = entry(&cp, "monitoring").unwrap();
+    assert_eq!(m.phase, Some(FargateProfilePhase::Creating), "{m:?}");
+    loop {
+        let a = env.applies().get_opt(&monitoring).await.unwrap();
+        // Once ready (or gone), teardown may go on.
+        if a.as_ref()
+            .is_none_or(|a| child_state(a) == ChildState::Ready)
+        {
+            break;
+        }
+        for other in env.applies().list(&ListParams::default()).await.unwrap() {
+            assert!(
+                other.metadata.deletion_timestamp.is_none(),
+                "{} deleted while monitoring was being created",
+                other.name_any()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eventually("control plane gone", WAIT, || async {
+        match env.cps().get_opt(CP).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(cp) => Err(format!("{:?}", cp.status.map(|s| s.fargate_profiles))),
+        }
+    })
+    .await;
+    assert!(
+        env.applies()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "no apply left"
+    );
+    assert!(env.workspaces().await.is_empty(), "no Workspace left");
+    {
+        let obs = env.provider.observations.lock().unwrap();
+        let ws = |apply: String| names::workspace_name(&env.ns.name, &apply);
+        assert_eq!(
+            obs.applies.get(&ws(monitoring.clone())),
+            Some(&1),
+            "monitoring's create finished before its destroy: {:?}",
+            obs.applies
+        );
+        assert_eq!(
+            obs.destroy_order,
+            [ws(monitoring.clone()), ws(names::eks_apply_name(CP))]
+        );
+        assert!(
+            !obs.applies
+                .contains_key(&ws(names::profile_apply_name(CP, "batch-jobs"))),
+            "batch-jobs was never created"
+        );
+        assert!(obs.rejections.is_empty(), "{:?}", obs.rejections);
+    }
+    env.stop().await;
+}
