@@ -613,7 +613,7 @@ async fn work_in_flight(env: &Env) -> Option<String> {
     for a in &applies {
         match child_state(a) {
             ChildState::Ready => {}
-            ChildState::Deleting => busy.push(format!("apply {} deleting", a.name_any())),
+            ChildState::Deleting(_) => busy.push(format!("apply {} deleting", a.name_any())),
             ChildState::Creating { .. } => busy.push(format!("apply {} creating", a.name_any())),
             ChildState::Failed { reason, .. } => {
                 busy.push(format!("apply {} failed ({reason})", a.name_any()))

@@ -561,7 +561,7 @@ async fn deleting_mid_rollout_waits_for_the_create_in_flight() {
                 .contains_key(&ws(names::profile_apply_name(CP, "batch-jobs"))),
             "batch-jobs was never created"
         );
-        assert!(obs.rejections.is_empty(), "{:?}", obs.rejections);
+        assert!(obs.overlaps().is_empty(), "{:?}", obs.overlaps());
     }
     env.stop().await;
 }
