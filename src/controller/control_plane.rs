@@ -16,13 +16,15 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::cache::{self, Cache};
 use super::echo::OwnWrites;
 use super::secrets::Required;
 use super::shared::Watched;
-use super::{Cleanup, Context, ensure_finalizer, index, remove_finalizer, write_if_changed};
+use super::{
+    Cleanup, Context, check_owner, ensure_finalizer, index, remove_finalizer, write_if_changed,
+};
 use crate::api::conditions::READY;
 use crate::api::{
     CAPTControlPlane, CAPTControlPlaneStatus, ControlPlanePhase, FargateProfileStatus,
@@ -34,11 +36,14 @@ use crate::render::{self, eks, fargate};
 use crate::status::apply::{ChildState, child_state};
 use crate::status::conditions::{Desired, merge};
 use crate::status::profiles::{self, ClusterGate, DesiredProfile, ObservedProfile, Teardown};
-use crate::status::{events, pacing};
+use crate::status::{events, pacing, write_failure};
 
 const CONTROLLER: &str = "controlplane";
 /// Safety-net resync; all progress is driven by watches.
 const RESYNC: Duration = Duration::from_secs(600);
+/// How soon a profile apply that could not be written (name taken, forbidden, invalid) is
+/// tried again.
+const WRITE_FAILURE_RETRY: Duration = Duration::from_secs(30);
 
 /// The control-plane controller's view of the cluster: watch caches, each fed by the same
 /// stream that triggers reconciles (see `cache`).
@@ -300,15 +305,33 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
         .additional_fargate_profiles
         .clone()
         .unwrap_or_default();
+    let existing = owned_profile_applies(cp, &state.applies);
+    // A profile that already has an apply keeps it under its name (see
+    // `names::profile_apply_name_in_use`): renaming it would create the profile again.
+    let owned_names: Vec<(&str, &str)> = existing
+        .iter()
+        .filter_map(|a| {
+            let profile = a.annotations().get(names::ANNOTATION_PROFILE_NAME)?;
+            Some((profile.as_str(), a.metadata.name.as_deref()?))
+        })
+        .collect();
     let desired: Vec<DesiredProfile> = profiles_spec
         .iter()
         .map(|p| DesiredProfile {
             name: p.name.clone(),
-            apply_name: names::profile_apply_name(&cp.name_any(), &p.name),
+            apply_name: names::profile_apply_name_in_use(
+                &p.name,
+                names::profile_apply_name(&cp.name_any(), &p.name),
+                owned_names.iter().copied(),
+            ),
             hash: fargate::immutable_hash(cp, p),
         })
         .collect();
-    let existing = owned_profile_applies(cp, &state.applies);
+    // The Workspace the EKS apply reports, which an earlier naming rule may have named.
+    let eks_workspace = eks_existing
+        .as_deref()
+        .map(super::workspace_apply::workspace_name_of)
+        .unwrap_or_else(|| names::workspace_name(&ns, &eks_name));
     let observed: Vec<ObservedProfile> = existing.iter().map(|a| observed(a)).collect();
     // The secrets only matter when a profile is about to be created, so they are checked then.
     let mut gate = match eks_state {
@@ -339,13 +362,35 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
         )
         .await;
     }
+    // Profiles whose apply cannot be written, reported in their status entry.
+    let mut write_failures = Vec::new();
     for index in plan.keep.iter().copied().chain(plan.create) {
-        let want = fargate::render(cp, &profiles_spec[index]);
+        let apply_name = &desired[index].apply_name;
+        let want = fargate::render_as(cp, &profiles_spec[index], apply_name, &eks_workspace);
         let have = existing.iter().find(|a| a.name_any() == want.name_any());
-        let Some(written) =
-            write_if_changed(&applies, &state.applies, &want, have.map(|a| a.as_ref())).await?
-        else {
-            continue;
+        // An object of that name that is not ours is left alone.
+        let taken = match have {
+            None => state.applies.get_named(Some(&ns), apply_name),
+            Some(_) => None,
+        };
+        let result = match taken.map(|other| check_owner(&want, other.as_ref())) {
+            Some(Err(e)) => Err(e),
+            _ => write_if_changed(&applies, &state.applies, &want, have.map(|a| a.as_ref())).await,
+        };
+        let written = match result {
+            Ok(Some(written)) => written,
+            Ok(None) => continue,
+            Err(error) => {
+                let profile = &profiles_spec[index].name;
+                match write_failure::profile_status(profile, apply_name, &error) {
+                    Some(status) => {
+                        warn!(control_plane = %cp.name_any(), %profile, apply = %apply_name, %error, "cannot write Fargate profile apply");
+                        write_failures.push(status);
+                        continue;
+                    }
+                    None => return Err(error),
+                }
+            }
         };
         state.apply_writes.record(&written);
         state.applies.remember(written);
@@ -363,11 +408,20 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
         .iter()
         .map(|d| profiles::default_profile_status(d.name(), &eks_name, &eks_state))
         .collect();
+    let retry_failed_writes = !write_failures.is_empty();
+    write_failure::apply_overrides(&mut plan.statuses, write_failures);
     statuses.extend(plan.statuses);
     ctx.metrics
         .set_profiles(format!("{ns}/{}", cp.name_any()), &statuses);
     let deferred = write_status(cp, state, eks_existing.as_deref(), &eks_state, statuses).await?;
-    Ok(Action::requeue(deferred.unwrap_or(RESYNC)))
+    // Nothing wakes this control plane when the object in the way goes or the permission is
+    // granted, so look again soon.
+    let resync = if retry_failed_writes {
+        WRITE_FAILURE_RETRY
+    } else {
+        RESYNC
+    };
+    Ok(Action::requeue(deferred.map_or(resync, |d| d.min(resync))))
 }
 
 /// The control plane's own readiness, which follows the EKS cluster workspace only: a Fargate

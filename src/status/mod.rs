@@ -6,3 +6,4 @@ pub mod conditions;
 pub mod events;
 pub mod pacing;
 pub mod profiles;
+pub mod write_failure;

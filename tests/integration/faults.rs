@@ -593,7 +593,7 @@ async fn controller_killed_at_random_points_converges_without_duplicates() {
     // A profile's selectors change: it is deleted and created again.
     let old = env
         .applies()
-        .get("demo-cluster-fargate-monitoring")
+        .get(&names::profile_apply_name(CP, "monitoring"))
         .await
         .unwrap();
     let mut list = env.spec_profiles().await;
@@ -608,7 +608,7 @@ async fn controller_killed_at_random_points_converges_without_duplicates() {
     eventually("monitoring replaced", WAIT, || async {
         let a = env
             .applies()
-            .get_opt("demo-cluster-fargate-monitoring")
+            .get_opt(&names::profile_apply_name(CP, "monitoring"))
             .await
             .map_err(|e| e.to_string())?
             .ok_or("gone")?;
@@ -626,7 +626,7 @@ async fn controller_killed_at_random_points_converges_without_duplicates() {
     let ws = env.workspaces().await;
     let ws = ws
         .iter()
-        .find(|w| w.name_any() == env.workspace_of("demo-cluster-fargate-monitoring"))
+        .find(|w| w.name_any() == env.workspace_of(&names::profile_apply_name(CP, "monitoring")))
         .expect("monitoring Workspace");
     assert_eq!(
         ws.spec.for_provider.varmap.as_ref().unwrap()["selectors"][0]["namespace"],
@@ -654,9 +654,9 @@ async fn controller_killed_at_random_points_converges_without_duplicates() {
         let obs = env.provider.observations.lock().unwrap();
         let expected: BTreeMap<String, u32> = [
             (names::eks_apply_name(CP), 1),
-            ("demo-cluster-fargate-monitoring".to_string(), 2),
-            ("demo-cluster-fargate-batch-jobs".to_string(), 1),
-            ("demo-cluster-fargate-analytics".to_string(), 1),
+            (names::profile_apply_name(CP, "monitoring"), 2),
+            (names::profile_apply_name(CP, "batch-jobs"), 1),
+            (names::profile_apply_name(CP, "analytics"), 1),
         ]
         .into_iter()
         .map(|(apply, n)| (env.workspace_of(&apply), n))
@@ -1159,7 +1159,7 @@ async fn bad_dependencies_hand_edited_child_apply_is_restored() {
     let started = Instant::now();
     let (env, operator) = converged("faults-edit").await;
 
-    let name = "demo-cluster-fargate-monitoring";
+    let name = &names::profile_apply_name(CP, "monitoring");
     let patch = json!({ "spec": { "variables": { "profile_name": "hijacked", "cluster_name": "elsewhere" } } });
     env.applies()
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))

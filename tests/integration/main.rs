@@ -9,6 +9,7 @@ mod cluster_is_real;
 mod crd_validation;
 mod faults;
 mod lifecycle;
+mod naming;
 mod rbac;
 mod terraform_modules;
 mod workspace_apply;
