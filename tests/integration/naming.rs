@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 use capt_fargate::api::{
-    CAPTControlPlane, FargateProfilePhase, FargateProfileStatus, WorkspaceTemplateApply,
+    CAPTControlPlane, FargateProfile, FargateProfilePhase, FargateProfileStatus,
+    WorkspaceTemplateApply,
 };
 use capt_fargate::names;
 use capt_fargate::render::{self, fargate};
@@ -58,6 +59,16 @@ impl Env {
     /// The control plane `name` with one additional profile `profile`, and its VPC secret (as
     /// the VPC workspace would write it).
     async fn create_control_plane(&self, name: &str, profile: &str) -> CAPTControlPlane {
+        self.create_control_plane_with(name, vec![profile_spec(profile)])
+            .await
+    }
+
+    /// The control plane `name` with these additional profiles, and its VPC secret.
+    async fn create_control_plane_with(
+        &self,
+        name: &str,
+        profiles: Vec<Value>,
+    ) -> CAPTControlPlane {
         let text =
             std::fs::read_to_string(support::repo_root().join("config/samples/secrets.yaml"))
                 .unwrap();
@@ -80,11 +91,7 @@ impl Env {
                 "version": "1.31",
                 "workspaceTemplateRef": { "name": "eks-controlplane" },
                 "defaultFargateProfiles": ["kube-system"],
-                "additionalFargateProfiles": [{
-                    "name": profile,
-                    "selectors": [{ "namespace": "apps" }],
-                    "workspaceTemplateRef": { "name": "eks-fargate-profile" }
-                }]
+                "additionalFargateProfiles": profiles
             }
         }))
         .unwrap();
@@ -121,6 +128,15 @@ impl Env {
         })
         .await
     }
+}
+
+/// An additional profile named `name`.
+fn profile_spec(name: &str) -> Value {
+    json!({
+        "name": name,
+        "selectors": [{ "namespace": "apps" }],
+        "workspaceTemplateRef": { "name": "eks-fargate-profile" }
+    })
 }
 
 fn is_ready(s: &FargateProfileStatus) -> bool {
@@ -176,10 +192,15 @@ async fn control_planes_whose_names_concatenate_alike_both_converge() {
 #[tokio::test]
 async fn an_apply_created_under_the_earlier_name_is_kept() {
     let env = Env::start("naming-upgrade").await;
-    let cp = env.create_control_plane("shop", "api").await;
-    // What the earlier rule (`<cp>-fargate-<profile>`) created, owned by the control plane.
+    let mut cp = env.create_control_plane_with("shop", vec![]).await;
+    let operator = Operator::start(env.client.clone(), &env.ns.name);
+    env.profile_status("shop", "kube-system", "Ready", is_ready)
+        .await;
+    // A cluster converged by an earlier version: its profile's apply has the name of the
+    // earlier rule (`<cp>-fargate-<profile>`) and is owned by the control plane.
     let old_name = "shop-fargate-api";
-    let profile = cp.spec.additional_fargate_profiles.clone().unwrap()[0].clone();
+    let profile: FargateProfile = serde_json::from_value(profile_spec("api")).unwrap();
+    cp.spec.additional_fargate_profiles = Some(vec![profile.clone()]);
     let eks_workspace = names::workspace_name(&env.ns.name, &render::eks::apply_name(&cp));
     let old = fargate::render_as(&cp, &profile, old_name, &eks_workspace);
     let old = env
@@ -187,7 +208,16 @@ async fn an_apply_created_under_the_earlier_name_is_kept() {
         .create(&PostParams::default(), &old)
         .await
         .unwrap();
-    let operator = Operator::start(env.client.clone(), &env.ns.name);
+    env.cps()
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({ "spec": { "additionalFargateProfiles": [profile_spec("api")] } }),
+            ),
+        )
+        .await
+        .unwrap();
 
     let status = env.profile_status("shop", "api", "Ready", is_ready).await;
     let entry = &status.status.as_ref().unwrap().fargate_profiles[1];
