@@ -67,7 +67,10 @@ pub const PROFILE_MODULE_TAGS: usize = 2;
     ),
     // The name is the EKS cluster name (the `cluster_name` Terraform input). Kubernetes already
     // allows only lower-case letters, digits, '-' and '.', starting with a letter or digit.
-    validation = Rule::new("size(self.metadata.name) <= 100 && !self.metadata.name.contains('.')")
+    // Checked at creation only (a name never changes): a control plane created before the rule
+    // can still be updated, and deleted (its finalizer removed).
+    validation = Rule::new("oldSelf.hasValue() || (size(self.metadata.name) <= 100 && !self.metadata.name.contains('.'))")
+        .optional_old_self(true)
         .message("the name becomes the EKS cluster name, which AWS limits to 1-100 characters: letters, digits, '-' and '_', starting with a letter or digit (CreateCluster API); choose a name without '.' and of at most 100 characters")
 )]
 #[x_kube(validation = Rule::new(
@@ -509,6 +512,7 @@ mod tests {
         .unwrap();
         let rules = schema["x-kubernetes-validations"].to_string();
         assert!(rules.contains("size(self.metadata.name) <= 100"), "{rules}");
+        assert!(rules.contains("\"optionalOldSelf\":true"), "{rules}");
         assert!(rules.contains("CreateCluster"), "{rules}");
     }
 }
