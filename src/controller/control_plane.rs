@@ -384,6 +384,7 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
                 let profile = &profiles_spec[index].name;
                 match write_failure::profile_status(profile, apply_name, &error) {
                     Some(status) => {
+                        ctx.metrics.failure(CONTROLLER, error.metric_label());
                         warn!(control_plane = %cp.name_any(), %profile, apply = %apply_name, %error, "cannot write Fargate profile apply");
                         write_failures.push(status);
                         continue;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
@@ -308,6 +309,32 @@ async fn an_apply_name_taken_by_another_object_is_reported_and_left_alone() {
         ("True", "ApplyNameConflict")
     );
     assert!(failed.message.contains(&taken), "{}", failed.message);
+
+    // A Warning event on the control plane says it too (kubectl describe).
+    let events: Api<Event> = Api::namespaced(env.client.clone(), &env.ns.name);
+    eventually("a Warning event naming the conflict", WAIT, || {
+        let events = events.clone();
+        let taken = taken.clone();
+        async move {
+            let list = events
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            list.items
+                .iter()
+                .find(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.note.as_deref().is_some_and(|n| n.contains(&taken))
+                })
+                .map(|_| ())
+                .ok_or_else(|| format!("{} events", list.items.len()))
+        }
+    })
+    .await;
+    assert!(
+        operator.metrics.encode().contains("not_owned"),
+        "the failure is counted in capt_fargate_reconcile_errors_total"
+    );
 
     // Nothing of the other object was overwritten.
     let after = env.applies().get(&taken).await.unwrap();
