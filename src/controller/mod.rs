@@ -207,7 +207,8 @@ where
 /// - An update is a merge patch at the version read ([`diff::update_patch`]); a conflict (the
 ///   cache was stale) is retried by the next reconcile.
 /// - A create that finds the object there already (written by a predecessor whose write the
-///   cache has not shown yet) reads it and updates it.
+///   cache has not shown yet) reads it and updates it, unless it is not controlled by the owner
+///   of `desired` ([`check_owner`]): someone else's object is never taken over.
 pub async fn write<K>(
     api: &Api<K>,
     cache: &cache::Cache<K>,
