@@ -9,6 +9,19 @@ pub enum Error {
     /// An object read from the API server lacks a namespace, name or uid.
     #[error("object {0} lacks metadata the controller needs (namespace, name or uid)")]
     MissingMetadata(String),
+    /// A child's name is taken by an object this operator did not create for that owner; the
+    /// object is left untouched.
+    #[error(
+        "{kind} {name} already exists and was not created by this owner ({holder}); it is left untouched: delete or rename that object, or rename the owner or the profile so that another name is derived"
+    )]
+    NotOwned {
+        /// Kind of the child.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// Who controls the existing object, e.g. `owned by CAPTControlPlane shop` or `no owner`.
+        holder: String,
+    },
     /// Serialising an object failed (a bug: the types always serialise).
     #[error("could not serialise {0}: {1}")]
     Serialization(&'static str, #[source] serde_json::Error),
@@ -22,6 +35,7 @@ impl Error {
             Error::Kube(kube::Error::Api(status)) if status.is_forbidden() => "forbidden",
             Error::Kube(_) => "kube",
             Error::MissingMetadata(_) => "metadata",
+            Error::NotOwned { .. } => "not_owned",
             Error::Serialization(..) => "serialization",
         }
     }

@@ -4,6 +4,13 @@
 //! at most 63 characters, while Fargate profile names allow upper case and '_' and reach 100
 //! characters. Whenever a name has to be shortened or changed to fit, a stable hash of the
 //! original is appended so two different inputs never map to the same name.
+//!
+//! Derived names that can end up in a label value (Terraform's Kubernetes state backend and
+//! other tools label objects with a Workspace's name) are at most 63 characters: profile
+//! applies (at most [`MAX_PROFILE_APPLY`], so that `<apply>-connection` fits too), their
+//! connection secrets and Workspaces. Names CAPT itself defines (`<cp>-eks-controlplane-apply`,
+//! `<cp>-eks-connection`, `<cp>-vpc-connection`) are kept as CAPT spells them: other objects of
+//! a CAPT installation refer to them, and they reach labels only through [`label_value`].
 
 use sha2::{Digest, Sha256};
 
@@ -45,8 +52,14 @@ pub const LABEL_APPLY_UID: &str = "infrastructure.cluster.x-k8s.io/apply-uid";
 pub const ANNOTATION_APPLY: &str = "infrastructure.cluster.x-k8s.io/apply";
 
 const MAX_NAME: usize = 253;
-const MAX_LABEL: usize = 63;
+/// Longest label value (Kubernetes), and so the longest derived name that may become one.
+pub const MAX_LABEL: usize = 63;
 const HASH_LEN: usize = 8;
+/// Suffix of a profile apply's connection secret.
+const CONNECTION_SUFFIX: &str = "-connection";
+/// Longest derived profile apply name: its connection secret `<apply>-connection` then stays
+/// within [`MAX_LABEL`] as well.
+pub const MAX_PROFILE_APPLY: usize = MAX_LABEL - CONNECTION_SUFFIX.len();
 
 /// First `len` hex digits of the SHA-256 of `input`: stable across builds and platforms.
 pub fn short_hash(input: &str, len: usize) -> String {
@@ -123,32 +136,88 @@ pub fn vpc_connection_secret(control_plane: &str) -> String {
     object_name(&format!("{control_plane}-vpc-connection"))
 }
 
-/// The WorkspaceTemplateApply of one additional Fargate profile.
+/// `head` cut to leave room for `-<hash>` within `max` characters, without a trailing
+/// separator, followed by `-<hash>`.
+fn with_hash(head: &str, hash: &str, max: usize) -> String {
+    let keep = max - hash.len() - 1;
+    let head: String = head.chars().take(keep).collect();
+    format!("{}-{hash}", head.trim_end_matches(['-', '.', '_']))
+}
+
+/// The WorkspaceTemplateApply of one additional Fargate profile, derived for a profile that
+/// has none yet: `<control plane>-fargate-<profile>` in lower case with '_' as '-', cut to fit,
+/// then `-` and 8 hex digits of the SHA-256 of `<control plane>/<profile>`; at most
+/// [`MAX_PROFILE_APPLY`] (52) characters.
+///
+/// The hash covers the exact pair, separated by '/', which neither a Kubernetes name nor a
+/// Fargate profile name can contain, so two pairs never share it: `shop` + `fargate-api` and
+/// `shop-fargate` + `api` read alike but get different names. The readable part is only a
+/// convenience for people. An apply created under an earlier rule keeps its name
+/// ([`profile_apply_name_in_use`]).
 pub fn profile_apply_name(control_plane: &str, profile: &str) -> String {
-    let raw = format!("{control_plane}-fargate-{profile}");
-    // Profile names may hold '_' and upper case, which object names cannot; hashing the
-    // original keeps "a_b" and "a-b" apart.
-    fit(&raw, to_dns(&raw), MAX_NAME)
+    let hash = short_hash(&format!("{control_plane}/{profile}"), HASH_LEN);
+    let head = to_dns(&format!("{control_plane}-fargate-{profile}")).replace('.', "-");
+    with_hash(&head, &hash, MAX_PROFILE_APPLY)
 }
 
-/// The Secret a Fargate profile workspace writes its outputs to.
+/// The apply name of `profile`: the name of an apply the control plane already owns for it
+/// (`owned` lists `(profile annotation, apply name)` of its profile applies), else `derived`.
+///
+/// Applies created under an earlier naming rule keep their name, so an upgrade neither
+/// creates a second apply for a profile (which would try to create the same Fargate profile
+/// in AWS again) nor deletes the existing one. Once such an apply is deleted (profile
+/// replaced or removed), the profile's next apply gets the derived name. With several
+/// (which the one-at-a-time plan never creates), the derived name wins if among them, else the
+/// first by name, so the choice is stable.
+pub fn profile_apply_name_in_use<'a>(
+    profile: &str,
+    derived: String,
+    owned: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    let mut names: Vec<&str> = owned
+        .into_iter()
+        .filter(|(p, _)| *p == profile)
+        .map(|(_, name)| name)
+        .collect();
+    if names.is_empty() || names.contains(&derived.as_str()) {
+        return derived;
+    }
+    names.sort_unstable();
+    names[0].to_string()
+}
+
+/// The Secret a Fargate profile workspace writes its outputs to: `<apply>-connection`, which
+/// for a derived apply name is at most [`MAX_LABEL`] characters (a longer apply name from
+/// an earlier naming rule keeps its secret's name, so no Workspace changes on upgrade).
 pub fn profile_connection_secret(apply_name: &str) -> String {
-    object_name(&format!("{apply_name}-connection"))
+    object_name(&format!("{apply_name}{CONNECTION_SUFFIX}"))
 }
 
-/// The cluster-scoped Workspace of a WorkspaceTemplateApply. CAPT drops the `-apply` suffix,
-/// which collides across namespaces; the hash of `<namespace>/<name>` keeps names unique.
+/// The cluster-scoped Workspace of a WorkspaceTemplateApply: the apply name without CAPT's
+/// `-apply` suffix, cut to fit, then `-` and 8 hex digits of the SHA-256 of
+/// `<namespace>/<apply name>`; at most [`MAX_LABEL`] (63) characters. The hash keeps the
+/// names of applies of equal names in different namespaces apart (CAPT drops the suffix only,
+/// which collides). An existing Workspace keeps the name recorded in its apply's status.
 pub fn workspace_name(namespace: &str, apply_name: &str) -> String {
     let base = apply_name.strip_suffix("-apply").unwrap_or(apply_name);
     let hash = short_hash(&format!("{namespace}/{apply_name}"), HASH_LEN);
-    let keep = MAX_NAME - HASH_LEN - 1;
-    let head: String = base.chars().take(keep).collect();
-    format!("{}-{hash}", head.trim_end_matches(['-', '.']))
+    with_hash(base, &hash, MAX_LABEL)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A DNS label (RFC 1123), which is also a valid label value: lower-case letters, digits
+    /// and '-', starting and ending with a letter or digit, at most 63 characters.
+    fn is_dns_label(s: &str) -> bool {
+        !s.is_empty()
+            && s.len() <= MAX_LABEL
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    }
 
     #[test]
     fn valid_names_pass_through_unchanged() {
@@ -160,14 +229,27 @@ mod tests {
         assert_eq!(eks_apply_name("demo"), "demo-eks-controlplane-apply");
         assert_eq!(eks_connection_secret("demo"), "demo-eks-connection");
         assert_eq!(vpc_connection_secret("demo"), "demo-vpc-connection");
+    }
+
+    #[test]
+    fn derived_names_are_stable() {
+        // Fixed values: a change here renames the children of every existing control plane.
         assert_eq!(
             profile_apply_name("demo", "monitoring"),
-            "demo-fargate-monitoring"
+            "demo-fargate-monitoring-ee19a826"
+        );
+        assert_eq!(
+            workspace_name("team-a", "demo-eks-controlplane-apply"),
+            "demo-eks-controlplane-4813f6a7"
+        );
+        assert_eq!(
+            profile_apply_name("demo", "batch_jobs"),
+            profile_apply_name("demo", "batch_jobs")
         );
     }
 
     #[test]
-    fn profile_names_that_are_not_dns_names_get_distinct_hashed_names() {
+    fn profile_names_that_are_not_dns_names_get_distinct_names() {
         let underscore = profile_apply_name("demo", "batch_jobs");
         let dash = profile_apply_name("demo", "batch-jobs");
         let upper = profile_apply_name("demo", "Batch-Jobs");
@@ -175,24 +257,119 @@ mod tests {
             underscore.starts_with("demo-fargate-batch-jobs-"),
             "{underscore}"
         );
-        assert_eq!(dash, "demo-fargate-batch-jobs");
+        assert!(dash.starts_with("demo-fargate-batch-jobs-"), "{dash}");
         assert_ne!(underscore, dash);
         assert_ne!(upper, dash);
         assert_ne!(upper, underscore);
-        // Stable: the same input always gives the same name.
-        assert_eq!(underscore, profile_apply_name("demo", "batch_jobs"));
+        for name in [underscore, dash, upper] {
+            assert!(is_dns_label(&name), "{name}");
+        }
     }
 
     #[test]
-    fn long_names_are_shortened_with_a_hash() {
-        let cp = "c".repeat(200);
-        let profile = "p".repeat(100);
-        let name = profile_apply_name(&cp, &profile);
-        assert!(name.len() <= 253, "{}", name.len());
-        assert_ne!(name, profile_apply_name(&cp, &"q".repeat(100)));
-        let label = label_value(&profile);
-        assert!(label.len() <= 63);
-        assert_ne!(label, label_value(&"p".repeat(99)));
+    fn pairs_that_concatenate_alike_get_different_apply_names() {
+        // Both read "shop-fargate-fargate-api" when concatenated.
+        let a = profile_apply_name("shop", "fargate-api");
+        let b = profile_apply_name("shop-fargate", "api");
+        assert_ne!(a, b);
+        assert!(a.starts_with("shop-fargate-fargate-api-"), "{a}");
+        assert!(b.starts_with("shop-fargate-fargate-api-"), "{b}");
+        assert_ne!(workspace_name("ns", &a), workspace_name("ns", &b));
+        assert_ne!(profile_connection_secret(&a), profile_connection_secret(&b));
+    }
+
+    #[test]
+    fn the_longest_names_admission_accepts_give_names_within_63_characters() {
+        // Admission: control plane names of at most 100 characters without '.', profile names
+        // of at most 100 letters, digits, '-' and '_'; namespaces are DNS labels (63).
+        let cp = format!("c{}", "-x".repeat(49) + "9");
+        assert_eq!(cp.len(), 100);
+        let ns = "n".repeat(63);
+        for profile in [
+            "p".repeat(100),
+            format!("P{}", "_Q".repeat(49) + "z"),
+            "a".into(),
+        ] {
+            let apply = profile_apply_name(&cp, &profile);
+            assert!(apply.len() <= MAX_PROFILE_APPLY, "{} {apply}", apply.len());
+            assert!(is_dns_label(&apply), "{apply}");
+            let secret = profile_connection_secret(&apply);
+            assert!(is_dns_label(&secret), "{} {secret}", secret.len());
+            let workspace = workspace_name(&ns, &apply);
+            assert!(is_dns_label(&workspace), "{} {workspace}", workspace.len());
+            assert_eq!(
+                label_value(&apply),
+                apply,
+                "the apply name is its own label value"
+            );
+        }
+        let eks = eks_apply_name(&cp);
+        assert!(object_name(&eks) == eks && eks.len() <= MAX_NAME, "{eks}");
+        let workspace = workspace_name(&ns, &eks);
+        assert!(is_dns_label(&workspace), "{} {workspace}", workspace.len());
+        assert!(label_value(&eks).len() <= MAX_LABEL);
+        // The case of the issue: a long control plane and profile name gave 66-69 characters.
+        let workspace = workspace_name(
+            "default",
+            &profile_apply_name("production-analytics-cluster", "batch-processing-jobs"),
+        );
+        assert!(workspace.len() <= MAX_LABEL, "{workspace}");
+    }
+
+    #[test]
+    fn no_two_of_many_pairs_share_an_apply_or_workspace_name() {
+        // Pairs built from few parts, so that many of them concatenate alike.
+        let parts = [
+            "a",
+            "b",
+            "a-b",
+            "b-a",
+            "fargate",
+            "a-fargate",
+            "fargate-b",
+            "A",
+            "a_b",
+        ];
+        let mut applies = std::collections::BTreeMap::new();
+        let mut workspaces = std::collections::BTreeSet::new();
+        for cp in parts
+            .iter()
+            .filter(|p| p.chars().all(|c| !c.is_ascii_uppercase() && c != '_'))
+        {
+            for profile in parts {
+                let apply = profile_apply_name(cp, profile);
+                assert!(is_dns_label(&apply), "{apply}");
+                if let Some(other) = applies.insert(apply.clone(), (*cp, profile)) {
+                    panic!("{apply} derived for {other:?} and {:?}", (cp, profile));
+                }
+                assert!(workspaces.insert(workspace_name("ns", &apply)));
+            }
+        }
+        assert!(applies.len() > 50);
+    }
+
+    #[test]
+    fn an_existing_apply_keeps_its_name() {
+        let derived = profile_apply_name("shop", "api");
+        // Created under the earlier rule: kept.
+        let owned = [("api", "shop-fargate-api"), ("web", "shop-fargate-web")];
+        assert_eq!(
+            profile_apply_name_in_use("api", derived.clone(), owned),
+            "shop-fargate-api"
+        );
+        // None for this profile yet: the derived name.
+        assert_eq!(
+            profile_apply_name_in_use("db", derived.clone(), owned),
+            derived
+        );
+        // The derived one among several wins; otherwise the first by name.
+        let both = [("api", "z-old"), ("api", derived.as_str())];
+        assert_eq!(
+            profile_apply_name_in_use("api", derived.clone(), both),
+            derived
+        );
+        let two_old = [("api", "z-old"), ("api", "b-old")];
+        assert_eq!(profile_apply_name_in_use("api", derived, two_old), "b-old");
     }
 
     #[test]
@@ -201,7 +378,7 @@ mod tests {
         let b = workspace_name("team-b", "demo-eks-controlplane-apply");
         assert!(a.starts_with("demo-eks-controlplane-"), "{a}");
         assert_ne!(a, b);
-        assert!(workspace_name("ns", &"x".repeat(253)).len() <= 253);
+        assert!(workspace_name("ns", &"x".repeat(253)).len() <= MAX_LABEL);
     }
 
     #[test]
@@ -209,5 +386,9 @@ mod tests {
         let v = label_value("_x_");
         assert!(v.starts_with('x'), "{v}");
         assert!(v.chars().last().unwrap().is_ascii_alphanumeric());
+        let profile = "p".repeat(100);
+        let label = label_value(&profile);
+        assert!(label.len() <= 63);
+        assert_ne!(label, label_value(&"p".repeat(99)));
     }
 }

@@ -17,6 +17,18 @@ pub const DEFAULT_PROFILE_KUBE_SYSTEM: &str = "kube-system";
 pub const DEFAULT_PROFILE_KARPENTER: &str = "karpenter";
 /// AWS's default quota of Fargate profiles per cluster.
 pub const MAX_PROFILES_PER_CLUSTER: usize = 10;
+/// Tags AWS allows on one resource ("Tag naming limits and requirements", AWS Tagging
+/// Resources user guide; EKS and IAM both apply it).
+pub const MAX_TAGS_PER_RESOURCE: usize = 50;
+/// Tags the EKS module adds to the cluster besides `additionalTags`: terraform-aws-modules/eks
+/// tags `aws_eks_cluster` with `terraform-aws-modules = "eks"`. The admission rule on
+/// `additionalTags` allows [`MAX_TAGS_PER_RESOURCE`] minus this.
+pub const EKS_MODULE_TAGS: usize = 1;
+/// Tags the profile module (`config/workspacetemplates/fargate-profile.yaml`) adds to a
+/// profile's pod execution role besides the profile's tags: `eks-cluster-name` and
+/// `eks-fargate-profile-name`. The admission rule on the cluster's and each profile's tags
+/// together allows [`MAX_TAGS_PER_RESOURCE`] minus this.
+pub const PROFILE_MODULE_TAGS: usize = 2;
 
 /// Desired state of an EKS control plane managed through Terraform workspaces.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -52,11 +64,24 @@ pub const MAX_PROFILES_PER_CLUSTER: usize = 10;
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    // The name is the EKS cluster name (the `cluster_name` Terraform input). Kubernetes already
+    // allows only lower-case letters, digits, '-' and '.', starting with a letter or digit.
+    // Checked at creation only (a name never changes): a control plane created before the rule
+    // can still be updated, and deleted (its finalizer removed).
+    validation = Rule::new("oldSelf.hasValue() || (size(self.metadata.name) <= 100 && !self.metadata.name.contains('.'))")
+        .optional_old_self(true)
+        .message("the name becomes the EKS cluster name, which AWS limits to 1-100 characters: letters, digits, '-' and '_', starting with a letter or digit (CreateCluster API); choose a name without '.' and of at most 100 characters")
 )]
 #[x_kube(validation = Rule::new(
     "(has(self.defaultFargateProfiles) ? size(self.defaultFargateProfiles) : 2) + (has(self.additionalFargateProfiles) ? size(self.additionalFargateProfiles) : 0) <= 10"
 ).message("a cluster can have at most 10 Fargate profiles (AWS quota), counting the default profiles; remove profiles or set defaultFargateProfiles to fewer entries"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.additionalTags) || size(self.additionalTags) <= 49"
+).message("additionalTags: at most 49 tags, since the EKS module adds 1 of its own (terraform-aws-modules) and AWS allows 50 per resource; remove tags"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.additionalFargateProfiles) || self.additionalFargateProfiles.all(p, (has(p.tags) ? size(p.tags) : 0) + (has(self.additionalTags) ? size(self.additionalTags.filter(k, !has(p.tags) || !(k in p.tags))) : 0) <= 48)"
+).message("a Fargate profile gets the cluster's additionalTags plus its own tags (a key in both counts once) plus 2 the profile module adds to its pod execution role, and AWS allows 50 per resource: keep additionalTags and each profile's tags together at 48 distinct keys or fewer"))]
 #[serde(rename_all = "camelCase")]
 pub struct CAPTControlPlaneSpec {
     /// Kubernetes version of the EKS cluster, for example "1.31".
@@ -413,4 +438,81 @@ pub enum FargateProfilePhase {
     Deleting,
     /// Creation failed; see failureReason and failureMessage.
     Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    /// The CAPTControlPlane CRD as JSON text.
+    fn crd() -> String {
+        serde_json::to_string(&CAPTControlPlane::crd()).unwrap()
+    }
+
+    #[test]
+    fn tag_rules_leave_room_for_the_tags_the_modules_add() {
+        let crd = crd();
+        let cluster = MAX_TAGS_PER_RESOURCE - EKS_MODULE_TAGS;
+        assert!(
+            crd.contains(&format!("size(self.additionalTags) <= {cluster}\"")),
+            "additionalTags rule must allow {cluster}"
+        );
+        let profile = MAX_TAGS_PER_RESOURCE - PROFILE_MODULE_TAGS;
+        assert!(
+            crd.contains(&format!(": 0) <= {profile})")),
+            "profile tag rule must allow {profile}"
+        );
+    }
+
+    /// Keys of every `merge(var.tags, { ... })` in a module: the tags it adds.
+    fn merged_tag_keys(module: &str) -> Vec<Vec<String>> {
+        module
+            .split("merge(var.tags, {")
+            .skip(1)
+            .map(|rest| {
+                let block = &rest[..rest.find('}').expect("merge block closes")];
+                block
+                    .lines()
+                    .filter_map(|l| l.split_once('='))
+                    .map(|(k, _)| k.trim().trim_matches('"').to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_module_tag_counts_match_the_shipped_modules() {
+        let profile = include_str!("../../config/workspacetemplates/fargate-profile.yaml");
+        let added = merged_tag_keys(profile);
+        assert_eq!(
+            added.iter().map(Vec::len).max().unwrap_or(0),
+            PROFILE_MODULE_TAGS,
+            "{added:?}"
+        );
+        assert!(
+            !profile.contains("default_tags"),
+            "provider default_tags would add more"
+        );
+        let eks = include_str!("../../config/workspacetemplates/eks-controlplane.yaml");
+        assert!(eks.contains("terraform-aws-modules/eks/aws"));
+        assert!(merged_tag_keys(eks).is_empty() && !eks.contains("default_tags"));
+    }
+
+    #[test]
+    fn the_name_rule_is_at_the_root() {
+        let crd = CAPTControlPlane::crd();
+        let schema = serde_json::to_value(
+            &crd.spec.versions[0]
+                .schema
+                .as_ref()
+                .unwrap()
+                .open_api_v3_schema,
+        )
+        .unwrap();
+        let rules = schema["x-kubernetes-validations"].to_string();
+        assert!(rules.contains("size(self.metadata.name) <= 100"), "{rules}");
+        assert!(rules.contains("\"optionalOldSelf\":true"), "{rules}");
+        assert!(rules.contains("CreateCluster"), "{rules}");
+    }
 }

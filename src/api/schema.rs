@@ -36,8 +36,9 @@ pub fn subnet_ids(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-/// AWS tags: at most 50, keys up to 127 characters and not starting with `aws:`, values up to
-/// 255 characters.
+/// AWS tags: at most 50, keys up to 127 characters and not starting with `aws:` in any letter
+/// case (AWS reserves the prefix case-insensitively: "Tag naming limits and requirements" in
+/// the AWS Tagging guide), values up to 255 characters.
 pub fn aws_tags(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "object",
@@ -45,8 +46,8 @@ pub fn aws_tags(_: &mut SchemaGenerator) -> Schema {
         "maxProperties": 50,
         "additionalProperties": { "type": "string", "maxLength": 255 },
         "x-kubernetes-validations": [{
-            "rule": "self.all(k, size(k) >= 1 && size(k) <= 127 && !k.startsWith('aws:'))",
-            "message": "tag keys must be 1-127 characters and must not start with 'aws:' (reserved by AWS)"
+            "rule": "self.all(k, size(k) >= 1 && size(k) <= 127 && !k.lowerAscii().startsWith('aws:'))",
+            "message": "tag keys must be 1-127 characters and must not start with 'aws:' in any letter case (reserved by AWS)"
         }]
     })
 }

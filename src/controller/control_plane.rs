@@ -16,13 +16,15 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::cache::{self, Cache};
 use super::echo::OwnWrites;
 use super::secrets::Required;
 use super::shared::Watched;
-use super::{Cleanup, Context, ensure_finalizer, index, remove_finalizer, write_if_changed};
+use super::{
+    Cleanup, Context, check_owner, ensure_finalizer, index, remove_finalizer, write_if_changed,
+};
 use crate::api::conditions::READY;
 use crate::api::{
     CAPTControlPlane, CAPTControlPlaneStatus, ControlPlanePhase, FargateProfileStatus,
@@ -36,11 +38,14 @@ use crate::status::conditions::{Desired, merge};
 use crate::status::profiles::{
     self, ClusterGate, Defaults, DesiredProfile, ObservedProfile, Teardown,
 };
-use crate::status::{events, failure, pacing};
+use crate::status::{events, failure, pacing, write_failure};
 
 const CONTROLLER: &str = "controlplane";
 /// Safety-net resync; all progress is driven by watches.
 const RESYNC: Duration = Duration::from_secs(600);
+/// How soon a profile apply that could not be written (name taken, forbidden, invalid) is
+/// tried again.
+const WRITE_FAILURE_RETRY: Duration = Duration::from_secs(30);
 
 /// The control-plane controller's view of the cluster: watch caches, each fed by the same
 /// stream that triggers reconciles (see `cache`).
@@ -320,14 +325,32 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
         .additional_fargate_profiles
         .clone()
         .unwrap_or_default();
+    // A profile that already has an apply keeps it under its name (see
+    // `names::profile_apply_name_in_use`): renaming it would create the profile again.
+    let owned_names: Vec<(&str, &str)> = existing
+        .iter()
+        .filter_map(|a| {
+            let profile = a.annotations().get(names::ANNOTATION_PROFILE_NAME)?;
+            Some((profile.as_str(), a.metadata.name.as_deref()?))
+        })
+        .collect();
     let desired: Vec<DesiredProfile> = profiles_spec
         .iter()
         .map(|p| DesiredProfile {
             name: p.name.clone(),
-            apply_name: names::profile_apply_name(&cp.name_any(), &p.name),
+            apply_name: names::profile_apply_name_in_use(
+                &p.name,
+                names::profile_apply_name(&cp.name_any(), &p.name),
+                owned_names.iter().copied(),
+            ),
             hash: fargate::immutable_hash(cp, p),
         })
         .collect();
+    // The Workspace the EKS apply reports, which an earlier naming rule may have named.
+    let eks_workspace = eks_existing
+        .as_deref()
+        .map(super::workspace_apply::workspace_name_of)
+        .unwrap_or_else(|| names::workspace_name(&ns, &eks_name));
     // The secrets only matter when a profile is about to be created, so they are checked then.
     let mut gate = match eks_state {
         ChildState::Ready => ClusterGate::Open,
@@ -364,13 +387,36 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
         let missing = (first + 1..desired.len()).filter(|i| !plan.keep.contains(i));
         plan.keep = plan.keep.iter().copied().chain(missing).collect();
     }
+    // Profiles whose apply cannot be written, reported in their status entry.
+    let mut write_failures = Vec::new();
     for index in plan.keep.iter().copied().chain(plan.create) {
-        let want = fargate::render(cp, &profiles_spec[index]);
+        let apply_name = &desired[index].apply_name;
+        let want = fargate::render_as(cp, &profiles_spec[index], apply_name, &eks_workspace);
         let have = existing.iter().find(|a| a.name_any() == want.name_any());
-        let Some(written) =
-            write_if_changed(&applies, &state.applies, &want, have.map(|a| a.as_ref())).await?
-        else {
-            continue;
+        // An object of that name that is not ours is left alone.
+        let taken = match have {
+            None => state.applies.get_named(Some(&ns), apply_name),
+            Some(_) => None,
+        };
+        let result = match taken.map(|other| check_owner(&want, other.as_ref())) {
+            Some(Err(e)) => Err(e),
+            _ => write_if_changed(&applies, &state.applies, &want, have.map(|a| a.as_ref())).await,
+        };
+        let written = match result {
+            Ok(Some(written)) => written,
+            Ok(None) => continue,
+            Err(error) => {
+                let profile = &profiles_spec[index].name;
+                match write_failure::profile_status(profile, apply_name, &error) {
+                    Some(status) => {
+                        ctx.metrics.failure(CONTROLLER, error.metric_label());
+                        warn!(control_plane = %cp.name_any(), %profile, apply = %apply_name, %error, "cannot write Fargate profile apply");
+                        write_failures.push(status);
+                        continue;
+                    }
+                    None => return Err(error),
+                }
+            }
         };
         state.apply_writes.record(&written);
         state.applies.remember(written);
@@ -401,6 +447,8 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
         held_by,
         old: &old.fargate_profiles,
     });
+    let retry_failed_writes = !write_failures.is_empty();
+    write_failure::apply_overrides(&mut plan.statuses, write_failures);
     statuses.extend(plan.statuses);
     ctx.metrics
         .set_profiles(format!("{ns}/{}", cp.name_any()), &statuses);
@@ -423,7 +471,13 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
         .filter_map(|until| now.duration_until(until).try_into().ok())
         .map(|wait: Duration| wait + Duration::from_secs(1))
         .min();
-    let next = [deferred, retry_check].into_iter().flatten().min();
+    // Nothing wakes this control plane when an object in the way of a write goes or the
+    // permission is granted, so look again soon.
+    let write_retry = retry_failed_writes.then_some(WRITE_FAILURE_RETRY);
+    let next = [deferred, retry_check, write_retry]
+        .into_iter()
+        .flatten()
+        .min();
     Ok(Action::requeue(next.unwrap_or(RESYNC)))
 }
 

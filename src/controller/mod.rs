@@ -213,7 +213,8 @@ where
 /// - An update is a merge patch at the version read ([`diff::update_patch`]); a conflict (the
 ///   cache was stale) is retried by the next reconcile.
 /// - A create that finds the object there already (written by a predecessor whose write the
-///   cache has not shown yet) reads it and updates it.
+///   cache has not shown yet) reads it and updates it, unless it is not controlled by the owner
+///   of `desired` ([`check_owner`]): someone else's object is never taken over.
 pub async fn write<K>(
     api: &Api<K>,
     cache: &cache::Cache<K>,
@@ -234,6 +235,8 @@ where
             match api.create(&params, desired).await {
                 Err(kube::Error::Api(status)) if status.is_already_exists() => {
                     let mut live = api.get(&name).await?;
+                    // Someone else's object of the same name is not taken over.
+                    check_owner(desired, &live)?;
                     cache.prepare(&mut live);
                     live
                 }
@@ -253,6 +256,34 @@ where
     Ok(api
         .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?)
+}
+
+/// Fails with [`Error::NotOwned`] unless `live` (an object of `desired`'s name) is controlled
+/// by the controller owner of `desired`. Children without a controller owner (Workspaces,
+/// which are cluster-scoped) pass: their ownership is checked by their own labels.
+pub fn check_owner<K: Resource<DynamicType = ()>>(desired: &K, live: &K) -> Result<()> {
+    let controller = |obj: &K| {
+        obj.owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .cloned()
+    };
+    let Some(ours) = controller(desired) else {
+        return Ok(());
+    };
+    let theirs = controller(live);
+    if theirs.as_ref().is_some_and(|o| o.uid == ours.uid) {
+        return Ok(());
+    }
+    let holder = match theirs {
+        Some(o) => format!("controlled by {} {}", o.kind, o.name),
+        None => "it has no controller owner".to_string(),
+    };
+    Err(Error::NotOwned {
+        kind: K::kind(&()).to_string(),
+        name: live.name_any(),
+        holder,
+    })
 }
 
 /// Whether `existing` already holds every field of `desired`. Finalizers are a set that other

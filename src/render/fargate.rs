@@ -60,11 +60,26 @@ fn tags(cp: &CAPTControlPlane, profile: &FargateProfile) -> BTreeMap<String, Str
     tags
 }
 
-/// The WorkspaceTemplateApply that creates `profile`.
+/// The WorkspaceTemplateApply that creates `profile`, under the derived names.
 pub fn render(cp: &CAPTControlPlane, profile: &FargateProfile) -> WorkspaceTemplateApply {
+    let name = names::profile_apply_name(&cp.name_any(), &profile.name);
+    let eks_workspace = names::workspace_name(&namespace(cp), &eks::apply_name(cp));
+    render_as(cp, profile, &name, &eks_workspace)
+}
+
+/// The WorkspaceTemplateApply that creates `profile`, named `name` (the apply the control plane
+/// already has for it, see [`names::profile_apply_name_in_use`]), waiting for the EKS
+/// cluster's Workspace `eks_workspace` (the one its apply reports, which an earlier naming
+/// rule may have named differently).
+pub fn render_as(
+    cp: &CAPTControlPlane,
+    profile: &FargateProfile,
+    name: &str,
+    eks_workspace: &str,
+) -> WorkspaceTemplateApply {
     let ns = namespace(cp);
     let cp_name = cp.name_any();
-    let name = names::profile_apply_name(&cp_name, &profile.name);
+    let name = name.to_string();
     let (vpc_ns, vpc_name) = eks::vpc_secret(cp);
     let eks_secret = names::eks_connection_secret(&cp_name);
 
@@ -146,7 +161,7 @@ pub fn render(cp: &CAPTControlPlane, profile: &FargateProfile) -> WorkspaceTempl
                 },
             ]),
             wait_for_workspaces: Some(vec![WorkspaceReference {
-                name: names::workspace_name(&ns, &eks::apply_name(cp)),
+                name: eks_workspace.to_string(),
                 namespace: None,
             }]),
             retain_workspace_on_delete: None,
@@ -188,8 +203,17 @@ additionalFargateProfiles:
         let (cp, p) = profiles();
         let wta = render(&cp, &p[0]);
         assert_eq!(
-            wta.metadata.name.as_deref(),
-            Some("demo-fargate-monitoring")
+            wta.metadata.name,
+            Some(names::profile_apply_name("demo", "monitoring"))
+        );
+        assert!(
+            wta.metadata
+                .name
+                .as_deref()
+                .unwrap()
+                .starts_with("demo-fargate-monitoring-"),
+            "{:?}",
+            wta.metadata.name
         );
         let tv = wta.spec.terraform_variables.unwrap();
         assert_eq!(tv["cluster_name"], json!("demo"));
@@ -233,7 +257,10 @@ additionalFargateProfiles:
         );
         assert_eq!(
             spec.write_connection_secret_to_ref.unwrap().name,
-            "demo-fargate-monitoring-connection"
+            format!(
+                "{}-connection",
+                names::profile_apply_name("demo", "monitoring")
+            )
         );
     }
 
@@ -251,6 +278,25 @@ additionalFargateProfiles:
         assert_eq!(
             wta.spec.terraform_variables.unwrap()["subnet_ids"],
             json!(["subnet-0aa", "subnet-0bb"])
+        );
+    }
+
+    #[test]
+    fn an_existing_apply_name_and_eks_workspace_are_kept() {
+        let (cp, p) = profiles();
+        let wta = render_as(&cp, &p[0], "demo-fargate-monitoring", "demo-eks-old-ws");
+        assert_eq!(
+            wta.metadata.name.as_deref(),
+            Some("demo-fargate-monitoring")
+        );
+        assert_eq!(
+            wta.spec.write_connection_secret_to_ref.unwrap().name,
+            "demo-fargate-monitoring-connection",
+            "the secret of an existing apply keeps its name"
+        );
+        assert_eq!(
+            wta.spec.wait_for_workspaces.unwrap()[0].name,
+            "demo-eks-old-ws"
         );
     }
 

@@ -7,3 +7,4 @@ pub mod events;
 pub mod failure;
 pub mod pacing;
 pub mod profiles;
+pub mod write_failure;

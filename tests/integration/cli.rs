@@ -94,9 +94,9 @@ fn render_prints_the_applies_of_a_manifest_and_rejects_bad_input() {
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert_eq!(yaml.matches("kind: WorkspaceTemplateApply").count(), 3);
     for name in [
-        "demo-cluster-eks-controlplane-apply",
-        "demo-cluster-fargate-monitoring",
-        "demo-cluster-fargate-batch-jobs",
+        "demo-cluster-eks-controlplane-apply".to_string(),
+        capt_fargate::names::profile_apply_name("demo-cluster", "monitoring"),
+        capt_fargate::names::profile_apply_name("demo-cluster", "batch-jobs"),
     ] {
         assert!(
             yaml.contains(&format!("name: {name}\n")),

@@ -303,10 +303,23 @@ fn labels(n: usize, value_len: usize) -> Value {
 }
 
 fn tags(n: usize) -> Value {
+    tags_named("tag", n)
+}
+
+/// `n` tags whose keys start with `prefix`.
+fn tags_named(prefix: &str, n: usize) -> Value {
     Value::Object(
         (0..n)
-            .map(|i| (format!("tag-{i}"), json!(format!("value-{i}"))))
+            .map(|i| (format!("{prefix}-{i}"), json!(format!("value-{i}"))))
             .collect(),
+    )
+}
+
+/// A control plane with `cluster` tags and one profile with `profile` tags.
+fn control_plane_with_tags(cluster: Value, profile: Value) -> Value {
+    control_plane_with_profiles(
+        vec![profile_with("p", json!({ "tags": profile }))],
+        json!({ "additionalTags": cluster }),
     )
 }
 
@@ -318,8 +331,9 @@ const NAMESPACE: &str =
     "namespace must be a Kubernetes namespace name, optionally with '*' or '?' wildcards";
 const LABEL_KEYS: &str = "label keys must be 1-127 characters";
 const QUOTA: &str = "a cluster can have at most 10 Fargate profiles (AWS quota), counting the default profiles; remove profiles or set defaultFargateProfiles to fewer entries";
-const TAG_KEYS: &str =
-    "tag keys must be 1-127 characters and must not start with 'aws:' (reserved by AWS)";
+const TAG_KEYS: &str = "tag keys must be 1-127 characters and must not start with 'aws:' in any letter case (reserved by AWS)";
+const CLUSTER_TAGS: &str = "additionalTags: at most 49 tags, since the EKS module adds 1 of its own (terraform-aws-modules) and AWS allows 50 per resource";
+const PROFILE_TAGS: &str = "a Fargate profile gets the cluster's additionalTags plus its own tags (a key in both counts once) plus 2 the profile module adds to its pod execution role, and AWS allows 50 per resource";
 const SOURCE: &str = "source must be Inline, Remote or Flux";
 
 fn cases() -> Vec<Case> {
@@ -557,6 +571,57 @@ fn cases() -> Vec<Case> {
             control_plane_with_profile(profile_with("p", json!({ "tags": tags(51) }))),
             "spec.additionalFargateProfiles[0].tags: Too many: 51: must have at most 50 items",
         ),
+        // 'aws:' is reserved in any letter case, in cluster and profile tags.
+        reject(
+            "cluster tag key AWS:CostCenter",
+            control_plane(json!({ "additionalTags": { "AWS:CostCenter": "1" } })),
+            TAG_KEYS,
+        ),
+        reject(
+            "cluster tag key Aws:team",
+            control_plane(json!({ "additionalTags": { "Aws:team": "x" } })),
+            TAG_KEYS,
+        ),
+        reject(
+            "profile tag key AWS:CostCenter",
+            control_plane_with_profile(profile_with(
+                "p",
+                json!({ "tags": { "AWS:CostCenter": "1" } }),
+            )),
+            TAG_KEYS,
+        ),
+        reject(
+            "profile tag key aWs:team",
+            control_plane_with_profile(profile_with("p", json!({ "tags": { "aWs:team": "x" } }))),
+            TAG_KEYS,
+        ),
+        // 50 tags per AWS resource, counting what the modules add (EKS cluster: 1; a profile's
+        // pod execution role: 2) and the cluster tags every profile gets.
+        reject(
+            "50 cluster tags (the EKS module adds 1)",
+            control_plane(json!({ "additionalTags": tags(50) })),
+            CLUSTER_TAGS,
+        ),
+        reject(
+            "30 cluster tags plus 21 different profile tags",
+            control_plane_with_tags(tags_named("cluster", 30), tags_named("profile", 21)),
+            PROFILE_TAGS,
+        ),
+        reject(
+            "30 cluster tags plus 19 different profile tags (the role gets 2 more)",
+            control_plane_with_tags(tags_named("cluster", 30), tags_named("profile", 19)),
+            PROFILE_TAGS,
+        ),
+        reject(
+            "49 cluster tags and a profile without tags",
+            control_plane_with_profiles(vec![profile("p")], json!({ "additionalTags": tags(49) })),
+            PROFILE_TAGS,
+        ),
+        reject(
+            "49 profile tags",
+            control_plane_with_profile(profile_with("p", json!({ "tags": tags(49) }))),
+            PROFILE_TAGS,
+        ),
         // --- profile workspaceTemplateRef ---
         reject(
             "profile without workspaceTemplateRef",
@@ -760,11 +825,31 @@ fn cases() -> Vec<Case> {
             json!({}),
         ),
         accept(
-            "50 tags, 16 subnets",
+            "48 tags (the module adds 2 to the role), 16 subnets",
             control_plane_with_profile(profile_with(
                 "tagged",
-                json!({ "tags": tags(50), "subnetIDs": (0..16).map(|i| format!("subnet-{i:04x}abcd")).collect::<Vec<_>>() }),
+                json!({ "tags": tags(48), "subnetIDs": (0..16).map(|i| format!("subnet-{i:04x}abcd")).collect::<Vec<_>>() }),
             )),
+            json!({}),
+        ),
+        accept(
+            "49 cluster tags without profiles",
+            control_plane(json!({ "additionalTags": tags(49) })),
+            json!({}),
+        ),
+        accept(
+            "30 cluster tags plus 18 different profile tags",
+            control_plane_with_tags(tags_named("cluster", 30), tags_named("profile", 18)),
+            json!({}),
+        ),
+        accept(
+            "30 cluster tags and 30 profile tags of the same keys (counted once)",
+            control_plane_with_tags(tags(30), tags(30)),
+            json!({}),
+        ),
+        accept(
+            "tag keys containing aws: later on",
+            control_plane_with_tags(json!({ "team:aws:x": "1" }), json!({ "awsome": "1" })),
             json!({}),
         ),
         accept(
@@ -1335,5 +1420,53 @@ async fn workspace_template_apply_round_trips_every_field() {
     assert_eq!(got.status.as_ref(), Some(&status));
     assert_eq!(got.spec, spec);
 
+    ns.delete().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control plane names
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn control_plane_names_must_be_valid_eks_cluster_names() {
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "crd-names").await;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns.name, &api_resource("CAPTControlPlane"));
+    let create = |name: String| {
+        let api = api.clone();
+        async move {
+            let mut manifest = control_plane(json!({}));
+            manifest["metadata"] = json!({ "name": name });
+            let object: DynamicObject = serde_json::from_value(manifest).unwrap();
+            api.create(&PostParams::default(), &object).await
+        }
+    };
+    const RULE: &str = "the name becomes the EKS cluster name, which AWS limits to 1-100 characters: letters, digits, '-' and '_', starting with a letter or digit (CreateCluster API)";
+    for bad in [
+        "team.prod-eu".to_string(),
+        "a".repeat(101),
+        format!("{}.b", "a".repeat(60)),
+    ] {
+        match create(bad.clone()).await {
+            Err(kube::Error::Api(status)) => assert!(
+                status.code == 422 && status.message.contains(RULE),
+                "{bad}: {} {}",
+                status.code,
+                status.message
+            ),
+            other => panic!("{bad}: expected a rejection, got {other:?}"),
+        }
+    }
+    for good in [
+        "team-prod-eu".to_string(),
+        "a".repeat(100),
+        "9-lives".to_string(),
+    ] {
+        let created = create(good.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+        assert_eq!(created.metadata.name.as_deref(), Some(good.as_str()));
+    }
     ns.delete().await;
 }

@@ -747,8 +747,8 @@ async fn controller_killed_at_risky_moments_converges_without_duplicates() {
     let kubeconfig = support::cluster::kubeconfig().await;
     let mut op = Replica::start(&kubeconfig, &env.ns.name, "killed", false);
     let mut kills = Vec::new();
-    let monitoring = "demo-cluster-fargate-monitoring".to_string();
-    let analytics = "demo-cluster-fargate-analytics".to_string();
+    let monitoring = names::profile_apply_name(CP, "monitoring");
+    let analytics = names::profile_apply_name(CP, "analytics");
     let eks = names::eks_apply_name(CP);
     let is_profile = |name: &str| name.starts_with("demo-cluster-fargate-");
 
@@ -907,7 +907,7 @@ async fn controller_killed_at_risky_moments_converges_without_duplicates() {
         let expected: BTreeMap<String, u32> = [
             (names::eks_apply_name(CP), 1),
             (monitoring.clone(), 2),
-            ("demo-cluster-fargate-batch-jobs".to_string(), 1),
+            (names::profile_apply_name(CP, "batch-jobs"), 1),
             (analytics.clone(), 1),
         ]
         .into_iter()
@@ -1411,7 +1411,7 @@ async fn bad_dependencies_hand_edited_child_apply_is_restored() {
     let started = Instant::now();
     let (env, operator) = converged("faults-edit").await;
 
-    let name = "demo-cluster-fargate-monitoring";
+    let name = &names::profile_apply_name(CP, "monitoring");
     let patch = json!({ "spec": { "variables": { "profile_name": "hijacked", "cluster_name": "elsewhere" } } });
     env.applies()
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))

@@ -209,7 +209,7 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
     let applies = env.profile_applies().await;
     let monitoring = applies
         .iter()
-        .find(|a| a.name_any() == "demo-cluster-fargate-monitoring")
+        .find(|a| a.name_any() == names::profile_apply_name(CP, "monitoring"))
         .expect("monitoring apply");
     assert_eq!(monitoring.owner_references()[0].kind, "CAPTControlPlane");
     let workspaces = env.workspaces().await;
@@ -217,7 +217,8 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
     let ws = workspaces
         .iter()
         .find(|w| {
-            w.annotations()[names::ANNOTATION_APPLY].ends_with("/demo-cluster-fargate-monitoring")
+            w.annotations()[names::ANNOTATION_APPLY]
+                .ends_with(&format!("/{}", names::profile_apply_name(CP, "monitoring")))
         })
         .unwrap();
     let varmap = ws.spec.for_provider.varmap.clone().unwrap();
@@ -232,7 +233,7 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
             .as_ref()
             .unwrap()
             .name,
-        "demo-cluster-fargate-monitoring-connection"
+        format!("{}-connection", names::profile_apply_name(CP, "monitoring"))
     );
 
     // Add a profile.
@@ -249,7 +250,7 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
     // Change a profile's selectors: it is deleted, then created again.
     let old_uid = env
         .applies()
-        .get("demo-cluster-fargate-monitoring")
+        .get(&names::profile_apply_name(CP, "monitoring"))
         .await
         .unwrap()
         .uid();
@@ -264,7 +265,7 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
     eventually("monitoring replaced", WAIT, || async {
         let a = env
             .applies()
-            .get_opt("demo-cluster-fargate-monitoring")
+            .get_opt(&names::profile_apply_name(CP, "monitoring"))
             .await
             .map_err(|e| e.to_string())?
             .ok_or("gone")?;
@@ -280,7 +281,8 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
     let ws = ws
         .iter()
         .find(|w| {
-            w.annotations()[names::ANNOTATION_APPLY].ends_with("/demo-cluster-fargate-monitoring")
+            w.annotations()[names::ANNOTATION_APPLY]
+                .ends_with(&format!("/{}", names::profile_apply_name(CP, "monitoring")))
         })
         .unwrap();
     assert_eq!(
@@ -294,7 +296,7 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
             .unwrap()
             .destroys
             .keys()
-            .any(|k| k.starts_with("demo-cluster-fargate-monitoring"))
+            .any(|k| k.starts_with(&names::profile_apply_name(CP, "monitoring")))
     );
 
     // Remove one.
@@ -314,17 +316,15 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
     );
     assert!(
         env.applies()
-            .get_opt("demo-cluster-fargate-batch-jobs")
+            .get_opt(&names::profile_apply_name(CP, "batch-jobs"))
             .await
             .unwrap()
             .is_none()
     );
-    assert!(
-        !env.workspaces()
-            .await
-            .iter()
-            .any(|w| w.name_any().starts_with("demo-cluster-fargate-batch-jobs"))
-    );
+    assert!(!env.workspaces().await.iter().any(|w| {
+        w.name_any()
+            .starts_with(&names::profile_apply_name(CP, "batch-jobs"))
+    }));
 
     assert_eq!(
         env.provider.overlaps(),
@@ -418,7 +418,7 @@ async fn a_failed_profile_stops_the_ones_after_it_and_recovers() {
     assert!(status.ready);
     assert!(
         env.applies()
-            .get_opt("demo-cluster-fargate-after")
+            .get_opt(&names::profile_apply_name(CP, "after"))
             .await
             .unwrap()
             .is_none()
@@ -442,7 +442,7 @@ async fn children_edited_or_deleted_by_hand_are_restored_and_deletion_leaves_not
     env.all_ready(4).await;
 
     // Edited by hand: restored.
-    let name = "demo-cluster-fargate-monitoring";
+    let name = &names::profile_apply_name(CP, "monitoring");
     let patch = json!({ "spec": { "variables": { "profile_name": "hijacked" } } });
     env.applies()
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))

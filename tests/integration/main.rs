@@ -9,6 +9,7 @@ mod cluster_is_real;
 mod crd_validation;
 mod faults;
 mod lifecycle;
+mod naming;
 mod rbac;
 mod sequencing;
 mod terraform_modules;
