@@ -12,3 +12,4 @@ mod lifecycle;
 mod rbac;
 mod terraform_modules;
 mod workspace_apply;
+mod write_path;
