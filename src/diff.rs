@@ -90,10 +90,7 @@ pub fn stamp(desired: &mut Value) {
         annotations,
     };
     let text = serde_json::to_string(&applied).unwrap_or_default();
-    if let Some(metadata) = desired
-        .get_mut("metadata")
-        .and_then(|m| m.as_object_mut())
-    {
+    if let Some(metadata) = desired.get_mut("metadata").and_then(|m| m.as_object_mut()) {
         let annotations = metadata
             .entry("annotations")
             .or_insert_with(|| Value::Object(Default::default()));
@@ -473,7 +470,11 @@ mod tests {
 
     /// A random JSON value without nulls (rendered objects have none).
     fn value(rng: &mut Rng, depth: u32) -> Value {
-        match if depth == 0 { rng.below(3) } else { rng.below(5) } {
+        match if depth == 0 {
+            rng.below(3)
+        } else {
+            rng.below(5)
+        } {
             0 => json!(rng.pick(&["s", "t", "u"])),
             1 => json!(rng.below(3)),
             2 => json!(rng.chance(50)),
@@ -632,8 +633,7 @@ mod tests {
     }
 
     #[test]
-    fn writes_make_owned_fields_exactly_desired_keep_others_and_happen_iff_owned_fields_differ()
-    {
+    fn writes_make_owned_fields_exactly_desired_keep_others_and_happen_iff_owned_fields_differ() {
         for case in 0..3000u64 {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ case.wrapping_mul(0x1000_0001));
             // The child as the operator last wrote it (or an operator that kept no record),
@@ -668,7 +668,11 @@ mod tests {
                 changed(&mut rng, &before)
             };
             let desired = stamped(now.clone());
-            assert_eq!(stamped(desired.clone()), desired, "case {case}: stamping twice");
+            assert_eq!(
+                stamped(desired.clone()),
+                desired,
+                "case {case}: stamping twice"
+            );
 
             let differs = legacy || drifted || now != before;
             assert_eq!(
@@ -678,7 +682,9 @@ mod tests {
             );
 
             let patched = apply(&existing, &update_patch(&existing, &desired, &desired));
-            let context = format!("case {case}: existing {existing:#}\ndesired {desired:#}\npatched {patched:#}");
+            let context = format!(
+                "case {case}: existing {existing:#}\ndesired {desired:#}\npatched {patched:#}"
+            );
             assert_eq!(patched["spec"], desired["spec"], "{context}");
             for key in ["labels", "annotations"] {
                 let mut want = entries(&desired["metadata"][key], |_| true);
@@ -687,7 +693,8 @@ mod tests {
                 if legacy {
                     // Without a record, a label the operator no longer sets cannot be told
                     // from one someone else set: it stays.
-                    let dropped = |k: &str| !is_theirs(k) && desired["metadata"][key].get(k).is_none();
+                    let dropped =
+                        |k: &str| !is_theirs(k) && desired["metadata"][key].get(k).is_none();
                     want.extend(entries(&existing["metadata"][key], dropped));
                 }
                 assert_eq!(

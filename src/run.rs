@@ -88,9 +88,7 @@ pub fn identify(config: &mut Config) {
         config
             .headers
             .retain(|(name, _)| name != axum::http::header::USER_AGENT);
-        config
-            .headers
-            .push((axum::http::header::USER_AGENT, value));
+        config.headers.push((axum::http::header::USER_AGENT, value));
     }
 }
 

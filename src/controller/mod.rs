@@ -280,7 +280,9 @@ where
         &to_value(&comparable)?,
         &to_value(desired)?,
     );
-    Ok(api.patch(&name, &patch_params(), &Patch::Merge(&patch)).await?)
+    Ok(api
+        .patch(&name, &patch_params(), &Patch::Merge(&patch))
+        .await?)
 }
 
 /// Parameters of every merge patch this operator sends: its field manager, so that

@@ -63,7 +63,14 @@ async fn dropping_a_default_profile_removes_it_from_the_eks_apply_and_its_worksp
     let eks = names::eks_apply_name(CP);
     let before = env.applies().get(&eks).await.unwrap();
     assert_eq!(
-        keys(before.spec.terraform_variables.as_ref().unwrap().get("fargate_profiles")),
+        keys(
+            before
+                .spec
+                .terraform_variables
+                .as_ref()
+                .unwrap()
+                .get("fargate_profiles")
+        ),
         ["karpenter", "kube-system"]
     );
 
@@ -230,7 +237,13 @@ async fn reordering_selectors_or_subnets_writes_nothing_to_the_profile() {
         workspace_of(&env, monitoring).await.unwrap(),
         workspace_of(&env, batch).await.unwrap(),
     ];
-    let destroys = env.provider.observations.lock().unwrap().destroy_order.len();
+    let destroys = env
+        .provider
+        .observations
+        .lock()
+        .unwrap()
+        .destroy_order
+        .len();
 
     // Swap monitoring's two selectors and batch-jobs' two subnets.
     list[0]["selectors"].as_array_mut().unwrap().reverse();
@@ -253,7 +266,12 @@ async fn reordering_selectors_or_subnets_writes_nothing_to_the_profile() {
         );
     }
     assert_eq!(
-        env.provider.observations.lock().unwrap().destroy_order.len(),
+        env.provider
+            .observations
+            .lock()
+            .unwrap()
+            .destroy_order
+            .len(),
         destroys,
         "nothing destroyed"
     );
@@ -351,7 +369,10 @@ async fn events_name_the_operator_as_their_field_manager() {
             .into_iter()
             .filter(|e| e.reporting_controller.as_deref() == Some(names::FIELD_MANAGER))
             .collect();
-        if published.iter().any(|e| e.reason.as_deref() == Some("FargateProfilesReady")) {
+        if published
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("FargateProfilesReady"))
+        {
             Ok(published)
         } else {
             Err(format!("{} events", published.len()))
