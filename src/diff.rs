@@ -1,8 +1,12 @@
 //! Deciding whether a write is needed, and what it writes.
 //!
-//! The API server fills in defaults, so an object we wrote reads back as a superset of what we
-//! sent: a field-by-field comparison cannot tell a server default from a field we stopped
-//! setting. Kubernetes has two answers, and neither fits here:
+//! Writes are JSON merge patches (RFC 7386) at the resourceVersion read ([`update_patch`]): a
+//! key sent as null is removed, so a patch can make the spec exactly the rendered one. That
+//! alone is not enough to decide *whether* to write: the API server fills in defaults, so an
+//! object we wrote reads back as a superset of what we sent, and comparing field by field (the
+//! earlier subset check) cannot tell a server default from a field we stopped setting; a
+//! change that only removed something was never written. Kubernetes has two answers, and
+//! neither fits here:
 //! - server-side apply tracks every field's owner in `managedFields` and removes what a
 //!   manager stops applying, but costs the API server more per write than a merge patch
 //!   (`examples/request_costs.rs`), and comparing against it would mean caching

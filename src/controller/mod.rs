@@ -1,7 +1,7 @@
 //! The two controllers and what they share.
 //!
 //! Children (WorkspaceTemplateApplies, Workspaces) are written through [`write_if_changed`] /
-//! [`write`]: each rendered child is stamped with a record of what was rendered ([`stamp`],
+//! [`write()`]: each rendered child is stamped with a record of what was rendered ([`stamp`],
 //! `diff::Applied`), so that a change that only removes something (a variable, a tag, a
 //! default profile, a label) is written, while the defaults the API server adds cause no
 //! write. `crate::diff` explains why this and not a server-side apply or `kubectl apply`'s
@@ -191,7 +191,7 @@ impl<K> Child for K where
 {
 }
 
-/// Writes `desired` (see [`write`]) unless `existing` (from `cache`) already is what it
+/// Writes `desired` (see [`write()`]) unless `existing` (from `cache`) already is what it
 /// renders ([`contains`], after [`stamp`]). Returns the object as written, or None when no
 /// write was needed.
 pub async fn write_if_changed<K>(
