@@ -390,3 +390,55 @@ async fn events_name_the_operator_as_their_field_manager() {
     operator.stop().await;
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_label_the_operator_no_longer_sets_is_removed_while_others_labels_stay() {
+    let (env, operator) = converged("labels").await;
+    let name = "demo-cluster-fargate-monitoring";
+    let apply = env.applies().get(name).await.unwrap();
+    let record: Value =
+        serde_json::from_str(&apply.annotations()[names::ANNOTATION_APPLIED]).unwrap();
+    assert_eq!(
+        record["labels"].as_array().unwrap().len(),
+        apply.labels().len(),
+        "the record names the labels the operator set: {record}"
+    );
+    // As an earlier version would have left it: one more label of the operator's, named in
+    // its record, and a label someone else added.
+    let old = "fargate.capt.cluster.x-k8s.io/retired";
+    let mut earlier = record.clone();
+    earlier["digest"] = json!("0000000000000000");
+    earlier["labels"].as_array_mut().unwrap().push(json!(old));
+    let patch = json!({ "metadata": {
+        "labels": { old: "x", "team": "platform" },
+        "annotations": { names::ANNOTATION_APPLIED: earlier.to_string() }
+    } });
+    env.applies()
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    let restored = eventually("the retired label removed", WAIT, || async {
+        let a = env.applies().get(name).await.map_err(|e| e.to_string())?;
+        if a.labels().contains_key(old) {
+            Err(format!("{:?}", a.labels()))
+        } else {
+            Ok(a)
+        }
+    })
+    .await;
+    assert_eq!(restored.labels()["team"], "platform");
+    assert_eq!(
+        restored.annotations()[names::ANNOTATION_APPLIED],
+        apply.annotations()[names::ANNOTATION_APPLIED]
+    );
+    assert_eq!(restored.metadata.generation, apply.metadata.generation);
+    // And then nothing more is written.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = env.applies().get(name).await.unwrap();
+    assert_eq!(version(later.meta()), version(restored.meta()));
+    stop(env, operator).await;
+}
