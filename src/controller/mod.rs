@@ -234,7 +234,7 @@ pub fn stamp<K: Child>(desired: &mut K) -> Result<()> {
 }
 
 /// Creates `desired`, or updates `existing` (as `cache` holds it) to it, and returns the object
-/// as written. `desired` is stamped ([`stamp`]) first if it is not already.
+/// as written, stamped ([`stamp`]; stamping a stamped object again changes nothing).
 /// - A create is a POST: for the API server about a quarter cheaper than a server-side apply,
 ///   which parses its body as YAML and merges field ownership (`examples/request_costs.rs`).
 /// - An update is a merge patch at the version read ([`diff::update_patch`]); a conflict (the
