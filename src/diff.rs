@@ -1,8 +1,157 @@
-//! Deciding whether a write is needed: the API server fills in defaults, so an object we wrote
-//! reads back as a superset of what we sent. Writing only when our fields differ keeps a
-//! converged system at zero writes.
+//! Deciding whether a write is needed, and what it writes.
+//!
+//! Writes are JSON merge patches (RFC 7386) at the resourceVersion read ([`update_patch`]): a
+//! key sent as null is removed, so a patch can make the spec exactly the rendered one. That
+//! alone is not enough to decide *whether* to write: the API server fills in defaults, so an
+//! object we wrote reads back as a superset of what we sent, and comparing field by field (the
+//! earlier subset check) cannot tell a server default from a field we stopped setting; a
+//! change that only removed something was never written. Kubernetes has two answers, and
+//! neither fits here:
+//! - server-side apply tracks every field's owner in `managedFields` and removes what a
+//!   manager stops applying, but costs the API server more per write than a merge patch
+//!   (`examples/request_costs.rs`), and comparing against it would mean caching
+//!   `managedFields`, often the larger part of an object;
+//! - client-side apply (`kubectl apply`) keeps a copy of the whole last-applied object in an
+//!   annotation and diffs three ways, which doubles the size of every child.
+//!
+//! So every child carries a small record of the operator's last write instead
+//! ([`Applied`], annotation `names::ANNOTATION_APPLIED`): a digest of the object as rendered,
+//! and the keys of the labels and annotations it set. A render that differs in any way,
+//! removals included, has another digest, so [`holds`] sees it; defaults the API server adds
+//! do not change the digest, so they cause no write, neither at steady state nor after a
+//! restart (the record lives on the object). [`holds`] also compares every rendered field
+//! with the object, so a value changed or removed by hand is restored. A key added by hand
+//! to the spec cannot be told from a default without the CRD's schema; it stays until the
+//! operator's next write of that child, which makes the spec exactly the rendered one.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::names::ANNOTATION_APPLIED;
+
+/// The operator's last write to a child, kept on it as annotation `names::ANNOTATION_APPLIED`
+/// (JSON, about 100 to 300 bytes).
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// First 16 hex digits of the SHA-256 of the rendered object's JSON (keys sorted),
+    /// without this annotation.
+    pub digest: String,
+    /// Keys of the labels the operator set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// Keys of the annotations the operator set, this one excluded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<String>,
+}
+
+impl Applied {
+    /// The record of `object`'s metadata, if it has a readable one. A child written before
+    /// the record existed has none: then no label of it is known to be the operator's.
+    pub fn of(object: &Value) -> Option<Applied> {
+        let text = object
+            .get("metadata")?
+            .get("annotations")?
+            .get(ANNOTATION_APPLIED)?
+            .as_str()?;
+        serde_json::from_str(text).ok()
+    }
+}
+
+/// Hex digits of [`Applied::digest`]: 64 bits, so two renders of one child never share one
+/// by chance.
+const DIGEST_LEN: usize = 16;
+
+/// Sets the applied annotation of `desired`, a rendered object, replacing any it has (so
+/// stamping twice gives the same object).
+pub fn stamp(desired: &mut Value) {
+    let Some(object) = desired.as_object_mut() else {
+        return;
+    };
+    let metadata = object
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Some(metadata) = metadata.as_object_mut() else {
+        return;
+    };
+    // The digest covers the object as it would be without the annotation.
+    if let Some(Value::Object(annotations)) = metadata.get_mut("annotations") {
+        annotations.remove(ANNOTATION_APPLIED);
+        if annotations.is_empty() {
+            metadata.remove("annotations");
+        }
+    }
+    let keys = |key: &str| -> Vec<String> {
+        match metadata.get(key) {
+            Some(Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    };
+    let (labels, annotations) = (keys("labels"), keys("annotations"));
+    let digest = digest(desired);
+    let applied = Applied {
+        digest,
+        labels,
+        annotations,
+    };
+    let text = serde_json::to_string(&applied).unwrap_or_default();
+    if let Some(metadata) = desired.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.insert(ANNOTATION_APPLIED.into(), Value::String(text));
+        }
+    }
+}
+
+/// First [`DIGEST_LEN`] hex digits of the SHA-256 of `value`'s JSON (objects with sorted
+/// keys, so the same value always gives the same digest).
+fn digest(value: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    // Writing into a hasher cannot fail, nor can serializing a Value.
+    let _ = serde_json::to_writer(&mut hasher, value);
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()[..DIGEST_LEN]
+        .to_string()
+}
+
+/// Whether `existing` needs no write to become `desired` (a stamped render): every field of
+/// `desired` has its value in `existing` ([`is_subset`]), the applied record among them, so
+/// a render that changed or removed anything does not hold; finalizers and owner references
+/// are sets that others add to, so ours only need to be among them.
+pub fn holds(existing: &Value, desired: &Value) -> bool {
+    let (Value::Object(want), Value::Object(have)) = (desired, existing) else {
+        return is_subset(desired, existing);
+    };
+    want.iter().all(|(key, value)| {
+        let actual = have.get(key).unwrap_or(&Value::Null);
+        match (key.as_str(), value, actual) {
+            ("metadata", Value::Object(meta), actual) => meta.iter().all(|(key, value)| {
+                let actual = actual.get(key).unwrap_or(&Value::Null);
+                match key.as_str() {
+                    "finalizers" | "ownerReferences" => among(value, actual),
+                    _ => is_subset(value, actual),
+                }
+            }),
+            _ => is_subset(value, actual),
+        }
+    })
+}
+
+/// Whether every entry of the `wanted` list is in the `actual` one.
+fn among(wanted: &Value, actual: &Value) -> bool {
+    let empty = Vec::new();
+    let actual = actual.as_array().unwrap_or(&empty);
+    wanted
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .all(|w| actual.contains(w))
+}
 
 /// Whether every field of `desired` has the same value in `actual` (objects recursively, lists
 /// element by element with equal length, scalars equal).
@@ -47,12 +196,13 @@ pub fn merge_patch(old: &Value, new: &Value) -> Value {
     }
 }
 
-/// The merge patch that updates `existing` to `desired`, for an object whose `spec` this
-/// process alone writes:
+/// The merge patch that updates `existing` to `desired` (a stamped render), for an object
+/// whose `spec` this process alone writes:
 /// - `spec` becomes exactly the desired one; a key it no longer has is removed (one the API
 ///   server defaults comes back with its default);
-/// - labels, annotations, owner references (by uid) and finalizers only gain or change ours,
-///   so what others added stays;
+/// - labels and annotations gain or change ours, and lose those the applied record of
+///   `existing` names as ours that `desired` no longer has; what others added stays;
+/// - owner references (by uid) and finalizers only gain ours, so what others added stays;
 /// - the resourceVersion read makes a write based on a stale cache fail with a conflict.
 ///
 /// `comparable` is `desired` trimmed as the cache trims `existing` (a module replaced by its
@@ -67,8 +217,9 @@ pub fn update_patch(existing: &Value, comparable: &Value, desired: &Value) -> Va
     }
     let meta = |v: &Value, key: &str| v.get("metadata").and_then(|m| m.get(key)).cloned();
     let mut metadata = serde_json::Map::new();
-    for key in ["labels", "annotations"] {
-        if let Some(entries) = changed_entries(meta(existing, key), meta(desired, key)) {
+    let ours = Applied::of(existing).unwrap_or_default();
+    for (key, ours) in [("labels", &ours.labels), ("annotations", &ours.annotations)] {
+        if let Some(entries) = changed_entries(meta(existing, key), meta(desired, key), ours) {
             metadata.insert(key.into(), entries);
         }
     }
@@ -107,15 +258,29 @@ fn take_values(patch: &mut Value, source: &Value) {
     }
 }
 
-/// The entries of the `desired` map whose value `existing` lacks; None if there are none.
-fn changed_entries(existing: Option<Value>, desired: Option<Value>) -> Option<Value> {
-    let Some(Value::Object(desired)) = desired else {
-        return None;
+/// The entries of the `desired` map whose value `existing` lacks, and a null for each key of
+/// `ours` (set by an earlier write) that `existing` has and `desired` no longer has; None if
+/// there are none.
+fn changed_entries(
+    existing: Option<Value>,
+    desired: Option<Value>,
+    ours: &[String],
+) -> Option<Value> {
+    let desired = match desired {
+        Some(Value::Object(desired)) => desired,
+        _ => serde_json::Map::new(),
     };
-    let changed: serde_json::Map<_, _> = desired
+    let has = |k: &str| existing.as_ref().and_then(|e| e.get(k)).is_some();
+    let dropped: Vec<(String, Value)> = ours
+        .iter()
+        .filter(|k| !desired.contains_key(k.as_str()) && has(k.as_str()))
+        .map(|k| (k.clone(), Value::Null))
+        .collect();
+    let mut changed: serde_json::Map<_, _> = desired
         .into_iter()
         .filter(|(k, v)| existing.as_ref().and_then(|e| e.get(k)) != Some(v))
         .collect();
+    changed.extend(dropped);
     (!changed.is_empty()).then_some(Value::Object(changed))
 }
 
@@ -277,5 +442,307 @@ mod tests {
         // Nothing to change but the version check.
         let same = update_patch(&existing, &existing, &existing);
         assert_eq!(same, json!({ "metadata": { "resourceVersion": "3" } }));
+    }
+
+    /// A small deterministic generator (xorshift64*), enough for the property test below.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn chance(&mut self, percent: u64) -> bool {
+            self.next() % 100 < percent
+        }
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.below(from.len())]
+        }
+    }
+
+    /// Keys of the spec: the operator's and the server's defaults share them, as
+    /// `deletionPolicy` is defaulted when a template does not set it.
+    const SPEC_KEYS: &[&str] = &["a", "b", "c", "d", "e"];
+    /// Label and annotation keys the operator sets, and those others set.
+    const OUR_KEYS: &[&str] = &["ours/x", "ours/y", "ours/z"];
+    const THEIR_KEYS: &[&str] = &["theirs/p", "theirs/q"];
+
+    /// A random JSON value without nulls (rendered objects have none).
+    fn value(rng: &mut Rng, depth: u32) -> Value {
+        match if depth == 0 {
+            rng.below(3)
+        } else {
+            rng.below(5)
+        } {
+            0 => json!(rng.pick(&["s", "t", "u"])),
+            1 => json!(rng.below(3)),
+            2 => json!(rng.chance(50)),
+            3 => {
+                let n = rng.below(3);
+                Value::Array((0..n).map(|_| value(rng, depth - 1)).collect())
+            }
+            _ => object(rng, depth - 1),
+        }
+    }
+
+    fn object(rng: &mut Rng, depth: u32) -> Value {
+        let mut map = serde_json::Map::new();
+        for _ in 0..rng.below(4) {
+            map.insert(rng.pick(SPEC_KEYS).into(), value(rng, depth));
+        }
+        Value::Object(map)
+    }
+
+    fn string_map(rng: &mut Rng, keys: &[&str]) -> Value {
+        let mut map = serde_json::Map::new();
+        for key in keys {
+            if rng.chance(60) {
+                map.insert((*key).into(), json!(rng.pick(&["1", "2", "3"])));
+            }
+        }
+        Value::Object(map)
+    }
+
+    /// A rendered child, before stamping.
+    fn rendered(rng: &mut Rng) -> Value {
+        json!({
+            "metadata": {
+                "name": "child",
+                "labels": string_map(rng, OUR_KEYS),
+                "annotations": string_map(rng, OUR_KEYS),
+                "ownerReferences": [{ "uid": "u1", "name": "cp", "controller": true }],
+                "finalizers": ["ours"]
+            },
+            "spec": object(rng, 3),
+        })
+    }
+
+    /// `rendered` changed a little: a key removed, added or changed, in the spec or metadata.
+    fn changed(rng: &mut Rng, rendered: &Value) -> Value {
+        let mut out = rendered.clone();
+        for _ in 0..=rng.below(3) {
+            match rng.below(4) {
+                0 => mutate(rng, &mut out["spec"], 3),
+                1 => mutate_map(rng, &mut out["metadata"]["labels"]),
+                2 => mutate_map(rng, &mut out["metadata"]["annotations"]),
+                _ => out["spec"] = object(rng, 3),
+            }
+        }
+        out
+    }
+
+    fn mutate(rng: &mut Rng, target: &mut Value, depth: u32) {
+        let Value::Object(map) = target else {
+            *target = value(rng, depth);
+            return;
+        };
+        let key = rng.pick(SPEC_KEYS).to_string();
+        match (rng.below(3), map.get_mut(&key)) {
+            (0, Some(_)) => {
+                map.remove(&key);
+            }
+            (1, Some(inner)) if depth > 0 => mutate(rng, inner, depth - 1),
+            _ => {
+                map.insert(key, value(rng, depth));
+            }
+        }
+    }
+
+    fn mutate_map(rng: &mut Rng, map: &mut Value) {
+        let key = rng.pick(OUR_KEYS);
+        let map = map.as_object_mut().unwrap();
+        if map.remove(key).is_none() || rng.chance(50) {
+            map.insert(key.into(), json!(rng.pick(&["1", "2", "4"])));
+        }
+    }
+
+    /// What the API server adds: a default for some keys absent from an object, at any depth
+    /// (inside list items too).
+    fn add_defaults(rng: &mut Rng, target: &mut Value) {
+        match target {
+            Value::Object(map) => {
+                for item in map.values_mut() {
+                    add_defaults(rng, item);
+                }
+                if rng.chance(30) {
+                    let key = rng.pick(SPEC_KEYS);
+                    if !map.contains_key(key) {
+                        map.insert(key.into(), json!("default"));
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| add_defaults(rng, i)),
+            _ => {}
+        }
+    }
+
+    /// A change by hand to a value the operator set (never a no-op); false if there is none.
+    fn drift(rng: &mut Rng, existing: &mut Value, written: &Value) -> bool {
+        if rng.chance(50) {
+            let ours: Vec<String> = written["metadata"]["labels"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            if ours.is_empty() {
+                return false;
+            }
+            let key = &ours[rng.below(ours.len())];
+            let labels = existing["metadata"]["labels"].as_object_mut().unwrap();
+            if rng.chance(50) {
+                labels.remove(key);
+            } else {
+                labels.insert(key.clone(), json!("edited"));
+            }
+            return true;
+        }
+        let spec = existing["spec"].as_object_mut().unwrap();
+        let ours: Vec<String> = written["spec"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        if ours.is_empty() {
+            return false;
+        }
+        let key = &ours[rng.below(ours.len())];
+        if rng.chance(50) {
+            spec.remove(key);
+        } else {
+            spec.insert(key.clone(), json!("edited by hand"));
+        }
+        true
+    }
+
+    fn stamped(mut rendered: Value) -> Value {
+        stamp(&mut rendered);
+        rendered
+    }
+
+    /// The entries of `map` whose keys pass `keep`.
+    fn entries(map: &Value, keep: impl Fn(&str) -> bool) -> serde_json::Map<String, Value> {
+        map.as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| keep(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn writes_make_owned_fields_exactly_desired_keep_others_and_happen_iff_owned_fields_differ() {
+        for case in 0..3000u64 {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ case.wrapping_mul(0x1000_0001));
+            // The child as the operator last wrote it (or an operator that kept no record),
+            // as the API server stores it, with what others added, maybe edited by hand.
+            let before = rendered(&mut rng);
+            let legacy = rng.chance(10);
+            let written = if legacy {
+                before.clone()
+            } else {
+                stamped(before.clone())
+            };
+            let mut existing = written.clone();
+            existing["metadata"]["resourceVersion"] = json!("7");
+            add_defaults(&mut rng, &mut existing["spec"]);
+            for (key, list) in [("labels", THEIR_KEYS), ("annotations", THEIR_KEYS)] {
+                let theirs = string_map(&mut rng, list);
+                let map = existing["metadata"][key].as_object_mut().unwrap();
+                map.extend(theirs.as_object().unwrap().clone());
+            }
+            if rng.chance(50) {
+                existing["metadata"]["finalizers"] = json!(["theirs", "ours"]);
+                existing["metadata"]["ownerReferences"] = json!([
+                    { "uid": "u9", "name": "user" },
+                    { "uid": "u1", "name": "cp", "controller": true }
+                ]);
+            }
+            let drifted = rng.chance(20) && drift(&mut rng, &mut existing, &written);
+            // What the operator renders now.
+            let now = if rng.chance(50) {
+                before.clone()
+            } else {
+                changed(&mut rng, &before)
+            };
+            let desired = stamped(now.clone());
+            assert_eq!(
+                stamped(desired.clone()),
+                desired,
+                "case {case}: stamping twice"
+            );
+
+            let differs = legacy || drifted || now != before;
+            assert_eq!(
+                holds(&existing, &desired),
+                !differs,
+                "case {case}: existing {existing:#}\ndesired {desired:#}"
+            );
+
+            let patched = apply(&existing, &update_patch(&existing, &desired, &desired));
+            let context = format!(
+                "case {case}: existing {existing:#}\ndesired {desired:#}\npatched {patched:#}"
+            );
+            assert_eq!(patched["spec"], desired["spec"], "{context}");
+            for key in ["labels", "annotations"] {
+                let mut want = entries(&desired["metadata"][key], |_| true);
+                let is_theirs = |k: &str| THEIR_KEYS.contains(&k);
+                want.extend(entries(&existing["metadata"][key], is_theirs));
+                if legacy {
+                    // Without a record, a label the operator no longer sets cannot be told
+                    // from one someone else set: it stays.
+                    let dropped =
+                        |k: &str| !is_theirs(k) && desired["metadata"][key].get(k).is_none();
+                    want.extend(entries(&existing["metadata"][key], dropped));
+                }
+                assert_eq!(
+                    patched["metadata"][key],
+                    Value::Object(want),
+                    "{key}: {context}"
+                );
+            }
+            for key in ["finalizers", "ownerReferences"] {
+                assert_eq!(
+                    patched["metadata"][key], existing["metadata"][key],
+                    "{key}: {context}"
+                );
+            }
+            // Once written, and defaulted again by the server, nothing is due any more.
+            assert!(holds(&patched, &desired), "{context}");
+            let mut defaulted = patched.clone();
+            add_defaults(&mut rng, &mut defaulted["spec"]);
+            assert!(holds(&defaulted, &desired), "{context}");
+        }
+    }
+
+    #[test]
+    fn a_removal_alone_is_a_change_and_the_record_names_what_was_set() {
+        let before = stamped(json!({
+            "metadata": { "name": "eks", "labels": { "ours/x": "1" } },
+            "spec": { "terraformVariables": { "fargate_profiles": { "kube-system": {}, "karpenter": {} } } }
+        }));
+        let after = stamped(json!({
+            "metadata": { "name": "eks" },
+            "spec": { "terraformVariables": { "fargate_profiles": { "kube-system": {} } } }
+        }));
+        // The old comparison: every field of the new render is still there.
+        assert!(is_subset(&after["spec"], &before["spec"]));
+        assert!(!holds(&before, &after));
+        let record = Applied::of(&before).unwrap();
+        assert_eq!(record.labels, ["ours/x"]);
+        assert!(record.annotations.is_empty());
+        assert_eq!(record.digest.len(), 16);
+        let patch = update_patch(&before, &after, &after);
+        assert_eq!(
+            patch["spec"],
+            json!({ "terraformVariables": { "fargate_profiles": { "karpenter": null } } })
+        );
+        assert_eq!(patch["metadata"]["labels"], json!({ "ours/x": null }));
     }
 }

@@ -41,6 +41,9 @@ pub const COMPONENT_FARGATE_PROFILE: &str = "fargate-profile";
 pub const ANNOTATION_PROFILE_NAME: &str = "fargate.capt.cluster.x-k8s.io/profile-name";
 /// Annotation: hash of the settings AWS cannot change on an existing profile.
 pub const ANNOTATION_PROFILE_HASH: &str = "fargate.capt.cluster.x-k8s.io/immutable-hash";
+/// Annotation on every child the operator writes (WorkspaceTemplateApplies, Workspaces): what
+/// it last wrote, as `{"digest":…,"labels":[…],"annotations":[…]}` (see `diff::Applied`).
+pub const ANNOTATION_APPLIED: &str = "fargate.capt.cluster.x-k8s.io/applied";
 
 /// Label on a Workspace: namespace of its WorkspaceTemplateApply.
 pub const LABEL_APPLY_NAMESPACE: &str = "infrastructure.cluster.x-k8s.io/apply-namespace";

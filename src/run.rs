@@ -71,7 +71,27 @@ async fn client(args: &RunArgs) -> Result<Client, RunError> {
             .await
             .map_err(|e| RunError::Config(e.to_string()))?,
     };
+    let mut config = config;
+    identify(&mut config);
     Client::try_from(config).map_err(|e| RunError::Config(e.to_string()))
+}
+
+/// Names the operator in the User-Agent of every request (`capt-fargate/<version>`). The API
+/// server takes the field manager of a write that names none from it: the Events that kube's
+/// recorder creates and patches then show `capt-fargate` in their managed fields too (the
+/// operator's own writes name `names::FIELD_MANAGER` explicitly).
+pub fn identify(config: &mut Config) {
+    let agent = format!(
+        "{}/{}",
+        crate::names::FIELD_MANAGER,
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&agent) {
+        config
+            .headers
+            .retain(|(name, _)| name != axum::http::header::USER_AGENT);
+        config.headers.push((axum::http::header::USER_AGENT, value));
+    }
 }
 
 /// Resolves on the first SIGTERM or Ctrl-C.

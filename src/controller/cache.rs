@@ -215,7 +215,7 @@ where
             .unwrap_or_default()
     }
 
-    /// Whether `existing` already holds every field of `desired` (`controller::contains`),
+    /// Whether `existing` needs no write to become `desired` (`controller::contains`),
     /// remembered per object version (`compared_version`): most reconciles render what they
     /// rendered before, for children whose spec and metadata have not changed since.
     pub fn holds(&self, existing: &K, desired: &K) -> bool

@@ -282,7 +282,7 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
     let mut held_by = None;
     if let Some(e) = eks_existing.as_deref()
         && e.metadata.deletion_timestamp.is_none()
-        && !state.applies.holds(e, &eks_desired)
+        && super::would_change(&state.applies, e, &eks_desired)?
     {
         held_by = profiles::eks_change_held_by(&observed);
     }

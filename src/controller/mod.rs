@@ -1,4 +1,11 @@
 //! The two controllers and what they share.
+//!
+//! Children (WorkspaceTemplateApplies, Workspaces) are written through [`write_if_changed`] /
+//! [`write()`]: each rendered child is stamped with a record of what was rendered ([`stamp`],
+//! `diff::Applied`), so that a change that only removes something (a variable, a tag, a
+//! default profile, a label) is written, while the defaults the API server adds cause no
+//! write. `crate::diff` explains why this and not a server-side apply or `kubectl apply`'s
+//! last-applied annotation. Every write names the field manager `names::FIELD_MANAGER`.
 
 pub mod cache;
 pub mod control_plane;
@@ -17,9 +24,10 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tracing::warn;
 
-use crate::diff::{self, is_subset};
+use crate::diff;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::names::FIELD_MANAGER;
@@ -189,8 +197,9 @@ impl<K> Child for K where
 {
 }
 
-/// Writes `desired` (see [`write`]) unless `existing` (from `cache`) already holds every field
-/// of it. Returns the object as written, or None when no write was needed.
+/// Writes `desired` (see [`write()`]) unless `existing` (from `cache`) already is what it
+/// renders ([`contains`], after [`stamp`]). Returns the object as written, or None when no
+/// write was needed.
 pub async fn write_if_changed<K>(
     api: &Api<K>,
     cache: &cache::Cache<K>,
@@ -200,14 +209,47 @@ pub async fn write_if_changed<K>(
 where
     K: Child,
 {
-    if existing.is_some_and(|e| cache.holds(e, desired)) {
+    let mut desired = desired.clone();
+    stamp(&mut desired)?;
+    if existing.is_some_and(|e| cache.holds(e, &desired)) {
         return Ok(None);
     }
-    write(api, cache, desired, existing).await.map(Some)
+    write(api, cache, &desired, existing).await.map(Some)
+}
+
+/// Whether [`write_if_changed`] would write `desired` over `existing`: the same stamped
+/// comparison, for a decision taken before the write (e.g. holding an EKS workspace change
+/// while a Fargate operation is in flight), so that a pure removal counts as a change there too.
+pub fn would_change<K: Child>(cache: &cache::Cache<K>, existing: &K, desired: &K) -> Result<bool> {
+    let mut desired = desired.clone();
+    stamp(&mut desired)?;
+    Ok(!cache.holds(existing, &desired))
+}
+
+/// Puts on `desired`, a rendered child, the record of what was rendered (annotation
+/// `names::ANNOTATION_APPLIED`, see `diff::Applied`), replacing any it carries: compared with
+/// the child's own record, it shows whether anything changed, removals included.
+pub fn stamp<K: Child>(desired: &mut K) -> Result<()> {
+    use crate::names::ANNOTATION_APPLIED;
+    let mut value =
+        serde_json::to_value(&*desired).map_err(|e| Error::Serialization("desired object", e))?;
+    diff::stamp(&mut value);
+    let applied = value
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(ANNOTATION_APPLIED))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    desired
+        .meta_mut()
+        .annotations
+        .get_or_insert_default()
+        .insert(ANNOTATION_APPLIED.into(), applied);
+    Ok(())
 }
 
 /// Creates `desired`, or updates `existing` (as `cache` holds it) to it, and returns the object
-/// as written.
+/// as written, stamped ([`stamp`]; stamping a stamped object again changes nothing).
 /// - A create is a POST: for the API server about a quarter cheaper than a server-side apply,
 ///   which parses its body as YAML and merges field ownership (`examples/request_costs.rs`).
 /// - An update is a merge patch at the version read ([`diff::update_patch`]); a conflict (the
@@ -224,6 +266,9 @@ pub async fn write<K>(
 where
     K: Child,
 {
+    let mut stamped = desired.clone();
+    stamp(&mut stamped)?;
+    let desired = &stamped;
     let name = desired.name_any();
     let existing = match existing {
         Some(existing) => existing.clone(),
@@ -254,7 +299,7 @@ where
         &to_value(desired)?,
     );
     Ok(api
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(&name, &patch_params(), &Patch::Merge(&patch))
         .await?)
 }
 
@@ -286,26 +331,24 @@ pub fn check_owner<K: Resource<DynamicType = ()>>(desired: &K, live: &K) -> Resu
     })
 }
 
-/// Whether `existing` already holds every field of `desired`. Finalizers are a set that other
-/// controllers add to: ours only need to be among them.
-pub fn contains<K: Resource + Serialize>(existing: &K, desired: &K) -> bool {
-    if !desired
-        .finalizers()
-        .iter()
-        .all(|f| existing.finalizers().contains(f))
-    {
-        return false;
+/// Parameters of every merge patch this operator sends: its field manager, so that
+/// `managedFields` names it instead of an unnamed manager.
+pub fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
     }
+}
+
+/// Whether `existing` needs no write to become `desired`, a stamped render (`diff::holds`):
+/// every field of `desired` has its value in `existing`, the record of the last write among
+/// them; finalizers and owner references are sets that others add to.
+pub fn contains<K: Resource + Serialize>(existing: &K, desired: &K) -> bool {
     match (
         serde_json::to_value(desired),
         serde_json::to_value(existing),
     ) {
-        (Ok(mut want), Ok(have)) => {
-            if let Some(meta) = want.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-                meta.remove("finalizers");
-            }
-            is_subset(&want, &have)
-        }
+        (Ok(want), Ok(have)) => diff::holds(&have, &want),
         _ => false,
     }
 }
@@ -329,11 +372,7 @@ where
     finalizers.push(finalizer.to_string());
     let patch = serde_json::json!({ "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() } });
     let written = api
-        .patch(
-            &obj.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
+        .patch(&obj.name_any(), &patch_params(), &Patch::Merge(&patch))
         .await?;
     cache.remember(written.clone());
     Ok(Arc::new(written))
@@ -354,11 +393,7 @@ where
         .collect();
     let patch = serde_json::json!({ "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() } });
     match api
-        .patch(
-            &obj.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
+        .patch(&obj.name_any(), &patch_params(), &Patch::Merge(&patch))
         .await
     {
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),

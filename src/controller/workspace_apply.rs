@@ -370,7 +370,9 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
         let message = format!("waiting for the previous Workspace {ws_name} to be deleted");
         return waiting(apply, state, reason::CREATING, message).await;
     }
-    let desired = render::workspace::object(apply, &ws_name, spec);
+    let mut desired = render::workspace::object(apply, &ws_name, spec);
+    // With the record of what was rendered, so that a removal shows (`controller::stamp`).
+    super::stamp(&mut desired)?;
     // Compared as the cache keeps it (module fingerprinted).
     let mut comparable = desired.clone();
     state.workspaces.prepare(&mut comparable);

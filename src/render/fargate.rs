@@ -18,16 +18,26 @@ use crate::names;
 pub const EKS_SECRET_KEYS: &[&str] = &["cluster_name", "cluster_endpoint"];
 
 /// The settings AWS cannot change on an existing profile; when they change, the profile is
-/// replaced. Tags are left out: they are updated in place.
+/// replaced. Tags are left out: they are updated in place. Selectors and subnets are sets for
+/// AWS, so they are hashed in their canonical order: reordering them replaces nothing.
 pub fn immutable_hash(cp: &CAPTControlPlane, profile: &FargateProfile) -> String {
     let identity = json!({
         "cluster": cp.name_any(),
         "name": profile.name,
         "selectors": selectors_value(profile),
-        "subnetIDs": profile.subnet_ids,
+        "subnetIDs": subnet_ids(profile),
         "template": template_ref(cp, profile),
     });
     names::short_hash(&identity.to_string(), 16)
+}
+
+/// The profile's subnet IDs as a set (sorted, without repeats): AWS keeps a profile's
+/// subnets as a set, so their order in the spec means nothing.
+fn subnet_ids(profile: &FargateProfile) -> Option<Vec<String>> {
+    let mut ids = profile.subnet_ids.clone()?;
+    ids.sort();
+    ids.dedup();
+    Some(ids)
 }
 
 fn template_ref(cp: &CAPTControlPlane, profile: &FargateProfile) -> TemplateReference {
@@ -43,12 +53,20 @@ fn template_ref(cp: &CAPTControlPlane, profile: &FargateProfile) -> TemplateRefe
     }
 }
 
+/// The profile's selectors as a set: AWS keeps them (and each one's labels, a map) as sets,
+/// so they are sorted by namespace, then labels, and repeats dropped.
 fn selectors_value(profile: &FargateProfile) -> Value {
+    let mut selectors: Vec<(&str, BTreeMap<String, String>)> = profile
+        .selectors
+        .iter()
+        .map(|s| (s.namespace.as_str(), s.labels.clone().unwrap_or_default()))
+        .collect();
+    selectors.sort();
+    selectors.dedup();
     Value::Array(
-        profile
-            .selectors
-            .iter()
-            .map(|s| json!({ "namespace": s.namespace, "labels": s.labels.clone().unwrap_or_default() }))
+        selectors
+            .into_iter()
+            .map(|(namespace, labels)| json!({ "namespace": namespace, "labels": labels }))
             .collect(),
     )
 }
@@ -99,7 +117,7 @@ pub fn render_as(
         ("selectors".to_string(), selectors_value(profile)),
         ("tags".to_string(), json!(tags(cp, profile))),
     ]);
-    if let Some(subnets) = &profile.subnet_ids {
+    if let Some(subnets) = subnet_ids(profile) {
         terraform_variables.insert("subnet_ids".into(), json!(subnets));
     }
 
@@ -313,5 +331,55 @@ additionalFargateProfiles:
         let mut moved = p[0].clone();
         moved.subnet_ids = Some(vec!["subnet-0cc".into()]);
         assert_ne!(immutable_hash(&cp, &moved), base);
+    }
+
+    #[test]
+    fn selectors_and_subnets_are_sets_so_their_order_changes_nothing() {
+        let (cp, p) = profiles();
+        // Both profiles reordered: selectors swapped, subnets swapped, one of each repeated.
+        let mut swapped = p[0].clone();
+        swapped.selectors.reverse();
+        swapped.selectors.push(swapped.selectors[0].clone());
+        let mut reversed = p[1].clone();
+        reversed.subnet_ids = Some(vec![
+            "subnet-0bb".into(),
+            "subnet-0aa".into(),
+            "subnet-0bb".into(),
+        ]);
+        for (original, reordered) in [(&p[0], &swapped), (&p[1], &reversed)] {
+            assert_eq!(
+                immutable_hash(&cp, reordered),
+                immutable_hash(&cp, original)
+            );
+            let rendered = |p| serde_json::to_value(render(&cp, p)).unwrap();
+            assert_eq!(rendered(reordered), rendered(original));
+        }
+        // The canonical order: by namespace, then labels; subnets sorted.
+        let selectors = &render(&cp, &swapped).spec.terraform_variables.unwrap()["selectors"];
+        assert_eq!(
+            selectors,
+            &json!([
+                { "namespace": "monitoring", "labels": {} },
+                { "namespace": "obs-*", "labels": { "app": "prometheus" } },
+            ])
+        );
+        let mut by_labels = p[0].clone();
+        by_labels.selectors[0].namespace = "obs-*".into();
+        by_labels.selectors[0].labels = Some(BTreeMap::from([("app".into(), "grafana".into())]));
+        by_labels.selectors.reverse();
+        assert_eq!(
+            render(&cp, &by_labels).spec.terraform_variables.unwrap()["selectors"],
+            json!([
+                { "namespace": "obs-*", "labels": { "app": "grafana" } },
+                { "namespace": "obs-*", "labels": { "app": "prometheus" } },
+            ])
+        );
+        // A real change still replaces: another selector, or another subnet set.
+        let mut other = p[0].clone();
+        other.selectors[1].labels = None;
+        assert_ne!(immutable_hash(&cp, &other), immutable_hash(&cp, &p[0]));
+        let mut fewer = p[1].clone();
+        fewer.subnet_ids = Some(vec!["subnet-0aa".into()]);
+        assert_ne!(immutable_hash(&cp, &fewer), immutable_hash(&cp, &p[1]));
     }
 }

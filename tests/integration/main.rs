@@ -14,3 +14,4 @@ mod rbac;
 mod sequencing;
 mod terraform_modules;
 mod workspace_apply;
+mod write_path;

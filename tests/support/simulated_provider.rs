@@ -639,9 +639,20 @@ async fn patch_status(api: &Api<Workspace>, ws: &Workspace, status: Value) -> Re
     }
     let mut updated = ws.clone();
     updated.status = Some(serde_json::from_value(merged).map_err(|e| SimError(e.to_string()))?);
-    api.replace_status(&ws.name_any(), &PostParams::default(), &updated)
+    api.replace_status(&ws.name_any(), &post_params(), &updated)
         .await?;
     Ok(())
+}
+
+/// The field manager of the provider's writes (a controller-runtime client names the
+/// binary's, which is this for provider-terraform).
+const FIELD_MANAGER: &str = "provider-terraform";
+
+fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
 }
 
 /// Sets the finalizers as crossplane-runtime's `APIFinalizer` does: a PUT of the whole object
@@ -653,7 +664,7 @@ async fn put_finalizers(
 ) -> Result<(), SimError> {
     let mut updated = ws.clone();
     updated.metadata.finalizers = Some(finalizers);
-    api.replace(&ws.name_any(), &PostParams::default(), &updated)
+    api.replace(&ws.name_any(), &post_params(), &updated)
         .await?;
     Ok(())
 }
@@ -943,10 +954,14 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         // As crossplane-runtime's connection publisher (an APIPatchingApplicator): create,
         // or merge-patch the secret that is already there.
         let secrets = Api::<Secret>::namespaced(shared.client.clone(), &r.namespace);
-        match secrets.create(&PostParams::default(), &secret).await {
+        match secrets.create(&post_params(), &secret).await {
             Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                let params = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
                 secrets
-                    .patch(&r.name, &PatchParams::default(), &Patch::Merge(&secret))
+                    .patch(&r.name, &params, &Patch::Merge(&secret))
                     .await?;
             }
             other => {

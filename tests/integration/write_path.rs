@@ -1,0 +1,444 @@
+//! What the operator writes to its children: removals reach them, reordering a set writes
+//! nothing, and every write names the operator's field manager.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::api::ObjectMeta;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use capt_fargate::api::{CAPTControlPlane, Workspace, WorkspaceTemplateApply};
+use capt_fargate::names;
+
+use crate::support::samples::{CP, Samples, profile};
+use crate::support::{Operator, eventually};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The samples with the operator running, converged: 2 default and 2 additional profiles.
+async fn converged(prefix: &str) -> (Samples, Operator) {
+    let samples = Samples::start(prefix, Duration::from_millis(100)).await;
+    let operator = Operator::start(samples.client.clone(), &samples.ns.name);
+    samples.create_vpc_secret().await;
+    samples.all_ready_within(4, WAIT).await;
+    (samples, operator)
+}
+
+async fn stop(samples: Samples, operator: Operator) {
+    operator.stop().await;
+    samples.stop().await;
+}
+
+/// The Workspace of the apply `name` in the samples' namespace.
+async fn workspace_of(samples: &Samples, name: &str) -> Result<Workspace, String> {
+    Api::<Workspace>::all(samples.client.clone())
+        .get_opt(&names::workspace_name(&samples.ns.name, name))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no Workspace for {name}"))
+}
+
+/// The keys of a JSON object (empty for anything else).
+fn keys(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The spec's additional profiles as JSON, to patch back changed.
+fn profiles_of(cp: &CAPTControlPlane) -> Vec<Value> {
+    cp.spec
+        .additional_fargate_profiles
+        .iter()
+        .flatten()
+        .map(|p| serde_json::to_value(p).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn dropping_a_default_profile_removes_it_from_the_eks_apply_and_its_workspace() {
+    let (env, operator) = converged("removal").await;
+    let eks = names::eks_apply_name(CP);
+    let before = env.applies().get(&eks).await.unwrap();
+    assert_eq!(
+        keys(
+            before
+                .spec
+                .terraform_variables
+                .as_ref()
+                .unwrap()
+                .get("fargate_profiles")
+        ),
+        ["karpenter", "kube-system"]
+    );
+
+    // Omitted means both defaults; only kube-system now: a change that only removes.
+    env.patch_spec(json!({ "defaultFargateProfiles": ["kube-system"] }))
+        .await;
+    let after = eventually("karpenter gone from the EKS apply", WAIT, || async {
+        let a = env.applies().get(&eks).await.map_err(|e| e.to_string())?;
+        let tv = a.spec.terraform_variables.clone().unwrap_or_default();
+        match keys(tv.get("fargate_profiles")).as_slice() {
+            [only] if only == "kube-system" => Ok(a),
+            other => Err(format!("fargate_profiles {other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(after.uid(), before.uid(), "updated in place");
+    assert_eq!(
+        after.metadata.generation,
+        before.metadata.generation.map(|g| g + 1)
+    );
+    // Nothing else of the apply changed.
+    let mut expected = before.spec.clone();
+    expected
+        .terraform_variables
+        .as_mut()
+        .unwrap()
+        .get_mut("fargate_profiles")
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
+        .remove("karpenter");
+    assert_eq!(
+        serde_json::to_value(&after.spec).unwrap(),
+        serde_json::to_value(&expected).unwrap()
+    );
+    eventually("karpenter gone from the EKS Workspace", WAIT, || async {
+        let ws = workspace_of(&env, &eks).await?;
+        let varmap = ws.spec.for_provider.varmap.clone().unwrap_or_default();
+        match keys(varmap.get("fargate_profiles")).as_slice() {
+            [only] if only == "kube-system" => Ok(()),
+            other => Err(format!("fargate_profiles {other:?}")),
+        }
+    })
+    .await;
+    stop(env, operator).await;
+}
+
+/// `n` tags `tag-00` … for a profile.
+fn tags(n: usize) -> BTreeMap<String, String> {
+    (0..n)
+        .map(|i| (format!("tag-{i:02}"), format!("value-{i}")))
+        .collect()
+}
+
+/// The profile's own tags among `tags` (the cluster's `additionalTags` are merged in).
+fn profile_tags(tags: Option<&Value>) -> Vec<String> {
+    keys(tags)
+        .into_iter()
+        .filter(|k| k.starts_with("tag-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_profile_that_drops_tags_keeps_exactly_the_rest_on_its_apply_and_workspace() {
+    let (env, operator) = converged("tags").await;
+    let name = "demo-cluster-fargate-tagged";
+    let cp = env.cps().get(CP).await.unwrap();
+    let mut list = profiles_of(&cp);
+    let mut tagged = profile("tagged", "tagged");
+    tagged["tags"] = json!(tags(25));
+    list.push(tagged.clone());
+    env.patch_spec(json!({ "additionalFargateProfiles": list }))
+        .await;
+    env.all_ready_within(5, WAIT).await;
+    let apply = env.applies().get(name).await.unwrap();
+    let tv = apply.spec.terraform_variables.clone().unwrap();
+    assert_eq!(profile_tags(tv.get("tags")).len(), 25);
+
+    // The same profile with 19 of its 25 tags: updated in place, not replaced.
+    tagged["tags"] = json!(tags(19));
+    *list.last_mut().unwrap() = tagged;
+    env.patch_spec(json!({ "additionalFargateProfiles": list }))
+        .await;
+    let want: Vec<String> = tags(19).into_keys().collect();
+    let updated = eventually("19 tags on the apply", WAIT, || async {
+        let a = env.applies().get(name).await.map_err(|e| e.to_string())?;
+        let tv = a.spec.terraform_variables.clone().unwrap_or_default();
+        let got = profile_tags(tv.get("tags"));
+        if got == want {
+            Ok(a)
+        } else {
+            Err(format!("{} tags", got.len()))
+        }
+    })
+    .await;
+    assert_eq!(updated.uid(), apply.uid(), "tags change in place");
+    // The cluster's own tag stays merged in.
+    let tv = updated.spec.terraform_variables.clone().unwrap();
+    assert_eq!(tv["tags"]["environment"], json!("demo"));
+    assert_eq!(keys(tv.get("tags")).len(), 20);
+    eventually("19 tags on the Workspace", WAIT, || async {
+        let ws = workspace_of(&env, name).await?;
+        let varmap = ws.spec.for_provider.varmap.clone().unwrap_or_default();
+        let got = profile_tags(varmap.get("tags"));
+        if got == want && keys(varmap.get("tags")).len() == 20 {
+            Ok(())
+        } else {
+            Err(format!("{} tags", got.len()))
+        }
+    })
+    .await;
+    stop(env, operator).await;
+}
+
+/// uid, generation and resourceVersion: any write changes the last.
+fn version(meta: &ObjectMeta) -> (Option<String>, Option<i64>, Option<String>) {
+    (
+        meta.uid.clone(),
+        meta.generation,
+        meta.resource_version.clone(),
+    )
+}
+
+#[tokio::test]
+async fn reordering_selectors_or_subnets_writes_nothing_to_the_profile() {
+    let (env, operator) = converged("sets").await;
+    let (monitoring, batch) = (
+        "demo-cluster-fargate-monitoring",
+        "demo-cluster-fargate-batch-jobs",
+    );
+    // Give batch-jobs two subnets (a real change: it is replaced) and let it settle.
+    let cp = env.cps().get(CP).await.unwrap();
+    let mut list = profiles_of(&cp);
+    assert_eq!(list[0]["name"], "monitoring");
+    assert_eq!(list[0]["selectors"].as_array().unwrap().len(), 2);
+    assert_eq!(list[1]["name"], "batch-jobs");
+    let old_batch = env.applies().get(batch).await.unwrap();
+    list[1]["subnetIDs"] = json!(["subnet-0aa", "subnet-0bb"]);
+    env.patch_spec(json!({ "additionalFargateProfiles": list.clone() }))
+        .await;
+    eventually("batch-jobs replaced with its subnets", WAIT, || async {
+        let a = env
+            .applies()
+            .get_opt(batch)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("gone")?;
+        if a.uid() != old_batch.uid() {
+            Ok(())
+        } else {
+            Err("the old apply".into())
+        }
+    })
+    .await;
+    env.all_ready_within(4, WAIT).await;
+    // Let the replaced profile's last status writes land before taking the versions.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let applies: Api<WorkspaceTemplateApply> = env.applies();
+    let before = [
+        applies.get(monitoring).await.unwrap(),
+        applies.get(batch).await.unwrap(),
+    ];
+    let workspaces_before = [
+        workspace_of(&env, monitoring).await.unwrap(),
+        workspace_of(&env, batch).await.unwrap(),
+    ];
+    let destroys = env
+        .provider
+        .observations
+        .lock()
+        .unwrap()
+        .destroy_order
+        .len();
+
+    // Swap monitoring's two selectors and batch-jobs' two subnets.
+    list[0]["selectors"].as_array_mut().unwrap().reverse();
+    list[1]["subnetIDs"] = json!(["subnet-0bb", "subnet-0aa"]);
+    env.patch_spec(json!({ "additionalFargateProfiles": list }))
+        .await;
+    // Once the status is for the new generation, the reconcile that saw it is done.
+    env.all_ready_within(4, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (old, name) in before.iter().zip([monitoring, batch]) {
+        let now = applies.get(name).await.unwrap();
+        assert_eq!(version(now.meta()), version(old.meta()), "{name} written");
+    }
+    for (old, name) in workspaces_before.iter().zip([monitoring, batch]) {
+        let now = workspace_of(&env, name).await.unwrap();
+        assert_eq!(
+            (now.uid(), now.metadata.generation),
+            (old.uid(), old.metadata.generation),
+            "Workspace of {name} changed"
+        );
+    }
+    assert_eq!(
+        env.provider
+            .observations
+            .lock()
+            .unwrap()
+            .destroy_order
+            .len(),
+        destroys,
+        "nothing destroyed"
+    );
+    stop(env, operator).await;
+}
+
+/// The field managers in `managed_fields` of `meta`, with their operations.
+fn managers(meta: &ObjectMeta) -> Vec<(String, String)> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_write_of_the_operator_names_its_field_manager() {
+    // The operator runs with the tests' client, which sends no User-Agent: a write that names
+    // no field manager shows as an unnamed one.
+    let (env, operator) = converged("managers").await;
+    let cp = env.cps().get(CP).await.unwrap();
+    let eks = env.applies().get(&names::eks_apply_name(CP)).await.unwrap();
+    let profile = env
+        .applies()
+        .get("demo-cluster-fargate-monitoring")
+        .await
+        .unwrap();
+    let ws = workspace_of(&env, "demo-cluster-fargate-monitoring")
+        .await
+        .unwrap();
+    for (what, meta) in [
+        ("control plane", cp.meta()),
+        ("EKS apply", eks.meta()),
+        ("profile apply", profile.meta()),
+        ("Workspace", ws.meta()),
+    ] {
+        let found = managers(meta);
+        assert!(
+            found
+                .iter()
+                .all(|(m, _)| !m.is_empty() && m != "unknown" && !m.starts_with("kube-rs")),
+            "{what}: an unnamed field manager in {found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(m, op)| m == names::FIELD_MANAGER && op == "Update"),
+            "{what}: no write of {} in {found:?}",
+            names::FIELD_MANAGER
+        );
+    }
+    // The control plane's finalizer is the operator's.
+    let finalizer_owner = cp
+        .managed_fields()
+        .iter()
+        .find(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:metadata/f:finalizers").is_some())
+        })
+        .and_then(|m| m.manager.clone());
+    assert_eq!(finalizer_owner.as_deref(), Some(names::FIELD_MANAGER));
+    stop(env, operator).await;
+}
+
+#[tokio::test]
+async fn events_name_the_operator_as_their_field_manager() {
+    // kube's event recorder names no field manager; a client configured as `capt-fargate run`
+    // configures its own names the operator in its User-Agent, which the API server uses.
+    let env = Samples::start("events", Duration::from_millis(100)).await;
+    let path = crate::support::cluster::kubeconfig().await;
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&path).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    capt_fargate::run::identify(&mut config);
+    let operator = Operator::start(kube::Client::try_from(config).unwrap(), &env.ns.name);
+    env.create_vpc_secret().await;
+    env.all_ready_within(4, WAIT).await;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), &env.ns.name);
+    let published = eventually("the operator's events", WAIT, || async {
+        let published: Vec<_> = events
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .into_iter()
+            .filter(|e| e.reporting_controller.as_deref() == Some(names::FIELD_MANAGER))
+            .collect();
+        if published
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("FargateProfilesReady"))
+        {
+            Ok(published)
+        } else {
+            Err(format!("{} events", published.len()))
+        }
+    })
+    .await;
+    for event in &published {
+        let found = managers(event.meta());
+        assert!(
+            !found.is_empty() && found.iter().all(|(m, _)| m == names::FIELD_MANAGER),
+            "event {}: {found:?}",
+            event.name_any()
+        );
+    }
+    operator.stop().await;
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_label_the_operator_no_longer_sets_is_removed_while_others_labels_stay() {
+    let (env, operator) = converged("labels").await;
+    let name = "demo-cluster-fargate-monitoring";
+    let apply = env.applies().get(name).await.unwrap();
+    let record: Value =
+        serde_json::from_str(&apply.annotations()[names::ANNOTATION_APPLIED]).unwrap();
+    assert_eq!(
+        record["labels"].as_array().unwrap().len(),
+        apply.labels().len(),
+        "the record names the labels the operator set: {record}"
+    );
+    // As an earlier version would have left it: one more label of the operator's, named in
+    // its record, and a label someone else added.
+    let old = "fargate.capt.cluster.x-k8s.io/retired";
+    let mut earlier = record.clone();
+    earlier["digest"] = json!("0000000000000000");
+    earlier["labels"].as_array_mut().unwrap().push(json!(old));
+    let patch = json!({ "metadata": {
+        "labels": { old: "x", "team": "platform" },
+        "annotations": { names::ANNOTATION_APPLIED: earlier.to_string() }
+    } });
+    env.applies()
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    let restored = eventually("the retired label removed", WAIT, || async {
+        let a = env.applies().get(name).await.map_err(|e| e.to_string())?;
+        if a.labels().contains_key(old) {
+            Err(format!("{:?}", a.labels()))
+        } else {
+            Ok(a)
+        }
+    })
+    .await;
+    assert_eq!(restored.labels()["team"], "platform");
+    assert_eq!(
+        restored.annotations()[names::ANNOTATION_APPLIED],
+        apply.annotations()[names::ANNOTATION_APPLIED]
+    );
+    assert_eq!(restored.metadata.generation, apply.metadata.generation);
+    // And then nothing more is written.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = env.applies().get(name).await.unwrap();
+    assert_eq!(version(later.meta()), version(restored.meta()));
+    stop(env, operator).await;
+}
