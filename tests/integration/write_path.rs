@@ -136,7 +136,7 @@ fn profile_tags(tags: Option<&Value>) -> Vec<String> {
 #[tokio::test]
 async fn a_profile_that_drops_tags_keeps_exactly_the_rest_on_its_apply_and_workspace() {
     let (env, operator) = converged("tags").await;
-    let name = "demo-cluster-fargate-tagged";
+    let name = &names::profile_apply_name(CP, "tagged");
     let cp = env.cps().get(CP).await.unwrap();
     let mut list = profiles_of(&cp);
     let mut tagged = profile("tagged", "tagged");
@@ -198,8 +198,8 @@ fn version(meta: &ObjectMeta) -> (Option<String>, Option<i64>, Option<String>) {
 async fn reordering_selectors_or_subnets_writes_nothing_to_the_profile() {
     let (env, operator) = converged("sets").await;
     let (monitoring, batch) = (
-        "demo-cluster-fargate-monitoring",
-        "demo-cluster-fargate-batch-jobs",
+        &names::profile_apply_name(CP, "monitoring"),
+        &names::profile_apply_name(CP, "batch-jobs"),
     );
     // Give batch-jobs two subnets (a real change: it is replaced) and let it settle.
     let cp = env.cps().get(CP).await.unwrap();
@@ -301,10 +301,10 @@ async fn every_write_of_the_operator_names_its_field_manager() {
     let eks = env.applies().get(&names::eks_apply_name(CP)).await.unwrap();
     let profile = env
         .applies()
-        .get("demo-cluster-fargate-monitoring")
+        .get(&names::profile_apply_name(CP, "monitoring"))
         .await
         .unwrap();
-    let ws = workspace_of(&env, "demo-cluster-fargate-monitoring")
+    let ws = workspace_of(&env, &names::profile_apply_name(CP, "monitoring"))
         .await
         .unwrap();
     for (what, meta) in [
@@ -394,7 +394,7 @@ async fn events_name_the_operator_as_their_field_manager() {
 #[tokio::test]
 async fn a_label_the_operator_no_longer_sets_is_removed_while_others_labels_stay() {
     let (env, operator) = converged("labels").await;
-    let name = "demo-cluster-fargate-monitoring";
+    let name = &names::profile_apply_name(CP, "monitoring");
     let apply = env.applies().get(name).await.unwrap();
     let record: Value =
         serde_json::from_str(&apply.annotations()[names::ANNOTATION_APPLIED]).unwrap();
