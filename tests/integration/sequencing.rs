@@ -229,6 +229,88 @@ async fn a_default_profile_change_waits_for_the_profile_in_flight() {
     env.stop().await;
 }
 
+/// The other direction of the same rule: a pure removal of a default profile (issue 15's
+/// karpenter input) is held too, then reaches the EKS apply, and the removed profile stays
+/// listed as Deleting until the EKS workspace reports the change applied.
+#[tokio::test]
+async fn removing_a_default_profile_waits_for_the_profile_in_flight_and_shows_it_deleting() {
+    let env = Env::start("eks-removal", Duration::from_secs(6)).await;
+    env.patch_spec(json!({
+        "additionalFargateProfiles": profiles(&[("monitoring", "monitoring")]),
+    }))
+    .await;
+    env.create_vpc_secret().await;
+    let monitoring = names::profile_apply_name(CP, "monitoring");
+    eventually("monitoring being created", WAIT, || async {
+        let a = env
+            .applies()
+            .get_opt(&monitoring)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no monitoring apply")?;
+        match child_state(&a) {
+            ChildState::Creating { reason, .. } if reason == "Creating" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let before = env.eks_apply().await;
+    assert_eq!(default_profiles(&before), ["karpenter", "kube-system"]);
+
+    env.patch_spec(json!({ "defaultFargateProfiles": ["kube-system"] }))
+        .await;
+    // Held while monitoring is in flight, karpenter still listed.
+    loop {
+        let monitoring_state = child_state(&env.applies().get(&monitoring).await.unwrap());
+        if monitoring_state == ChildState::Ready {
+            break;
+        }
+        let eks = env.eks_apply().await;
+        assert_eq!(
+            (eks.metadata.generation, default_profiles(&eks)),
+            (before.metadata.generation, default_profiles(&before)),
+            "the EKS apply changed while monitoring was {monitoring_state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Then the removal reaches the EKS apply, and karpenter shows Deleting until it is applied.
+    let eks = eventually("karpenter removed from the EKS apply", WAIT, || async {
+        let eks = env.eks_apply().await;
+        if default_profiles(&eks) == ["kube-system"] {
+            Ok(eks)
+        } else {
+            Err(format!("{:?}", default_profiles(&eks)))
+        }
+    })
+    .await;
+    assert!(eks.metadata.generation > before.metadata.generation);
+    let karpenter = eventually("karpenter Deleting", WAIT, || async {
+        let cp = env.cp().await;
+        match entry(&cp, "karpenter") {
+            Some(k) if k.phase == Some(FargateProfilePhase::Deleting) => Ok(k.clone()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(!karpenter.ready, "{karpenter:?}");
+    let cp = env.all_ready_within(2, WAIT).await;
+    assert_eq!(
+        cp.status
+            .unwrap()
+            .fargate_profiles
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        ["kube-system", "monitoring"]
+    );
+    assert!(
+        env.provider.overlaps().is_empty(),
+        "{:?}",
+        env.provider.overlaps()
+    );
+    env.stop().await;
+}
+
 #[tokio::test]
 async fn a_transient_eks_error_is_retried_and_holds_profile_operations_a_terminal_one_fails() {
     let env = Env::start("transient", Duration::from_millis(300)).await;
