@@ -259,3 +259,5 @@ pub async fn apply_dynamic(
     .await?;
     Ok((types.kind, name))
 }
+
+pub mod audit;
