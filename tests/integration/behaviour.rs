@@ -45,6 +45,7 @@ struct Process {
     child: Option<Child>,
     status: Option<ExitStatus>,
     log: PathBuf,
+    metrics_port: u16,
 }
 
 impl Process {
@@ -65,6 +66,7 @@ impl Process {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("behaviour");
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join(format!("{namespace}-{identity}.log"));
+        let metrics_port = port();
         let out = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_capt-fargate"));
         command
@@ -75,7 +77,7 @@ impl Process {
             .arg("--leader-election=true")
             .args(["--lease-namespace", namespace, "--lease-name", LEASE])
             .args(["--identity", identity])
-            .args(["--metrics-addr", &format!("127.0.0.1:{}", port())])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
             .args(["--health-addr", &format!("127.0.0.1:{}", port())])
             .args(["--log-format", "text", "--log-level", "info"]);
         if let Some(seconds) = lease_seconds {
@@ -97,7 +99,23 @@ impl Process {
             child: Some(child),
             status: None,
             log,
+            metrics_port,
         }
+    }
+
+    /// `capt_fargate_reconciles_total`, summed over both controllers (curl is needed by
+    /// `tests/cluster/up` anyway).
+    fn reconciles(&self) -> u64 {
+        let out = Command::new("curl")
+            .args(["-fsS", "--max-time", "5"])
+            .arg(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("capt_fargate_reconciles_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
     }
 
     fn pid(&self) -> u32 {
@@ -239,7 +257,7 @@ const DEFAULT_LEASE_SECONDS: f64 = 15.0;
 const RENEW_SECONDS: f64 = 8.0;
 
 #[tokio::test]
-async fn a_converged_operator_writes_nothing_but_its_lease_renewals() {
+async fn a_converged_or_restarted_operator_writes_nothing_but_its_lease_renewals() {
     let samples = Samples::start("steady", Duration::from_millis(300)).await;
     let ns = samples.ns.name.clone();
     let user = format!("operator-{ns}");
@@ -332,7 +350,50 @@ async fn a_converged_operator_writes_nothing_but_its_lease_renewals() {
         "steady",
         "the operator kept the Lease"
     );
-    drop(op);
+
+    // A restarted operator reconciles everything once and writes nothing either.
+    op.signal("TERM");
+    let status = op.wait_exit(Duration::from_secs(25)).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let from = Timestamp::now();
+    let restarted = Process::start(&kubeconfig, &ns, "restarted", None);
+    wait_for_holder(&samples.client, &ns, "restarted", WAIT).await;
+    // Every object reconciled once after the restart (the control plane and its three
+    // applies), and a moment for anything it would write.
+    eventually(
+        "the restarted operator's first reconciles",
+        WAIT,
+        || async {
+            match restarted.reconciles() {
+                n if n >= 4 => Ok(n),
+                n => Err(format!("{n} reconciles")),
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let to = Timestamp::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after: Vec<Write> = of_samples(
+        log.writes()
+            .into_iter()
+            .filter(|w| w.received >= from && w.received <= to)
+            .collect(),
+        &samples,
+        &workspaces,
+    );
+    print_counts("writes after the restart", &after);
+    let others: Vec<String> = after
+        .iter()
+        .filter(|w| w.resource != "leases")
+        .map(|w| format!("{} {} {} {}", w.user, w.verb, w.kind(), w.name))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "the restarted operator wrote: {others:?}"
+    );
+    println!("reconciles after the restart: {}", restarted.reconciles());
+    drop(restarted);
     samples.stop().await;
 }
 
@@ -431,7 +492,7 @@ fn urgent(old: &Seen, new: &Seen) -> Option<&'static str> {
 }
 
 #[tokio::test]
-async fn a_slow_rollout_shows_progress_every_20_s_and_failures_and_the_end_at_once() {
+async fn a_slow_rollout_shows_progress_every_20_s_and_failures_deletions_and_the_end_at_once() {
     // Six additional profiles of 4 s each: a rollout of about 30 s, long enough for the pacing
     // to show.
     let samples = Samples::start("pacing", Duration::from_secs(4)).await;
@@ -524,6 +585,14 @@ async fn a_slow_rollout_shows_progress_every_20_s_and_failures_and_the_end_at_on
     };
 
     let operator = Operator::start(samples.client.clone(), &samples.ns.name);
+    samples.all_ready_within(2 + list.len(), WAIT).await;
+
+    // A removal: the profile shows as Deleting at once and until it is gone.
+    list.retain(|p| p["name"] != "p6");
+    let removed_at = start.elapsed().as_secs_f64();
+    samples
+        .patch_spec(json!({ "additionalFargateProfiles": list.clone() }))
+        .await;
     samples.all_ready_within(2 + list.len(), WAIT).await;
 
     // A failure: a new profile that AWS refuses.
@@ -622,6 +691,53 @@ async fn a_slow_rollout_shows_progress_every_20_s_and_failures_and_the_end_at_on
         failed_seen.at
     );
     assert!(failed_seen.generation.is_some());
+
+    // The removed profile: Deleting in the first status written after the change, at once,
+    // in every status until it is gone, and destroyed.
+    let p6 = |s: &Seen| {
+        s.status
+            .fargate_profiles
+            .iter()
+            .find(|p| p.name == "p6")
+            .and_then(|p| p.phase)
+    };
+    let after_removal: Vec<&Seen> = seen.iter().filter(|s| s.at > removed_at).collect();
+    let first = after_removal
+        .first()
+        .expect("a status write after the removal");
+    assert_eq!(
+        p6(first),
+        Some(FargateProfilePhase::Deleting),
+        "{}",
+        first.line()
+    );
+    assert!(
+        first.at - removed_at <= AT_ONCE,
+        "removed at {removed_at:.1} s, Deleting shown at {:.1} s",
+        first.at
+    );
+    let gone = after_removal
+        .iter()
+        .position(|s| p6(s).is_none())
+        .expect("p6 leaves the status once deleted");
+    assert!(
+        after_removal[..gone]
+            .iter()
+            .all(|s| p6(s) == Some(FargateProfilePhase::Deleting)),
+        "p6 is Deleting until it is gone"
+    );
+    let p6_workspace =
+        names::workspace_name(&samples.ns.name, &names::profile_apply_name(CP, "p6"));
+    assert!(
+        samples
+            .provider
+            .observations
+            .lock()
+            .unwrap()
+            .destroys
+            .contains_key(&p6_workspace),
+        "p6 was not destroyed"
+    );
     samples.stop().await;
 }
 
