@@ -468,15 +468,9 @@ fn urgent(old: &Seen, new: &Seen) -> Option<&'static str> {
             .map(|p| p.name.clone())
             .collect::<Vec<_>>()
     };
-    if phases(new)
-        .iter()
-        .any(|p| *p == FargateProfilePhase::Failed)
-    {
+    if phases(new).contains(&FargateProfilePhase::Failed) {
         Some("failure")
-    } else if phases(new)
-        .iter()
-        .any(|p| *p == FargateProfilePhase::Deleting)
-    {
+    } else if phases(new).contains(&FargateProfilePhase::Deleting) {
         Some("deletion")
     } else if old.conditions() != new.conditions() {
         Some("condition")
