@@ -874,8 +874,17 @@ async fn a_leader_frozen_past_its_lease_exits_and_never_writes_again() {
         "standby took the Lease {:?} after the leader froze",
         frozen.elapsed()
     );
-    // The new leader goes on with the rollout while the old one is still frozen.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The new leader goes on with the rollout while the old one is still frozen: what it
+    // writes reaches the old leader's watches the moment that one runs again.
+    let second = names::profile_apply_name(CP, "batch-jobs");
+    eventually("the new leader's next profile apply", WAIT, || async {
+        match samples.applies().get_opt(&second).await {
+            Ok(Some(_)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let resumed = Timestamp::now();
     a.signal("CONT");
     let exited = a.wait_exit(Duration::from_secs(15)).await;
