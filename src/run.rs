@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::cli::{LogFormat, RunArgs};
 use crate::controller::{self, Context};
-use crate::leader::{self, Election};
+use crate::leader::{self, Election, WriteGate};
 use crate::metrics::Metrics;
 use crate::server::{self, ServerState};
 
@@ -58,7 +58,7 @@ pub fn init_logging(format: LogFormat, filter: &str) {
     };
 }
 
-async fn client(args: &RunArgs) -> Result<Client, RunError> {
+async fn client(args: &RunArgs, gate: Option<WriteGate>) -> Result<Client, RunError> {
     let config = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig =
@@ -73,7 +73,13 @@ async fn client(args: &RunArgs) -> Result<Client, RunError> {
     };
     let mut config = config;
     identify(&mut config);
-    Client::try_from(config).map_err(|e| RunError::Config(e.to_string()))
+    match gate {
+        None => Client::try_from(config).map_err(|e| RunError::Config(e.to_string())),
+        Some(gate) => Ok(kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| RunError::Config(e.to_string()))?
+            .with_layer(&gate)
+            .build()),
+    }
 }
 
 /// Names the operator in the User-Agent of every request (`capt-fargate/<version>`). The API
@@ -109,7 +115,22 @@ async fn termination() {
 
 /// Runs until SIGTERM (Ok) or a fatal error.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
-    let client = client(&args).await?;
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| format!("capt-fargate-{}", std::process::id()))
+    });
+    let election = args.leader_election.then(|| Election {
+        lease: args.lease_name.clone(),
+        namespace: args
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        identity: identity.clone(),
+        duration: Duration::from_secs(args.lease_duration_seconds),
+    });
+    // Every write but the Lease's own waits for a Lease this replica knows it holds.
+    let client = client(&args, election.as_ref().map(WriteGate::new)).await?;
     client
         .apiserver_version()
         .await
@@ -142,22 +163,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
     let server = tokio::spawn(server::serve(state, listeners, stopped.clone()));
 
-    let identity = args.identity.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| format!("capt-fargate-{}", std::process::id()))
-    });
-    let mut leadership = if args.leader_election {
-        let namespace = args
-            .lease_namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let election = Election {
-            lease: args.lease_name.clone(),
-            namespace,
-            identity: identity.clone(),
-            duration: Duration::from_secs(args.lease_duration_seconds),
-        };
+    let mut leadership = if let Some(election) = election {
         let (rx, _task) = leader::elect(client.clone(), election)
             .await
             .map_err(|e| RunError::Leader(e.to_string()))?;

@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod behaviour;
 mod cli;
 mod cluster_is_real;
 mod crd_validation;

@@ -270,3 +270,5 @@ pub async fn apply_dynamic(
     .await?;
     Ok((types.kind, name))
 }
+
+pub mod audit;
