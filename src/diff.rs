@@ -581,42 +581,28 @@ mod tests {
         }
     }
 
-    /// A change by hand to a value the operator set (never a no-op); false if there is none.
+    /// A change by hand to a value the operator set (never a no-op): a label or a spec key,
+    /// removed or edited; false if there is none.
     fn drift(rng: &mut Rng, existing: &mut Value, written: &Value) -> bool {
-        if rng.chance(50) {
-            let ours: Vec<String> = written["metadata"]["labels"]
-                .as_object()
-                .unwrap()
-                .keys()
-                .cloned()
-                .collect();
-            if ours.is_empty() {
-                return false;
-            }
-            let key = &ours[rng.below(ours.len())];
-            let labels = existing["metadata"]["labels"].as_object_mut().unwrap();
-            if rng.chance(50) {
-                labels.remove(key);
-            } else {
-                labels.insert(key.clone(), json!("edited"));
-            }
-            return true;
-        }
-        let spec = existing["spec"].as_object_mut().unwrap();
-        let ours: Vec<String> = written["spec"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .cloned()
-            .collect();
+        let (at, edited) = if rng.chance(50) {
+            ("/metadata/labels", json!("edited"))
+        } else {
+            ("/spec", json!("edited by hand"))
+        };
+        let ours: Vec<String> = written
+            .pointer(at)
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         if ours.is_empty() {
             return false;
         }
         let key = &ours[rng.below(ours.len())];
+        let map = existing.pointer_mut(at).unwrap().as_object_mut().unwrap();
         if rng.chance(50) {
-            spec.remove(key);
+            map.remove(key);
         } else {
-            spec.insert(key.clone(), json!("edited by hand"));
+            map.insert(key.clone(), edited);
         }
         true
     }

@@ -51,6 +51,23 @@ impl Env {
         self.cps().get(CP).await.unwrap()
     }
 
+    /// Waits until the apply `name` exists and its Workspace is being applied.
+    async fn until_being_created(&self, name: &str) {
+        eventually(&format!("{name} being created"), WAIT, || async {
+            let a = self
+                .applies()
+                .get_opt(name)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no apply yet")?;
+            match child_state(&a) {
+                ChildState::Creating { reason, .. } if reason == "Creating" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+    }
+
     async fn eks_apply(&self) -> WorkspaceTemplateApply {
         self.applies()
             .get(&names::eks_apply_name(CP))
@@ -139,19 +156,7 @@ async fn a_default_profile_change_waits_for_the_profile_in_flight() {
     .await;
     env.create_vpc_secret().await;
     let monitoring = names::profile_apply_name(CP, "monitoring");
-    eventually("monitoring being created", WAIT, || async {
-        let a = env
-            .applies()
-            .get_opt(&monitoring)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("no monitoring apply")?;
-        match child_state(&a) {
-            ChildState::Creating { reason, .. } if reason == "Creating" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    env.until_being_created(&monitoring).await;
     let before = env.eks_apply().await;
     assert_eq!(default_profiles(&before), ["kube-system"]);
 
@@ -241,19 +246,7 @@ async fn removing_a_default_profile_waits_for_the_profile_in_flight_and_shows_it
     .await;
     env.create_vpc_secret().await;
     let monitoring = names::profile_apply_name(CP, "monitoring");
-    eventually("monitoring being created", WAIT, || async {
-        let a = env
-            .applies()
-            .get_opt(&monitoring)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("no monitoring apply")?;
-        match child_state(&a) {
-            ChildState::Creating { reason, .. } if reason == "Creating" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    env.until_being_created(&monitoring).await;
     let before = env.eks_apply().await;
     assert_eq!(default_profiles(&before), ["karpenter", "kube-system"]);
 
@@ -559,19 +552,7 @@ async fn deleting_mid_rollout_waits_for_the_create_in_flight() {
     let env = Env::start("mid-rollout", Duration::from_secs(4)).await;
     env.create_vpc_secret().await;
     let monitoring = names::profile_apply_name(CP, "monitoring");
-    eventually("monitoring being created", WAIT, || async {
-        let a = env
-            .applies()
-            .get_opt(&monitoring)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("no monitoring apply")?;
-        match child_state(&a) {
-            ChildState::Creating { reason, .. } if reason == "Creating" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    env.until_being_created(&monitoring).await;
     env.cps().delete(CP, &Default::default()).await.unwrap();
     // Nothing is deleted while monitoring is being created; the status says why.
     let cp = eventually("the status of a teardown that waits", WAIT, || async {
