@@ -18,13 +18,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::cache::{self, Cache};
-use super::echo::OwnWrites;
 use super::secrets::Required;
-use super::shared::Watched;
-use super::{
-    Cleanup, Context, check_owner, ensure_finalizer, index, remove_finalizer, write_if_changed,
-};
+use super::{Cleanup, Context};
 use crate::api::conditions::READY;
 use crate::api::{
     CAPTControlPlane, CAPTControlPlaneStatus, ControlPlanePhase, FargateProfileStatus,
@@ -33,6 +28,13 @@ use crate::api::{
 use crate::error::{Error, Result};
 use crate::names::{self, CONTROL_PLANE_FINALIZER, FIELD_MANAGER};
 use crate::render::{self, eks, fargate};
+use crate::runtime::backoff::{WatchBackoff, retry_after};
+use crate::runtime::cache::{self, Cache};
+use crate::runtime::echo::OwnWrites;
+use crate::runtime::finalizer::{ensure_finalizer, remove_finalizer};
+use crate::runtime::shared::Watched;
+use crate::runtime::write::{self, check_owner, write_if_changed};
+use crate::runtime::{index, version};
 use crate::status::apply::{ChildState, child_state, transient_until};
 use crate::status::conditions::{Desired, merge};
 use crate::status::profiles::{
@@ -97,7 +99,7 @@ pub async fn run(
     // does the echo of the finalizer it adds (after the predicate, which must see that version).
     let own = cp_events
         .applied_objects()
-        .predicate_filter(cache::spec_or_lifecycle, Default::default())
+        .predicate_filter(version::spec_or_lifecycle, Default::default())
         .try_filter(move |cp| futures::future::ready(!finalizer_writes.is_echo(cp)));
     Controller::for_stream(own, control_planes.store())
         .owns_stream(
@@ -109,7 +111,7 @@ pub async fn run(
             control_planes_reading(&lookup, &s)
         })
         .with_config(state.ctx.controller_config(super::DEBOUNCE))
-        .trigger_backoff(super::WatchBackoff::for_controller())
+        .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
@@ -138,7 +140,7 @@ fn secrets_read(cp: &CAPTControlPlane) -> Vec<String> {
 
 fn error_policy(_cp: Arc<CAPTControlPlane>, error: &Error, state: Arc<State>) -> Action {
     state.ctx.metrics.failure(CONTROLLER, error.metric_label());
-    Action::requeue(super::retry_after(error))
+    Action::requeue(retry_after(error))
 }
 
 async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Action> {
@@ -282,7 +284,7 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
     let mut held_by = None;
     if let Some(e) = eks_existing.as_deref()
         && e.metadata.deletion_timestamp.is_none()
-        && super::would_change(&state.applies, e, &eks_desired)?
+        && write::would_change(&state.applies, e, &eks_desired)?
     {
         held_by = profiles::eks_change_held_by(&observed);
     }

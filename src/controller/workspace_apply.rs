@@ -20,11 +20,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::info;
 
-use super::cache::{self, Cache};
-use super::echo::{self, OwnWrites};
 use super::secrets::Required;
-use super::shared::Watched;
-use super::{Cleanup, Context, ensure_finalizer, index, remove_finalizer, write};
+use super::{Cleanup, Context};
 use crate::api::conditions::{READY, SYNCED};
 use crate::api::workspace::WorkspaceSpec;
 use crate::api::{
@@ -33,6 +30,13 @@ use crate::api::{
 use crate::error::{Error, Result};
 use crate::names::{self, APPLY_FINALIZER, FIELD_MANAGER};
 use crate::render;
+use crate::runtime::backoff::{WatchBackoff, retry_after};
+use crate::runtime::cache::{self, Cache};
+use crate::runtime::echo::{self, OwnWrites};
+use crate::runtime::finalizer::{ensure_finalizer, remove_finalizer};
+use crate::runtime::shared::Watched;
+use crate::runtime::write::{self, write};
+use crate::runtime::{index, version};
 use crate::status::apply::{mirror_workspace, reason};
 use crate::status::conditions::{Desired, merge};
 use crate::status::pacing;
@@ -111,7 +115,7 @@ pub async fn run(
     // Status writes (this controller's own) do not trigger: the Workspace's changes do.
     let own = apply_events
         .applied_objects()
-        .predicate_filter(cache::spec_or_lifecycle, Default::default());
+        .predicate_filter(version::spec_or_lifecycle, Default::default());
     Controller::for_stream(own, applies.store())
         .watches_stream(workspace_triggers, move |ws| {
             apply_of_workspace(&ws, scope.as_deref())
@@ -123,7 +127,7 @@ pub async fn run(
             applies_using(&by_template, &t)
         })
         .with_config(state.ctx.controller_config(Duration::ZERO))
-        .trigger_backoff(super::WatchBackoff::for_controller())
+        .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
@@ -144,8 +148,8 @@ fn fingerprint_module(ws: &mut Workspace) {
 fn workspace_digest(ws: &Workspace) -> u64 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut hasher = DefaultHasher::new();
-    cache::spec_or_lifecycle(ws).hash(&mut hasher);
-    cache::hash_serialized(&ws.status, &mut hasher);
+    version::spec_or_lifecycle(ws).hash(&mut hasher);
+    version::hash_serialized(&ws.status, &mut hasher);
     hasher.finish()
 }
 
@@ -188,7 +192,7 @@ fn applies_using(
 
 fn error_policy(_apply: Arc<WorkspaceTemplateApply>, error: &Error, state: Arc<State>) -> Action {
     state.ctx.metrics.failure(CONTROLLER, error.metric_label());
-    Action::requeue(super::retry_after(error))
+    Action::requeue(retry_after(error))
 }
 
 async fn reconcile(apply: Arc<WorkspaceTemplateApply>, state: Arc<State>) -> Result<Action> {
@@ -371,8 +375,8 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
         return waiting(apply, state, reason::CREATING, message).await;
     }
     let mut desired = render::workspace::object(apply, &ws_name, spec);
-    // With the record of what was rendered, so that a removal shows (`controller::stamp`).
-    super::stamp(&mut desired)?;
+    // With the record of what was rendered, so that a removal shows (`runtime::write::stamp`).
+    write::stamp(&mut desired)?;
     // Compared as the cache keeps it (module fingerprinted).
     let mut comparable = desired.clone();
     state.workspaces.prepare(&mut comparable);
@@ -541,8 +545,7 @@ async fn write_status(
         let to_value = |s: &WorkspaceTemplateApplyStatus| {
             serde_json::to_value(s).map_err(|e| Error::Serialization("apply status", e))
         };
-        let body =
-            json!({ "status": crate::diff::merge_patch(&to_value(&old)?, &to_value(&new)?) });
+        let body = json!({ "status": crate::runtime::diff::merge_patch(&to_value(&old)?, &to_value(&new)?) });
         let written = api
             .patch_status(
                 &apply.name_any(),

@@ -82,7 +82,7 @@ impl<K: Resource<DynamicType = ()>> Changes<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::cache::tests::cm;
+    use crate::runtime::cache::tests::cm;
     use k8s_openapi::api::core::v1::ConfigMap;
 
     #[test]

@@ -6,6 +6,13 @@
 //! - objects this process wrote are remembered until the watch delivers that very version
 //!   (read-your-writes), so a reconcile that runs before the echo of its predecessor's write
 //!   neither repeats the write nor misses a child it just created.
+//!
+//! Builds on kube-runtime's `reflector` store, which only ever shows what the watch delivered,
+//! and lays this process's own writes over it. Neither kube-runtime nor controller-runtime
+//! offers that (controller-runtime declined a write-back cache, kubernetes-sigs/
+//! controller-runtime#1622): without it a reconcile that runs before the echo of its own write
+//! creates the child a second time (AlreadyExists) or writes it again. Do not replace it with a
+//! plain `Store`.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
@@ -18,6 +25,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::index::{Index, Keys};
+use super::version::{compared_version, hash_serialized};
 
 /// How many delivered resourceVersions are remembered per object: enough to recognise a
 /// write whose echo arrived before the writer recorded it.
@@ -215,7 +223,7 @@ where
             .unwrap_or_default()
     }
 
-    /// Whether `existing` needs no write to become `desired` (`controller::contains`),
+    /// Whether `existing` needs no write to become `desired` (`write::contains`),
     /// remembered per object version (`compared_version`): most reconciles render what they
     /// rendered before, for children whose spec and metadata have not changed since.
     pub fn holds(&self, existing: &K, desired: &K) -> bool
@@ -232,7 +240,7 @@ where
         if self.written().verified.get(&key) == Some(&verdict) {
             return true;
         }
-        let holds = super::contains(existing, desired);
+        let holds = super::write::contains(existing, desired);
         if holds {
             self.written().verified.insert(key, verdict);
         }
@@ -315,80 +323,8 @@ fn prepare<K: Resource>(obj: &mut K, trim: fn(&mut K)) {
     trim(obj);
 }
 
-/// The version of an object that a comparison with a desired object depends on. Desired
-/// objects carry metadata and a spec, never a status, and a custom resource's generation moves
-/// with every change outside its metadata and status: so the generation and the metadata a
-/// desired object can set, not the resourceVersion, which every status write of the child's
-/// controller moves too. Kinds without a generation fall back to the resourceVersion.
-fn compared_version<K: Resource>(obj: &K) -> u64 {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let meta = obj.meta();
-    if meta.generation.is_some() {
-        // What the predicate of a controller's own objects hashes, for the same reason.
-        return spec_or_lifecycle(obj).unwrap_or_default();
-    }
-    let mut hasher = DefaultHasher::new();
-    (&meta.uid, &meta.resource_version).hash(&mut hasher);
-    hasher.finish()
-}
-
-/// Feeds `value`'s JSON serialization to `hasher` as it streams, without a copy of the text;
-/// false if it cannot be serialized.
-pub fn hash_serialized(value: &impl serde::Serialize, hasher: &mut impl std::hash::Hasher) -> bool {
-    struct HashWriter<'a, H>(&'a mut H);
-    impl<H: std::hash::Hasher> std::io::Write for HashWriter<'_, H> {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.write(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    serde_json::to_writer(HashWriter(hasher), value).is_ok()
-}
-
 /// Leaves an object as it is.
 pub fn keep_all<K>(_: &mut K) {}
-
-/// Predicate for a controller's own objects: everything but the status this controller writes
-/// itself. Spec changes move the generation; metadata (labels, annotations, owners such as the
-/// Cluster API Cluster, finalizers, deletion) does not, and rendering depends on it too.
-pub fn spec_or_lifecycle<K: Resource>(obj: &K) -> Option<u64> {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let meta = obj.meta();
-    let mut hasher = DefaultHasher::new();
-    meta.uid.hash(&mut hasher);
-    hash_generation_and_lifecycle(meta, &mut hasher);
-    Some(hasher.finish())
-}
-
-/// Hashes an object's generation and the metadata controllers render from or set: deletion,
-/// finalizers, labels, annotations and owner references (every field of them).
-fn hash_generation_and_lifecycle(
-    meta: &kube::api::ObjectMeta,
-    hasher: &mut impl std::hash::Hasher,
-) {
-    use std::hash::Hash;
-    let owners: Vec<_> = meta
-        .owner_references
-        .iter()
-        .flatten()
-        .map(|o| {
-            let flags = (o.controller, o.block_owner_deletion);
-            (&o.api_version, &o.kind, &o.name, &o.uid, flags)
-        })
-        .collect();
-    (
-        meta.generation,
-        meta.deletion_timestamp.is_some(),
-        meta.finalizers.as_deref(),
-        &meta.labels,
-        &meta.annotations,
-        owners,
-    )
-        .hash(hasher);
-}
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -565,32 +501,5 @@ pub(crate) mod tests {
         }
         let seen: Vec<&String> = w.seen.values().flatten().collect();
         assert_eq!(seen, ["6", "7", "8", "9"]);
-    }
-
-    #[test]
-    fn status_only_changes_do_not_pass_the_predicate() {
-        let mut a = cm("a", "1");
-        a.metadata.generation = Some(1);
-        let mut b = a.clone();
-        b.metadata.resource_version = Some("2".into());
-        b.data = Some([("k".to_string(), "v".to_string())].into());
-        assert_eq!(spec_or_lifecycle(&a), spec_or_lifecycle(&b));
-        b.metadata.finalizers = Some(vec!["f".into()]);
-        assert_ne!(spec_or_lifecycle(&a), spec_or_lifecycle(&b));
-        let mut c = a.clone();
-        c.metadata.labels =
-            Some([("cluster.x-k8s.io/cluster-name".to_string(), "c".to_string())].into());
-        assert_ne!(
-            spec_or_lifecycle(&a),
-            spec_or_lifecycle(&c),
-            "labels feed the rendering"
-        );
-        let mut d = a.clone();
-        d.metadata.owner_references = Some(vec![Default::default()]);
-        assert_ne!(
-            spec_or_lifecycle(&a),
-            spec_or_lifecycle(&d),
-            "so does the owning Cluster"
-        );
     }
 }
