@@ -97,13 +97,19 @@ pub async fn run(
     });
     // Status writes (this controller's own) do not trigger: the children's changes do. Nor
     // does the echo of the finalizer it adds (after the predicate, which must see that version).
+    let followed = Arc::clone(&finalizer_writes);
     let own = cp_events
+        .inspect_ok(move |event| followed.follow(event))
         .applied_objects()
         .predicate_filter(version::spec_or_lifecycle, Default::default())
         .try_filter(move |cp| futures::future::ready(!finalizer_writes.is_echo(cp)));
     Controller::for_stream(own, control_planes.store())
         .owns_stream(
             apply_events
+                .inspect_ok({
+                    let followed = Arc::clone(&apply_writes);
+                    move |event| followed.follow(event)
+                })
                 .touched_objects()
                 .try_filter(move |apply| futures::future::ready(!apply_writes.is_echo(apply))),
         )

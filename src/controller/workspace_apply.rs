@@ -98,16 +98,16 @@ pub async fn run(
     // for the echo of its creation nor for a relisted, unchanged Workspace.
     let changes = echo::Changes::new(workspace_digest);
     let workspace_triggers = workspace_events.try_filter_map(move |event| {
+        // Deletions, and objects a relist no longer returns, leave no entry behind.
+        changes.follow(&event);
+        created.follow(&event);
         let news = match event {
             watcher::Event::Apply(ws) | watcher::Event::InitApply(ws) => {
                 // Both see every version, in order.
                 let (moved, echo) = (changes.moved(&ws), created.is_echo(&ws));
                 (moved && !echo).then_some(ws)
             }
-            watcher::Event::Delete(ws) => {
-                changes.forget(&ws);
-                Some(ws)
-            }
+            watcher::Event::Delete(ws) => Some(ws),
             watcher::Event::Init | watcher::Event::InitDone => None,
         };
         futures::future::ready(Ok(news))

@@ -14,10 +14,12 @@
 //! creates the child a second time (AlreadyExists) or writes it again. Do not replace it with a
 //! plain `Store`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::lock;
 
 use futures::{Stream, TryStreamExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -62,6 +64,8 @@ struct Written<K: Resource<DynamicType = ()> + 'static> {
     verified: HashMap<ObjectRef<K>, (u64, u64)>,
     /// Objects by key (see `Cache::indexed`), for caches that have one.
     index: Option<Index<K, ObjectRef<K>>>,
+    /// The objects a relist in progress returned so far: at its end, the others are gone.
+    relisted: Option<HashSet<ObjectRef<K>>>,
 }
 
 impl<K: Resource<DynamicType = ()> + 'static> Default for Written<K> {
@@ -71,6 +75,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Default for Written<K> {
             seen: HashMap::new(),
             verified: HashMap::new(),
             index: None,
+            relisted: None,
         }
     }
 }
@@ -80,12 +85,13 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
         match event {
             watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
                 let key = ObjectRef::from_obj(obj);
-                if let Some(index) = &mut self.index {
-                    if matches!(event, watcher::Event::InitApply(_)) {
+                if matches!(event, watcher::Event::InitApply(_)) {
+                    if let Some(index) = &mut self.index {
                         index.relisted(key.clone(), obj);
-                    } else {
-                        index.update(key.clone(), obj);
                     }
+                    self.relisted.get_or_insert_default().insert(key.clone());
+                } else if let Some(index) = &mut self.index {
+                    index.update(key.clone(), obj);
                 }
                 let version = obj.resource_version().unwrap_or_default();
                 if self
@@ -101,29 +107,36 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
                 }
                 seen.push_back(version);
             }
-            watcher::Event::Delete(obj) => {
-                let key = ObjectRef::from_obj(obj);
-                self.pending.remove(&key);
-                self.seen.remove(&key);
-                self.verified.remove(&key);
-                if let Some(index) = &mut self.index {
-                    index.remove(&key);
-                }
-            }
+            watcher::Event::Delete(obj) => self.forget(&ObjectRef::from_obj(obj)),
             // After a relist the store holds the current state; a version written before it
-            // may never be delivered on its own, so nothing written earlier is kept.
+            // may never be delivered on its own, so nothing written earlier is kept, and
+            // objects the relist did not return were deleted meanwhile.
             watcher::Event::InitDone => {
                 self.pending.clear();
                 self.verified.clear();
+                if let Some(listed) = self.relisted.take() {
+                    self.seen.retain(|key, _| listed.contains(key));
+                }
                 if let Some(index) = &mut self.index {
                     index.relist_done();
                 }
             }
             watcher::Event::Init => {
+                self.relisted = Some(HashSet::new());
                 if let Some(index) = &mut self.index {
                     index.relist();
                 }
             }
+        }
+    }
+
+    /// Forgets everything about a deleted object.
+    fn forget(&mut self, key: &ObjectRef<K>) {
+        self.pending.remove(key);
+        self.seen.remove(key);
+        self.verified.remove(key);
+        if let Some(index) = &mut self.index {
+            index.remove(key);
         }
     }
 
@@ -149,7 +162,7 @@ where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
     fn written(&self) -> MutexGuard<'_, Written<K>> {
-        self.written.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.written)
     }
 
     /// The newest version of an object known to this process.
@@ -298,10 +311,7 @@ where
         .modify(move |obj: &mut K| prepare(obj, trim))
         .reflect(writer)
         .inspect_ok(move |event| {
-            observed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .observe(event);
+            lock(&observed).observe(event);
             if matches!(event, watcher::Event::InitDone) {
                 listed.store(true, Ordering::Release);
             }
@@ -501,5 +511,51 @@ pub(crate) mod tests {
         }
         let seen: Vec<&String> = w.seen.values().flatten().collect();
         assert_eq!(seen, ["6", "7", "8", "9"]);
+    }
+
+    #[test]
+    fn deleting_or_relisting_without_an_object_leaves_no_entry_behind() {
+        let (cache, _events) = watch(
+            futures::stream::empty::<Result<watcher::Event<ConfigMap>, watcher::Error>>(),
+            keep_all,
+            Some(|c: &ConfigMap| vec![c.name_any()]),
+        );
+        let mut want = cm("a", "");
+        want.metadata.resource_version = None;
+        for name in ["a", "b"] {
+            cache
+                .written()
+                .observe(&watcher::Event::Apply(cm(name, "1")));
+            cache.remember(cm(name, "2"));
+        }
+        assert!(cache.holds(&cm("a", "2"), &want), "a verdict for a");
+        let entries = |cache: &Cache<ConfigMap>| {
+            let w = cache.written();
+            let index = ["a", "b"]
+                .iter()
+                .filter(|k| w.index.as_ref().unwrap().get(k).count() > 0)
+                .count();
+            (w.pending.len(), w.seen.len(), w.verified.len(), index)
+        };
+        assert_eq!(entries(&cache), (2, 2, 1, 2));
+        cache
+            .written()
+            .observe(&watcher::Event::Delete(cm("a", "3")));
+        assert_eq!(entries(&cache), (1, 1, 0, 1), "only b is left");
+        // "b" was deleted while the watch was down: the relist does not return it.
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(cm("c", "4")),
+            watcher::Event::InitDone,
+        ] {
+            cache.written().observe(&event);
+        }
+        let w = cache.written();
+        assert!(w.pending.is_empty() && w.verified.is_empty());
+        assert_eq!(
+            w.seen.keys().map(|k| k.name.as_str()).collect::<Vec<_>>(),
+            ["c"]
+        );
+        assert_eq!(w.index.as_ref().unwrap().get("b").count(), 0);
     }
 }
