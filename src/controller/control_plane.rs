@@ -2,9 +2,8 @@
 //! and one apply per additional Fargate profile, sequenced as `status::profiles` decides, and
 //! reports every profile in the control plane's status.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
@@ -33,6 +32,7 @@ use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::OwnWrites;
 use crate::runtime::finalizer::{ensure_finalizer, remove_finalizer};
 use crate::runtime::shared::Watched;
+use crate::runtime::status_writes::StatusWrites;
 use crate::runtime::write::{self, check_owner, write_if_changed};
 use crate::runtime::{index, version};
 use crate::status::apply::{ChildState, child_state, transient_until};
@@ -57,7 +57,7 @@ pub struct State {
     applies: Cache<WorkspaceTemplateApply>,
     secrets: Cache<Secret>,
     /// When this process last wrote each control plane's status (by uid), for `pacing`.
-    status_writes: Mutex<HashMap<String, Instant>>,
+    status_writes: StatusWrites,
     /// This controller's writes to applies and its finalizer writes to control planes, whose
     /// echoes do not wake it.
     apply_writes: Arc<OwnWrites<WorkspaceTemplateApply>>,
@@ -91,7 +91,7 @@ pub async fn run(
         control_planes: control_planes.clone(),
         applies,
         secrets,
-        status_writes: Mutex::default(),
+        status_writes: StatusWrites::default(),
         apply_writes: Arc::clone(&apply_writes),
         finalizer_writes: Arc::clone(&finalizer_writes),
     });
@@ -164,10 +164,7 @@ async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Actio
     if cp.metadata.deletion_timestamp.is_some() {
         if teardown(&cp, &state).await? == Cleanup::Done {
             remove_finalizer(&api, cp.as_ref(), CONTROL_PLANE_FINALIZER).await?;
-            ctx.metrics
-                .set_profiles(format!("{ns}/{}", cp.name_any()), &[]);
-            ctx.forget_events(cp.uid().as_deref());
-            lock(&state.status_writes).remove(&cp.uid().unwrap_or_default());
+            forget(&cp, &state);
         }
         return Ok(Action::await_change());
     }
@@ -458,8 +455,7 @@ async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action>
     let retry_failed_writes = !write_failures.is_empty();
     write_failure::apply_overrides(&mut plan.statuses, write_failures);
     statuses.extend(plan.statuses);
-    ctx.metrics
-        .set_profiles(format!("{ns}/{}", cp.name_any()), &statuses);
+    ctx.metrics.set_profiles(metrics_key(cp), &statuses);
     let ready = control_plane_condition(&eks_name, &eks_state, held_by);
     let deferred = write_status(
         cp,
@@ -616,7 +612,7 @@ async fn write_status(
             .filter(|c| c.status.as_ref().is_some_and(pacing::rolling_out))
             .len();
         let interval = pacing::progress_interval(rolling_out);
-        let last = lock(&state.status_writes).get(&uid).copied();
+        let last = state.status_writes.last(&uid);
         if let Some(wait) = last.and_then(|at| interval.checked_sub(at.elapsed())) {
             return Ok(Some(wait));
         }
@@ -633,13 +629,23 @@ async fn write_status(
         )
         .await?;
     state.control_planes.remember(written);
-    lock(&state.status_writes).insert(uid, Instant::now());
+    state.status_writes.record(&uid);
     Ok(None)
 }
 
-/// Locks the pacing bookkeeping; a panicked holder left nothing half-written that matters here.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// Forgets everything kept about a control plane that is gone: its metrics, events, status
+/// write time and finalizer write. Every deletion path calls it.
+fn forget(cp: &CAPTControlPlane, state: &State) {
+    let ctx = &state.ctx;
+    ctx.metrics.forget_profiles(&metrics_key(cp));
+    ctx.forget_events(cp.uid().as_deref());
+    state.status_writes.forget(&cp.uid().unwrap_or_default());
+    state.finalizer_writes.forget(cp);
+}
+
+/// The key of a control plane's profile phases in the metrics.
+fn metrics_key(cp: &CAPTControlPlane) -> String {
+    format!("{}/{}", render::namespace(cp), cp.name_any())
 }
 
 /// Publishes the events `status::events` chooses for this status change.

@@ -15,8 +15,8 @@
 //! - [`write`] with [`diff`]: the stamped write path (POST, then merge patches at the version
 //!   read): a child's spec becomes exactly what was rendered, removals included, while
 //!   metadata others added is kept.
-//! - [`finalizer`], [`backoff`], [`events`]: finalizer patches, watch and retry timing, and
-//!   de-duplicated Kubernetes Events.
+//! - [`finalizer`], [`backoff`], [`events`], [`status_writes`]: finalizer patches, watch and
+//!   retry timing, de-duplicated Kubernetes Events, and when each status was last written.
 //!
 //! Every map kept here forgets an object when it is deleted (`forget`), so state stays bounded
 //! by the objects that exist.
@@ -29,6 +29,7 @@ pub mod events;
 pub mod finalizer;
 pub mod index;
 pub mod shared;
+pub mod status_writes;
 pub mod version;
 pub mod write;
 
