@@ -53,7 +53,7 @@ use capt_fargate::api::{
 };
 use capt_fargate::names;
 use capt_fargate::render::{eks, fargate};
-use capt_fargate::status::conditions::{Desired, merge};
+use capt_fargate::status::conditions::{WantedCondition, merge};
 
 const MANAGER: &str = "capt-fargate-bench";
 /// Resources whose API requests the steady-state measurement counts (events and leases are
@@ -655,7 +655,7 @@ async fn floor(settings: &Settings, client: &Client, ns: &str) -> Result<FloorRe
             let workspaces: Api<Workspace> = Api::all(client.clone());
             workspaces.create(&PostParams::default(), &workspace).await?;
             let now = Time(k8s_openapi::jiff::Timestamp::now());
-            let ready = [Desired::new(SYNCED, true, "ReconcileSuccess", ""), Desired::new(READY, true, "Available", "")];
+            let ready = [WantedCondition::new(SYNCED, true, "ReconcileSuccess", ""), WantedCondition::new(READY, true, "Available", "")];
             let ws_conditions: Vec<XpCondition> = merge(&[], &ready, Some(1), &now);
             let outputs = if apply.name_any().ends_with("-apply") { eks_outputs(&apply) } else { profile_outputs(&apply) };
             let status = json!({ "status": { "atProvider": { "outputs": outputs.clone(), "checksum": "floor" }, "conditions": ws_conditions } });

@@ -36,7 +36,7 @@ use crate::runtime::status_writes::StatusWrites;
 use crate::runtime::write::{self, check_owner, write_if_changed};
 use crate::runtime::{index, version};
 use crate::status::apply::{ChildState, child_state, transient_until};
-use crate::status::conditions::{Desired, merge};
+use crate::status::conditions::{WantedCondition, merge};
 use crate::status::profiles::{
     self, ClusterGate, Defaults, DesiredProfile, ObservedProfile, Teardown,
 };
@@ -173,7 +173,7 @@ async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Actio
     if cp.resource_version() != read {
         state.finalizer_writes.record(cp.as_ref());
     }
-    reconcile_apply(&cp, &state).await
+    reconcile_children(&cp, &state).await
 }
 
 /// The profile applies owned by `cp`.
@@ -270,7 +270,10 @@ async fn cluster_gate(
     })
 }
 
-async fn reconcile_apply(cp: &CAPTControlPlane, state: &State) -> Result<Action> {
+/// Reconciles a live control plane's children: writes the EKS apply and the profile applies it
+/// renders (holding changes while AWS is busy), deletes the ones no longer wanted, and reports
+/// their state in the control plane's status.
+async fn reconcile_children(cp: &CAPTControlPlane, state: &State) -> Result<Action> {
     let ctx = &state.ctx;
     let ns = render::namespace(cp);
     let applies: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &ns);
@@ -505,7 +508,7 @@ fn control_plane_condition(
     eks_apply: &str,
     eks_state: &ChildState,
     held_by: Option<&str>,
-) -> (Desired, ControlPlanePhase) {
+) -> (WantedCondition, ControlPlanePhase) {
     match eks_state {
         ChildState::Ready => {
             let message = match held_by {
@@ -515,12 +518,12 @@ fn control_plane_condition(
                 None => "control plane is ready".to_string(),
             };
             (
-                Desired::new(READY, true, "Ready", message),
+                WantedCondition::new(READY, true, "Ready", message),
                 ControlPlanePhase::Ready,
             )
         }
         ChildState::Failed { message, .. } => (
-            Desired::new(READY, false, "WorkspaceError", message.clone()),
+            WantedCondition::new(READY, false, "WorkspaceError", message.clone()),
             ControlPlanePhase::Failed,
         ),
         ChildState::Creating { reason, message } => {
@@ -536,12 +539,12 @@ fn control_plane_condition(
                 "Creating"
             };
             (
-                Desired::new(READY, false, reason, message),
+                WantedCondition::new(READY, false, reason, message),
                 ControlPlanePhase::Creating,
             )
         }
         ChildState::Deleting(_) => (
-            Desired::new(READY, false, "Deleting", "control plane is being deleted"),
+            WantedCondition::new(READY, false, "Deleting", "control plane is being deleted"),
             ControlPlanePhase::Creating,
         ),
     }
@@ -552,7 +555,7 @@ async fn write_status(
     state: &State,
     eks_apply: Option<&WorkspaceTemplateApply>,
     eks_state: &ChildState,
-    (ready_condition, phase): (Desired, ControlPlanePhase),
+    (ready_condition, phase): (WantedCondition, ControlPlanePhase),
     statuses: Vec<FargateProfileStatus>,
 ) -> Result<Option<Duration>> {
     let old = cp.status.clone().unwrap_or_default();

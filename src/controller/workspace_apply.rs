@@ -38,7 +38,7 @@ use crate::runtime::shared::Watched;
 use crate::runtime::write::{self, write};
 use crate::runtime::{index, version};
 use crate::status::apply::{mirror_workspace, reason};
-use crate::status::conditions::{Desired, merge};
+use crate::status::conditions::{WantedCondition, merge};
 use crate::status::pacing;
 
 const CONTROLLER: &str = "workspacetemplateapply";
@@ -272,10 +272,7 @@ fn workspace(state: &State, name: &str) -> Option<Arc<Workspace>> {
 }
 
 /// Workspaces this apply waits for that are not Ready yet, as a message.
-async fn unready_workspaces(
-    state: &State,
-    apply: &WorkspaceTemplateApply,
-) -> Result<Option<String>> {
+fn unready_workspaces(state: &State, apply: &WorkspaceTemplateApply) -> Option<String> {
     let mut waiting = Vec::new();
     for r in apply.spec.wait_for_workspaces.iter().flatten() {
         let ready = match workspace(state, &r.name) {
@@ -288,8 +285,8 @@ async fn unready_workspaces(
             waiting.push(r.name.clone());
         }
     }
-    Ok((!waiting.is_empty())
-        .then(|| format!("waiting for Workspaces to be Ready: {}", waiting.join(", "))))
+    (!waiting.is_empty())
+        .then(|| format!("waiting for Workspaces to be Ready: {}", waiting.join(", ")))
 }
 
 /// The WorkspaceTemplate of an apply: from the cache, or read directly when it lives in a
@@ -345,7 +342,7 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
                 message.clone(),
             )
             .await;
-            let extra = vec![Desired::new(
+            let extra = vec![WantedCondition::new(
                 TEMPLATE_AVAILABLE,
                 false,
                 reason::TEMPLATE_NOT_FOUND,
@@ -396,7 +393,7 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
         };
     }
     if existing.is_none()
-        && let Some(message) = unready_workspaces(state, apply).await?
+        && let Some(message) = unready_workspaces(state, apply)
     {
         return waiting(apply, state, reason::WAITING_FOR_WORKSPACES, message).await;
     }
@@ -450,8 +447,13 @@ fn owned_by_control_plane(apply: &WorkspaceTemplateApply) -> bool {
         .any(|o| o.kind == "CAPTControlPlane" && o.controller == Some(true))
 }
 
-fn template_found() -> Vec<Desired> {
-    vec![Desired::new(TEMPLATE_AVAILABLE, true, "TemplateFound", "")]
+fn template_found() -> Vec<WantedCondition> {
+    vec![WantedCondition::new(
+        TEMPLATE_AVAILABLE,
+        true,
+        "TemplateFound",
+        "",
+    )]
 }
 
 /// Reports an error the user has to fix (the Workspace, if any, is left as it is).
@@ -468,9 +470,9 @@ async fn blocked(
             .event(apply, EventType::Warning, why, message.clone())
             .await;
     }
-    let mut extra = vec![Desired::new(SYNCED, false, why, message.clone())];
+    let mut extra = vec![WantedCondition::new(SYNCED, false, why, message.clone())];
     if ws.is_none() {
-        extra.push(Desired::new(READY, false, why, message));
+        extra.push(WantedCondition::new(READY, false, why, message));
     }
     write_status(apply, state, ws, extra, None).await
 }
@@ -489,8 +491,8 @@ async fn waiting(
             .await;
     }
     let extra = vec![
-        Desired::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""),
-        Desired::new(READY, false, why, message),
+        WantedCondition::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""),
+        WantedCondition::new(READY, false, why, message),
     ];
     write_status(apply, state, None, extra, None).await
 }
@@ -511,17 +513,17 @@ async fn write_status(
     apply: &WorkspaceTemplateApply,
     state: &State,
     ws: Option<&Workspace>,
-    overrides: Vec<Desired>,
+    overrides: Vec<WantedCondition>,
     applied: Option<String>,
 ) -> Result<Action> {
     let old = apply.status.clone().unwrap_or_default();
-    let mut desired: Vec<Desired> = ws.map(mirror_workspace).unwrap_or_default();
+    let mut desired: Vec<WantedCondition> = ws.map(mirror_workspace).unwrap_or_default();
     for o in overrides {
         desired.retain(|d| d.type_ != o.type_);
         desired.push(o);
     }
     if desired.is_empty() {
-        desired = vec![Desired::new(READY, false, reason::CREATING, "")];
+        desired = vec![WantedCondition::new(READY, false, reason::CREATING, "")];
     }
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let new = WorkspaceTemplateApplyStatus {

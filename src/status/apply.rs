@@ -9,7 +9,7 @@ use kube::ResourceExt;
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::conditions::Desired;
+use super::conditions::WantedCondition;
 use super::failure::{self, Verdict};
 use crate::api::conditions::{READY, SYNCED, XpCondition, find};
 use crate::api::{Workspace, WorkspaceTemplateApply};
@@ -36,7 +36,7 @@ pub mod reason {
 
 /// The conditions an apply shows while its Workspace exists: the Workspace's own, except that
 /// conditions computed for an older generation of the Workspace spec do not count as Ready.
-pub fn mirror_workspace(workspace: &Workspace) -> Vec<Desired> {
+pub fn mirror_workspace(workspace: &Workspace) -> Vec<WantedCondition> {
     let conditions = workspace
         .status
         .as_ref()
@@ -48,22 +48,22 @@ pub fn mirror_workspace(workspace: &Workspace) -> Vec<Desired> {
         _ => true,
     };
     let synced = match find(conditions, SYNCED) {
-        Some(c) => Desired::new(
+        Some(c) => WantedCondition::new(
             SYNCED,
             c.is_true(),
             &c.reason,
             c.message.clone().unwrap_or_default(),
         ),
-        None => Desired::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""),
+        None => WantedCondition::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""),
     };
     let ready = match find(conditions, READY).filter(current) {
-        Some(c) => Desired::new(
+        Some(c) => WantedCondition::new(
             READY,
             c.is_true(),
             &c.reason,
             c.message.clone().unwrap_or_default(),
         ),
-        None => Desired::new(
+        None => WantedCondition::new(
             READY,
             false,
             reason::CREATING,

@@ -20,7 +20,7 @@
 use std::collections::BTreeSet;
 
 use super::apply::{ChildState, DeleteError};
-use super::conditions::Desired;
+use super::conditions::WantedCondition;
 use super::failure;
 use crate::api::{FargateProfilePhase, FargateProfileStatus};
 
@@ -501,7 +501,7 @@ pub fn same_profiles(a: &[FargateProfileStatus], b: &[FargateProfileStatus]) -> 
 }
 
 /// The three aggregate conditions for a list of profile statuses.
-pub fn conditions(statuses: &[FargateProfileStatus]) -> Vec<Desired> {
+pub fn conditions(statuses: &[FargateProfileStatus]) -> Vec<WantedCondition> {
     let total = statuses.len();
     let ready = statuses.iter().filter(|s| s.ready).count();
     let describe = |s: &FargateProfileStatus| {
@@ -518,7 +518,7 @@ pub fn conditions(statuses: &[FargateProfileStatus]) -> Vec<Desired> {
         } else {
             "AllProfilesReady"
         };
-        Desired::new(
+        WantedCondition::new(
             condition::READY,
             true,
             reason,
@@ -526,7 +526,7 @@ pub fn conditions(statuses: &[FargateProfileStatus]) -> Vec<Desired> {
         )
     } else {
         let waiting: Vec<String> = statuses.iter().filter(|s| !s.ready).map(describe).collect();
-        Desired::new(
+        WantedCondition::new(
             condition::READY,
             false,
             "ProfilesNotReady",
@@ -557,9 +557,9 @@ pub fn conditions(statuses: &[FargateProfileStatus]) -> Vec<Desired> {
                     .unwrap_or(reason::WAITING_FOR_PROFILE),
                 _ => reason::CREATING,
             };
-            Desired::new(condition::CREATING, true, reason, describe(s))
+            WantedCondition::new(condition::CREATING, true, reason, describe(s))
         }
-        None => Desired::new(
+        None => WantedCondition::new(
             condition::CREATING,
             false,
             "Idle",
@@ -573,7 +573,7 @@ pub fn conditions(statuses: &[FargateProfileStatus]) -> Vec<Desired> {
             || (s.phase == Some(FargateProfilePhase::Deleting)
                 && s.failure_reason.as_deref() == Some(reason::DELETE_FAILED))
     }) {
-        Some(s) => Desired::new(
+        Some(s) => WantedCondition::new(
             condition::FAILED,
             true,
             s.failure_reason
@@ -581,7 +581,7 @@ pub fn conditions(statuses: &[FargateProfileStatus]) -> Vec<Desired> {
                 .unwrap_or_else(|| "ProfileFailed".into()),
             describe(s),
         ),
-        None => Desired::new(
+        None => WantedCondition::new(
             condition::FAILED,
             false,
             "NoFailures",
