@@ -285,7 +285,7 @@ where
     }
 }
 
-/// Feeds a watch (`watcher` or `metadata_watcher`) into a new cache. Objects lose their
+/// Feeds a watch (kube's `watcher`) into a new cache. Objects lose their
 /// managed fields and pass through `trim` before they are stored; the returned events come
 /// after the cache holds them.
 pub fn watch<K, S>(
