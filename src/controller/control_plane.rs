@@ -40,7 +40,7 @@ use crate::status::conditions::{WantedCondition, merge};
 use crate::status::profiles::{
     self, ClusterGate, Defaults, DesiredProfile, ObservedProfile, Teardown,
 };
-use crate::status::{events, failure, pacing, write_failure};
+use crate::status::{events, pacing, reason, write_failure};
 
 const CONTROLLER: &str = "controlplane";
 /// Safety-net resync; all progress is driven by watches.
@@ -518,12 +518,12 @@ fn control_plane_condition(
                 None => "control plane is ready".to_string(),
             };
             (
-                WantedCondition::new(READY, true, "Ready", message),
+                WantedCondition::new(READY, true, reason::READY, message),
                 ControlPlanePhase::Ready,
             )
         }
         ChildState::Failed { message, .. } => (
-            WantedCondition::new(READY, false, "WorkspaceError", message.clone()),
+            WantedCondition::new(READY, false, reason::WORKSPACE_ERROR, message.clone()),
             ControlPlanePhase::Failed,
         ),
         ChildState::Creating { reason, message } => {
@@ -533,18 +533,23 @@ fn control_plane_condition(
                 message.clone()
             };
             // A retried transient error keeps its reason; it is not a failure.
-            let reason = if reason == failure::TRANSIENT_ERROR {
-                failure::TRANSIENT_ERROR
+            let why = if reason == reason::TRANSIENT_ERROR {
+                reason::TRANSIENT_ERROR
             } else {
-                "Creating"
+                reason::CREATING
             };
             (
-                WantedCondition::new(READY, false, reason, message),
+                WantedCondition::new(READY, false, why, message),
                 ControlPlanePhase::Creating,
             )
         }
         ChildState::Deleting(_) => (
-            WantedCondition::new(READY, false, "Deleting", "control plane is being deleted"),
+            WantedCondition::new(
+                READY,
+                false,
+                reason::DELETING,
+                "control plane is being deleted",
+            ),
             ControlPlanePhase::Creating,
         ),
     }

@@ -37,9 +37,10 @@ use crate::runtime::finalizer::{ensure_finalizer, remove_finalizer};
 use crate::runtime::shared::Watched;
 use crate::runtime::write::{self, write};
 use crate::runtime::{index, version};
-use crate::status::apply::{mirror_workspace, reason};
+use crate::status::apply::mirror_workspace;
 use crate::status::conditions::{WantedCondition, merge};
 use crate::status::pacing;
+use crate::status::reason;
 
 const CONTROLLER: &str = "workspacetemplateapply";
 /// Condition type: the WorkspaceTemplate exists (informational; never a failure by itself).
@@ -451,7 +452,7 @@ fn template_found() -> Vec<WantedCondition> {
     vec![WantedCondition::new(
         TEMPLATE_AVAILABLE,
         true,
-        "TemplateFound",
+        reason::TEMPLATE_FOUND,
         "",
     )]
 }

@@ -22,6 +22,7 @@ use std::collections::BTreeSet;
 use super::apply::{ChildState, DeleteError};
 use super::conditions::WantedCondition;
 use super::failure;
+use super::reason;
 use crate::api::{FargateProfilePhase, FargateProfileStatus};
 
 /// Condition types on the control plane.
@@ -32,26 +33,6 @@ pub mod condition {
     pub const CREATING: &str = "FargateProfileCreating";
     /// A Fargate profile failed.
     pub const FAILED: &str = "FargateProfileFailed";
-}
-
-/// Reasons on profile statuses and conditions.
-pub mod reason {
-    /// Waiting for the EKS cluster or its secrets.
-    pub const WAITING_FOR_CLUSTER: &str = "WaitingForCluster";
-    /// Waiting for another profile (one operation at a time per cluster).
-    pub const WAITING_FOR_PROFILE: &str = "WaitingForProfile";
-    /// An earlier profile failed.
-    pub const BLOCKED_BY_FAILURE: &str = "BlockedByFailedProfile";
-    /// The EKS cluster failed.
-    pub const CLUSTER_FAILED: &str = "ClusterFailed";
-    /// The old profile is deleted before the changed one is created.
-    pub const REPLACING: &str = "Replacing";
-    /// Being created.
-    pub const CREATING: &str = "Creating";
-    /// Being deleted.
-    pub const DELETING: &str = "Deleting";
-    /// Its Terraform destroy failed with an error that needs a person.
-    pub const DELETE_FAILED: &str = "DeleteFailed";
 }
 
 /// One profile of the spec.

@@ -361,7 +361,7 @@ fn teardown_waits_for_every_operation_in_flight() {
     assert_eq!(step(&[], &[], Some(&applying)), Teardown::DeleteCluster);
     // Waiting for secrets or failed is nothing in flight: deleted at once.
     let waiting = ChildState::Creating {
-        reason: super::super::apply::reason::WAITING_FOR_SECRETS.into(),
+        reason: reason::WAITING_FOR_SECRETS.into(),
         message: String::new(),
     };
     assert_eq!(
@@ -456,7 +456,7 @@ fn an_eks_change_waits_for_a_profile_operation() {
         None
     );
     let waiting = ChildState::Creating {
-        reason: super::super::apply::reason::WAITING_FOR_SECRETS.into(),
+        reason: reason::WAITING_FOR_SECRETS.into(),
         message: String::new(),
     };
     assert_eq!(eks_change_held_by(&[o("a", waiting)]), None);
