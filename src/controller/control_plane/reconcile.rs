@@ -1,158 +1,37 @@
-//! CAPTControlPlane controller: keeps the EKS cluster apply (with the default Fargate profiles)
-//! and one apply per additional Fargate profile, sequenced as `status::profiles` decides, and
-//! reports every profile in the control plane's status.
+//! A control plane's reconcile: its children (the EKS apply and the profile applies), their
+//! sequencing and its teardown.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ObjectReference, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
-use super::secrets::Required;
-use super::{Cleanup, Context};
-use crate::api::conditions::READY;
-use crate::api::{
-    CAPTControlPlane, CAPTControlPlaneStatus, ControlPlanePhase, FargateProfileStatus,
-    WorkspaceStatus, WorkspaceTemplateApply, WorkspaceTemplateStatus,
-};
+use super::status::{control_plane_condition, write_status};
+use super::{CONTROLLER, RESYNC, State, WRITE_FAILURE_RETRY, forget, metrics_key};
+use crate::api::{CAPTControlPlane, WorkspaceTemplateApply};
+use crate::controller::Cleanup;
+use crate::controller::secrets::Required;
 use crate::error::{Error, Result};
-use crate::names::{self, CONTROL_PLANE_FINALIZER, FIELD_MANAGER};
+use crate::names::{self, CONTROL_PLANE_FINALIZER};
 use crate::render::{self, eks, fargate};
-use crate::runtime::backoff::{WatchBackoff, retry_after};
-use crate::runtime::cache::{self, Cache};
-use crate::runtime::echo::OwnWrites;
+use crate::runtime::cache::Cache;
 use crate::runtime::finalizer::{ensure_finalizer, remove_finalizer};
-use crate::runtime::shared::Watched;
-use crate::runtime::status_writes::StatusWrites;
+use crate::runtime::index;
 use crate::runtime::write::{self, check_owner, write_if_changed};
-use crate::runtime::{index, version};
 use crate::status::apply::{ChildState, child_state, transient_until};
-use crate::status::conditions::{WantedCondition, merge};
 use crate::status::profiles::{
     self, ClusterGate, Defaults, DesiredProfile, ObservedProfile, Teardown,
 };
-use crate::status::{events, pacing, reason, write_failure};
+use crate::status::write_failure;
 
-const CONTROLLER: &str = "controlplane";
-/// Safety-net resync; all progress is driven by watches.
-const RESYNC: Duration = Duration::from_secs(600);
-/// How soon a profile apply that could not be written (name taken, forbidden, invalid) is
-/// tried again.
-const WRITE_FAILURE_RETRY: Duration = Duration::from_secs(30);
-
-/// The control-plane controller's view of the cluster: watch caches, each fed by the same
-/// stream that triggers reconciles (see `cache`).
-pub struct State {
-    ctx: Arc<Context>,
-    control_planes: Cache<CAPTControlPlane>,
-    applies: Cache<WorkspaceTemplateApply>,
-    secrets: Cache<Secret>,
-    /// When this process last wrote each control plane's status (by uid), for `pacing`.
-    status_writes: StatusWrites,
-    /// This controller's writes to applies and its finalizer writes to control planes, whose
-    /// echoes do not wake it.
-    apply_writes: Arc<OwnWrites<WorkspaceTemplateApply>>,
-    finalizer_writes: Arc<OwnWrites<CAPTControlPlane>>,
-}
-
-/// Runs the controller until `shutdown` resolves.
-pub async fn run(
-    ctx: Arc<Context>,
-    watched: Watched,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let Watched {
-        applies,
-        apply_events,
-        secrets,
-        secret_events,
-    } = watched;
-    let (control_planes, cp_events) = cache::watch(
-        watcher(
-            ctx.scoped_api::<CAPTControlPlane>(),
-            watcher::Config::default().any_semantic(),
-        ),
-        cache::keep_all,
-        Some(secrets_read),
-    );
-    let lookup = control_planes.clone();
-    let (apply_writes, finalizer_writes) = (Arc::default(), Arc::default());
-    let state = Arc::new(State {
-        ctx,
-        control_planes: control_planes.clone(),
-        applies,
-        secrets,
-        status_writes: StatusWrites::default(),
-        apply_writes: Arc::clone(&apply_writes),
-        finalizer_writes: Arc::clone(&finalizer_writes),
-    });
-    // Status writes (this controller's own) do not trigger: the children's changes do. Nor
-    // does the echo of the finalizer it adds (after the predicate, which must see that version).
-    let followed = Arc::clone(&finalizer_writes);
-    let own = cp_events
-        .inspect_ok(move |event| followed.follow(event))
-        .applied_objects()
-        .predicate_filter(version::spec_or_lifecycle, Default::default())
-        .try_filter(move |cp| futures::future::ready(!finalizer_writes.is_echo(cp)));
-    Controller::for_stream(own, control_planes.store())
-        .owns_stream(
-            apply_events
-                .inspect_ok({
-                    let followed = Arc::clone(&apply_writes);
-                    move |event| followed.follow(event)
-                })
-                .touched_objects()
-                .try_filter(move |apply| futures::future::ready(!apply_writes.is_echo(apply))),
-        )
-        .watches_stream(secret_events.touched_objects(), move |s| {
-            control_planes_reading(&lookup, &s)
-        })
-        .with_config(state.ctx.controller_config(super::DEBOUNCE))
-        .trigger_backoff(WatchBackoff::for_controller())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, state)
-        .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
-        .await;
-}
-
-/// Control planes that read a Secret: its EKS or VPC connection secret.
-fn control_planes_reading(
-    control_planes: &Cache<CAPTControlPlane>,
-    secret: &Secret,
-) -> Vec<ObjectRef<CAPTControlPlane>> {
-    control_planes.indexed_refs(&index::secret_of(secret))
-}
-
-/// What control planes are looked up by: the connection secrets they read.
-fn secrets_read(cp: &CAPTControlPlane) -> Vec<String> {
-    let (vpc_ns, vpc_name) = eks::vpc_secret(cp);
-    vec![
-        index::secret(
-            &render::namespace(cp),
-            &names::eks_connection_secret(&cp.name_any()),
-        ),
-        index::secret(&vpc_ns, &vpc_name),
-    ]
-}
-
-fn error_policy(_cp: Arc<CAPTControlPlane>, error: &Error, state: Arc<State>) -> Action {
-    state.ctx.metrics.failure(CONTROLLER, error.metric_label());
-    Action::requeue(retry_after(error))
-}
-
-async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Action> {
+pub(super) async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Action> {
     let ctx = &state.ctx;
     if !(state.applies.is_ready() && state.secrets.is_ready()) {
-        return Ok(Action::requeue(super::CACHES_FILLING));
+        return Ok(Action::requeue(crate::controller::CACHES_FILLING));
     }
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     // The cache may hold this process's last status write, newer than the scheduled copy.
@@ -205,7 +84,7 @@ fn observed(apply: &WorkspaceTemplateApply) -> ObservedProfile {
 }
 
 /// Whether the EKS cluster and both connection secrets are ready for profile workspaces.
-async fn cluster_gate(
+pub(super) async fn cluster_gate(
     cp: &CAPTControlPlane,
     state: &State,
     eks_apply: &str,
@@ -259,8 +138,13 @@ async fn cluster_gate(
         };
         let ctx = &state.ctx;
         missing.extend(
-            super::secrets::missing(&ctx.client, &state.secrets, ctx.in_scope(&ns), required)
-                .await?,
+            crate::controller::secrets::missing(
+                &ctx.client,
+                &state.secrets,
+                ctx.in_scope(&ns),
+                required,
+            )
+            .await?,
         );
     }
     Ok(if missing.is_empty() {
@@ -357,7 +241,7 @@ async fn reconcile_children(cp: &CAPTControlPlane, state: &State) -> Result<Acti
     // The Workspace the EKS apply reports, which an earlier naming rule may have named.
     let eks_workspace = eks_existing
         .as_deref()
-        .map(super::workspace_apply::workspace_name_of)
+        .map(crate::controller::workspace_apply::workspace_name_of)
         .unwrap_or_else(|| names::workspace_name(&ns, &eks_name));
     // The secrets only matter when a profile is about to be created, so they are checked then.
     let mut gate = match eks_state {
@@ -500,193 +384,6 @@ fn default_profiles_in(apply: &WorkspaceTemplateApply) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The control plane's own readiness, which follows the EKS cluster workspace only: a Fargate
-/// profile failure is reported by the FargateProfile conditions and never marks the control
-/// plane failed (CAPI treats control plane failures as terminal).
-/// A change of the EKS workspace held by a profile operation (`held_by`) is said in its message.
-fn control_plane_condition(
-    eks_apply: &str,
-    eks_state: &ChildState,
-    held_by: Option<&str>,
-) -> (WantedCondition, ControlPlanePhase) {
-    match eks_state {
-        ChildState::Ready => {
-            let message = match held_by {
-                Some(profile) => format!(
-                    "control plane is ready; the change of the EKS cluster workspace {eks_apply} waits for Fargate profile {profile} (one Fargate profile operation per cluster at a time)"
-                ),
-                None => "control plane is ready".to_string(),
-            };
-            (
-                WantedCondition::new(READY, true, reason::READY, message),
-                ControlPlanePhase::Ready,
-            )
-        }
-        ChildState::Failed { message, .. } => (
-            WantedCondition::new(READY, false, reason::WORKSPACE_ERROR, message.clone()),
-            ControlPlanePhase::Failed,
-        ),
-        ChildState::Creating { reason, message } => {
-            let message = if message.is_empty() {
-                "control plane is being created".to_string()
-            } else {
-                message.clone()
-            };
-            // A retried transient error keeps its reason; it is not a failure.
-            let why = if reason == reason::TRANSIENT_ERROR {
-                reason::TRANSIENT_ERROR
-            } else {
-                reason::CREATING
-            };
-            (
-                WantedCondition::new(READY, false, why, message),
-                ControlPlanePhase::Creating,
-            )
-        }
-        ChildState::Deleting(_) => (
-            WantedCondition::new(
-                READY,
-                false,
-                reason::DELETING,
-                "control plane is being deleted",
-            ),
-            ControlPlanePhase::Creating,
-        ),
-    }
-}
-
-async fn write_status(
-    cp: &CAPTControlPlane,
-    state: &State,
-    eks_apply: Option<&WorkspaceTemplateApply>,
-    eks_state: &ChildState,
-    (ready_condition, phase): (WantedCondition, ControlPlanePhase),
-    statuses: Vec<FargateProfileStatus>,
-) -> Result<Option<Duration>> {
-    let old = cp.status.clone().unwrap_or_default();
-    let mut desired = profiles::conditions(&statuses);
-    desired.push(ready_condition);
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let ready = *eks_state == ChildState::Ready;
-    let (failure_reason, failure_message) = match eks_state {
-        ChildState::Failed { reason, message } => (Some(reason.clone()), Some(message.clone())),
-        _ => (None, None),
-    };
-    let ready_count = statuses.iter().filter(|s| s.ready).count();
-    let eks_ready_reason = eks_apply
-        .and_then(|a| a.status.as_ref())
-        .and_then(|s| crate::api::conditions::find(&s.conditions, READY).map(|c| c.reason.clone()));
-    let new = CAPTControlPlaneStatus {
-        ready,
-        initialized: Some(ready || old.initialized == Some(true)),
-        workspace_template_status: Some(WorkspaceTemplateStatus {
-            ready,
-            state: eks_ready_reason.clone(),
-            last_applied_revision: eks_apply
-                .and_then(|a| a.status.as_ref())
-                .and_then(|s| s.last_applied_time.as_ref())
-                .map(|t| t.0.to_string()),
-            last_failure_message: failure_message.clone(),
-            ..Default::default()
-        }),
-        workspace_status: Some(WorkspaceStatus {
-            ready,
-            state: eks_ready_reason,
-        }),
-        failure_reason,
-        failure_message,
-        phase: Some(phase),
-        conditions: merge(&old.conditions, &desired, cp.metadata.generation, &now),
-        fargate_profiles_summary: Some(format!("{ready_count}/{}", statuses.len())),
-        fargate_profiles: statuses,
-        observed_generation: cp.metadata.generation,
-        ..old.clone()
-    };
-    if new == old {
-        return Ok(None);
-    }
-    let eks_reported = eks_apply
-        .and_then(|a| a.status.as_ref())
-        .is_some_and(|s| !s.conditions.is_empty());
-    let age = super::age(cp).unwrap_or_default();
-    if let Some(wait) = pacing::first_status_wait(&old, eks_reported, age) {
-        return Ok(Some(wait));
-    }
-    let uid = cp.uid().unwrap_or_default();
-    if pacing::progress_only(&old, &new) {
-        // How many roll out at once, as their statuses say (this one included).
-        let rolling_out = state
-            .control_planes
-            .filter(|c| c.status.as_ref().is_some_and(pacing::rolling_out))
-            .len();
-        let interval = pacing::progress_interval(rolling_out);
-        let last = state.status_writes.last(&uid);
-        if let Some(wait) = last.and_then(|at| interval.checked_sub(at.elapsed())) {
-            return Ok(Some(wait));
-        }
-    }
-    publish_transitions(cp, &state.ctx, &old.fargate_profiles, &new.fargate_profiles).await;
-    let api: Api<CAPTControlPlane> =
-        Api::namespaced(state.ctx.client.clone(), &render::namespace(cp));
-    let body = json!({ "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "CAPTControlPlane", "status": new });
-    let written = api
-        .patch_status(
-            &cp.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-    state.control_planes.remember(written);
-    state.status_writes.record(&uid);
-    Ok(None)
-}
-
-/// Forgets everything kept about a control plane that is gone: its metrics, events, status
-/// write time and finalizer write. Every deletion path calls it.
-fn forget(cp: &CAPTControlPlane, state: &State) {
-    let ctx = &state.ctx;
-    ctx.metrics.forget_profiles(&metrics_key(cp));
-    ctx.forget_events(cp.uid().as_deref());
-    state.status_writes.forget(&cp.uid().unwrap_or_default());
-    state.finalizer_writes.forget(cp);
-}
-
-/// The key of a control plane's profile phases in the metrics.
-fn metrics_key(cp: &CAPTControlPlane) -> String {
-    format!("{}/{}", render::namespace(cp), cp.name_any())
-}
-
-/// Publishes the events `status::events` chooses for this status change.
-async fn publish_transitions(
-    cp: &CAPTControlPlane,
-    ctx: &Context,
-    old: &[FargateProfileStatus],
-    new: &[FargateProfileStatus],
-) {
-    for notice in events::notices(old, new) {
-        let type_ = if notice.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        let apply = notice.apply.as_ref().map(|name| apply_reference(cp, name));
-        ctx.event_about(cp, apply, type_, notice.reason, notice.note)
-            .await;
-    }
-}
-
-/// A reference to one of `cp`'s applies, as an event's related object: each profile's events
-/// then form their own series instead of overwriting each other's note.
-fn apply_reference(cp: &CAPTControlPlane, name: &str) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("infrastructure.cluster.x-k8s.io/v1beta1".into()),
-        kind: Some("WorkspaceTemplateApply".into()),
-        name: Some(name.to_string()),
-        namespace: cp.namespace(),
-        ..Default::default()
-    }
-}
-
 /// Deletes the profiles one at a time (reverse spec order, after every operation in flight),
 /// then the EKS cluster, keeping the status current meanwhile, and reports when all is gone.
 async fn teardown(cp: &CAPTControlPlane, state: &State) -> Result<Cleanup> {
@@ -757,5 +454,17 @@ async fn teardown(cp: &CAPTControlPlane, state: &State) -> Result<Cleanup> {
         Teardown::WaitForProfile(_) | Teardown::WaitForCluster | Teardown::Done => {
             Ok(Cleanup::Waiting)
         }
+    }
+}
+
+/// A reference to one of `cp`'s applies, as an event's related object: each profile's events
+/// then form their own series instead of overwriting each other's note.
+pub(super) fn apply_reference(cp: &CAPTControlPlane, name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("infrastructure.cluster.x-k8s.io/v1beta1".into()),
+        kind: Some("WorkspaceTemplateApply".into()),
+        name: Some(name.to_string()),
+        namespace: cp.namespace(),
+        ..Default::default()
     }
 }
