@@ -80,18 +80,22 @@ pub(super) fn control_plane_condition(
     }
 }
 
-pub(super) async fn write_status(
-    cp: &CAPTControlPlane,
-    state: &State,
+/// The status of a control plane whose status is `old` and whose generation is `generation`,
+/// from its EKS apply (`eks_apply`, in state `eks_state`), its Ready condition and phase, and
+/// its profiles' entries; `now` stamps conditions that change. Pure: the same inputs give the
+/// same status, so an unchanged control plane needs no write. Fields this operator does not
+/// set keep their old values.
+pub(super) fn build_status(
+    old: &CAPTControlPlaneStatus,
+    generation: Option<i64>,
     eks_apply: Option<&WorkspaceTemplateApply>,
     eks_state: &ChildState,
     (ready_condition, phase): (WantedCondition, ControlPlanePhase),
     statuses: Vec<FargateProfileStatus>,
-) -> Result<Option<Duration>> {
-    let old = cp.status.clone().unwrap_or_default();
+    now: &Time,
+) -> CAPTControlPlaneStatus {
     let mut desired = profiles::conditions(&statuses);
     desired.push(ready_condition);
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
     let ready = *eks_state == ChildState::Ready;
     let (failure_reason, failure_message) = match eks_state {
         ChildState::Failed { reason, message } => (Some(reason.clone()), Some(message.clone())),
@@ -101,7 +105,7 @@ pub(super) async fn write_status(
     let eks_ready_reason = eks_apply
         .and_then(|a| a.status.as_ref())
         .and_then(|s| crate::api::conditions::find(&s.conditions, READY).map(|c| c.reason.clone()));
-    let new = CAPTControlPlaneStatus {
+    CAPTControlPlaneStatus {
         ready,
         initialized: Some(ready || old.initialized == Some(true)),
         workspace_template_status: Some(WorkspaceTemplateStatus {
@@ -121,12 +125,33 @@ pub(super) async fn write_status(
         failure_reason,
         failure_message,
         phase: Some(phase),
-        conditions: merge(&old.conditions, &desired, cp.metadata.generation, &now),
+        conditions: merge(&old.conditions, &desired, generation, now),
         fargate_profiles_summary: Some(format!("{ready_count}/{}", statuses.len())),
         fargate_profiles: statuses,
-        observed_generation: cp.metadata.generation,
+        observed_generation: generation,
         ..old.clone()
-    };
+    }
+}
+
+pub(super) async fn write_status(
+    cp: &CAPTControlPlane,
+    state: &State,
+    eks_apply: Option<&WorkspaceTemplateApply>,
+    eks_state: &ChildState,
+    (ready_condition, phase): (WantedCondition, ControlPlanePhase),
+    statuses: Vec<FargateProfileStatus>,
+) -> Result<Option<Duration>> {
+    let old = cp.status.clone().unwrap_or_default();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let new = build_status(
+        &old,
+        cp.metadata.generation,
+        eks_apply,
+        eks_state,
+        (ready_condition, phase),
+        statuses,
+        &now,
+    );
     if new == old {
         return Ok(None);
     }
@@ -182,5 +207,87 @@ pub(super) async fn publish_transitions(
         let apply = notice.apply.as_ref().map(|name| apply_reference(cp, name));
         ctx.event_about(cp, apply, type_, notice.reason, notice.note)
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::FargateProfilePhase;
+
+    fn at(seconds: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(seconds).expect("valid time"))
+    }
+
+    fn profile(name: &str, phase: FargateProfilePhase) -> FargateProfileStatus {
+        FargateProfileStatus {
+            name: name.into(),
+            ready: phase == FargateProfilePhase::Ready,
+            phase: Some(phase),
+            ..Default::default()
+        }
+    }
+
+    fn build(old: &CAPTControlPlaneStatus, state: &ChildState, now: i64) -> CAPTControlPlaneStatus {
+        let statuses = vec![
+            profile("a", FargateProfilePhase::Ready),
+            profile("b", FargateProfilePhase::Creating),
+        ];
+        let ready = control_plane_condition("demo-eks", state, None);
+        build_status(old, Some(4), None, state, ready, statuses, &at(now))
+    }
+
+    #[test]
+    fn the_same_inputs_build_the_same_status_later() {
+        let first = build(&CAPTControlPlaneStatus::default(), &ChildState::Ready, 100);
+        assert!(first.ready);
+        assert_eq!(first.initialized, Some(true));
+        assert_eq!(first.phase, Some(ControlPlanePhase::Ready));
+        assert_eq!(first.observed_generation, Some(4));
+        assert_eq!(first.fargate_profiles_summary.as_deref(), Some("1/2"));
+        let ready = first.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", reason::READY)
+        );
+        // Recomputed later from its own result: nothing moves, so nothing is written.
+        assert_eq!(build(&first, &ChildState::Ready, 200), first);
+    }
+
+    #[test]
+    fn a_failed_cluster_is_reported_and_initialized_stays_true() {
+        let ready = build(&CAPTControlPlaneStatus::default(), &ChildState::Ready, 100);
+        let failed_state = ChildState::Failed {
+            reason: "ApplyFailed".into(),
+            message: "terraform apply failed".into(),
+        };
+        let failed = build(&ready, &failed_state, 200);
+        assert!(!failed.ready);
+        assert_eq!(failed.initialized, Some(true), "it was initialized once");
+        assert_eq!(failed.phase, Some(ControlPlanePhase::Failed));
+        assert_eq!(failed.failure_reason.as_deref(), Some("ApplyFailed"));
+        assert_eq!(
+            failed.failure_message.as_deref(),
+            Some("terraform apply failed")
+        );
+        let condition = failed.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(condition.reason, reason::WORKSPACE_ERROR);
+        assert_eq!(condition.last_transition_time, at(200));
+    }
+
+    #[test]
+    fn fields_this_operator_does_not_set_are_kept() {
+        let old = CAPTControlPlaneStatus {
+            secrets_ready: Some(true),
+            ..Default::default()
+        };
+        let creating = ChildState::Creating {
+            reason: reason::CREATING.into(),
+            message: String::new(),
+        };
+        let new = build(&old, &creating, 100);
+        assert_eq!(new.secrets_ready, Some(true));
+        assert_eq!(new.initialized, Some(false));
+        assert_eq!(new.phase, Some(ControlPlanePhase::Creating));
     }
 }
