@@ -12,9 +12,9 @@ use tracing::{info, warn};
 
 use super::status::{control_plane_condition, write_status};
 use super::{CONTROLLER, RESYNC, State, WRITE_FAILURE_RETRY, forget, metrics_key};
-use crate::api::{CAPTControlPlane, WorkspaceTemplateApply};
-use crate::controller::Cleanup;
+use crate::api::{CAPTControlPlane, FargateProfile, FargateProfileStatus, WorkspaceTemplateApply};
 use crate::controller::secrets::Required;
+use crate::controller::{Cleanup, Context};
 use crate::error::{Error, Result};
 use crate::names::{self, CONTROL_PLANE_FINALIZER};
 use crate::render::{self, eks, fargate};
@@ -26,6 +26,7 @@ use crate::status::apply::{ChildState, child_state, transient_until};
 use crate::status::profiles::{
     self, ClusterGate, Defaults, DesiredProfile, ObservedProfile, Teardown,
 };
+use crate::status::reason;
 use crate::status::write_failure;
 
 pub(super) async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Action> {
@@ -168,45 +169,12 @@ async fn reconcile_children(cp: &CAPTControlPlane, state: &State) -> Result<Acti
     let observed: Vec<ObservedProfile> = existing.iter().map(|a| observed(a)).collect();
 
     // 1. The EKS cluster, with the default profiles inside its workspace.
-    let eks_desired = eks::render(cp);
-    let eks_name = eks_desired.name_any();
-    let mut eks_existing = state.applies.get_named(Some(&ns), &eks_name);
-    let mut held_by = None;
-    if let Some(e) = eks_existing.as_deref()
-        && e.metadata.deletion_timestamp.is_none()
-        && write::would_change(&state.applies, e, &eks_desired)?
-    {
-        held_by = profiles::eks_change_held_by(&observed);
-    }
-    if held_by.is_none()
-        && eks_existing
-            .as_ref()
-            .is_none_or(|e| e.metadata.deletion_timestamp.is_none())
-        && let Some(written) = write_if_changed(
-            &applies,
-            &state.applies,
-            &eks_desired,
-            eks_existing.as_deref(),
-        )
-        .await?
-    {
-        if eks_existing.is_none() {
-            ctx.event(
-                cp,
-                EventType::Normal,
-                "CreatedClusterWorkspace",
-                format!("created WorkspaceTemplateApply {eks_name} for the EKS cluster"),
-            )
-            .await;
-        }
-        state.apply_writes.record(&written);
-        state.applies.remember(written.clone());
-        eks_existing = Some(Arc::new(written));
-    }
+    let eks_name = eks::apply_name(cp);
+    let (eks_existing, held_by) = reconcile_eks(cp, state, &applies, &observed).await?;
     let eks_state = match &eks_existing {
         Some(a) => child_state(a),
         None => ChildState::Creating {
-            reason: "Creating".into(),
+            reason: reason::CREATING.into(),
             message: String::new(),
         },
     };
@@ -217,27 +185,7 @@ async fn reconcile_children(cp: &CAPTControlPlane, state: &State) -> Result<Acti
         .additional_fargate_profiles
         .clone()
         .unwrap_or_default();
-    // A profile that already has an apply keeps it under its name (see
-    // `names::profile_apply_name_in_use`): renaming it would create the profile again.
-    let owned_names: Vec<(&str, &str)> = existing
-        .iter()
-        .filter_map(|a| {
-            let profile = a.annotations().get(names::ANNOTATION_PROFILE_NAME)?;
-            Some((profile.as_str(), a.metadata.name.as_deref()?))
-        })
-        .collect();
-    let desired: Vec<DesiredProfile> = profiles_spec
-        .iter()
-        .map(|p| DesiredProfile {
-            name: p.name.clone(),
-            apply_name: names::profile_apply_name_in_use(
-                &p.name,
-                names::profile_apply_name(&cp.name_any(), &p.name),
-                owned_names.iter().copied(),
-            ),
-            hash: fargate::immutable_hash(cp, p),
-        })
-        .collect();
+    let desired = desired_profiles(cp, &profiles_spec, &existing);
     // The Workspace the EKS apply reports, which an earlier naming rule may have named.
     let eks_workspace = eks_existing
         .as_deref()
@@ -257,21 +205,7 @@ async fn reconcile_children(cp: &CAPTControlPlane, state: &State) -> Result<Acti
     }
 
     if let Some(victim) = &plan.delete {
-        match applies.delete(victim, &Default::default()).await {
-            Err(kube::Error::Api(status)) if status.is_not_found() => {}
-            other => {
-                other?;
-            }
-        }
-        info!(control_plane = %cp.name_any(), apply = %victim, "deleting Fargate profile apply");
-        ctx.event_about(
-            cp,
-            Some(apply_reference(cp, victim)),
-            EventType::Normal,
-            "DeletingFargateProfile",
-            format!("deleting WorkspaceTemplateApply {victim}"),
-        )
-        .await;
+        delete_profile_apply(cp, ctx, &applies, victim).await?;
     }
     // Misbehaves on purpose in one test only (`Context::test_only_create_profiles_at_once`).
     let at_once = ctx.test_only_create_profiles_at_once;
@@ -280,10 +214,156 @@ async fn reconcile_children(cp: &CAPTControlPlane, state: &State) -> Result<Acti
         plan.keep = plan.keep.iter().copied().chain(missing).collect();
     }
     // Profiles whose apply cannot be written, reported in their status entry.
+    let to_write = plan.keep.iter().copied().chain(plan.create);
+    let targets = ProfileTargets {
+        desired: &desired,
+        spec: &profiles_spec,
+        existing: &existing,
+        eks_workspace: &eks_workspace,
+    };
+    let write_failures = write_profiles(cp, state, &applies, &targets, to_write).await?;
+
+    // 3. Status.
+    let retry_failed_writes = !write_failures.is_empty();
+    let eks = EksView {
+        name: &eks_name,
+        apply: eks_existing.as_deref(),
+        state: &eks_state,
+        held_by,
+    };
+    let statuses = profile_statuses(cp, &eks, plan.statuses, write_failures);
+    ctx.metrics.set_profiles(metrics_key(cp), &statuses);
+    let ready = control_plane_condition(&eks_name, &eks_state, held_by);
+    let deferred = write_status(
+        cp,
+        state,
+        eks_existing.as_deref(),
+        &eks_state,
+        ready,
+        statuses,
+    )
+    .await?;
+    // A transient error that lasts becomes a failure at a time no watch event marks.
+    let retry_check = transient_check(eks_existing.iter().chain(&existing));
+    // Nothing wakes this control plane when an object in the way of a write goes or the
+    // permission is granted, so look again soon.
+    let write_retry = retry_failed_writes.then_some(WRITE_FAILURE_RETRY);
+    let next = [deferred, retry_check, write_retry]
+        .into_iter()
+        .flatten()
+        .min();
+    Ok(Action::requeue(next.unwrap_or(RESYNC)))
+}
+
+/// Writes the EKS cluster apply of `cp` unless unchanged, or held: a change waits while a
+/// profile of `observed` has a Fargate operation in flight. Returns the apply as known now
+/// and the profile holding a change, if one does.
+async fn reconcile_eks<'o>(
+    cp: &CAPTControlPlane,
+    state: &State,
+    applies: &Api<WorkspaceTemplateApply>,
+    observed: &'o [ObservedProfile],
+) -> Result<(Option<Arc<WorkspaceTemplateApply>>, Option<&'o str>)> {
+    let ctx = &state.ctx;
+    let ns = render::namespace(cp);
+    let eks_desired = eks::render(cp);
+    let eks_name = eks_desired.name_any();
+    let mut eks_existing = state.applies.get_named(Some(&ns), &eks_name);
+    let mut held_by = None;
+    if let Some(e) = eks_existing.as_deref()
+        && e.metadata.deletion_timestamp.is_none()
+        && write::would_change(&state.applies, e, &eks_desired)?
+    {
+        held_by = profiles::eks_change_held_by(observed);
+    }
+    if held_by.is_none()
+        && eks_existing
+            .as_ref()
+            .is_none_or(|e| e.metadata.deletion_timestamp.is_none())
+        && let Some(written) = write_if_changed(
+            applies,
+            &state.applies,
+            &eks_desired,
+            eks_existing.as_deref(),
+        )
+        .await?
+    {
+        if eks_existing.is_none() {
+            ctx.event(
+                cp,
+                EventType::Normal,
+                "CreatedClusterWorkspace",
+                format!("created WorkspaceTemplateApply {eks_name} for the EKS cluster"),
+            )
+            .await;
+        }
+        state.apply_writes.record(&written);
+        state.applies.remember(written.clone());
+        eks_existing = Some(Arc::new(written));
+    }
+    Ok((eks_existing, held_by))
+}
+
+/// The additional profiles of `spec` as the plan sees them: name, apply name and the hash of
+/// what AWS cannot change. A profile that already has an apply among `existing` keeps it
+/// under its name (see `names::profile_apply_name_in_use`): renaming it would create the
+/// profile again.
+fn desired_profiles(
+    cp: &CAPTControlPlane,
+    spec: &[FargateProfile],
+    existing: &[Arc<WorkspaceTemplateApply>],
+) -> Vec<DesiredProfile> {
+    let owned_names: Vec<(&str, &str)> = existing
+        .iter()
+        .filter_map(|a| {
+            let profile = a.annotations().get(names::ANNOTATION_PROFILE_NAME)?;
+            Some((profile.as_str(), a.metadata.name.as_deref()?))
+        })
+        .collect();
+    spec.iter()
+        .map(|p| DesiredProfile {
+            name: p.name.clone(),
+            apply_name: names::profile_apply_name_in_use(
+                &p.name,
+                names::profile_apply_name(&cp.name_any(), &p.name),
+                owned_names.iter().copied(),
+            ),
+            hash: fargate::immutable_hash(cp, p),
+        })
+        .collect()
+}
+
+/// What the profile applies are rendered from: the plan's profiles, the spec's, the applies
+/// that exist, and the EKS Workspace they wait for.
+struct ProfileTargets<'a> {
+    desired: &'a [DesiredProfile],
+    spec: &'a [FargateProfile],
+    existing: &'a [Arc<WorkspaceTemplateApply>],
+    eks_workspace: &'a str,
+}
+
+/// Writes the profile applies at `indices` of the targets (each unless unchanged), and
+/// returns the status entries of those that cannot be written (name taken, forbidden,
+/// invalid); other errors fail the reconcile.
+async fn write_profiles(
+    cp: &CAPTControlPlane,
+    state: &State,
+    applies: &Api<WorkspaceTemplateApply>,
+    targets: &ProfileTargets<'_>,
+    indices: impl Iterator<Item = usize>,
+) -> Result<Vec<FargateProfileStatus>> {
+    let ctx = &state.ctx;
+    let ns = render::namespace(cp);
+    let ProfileTargets {
+        desired,
+        spec: profiles_spec,
+        existing,
+        eks_workspace,
+    } = targets;
     let mut write_failures = Vec::new();
-    for index in plan.keep.iter().copied().chain(plan.create) {
+    for index in indices {
         let apply_name = &desired[index].apply_name;
-        let want = fargate::render_as(cp, &profiles_spec[index], apply_name, &eks_workspace);
+        let want = fargate::render_as(cp, &profiles_spec[index], apply_name, eks_workspace);
         let have = existing.iter().find(|a| a.name_any() == want.name_any());
         // An object of that name that is not ours is left alone.
         let taken = match have {
@@ -292,7 +372,7 @@ async fn reconcile_children(cp: &CAPTControlPlane, state: &State) -> Result<Acti
         };
         let result = match taken.map(|other| check_owner(&want, other.as_ref())) {
             Some(Err(e)) => Err(e),
-            _ => write_if_changed(&applies, &state.applies, &want, have.map(|a| a.as_ref())).await,
+            _ => write_if_changed(applies, &state.applies, &want, have.map(|a| a.as_ref())).await,
         };
         let written = match result {
             Ok(Some(written)) => written,
@@ -318,58 +398,83 @@ async fn reconcile_children(cp: &CAPTControlPlane, state: &State) -> Result<Acti
             info!(control_plane = %cp.name_any(), profile = %profiles_spec[index].name, apply = %want.name_any(), "creating Fargate profile apply");
         }
     }
+    Ok(write_failures)
+}
 
-    // 3. Status.
+/// When to look again at applies whose transient error could become a failure (a second
+/// after the earliest such moment), if any.
+fn transient_check<'a>(
+    applies: impl Iterator<Item = &'a Arc<WorkspaceTemplateApply>>,
+) -> Option<Duration> {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    applies
+        .filter_map(|a| transient_until(a))
+        .filter_map(|until| now.duration_until(until).try_into().ok())
+        .map(|wait: Duration| wait + Duration::from_secs(1))
+        .min()
+}
+
+/// The EKS cluster apply as the status sees it.
+struct EksView<'a> {
+    name: &'a str,
+    apply: Option<&'a WorkspaceTemplateApply>,
+    state: &'a ChildState,
+    /// The profile holding a change of the EKS workspace, if one does.
+    held_by: Option<&'a str>,
+}
+
+/// Every profile's status entry: the default profiles (from the EKS apply), then the
+/// additional ones as the plan reports them, with those that could not be written marked so.
+fn profile_statuses(
+    cp: &CAPTControlPlane,
+    eks: &EksView<'_>,
+    mut planned: Vec<FargateProfileStatus>,
+    write_failures: Vec<FargateProfileStatus>,
+) -> Vec<FargateProfileStatus> {
     let spec_defaults: Vec<&str> = cp
         .spec
         .default_fargate_profiles
         .iter()
         .map(|d| d.name())
         .collect();
-    let in_apply = eks_existing
-        .as_deref()
-        .map(default_profiles_in)
-        .unwrap_or_default();
+    let in_apply = eks.apply.map(default_profiles_in).unwrap_or_default();
     let old = cp.status.clone().unwrap_or_default();
     let mut statuses = profiles::default_statuses(&Defaults {
         spec: &spec_defaults,
         in_apply: &in_apply,
-        eks_apply: &eks_name,
-        eks: &eks_state,
-        held_by,
+        eks_apply: eks.name,
+        eks: eks.state,
+        held_by: eks.held_by,
         old: &old.fargate_profiles,
     });
-    let retry_failed_writes = !write_failures.is_empty();
-    write_failure::apply_overrides(&mut plan.statuses, write_failures);
-    statuses.extend(plan.statuses);
-    ctx.metrics.set_profiles(metrics_key(cp), &statuses);
-    let ready = control_plane_condition(&eks_name, &eks_state, held_by);
-    let deferred = write_status(
+    write_failure::apply_overrides(&mut planned, write_failures);
+    statuses.extend(planned);
+    statuses
+}
+
+/// Deletes the profile apply `victim` (gone already is fine) and says so in an event.
+async fn delete_profile_apply(
+    cp: &CAPTControlPlane,
+    ctx: &Context,
+    applies: &Api<WorkspaceTemplateApply>,
+    victim: &str,
+) -> Result<()> {
+    match applies.delete(victim, &Default::default()).await {
+        Err(kube::Error::Api(status)) if status.is_not_found() => {}
+        other => {
+            other?;
+        }
+    }
+    info!(control_plane = %cp.name_any(), apply = %victim, "deleting Fargate profile apply");
+    ctx.event_about(
         cp,
-        state,
-        eks_existing.as_deref(),
-        &eks_state,
-        ready,
-        statuses,
+        Some(apply_reference(cp, victim)),
+        EventType::Normal,
+        "DeletingFargateProfile",
+        format!("deleting WorkspaceTemplateApply {victim}"),
     )
-    .await?;
-    // A transient error that lasts becomes a failure at a time no watch event marks.
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let retry_check = eks_existing
-        .iter()
-        .chain(&existing)
-        .filter_map(|a| transient_until(a))
-        .filter_map(|until| now.duration_until(until).try_into().ok())
-        .map(|wait: Duration| wait + Duration::from_secs(1))
-        .min();
-    // Nothing wakes this control plane when an object in the way of a write goes or the
-    // permission is granted, so look again soon.
-    let write_retry = retry_failed_writes.then_some(WRITE_FAILURE_RETRY);
-    let next = [deferred, retry_check, write_retry]
-        .into_iter()
-        .flatten()
-        .min();
-    Ok(Action::requeue(next.unwrap_or(RESYNC)))
+    .await;
+    Ok(())
 }
 
 /// The default profile names in an EKS apply's Terraform input (`fargate_profiles`).
