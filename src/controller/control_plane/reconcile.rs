@@ -573,3 +573,52 @@ pub(super) fn apply_reference(cp: &CAPTControlPlane, name: &str) -> ObjectRefere
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::FargateProfilePhase;
+    use crate::render::fixtures::control_plane;
+
+    fn entry(name: &str, phase: FargateProfilePhase) -> FargateProfileStatus {
+        FargateProfileStatus {
+            name: name.into(),
+            phase: Some(phase),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_come_first_and_a_failed_write_replaces_its_planned_entry() {
+        let cp = control_plane(
+            "version: \"1.31\"\nworkspaceTemplateRef: { name: eks }\ndefaultFargateProfiles: [karpenter]\n",
+        );
+        let eks = EksView {
+            name: "demo-eks",
+            apply: None,
+            state: &ChildState::Creating {
+                reason: reason::CREATING.into(),
+                message: String::new(),
+            },
+            held_by: None,
+        };
+        let planned = vec![
+            entry("a", FargateProfilePhase::Creating),
+            entry("b", FargateProfilePhase::Pending),
+        ];
+        let failed = entry("a", FargateProfilePhase::Failed);
+        let statuses = profile_statuses(&cp, &eks, planned, vec![failed]);
+        let got: Vec<(&str, Option<FargateProfilePhase>)> = statuses
+            .iter()
+            .map(|s| (s.name.as_str(), s.phase))
+            .collect();
+        assert_eq!(got[0].0, "karpenter", "the default profile first");
+        assert_eq!(
+            &got[1..],
+            [
+                ("a", Some(FargateProfilePhase::Failed)),
+                ("b", Some(FargateProfilePhase::Pending))
+            ]
+        );
+    }
+}
