@@ -5,9 +5,9 @@
 //! these kinds and what this process decodes and keeps, and lets each controller see the
 //! other's writes in the same cache.
 //!
-//! Replaces kube-runtime's shared streams (`reflector::store_shared` with
-//! `Controller::for_shared_stream`): those deliver only applied objects, never deletions
-//! (kube-rs#1590), and a controller must see a child's deletion to recreate or clean up.
+//! Replaces kube-runtime's shared streams (`reflect_shared` into a `store_shared`, consumed
+//! with `Controller::for_shared_stream`): they do not dispatch deletions (kube-rs#1590), and a
+//! controller must see a child's deletion to recreate it or finish a cleanup.
 //! Here every watch event, deletions and relists included, reaches both consumers.
 
 use std::future::Future;
