@@ -24,7 +24,7 @@ use crate::runtime::index;
 use crate::runtime::write::{self, check_owner, write_if_changed};
 use crate::status::apply::{ChildState, child_state, transient_until};
 use crate::status::profiles::{
-    self, ClusterGate, Defaults, DesiredProfile, ObservedProfile, Teardown,
+    self, ClusterGate, Defaults, DesiredProfile, ObservedProfile, Plan, Teardown,
 };
 use crate::status::reason;
 use crate::status::write_failure;
@@ -85,7 +85,7 @@ fn observed(apply: &WorkspaceTemplateApply) -> ObservedProfile {
 }
 
 /// Whether the EKS cluster and both connection secrets are ready for profile workspaces.
-pub(super) async fn cluster_gate(
+async fn cluster_gate(
     cp: &CAPTControlPlane,
     state: &State,
     eks_apply: &str,
@@ -191,18 +191,7 @@ async fn reconcile_children(cp: &CAPTControlPlane, state: &State) -> Result<Acti
         .as_deref()
         .map(crate::controller::workspace_apply::workspace_name_of)
         .unwrap_or_else(|| names::workspace_name(&ns, &eks_name));
-    // The secrets only matter when a profile is about to be created, so they are checked then.
-    let mut gate = match eks_state {
-        ChildState::Ready => ClusterGate::Open,
-        _ => cluster_gate(cp, state, &eks_name, &eks_state).await?,
-    };
-    let mut plan = profiles::plan(&desired, &observed, &gate);
-    if plan.create.is_some() && gate == ClusterGate::Open {
-        gate = cluster_gate(cp, state, &eks_name, &eks_state).await?;
-        if gate != ClusterGate::Open {
-            plan = profiles::plan(&desired, &observed, &gate);
-        }
-    }
+    let mut plan = plan_profiles(cp, state, &eks_name, &eks_state, &desired, &observed).await?;
 
     if let Some(victim) = &plan.delete {
         delete_profile_apply(cp, ctx, &applies, victim).await?;
@@ -253,6 +242,30 @@ async fn reconcile_children(cp: &CAPTControlPlane, state: &State) -> Result<Acti
         .flatten()
         .min();
     Ok(Action::requeue(next.unwrap_or(RESYNC)))
+}
+
+/// The profile plan (`profiles::plan`) behind the cluster's gate. The connection secrets only
+/// matter when a profile is about to be created, so they are checked then.
+async fn plan_profiles(
+    cp: &CAPTControlPlane,
+    state: &State,
+    eks_name: &str,
+    eks_state: &ChildState,
+    desired: &[DesiredProfile],
+    observed: &[ObservedProfile],
+) -> Result<Plan> {
+    let mut gate = match eks_state {
+        ChildState::Ready => ClusterGate::Open,
+        _ => cluster_gate(cp, state, eks_name, eks_state).await?,
+    };
+    let mut plan = profiles::plan(desired, observed, &gate);
+    if plan.create.is_some() && gate == ClusterGate::Open {
+        gate = cluster_gate(cp, state, eks_name, eks_state).await?;
+        if gate != ClusterGate::Open {
+            plan = profiles::plan(desired, observed, &gate);
+        }
+    }
+    Ok(plan)
 }
 
 /// Writes the EKS cluster apply of `cp` unless unchanged, or held: a change waits while a
