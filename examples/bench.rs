@@ -53,7 +53,7 @@ use capt_fargate::api::{
 };
 use capt_fargate::names;
 use capt_fargate::render::{eks, fargate};
-use capt_fargate::status::conditions::{Desired, merge};
+use capt_fargate::status::conditions::{WantedCondition, merge};
 
 const MANAGER: &str = "capt-fargate-bench";
 /// Resources whose API requests the steady-state measurement counts (events and leases are
@@ -646,16 +646,16 @@ async fn floor(settings: &Settings, client: &Client, ns: &str) -> Result<FloorRe
             let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), ns);
             // The operator's children carry the record of what was rendered; the floor's too.
             let mut apply = apply;
-            capt_fargate::controller::stamp(&mut apply).expect("a rendered apply serializes");
+            capt_fargate::runtime::write::stamp(&mut apply).expect("a rendered apply serializes");
             let apply = applies.create(&PostParams::default(), &apply).await?;
             let ws_name = names::workspace_name(ns, &apply.name_any());
             let spec = capt_fargate::render::workspace::render(&apply, template, &ws_name)?;
             let mut workspace = capt_fargate::render::workspace::object(&apply, &ws_name, spec);
-            capt_fargate::controller::stamp(&mut workspace).expect("a rendered Workspace serializes");
+            capt_fargate::runtime::write::stamp(&mut workspace).expect("a rendered Workspace serializes");
             let workspaces: Api<Workspace> = Api::all(client.clone());
             workspaces.create(&PostParams::default(), &workspace).await?;
             let now = Time(k8s_openapi::jiff::Timestamp::now());
-            let ready = [Desired::new(SYNCED, true, "ReconcileSuccess", ""), Desired::new(READY, true, "Available", "")];
+            let ready = [WantedCondition::new(SYNCED, true, "ReconcileSuccess", ""), WantedCondition::new(READY, true, "Available", "")];
             let ws_conditions: Vec<XpCondition> = merge(&[], &ready, Some(1), &now);
             let outputs = if apply.name_any().ends_with("-apply") { eks_outputs(&apply) } else { profile_outputs(&apply) };
             let status = json!({ "status": { "atProvider": { "outputs": outputs.clone(), "checksum": "floor" }, "conditions": ws_conditions } });

@@ -12,6 +12,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::api::{FargateProfilePhase, FargateProfileStatus};
+use crate::runtime::lock;
 
 /// Which controller a sample belongs to.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,7 +46,7 @@ pub struct Metrics {
     duration: Family<ControllerLabel, Histogram>,
     profiles: Family<PhaseLabel, Gauge>,
     /// Profile phases per control plane, summed into `profiles`.
-    per_control_plane: Mutex<BTreeMap<String, Vec<FargateProfilePhase>>>,
+    per_control_plane: Mutex<ProfilePhases>,
 }
 
 const PHASES: [(FargateProfilePhase, &str); 5] = [
@@ -148,20 +149,28 @@ impl Metrics {
             .get()
     }
 
-    /// Replaces the profile phases of one control plane (empty when it is gone).
+    /// Replaces the profile phases of one control plane (`namespace/name`; none forgets it).
     pub fn set_profiles(&self, control_plane: String, statuses: &[FargateProfileStatus]) {
-        let mut map = self
-            .per_control_plane
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut map = lock(&self.per_control_plane);
         let phases: Vec<FargateProfilePhase> = statuses.iter().filter_map(|s| s.phase).collect();
         if phases.is_empty() {
-            map.remove(&control_plane);
+            map.forget(&control_plane);
         } else {
-            map.insert(control_plane, phases);
+            map.0.insert(control_plane, phases);
         }
+        self.publish_profiles(&map);
+    }
+
+    /// Forgets the profile phases of a control plane that is gone (`namespace/name`).
+    pub fn forget_profiles(&self, control_plane: &str) {
+        let mut map = lock(&self.per_control_plane);
+        map.forget(control_plane);
+        self.publish_profiles(&map);
+    }
+
+    fn publish_profiles(&self, map: &ProfilePhases) {
         for (phase, name) in PHASES {
-            let count = map.values().flatten().filter(|p| **p == phase).count();
+            let count = map.0.values().flatten().filter(|p| **p == phase).count();
             self.profiles
                 .get_or_create(&PhaseLabel { phase: name })
                 .set(count as i64);
@@ -174,6 +183,17 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// The profile phases of each control plane (by `namespace/name`), owned by [`Metrics`].
+#[derive(Default)]
+struct ProfilePhases(BTreeMap<String, Vec<FargateProfilePhase>>);
+
+impl ProfilePhases {
+    /// Forgets a control plane that is gone.
+    fn forget(&mut self, control_plane: &str) {
+        self.0.remove(control_plane);
     }
 }
 
@@ -209,5 +229,25 @@ mod tests {
         );
         let _t = m.reconcile("controlplane");
         assert_eq!(m.reconcile_count("controlplane"), 1);
+    }
+
+    #[test]
+    fn forgetting_a_control_plane_leaves_no_entry_behind() {
+        let m = Metrics::default();
+        let ready = FargateProfileStatus {
+            name: "p".into(),
+            phase: Some(FargateProfilePhase::Ready),
+            ..Default::default()
+        };
+        m.set_profiles("ns/a".into(), std::slice::from_ref(&ready));
+        m.set_profiles("ns/b".into(), &[ready]);
+        m.forget_profiles("ns/a");
+        assert_eq!(lock(&m.per_control_plane).0.len(), 1);
+        assert!(
+            m.encode()
+                .contains("capt_fargate_fargate_profiles{phase=\"Ready\"} 1")
+        );
+        m.forget_profiles("ns/b");
+        assert!(lock(&m.per_control_plane).0.is_empty());
     }
 }

@@ -14,7 +14,8 @@
 
 use sha2::{Digest, Sha256};
 
-/// Field manager for server-side apply.
+/// Field manager named by every write of this operator (creates, merge patches, and the
+/// server-side apply of a control plane's status).
 pub const FIELD_MANAGER: &str = "capt-fargate";
 /// Finalizer on CAPTControlPlanes (CAPT's own string, so both agree on what it protects).
 pub const CONTROL_PLANE_FINALIZER: &str = "controlplane.cluster.x-k8s.io/captcontrolplane";

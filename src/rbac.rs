@@ -3,19 +3,27 @@
 //! chart's ServiceAccount to prove they are enough.
 //!
 //! Where each comes from:
-//! - `list`/`watch`: the controllers' watches (`Controller::new`, `owns`, `watches`); the
-//!   Secret watch is metadata-only but still needs `list`/`watch` on `secrets`.
-//! - `get`: `get_opt` of applies, templates, Workspaces and Secrets (key names only).
-//! - `patch` + `create`: server-side apply of applies and Workspaces. An apply that creates the
-//!   object is authorized as `patch` *and* `create` by the API server, so both are needed.
-//! - `patch` on `/status`: status is written with server-side apply on the status subresource.
-//! - `patch` on the main resource of CAPTControlPlane: adding and removing the finalizer.
+//! - `list`/`watch`: the watches of CAPTControlPlanes, applies, WorkspaceTemplates, Workspaces
+//!   and Secrets. The Secret watch is a full watch (not metadata-only: the key names are in
+//!   `data`); values are blanked before the cache keeps them (`runtime::shared`).
+//! - `get`: templates and Secrets outside the operator's namespace are read directly, and a
+//!   create that finds its child there already reads it (`runtime::write`).
+//! - `create` + `patch` on applies and Workspaces: children are created with a POST and
+//!   updated with JSON merge patches at the version read (`runtime::write`); no server-side
+//!   apply.
+//! - `patch` on `/status`: a control plane's status is server-side applied, an apply's status
+//!   merge-patched, both on the status subresource.
+//! - `patch` on the main resource of CAPTControlPlane and of applies: adding and removing the
+//!   finalizer (merge patches, `runtime::finalizer`).
 //! - `update` on `captcontrolplanes/finalizers`: the applies' owner reference sets
 //!   `blockOwnerDeletion`, which clusters running the `OwnerReferencesPermissionEnforcement`
 //!   admission plugin only allow to users who may update the owner's finalizers.
 //! - `delete`: Fargate profile applies, the EKS apply on teardown, and Workspaces on cleanup.
 //! - `events.k8s.io` `create`/`patch`: kube's `Recorder` creates an Event and patches it when
 //!   the same event repeats.
+//!
+//! [`FORBIDDEN`] lists what the operator never does, which neither [`RULES`] nor the chart may
+//! grant.
 
 /// One RBAC rule: `verbs` on `resource` (optionally `resource/subresource`) in API `group`
 /// (`""` is the core group).
@@ -97,6 +105,50 @@ pub const LEADER_ELECTION_RULES: &[Rule] = &[Rule {
     verbs: &["create", "get", "patch"],
 }];
 
+/// (group, resource, verb) the operator never uses and must not be granted: Secrets are only
+/// read (key names), the user's CAPTControlPlanes and WorkspaceTemplates are never created,
+/// replaced or deleted, children are patched, never replaced (`update`), and nothing outside
+/// [`RULES`] and [`LEADER_ELECTION_RULES`] is touched.
+pub const FORBIDDEN: &[(&str, &str, &str)] = &[
+    ("", "secrets", "create"),
+    ("", "secrets", "delete"),
+    ("", "secrets", "patch"),
+    ("", "configmaps", "get"),
+    (
+        "controlplane.cluster.x-k8s.io",
+        "captcontrolplanes",
+        "create",
+    ),
+    (
+        "controlplane.cluster.x-k8s.io",
+        "captcontrolplanes",
+        "delete",
+    ),
+    (
+        "controlplane.cluster.x-k8s.io",
+        "captcontrolplanes",
+        "update",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "workspacetemplates",
+        "delete",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "workspacetemplates",
+        "patch",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "workspacetemplateapplies",
+        "update",
+    ),
+    ("tf.upbound.io", "workspaces", "update"),
+    ("coordination.k8s.io", "leases", "delete"),
+    ("rbac.authorization.k8s.io", "roles", "create"),
+];
+
 /// Every (group, resource, verb) of `rules`.
 pub fn triples(
     rules: &[Rule],
@@ -163,35 +215,12 @@ mod tests {
 
     #[test]
     fn nothing_is_granted_beyond_what_the_code_does() {
-        let granted: BTreeSet<_> = triples(RULES).collect();
-        // Secrets are only read (key names); the user's CAPTControlPlane is never replaced or deleted.
-        for (group, resource, verb) in [
-            ("", "secrets", "create"),
-            ("", "secrets", "patch"),
-            ("", "secrets", "delete"),
-            (
-                "controlplane.cluster.x-k8s.io",
-                "captcontrolplanes",
-                "update",
-            ),
-            (
-                "controlplane.cluster.x-k8s.io",
-                "captcontrolplanes",
-                "delete",
-            ),
-            (
-                "controlplane.cluster.x-k8s.io",
-                "captcontrolplanes",
-                "create",
-            ),
-            (
-                "infrastructure.cluster.x-k8s.io",
-                "workspacetemplates",
-                "patch",
-            ),
-        ] {
+        let granted: BTreeSet<_> = triples(RULES)
+            .chain(triples(LEADER_ELECTION_RULES))
+            .collect();
+        for (group, resource, verb) in FORBIDDEN {
             assert!(
-                !granted.contains(&(group, resource, verb)),
+                !granted.contains(&(*group, *resource, *verb)),
                 "{verb} {group}/{resource} must not be granted"
             );
         }

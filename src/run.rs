@@ -199,7 +199,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let shutdown = futures::future::select(stopped.clone(), lost.clone())
         .map(|_| ())
         .shared();
-    let [for_control_planes, for_applies] = controller::shared::start(&ctx, shutdown.clone());
+    let [for_control_planes, for_applies] =
+        crate::runtime::shared::start(ctx.scoped_api(), ctx.scoped_api(), shutdown.clone());
     let controllers = futures::future::join(
         controller::control_plane::run(ctx.clone(), for_control_planes, shutdown.clone()),
         controller::workspace_apply::run(ctx, for_applies, shutdown.clone()),

@@ -18,7 +18,7 @@ use capt_fargate::api::{
 use capt_fargate::names;
 use capt_fargate::render::eks;
 use capt_fargate::status::apply::ChildState;
-use capt_fargate::status::conditions::{Desired, merge};
+use capt_fargate::status::conditions::{WantedCondition, merge};
 
 use super::support;
 
@@ -129,7 +129,12 @@ pub fn ready_control_plane_status(cp: &CAPTControlPlane) -> CAPTControlPlaneStat
         });
     }
     let mut desired = capt_fargate::status::profiles::conditions(&statuses);
-    desired.push(Desired::new(READY, true, "Ready", "control plane is ready"));
+    desired.push(WantedCondition::new(
+        READY,
+        true,
+        "Ready",
+        "control plane is ready",
+    ));
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     CAPTControlPlaneStatus {
         ready: true,

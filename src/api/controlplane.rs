@@ -440,10 +440,33 @@ pub enum FargateProfilePhase {
     Failed,
 }
 
+impl FargateProfilePhase {
+    /// Whether a profile in this phase is on its way: waiting, being created or being deleted
+    /// (Ready and Failed are where it rests).
+    pub fn in_progress(self) -> bool {
+        matches!(
+            self,
+            FargateProfilePhase::Pending
+                | FargateProfilePhase::Creating
+                | FargateProfilePhase::Deleting
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use kube::CustomResourceExt;
+
+    #[test]
+    fn waiting_creating_and_deleting_profiles_are_in_progress() {
+        use FargateProfilePhase::*;
+        let moving: Vec<_> = [Pending, Creating, Ready, Deleting, Failed]
+            .into_iter()
+            .filter(|p| p.in_progress())
+            .collect();
+        assert_eq!(moving, [Pending, Creating, Deleting]);
+    }
 
     /// The CAPTControlPlane CRD as JSON text.
     fn crd() -> String {

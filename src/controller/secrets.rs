@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
-use super::cache::Cache;
 use crate::error::Result;
+use crate::runtime::cache::Cache;
 
 /// A secret to check: where it is and the keys it must have.
 pub struct Required<'a> {

@@ -20,11 +20,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::info;
 
-use super::cache::{self, Cache};
-use super::echo::{self, OwnWrites};
 use super::secrets::Required;
-use super::shared::Watched;
-use super::{Cleanup, Context, ensure_finalizer, index, remove_finalizer, write};
+use super::{Cleanup, Context};
 use crate::api::conditions::{READY, SYNCED};
 use crate::api::workspace::WorkspaceSpec;
 use crate::api::{
@@ -33,9 +30,17 @@ use crate::api::{
 use crate::error::{Error, Result};
 use crate::names::{self, APPLY_FINALIZER, FIELD_MANAGER};
 use crate::render;
-use crate::status::apply::{mirror_workspace, reason};
-use crate::status::conditions::{Desired, merge};
+use crate::runtime::backoff::{WatchBackoff, retry_after};
+use crate::runtime::cache::{self, Cache};
+use crate::runtime::echo::{self, OwnWrites};
+use crate::runtime::finalizer::{ensure_finalizer, remove_finalizer};
+use crate::runtime::shared::Watched;
+use crate::runtime::write::{self, write};
+use crate::runtime::{index, version};
+use crate::status::apply::mirror_workspace;
+use crate::status::conditions::{WantedCondition, merge};
 use crate::status::pacing;
+use crate::status::reason;
 
 const CONTROLLER: &str = "workspacetemplateapply";
 /// Condition type: the WorkspaceTemplate exists (informational; never a failure by itself).
@@ -94,16 +99,16 @@ pub async fn run(
     // for the echo of its creation nor for a relisted, unchanged Workspace.
     let changes = echo::Changes::new(workspace_digest);
     let workspace_triggers = workspace_events.try_filter_map(move |event| {
+        // Deletions, and objects a relist no longer returns, leave no entry behind.
+        changes.follow(&event);
+        created.follow(&event);
         let news = match event {
             watcher::Event::Apply(ws) | watcher::Event::InitApply(ws) => {
                 // Both see every version, in order.
                 let (moved, echo) = (changes.moved(&ws), created.is_echo(&ws));
                 (moved && !echo).then_some(ws)
             }
-            watcher::Event::Delete(ws) => {
-                changes.forget(&ws);
-                Some(ws)
-            }
+            watcher::Event::Delete(ws) => Some(ws),
             watcher::Event::Init | watcher::Event::InitDone => None,
         };
         futures::future::ready(Ok(news))
@@ -111,7 +116,7 @@ pub async fn run(
     // Status writes (this controller's own) do not trigger: the Workspace's changes do.
     let own = apply_events
         .applied_objects()
-        .predicate_filter(cache::spec_or_lifecycle, Default::default());
+        .predicate_filter(version::spec_or_lifecycle, Default::default());
     Controller::for_stream(own, applies.store())
         .watches_stream(workspace_triggers, move |ws| {
             apply_of_workspace(&ws, scope.as_deref())
@@ -123,7 +128,7 @@ pub async fn run(
             applies_using(&by_template, &t)
         })
         .with_config(state.ctx.controller_config(Duration::ZERO))
-        .trigger_backoff(super::WatchBackoff::for_controller())
+        .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
@@ -144,8 +149,8 @@ fn fingerprint_module(ws: &mut Workspace) {
 fn workspace_digest(ws: &Workspace) -> u64 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut hasher = DefaultHasher::new();
-    cache::spec_or_lifecycle(ws).hash(&mut hasher);
-    cache::hash_serialized(&ws.status, &mut hasher);
+    version::spec_or_lifecycle(ws).hash(&mut hasher);
+    version::hash_serialized(&ws.status, &mut hasher);
     hasher.finish()
 }
 
@@ -188,7 +193,7 @@ fn applies_using(
 
 fn error_policy(_apply: Arc<WorkspaceTemplateApply>, error: &Error, state: Arc<State>) -> Action {
     state.ctx.metrics.failure(CONTROLLER, error.metric_label());
-    Action::requeue(super::retry_after(error))
+    Action::requeue(retry_after(error))
 }
 
 async fn reconcile(apply: Arc<WorkspaceTemplateApply>, state: Arc<State>) -> Result<Action> {
@@ -268,10 +273,7 @@ fn workspace(state: &State, name: &str) -> Option<Arc<Workspace>> {
 }
 
 /// Workspaces this apply waits for that are not Ready yet, as a message.
-async fn unready_workspaces(
-    state: &State,
-    apply: &WorkspaceTemplateApply,
-) -> Result<Option<String>> {
+fn unready_workspaces(state: &State, apply: &WorkspaceTemplateApply) -> Option<String> {
     let mut waiting = Vec::new();
     for r in apply.spec.wait_for_workspaces.iter().flatten() {
         let ready = match workspace(state, &r.name) {
@@ -284,8 +286,8 @@ async fn unready_workspaces(
             waiting.push(r.name.clone());
         }
     }
-    Ok((!waiting.is_empty())
-        .then(|| format!("waiting for Workspaces to be Ready: {}", waiting.join(", "))))
+    (!waiting.is_empty())
+        .then(|| format!("waiting for Workspaces to be Ready: {}", waiting.join(", ")))
 }
 
 /// The WorkspaceTemplate of an apply: from the cache, or read directly when it lives in a
@@ -341,7 +343,7 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
                 message.clone(),
             )
             .await;
-            let extra = vec![Desired::new(
+            let extra = vec![WantedCondition::new(
                 TEMPLATE_AVAILABLE,
                 false,
                 reason::TEMPLATE_NOT_FOUND,
@@ -371,8 +373,8 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
         return waiting(apply, state, reason::CREATING, message).await;
     }
     let mut desired = render::workspace::object(apply, &ws_name, spec);
-    // With the record of what was rendered, so that a removal shows (`controller::stamp`).
-    super::stamp(&mut desired)?;
+    // With the record of what was rendered, so that a removal shows (`runtime::write::stamp`).
+    write::stamp(&mut desired)?;
     // Compared as the cache keeps it (module fingerprinted).
     let mut comparable = desired.clone();
     state.workspaces.prepare(&mut comparable);
@@ -392,7 +394,7 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
         };
     }
     if existing.is_none()
-        && let Some(message) = unready_workspaces(state, apply).await?
+        && let Some(message) = unready_workspaces(state, apply)
     {
         return waiting(apply, state, reason::WAITING_FOR_WORKSPACES, message).await;
     }
@@ -446,8 +448,13 @@ fn owned_by_control_plane(apply: &WorkspaceTemplateApply) -> bool {
         .any(|o| o.kind == "CAPTControlPlane" && o.controller == Some(true))
 }
 
-fn template_found() -> Vec<Desired> {
-    vec![Desired::new(TEMPLATE_AVAILABLE, true, "TemplateFound", "")]
+fn template_found() -> Vec<WantedCondition> {
+    vec![WantedCondition::new(
+        TEMPLATE_AVAILABLE,
+        true,
+        reason::TEMPLATE_FOUND,
+        "",
+    )]
 }
 
 /// Reports an error the user has to fix (the Workspace, if any, is left as it is).
@@ -464,9 +471,9 @@ async fn blocked(
             .event(apply, EventType::Warning, why, message.clone())
             .await;
     }
-    let mut extra = vec![Desired::new(SYNCED, false, why, message.clone())];
+    let mut extra = vec![WantedCondition::new(SYNCED, false, why, message.clone())];
     if ws.is_none() {
-        extra.push(Desired::new(READY, false, why, message));
+        extra.push(WantedCondition::new(READY, false, why, message));
     }
     write_status(apply, state, ws, extra, None).await
 }
@@ -485,8 +492,8 @@ async fn waiting(
             .await;
     }
     let extra = vec![
-        Desired::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""),
-        Desired::new(READY, false, why, message),
+        WantedCondition::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""),
+        WantedCondition::new(READY, false, why, message),
     ];
     write_status(apply, state, None, extra, None).await
 }
@@ -507,17 +514,17 @@ async fn write_status(
     apply: &WorkspaceTemplateApply,
     state: &State,
     ws: Option<&Workspace>,
-    overrides: Vec<Desired>,
+    overrides: Vec<WantedCondition>,
     applied: Option<String>,
 ) -> Result<Action> {
     let old = apply.status.clone().unwrap_or_default();
-    let mut desired: Vec<Desired> = ws.map(mirror_workspace).unwrap_or_default();
+    let mut desired: Vec<WantedCondition> = ws.map(mirror_workspace).unwrap_or_default();
     for o in overrides {
         desired.retain(|d| d.type_ != o.type_);
         desired.push(o);
     }
     if desired.is_empty() {
-        desired = vec![Desired::new(READY, false, reason::CREATING, "")];
+        desired = vec![WantedCondition::new(READY, false, reason::CREATING, "")];
     }
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let new = WorkspaceTemplateApplyStatus {
@@ -541,8 +548,7 @@ async fn write_status(
         let to_value = |s: &WorkspaceTemplateApplyStatus| {
             serde_json::to_value(s).map_err(|e| Error::Serialization("apply status", e))
         };
-        let body =
-            json!({ "status": crate::diff::merge_patch(&to_value(&old)?, &to_value(&new)?) });
+        let body = json!({ "status": crate::runtime::diff::merge_patch(&to_value(&old)?, &to_value(&new)?) });
         let written = api
             .patch_status(
                 &apply.name_any(),

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use kube::api::ObjectMeta;
 use serde_json::{Value, json};
 
-use super::{cluster_name, controller_owner_ref, namespace};
+use super::{child_labels, controller_owner_ref, namespace, secret_requirement};
 use crate::api::{
-    CAPTControlPlane, DefaultFargateProfile, SecretRequirement, TemplateReference,
-    WorkspaceTemplateApply, WorkspaceTemplateApplySpec, XpSecretReference,
+    CAPTControlPlane, DefaultFargateProfile, TemplateReference, WorkspaceTemplateApply,
+    WorkspaceTemplateApplySpec, XpSecretReference,
 };
 use crate::names;
 use kube::ResourceExt;
@@ -98,20 +98,7 @@ pub fn render(cp: &CAPTControlPlane) -> WorkspaceTemplateApply {
         metadata: ObjectMeta {
             name: Some(apply_name(cp)),
             namespace: Some(ns.clone()),
-            labels: Some(BTreeMap::from([
-                (
-                    names::LABEL_CLUSTER_NAME.to_string(),
-                    names::label_value(&cluster_name(cp)),
-                ),
-                (
-                    names::LABEL_CONTROL_PLANE.to_string(),
-                    names::label_value(&cp_name),
-                ),
-                (
-                    names::LABEL_COMPONENT.to_string(),
-                    names::COMPONENT_EKS.to_string(),
-                ),
-            ])),
+            labels: Some(child_labels(cp, names::COMPONENT_EKS)),
             owner_references: controller_owner_ref(cp).map(|o| vec![o]),
             // Set at creation, saving the apply controller a write to add it.
             finalizers: Some(vec![names::APPLY_FINALIZER.to_string()]),
@@ -134,11 +121,7 @@ pub fn render(cp: &CAPTControlPlane) -> WorkspaceTemplateApply {
             }),
             variables: Some(variables),
             terraform_variables: Some(terraform_variables),
-            wait_for_secrets: Some(vec![SecretRequirement {
-                name: vpc_name,
-                namespace: vpc_ns,
-                keys: Some(VPC_SECRET_KEYS.iter().map(|k| k.to_string()).collect()),
-            }]),
+            wait_for_secrets: Some(vec![secret_requirement(vpc_ns, vpc_name, VPC_SECRET_KEYS)]),
             wait_for_workspaces: None,
             retain_workspace_on_delete: None,
         },

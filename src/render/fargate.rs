@@ -7,9 +7,9 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use serde_json::{Value, json};
 
-use super::{cluster_name, controller_owner_ref, eks, namespace};
+use super::{child_labels, controller_owner_ref, eks, namespace, secret_requirement};
 use crate::api::{
-    CAPTControlPlane, FargateProfile, SecretRequirement, TemplateReference, WorkspaceReference,
+    CAPTControlPlane, FargateProfile, TemplateReference, WorkspaceReference,
     WorkspaceTemplateApply, WorkspaceTemplateApplySpec, XpSecretReference,
 };
 use crate::names;
@@ -120,29 +120,17 @@ pub fn render_as(
     if let Some(subnets) = subnet_ids(profile) {
         terraform_variables.insert("subnet_ids".into(), json!(subnets));
     }
+    let mut labels = child_labels(cp, names::COMPONENT_FARGATE_PROFILE);
+    labels.insert(
+        names::LABEL_PROFILE.to_string(),
+        names::label_value(&profile.name),
+    );
 
     WorkspaceTemplateApply {
         metadata: ObjectMeta {
             name: Some(name.clone()),
             namespace: Some(ns.clone()),
-            labels: Some(BTreeMap::from([
-                (
-                    names::LABEL_CLUSTER_NAME.to_string(),
-                    names::label_value(&cluster_name(cp)),
-                ),
-                (
-                    names::LABEL_CONTROL_PLANE.to_string(),
-                    names::label_value(&cp_name),
-                ),
-                (
-                    names::LABEL_COMPONENT.to_string(),
-                    names::COMPONENT_FARGATE_PROFILE.to_string(),
-                ),
-                (
-                    names::LABEL_PROFILE.to_string(),
-                    names::label_value(&profile.name),
-                ),
-            ])),
+            labels: Some(labels),
             annotations: Some(BTreeMap::from([
                 (
                     names::ANNOTATION_PROFILE_NAME.to_string(),
@@ -167,16 +155,8 @@ pub fn render_as(
             variables: Some(variables),
             terraform_variables: Some(terraform_variables),
             wait_for_secrets: Some(vec![
-                SecretRequirement {
-                    name: eks_secret,
-                    namespace: ns.clone(),
-                    keys: Some(EKS_SECRET_KEYS.iter().map(|k| k.to_string()).collect()),
-                },
-                SecretRequirement {
-                    name: vpc_name,
-                    namespace: vpc_ns,
-                    keys: Some(eks::VPC_SECRET_KEYS.iter().map(|k| k.to_string()).collect()),
-                },
+                secret_requirement(ns.clone(), eks_secret, EKS_SECRET_KEYS),
+                secret_requirement(vpc_ns, vpc_name, eks::VPC_SECRET_KEYS),
             ]),
             wait_for_workspaces: Some(vec![WorkspaceReference {
                 name: eks_workspace.to_string(),

@@ -10,14 +10,19 @@ pub enum ManifestError {
     /// The file could not be read.
     #[error("cannot read {0}: {1}")]
     Read(String, #[source] std::io::Error),
-    /// The file is not a CAPTControlPlane.
+    /// The file (named first) is not a CAPTControlPlane.
     #[error("{0} is not a valid CAPTControlPlane manifest: {1}")]
-    Parse(String, String),
+    Parse(String, #[source] Box<serde_saphyr::DeserializeError>),
+    /// A rendered apply could not be written as YAML (a bug: the types always serialise).
+    #[error("could not write the rendered applies as YAML: {0}")]
+    Emit(#[source] Box<serde_saphyr::SerializeError>),
 }
 
-/// Renders every apply for the control plane in `yaml` as a multi-document YAML stream.
-pub fn render_str(yaml: &str, default_namespace: &str) -> Result<String, String> {
-    let mut cp: CAPTControlPlane = serde_saphyr::from_str(yaml).map_err(|e| e.to_string())?;
+/// Renders every apply for the control plane in `yaml` as a multi-document YAML stream; a
+/// parse error names the input `input` (see [`render_file`] for a file's name).
+pub fn render_str(yaml: &str, default_namespace: &str) -> Result<String, ManifestError> {
+    let mut cp: CAPTControlPlane = serde_saphyr::from_str(yaml)
+        .map_err(|e| ManifestError::Parse("input".into(), Box::new(e)))?;
     if cp.metadata.namespace.is_none() {
         cp.metadata.namespace = Some(default_namespace.to_string());
     }
@@ -31,7 +36,7 @@ pub fn render_str(yaml: &str, default_namespace: &str) -> Result<String, String>
     }
     let mut out = String::new();
     for apply in applies {
-        let yaml = serde_saphyr::to_string(&apply).map_err(|e| e.to_string())?;
+        let yaml = serde_saphyr::to_string(&apply).map_err(|e| ManifestError::Emit(Box::new(e)))?;
         out.push_str("---\n");
         out.push_str(&yaml);
     }
@@ -47,7 +52,10 @@ pub fn render_file(path: &Path, default_namespace: &str) -> Result<String, Manif
     } else {
         std::fs::read_to_string(path).map_err(|e| ManifestError::Read(name.clone(), e))?
     };
-    render_str(&text, default_namespace).map_err(|e| ManifestError::Parse(name, e))
+    render_str(&text, default_namespace).map_err(|e| match e {
+        ManifestError::Parse(_, e) => ManifestError::Parse(name, e),
+        other => other,
+    })
 }
 
 #[cfg(test)]
@@ -82,6 +90,17 @@ spec:
 
     #[test]
     fn a_manifest_of_another_kind_is_rejected() {
-        assert!(super::render_str("kind: Pod\nmetadata: {name: x}\nspec: {}\n", "d").is_err());
+        let error = super::render_str("kind: Pod\nmetadata: {name: x}\nspec: {}\n", "d")
+            .expect_err("a Pod is not a control plane");
+        assert!(
+            matches!(error, super::ManifestError::Parse(..)),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("input is not a valid CAPTControlPlane manifest: "),
+            "{error}"
+        );
     }
 }

@@ -6,9 +6,12 @@ pub mod fargate;
 pub mod manifest;
 pub mod workspace;
 
+use std::collections::BTreeMap;
+
 use kube::{Resource, ResourceExt};
 
-use crate::api::CAPTControlPlane;
+use crate::api::{CAPTControlPlane, SecretRequirement};
+use crate::names;
 
 /// The Cluster API cluster a control plane belongs to: its `cluster.x-k8s.io/cluster-name`
 /// label, else its owning Cluster, else its own name (CAPT names both alike).
@@ -36,6 +39,31 @@ pub fn controller_owner_ref(
     let mut owner = cp.controller_owner_ref(&())?;
     owner.block_owner_deletion = Some(true);
     Some(owner)
+}
+
+/// The labels every apply of `cp` carries: its Cluster API cluster, its control plane and
+/// `component` (`names::COMPONENT_*`), each as a valid label value.
+pub fn child_labels(cp: &CAPTControlPlane, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            names::LABEL_CLUSTER_NAME.to_string(),
+            names::label_value(&cluster_name(cp)),
+        ),
+        (
+            names::LABEL_CONTROL_PLANE.to_string(),
+            names::label_value(&cp.name_any()),
+        ),
+        (names::LABEL_COMPONENT.to_string(), component.to_string()),
+    ])
+}
+
+/// The Secret `namespace`/`name`, which must hold `keys`, as an apply waits for it.
+pub fn secret_requirement(namespace: String, name: String, keys: &[&str]) -> SecretRequirement {
+    SecretRequirement {
+        name,
+        namespace,
+        keys: Some(keys.iter().map(|k| k.to_string()).collect()),
+    }
 }
 
 #[cfg(test)]

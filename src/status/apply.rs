@@ -9,34 +9,15 @@ use kube::ResourceExt;
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::conditions::Desired;
+use super::conditions::WantedCondition;
 use super::failure::{self, Verdict};
+use super::reason;
 use crate::api::conditions::{READY, SYNCED, XpCondition, find};
 use crate::api::{Workspace, WorkspaceTemplateApply};
 
-/// Reasons set by the apply controller itself.
-pub mod reason {
-    /// Required secrets or keys are missing.
-    pub const WAITING_FOR_SECRETS: &str = "WaitingForSecrets";
-    /// Required workspaces are not ready.
-    pub const WAITING_FOR_WORKSPACES: &str = "WaitingForWorkspaces";
-    /// The Workspace was written and the provider has not reported on it yet.
-    pub const CREATING: &str = "Creating";
-    /// The WorkspaceTemplate does not exist.
-    pub const TEMPLATE_NOT_FOUND: &str = "TemplateNotFound";
-    /// The WorkspaceTemplate cannot be rendered.
-    pub const INVALID_TEMPLATE: &str = "InvalidTemplate";
-    /// A Workspace of that name belongs to something else.
-    pub const WORKSPACE_CONFLICT: &str = "WorkspaceNameConflict";
-    /// Nothing went wrong.
-    pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
-    /// The Workspace is being deleted.
-    pub const DELETING: &str = "Deleting";
-}
-
 /// The conditions an apply shows while its Workspace exists: the Workspace's own, except that
 /// conditions computed for an older generation of the Workspace spec do not count as Ready.
-pub fn mirror_workspace(workspace: &Workspace) -> Vec<Desired> {
+pub fn mirror_workspace(workspace: &Workspace) -> Vec<WantedCondition> {
     let conditions = workspace
         .status
         .as_ref()
@@ -48,22 +29,22 @@ pub fn mirror_workspace(workspace: &Workspace) -> Vec<Desired> {
         _ => true,
     };
     let synced = match find(conditions, SYNCED) {
-        Some(c) => Desired::new(
+        Some(c) => WantedCondition::new(
             SYNCED,
             c.is_true(),
             &c.reason,
             c.message.clone().unwrap_or_default(),
         ),
-        None => Desired::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""),
+        None => WantedCondition::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""),
     };
     let ready = match find(conditions, READY).filter(current) {
-        Some(c) => Desired::new(
+        Some(c) => WantedCondition::new(
             READY,
             c.is_true(),
             &c.reason,
             c.message.clone().unwrap_or_default(),
         ),
-        None => Desired::new(
+        None => WantedCondition::new(
             READY,
             false,
             reason::CREATING,

@@ -7,7 +7,7 @@ use crate::api::conditions::XpCondition;
 
 /// A condition as computed, before timestamps are merged in.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Desired {
+pub struct WantedCondition {
     /// Condition type.
     pub type_: &'static str,
     /// True or False.
@@ -18,7 +18,7 @@ pub struct Desired {
     pub message: String,
 }
 
-impl Desired {
+impl WantedCondition {
     /// A condition of `type_` with the given status, reason and message.
     pub fn new(
         type_: &'static str,
@@ -26,7 +26,7 @@ impl Desired {
         reason: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Desired {
+        WantedCondition {
             type_,
             status,
             reason: reason.into(),
@@ -49,7 +49,7 @@ pub trait ConditionLike: Clone {
     fn last_transition_time(&self) -> &Time;
     /// Builds one from its parts.
     fn build(
-        desired: &Desired,
+        desired: &WantedCondition,
         status: String,
         last_transition_time: Time,
         generation: Option<i64>,
@@ -67,7 +67,7 @@ impl ConditionLike for Condition {
         &self.last_transition_time
     }
     fn build(
-        d: &Desired,
+        d: &WantedCondition,
         status: String,
         last_transition_time: Time,
         generation: Option<i64>,
@@ -94,7 +94,7 @@ impl ConditionLike for XpCondition {
         &self.last_transition_time
     }
     fn build(
-        d: &Desired,
+        d: &WantedCondition,
         status: String,
         last_transition_time: Time,
         generation: Option<i64>,
@@ -115,7 +115,7 @@ impl ConditionLike for XpCondition {
 /// keeping conditions of other types (owned by someone else) as they are; sorted by type.
 pub fn merge<C: ConditionLike>(
     old: &[C],
-    desired: &[Desired],
+    desired: &[WantedCondition],
     generation: Option<i64>,
     now: &Time,
 ) -> Vec<C> {
@@ -149,13 +149,13 @@ mod tests {
     fn transition_time_moves_only_when_status_flips() {
         let first: Vec<Condition> = merge(
             &[],
-            &[Desired::new("A", false, "Creating", "m1")],
+            &[WantedCondition::new("A", false, "Creating", "m1")],
             Some(1),
             &at(10),
         );
         let same = merge(
             &first,
-            &[Desired::new("A", false, "Waiting", "m2")],
+            &[WantedCondition::new("A", false, "Waiting", "m2")],
             Some(2),
             &at(20),
         );
@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(same[0].observed_generation, Some(2));
         let flipped = merge(
             &same,
-            &[Desired::new("A", true, "Ready", "ok")],
+            &[WantedCondition::new("A", true, "Ready", "ok")],
             Some(2),
             &at(30),
         );
@@ -178,8 +178,8 @@ mod tests {
     #[test]
     fn recomputing_the_same_state_is_a_fixed_point() {
         let desired = [
-            Desired::new("B", true, "R", "m"),
-            Desired::new("A", false, "R", "m"),
+            WantedCondition::new("B", true, "R", "m"),
+            WantedCondition::new("A", false, "R", "m"),
         ];
         let once: Vec<Condition> = merge(&[], &desired, Some(1), &at(1));
         assert_eq!(merge(&once, &desired, Some(1), &at(99)), once);
@@ -194,11 +194,15 @@ mod tests {
 
     #[test]
     fn conditions_of_other_types_are_kept() {
-        let other: Vec<Condition> =
-            merge(&[], &[Desired::new("Other", true, "X", "x")], None, &at(1));
+        let other: Vec<Condition> = merge(
+            &[],
+            &[WantedCondition::new("Other", true, "X", "x")],
+            None,
+            &at(1),
+        );
         let out = merge(
             &other,
-            &[Desired::new("Mine", true, "Y", "y")],
+            &[WantedCondition::new("Mine", true, "Y", "y")],
             None,
             &at(2),
         );

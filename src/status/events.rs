@@ -5,7 +5,8 @@
 //! becoming ready on its own is already in the status; announcing each would double the requests
 //! of a large rollout (measured by `tests/bench`) without telling anyone more.
 
-use super::profiles::{reason, same_profiles};
+use super::profiles::same_profiles;
+use super::reason;
 use crate::api::{FargateProfilePhase, FargateProfileStatus};
 
 /// Reason of the event published when every Fargate profile of a control plane is ready.

@@ -28,7 +28,7 @@ use k8s_openapi::jiff::Timestamp;
 pub const TRANSIENT_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 /// Reason shown while a transient error is retried.
-pub const TRANSIENT_ERROR: &str = "TransientError";
+pub use super::reason::TRANSIENT_ERROR;
 
 /// The class of an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

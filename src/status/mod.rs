@@ -7,4 +7,5 @@ pub mod events;
 pub mod failure;
 pub mod pacing;
 pub mod profiles;
+pub mod reason;
 pub mod write_failure;

@@ -60,16 +60,10 @@ pub fn first_status_wait(
 /// Whether a status has profiles on their way (waiting, being created or deleted); failed and
 /// ready ones are not.
 pub fn rolling_out(status: &CAPTControlPlaneStatus) -> bool {
-    status.fargate_profiles.iter().any(|p| {
-        matches!(
-            p.phase,
-            Some(
-                FargateProfilePhase::Pending
-                    | FargateProfilePhase::Creating
-                    | FargateProfilePhase::Deleting
-            )
-        )
-    })
+    status
+        .fargate_profiles
+        .iter()
+        .any(|p| p.phase.is_some_and(FargateProfilePhase::in_progress))
 }
 
 /// Whether going from `old` to `new` only moves profiles forward.

@@ -4,18 +4,9 @@
 //! the operator's log. Errors that heal by themselves (a stale read, a timeout, an overloaded
 //! API server) are not reported here: the reconcile fails and is retried.
 
+use super::reason;
 use crate::api::{FargateProfilePhase, FargateProfileStatus};
 use crate::error::Error;
-
-/// Reasons on a profile whose apply cannot be written.
-pub mod reason {
-    /// An object of the apply's name exists and is not this control plane's.
-    pub const APPLY_NAME_CONFLICT: &str = "ApplyNameConflict";
-    /// The API server forbids the write (RBAC, or an admission policy).
-    pub const FORBIDDEN: &str = "Forbidden";
-    /// The API server rejects the object as invalid.
-    pub const INVALID: &str = "Invalid";
-}
 
 /// The status entry of profile `profile` when writing its apply `apply` failed with `error`,
 /// or None when the error is transient and the write is simply retried. The entry is `Failed`:

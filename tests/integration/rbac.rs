@@ -23,7 +23,7 @@ use tokio::sync::OnceCell;
 use capt_fargate::api::{CAPTControlPlane, Workspace};
 use capt_fargate::leader::{self, Election};
 use capt_fargate::names;
-use capt_fargate::rbac::{LEADER_ELECTION_RULES, RULES, Rule, triples};
+use capt_fargate::rbac::{FORBIDDEN, LEADER_ELECTION_RULES, RULES, Rule, triples};
 
 use crate::support::simulated_provider::SimulatedProvider;
 use crate::support::{self, Operator, TestNamespace, eventually};
@@ -427,40 +427,7 @@ async fn chart_rbac_is_exactly_what_the_operator_needs() {
         "the chart's ServiceAccount (leases)",
     )
     .await;
-    for (group, resource, verb) in [
-        ("", "secrets", "create"),
-        ("", "secrets", "delete"),
-        ("", "secrets", "patch"),
-        ("", "configmaps", "get"),
-        (
-            "controlplane.cluster.x-k8s.io",
-            "captcontrolplanes",
-            "update",
-        ),
-        (
-            "controlplane.cluster.x-k8s.io",
-            "captcontrolplanes",
-            "delete",
-        ),
-        (
-            "controlplane.cluster.x-k8s.io",
-            "captcontrolplanes",
-            "create",
-        ),
-        (
-            "infrastructure.cluster.x-k8s.io",
-            "workspacetemplates",
-            "delete",
-        ),
-        (
-            "infrastructure.cluster.x-k8s.io",
-            "workspacetemplateapplies",
-            "update",
-        ),
-        ("tf.upbound.io", "workspaces", "update"),
-        ("coordination.k8s.io", "leases", "delete"),
-        ("rbac.authorization.k8s.io", "roles", "create"),
-    ] {
+    for &(group, resource, verb) in FORBIDDEN {
         assert!(
             !may(&sa_client, Some(&ns.name), group, resource, verb).await,
             "the chart grants {verb} {group}/{resource}, which the code never does"

@@ -176,7 +176,11 @@ impl Operator {
             let mut rx = rx;
             let _ = rx.wait_for(|s| *s).await;
         });
-        let [for_control_planes, for_applies] = controller::shared::start(&ctx, shutdown.clone());
+        let [for_control_planes, for_applies] = capt_fargate::runtime::shared::start(
+            ctx.scoped_api(),
+            ctx.scoped_api(),
+            shutdown.clone(),
+        );
         let tasks = vec![
             tokio::spawn(controller::control_plane::run(
                 ctx.clone(),

@@ -4,6 +4,11 @@
 //! kind, with each event handed to both controllers, halves what the API server sends for
 //! these kinds and what this process decodes and keeps, and lets each controller see the
 //! other's writes in the same cache.
+//!
+//! Replaces kube-runtime's shared streams (`reflect_shared` into a `store_shared`, consumed
+//! with `Controller::for_shared_stream`): they do not dispatch deletions (kube-rs#1590), and a
+//! controller must see a child's deletion to recreate it or finish a cleanup.
+//! Here every watch event, deletions and relists included, reaches both consumers.
 
 use std::future::Future;
 
@@ -12,13 +17,13 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::ResourceExt;
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
 use tracing::warn;
 
+use super::backoff::WatchBackoff;
 use super::cache::{self, Cache};
 use super::index;
-use super::{Context, WatchBackoff};
 use crate::api::WorkspaceTemplateApply;
 
 /// Watch events as a controller consumes them; errors are logged where the watch is polled.
@@ -36,20 +41,24 @@ pub struct Watched {
     pub secret_events: Events<Secret>,
 }
 
-/// The shares of both controllers: `[control plane, apply]`. The watches run until `shutdown`.
-pub fn start<F>(ctx: &Context, shutdown: F) -> [Watched; 2]
+/// The shares of both controllers: `[control plane, apply]`, watching `apply_api` and
+/// `secret_api` (the operator's scope). The watches run until `shutdown`.
+pub fn start<F>(
+    apply_api: Api<WorkspaceTemplateApply>,
+    secret_api: Api<Secret>,
+    shutdown: F,
+) -> [Watched; 2]
 where
     F: Future<Output = ()> + Clone + Send + 'static,
 {
     let config = || watcher::Config::default().any_semantic();
     let (applies, apply_source) = cache::watch(
-        watcher(ctx.scoped_api::<WorkspaceTemplateApply>(), config())
-            .backoff(WatchBackoff::for_controller()),
+        watcher(apply_api, config()).backoff(WatchBackoff::for_controller()),
         cache::keep_all,
         Some(apply_index_keys),
     );
     let (secrets, secret_source) = cache::watch(
-        watcher(ctx.scoped_api::<Secret>(), config()).backoff(WatchBackoff::for_controller()),
+        watcher(secret_api, config()).backoff(WatchBackoff::for_controller()),
         key_names_only,
         None,
     );

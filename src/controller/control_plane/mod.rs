@@ -1,0 +1,153 @@
+//! CAPTControlPlane controller: keeps the EKS cluster apply (with the default Fargate profiles)
+//! and one apply per additional Fargate profile, sequenced as `status::profiles` decides, and
+//! reports every profile in the control plane's status.
+
+mod reconcile;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+
+use super::Context;
+use crate::api::{CAPTControlPlane, WorkspaceTemplateApply};
+use crate::error::Error;
+use crate::names;
+use crate::render::{self, eks};
+use crate::runtime::backoff::{WatchBackoff, retry_after};
+use crate::runtime::cache::{self, Cache};
+use crate::runtime::echo::OwnWrites;
+use crate::runtime::shared::Watched;
+use crate::runtime::status_writes::StatusWrites;
+use crate::runtime::{index, version};
+use reconcile::reconcile;
+
+const CONTROLLER: &str = "controlplane";
+
+/// Safety-net resync; all progress is driven by watches.
+const RESYNC: Duration = Duration::from_secs(600);
+
+/// How soon a profile apply that could not be written (name taken, forbidden, invalid) is
+/// tried again.
+const WRITE_FAILURE_RETRY: Duration = Duration::from_secs(30);
+
+/// The control-plane controller's view of the cluster: watch caches, each fed by the same
+/// stream that triggers reconciles (see `cache`).
+pub struct State {
+    ctx: Arc<Context>,
+    control_planes: Cache<CAPTControlPlane>,
+    applies: Cache<WorkspaceTemplateApply>,
+    secrets: Cache<Secret>,
+    /// When this process last wrote each control plane's status (by uid), for `pacing`.
+    status_writes: StatusWrites,
+    /// This controller's writes to applies and its finalizer writes to control planes, whose
+    /// echoes do not wake it.
+    apply_writes: Arc<OwnWrites<WorkspaceTemplateApply>>,
+    finalizer_writes: Arc<OwnWrites<CAPTControlPlane>>,
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    watched: Watched,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let Watched {
+        applies,
+        apply_events,
+        secrets,
+        secret_events,
+    } = watched;
+    let (control_planes, cp_events) = cache::watch(
+        watcher(
+            ctx.scoped_api::<CAPTControlPlane>(),
+            watcher::Config::default().any_semantic(),
+        ),
+        cache::keep_all,
+        Some(secrets_read),
+    );
+    let lookup = control_planes.clone();
+    let (apply_writes, finalizer_writes) = (Arc::default(), Arc::default());
+    let state = Arc::new(State {
+        ctx,
+        control_planes: control_planes.clone(),
+        applies,
+        secrets,
+        status_writes: StatusWrites::default(),
+        apply_writes: Arc::clone(&apply_writes),
+        finalizer_writes: Arc::clone(&finalizer_writes),
+    });
+    // Status writes (this controller's own) do not trigger: the children's changes do. Nor
+    // does the echo of the finalizer it adds (after the predicate, which must see that version).
+    let followed = Arc::clone(&finalizer_writes);
+    let own = cp_events
+        .inspect_ok(move |event| followed.follow(event))
+        .applied_objects()
+        .predicate_filter(version::spec_or_lifecycle, Default::default())
+        .try_filter(move |cp| futures::future::ready(!finalizer_writes.is_echo(cp)));
+    Controller::for_stream(own, control_planes.store())
+        .owns_stream(
+            apply_events
+                .inspect_ok({
+                    let followed = Arc::clone(&apply_writes);
+                    move |event| followed.follow(event)
+                })
+                .touched_objects()
+                .try_filter(move |apply| futures::future::ready(!apply_writes.is_echo(apply))),
+        )
+        .watches_stream(secret_events.touched_objects(), move |s| {
+            control_planes_reading(&lookup, &s)
+        })
+        .with_config(state.ctx.controller_config(super::DEBOUNCE))
+        .trigger_backoff(WatchBackoff::for_controller())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, state)
+        .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
+        .await;
+}
+
+/// Control planes that read a Secret: its EKS or VPC connection secret.
+fn control_planes_reading(
+    control_planes: &Cache<CAPTControlPlane>,
+    secret: &Secret,
+) -> Vec<ObjectRef<CAPTControlPlane>> {
+    control_planes.indexed_refs(&index::secret_of(secret))
+}
+
+/// What control planes are looked up by: the connection secrets they read.
+fn secrets_read(cp: &CAPTControlPlane) -> Vec<String> {
+    let (vpc_ns, vpc_name) = eks::vpc_secret(cp);
+    vec![
+        index::secret(
+            &render::namespace(cp),
+            &names::eks_connection_secret(&cp.name_any()),
+        ),
+        index::secret(&vpc_ns, &vpc_name),
+    ]
+}
+
+fn error_policy(_cp: Arc<CAPTControlPlane>, error: &Error, state: Arc<State>) -> Action {
+    state.ctx.metrics.failure(CONTROLLER, error.metric_label());
+    Action::requeue(retry_after(error))
+}
+
+/// Forgets everything kept about a control plane that is gone: its metrics, events, status
+/// write time and finalizer write. Every deletion path calls it.
+fn forget(cp: &CAPTControlPlane, state: &State) {
+    let ctx = &state.ctx;
+    ctx.metrics.forget_profiles(&metrics_key(cp));
+    ctx.forget_events(cp.uid().as_deref());
+    state.status_writes.forget(&cp.uid().unwrap_or_default());
+    state.finalizer_writes.forget(cp);
+}
+
+/// The key of a control plane's profile phases in the metrics.
+fn metrics_key(cp: &CAPTControlPlane) -> String {
+    format!("{}/{}", render::namespace(cp), cp.name_any())
+}

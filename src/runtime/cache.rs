@@ -1,0 +1,341 @@
+//! Watch caches that the controllers read instead of the API server.
+//!
+//! Two properties make them safe to reconcile from:
+//! - a watch feeds its cache and *then* triggers reconciles (one stream does both), so a
+//!   reconcile never reads an object older than the event that woke it;
+//! - objects this process wrote are remembered until the watch delivers that very version
+//!   (read-your-writes), so a reconcile that runs before the echo of its predecessor's write
+//!   neither repeats the write nor misses a child it just created.
+//!
+//! Builds on kube-runtime's `reflector` store, which only ever shows what the watch delivered,
+//! and lays this process's own writes over it. Neither kube-runtime nor controller-runtime
+//! offers that (controller-runtime declined a write-back cache, kubernetes-sigs/
+//! controller-runtime#1622): without it a reconcile that runs before the echo of its own write
+//! creates the child a second time (AlreadyExists) or writes it again. Do not replace it with a
+//! plain `Store`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::lock;
+
+use futures::{Stream, TryStreamExt};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+
+use super::index::{Index, Keys};
+use super::version::{compared_version, hash_serialized};
+
+/// How many delivered resourceVersions are remembered per object: enough to recognise a
+/// write whose echo arrived before the writer recorded it.
+const SEEN_VERSIONS: usize = 4;
+
+/// A watch cache of `K` with this process's own writes laid over it.
+pub struct Cache<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<K>,
+    written: Arc<Mutex<Written<K>>>,
+    trim: fn(&mut K),
+    /// Set once the first list is complete.
+    ready: Arc<AtomicBool>,
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Clone for Cache<K> {
+    fn clone(&self) -> Self {
+        Cache {
+            store: self.store.clone(),
+            written: self.written.clone(),
+            trim: self.trim,
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+struct Written<K: Resource<DynamicType = ()> + 'static> {
+    /// Objects written by this process whose version the watch has not delivered yet.
+    pending: HashMap<ObjectRef<K>, Arc<K>>,
+    /// The last resourceVersions the watch delivered, per object.
+    seen: HashMap<ObjectRef<K>, VecDeque<String>>,
+    /// Per object, the version (`compared_version`) found to hold every field of a desired
+    /// object, and that desired object's digest: a reconcile that renders the same again skips
+    /// the comparison.
+    verified: HashMap<ObjectRef<K>, (u64, u64)>,
+    /// Objects by key (see `Cache::indexed`), for caches that have one.
+    index: Option<Index<K, ObjectRef<K>>>,
+    /// The objects a relist in progress returned so far: at its end, the others are gone.
+    relisted: Option<HashSet<ObjectRef<K>>>,
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Default for Written<K> {
+    fn default() -> Self {
+        Written {
+            pending: HashMap::new(),
+            seen: HashMap::new(),
+            verified: HashMap::new(),
+            index: None,
+            relisted: None,
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
+    fn observe(&mut self, event: &watcher::Event<K>) {
+        match event {
+            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
+                let key = ObjectRef::from_obj(obj);
+                if matches!(event, watcher::Event::InitApply(_)) {
+                    if let Some(index) = &mut self.index {
+                        index.relisted(key.clone(), obj);
+                    }
+                    self.relisted.get_or_insert_default().insert(key.clone());
+                } else if let Some(index) = &mut self.index {
+                    index.update(key.clone(), obj);
+                }
+                let version = obj.resource_version().unwrap_or_default();
+                if self
+                    .pending
+                    .get(&key)
+                    .is_some_and(|p| p.resource_version().as_deref() == Some(version.as_str()))
+                {
+                    self.pending.remove(&key);
+                }
+                let seen = self.seen.entry(key).or_default();
+                if seen.len() == SEEN_VERSIONS {
+                    seen.pop_front();
+                }
+                seen.push_back(version);
+            }
+            watcher::Event::Delete(obj) => self.forget(&ObjectRef::from_obj(obj)),
+            // After a relist the store holds the current state; a version written before it
+            // may never be delivered on its own, so nothing written earlier is kept, and
+            // objects the relist did not return were deleted meanwhile.
+            watcher::Event::InitDone => {
+                self.pending.clear();
+                self.verified.clear();
+                if let Some(listed) = self.relisted.take() {
+                    self.seen.retain(|key, _| listed.contains(key));
+                }
+                if let Some(index) = &mut self.index {
+                    index.relist_done();
+                }
+            }
+            watcher::Event::Init => {
+                self.relisted = Some(HashSet::new());
+                if let Some(index) = &mut self.index {
+                    index.relist();
+                }
+            }
+        }
+    }
+
+    /// Forgets everything about a deleted object.
+    fn forget(&mut self, key: &ObjectRef<K>) {
+        self.pending.remove(key);
+        self.seen.remove(key);
+        self.verified.remove(key);
+        if let Some(index) = &mut self.index {
+            index.remove(key);
+        }
+    }
+
+    fn remember(&mut self, obj: K) {
+        let key = ObjectRef::from_obj(&obj);
+        let version = obj.resource_version().unwrap_or_default();
+        if self
+            .seen
+            .get(&key)
+            .is_some_and(|seen| seen.contains(&version))
+        {
+            return;
+        }
+        if let Some(index) = &mut self.index {
+            index.update(key.clone(), &obj);
+        }
+        self.pending.insert(key, Arc::new(obj));
+    }
+}
+
+impl<K> Cache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    fn written(&self) -> MutexGuard<'_, Written<K>> {
+        lock(&self.written)
+    }
+
+    /// The newest version of an object known to this process.
+    pub fn get(&self, key: &ObjectRef<K>) -> Option<Arc<K>> {
+        if let Some(obj) = self.written().pending.get(key) {
+            return Some(obj.clone());
+        }
+        self.store.get(key)
+    }
+
+    /// The newest version of the object `name` in `namespace` (None for cluster-scoped).
+    pub fn get_named(&self, namespace: Option<&str>, name: &str) -> Option<Arc<K>> {
+        let key = ObjectRef::new(name);
+        self.get(&match namespace {
+            Some(ns) => key.within(ns),
+            None => key,
+        })
+    }
+
+    /// The newest version of `obj` (the cache may hold a write newer than `obj`).
+    pub fn latest(&self, obj: Arc<K>) -> Arc<K> {
+        self.get(&ObjectRef::from_obj(obj.as_ref())).unwrap_or(obj)
+    }
+
+    /// Every object matching `keep`, with this process's writes laid over the store.
+    pub fn filter(&self, keep: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
+        let written = self.written();
+        let pending = &written.pending;
+        // `keep` first: it is cheap, and most objects fail it; the key is only built when
+        // there are writes to lay over.
+        let mut out: Vec<Arc<K>> = self
+            .store
+            .state()
+            .into_iter()
+            .filter(|o| keep(o))
+            .filter(|o| {
+                pending.is_empty() || !pending.contains_key(&ObjectRef::from_obj(o.as_ref()))
+            })
+            .collect();
+        out.extend(pending.values().filter(|o| keep(o)).cloned());
+        out
+    }
+
+    /// The objects found under `key` in the cache's index (empty for a cache without one),
+    /// with this process's writes laid over the store.
+    pub fn indexed(&self, key: &str) -> Vec<Arc<K>> {
+        let written = self.written();
+        let Some(index) = &written.index else {
+            return Vec::new();
+        };
+        index
+            .get(key)
+            .filter_map(|at| {
+                written
+                    .pending
+                    .get(at)
+                    .cloned()
+                    .or_else(|| self.store.get(at))
+            })
+            .collect()
+    }
+
+    /// References to the objects found under `key` in the cache's index, for watch mappers
+    /// (which only name the objects to reconcile).
+    pub fn indexed_refs(&self, key: &str) -> Vec<ObjectRef<K>> {
+        let written = self.written();
+        written
+            .index
+            .as_ref()
+            .map(|index| index.get(key).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `existing` needs no write to become `desired` (`write::contains`),
+    /// remembered per object version (`compared_version`): most reconciles render what they
+    /// rendered before, for children whose spec and metadata have not changed since.
+    pub fn holds(&self, existing: &K, desired: &K) -> bool
+    where
+        K: serde::Serialize,
+    {
+        use std::hash::{DefaultHasher, Hasher};
+        let mut hasher = DefaultHasher::new();
+        if !hash_serialized(desired, &mut hasher) {
+            return false;
+        }
+        let verdict = (compared_version(existing), hasher.finish());
+        let key = ObjectRef::from_obj(existing);
+        if self.written().verified.get(&key) == Some(&verdict) {
+            return true;
+        }
+        let holds = super::write::contains(existing, desired);
+        if holds {
+            self.written().verified.insert(key, verdict);
+        }
+        holds
+    }
+
+    /// Records an object as written by this process (the API server's answer to the write),
+    /// trimmed like the watched ones.
+    pub fn remember(&self, mut obj: K) {
+        self.prepare(&mut obj);
+        self.written().remember(obj);
+    }
+
+    /// Trims an object the way this cache stores it, e.g. a desired object before it is
+    /// compared with a cached one.
+    pub fn prepare(&self, obj: &mut K) {
+        prepare(obj, self.trim);
+    }
+
+    /// Whether the first list is complete. Before that an absent object may well exist, so
+    /// nothing may be created or cleaned up on the cache's word.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// The underlying store (for the controller, which reads its scheduled objects from it).
+    pub fn store(&self) -> Store<K> {
+        self.store.clone()
+    }
+}
+
+/// Feeds a watch (kube's `watcher`) into a new cache. Objects lose their
+/// managed fields and pass through `trim` before they are stored; the returned events come
+/// after the cache holds them.
+pub fn watch<K, S>(
+    source: S,
+    trim: fn(&mut K),
+    index: Option<Keys<K>>,
+) -> (
+    Cache<K>,
+    impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    let (store, writer) = reflector::store();
+    let written = Arc::new(Mutex::new(Written {
+        index: index.map(Index::new),
+        ..Written::default()
+    }));
+    let ready = Arc::new(AtomicBool::new(false));
+    let (observed, listed) = (written.clone(), ready.clone());
+    let events = source
+        .modify(move |obj: &mut K| prepare(obj, trim))
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            lock(&observed).observe(event);
+            if matches!(event, watcher::Event::InitDone) {
+                listed.store(true, Ordering::Release);
+            }
+        });
+    (
+        Cache {
+            store,
+            written,
+            trim,
+            ready,
+        },
+        events,
+    )
+}
+
+/// Drops managed fields (never read here, often the larger part of an object) and trims.
+fn prepare<K: Resource>(obj: &mut K, trim: fn(&mut K)) {
+    obj.meta_mut().managed_fields = None;
+    trim(obj);
+}
+
+/// Leaves an object as it is.
+pub fn keep_all<K>(_: &mut K) {}
+
+#[cfg(test)]
+#[path = "cache_tests.rs"]
+pub(crate) mod tests;

@@ -1,0 +1,220 @@
+use super::*;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::ObjectMeta;
+
+/// A ConfigMap `name` in namespace `ns` at resourceVersion `version`.
+pub(crate) fn cm(name: &str, version: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("ns".into()),
+            resource_version: Some(version.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn pending(w: &Written<ConfigMap>) -> Vec<String> {
+    let mut v: Vec<String> = w
+        .pending
+        .values()
+        .map(|o| format!("{}@{}", o.name_any(), o.resource_version().unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_write_is_kept_until_the_watch_delivers_its_version() {
+    let mut w = Written::default();
+    w.observe(&watcher::Event::Apply(cm("a", "1")));
+    w.remember(cm("a", "2"));
+    assert_eq!(pending(&w), ["a@2"]);
+    // An older version arriving late does not clear it.
+    w.observe(&watcher::Event::Apply(cm("a", "1")));
+    assert_eq!(pending(&w), ["a@2"]);
+    w.observe(&watcher::Event::Apply(cm("a", "2")));
+    assert!(pending(&w).is_empty());
+}
+
+#[test]
+fn a_write_whose_echo_came_first_is_not_remembered() {
+    let mut w = Written::default();
+    w.observe(&watcher::Event::Apply(cm("a", "5")));
+    w.observe(&watcher::Event::Apply(cm("a", "6")));
+    w.remember(cm("a", "5"));
+    assert!(
+        pending(&w).is_empty(),
+        "the store already holds version 5 or newer"
+    );
+}
+
+#[test]
+fn deletion_and_relist_drop_writes() {
+    let mut w = Written::default();
+    w.remember(cm("a", "2"));
+    w.remember(cm("b", "3"));
+    w.observe(&watcher::Event::Delete(cm("a", "4")));
+    assert_eq!(pending(&w), ["b@3"]);
+    w.observe(&watcher::Event::Init);
+    assert_eq!(pending(&w), ["b@3"]);
+    w.observe(&watcher::Event::InitDone);
+    assert!(pending(&w).is_empty());
+}
+
+#[test]
+fn a_verdict_holds_for_the_same_compared_version_and_desired_object_only() {
+    let (cache, _events) = watch(
+        futures::stream::empty::<Result<watcher::Event<ConfigMap>, watcher::Error>>(),
+        keep_all,
+        None,
+    );
+    let mut want = cm("a", "");
+    want.metadata.resource_version = None;
+    want.data = Some([("k".to_string(), "v".to_string())].into());
+    let mut have = want.clone();
+    have.metadata.resource_version = Some("7".into());
+    assert!(cache.holds(&have, &want));
+    assert!(
+        cache
+            .written()
+            .verified
+            .contains_key(&ObjectRef::from_obj(&have))
+    );
+    // The same version no longer holds a changed desired object.
+    let mut changed = want.clone();
+    changed.data = Some([("k".to_string(), "w".to_string())].into());
+    assert!(!cache.holds(&have, &changed));
+    // Nor does a newer version that lost the field, though the desired object is the same.
+    let mut edited = have.clone();
+    edited.metadata.resource_version = Some("8".into());
+    edited.data = None;
+    assert!(!cache.holds(&edited, &want));
+    // Where the kind has a generation, a newer version of the same generation and
+    // metadata keeps the verdict (only its status can have changed) ...
+    let mut versioned = have.clone();
+    versioned.metadata.generation = Some(3);
+    assert!(cache.holds(&versioned, &want));
+    let mut status_only = versioned.clone();
+    status_only.metadata.resource_version = Some("9".into());
+    status_only.data = None; // stands in for a status change: not compared again
+    assert!(cache.holds(&status_only, &want));
+    // ... and a new generation or changed metadata loses it.
+    let mut regenerated = status_only.clone();
+    regenerated.metadata.generation = Some(4);
+    assert!(!cache.holds(&regenerated, &want));
+    let mut relabelled = status_only.clone();
+    relabelled.metadata.labels = Some([("team".to_string(), "red".to_string())].into());
+    assert!(!cache.holds(&relabelled, &want));
+    // A deleted object's verdict is forgotten.
+    cache
+        .written()
+        .observe(&watcher::Event::Delete(have.clone()));
+    assert!(cache.written().verified.is_empty());
+}
+
+fn labelled(name: &str, version: &str, team: &str) -> ConfigMap {
+    let mut obj = cm(name, version);
+    obj.metadata.labels = Some([("team".to_string(), team.to_string())].into());
+    obj
+}
+
+fn team(obj: &ConfigMap) -> Vec<String> {
+    obj.labels().get("team").cloned().into_iter().collect()
+}
+
+fn names_of(objs: Vec<Arc<ConfigMap>>) -> Vec<String> {
+    let mut v: Vec<String> = objs
+        .iter()
+        .map(|o| format!("{}@{}", o.name_any(), o.resource_version().unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn the_index_finds_stored_objects_and_this_process_writes() {
+    use futures::StreamExt;
+    let events = vec![
+        Ok(watcher::Event::Init),
+        Ok(watcher::Event::InitApply(labelled("a", "1", "red"))),
+        Ok(watcher::Event::InitApply(labelled("b", "1", "blue"))),
+        Ok(watcher::Event::InitDone),
+        Ok(watcher::Event::Apply(labelled("c", "2", "red"))),
+    ];
+    let (cache, stream) = watch(futures::stream::iter(events), keep_all, Some(team));
+    stream.for_each(|_| async {}).await;
+    assert_eq!(names_of(cache.indexed("red")), ["a@1", "c@2"]);
+    // A write moves "b" to red before the watch says so; a deletion removes "c".
+    cache.remember(labelled("b", "3", "red"));
+    cache
+        .written()
+        .observe(&watcher::Event::Delete(labelled("c", "2", "red")));
+    assert_eq!(names_of(cache.indexed("red")), ["a@1", "b@3"]);
+    assert!(cache.indexed("blue").is_empty());
+    assert!(cache.indexed("green").is_empty());
+    let mut refs: Vec<String> = cache
+        .indexed_refs("red")
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    refs.sort();
+    assert_eq!(refs, ["a", "b"]);
+}
+
+#[test]
+fn seen_versions_are_bounded() {
+    let mut w = Written::default();
+    for v in 0..10 {
+        w.observe(&watcher::Event::Apply(cm("a", &v.to_string())));
+    }
+    let seen: Vec<&String> = w.seen.values().flatten().collect();
+    assert_eq!(seen, ["6", "7", "8", "9"]);
+}
+
+#[test]
+fn deleting_or_relisting_without_an_object_leaves_no_entry_behind() {
+    let (cache, _events) = watch(
+        futures::stream::empty::<Result<watcher::Event<ConfigMap>, watcher::Error>>(),
+        keep_all,
+        Some(|c: &ConfigMap| vec![c.name_any()]),
+    );
+    let mut want = cm("a", "");
+    want.metadata.resource_version = None;
+    for name in ["a", "b"] {
+        cache
+            .written()
+            .observe(&watcher::Event::Apply(cm(name, "1")));
+        cache.remember(cm(name, "2"));
+    }
+    assert!(cache.holds(&cm("a", "2"), &want), "a verdict for a");
+    let entries = |cache: &Cache<ConfigMap>| {
+        let w = cache.written();
+        let index = ["a", "b"]
+            .iter()
+            .filter(|k| w.index.as_ref().unwrap().get(k).count() > 0)
+            .count();
+        (w.pending.len(), w.seen.len(), w.verified.len(), index)
+    };
+    assert_eq!(entries(&cache), (2, 2, 1, 2));
+    cache
+        .written()
+        .observe(&watcher::Event::Delete(cm("a", "3")));
+    assert_eq!(entries(&cache), (1, 1, 0, 1), "only b is left");
+    // "b" was deleted while the watch was down: the relist does not return it.
+    for event in [
+        watcher::Event::Init,
+        watcher::Event::InitApply(cm("c", "4")),
+        watcher::Event::InitDone,
+    ] {
+        cache.written().observe(&event);
+    }
+    let w = cache.written();
+    assert!(w.pending.is_empty() && w.verified.is_empty());
+    assert_eq!(
+        w.seen.keys().map(|k| k.name.as_str()).collect::<Vec<_>>(),
+        ["c"]
+    );
+    assert_eq!(w.index.as_ref().unwrap().get("b").count(), 0);
+}

@@ -1,0 +1,61 @@
+//! Every reason this operator sets on a condition or a profile status entry, in one place so
+//! that two meanings never share a word and one meaning never gets two. (Kubernetes Event
+//! reasons are chosen in `status::events`.)
+
+// The control plane's Ready condition.
+
+/// The EKS cluster workspace is ready.
+pub const READY: &str = "Ready";
+/// The EKS cluster workspace failed with an error that needs a person.
+pub const WORKSPACE_ERROR: &str = "WorkspaceError";
+
+// Shared by the control plane, its profiles and the applies.
+
+/// Being created: an apply's Workspace was written and its provider has not reported yet, or
+/// a profile or the control plane is being created.
+pub const CREATING: &str = "Creating";
+/// Being deleted.
+pub const DELETING: &str = "Deleting";
+/// A transient error is retried; it is not a failure (`status::failure`).
+pub const TRANSIENT_ERROR: &str = "TransientError";
+
+// Fargate profile status entries and conditions.
+
+/// Waiting for the EKS cluster or its secrets.
+pub const WAITING_FOR_CLUSTER: &str = "WaitingForCluster";
+/// Waiting for another profile (one operation at a time per cluster).
+pub const WAITING_FOR_PROFILE: &str = "WaitingForProfile";
+/// An earlier profile failed.
+pub const BLOCKED_BY_FAILURE: &str = "BlockedByFailedProfile";
+/// The EKS cluster failed.
+pub const CLUSTER_FAILED: &str = "ClusterFailed";
+/// The old profile is deleted before the changed one is created.
+pub const REPLACING: &str = "Replacing";
+/// Its Terraform destroy failed with an error that needs a person.
+pub const DELETE_FAILED: &str = "DeleteFailed";
+
+// A profile whose apply cannot be written (`status::write_failure`).
+
+/// An object of the apply's name exists and is not this control plane's.
+pub const APPLY_NAME_CONFLICT: &str = "ApplyNameConflict";
+/// The API server forbids the write (RBAC, or an admission policy).
+pub const FORBIDDEN: &str = "Forbidden";
+/// The API server rejects the object as invalid.
+pub const INVALID: &str = "Invalid";
+
+// Set by the apply controller on WorkspaceTemplateApplies.
+
+/// Required secrets or keys are missing.
+pub const WAITING_FOR_SECRETS: &str = "WaitingForSecrets";
+/// Required workspaces are not ready.
+pub const WAITING_FOR_WORKSPACES: &str = "WaitingForWorkspaces";
+/// The WorkspaceTemplate exists.
+pub const TEMPLATE_FOUND: &str = "TemplateFound";
+/// The WorkspaceTemplate does not exist.
+pub const TEMPLATE_NOT_FOUND: &str = "TemplateNotFound";
+/// The WorkspaceTemplate cannot be rendered.
+pub const INVALID_TEMPLATE: &str = "InvalidTemplate";
+/// A Workspace of that name belongs to something else.
+pub const WORKSPACE_CONFLICT: &str = "WorkspaceNameConflict";
+/// Nothing went wrong.
+pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
