@@ -406,3 +406,72 @@ async fn secrets_gate_creation_and_retained_workspaces_survive_deletion() {
     operator.stop().await;
     ns.delete().await;
 }
+
+/// A namespace-scoped operator does not watch Secrets of other namespaces: one it waits for
+/// there is read with a GET, so an apply waiting for a Secret in another namespace (as a VPC
+/// connection secret kept with the network can be) goes ahead once that Secret holds its keys.
+#[tokio::test]
+async fn a_secret_in_another_namespace_is_read_by_a_namespace_scoped_operator() {
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "wta-cross").await;
+    let other = TestNamespace::new(&client, "wta-network").await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), &other.name);
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": { "name": "network" },
+        "stringData": { "vpc_config": "vpc_id = \"vpc-1\"" }
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    // Limited to `ns`: the Secret in `other` is outside its watches.
+    let operator = Operator::start(client.clone(), &ns.name);
+    let templates: Api<WorkspaceTemplate> = Api::namespaced(client.clone(), &ns.name);
+    let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), &ns.name);
+    templates
+        .create(&PostParams::default(), &template(&ns.name, "# m"))
+        .await
+        .unwrap();
+    let mut a = apply(&ns.name, "cross", json!({ "name": "x" }));
+    a.spec.wait_for_secrets = Some(vec![capt_fargate::api::SecretRequirement {
+        name: "network".into(),
+        namespace: other.name.clone(),
+        keys: Some(vec!["vpc_config".into(), "absent".into()]),
+    }]);
+    applies.create(&PostParams::default(), &a).await.unwrap();
+    // Read, not guessed: the message names the key the Secret lacks.
+    eventually("the missing key named", WAIT, || async {
+        let (ready, message, _) = ready_reason(&applies, "cross").await?;
+        if ready == "False/WaitingForSecrets" && message.contains("lacks keys absent") {
+            Ok(())
+        } else {
+            Err(format!("{ready}: {message}"))
+        }
+    })
+    .await;
+    assert!(workspace_of(&client, &ns.name, "cross").await.is_none());
+    // Without the missing key, the apply goes ahead.
+    applies
+        .patch(
+            "cross",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "waitForSecrets": [
+                { "name": "network", "namespace": other.name, "keys": ["vpc_config"] }
+            ] } })),
+        )
+        .await
+        .unwrap();
+    eventually("Workspace created", WAIT, || async {
+        workspace_of(&client, &ns.name, "cross")
+            .await
+            .map(|_| ())
+            .ok_or_else(|| "no Workspace".to_string())
+    })
+    .await;
+    applies.delete("cross", &Default::default()).await.unwrap();
+    operator.stop().await;
+    ns.delete().await;
+    other.delete().await;
+}
