@@ -138,6 +138,8 @@ pub struct Observations {
     /// The Fargate profiles each Workspace (by uid) holds in AWS, with their immutable
     /// settings: what its next apply or destroy compares against.
     held: HashMap<String, BTreeMap<String, Value>>,
+    /// The generation each Workspace (by uid) last applied: a plan of it shows no changes.
+    applied_generation: HashMap<String, Option<i64>>,
     /// When the provider started; operation times are shown relative to it.
     epoch: Instant,
 }
@@ -150,6 +152,7 @@ impl Default for Observations {
             destroy_order: Vec::new(),
             operations: Vec::new(),
             held: HashMap::new(),
+            applied_generation: HashMap::new(),
             epoch: Instant::now(),
         }
     }
@@ -384,6 +387,26 @@ impl SimulatedProvider {
             .insert(profile.into(), message.into());
     }
 
+    /// Makes every observation (`terraform plan`) of the Workspace named `workspace`, or of
+    /// the Fargate profile named so, fail with `message`, as throttling during the refresh or
+    /// expired credentials do, until [`Self::clear_observe_failure`]. Meanwhile Workspaces
+    /// are planned again every 200 ms, like the real provider's poll, so a healthy, Ready
+    /// Workspace shows it.
+    pub fn inject_observe_failure(&self, workspace: &str, message: &str) {
+        self.failures
+            .lock()
+            .unwrap()
+            .insert(format!("{OBSERVE_PREFIX}{workspace}"), message.into());
+    }
+
+    /// Lets the observations of `workspace` succeed again.
+    pub fn clear_observe_failure(&self, workspace: &str) {
+        self.failures
+            .lock()
+            .unwrap()
+            .remove(&format!("{OBSERVE_PREFIX}{workspace}"));
+    }
+
     /// Lets `profile` succeed again; the provider's retry picks it up.
     pub fn clear_failure(&self, profile: &str) {
         self.failures.lock().unwrap().remove(profile);
@@ -530,10 +553,29 @@ fn parse_module(text: &str) -> Result<Module, String> {
     Ok(module)
 }
 
-/// Terraform-shaped error, as provider-terraform reports it in Synced=False.
-fn terraform_error(action: &str, summary: &str) -> String {
+/// Terraform's error, as provider-terraform's `Classify` shapes it.
+fn terraform_error(what: &str, summary: &str) -> String {
     format!(
-        "{action} failed: cannot apply Terraform configuration: Terraform encountered an error. Summary: {summary}. To see the full error run: echo \"H4sIAAAA\" | base64 -d | gunzip"
+        "{what}: Terraform encountered an error. Summary: {summary}. To see the full error run: echo \"H4sIAAAA\" | base64 -d | gunzip"
+    )
+}
+
+/// An error of `terraform apply` (create, update) or `terraform destroy` (delete), with the
+/// managed reconciler's prefix (`create failed`, `update failed`, `delete failed`).
+fn action_error(verb: &str, summary: &str) -> String {
+    let what = match verb {
+        "delete" => "cannot destroy Terraform configuration",
+        _ => "cannot apply Terraform configuration",
+    };
+    format!("{verb} failed: {}", terraform_error(what, summary))
+}
+
+/// An error of the observation (`terraform plan`, reading var files), with the managed
+/// reconciler's prefix.
+fn observe_error(summary: &str) -> String {
+    format!(
+        "cannot observe external resource: {}",
+        terraform_error("cannot diff Terraform plan", summary)
     )
 }
 
@@ -687,9 +729,17 @@ fn condition(
         Some(c) if c.status == status => serde_json::to_value(&c.last_transition_time).unwrap(),
         _ => json!(k8s_openapi::jiff::Timestamp::now().to_string()),
     };
-    json!({ "type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": time, "observedGeneration": generation })
+    let mut c = json!({ "type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": time });
+    // crossplane-runtime v2 stamps it only on the conditions its reconciler sets (Synced,
+    // Creating, Deleting), not on Ready=True/Available.
+    if let Some(g) = generation {
+        c["observedGeneration"] = json!(g);
+    }
+    c
 }
 
+/// Reports an error as the managed reconciler does: `Synced=False/ReconcileError` for the
+/// current generation; `Ready` stays as it was (a failed create shows `Creating`).
 async fn fail(api: &Api<Workspace>, ws: &Workspace, message: &str) -> Result<Action, SimError> {
     let ready = find(
         ws.status
@@ -700,15 +750,23 @@ async fn fail(api: &Api<Workspace>, ws: &Workspace, message: &str) -> Result<Act
     )
     .cloned();
     let ready = match ready {
-        Some(c) => condition(
+        Some(c) => Some(condition(
             READY,
             c.is_true(),
             &c.reason,
             c.message.as_deref().unwrap_or(""),
             c.observed_generation,
             ws,
-        ),
-        None => condition(READY, false, "Creating", "", ws.metadata.generation, ws),
+        )),
+        None if message.starts_with("create failed") => Some(condition(
+            READY,
+            false,
+            "Creating",
+            "",
+            ws.metadata.generation,
+            ws,
+        )),
+        None => None,
     };
     let synced = condition(
         "Synced",
@@ -718,13 +776,30 @@ async fn fail(api: &Api<Workspace>, ws: &Workspace, message: &str) -> Result<Act
         ws.metadata.generation,
         ws,
     );
-    patch_status(api, ws, json!({ "conditions": [ready, synced] })).await?;
+    let conditions: Vec<Value> = ready.into_iter().chain([synced]).collect();
+    patch_status(api, ws, json!({ "conditions": conditions })).await?;
     // The real provider retries with backoff; a watch event (e.g. removing the injected
     // failure) retries at once.
     Ok(Action::requeue(Duration::from_secs(2)))
 }
 
+/// Key prefix of observe failures among the injected failures.
+const OBSERVE_PREFIX: &str = "observe:";
+
 impl Shared {
+    /// The observe failure injected for the Workspace (by its name or its profile's).
+    fn observe_failure(&self, ws: &Workspace) -> Option<String> {
+        let failures = self.failures.lock().unwrap();
+        let by = |name: &str| failures.get(&format!("{OBSERVE_PREFIX}{name}")).cloned();
+        by(&ws.name_any()).or_else(|| by(&string_input(ws, "profile_name")?))
+    }
+
+    /// Whether Workspaces are polled (while an observe failure is injected).
+    fn polling(&self) -> bool {
+        let failures = self.failures.lock().unwrap();
+        failures.keys().any(|k| k.starts_with(OBSERVE_PREFIX))
+    }
+
     fn module(&self, text: &str) -> Arc<Result<Module, String>> {
         use std::hash::{DefaultHasher, Hash, Hasher};
         let mut hasher = DefaultHasher::new();
@@ -790,29 +865,99 @@ impl Shared {
     }
 }
 
+/// crossplane-runtime's annotation naming the external resource (for provider-terraform, the
+/// Terraform workspace); it defaults to the object's name.
+pub const EXTERNAL_NAME: &str = "crossplane.io/external-name";
+/// Set (with the time) just before a create, in an update of its own.
+pub const EXTERNAL_CREATE_PENDING: &str = "crossplane.io/external-create-pending";
+/// Set (with the time) just after a successful create, in an update of its own.
+pub const EXTERNAL_CREATE_SUCCEEDED: &str = "crossplane.io/external-create-succeeded";
+/// The type of the connection Secrets crossplane-runtime creates (and may adopt).
+const CONNECTION_SECRET_TYPE: &str = "connection.crossplane.io/v1alpha1";
+
+/// Sets one annotation with a PUT of the object read, as crossplane-runtime's reconciler does
+/// (the external name at initialisation, the create annotations around a create).
+async fn put_annotation(
+    api: &Api<Workspace>,
+    ws: &Workspace,
+    key: &str,
+    value: String,
+) -> Result<(), SimError> {
+    let mut updated = ws.clone();
+    updated
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(key.into(), value);
+    api.replace(&ws.name_any(), &post_params(), &updated)
+        .await?;
+    Ok(())
+}
+
+fn rfc3339_now() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
 async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, SimError> {
     let api: Api<Workspace> = Api::all(shared.client.clone());
     let name = ws.name_any();
+    let deleting = ws.metadata.deletion_timestamp.is_some();
+    if deleting && !ws.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    // Initialise: the external name defaults to the object's name, in an update of its own.
+    if !deleting && !ws.annotations().contains_key(EXTERNAL_NAME) {
+        put_annotation(&api, &ws, EXTERNAL_NAME, name.clone()).await?;
+        return Ok(Action::await_change());
+    }
+
+    // Observe (`terraform plan`): it reads the module and every var file, on deletion too.
     let parsed = shared.module(&ws.spec.for_provider.module);
     let module = match parsed.as_ref() {
         Ok(m) => m,
-        Err(e) => return fail(&api, &ws, &terraform_error("observe", e)).await,
+        Err(e) => return fail(&api, &ws, &observe_error(e)).await,
     };
+    if let Some(message) = shared.observe_failure(&ws) {
+        return fail(&api, &ws, &observe_error(&message)).await;
+    }
+    let provided = match provided_inputs(&shared, &ws).await {
+        Ok(p) => p,
+        Err(e) => return fail(&api, &ws, &observe_error(&e)).await,
+    };
+    if !deleting
+        && let Some(missing) = module
+            .variables
+            .iter()
+            .find(|(v, has_default)| !**has_default && !provided.contains(v))
+    {
+        let msg = format!(
+            "No value for required variable: The root module input variable \"{}\" is not set",
+            missing.0
+        );
+        return fail(&api, &ws, &observe_error(&msg)).await;
+    }
     let injected = ws.annotations().get(FAIL_ANNOTATION).cloned().or_else(|| {
         let profile = string_input(&ws, "profile_name")?;
         shared.failures.lock().unwrap().get(&profile).cloned()
     });
+    let uid = ws.uid().unwrap_or_default();
+    let applied_generation = shared
+        .observations
+        .lock()
+        .unwrap()
+        .applied_generation
+        .get(&uid)
+        .copied();
+    let exists =
+        applied_generation.is_some() || ws.status.as_ref().is_some_and(|s| s.at_provider.is_some());
 
-    if ws.metadata.deletion_timestamp.is_some() {
-        if !ws.finalizers().iter().any(|f| f == FINALIZER) {
-            return Ok(Action::await_change());
-        }
+    if deleting {
         if let Some(message) = injected {
-            return fail(&api, &ws, &terraform_error("delete", &message)).await;
+            return fail(&api, &ws, &action_error("delete", &message)).await;
         }
         match shared.step(&ws, module, true) {
             Step::Refused(message) => {
-                return fail(&api, &ws, &terraform_error("delete", &message)).await;
+                return fail(&api, &ws, &action_error("delete", &message)).await;
             }
             Step::Wait(remaining) => {
                 let conditions = ws
@@ -825,26 +970,15 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
                 if !shown {
                     let deleting =
                         condition(READY, false, "Deleting", "", ws.metadata.generation, &ws);
-                    let synced = condition(
-                        "Synced",
-                        true,
-                        "ReconcileSuccess",
-                        "",
-                        ws.metadata.generation,
-                        &ws,
-                    );
+                    let synced = synced_success(&ws);
                     patch_status(&api, &ws, json!({ "conditions": [deleting, synced] })).await?;
                 }
                 return Ok(Action::requeue(remaining));
             }
             Step::Done => {}
         }
-        // Destroyed: the connection secret goes with the managed resource.
-        if let Some(r) = &ws.spec.write_connection_secret_to_ref {
-            let _ = Api::<Secret>::namespaced(shared.client.clone(), &r.namespace)
-                .delete(&r.name, &Default::default())
-                .await;
-        }
+        // Destroyed. The connection Secret is not deleted: it is owned by the Workspace and
+        // garbage-collected after it, as crossplane-runtime's publisher leaves it.
         let finalizers: Vec<String> = ws
             .finalizers()
             .iter()
@@ -853,35 +987,23 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
             .collect();
         put_finalizers(&api, &ws, finalizers).await?;
         let mut obs = shared.observations.lock().unwrap();
-        obs.held.remove(&ws.uid().unwrap_or_default());
+        obs.held.remove(&uid);
+        obs.applied_generation.remove(&uid);
         *obs.destroys.entry(name.clone()).or_default() += 1;
         obs.destroy_order.push(name);
         return Ok(Action::await_change());
     }
 
+    // The observation publishes the connection details: the outputs in the state, none before
+    // the first apply.
+    if let Err(e) = publish_connection(&shared, &ws, module, exists).await {
+        return fail(&api, &ws, &e).await;
+    }
     if !ws.finalizers().iter().any(|f| f == FINALIZER) {
         let mut finalizers = ws.finalizers().to_vec();
         finalizers.push(FINALIZER.into());
         put_finalizers(&api, &ws, finalizers).await?;
         return Ok(Action::await_change());
-    }
-    if let Some(message) = injected {
-        return fail(&api, &ws, &terraform_error("create", &message)).await;
-    }
-    let provided = match provided_inputs(&shared, &ws).await {
-        Ok(p) => p,
-        Err(e) => return fail(&api, &ws, &terraform_error("observe", &e)).await,
-    };
-    if let Some(missing) = module
-        .variables
-        .iter()
-        .find(|(v, has_default)| !**has_default && !provided.contains(v))
-    {
-        let msg = format!(
-            "No value for required variable: The root module input variable \"{}\" is not set",
-            missing.0
-        );
-        return fail(&api, &ws, &terraform_error("create", &msg)).await;
     }
 
     let conditions = ws
@@ -889,96 +1011,67 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    let up_to_date = find(conditions, READY)
-        .is_some_and(|c| c.is_true() && c.observed_generation == ws.metadata.generation)
-        && find(conditions, "Synced").is_some_and(|c| c.is_true());
+    let up_to_date = match applied_generation {
+        Some(g) => g == ws.metadata.generation,
+        // A provider that restarted plans again; the conditions say what it had applied.
+        None => {
+            exists
+                && find(conditions, READY).is_some_and(|c| c.is_true())
+                && find(conditions, "Synced")
+                    .is_some_and(|c| c.is_true() && c.observed_generation == ws.metadata.generation)
+        }
+    };
+    // An injected failure fails the plan of an applied Workspace (as throttling during the
+    // refresh does), or its apply.
+    if up_to_date && let Some(message) = injected {
+        return fail(&api, &ws, &observe_error(&message)).await;
+    }
     if up_to_date {
+        // No diff: Available, and the reconcile succeeded for this generation.
+        let shown = find(conditions, READY).is_some_and(|c| c.is_true())
+            && find(conditions, "Synced")
+                .is_some_and(|c| c.is_true() && c.observed_generation == ws.metadata.generation);
+        if !shown {
+            let ready = condition(READY, true, "Available", "", None, &ws);
+            patch_status(
+                &api,
+                &ws,
+                json!({ "conditions": [ready, synced_success(&ws)] }),
+            )
+            .await?;
+        }
+        shared
+            .observations
+            .lock()
+            .unwrap()
+            .applied_generation
+            .insert(uid, ws.metadata.generation);
+        // The provider plans again every poll; the tests' poll is short while an observe
+        // failure is injected, and otherwise off (a plan without changes writes nothing).
+        return Ok(if shared.polling() {
+            Action::requeue(Duration::from_millis(200))
+        } else {
+            Action::await_change()
+        });
+    }
+    let verb = if exists { "update" } else { "create" };
+    if let Some(message) = injected {
+        return fail(&api, &ws, &action_error(verb, &message)).await;
+    }
+    // Before a create, the pending annotation is written in an update of its own.
+    if !exists && !ws.annotations().contains_key(EXTERNAL_CREATE_PENDING) {
+        put_annotation(&api, &ws, EXTERNAL_CREATE_PENDING, rfc3339_now()).await?;
         return Ok(Action::await_change());
     }
-    let first_apply = ws
-        .status
-        .as_ref()
-        .and_then(|s| s.at_provider.as_ref())
-        .is_none();
     match shared.step(&ws, module, false) {
         Step::Refused(message) => {
-            return fail(&api, &ws, &terraform_error("create", &message)).await;
+            return fail(&api, &ws, &action_error(verb, &message)).await;
         }
-        // Like provider-terraform, which reports the result when the apply ends, only a
-        // first apply shows that it is running.
-        Step::Wait(remaining) => {
-            let creating = condition(READY, false, "Creating", "", ws.metadata.generation, &ws);
-            let synced = condition(
-                "Synced",
-                true,
-                "ReconcileSuccess",
-                "",
-                ws.metadata.generation,
-                &ws,
-            );
-            let shown = find(conditions, READY).is_some_and(|c| c.reason == "Creating")
-                && find(conditions, "Synced").is_some_and(|c| c.is_true());
-            if first_apply && !shown {
-                patch_status(&api, &ws, json!({ "conditions": [creating, synced] })).await?;
-            }
-            return Ok(Action::requeue(remaining));
-        }
+        // The real provider's `terraform apply` is synchronous: nothing is written while it
+        // runs.
+        Step::Wait(remaining) => return Ok(Action::requeue(remaining)),
         Step::Done => {}
     }
-
-    // Applied: publish outputs, then report Available.
-    let mut data = BTreeMap::new();
-    let mut public = serde_json::Map::new();
-    for (output, sensitive) in &module.outputs {
-        let value = output_value(&ws, output);
-        let bytes = match &value {
-            Value::String(s) => s.clone().into_bytes(),
-            other => other.to_string().into_bytes(),
-        };
-        data.insert(output.clone(), ByteString(bytes));
-        if !sensitive {
-            public.insert(output.clone(), value);
-        }
-    }
-    if let Some(r) = &ws.spec.write_connection_secret_to_ref {
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(r.name.clone()),
-                namespace: Some(r.namespace.clone()),
-                ..Default::default()
-            },
-            type_: Some("connection.crossplane.io/v1alpha1".into()),
-            data: Some(data),
-            ..Default::default()
-        };
-        // As crossplane-runtime's connection publisher (an APIPatchingApplicator): create,
-        // or merge-patch the secret that is already there.
-        let secrets = Api::<Secret>::namespaced(shared.client.clone(), &r.namespace);
-        match secrets.create(&post_params(), &secret).await {
-            Err(kube::Error::Api(status)) if status.is_already_exists() => {
-                let params = PatchParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                };
-                secrets
-                    .patch(&r.name, &params, &Patch::Merge(&secret))
-                    .await?;
-            }
-            other => {
-                other?;
-            }
-        }
-    }
-    let ready = condition(READY, true, "Available", "", ws.metadata.generation, &ws);
-    let synced = condition(
-        "Synced",
-        true,
-        "ReconcileSuccess",
-        "",
-        ws.metadata.generation,
-        &ws,
-    );
-    patch_status(&api, &ws, json!({ "atProvider": { "outputs": public, "checksum": "sim" }, "conditions": [ready, synced] })).await?;
     *shared
         .observations
         .lock()
@@ -986,7 +1079,173 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         .applies
         .entry(name)
         .or_default() += 1;
+    let outputs = public_outputs(&ws, module);
+    if !exists {
+        // A create: the succeeded annotation in an update of its own, then Creating with the
+        // reconcile's success; Available comes with the next observation.
+        put_annotation(&api, &ws, EXTERNAL_CREATE_SUCCEEDED, rfc3339_now()).await?;
+        shared
+            .observations
+            .lock()
+            .unwrap()
+            .applied_generation
+            .insert(uid, ws.metadata.generation);
+        let latest = api.get(&ws.name_any()).await?;
+        let creating = condition(
+            READY,
+            false,
+            "Creating",
+            "",
+            latest.metadata.generation,
+            &latest,
+        );
+        patch_status(
+            &api,
+            &latest,
+            json!({ "atProvider": { "outputs": outputs, "checksum": "sim" }, "conditions": [creating, synced_success(&latest)] }),
+        )
+        .await?;
+        return Ok(Action::requeue(Duration::from_millis(10)));
+    }
+    // An update: outputs, Available, and the reconcile's success for this generation.
+    if let Err(e) = publish_connection(&shared, &ws, module, true).await {
+        return fail(&api, &ws, &e).await;
+    }
+    let ready = condition(READY, true, "Available", "", None, &ws);
+    patch_status(
+        &api,
+        &ws,
+        json!({ "atProvider": { "outputs": outputs, "checksum": "sim" }, "conditions": [ready, synced_success(&ws)] }),
+    )
+    .await?;
+    shared
+        .observations
+        .lock()
+        .unwrap()
+        .applied_generation
+        .insert(uid, ws.metadata.generation);
     Ok(Action::await_change())
+}
+
+/// `Synced=True/ReconcileSuccess` for the Workspace's generation, as the managed reconciler
+/// writes it.
+fn synced_success(ws: &Workspace) -> Value {
+    condition(
+        "Synced",
+        true,
+        "ReconcileSuccess",
+        "",
+        ws.metadata.generation,
+        ws,
+    )
+}
+
+/// The non-sensitive outputs, as `status.atProvider.outputs`.
+fn public_outputs(ws: &Workspace, module: &Module) -> serde_json::Map<String, Value> {
+    module
+        .outputs
+        .iter()
+        .filter(|(_, sensitive)| !**sensitive)
+        .map(|(output, _)| (output.clone(), output_value(ws, output)))
+        .collect()
+}
+
+/// Publishes the connection details as crossplane-runtime's API publisher does: the Secret is
+/// created controller-owned by the Workspace (so it is garbage-collected after it), or
+/// merge-patched when it is the Workspace's (or an unowned connection Secret, which is
+/// adopted); any other existing Secret is refused. `applied`: whether the state has outputs.
+async fn publish_connection(
+    shared: &Shared,
+    ws: &Workspace,
+    module: &Module,
+    applied: bool,
+) -> Result<(), String> {
+    let Some(r) = &ws.spec.write_connection_secret_to_ref else {
+        return Ok(());
+    };
+    let mut data = BTreeMap::new();
+    if applied {
+        for output in module.outputs.keys() {
+            let bytes = match output_value(ws, output) {
+                Value::String(s) => s.into_bytes(),
+                other => other.to_string().into_bytes(),
+            };
+            data.insert(output.clone(), ByteString(bytes));
+        }
+    }
+    let wrap = |e: kube::Error| format!("cannot publish connection details: {e}");
+    let secrets = Api::<Secret>::namespaced(shared.client.clone(), &r.namespace);
+    let uid = ws.uid().unwrap_or_default();
+    let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "tf.upbound.io/v1beta1".into(),
+        kind: "Workspace".into(),
+        name: ws.name_any(),
+        uid: uid.clone(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    let cached = shared
+        .secrets
+        .get(&reflector::ObjectRef::new(&r.name).within(&r.namespace));
+    let current = match cached {
+        Some(s) => Some(s.as_ref().clone()),
+        None => secrets.get_opt(&r.name).await.map_err(wrap)?,
+    };
+    let Some(current) = current else {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(r.name.clone()),
+                namespace: Some(r.namespace.clone()),
+                owner_references: Some(vec![owner]),
+                ..Default::default()
+            },
+            type_: Some(CONNECTION_SECRET_TYPE.into()),
+            data: Some(data),
+            ..Default::default()
+        };
+        return match secrets.create(&post_params(), &secret).await {
+            // The cache was behind; the next reconcile sees it.
+            Err(kube::Error::Api(s)) if s.is_already_exists() => {
+                Err("cannot publish connection details: the Secret appeared".into())
+            }
+            other => other.map(|_| ()).map_err(wrap),
+        };
+    };
+    let controller = current
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true));
+    match controller {
+        None if current.type_.as_deref() != Some(CONNECTION_SECRET_TYPE) => {
+            return Err(
+                "cannot publish connection details: refusing to modify uncontrolled secret".into(),
+            );
+        }
+        Some(c) if c.uid != uid => {
+            return Err(format!(
+                "cannot publish connection details: existing secret is not controlled by UID {uid:?}"
+            ));
+        }
+        _ => {}
+    }
+    let old = current.data.clone().unwrap_or_default();
+    let unchanged = data.iter().all(|(k, v)| old.get(k) == Some(v)) && controller.is_some();
+    if unchanged {
+        return Ok(());
+    }
+    let patch = json!({
+        "metadata": { "ownerReferences": [owner] },
+        "data": data,
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    secrets
+        .patch(&r.name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(wrap)?;
+    Ok(())
 }
 
 #[cfg(test)]
