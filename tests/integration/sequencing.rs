@@ -311,6 +311,74 @@ async fn removing_a_default_profile_waits_for_the_profile_in_flight_and_shows_it
     env.stop().await;
 }
 
+/// provider-terraform's `Ready=True/Available` carries no `observedGeneration` and stays True
+/// while a changed Workspace is re-applied: the EKS apply and the removed default profile
+/// must not count as done before the provider's `terraform apply` of the change has ended.
+#[tokio::test]
+async fn a_changed_workspace_counts_as_applied_only_after_the_provider_applied_it() {
+    let env = Env::start("eks-fresh", Duration::from_secs(2)).await;
+    env.patch_spec(json!({ "additionalFargateProfiles": [] }))
+        .await;
+    env.create_vpc_secret().await;
+    env.all_ready_within(2, WAIT).await;
+    let workspace = env.eks_workspace().await;
+    let applies = || {
+        let obs = env.provider.observations.lock().unwrap();
+        obs.applies.get(&workspace).copied().unwrap_or_default()
+    };
+    let before = applies();
+    let old = env.eks_apply().await.metadata.generation;
+
+    env.patch_spec(json!({ "defaultFargateProfiles": ["kube-system"] }))
+        .await;
+    let mut seen_applying = false;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the change was never applied"
+        );
+        // Read the status first: if the provider had not finished the apply after the read,
+        // it had not before.
+        let eks = env.eks_apply().await;
+        let cp = env.cp().await;
+        let applied = applies() > before;
+        let status = eks.status.clone().unwrap_or_default();
+        let current =
+            eks.metadata.generation > old && status.observed_generation == eks.metadata.generation;
+        let ready = capt_fargate::api::conditions::find(&status.conditions, "Ready")
+            .is_some_and(|c| c.is_true());
+        if current && !applied {
+            assert!(
+                !ready,
+                "the EKS apply shows Ready before the provider applied the change: {status:?}"
+            );
+            let karpenter = entry(&cp, "karpenter");
+            assert!(
+                karpenter.is_some_and(|k| !k.ready),
+                "karpenter counted as removed before the provider applied it: {karpenter:?}"
+            );
+            seen_applying = true;
+        }
+        if current && applied && ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen_applying, "the re-apply was never observed in progress");
+    let cp = env.all_ready_within(1, WAIT).await;
+    assert_eq!(
+        cp.status
+            .unwrap()
+            .fargate_profiles
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        ["kube-system"]
+    );
+    env.stop().await;
+}
+
 #[tokio::test]
 async fn a_transient_eks_error_is_retried_and_holds_profile_operations_a_terminal_one_fails() {
     let env = Env::start("transient", Duration::from_millis(300)).await;
