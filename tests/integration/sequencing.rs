@@ -379,6 +379,143 @@ async fn a_changed_workspace_counts_as_applied_only_after_the_provider_applied_i
     env.stop().await;
 }
 
+/// The Workspace of the apply named `apply`.
+async fn workspace_of(env: &Env, apply: &str) -> capt_fargate::api::Workspace {
+    env.workspaces()
+        .await
+        .into_iter()
+        .find(|w| w.annotations()[names::ANNOTATION_APPLY].ends_with(&format!("/{apply}")))
+        .expect("the apply's Workspace")
+}
+
+/// A profile's entry while the CP shows its error as transient (never terminal).
+async fn transient_entry(env: &Env, profile: &str, text: &str) -> FargateProfileStatus {
+    let cp = eventually("the error shown as transient", WAIT, || async {
+        let cp = env.cp().await;
+        match entry(&cp, profile) {
+            Some(p)
+                if p.failure_reason.as_deref() == Some("TransientError")
+                    && p.failure_message
+                        .as_deref()
+                        .is_some_and(|m| m.contains(text)) =>
+            {
+                Ok(cp)
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let status = cp.status.clone().unwrap();
+    assert_eq!(
+        (status.failure_reason, status.failure_message),
+        (None, None),
+        "a transient error is not a terminal failure"
+    );
+    assert_ne!(status.phase, Some(ControlPlanePhase::Failed));
+    assert_eq!(condition(&cp, "FargateProfileFailed").0, "False");
+    entry(&cp, profile).unwrap().clone()
+}
+
+/// At the periodic plan, provider-terraform reports an observation error (throttling during
+/// the refresh, expired temporary credentials) on a healthy, Ready Workspace as
+/// `Synced=False` with `cannot observe external resource: …` and leaves `Ready=True`. The
+/// operator shows it as transient, never as a terminal failure, and is Ready again once the
+/// plan succeeds.
+#[tokio::test]
+async fn observe_errors_on_a_ready_profile_are_transient_and_heal() {
+    let env = Env::start("observe-errors", Duration::from_millis(300)).await;
+    env.patch_spec(json!({
+        "additionalFargateProfiles": profiles(&[("monitoring", "monitoring")]),
+    }))
+    .await;
+    env.create_vpc_secret().await;
+    env.all_ready_within(3, WAIT).await;
+    let monitoring = names::profile_apply_name(CP, "monitoring");
+    for error in [
+        "ThrottlingException: Rate exceeded",
+        "ExpiredToken: The security token included in the request is expired",
+    ] {
+        env.provider.inject_observe_failure("monitoring", error);
+        let entry = transient_entry(&env, "monitoring", error).await;
+        assert!(!entry.ready, "{entry:?}");
+        let ws = workspace_of(&env, &monitoring).await;
+        let conditions = ws.status.unwrap().conditions;
+        let find = |t| capt_fargate::api::conditions::find(&conditions, t).unwrap();
+        assert!(
+            find("Ready").is_true(),
+            "the provider keeps Ready: {conditions:?}"
+        );
+        let synced = find("Synced");
+        assert!(
+            !synced.is_true()
+                && synced
+                    .message
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("cannot observe external resource: "),
+            "{synced:?}"
+        );
+        env.provider.clear_observe_failure("monitoring");
+        env.all_ready_within(3, WAIT).await;
+    }
+    // No apply ran for an observation error.
+    let applies = env.provider.observations.lock().unwrap().applies.clone();
+    assert_eq!(
+        applies.get(&workspace_of(&env, &monitoring).await.name_any()),
+        Some(&1),
+        "{applies:?}"
+    );
+    env.stop().await;
+}
+
+/// A failing re-apply (`update failed: …`) leaves the provider's `Ready=True` as it was: the
+/// change is not applied, so the profile is not Ready; a transient error is shown as such, and
+/// the change goes through once the provider's retry succeeds.
+#[tokio::test]
+async fn a_failing_update_is_not_applied_and_heals() {
+    let env = Env::start("update-fails", Duration::from_millis(300)).await;
+    env.patch_spec(json!({
+        "additionalFargateProfiles": profiles(&[("monitoring", "monitoring")]),
+    }))
+    .await;
+    env.create_vpc_secret().await;
+    env.all_ready_within(3, WAIT).await;
+    let monitoring = names::profile_apply_name(CP, "monitoring");
+    env.provider
+        .inject_failure("monitoring", "ThrottlingException: Rate exceeded");
+    let mut tagged = profile("monitoring", "monitoring");
+    tagged["tags"] = json!({ "team": "observability" });
+    env.patch_spec(json!({ "additionalFargateProfiles": [tagged] }))
+        .await;
+    transient_entry(&env, "monitoring", "update failed: ").await;
+    let apply = env.applies().get(&monitoring).await.unwrap();
+    let ready = capt_fargate::api::conditions::find(&apply.status.unwrap().conditions, "Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (ready.is_true(), ready.reason.as_str()),
+        (false, "Applying")
+    );
+    let ws = workspace_of(&env, &monitoring).await;
+    let conditions = ws.status.clone().unwrap().conditions;
+    assert!(
+        capt_fargate::api::conditions::find(&conditions, "Ready")
+            .unwrap()
+            .is_true(),
+        "the provider leaves Ready as it was: {conditions:?}"
+    );
+    env.provider.clear_failure("monitoring");
+    env.all_ready_within(3, WAIT).await;
+    let ws = workspace_of(&env, &monitoring).await;
+    assert_eq!(
+        ws.spec.for_provider.varmap.as_ref().unwrap()["tags"]["team"],
+        json!("observability")
+    );
+    let applies = env.provider.observations.lock().unwrap().applies.clone();
+    assert_eq!(applies.get(&ws.name_any()), Some(&2), "{applies:?}");
+    env.stop().await;
+}
+
 #[tokio::test]
 async fn a_transient_eks_error_is_retried_and_holds_profile_operations_a_terminal_one_fails() {
     let env = Env::start("transient", Duration::from_millis(300)).await;

@@ -314,6 +314,8 @@ pub struct SimulatedProvider {
     /// What it observed.
     pub observations: Arc<Mutex<Observations>>,
     failures: Arc<Mutex<HashMap<String, String>>>,
+    /// Makes the provider plan every Workspace again (its poll).
+    poll: Arc<tokio::sync::Notify>,
     stop: tokio::sync::watch::Sender<bool>,
     running: Running,
 }
@@ -331,6 +333,7 @@ impl SimulatedProvider {
     /// Fargate profile takes `delay`.
     pub fn start(client: Client, namespace: &str, delay: Duration) -> Self {
         let (observations, failures) = (Arc::default(), Arc::default());
+        let poll: Arc<tokio::sync::Notify> = Arc::default();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let serving = serve(
             client,
@@ -338,11 +341,13 @@ impl SimulatedProvider {
             delay,
             Arc::clone(&observations),
             Arc::clone(&failures),
+            Arc::clone(&poll),
             stopped,
         );
         SimulatedProvider {
             observations,
             failures,
+            poll,
             stop,
             running: Running::Task(tokio::spawn(serving)),
         }
@@ -357,6 +362,8 @@ impl SimulatedProvider {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (kubeconfig, namespace) = (kubeconfig.to_path_buf(), namespace.to_string());
         let (obs, fail) = (Arc::clone(&observations), Arc::clone(&failures));
+        let poll: Arc<tokio::sync::Notify> = Arc::default();
+        let polled = Arc::clone(&poll);
         let thread = std::thread::Builder::new()
             .name("simulated-provider".into())
             .spawn(move || {
@@ -366,13 +373,14 @@ impl SimulatedProvider {
                     .expect("a runtime for the simulated provider");
                 runtime.block_on(async move {
                     let client = super::cluster::client_from(&kubeconfig).await;
-                    serve(client, namespace, delay, obs, fail, stopped).await;
+                    serve(client, namespace, delay, obs, fail, polled, stopped).await;
                 });
             })
             .expect("a thread for the simulated provider");
         SimulatedProvider {
             observations,
             failures,
+            poll,
             stop,
             running: Running::Thread(thread),
         }
@@ -389,14 +397,15 @@ impl SimulatedProvider {
 
     /// Makes every observation (`terraform plan`) of the Workspace named `workspace`, or of
     /// the Fargate profile named so, fail with `message`, as throttling during the refresh or
-    /// expired credentials do, until [`Self::clear_observe_failure`]. Meanwhile Workspaces
-    /// are planned again every 200 ms, like the real provider's poll, so a healthy, Ready
-    /// Workspace shows it.
+    /// expired credentials do, until [`Self::clear_observe_failure`]. It starts a poll at
+    /// once, and while a failure is injected every Workspace is planned again every 200 ms
+    /// (the real provider plans every `--poll`), so a healthy, Ready Workspace shows it.
     pub fn inject_observe_failure(&self, workspace: &str, message: &str) {
         self.failures
             .lock()
             .unwrap()
             .insert(format!("{OBSERVE_PREFIX}{workspace}"), message.into());
+        self.poll.notify_one();
     }
 
     /// Lets the observations of `workspace` succeed again.
@@ -452,6 +461,7 @@ async fn serve(
     delay: Duration,
     observations: Arc<Mutex<Observations>>,
     failures: Arc<Mutex<HashMap<String, String>>>,
+    poll: Arc<tokio::sync::Notify>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let (secrets, secrets_writer) = reflector::store();
@@ -486,7 +496,12 @@ async fn serve(
     .reflect(writer)
     .applied_objects()
     .predicate_filter(desired_state, Default::default());
+    let polls = futures::stream::unfold(poll, |poll| async move {
+        poll.notified().await;
+        Some(((), poll))
+    });
     let controller = Controller::for_stream(workspaces, reader)
+        .reconcile_all_on(polls)
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|s| *s).await;
         })
