@@ -516,6 +516,83 @@ async fn a_failing_update_is_not_applied_and_heals() {
     env.stop().await;
 }
 
+/// provider-terraform reads a Workspace's var files on deletion too (its observation plans
+/// first), so deleting the VPC connection Secret with the control plane (`kubectl delete` of
+/// both) leaves the profiles' and the cluster's destroys unable to run. The control plane
+/// stays, says why, and its teardown finishes once the Secret is back. (The operator does not
+/// yet keep var-file Secrets until the Workspaces reading them are gone: see the README.)
+#[tokio::test]
+async fn deleting_the_control_plane_with_the_vpc_secret_waits_and_says_why() {
+    let env = Env::start("vpc-gone", Duration::from_millis(300)).await;
+    env.patch_spec(json!({
+        "additionalFargateProfiles": profiles(&[("monitoring", "monitoring")]),
+    }))
+    .await;
+    env.create_vpc_secret().await;
+    env.all_ready_within(3, WAIT).await;
+    let vpc = env
+        .secrets()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|s| s.name_any().ends_with("-vpc-connection"))
+        .unwrap()
+        .name_any();
+    env.cps().delete(CP, &Default::default()).await.unwrap();
+    env.secrets()
+        .delete(&vpc, &Default::default())
+        .await
+        .unwrap();
+    let cp = eventually("the stuck destroy explained", WAIT, || async {
+        let cp = env
+            .cps()
+            .get_opt(CP)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the control plane is gone")?;
+        let (failed, reason, message) = condition(&cp, "FargateProfileFailed");
+        if failed == "True"
+            && reason == "DeleteFailed"
+            && message.contains(&format!(
+                "cannot get Secret {}/{vpc} for var file",
+                env.ns.name
+            ))
+        {
+            Ok(cp)
+        } else {
+            Err(format!("{:?}", cp.status))
+        }
+    })
+    .await;
+    assert!(cp.metadata.deletion_timestamp.is_some());
+    let destroys = env.provider.observations.lock().unwrap().destroys.clone();
+    assert!(
+        destroys.is_empty(),
+        "nothing could be destroyed: {destroys:?}"
+    );
+    // With the Secret back, the teardown finishes.
+    env.create_vpc_secret().await;
+    eventually("control plane gone", WAIT, || async {
+        match env.cps().get_opt(CP).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(cp) => Err(format!("{:?}", cp.status)),
+        }
+    })
+    .await;
+    assert!(env.workspaces().await.is_empty(), "no Workspace left");
+    let order = env
+        .provider
+        .observations
+        .lock()
+        .unwrap()
+        .destroy_order
+        .clone();
+    assert_eq!(order.len(), 2, "{order:?}");
+    env.stop().await;
+}
+
 #[tokio::test]
 async fn a_transient_eks_error_is_retried_and_holds_profile_operations_a_terminal_one_fails() {
     let env = Env::start("transient", Duration::from_millis(300)).await;
