@@ -61,6 +61,9 @@ const TERMINAL_PATTERNS: &[&str] = &[
     "LimitExceededException",
     "QuotaExceeded",
     "AlreadyExists",
+    // EKS answers a create of a profile that is still there (say, orphaned) with
+    // `ResourceInUseException: Fargate Profile already exists`: no retry heals it.
+    "already exists",
     "No value for required variable",
     "Invalid HCL",
     "Invalid var file",
@@ -244,6 +247,11 @@ mod tests {
             (
                 "WorkspaceNameConflict",
                 "Workspace w exists and was not created for this apply",
+                NeedsPerson,
+            ),
+            (
+                "ReconcileError",
+                "create failed: ... Summary: creating EKS Fargate Profile (demo:monitoring): ResourceInUseException: Fargate Profile already exists",
                 NeedsPerson,
             ),
             // A terminal class wins over a transient word in the same message.

@@ -576,3 +576,46 @@ async fn an_uncontrolled_secret_in_the_way_is_reported_not_overwritten() {
     assert!(kept.owner_references().is_empty());
     stop(env, operator).await;
 }
+
+/// A template that orphans (`deletionPolicy: Orphan`) would leave a replaced Fargate profile in
+/// AWS, and the replacement's create would fail with "already exists" (the simulated provider
+/// models it). The control plane's Workspaces always destroy, so a replacement goes through.
+#[tokio::test]
+async fn a_replaced_profile_is_destroyed_even_if_its_template_orphans() {
+    use capt_fargate::api::WorkspaceTemplate;
+    let (env, operator) = converged("orphan").await;
+    let templates: Api<WorkspaceTemplate> = Api::namespaced(env.client.clone(), &env.ns.name);
+    templates
+        .patch(
+            "eks-fargate-profile",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({ "spec": { "template": { "spec": { "deletionPolicy": "Orphan" } } } }),
+            ),
+        )
+        .await
+        .unwrap();
+    let monitoring = names::profile_apply_name(CP, "monitoring");
+    let old = workspace_of(&env, &monitoring).await.unwrap();
+    let cp = env.cps().get(CP).await.unwrap();
+    let mut list = profiles_of(&cp);
+    assert_eq!(list[0]["name"], "monitoring");
+    list[0]["selectors"] = json!([{ "namespace": "elsewhere" }]);
+    env.patch_spec(json!({ "additionalFargateProfiles": list }))
+        .await;
+    let new = eventually("monitoring replaced", WAIT, || async {
+        let ws = workspace_of(&env, &monitoring).await?;
+        if ws.uid() != old.uid() {
+            Ok(ws)
+        } else {
+            Err("not replaced yet".to_string())
+        }
+    })
+    .await;
+    assert_eq!(new.spec.deletion_policy.as_deref(), Some("Delete"));
+    let cp = env.all_ready_within(4, WAIT).await;
+    assert_eq!(cp.status.unwrap().failure_reason, None);
+    let destroys = env.provider.observations.lock().unwrap().destroys.clone();
+    assert_eq!(destroys.get(&old.name_any()), Some(&1), "{destroys:?}");
+    stop(env, operator).await;
+}

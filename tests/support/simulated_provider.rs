@@ -1,12 +1,29 @@
 //! A simulated provider-terraform for tests: it watches Workspaces on the real API server and
-//! answers as the real provider would, with AWS and Terraform simulated.
+//! answers as the real provider (v1.0, crossplane-runtime v2) would, with AWS and Terraform
+//! simulated.
 //!
 //! - The inline module is parsed (hcl-rs); a required variable that no `vars`, `varmap` or var
-//!   file sets fails like `terraform plan` does, and a var file's Secret must exist.
-//! - A first apply shows `Ready=False/Creating`, then `Ready=True/Available` with
-//!   `Synced=True`; errors are `Synced=False/ReconcileError` with Terraform's message shape.
-//! - Outputs go to the connection secret (strings raw, other values as JSON) and non-sensitive
-//!   ones to `status.atProvider.outputs`.
+//!   file sets fails like `terraform plan` does, and every var file's Secret and key must
+//!   exist, on deletion too (the observation plans first): without them a destroy cannot run.
+//! - Writes as the managed reconciler's: the `crossplane.io/external-name` annotation, then
+//!   the finalizer, then `crossplane.io/external-create-pending`, the apply (synchronous:
+//!   nothing is written while it runs), `crossplane.io/external-create-succeeded`, each an
+//!   update of its own; then `Ready=False/Creating` with `Synced=True`, and
+//!   `Ready=True/Available` at the next observation. Only `Synced`, `Creating` and `Deleting`
+//!   carry `observedGeneration`; `Available` does not.
+//! - Errors are `Synced=False/ReconcileError` for the current generation, worded as the real
+//!   ones (`create failed: `, `update failed: `, `delete failed: `, `cannot observe external
+//!   resource: `, then Terraform's message shape); `Ready` stays as it was, so a Workspace
+//!   whose update fails keeps `Ready=True`. Observation errors on a Ready Workspace (throttling
+//!   during the refresh, expired credentials) are injected with
+//!   [`SimulatedProvider::inject_observe_failure`].
+//! - The connection Secret is published at every observation (empty before the first apply,
+//!   then one key per output: strings raw, other values as JSON), controller-owned by the
+//!   Workspace and garbage-collected after it; an existing Secret that no one controls is
+//!   refused (`refusing to modify uncontrolled secret`). Non-sensitive outputs also go to
+//!   `status.atProvider.outputs`.
+//! - `deletionPolicy: Orphan` leaves the Fargate profiles in AWS: a later create of the same
+//!   profile in the cluster fails with "already exists".
 //! - AWS's rule is enforced: while one Fargate profile of a cluster is being created or
 //!   deleted, creating or deleting another (or deleting the same one) fails with
 //!   ResourceInUseException. Every Fargate profile operation is recorded per cluster, with its
@@ -15,7 +32,12 @@
 //!   variable. A refused operation is recorded too, so [`Observations::overlaps`] lists it
 //!   and a test can prove that the operator never caused one. The simulator never queues an
 //!   operation behind another Workspace's: that would hide the overlap it is there to see.
-//! - Failures are injected per Workspace with the annotation [`FAIL_ANNOTATION`].
+//! - Failures are injected per Workspace with the annotation [`FAIL_ANNOTATION`] (its apply
+//!   or destroy fails, or its plan when it is applied), or per profile.
+//! - Not modelled: one reconcile at a time (`--max-reconcile-rate 1`) and `--timeout`, the
+//!   poll (a Workspace is planned again only on a change, or every 200 ms while an observation
+//!   failure is injected), `crossplane.io/paused`, and a create interrupted mid-way
+//!   (`external-create-pending` without `succeeded`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -138,6 +160,9 @@ pub struct Observations {
     /// The Fargate profiles each Workspace (by uid) holds in AWS, with their immutable
     /// settings: what its next apply or destroy compares against.
     held: HashMap<String, BTreeMap<String, Value>>,
+    /// Fargate profiles left in AWS by Workspaces deleted under `deletionPolicy: Orphan`, by
+    /// cluster: a later create of the same name fails with "already exists".
+    orphaned: HashMap<String, std::collections::BTreeSet<String>>,
     /// The generation each Workspace (by uid) last applied: a plan of it shows no changes.
     applied_generation: HashMap<String, Option<i64>>,
     /// When the provider started; operation times are shown relative to it.
@@ -153,6 +178,7 @@ impl Default for Observations {
             operations: Vec::new(),
             held: HashMap::new(),
             applied_generation: HashMap::new(),
+            orphaned: HashMap::new(),
             epoch: Instant::now(),
         }
     }
@@ -256,6 +282,17 @@ impl Observations {
                 ended: now + delay,
                 refused_because: None,
             };
+            if kind == OperationKind::Create
+                && self
+                    .orphaned
+                    .get(asker.cluster)
+                    .is_some_and(|o| o.contains(&profile))
+            {
+                return Step::Refused(format!(
+                    "creating EKS Fargate Profile ({}:{profile}): ResourceInUseException: Fargate Profile already exists",
+                    asker.cluster
+                ));
+            }
             let busy = self
                 .operations
                 .iter()
@@ -970,7 +1007,21 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         if let Some(message) = injected {
             return fail(&api, &ws, &action_error("delete", &message)).await;
         }
-        match shared.step(&ws, module, true) {
+        let orphan = ws.spec.deletion_policy.as_deref() == Some("Orphan");
+        // Under Orphan nothing is destroyed: the profiles stay in AWS.
+        let step = if orphan {
+            let mut obs = shared.observations.lock().unwrap();
+            let held = obs.held.remove(&uid).unwrap_or_default();
+            let cluster = string_input(&ws, "cluster_name").unwrap_or_default();
+            obs.orphaned
+                .entry(cluster)
+                .or_default()
+                .extend(held.into_keys());
+            Step::Done
+        } else {
+            shared.step(&ws, module, true)
+        };
+        match step {
             Step::Refused(message) => {
                 return fail(&api, &ws, &action_error("delete", &message)).await;
             }
@@ -1441,6 +1492,24 @@ mod tests {
                 (OperationKind::Delete, "kube-system".to_string(), true),
             ]
         );
+    }
+
+    #[test]
+    fn an_orphaned_profile_cannot_be_created_again() {
+        let mut obs = Observations::default();
+        let t0 = obs.epoch;
+        obs.orphaned
+            .entry("demo-cluster".into())
+            .or_default()
+            .insert("a".into());
+        let step = obs.step(&asker("ws-a2", false), &profiles(&["a"]), false, DELAY, t0);
+        assert_eq!(
+            step,
+            Step::Refused(
+                "creating EKS Fargate Profile (demo-cluster:a): ResourceInUseException: Fargate Profile already exists".into()
+            )
+        );
+        assert!(obs.accepted().is_empty());
     }
 
     #[test]
