@@ -34,8 +34,10 @@
 //!   operation behind another Workspace's: that would hide the overlap it is there to see.
 //! - Failures are injected per Workspace with the annotation [`FAIL_ANNOTATION`] (its apply
 //!   or destroy fails, or its plan when it is applied), or per profile.
-//! - Not modelled: one reconcile at a time (`--max-reconcile-rate 1`) and `--timeout`, the
-//!   poll (a Workspace is planned again only on a change, or every 200 ms while an observation
+//! - Serialised mode (environment variable [`SERIAL_ENV`]): one reconcile at a time, as the
+//!   real provider's default `--max-reconcile-rate 1`, with each apply or destroy running to
+//!   its end inside the reconcile.
+//! - Not modelled: `--timeout`, the poll (a Workspace is planned again only on a change, or every 200 ms while an observation
 //!   failure is injected), `crossplane.io/paused`, and a create interrupted mid-way
 //!   (`external-create-pending` without `succeeded`).
 
@@ -343,7 +345,19 @@ struct Shared {
     /// Injected failures by Fargate profile name.
     failures: Arc<Mutex<HashMap<String, String>>>,
     delay: Duration,
+    /// Serialised mode ([`SERIAL_ENV`]): one reconcile at a time, each apply or destroy
+    /// running to its end within the reconcile.
+    serial: bool,
     observations: Arc<Mutex<Observations>>,
+}
+
+/// Environment variable that makes the simulated provider run as the real one does by default
+/// (`--max-reconcile-rate 1`): one reconcile at a time, `terraform apply` and `destroy`
+/// synchronous, so every other Workspace waits behind a long apply.
+pub const SERIAL_ENV: &str = "CAPT_SIM_SERIAL";
+
+fn serial_mode() -> bool {
+    std::env::var_os(SERIAL_ENV).is_some()
 }
 
 /// A running simulated provider.
@@ -367,8 +381,18 @@ enum Running {
 
 impl SimulatedProvider {
     /// Starts answering for Workspaces of applies in `namespace`; each create or destroy of a
-    /// Fargate profile takes `delay`.
+    /// Fargate profile takes `delay`. Serialised when [`SERIAL_ENV`] is set.
     pub fn start(client: Client, namespace: &str, delay: Duration) -> Self {
+        Self::start_in(client, namespace, delay, serial_mode())
+    }
+
+    /// Like [`Self::start`], always with concurrent reconciles (for a test that needs
+    /// Workspaces applied at the same time).
+    pub fn start_concurrent(client: Client, namespace: &str, delay: Duration) -> Self {
+        Self::start_in(client, namespace, delay, false)
+    }
+
+    fn start_in(client: Client, namespace: &str, delay: Duration, serial: bool) -> Self {
         let (observations, failures) = (Arc::default(), Arc::default());
         let poll: Arc<tokio::sync::Notify> = Arc::default();
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -379,6 +403,7 @@ impl SimulatedProvider {
             Arc::clone(&observations),
             Arc::clone(&failures),
             Arc::clone(&poll),
+            serial,
             stopped,
         );
         SimulatedProvider {
@@ -410,7 +435,8 @@ impl SimulatedProvider {
                     .expect("a runtime for the simulated provider");
                 runtime.block_on(async move {
                     let client = super::cluster::client_from(&kubeconfig).await;
-                    serve(client, namespace, delay, obs, fail, polled, stopped).await;
+                    let serial = serial_mode();
+                    serve(client, namespace, delay, obs, fail, polled, serial, stopped).await;
                 });
             })
             .expect("a thread for the simulated provider");
@@ -492,6 +518,7 @@ impl SimulatedProvider {
 }
 
 /// Watches the Workspaces of `namespace`'s applies and answers them until `stop` turns true.
+#[allow(clippy::too_many_arguments)] // a provider process's settings, passed once
 async fn serve(
     client: Client,
     namespace: String,
@@ -499,6 +526,7 @@ async fn serve(
     observations: Arc<Mutex<Observations>>,
     failures: Arc<Mutex<HashMap<String, String>>>,
     poll: Arc<tokio::sync::Notify>,
+    serial: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let (secrets, secrets_writer) = reflector::store();
@@ -512,6 +540,7 @@ async fn serve(
     let shared = Arc::new(Shared {
         secrets,
         modules: Mutex::default(),
+        serial,
         client: client.clone(),
         failures,
         delay,
@@ -537,7 +566,9 @@ async fn serve(
         poll.notified().await;
         Some(((), poll))
     });
+    let concurrency = if shared.serial { 1 } else { 0 };
     let controller = Controller::for_stream(workspaces, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .reconcile_all_on(polls)
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -888,6 +919,18 @@ impl Shared {
         None
     }
 
+    /// Like [`Self::step`]; in serialised mode, waits for the Workspace's own operations to
+    /// end (the reconcile blocks, as a synchronous `terraform apply` does), so it never
+    /// returns [`Step::Wait`].
+    async fn serial_step(&self, ws: &Workspace, module: &Module, deleting: bool) -> Step {
+        loop {
+            match self.step(ws, module, deleting) {
+                Step::Wait(remaining) if self.serial => tokio::time::sleep(remaining).await,
+                other => return other,
+            }
+        }
+    }
+
     /// The next step of the Workspace's Fargate profile operations (see [`Observations::step`]).
     fn step(&self, ws: &Workspace, module: &Module, deleting: bool) -> Step {
         let Some((default_profiles, mut desired)) = Self::profiles_of(ws, module) else {
@@ -1019,7 +1062,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
                 .extend(held.into_keys());
             Step::Done
         } else {
-            shared.step(&ws, module, true)
+            shared.serial_step(&ws, module, true).await
         };
         match step {
             Step::Refused(message) => {
@@ -1129,7 +1172,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         put_annotation(&api, &ws, EXTERNAL_CREATE_PENDING, rfc3339_now()).await?;
         return Ok(Action::await_change());
     }
-    match shared.step(&ws, module, false) {
+    match shared.serial_step(&ws, module, false).await {
         Step::Refused(message) => {
             return fail(&api, &ws, &action_error(verb, &message)).await;
         }
