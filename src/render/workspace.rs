@@ -122,8 +122,22 @@ pub fn render(
     if let Some(secret) = &apply.spec.write_connection_secret_to_ref {
         spec.write_connection_secret_to_ref = Some(secret.clone());
     }
+    // A control plane replaces its applies (a Fargate profile's immutable settings) and
+    // removes them: under `Orphan` the old profile would stay in AWS, make its replacement's
+    // create fail ("already exists") and block the cluster's deletion. Its Workspaces always
+    // destroy; unset, the API server defaults to `Delete`.
+    let by_control_plane = apply
+        .owner_references()
+        .iter()
+        .any(|o| o.kind == "CAPTControlPlane" && o.controller == Some(true));
+    if by_control_plane && spec.deletion_policy.as_deref().is_some_and(|p| p != DELETE) {
+        spec.deletion_policy = Some(DELETE.into());
+    }
     Ok(spec)
 }
+
+/// crossplane-runtime's `deletionPolicy` that destroys the external resource.
+const DELETE: &str = "Delete";
 
 /// The Workspace object for `apply`: its spec, labels and annotations that tie it to the apply
 /// (Workspaces are cluster-scoped, so no owner reference can), and the provider's finalizer,
@@ -233,6 +247,32 @@ mod tests {
             json!([{ "name": "TF_LOG", "value": "INFO" }])
         );
         assert_eq!(spec.extra["managementPolicies"], json!(["*"]));
+    }
+
+    #[test]
+    fn a_control_planes_workspaces_always_destroy() {
+        let mut orphaning = base();
+        orphaning["deletionPolicy"] = json!("Orphan");
+        let vars = &[("cluster_name", "demo"), ("ns", "team-a")];
+        let mut owned = apply(vars, None);
+        owned.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "controlplane.cluster.x-k8s.io/v1beta1".into(),
+                kind: "CAPTControlPlane".into(),
+                name: "demo".into(),
+                uid: "u".into(),
+                controller: Some(true),
+                ..Default::default()
+            },
+        ]);
+        let spec = render(&owned, &template(orphaning.clone()), "ws").unwrap();
+        assert_eq!(spec.deletion_policy.as_deref(), Some("Delete"));
+        // Unset stays unset: the API server defaults it to Delete.
+        let spec = render(&owned, &template(base()), "ws").unwrap();
+        assert_eq!(spec.deletion_policy, None);
+        // A user's own apply keeps what its template says.
+        let spec = render(&apply(vars, None), &template(orphaning), "ws").unwrap();
+        assert_eq!(spec.deletion_policy.as_deref(), Some("Orphan"));
     }
 
     #[test]

@@ -15,19 +15,41 @@ use super::reason;
 use crate::api::conditions::{READY, SYNCED, XpCondition, find};
 use crate::api::{Workspace, WorkspaceTemplateApply};
 
+/// Whether provider-terraform has applied the Workspace's current spec: `Ready=True` and a
+/// `Synced=True` written for the current `metadata.generation`.
+///
+/// The real provider (crossplane-runtime v2) stamps `observedGeneration` only on the conditions
+/// its managed reconciler sets (`Synced`, `Creating`, `Deleting`), not on `Ready=True/Available`,
+/// which keeps showing while a changed Workspace is re-applied. `Synced=True` for a generation
+/// is written after the reconcile that saw it succeeded: after the synchronous
+/// `terraform apply` of an update, or after a plan without changes; so, with `Ready=True`, it
+/// means that generation is in AWS. A `Synced` without `observedGeneration` (an older
+/// crossplane-runtime) is taken as current.
+pub fn workspace_applied(workspace: &Workspace) -> bool {
+    let conditions = workspace
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let synced_now = find(conditions, SYNCED).is_some_and(|c| {
+        c.is_true()
+            && match (c.observed_generation, workspace.metadata.generation) {
+                (Some(seen), Some(now)) => seen >= now,
+                _ => true,
+            }
+    });
+    synced_now && find(conditions, READY).is_some_and(XpCondition::is_true)
+}
+
 /// The conditions an apply shows while its Workspace exists: the Workspace's own, except that
-/// conditions computed for an older generation of the Workspace spec do not count as Ready.
+/// `Ready=True` counts only once the current spec is applied ([`workspace_applied`]); before,
+/// the apply shows `Ready=False` with reason [`reason::APPLYING`].
 pub fn mirror_workspace(workspace: &Workspace) -> Vec<WantedCondition> {
     let conditions = workspace
         .status
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    let generation = workspace.metadata.generation;
-    let current = |c: &&XpCondition| match (c.observed_generation, generation) {
-        (Some(seen), Some(now)) => seen >= now,
-        _ => true,
-    };
     let synced = match find(conditions, SYNCED) {
         Some(c) => WantedCondition::new(
             SYNCED,
@@ -37,7 +59,17 @@ pub fn mirror_workspace(workspace: &Workspace) -> Vec<WantedCondition> {
         ),
         None => WantedCondition::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""),
     };
-    let ready = match find(conditions, READY).filter(current) {
+    let ready = match find(conditions, READY) {
+        Some(c) if c.is_true() && !workspace_applied(workspace) => WantedCondition::new(
+            READY,
+            false,
+            reason::APPLYING,
+            format!(
+                "waiting for provider-terraform to apply generation {} of Workspace {}",
+                workspace.metadata.generation.unwrap_or_default(),
+                workspace.name_any()
+            ),
+        ),
         Some(c) => WantedCondition::new(
             READY,
             c.is_true(),
@@ -252,12 +284,93 @@ mod tests {
         assert!(!m[1].status);
     }
 
+    /// A condition as crossplane-runtime v2 writes `Ready=True/Available`: without
+    /// `observedGeneration`.
+    fn available() -> serde_json::Value {
+        json!({ "type": "Ready", "status": "True", "reason": "Available", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z" })
+    }
+
     #[test]
-    fn ready_for_an_older_spec_is_not_ready() {
-        let ws = workspace(2, json!([cond("Ready", "True", "Available", "", 1)]));
-        assert!(!mirror_workspace(&ws)[1].status);
-        let ws = workspace(2, json!([cond("Ready", "True", "Available", "", 2)]));
-        assert!(mirror_workspace(&ws)[1].status);
+    fn ready_counts_once_synced_is_for_the_current_generation() {
+        // A Workspace changed to generation 2 keeps the Ready=True of generation 1 while
+        // provider-terraform has not applied it: Synced still carries generation 1.
+        let ws = workspace(
+            2,
+            json!([
+                available(),
+                cond("Synced", "True", "ReconcileSuccess", "", 1)
+            ]),
+        );
+        assert!(!workspace_applied(&ws));
+        let m = mirror_workspace(&ws);
+        assert_eq!(
+            (m[1].status, m[1].reason.as_str(), m[1].message.as_str()),
+            (
+                false,
+                reason::APPLYING,
+                "waiting for provider-terraform to apply generation 2 of Workspace ws"
+            )
+        );
+        // After the synchronous terraform apply, Synced=True is written for generation 2.
+        let ws = workspace(
+            2,
+            json!([
+                available(),
+                cond("Synced", "True", "ReconcileSuccess", "", 2)
+            ]),
+        );
+        assert!(workspace_applied(&ws));
+        assert_eq!(
+            (
+                mirror_workspace(&ws)[1].status,
+                mirror_workspace(&ws)[1].reason.as_str()
+            ),
+            (true, "Available")
+        );
+        // A failed update of generation 2 leaves Ready=True as it was: not applied.
+        let ws = workspace(
+            2,
+            json!([
+                available(),
+                cond(
+                    "Synced",
+                    "False",
+                    "ReconcileError",
+                    "update failed: boom",
+                    2
+                )
+            ]),
+        );
+        assert!(!workspace_applied(&ws));
+        let m = mirror_workspace(&ws);
+        assert_eq!(
+            (m[0].status, m[0].message.as_str()),
+            (false, "update failed: boom")
+        );
+        assert_eq!(
+            (m[1].status, m[1].reason.as_str()),
+            (false, reason::APPLYING)
+        );
+        // The first apply ends with Creating for the current generation, then Available.
+        let ws = workspace(
+            1,
+            json!([
+                cond("Ready", "False", "Creating", "", 1),
+                cond("Synced", "True", "ReconcileSuccess", "", 1)
+            ]),
+        );
+        assert_eq!(mirror_workspace(&ws)[1].reason, "Creating");
+        // An older crossplane-runtime without observedGeneration: taken as current.
+        let ws = workspace(
+            3,
+            json!([
+                available(),
+                json!({ "type": "Synced", "status": "True", "reason": "ReconcileSuccess", "lastTransitionTime": "2026-01-01T00:00:00Z" })
+            ]),
+        );
+        assert!(workspace_applied(&ws));
+        // Ready=True without Synced is not enough.
+        assert!(!workspace_applied(&workspace(1, json!([available()]))));
     }
 
     fn apply(

@@ -7,6 +7,7 @@
 //!   configuration, quota or limit exceeded, a missing or invalid template, a name already
 //!   taken) is terminal at once.
 //! - An error of a transient class (throttling, `ResourceInUseException`, AWS 5xx, timeouts,
+//!   expired temporary credentials,
 //!   connection errors, API conflicts) is not terminal: provider-terraform retries it, and the
 //!   status shows it as `TransientError` with its message. Only when it persists for
 //!   [`TRANSIENT_LIMIT`], measured from the `lastTransitionTime` of the apply's failing
@@ -60,6 +61,9 @@ const TERMINAL_PATTERNS: &[&str] = &[
     "LimitExceededException",
     "QuotaExceeded",
     "AlreadyExists",
+    // EKS answers a create of a profile that is still there (say, orphaned) with
+    // `ResourceInUseException: Fargate Profile already exists`: no retry heals it.
+    "already exists",
     "No value for required variable",
     "Invalid HCL",
     "Invalid var file",
@@ -93,6 +97,10 @@ const TRANSIENT_PATTERNS: &[&str] = &[
     "TLS handshake",
     "no such host",
     "the object has been modified",
+    // Expired temporary credentials (web identity, instance or pod identity) are renewed on
+    // a later run; credentials that stay expired for the limit need a person.
+    "ExpiredToken",
+    "security token included in the request is expired",
 ];
 
 /// The class of an error from its condition reason and message (see the module's rule).
@@ -194,6 +202,11 @@ mod tests {
                 "Operation cannot be fulfilled on workspaces: the object has been modified",
                 Transient,
             ),
+            (
+                "ReconcileError",
+                "cannot observe external resource: cannot diff Terraform plan: Terraform encountered an error. Summary: ExpiredToken: The security token included in the request is expired",
+                Transient,
+            ),
             // Needs a person.
             (
                 "ReconcileError",
@@ -234,6 +247,11 @@ mod tests {
             (
                 "WorkspaceNameConflict",
                 "Workspace w exists and was not created for this apply",
+                NeedsPerson,
+            ),
+            (
+                "ReconcileError",
+                "create failed: ... Summary: creating EKS Fargate Profile (demo:monitoring): ResourceInUseException: Fargate Profile already exists",
                 NeedsPerson,
             ),
             // A terminal class wins over a transient word in the same message.

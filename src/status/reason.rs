@@ -14,6 +14,9 @@ pub const WORKSPACE_ERROR: &str = "WorkspaceError";
 /// Being created: an apply's Workspace was written and its provider has not reported yet, or
 /// a profile or the control plane is being created.
 pub const CREATING: &str = "Creating";
+/// A Workspace applied before whose current spec provider-terraform has not applied yet (its
+/// `Synced` is for an older generation, or reports an error).
+pub const APPLYING: &str = "Applying";
 /// Being deleted.
 pub const DELETING: &str = "Deleting";
 /// A transient error is retried; it is not a failure (`status::failure`).

@@ -547,7 +547,9 @@ async fn children_edited_or_deleted_by_hand_are_restored_and_deletion_leaves_not
 #[tokio::test]
 async fn two_profiles_created_at_once_are_seen_by_the_overlap_check() {
     // Long enough that the second create surely starts while the first runs.
-    let samples = Samples::start("overlap", Duration::from_secs(3)).await;
+    // A provider that runs one reconcile at a time (CAPT_SIM_SERIAL) never overlaps: this
+    // test needs concurrent reconciles.
+    let samples = Samples::start_concurrent("overlap", Duration::from_secs(3)).await;
     let operator = Operator::start_with(samples.client.clone(), &samples.ns.name, |ctx| {
         ctx.test_only_create_profiles_at_once = true
     });

@@ -304,6 +304,288 @@ async fn removing_a_default_profile_waits_for_the_profile_in_flight_and_shows_it
     env.stop().await;
 }
 
+/// provider-terraform's `Ready=True/Available` carries no `observedGeneration` and stays True
+/// while a changed Workspace is re-applied: the EKS apply and the removed default profile
+/// must not count as done before the provider's `terraform apply` of the change has ended.
+#[tokio::test]
+async fn a_changed_workspace_counts_as_applied_only_after_the_provider_applied_it() {
+    let env = Env::start("eks-fresh", Duration::from_secs(2)).await;
+    env.patch_spec(json!({ "additionalFargateProfiles": [] }))
+        .await;
+    env.create_vpc_secret().await;
+    env.all_ready_within(2, WAIT).await;
+    let workspace = env.eks_workspace().await;
+    let applies = || {
+        let obs = env.provider.observations.lock().unwrap();
+        obs.applies.get(&workspace).copied().unwrap_or_default()
+    };
+    let before = applies();
+    let old = env.eks_apply().await.metadata.generation;
+
+    env.patch_spec(json!({ "defaultFargateProfiles": ["kube-system"] }))
+        .await;
+    let mut seen_applying = false;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the change was never applied"
+        );
+        // Read the status first: if the provider had not finished the apply after the read,
+        // it had not before.
+        let eks = env.eks_apply().await;
+        let cp = env.cp().await;
+        let applied = applies() > before;
+        let status = eks.status.clone().unwrap_or_default();
+        let current =
+            eks.metadata.generation > old && status.observed_generation == eks.metadata.generation;
+        let ready = capt_fargate::api::conditions::find(&status.conditions, "Ready")
+            .is_some_and(|c| c.is_true());
+        if current && !applied {
+            assert!(
+                !ready,
+                "the EKS apply shows Ready before the provider applied the change: {status:?}"
+            );
+            let karpenter = entry(&cp, "karpenter");
+            assert!(
+                karpenter.is_some_and(|k| !k.ready),
+                "karpenter counted as removed before the provider applied it: {karpenter:?}"
+            );
+            seen_applying = true;
+        }
+        if current && applied && ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen_applying, "the re-apply was never observed in progress");
+    let cp = env.all_ready_within(1, WAIT).await;
+    assert_eq!(
+        cp.status
+            .unwrap()
+            .fargate_profiles
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        ["kube-system"]
+    );
+    env.stop().await;
+}
+
+/// The Workspace of the apply named `apply`.
+async fn workspace_of(env: &Env, apply: &str) -> capt_fargate::api::Workspace {
+    env.workspaces()
+        .await
+        .into_iter()
+        .find(|w| w.annotations()[names::ANNOTATION_APPLY].ends_with(&format!("/{apply}")))
+        .expect("the apply's Workspace")
+}
+
+/// A profile's entry while the CP shows its error as transient (never terminal).
+async fn transient_entry(env: &Env, profile: &str, text: &str) -> FargateProfileStatus {
+    let cp = eventually("the error shown as transient", WAIT, || async {
+        let cp = env.cp().await;
+        match entry(&cp, profile) {
+            Some(p)
+                if p.failure_reason.as_deref() == Some("TransientError")
+                    && p.failure_message
+                        .as_deref()
+                        .is_some_and(|m| m.contains(text)) =>
+            {
+                Ok(cp)
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let status = cp.status.clone().unwrap();
+    assert_eq!(
+        (status.failure_reason, status.failure_message),
+        (None, None),
+        "a transient error is not a terminal failure"
+    );
+    assert_ne!(status.phase, Some(ControlPlanePhase::Failed));
+    assert_eq!(condition(&cp, "FargateProfileFailed").0, "False");
+    entry(&cp, profile).unwrap().clone()
+}
+
+/// At the periodic plan, provider-terraform reports an observation error (throttling during
+/// the refresh, expired temporary credentials) on a healthy, Ready Workspace as
+/// `Synced=False` with `cannot observe external resource: …` and leaves `Ready=True`. The
+/// operator shows it as transient, never as a terminal failure, and is Ready again once the
+/// plan succeeds.
+#[tokio::test]
+async fn observe_errors_on_a_ready_profile_are_transient_and_heal() {
+    let env = Env::start("observe-errors", Duration::from_millis(300)).await;
+    env.patch_spec(json!({
+        "additionalFargateProfiles": profiles(&[("monitoring", "monitoring")]),
+    }))
+    .await;
+    env.create_vpc_secret().await;
+    env.all_ready_within(3, WAIT).await;
+    let monitoring = names::profile_apply_name(CP, "monitoring");
+    for error in [
+        "ThrottlingException: Rate exceeded",
+        "ExpiredToken: The security token included in the request is expired",
+    ] {
+        env.provider.inject_observe_failure("monitoring", error);
+        let entry = transient_entry(&env, "monitoring", error).await;
+        assert!(!entry.ready, "{entry:?}");
+        let ws = workspace_of(&env, &monitoring).await;
+        let conditions = ws.status.unwrap().conditions;
+        let find = |t| capt_fargate::api::conditions::find(&conditions, t).unwrap();
+        assert!(
+            find("Ready").is_true(),
+            "the provider keeps Ready: {conditions:?}"
+        );
+        let synced = find("Synced");
+        assert!(
+            !synced.is_true()
+                && synced
+                    .message
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("cannot observe external resource: "),
+            "{synced:?}"
+        );
+        env.provider.clear_observe_failure("monitoring");
+        env.all_ready_within(3, WAIT).await;
+    }
+    // No apply ran for an observation error.
+    let applies = env.provider.observations.lock().unwrap().applies.clone();
+    assert_eq!(
+        applies.get(&workspace_of(&env, &monitoring).await.name_any()),
+        Some(&1),
+        "{applies:?}"
+    );
+    env.stop().await;
+}
+
+/// A failing re-apply (`update failed: …`) leaves the provider's `Ready=True` as it was: the
+/// change is not applied, so the profile is not Ready; a transient error is shown as such, and
+/// the change goes through once the provider's retry succeeds.
+#[tokio::test]
+async fn a_failing_update_is_not_applied_and_heals() {
+    let env = Env::start("update-fails", Duration::from_millis(300)).await;
+    env.patch_spec(json!({
+        "additionalFargateProfiles": profiles(&[("monitoring", "monitoring")]),
+    }))
+    .await;
+    env.create_vpc_secret().await;
+    env.all_ready_within(3, WAIT).await;
+    let monitoring = names::profile_apply_name(CP, "monitoring");
+    env.provider
+        .inject_failure("monitoring", "ThrottlingException: Rate exceeded");
+    let mut tagged = profile("monitoring", "monitoring");
+    tagged["tags"] = json!({ "team": "observability" });
+    env.patch_spec(json!({ "additionalFargateProfiles": [tagged] }))
+        .await;
+    transient_entry(&env, "monitoring", "update failed: ").await;
+    let apply = env.applies().get(&monitoring).await.unwrap();
+    let ready = capt_fargate::api::conditions::find(&apply.status.unwrap().conditions, "Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (ready.is_true(), ready.reason.as_str()),
+        (false, "Applying")
+    );
+    let ws = workspace_of(&env, &monitoring).await;
+    let conditions = ws.status.clone().unwrap().conditions;
+    assert!(
+        capt_fargate::api::conditions::find(&conditions, "Ready")
+            .unwrap()
+            .is_true(),
+        "the provider leaves Ready as it was: {conditions:?}"
+    );
+    env.provider.clear_failure("monitoring");
+    env.all_ready_within(3, WAIT).await;
+    let ws = workspace_of(&env, &monitoring).await;
+    assert_eq!(
+        ws.spec.for_provider.varmap.as_ref().unwrap()["tags"]["team"],
+        json!("observability")
+    );
+    let applies = env.provider.observations.lock().unwrap().applies.clone();
+    assert_eq!(applies.get(&ws.name_any()), Some(&2), "{applies:?}");
+    env.stop().await;
+}
+
+/// provider-terraform reads a Workspace's var files on deletion too (its observation plans
+/// first), so deleting the VPC connection Secret with the control plane (`kubectl delete` of
+/// both) leaves the profiles' and the cluster's destroys unable to run. The control plane
+/// stays, says why, and its teardown finishes once the Secret is back. (The operator does not
+/// yet keep var-file Secrets until the Workspaces reading them are gone: see the README.)
+#[tokio::test]
+async fn deleting_the_control_plane_with_the_vpc_secret_waits_and_says_why() {
+    let env = Env::start("vpc-gone", Duration::from_millis(300)).await;
+    env.patch_spec(json!({
+        "additionalFargateProfiles": profiles(&[("monitoring", "monitoring")]),
+    }))
+    .await;
+    env.create_vpc_secret().await;
+    env.all_ready_within(3, WAIT).await;
+    let vpc = env
+        .secrets()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|s| s.name_any().ends_with("-vpc-connection"))
+        .unwrap()
+        .name_any();
+    env.cps().delete(CP, &Default::default()).await.unwrap();
+    env.secrets()
+        .delete(&vpc, &Default::default())
+        .await
+        .unwrap();
+    let cp = eventually("the stuck destroy explained", WAIT, || async {
+        let cp = env
+            .cps()
+            .get_opt(CP)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the control plane is gone")?;
+        let (failed, reason, message) = condition(&cp, "FargateProfileFailed");
+        if failed == "True"
+            && reason == "DeleteFailed"
+            && message.contains(&format!(
+                "cannot get Secret {}/{vpc} for var file",
+                env.ns.name
+            ))
+        {
+            Ok(cp)
+        } else {
+            Err(format!("{:?}", cp.status))
+        }
+    })
+    .await;
+    assert!(cp.metadata.deletion_timestamp.is_some());
+    let destroys = env.provider.observations.lock().unwrap().destroys.clone();
+    assert!(
+        destroys.is_empty(),
+        "nothing could be destroyed: {destroys:?}"
+    );
+    // With the Secret back, the teardown finishes.
+    env.create_vpc_secret().await;
+    eventually("control plane gone", WAIT, || async {
+        match env.cps().get_opt(CP).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(cp) => Err(format!("{:?}", cp.status)),
+        }
+    })
+    .await;
+    assert!(env.workspaces().await.is_empty(), "no Workspace left");
+    let order = env
+        .provider
+        .observations
+        .lock()
+        .unwrap()
+        .destroy_order
+        .clone();
+    assert_eq!(order.len(), 2, "{order:?}");
+    env.stop().await;
+}
+
 #[tokio::test]
 async fn a_transient_eks_error_is_retried_and_holds_profile_operations_a_terminal_one_fails() {
     let env = Env::start("transient", Duration::from_millis(300)).await;

@@ -442,3 +442,180 @@ async fn a_label_the_operator_no_longer_sets_is_removed_while_others_labels_stay
     assert_eq!(version(later.meta()), version(restored.meta()));
     stop(env, operator).await;
 }
+
+/// The resourceVersions of the samples' Workspaces and applies.
+async fn versions(samples: &Samples) -> BTreeMap<String, Option<String>> {
+    let mut out: BTreeMap<String, Option<String>> = samples
+        .workspaces()
+        .await
+        .iter()
+        .map(|w| (format!("Workspace {}", w.name_any()), w.resource_version()))
+        .collect();
+    let applies = samples.applies().list(&Default::default()).await.unwrap();
+    out.extend(
+        applies
+            .items
+            .iter()
+            .map(|a| (format!("apply {}", a.name_any()), a.resource_version())),
+    );
+    out
+}
+
+/// provider-terraform writes annotations to the Workspaces (the external name, and the
+/// create-pending and create-succeeded marks, each in an update of its own) and owns their
+/// connection Secrets: a converged operator does not answer those writes with writes of its
+/// own, and neither does a restarted one.
+#[tokio::test]
+async fn the_providers_annotations_and_connection_secrets_cause_no_writes() {
+    use crate::support::simulated_provider::{
+        EXTERNAL_CREATE_PENDING, EXTERNAL_CREATE_SUCCEEDED, EXTERNAL_NAME,
+    };
+    let (env, operator) = converged("provider-writes").await;
+    for ws in env.workspaces().await {
+        let a = ws.annotations();
+        assert_eq!(a.get(EXTERNAL_NAME), Some(&ws.name_any()), "{a:?}");
+        assert!(
+            a.contains_key(EXTERNAL_CREATE_PENDING) && a.contains_key(EXTERNAL_CREATE_SUCCEEDED),
+            "{a:?}"
+        );
+        let r = ws.spec.write_connection_secret_to_ref.clone().unwrap();
+        let secret =
+            Api::<k8s_openapi::api::core::v1::Secret>::namespaced(env.client.clone(), &r.namespace)
+                .get(&r.name)
+                .await
+                .unwrap();
+        let owner = secret
+            .owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .cloned();
+        assert_eq!(
+            owner.map(|o| (o.kind, o.uid)),
+            Some(("Workspace".to_string(), ws.uid().unwrap())),
+            "the connection Secret {} is controlled by its Workspace",
+            r.name
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = versions(&env).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(versions(&env).await, before, "writes at steady state");
+    operator.stop().await;
+    let operator = Operator::start(env.client.clone(), &env.ns.name);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        versions(&env).await,
+        before,
+        "writes by a restarted operator"
+    );
+    stop(env, operator).await;
+}
+
+/// The connection Secret goes with its Workspace (garbage-collected, as crossplane-runtime
+/// leaves it), and provider-terraform refuses to take over a Secret of that name that no one
+/// controls: the profile reports it and the Secret is left as it was.
+#[tokio::test]
+async fn an_uncontrolled_secret_in_the_way_is_reported_not_overwritten() {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let (env, operator) = converged("uncontrolled").await;
+    let monitoring = names::profile_apply_name(CP, "monitoring");
+    let ws = workspace_of(&env, &monitoring).await.unwrap();
+    let r = ws.spec.write_connection_secret_to_ref.clone().unwrap();
+    let secrets = Api::<Secret>::namespaced(env.client.clone(), &r.namespace);
+    let cp = env.cps().get(CP).await.unwrap();
+    let all = profiles_of(&cp);
+    let others: Vec<Value> = all
+        .iter()
+        .filter(|p| p["name"] != "monitoring")
+        .cloned()
+        .collect();
+    env.patch_spec(json!({ "additionalFargateProfiles": others }))
+        .await;
+    eventually("the connection Secret garbage-collected", WAIT, || async {
+        match secrets.get_opt(&r.name).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        }
+    })
+    .await;
+    let mine = Secret {
+        metadata: ObjectMeta {
+            name: Some(r.name.clone()),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            "mine".to_string(),
+            ByteString(b"keep".to_vec()),
+        )])),
+        ..Default::default()
+    };
+    secrets.create(&Default::default(), &mine).await.unwrap();
+    env.patch_spec(json!({ "additionalFargateProfiles": all }))
+        .await;
+    let entry = eventually("monitoring reports the Secret in the way", WAIT, || async {
+        let cp = env.cps().get(CP).await.map_err(|e| e.to_string())?;
+        let entry = cp
+            .status
+            .and_then(|s| {
+                s.fargate_profiles
+                    .into_iter()
+                    .find(|p| p.name == "monitoring")
+            })
+            .ok_or("no monitoring entry")?;
+        match &entry.failure_message {
+            Some(m) if m.contains("refusing to modify uncontrolled secret") => Ok(entry),
+            _ => Err(format!("{entry:?}")),
+        }
+    })
+    .await;
+    assert!(!entry.ready, "{entry:?}");
+    let kept = secrets.get(&r.name).await.unwrap();
+    assert_eq!(kept.data, mine.data);
+    assert!(kept.owner_references().is_empty());
+    stop(env, operator).await;
+}
+
+/// A template that orphans (`deletionPolicy: Orphan`) would leave a replaced Fargate profile in
+/// AWS, and the replacement's create would fail with "already exists" (the simulated provider
+/// models it). The control plane's Workspaces always destroy, so a replacement goes through.
+#[tokio::test]
+async fn a_replaced_profile_is_destroyed_even_if_its_template_orphans() {
+    use capt_fargate::api::WorkspaceTemplate;
+    let (env, operator) = converged("orphan").await;
+    let templates: Api<WorkspaceTemplate> = Api::namespaced(env.client.clone(), &env.ns.name);
+    templates
+        .patch(
+            "eks-fargate-profile",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({ "spec": { "template": { "spec": { "deletionPolicy": "Orphan" } } } }),
+            ),
+        )
+        .await
+        .unwrap();
+    let monitoring = names::profile_apply_name(CP, "monitoring");
+    let old = workspace_of(&env, &monitoring).await.unwrap();
+    let cp = env.cps().get(CP).await.unwrap();
+    let mut list = profiles_of(&cp);
+    assert_eq!(list[0]["name"], "monitoring");
+    list[0]["selectors"] = json!([{ "namespace": "elsewhere" }]);
+    env.patch_spec(json!({ "additionalFargateProfiles": list }))
+        .await;
+    let new = eventually("monitoring replaced", WAIT, || async {
+        let ws = workspace_of(&env, &monitoring).await?;
+        if ws.uid() != old.uid() {
+            Ok(ws)
+        } else {
+            Err("not replaced yet".to_string())
+        }
+    })
+    .await;
+    assert_eq!(new.spec.deletion_policy.as_deref(), Some("Delete"));
+    let cp = env.all_ready_within(4, WAIT).await;
+    assert_eq!(cp.status.unwrap().failure_reason, None);
+    let destroys = env.provider.observations.lock().unwrap().destroys.clone();
+    assert_eq!(destroys.get(&old.name_any()), Some(&1), "{destroys:?}");
+    stop(env, operator).await;
+}

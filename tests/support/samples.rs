@@ -32,6 +32,20 @@ impl Samples {
     /// Applies the samples into a new namespace; each Fargate profile create or destroy takes
     /// `delay` at the provider.
     pub async fn start(prefix: &str, delay: Duration) -> Samples {
+        Self::start_with(prefix, delay, SimulatedProvider::start).await
+    }
+
+    /// Like [`Self::start`], with a provider that always reconciles Workspaces concurrently
+    /// (see [`SimulatedProvider::start_concurrent`]).
+    pub async fn start_concurrent(prefix: &str, delay: Duration) -> Samples {
+        Self::start_with(prefix, delay, SimulatedProvider::start_concurrent).await
+    }
+
+    async fn start_with(
+        prefix: &str,
+        delay: Duration,
+        provider: fn(Client, &str, Duration) -> SimulatedProvider,
+    ) -> Samples {
         let client = super::client().await;
         let ns = TestNamespace::new(&client, prefix).await;
         let root = super::repo_root();
@@ -43,7 +57,7 @@ impl Samples {
             &root.join("config/samples/captcontrolplane.yaml"),
         )
         .await;
-        let provider = SimulatedProvider::start(client.clone(), &ns.name, delay);
+        let provider = provider(client.clone(), &ns.name, delay);
         Samples {
             client,
             ns,

@@ -1,12 +1,29 @@
 //! A simulated provider-terraform for tests: it watches Workspaces on the real API server and
-//! answers as the real provider would, with AWS and Terraform simulated.
+//! answers as the real provider (v1.0, crossplane-runtime v2) would, with AWS and Terraform
+//! simulated.
 //!
 //! - The inline module is parsed (hcl-rs); a required variable that no `vars`, `varmap` or var
-//!   file sets fails like `terraform plan` does, and a var file's Secret must exist.
-//! - A first apply shows `Ready=False/Creating`, then `Ready=True/Available` with
-//!   `Synced=True`; errors are `Synced=False/ReconcileError` with Terraform's message shape.
-//! - Outputs go to the connection secret (strings raw, other values as JSON) and non-sensitive
-//!   ones to `status.atProvider.outputs`.
+//!   file sets fails like `terraform plan` does, and every var file's Secret and key must
+//!   exist, on deletion too (the observation plans first): without them a destroy cannot run.
+//! - Writes as the managed reconciler's: the `crossplane.io/external-name` annotation, then
+//!   the finalizer, then `crossplane.io/external-create-pending`, the apply (synchronous:
+//!   nothing is written while it runs), `crossplane.io/external-create-succeeded`, each an
+//!   update of its own; then `Ready=False/Creating` with `Synced=True`, and
+//!   `Ready=True/Available` at the next observation. Only `Synced`, `Creating` and `Deleting`
+//!   carry `observedGeneration`; `Available` does not.
+//! - Errors are `Synced=False/ReconcileError` for the current generation, worded as the real
+//!   ones (`create failed: `, `update failed: `, `delete failed: `, `cannot observe external
+//!   resource: `, then Terraform's message shape); `Ready` stays as it was, so a Workspace
+//!   whose update fails keeps `Ready=True`. Observation errors on a Ready Workspace (throttling
+//!   during the refresh, expired credentials) are injected with
+//!   [`SimulatedProvider::inject_observe_failure`].
+//! - The connection Secret is published at every observation (empty before the first apply,
+//!   then one key per output: strings raw, other values as JSON), controller-owned by the
+//!   Workspace and garbage-collected after it; an existing Secret that no one controls is
+//!   refused (`refusing to modify uncontrolled secret`). Non-sensitive outputs also go to
+//!   `status.atProvider.outputs`.
+//! - `deletionPolicy: Orphan` leaves the Fargate profiles in AWS: a later create of the same
+//!   profile in the cluster fails with "already exists".
 //! - AWS's rule is enforced: while one Fargate profile of a cluster is being created or
 //!   deleted, creating or deleting another (or deleting the same one) fails with
 //!   ResourceInUseException. Every Fargate profile operation is recorded per cluster, with its
@@ -15,7 +32,14 @@
 //!   variable. A refused operation is recorded too, so [`Observations::overlaps`] lists it
 //!   and a test can prove that the operator never caused one. The simulator never queues an
 //!   operation behind another Workspace's: that would hide the overlap it is there to see.
-//! - Failures are injected per Workspace with the annotation [`FAIL_ANNOTATION`].
+//! - Failures are injected per Workspace with the annotation [`FAIL_ANNOTATION`] (its apply
+//!   or destroy fails, or its plan when it is applied), or per profile.
+//! - Serialised mode (environment variable [`SERIAL_ENV`]): one reconcile at a time, as the
+//!   real provider's default `--max-reconcile-rate 1`, with each apply or destroy running to
+//!   its end inside the reconcile.
+//! - Not modelled: `--timeout`, the poll (a Workspace is planned again only on a change, or every 200 ms while an observation
+//!   failure is injected), `crossplane.io/paused`, and a create interrupted mid-way
+//!   (`external-create-pending` without `succeeded`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -138,6 +162,11 @@ pub struct Observations {
     /// The Fargate profiles each Workspace (by uid) holds in AWS, with their immutable
     /// settings: what its next apply or destroy compares against.
     held: HashMap<String, BTreeMap<String, Value>>,
+    /// Fargate profiles left in AWS by Workspaces deleted under `deletionPolicy: Orphan`, by
+    /// cluster: a later create of the same name fails with "already exists".
+    orphaned: HashMap<String, std::collections::BTreeSet<String>>,
+    /// The generation each Workspace (by uid) last applied: a plan of it shows no changes.
+    applied_generation: HashMap<String, Option<i64>>,
     /// When the provider started; operation times are shown relative to it.
     epoch: Instant,
 }
@@ -150,6 +179,8 @@ impl Default for Observations {
             destroy_order: Vec::new(),
             operations: Vec::new(),
             held: HashMap::new(),
+            applied_generation: HashMap::new(),
+            orphaned: HashMap::new(),
             epoch: Instant::now(),
         }
     }
@@ -253,6 +284,17 @@ impl Observations {
                 ended: now + delay,
                 refused_because: None,
             };
+            if kind == OperationKind::Create
+                && self
+                    .orphaned
+                    .get(asker.cluster)
+                    .is_some_and(|o| o.contains(&profile))
+            {
+                return Step::Refused(format!(
+                    "creating EKS Fargate Profile ({}:{profile}): ResourceInUseException: Fargate Profile already exists",
+                    asker.cluster
+                ));
+            }
             let busy = self
                 .operations
                 .iter()
@@ -303,7 +345,19 @@ struct Shared {
     /// Injected failures by Fargate profile name.
     failures: Arc<Mutex<HashMap<String, String>>>,
     delay: Duration,
+    /// Serialised mode ([`SERIAL_ENV`]): one reconcile at a time, each apply or destroy
+    /// running to its end within the reconcile.
+    serial: bool,
     observations: Arc<Mutex<Observations>>,
+}
+
+/// Environment variable that makes the simulated provider run as the real one does by default
+/// (`--max-reconcile-rate 1`): one reconcile at a time, `terraform apply` and `destroy`
+/// synchronous, so every other Workspace waits behind a long apply.
+pub const SERIAL_ENV: &str = "CAPT_SIM_SERIAL";
+
+fn serial_mode() -> bool {
+    std::env::var_os(SERIAL_ENV).is_some()
 }
 
 /// A running simulated provider.
@@ -311,6 +365,8 @@ pub struct SimulatedProvider {
     /// What it observed.
     pub observations: Arc<Mutex<Observations>>,
     failures: Arc<Mutex<HashMap<String, String>>>,
+    /// Makes the provider plan every Workspace again (its poll).
+    poll: Arc<tokio::sync::Notify>,
     stop: tokio::sync::watch::Sender<bool>,
     running: Running,
 }
@@ -325,9 +381,20 @@ enum Running {
 
 impl SimulatedProvider {
     /// Starts answering for Workspaces of applies in `namespace`; each create or destroy of a
-    /// Fargate profile takes `delay`.
+    /// Fargate profile takes `delay`. Serialised when [`SERIAL_ENV`] is set.
     pub fn start(client: Client, namespace: &str, delay: Duration) -> Self {
+        Self::start_in(client, namespace, delay, serial_mode())
+    }
+
+    /// Like [`Self::start`], always with concurrent reconciles (for a test that needs
+    /// Workspaces applied at the same time).
+    pub fn start_concurrent(client: Client, namespace: &str, delay: Duration) -> Self {
+        Self::start_in(client, namespace, delay, false)
+    }
+
+    fn start_in(client: Client, namespace: &str, delay: Duration, serial: bool) -> Self {
         let (observations, failures) = (Arc::default(), Arc::default());
+        let poll: Arc<tokio::sync::Notify> = Arc::default();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let serving = serve(
             client,
@@ -335,11 +402,14 @@ impl SimulatedProvider {
             delay,
             Arc::clone(&observations),
             Arc::clone(&failures),
+            Arc::clone(&poll),
+            serial,
             stopped,
         );
         SimulatedProvider {
             observations,
             failures,
+            poll,
             stop,
             running: Running::Task(tokio::spawn(serving)),
         }
@@ -354,6 +424,8 @@ impl SimulatedProvider {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (kubeconfig, namespace) = (kubeconfig.to_path_buf(), namespace.to_string());
         let (obs, fail) = (Arc::clone(&observations), Arc::clone(&failures));
+        let poll: Arc<tokio::sync::Notify> = Arc::default();
+        let polled = Arc::clone(&poll);
         let thread = std::thread::Builder::new()
             .name("simulated-provider".into())
             .spawn(move || {
@@ -363,13 +435,15 @@ impl SimulatedProvider {
                     .expect("a runtime for the simulated provider");
                 runtime.block_on(async move {
                     let client = super::cluster::client_from(&kubeconfig).await;
-                    serve(client, namespace, delay, obs, fail, stopped).await;
+                    let serial = serial_mode();
+                    serve(client, namespace, delay, obs, fail, polled, serial, stopped).await;
                 });
             })
             .expect("a thread for the simulated provider");
         SimulatedProvider {
             observations,
             failures,
+            poll,
             stop,
             running: Running::Thread(thread),
         }
@@ -382,6 +456,27 @@ impl SimulatedProvider {
             .lock()
             .unwrap()
             .insert(profile.into(), message.into());
+    }
+
+    /// Makes every observation (`terraform plan`) of the Workspace named `workspace`, or of
+    /// the Fargate profile named so, fail with `message`, as throttling during the refresh or
+    /// expired credentials do, until [`Self::clear_observe_failure`]. It starts a poll at
+    /// once, and while a failure is injected every Workspace is planned again every 200 ms
+    /// (the real provider plans every `--poll`), so a healthy, Ready Workspace shows it.
+    pub fn inject_observe_failure(&self, workspace: &str, message: &str) {
+        self.failures
+            .lock()
+            .unwrap()
+            .insert(format!("{OBSERVE_PREFIX}{workspace}"), message.into());
+        self.poll.notify_one();
+    }
+
+    /// Lets the observations of `workspace` succeed again.
+    pub fn clear_observe_failure(&self, workspace: &str) {
+        self.failures
+            .lock()
+            .unwrap()
+            .remove(&format!("{OBSERVE_PREFIX}{workspace}"));
     }
 
     /// Lets `profile` succeed again; the provider's retry picks it up.
@@ -423,12 +518,15 @@ impl SimulatedProvider {
 }
 
 /// Watches the Workspaces of `namespace`'s applies and answers them until `stop` turns true.
+#[allow(clippy::too_many_arguments)] // a provider process's settings, passed once
 async fn serve(
     client: Client,
     namespace: String,
     delay: Duration,
     observations: Arc<Mutex<Observations>>,
     failures: Arc<Mutex<HashMap<String, String>>>,
+    poll: Arc<tokio::sync::Notify>,
+    serial: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let (secrets, secrets_writer) = reflector::store();
@@ -442,6 +540,7 @@ async fn serve(
     let shared = Arc::new(Shared {
         secrets,
         modules: Mutex::default(),
+        serial,
         client: client.clone(),
         failures,
         delay,
@@ -463,7 +562,14 @@ async fn serve(
     .reflect(writer)
     .applied_objects()
     .predicate_filter(desired_state, Default::default());
+    let polls = futures::stream::unfold(poll, |poll| async move {
+        poll.notified().await;
+        Some(((), poll))
+    });
+    let concurrency = if shared.serial { 1 } else { 0 };
     let controller = Controller::for_stream(workspaces, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .reconcile_all_on(polls)
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|s| *s).await;
         })
@@ -530,10 +636,29 @@ fn parse_module(text: &str) -> Result<Module, String> {
     Ok(module)
 }
 
-/// Terraform-shaped error, as provider-terraform reports it in Synced=False.
-fn terraform_error(action: &str, summary: &str) -> String {
+/// Terraform's error, as provider-terraform's `Classify` shapes it.
+fn terraform_error(what: &str, summary: &str) -> String {
     format!(
-        "{action} failed: cannot apply Terraform configuration: Terraform encountered an error. Summary: {summary}. To see the full error run: echo \"H4sIAAAA\" | base64 -d | gunzip"
+        "{what}: Terraform encountered an error. Summary: {summary}. To see the full error run: echo \"H4sIAAAA\" | base64 -d | gunzip"
+    )
+}
+
+/// An error of `terraform apply` (create, update) or `terraform destroy` (delete), with the
+/// managed reconciler's prefix (`create failed`, `update failed`, `delete failed`).
+fn action_error(verb: &str, summary: &str) -> String {
+    let what = match verb {
+        "delete" => "cannot destroy Terraform configuration",
+        _ => "cannot apply Terraform configuration",
+    };
+    format!("{verb} failed: {}", terraform_error(what, summary))
+}
+
+/// An error of the observation (`terraform plan`, reading var files), with the managed
+/// reconciler's prefix.
+fn observe_error(summary: &str) -> String {
+    format!(
+        "cannot observe external resource: {}",
+        terraform_error("cannot diff Terraform plan", summary)
     )
 }
 
@@ -687,9 +812,17 @@ fn condition(
         Some(c) if c.status == status => serde_json::to_value(&c.last_transition_time).unwrap(),
         _ => json!(k8s_openapi::jiff::Timestamp::now().to_string()),
     };
-    json!({ "type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": time, "observedGeneration": generation })
+    let mut c = json!({ "type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": time });
+    // crossplane-runtime v2 stamps it only on the conditions its reconciler sets (Synced,
+    // Creating, Deleting), not on Ready=True/Available.
+    if let Some(g) = generation {
+        c["observedGeneration"] = json!(g);
+    }
+    c
 }
 
+/// Reports an error as the managed reconciler does: `Synced=False/ReconcileError` for the
+/// current generation; `Ready` stays as it was (a failed create shows `Creating`).
 async fn fail(api: &Api<Workspace>, ws: &Workspace, message: &str) -> Result<Action, SimError> {
     let ready = find(
         ws.status
@@ -700,15 +833,23 @@ async fn fail(api: &Api<Workspace>, ws: &Workspace, message: &str) -> Result<Act
     )
     .cloned();
     let ready = match ready {
-        Some(c) => condition(
+        Some(c) => Some(condition(
             READY,
             c.is_true(),
             &c.reason,
             c.message.as_deref().unwrap_or(""),
             c.observed_generation,
             ws,
-        ),
-        None => condition(READY, false, "Creating", "", ws.metadata.generation, ws),
+        )),
+        None if message.starts_with("create failed") => Some(condition(
+            READY,
+            false,
+            "Creating",
+            "",
+            ws.metadata.generation,
+            ws,
+        )),
+        None => None,
     };
     let synced = condition(
         "Synced",
@@ -718,13 +859,30 @@ async fn fail(api: &Api<Workspace>, ws: &Workspace, message: &str) -> Result<Act
         ws.metadata.generation,
         ws,
     );
-    patch_status(api, ws, json!({ "conditions": [ready, synced] })).await?;
+    let conditions: Vec<Value> = ready.into_iter().chain([synced]).collect();
+    patch_status(api, ws, json!({ "conditions": conditions })).await?;
     // The real provider retries with backoff; a watch event (e.g. removing the injected
     // failure) retries at once.
     Ok(Action::requeue(Duration::from_secs(2)))
 }
 
+/// Key prefix of observe failures among the injected failures.
+const OBSERVE_PREFIX: &str = "observe:";
+
 impl Shared {
+    /// The observe failure injected for the Workspace (by its name or its profile's).
+    fn observe_failure(&self, ws: &Workspace) -> Option<String> {
+        let failures = self.failures.lock().unwrap();
+        let by = |name: &str| failures.get(&format!("{OBSERVE_PREFIX}{name}")).cloned();
+        by(&ws.name_any()).or_else(|| by(&string_input(ws, "profile_name")?))
+    }
+
+    /// Whether Workspaces are polled (while an observe failure is injected).
+    fn polling(&self) -> bool {
+        let failures = self.failures.lock().unwrap();
+        failures.keys().any(|k| k.starts_with(OBSERVE_PREFIX))
+    }
+
     fn module(&self, text: &str) -> Arc<Result<Module, String>> {
         use std::hash::{DefaultHasher, Hash, Hasher};
         let mut hasher = DefaultHasher::new();
@@ -761,6 +919,18 @@ impl Shared {
         None
     }
 
+    /// Like [`Self::step`]; in serialised mode, waits for the Workspace's own operations to
+    /// end (the reconcile blocks, as a synchronous `terraform apply` does), so it never
+    /// returns [`Step::Wait`].
+    async fn serial_step(&self, ws: &Workspace, module: &Module, deleting: bool) -> Step {
+        loop {
+            match self.step(ws, module, deleting) {
+                Step::Wait(remaining) if self.serial => tokio::time::sleep(remaining).await,
+                other => return other,
+            }
+        }
+    }
+
     /// The next step of the Workspace's Fargate profile operations (see [`Observations::step`]).
     fn step(&self, ws: &Workspace, module: &Module, deleting: bool) -> Step {
         let Some((default_profiles, mut desired)) = Self::profiles_of(ws, module) else {
@@ -790,29 +960,113 @@ impl Shared {
     }
 }
 
+/// crossplane-runtime's annotation naming the external resource (for provider-terraform, the
+/// Terraform workspace); it defaults to the object's name.
+pub const EXTERNAL_NAME: &str = "crossplane.io/external-name";
+/// Set (with the time) just before a create, in an update of its own.
+pub const EXTERNAL_CREATE_PENDING: &str = "crossplane.io/external-create-pending";
+/// Set (with the time) just after a successful create, in an update of its own.
+pub const EXTERNAL_CREATE_SUCCEEDED: &str = "crossplane.io/external-create-succeeded";
+/// The type of the connection Secrets crossplane-runtime creates (and may adopt).
+const CONNECTION_SECRET_TYPE: &str = "connection.crossplane.io/v1alpha1";
+
+/// Sets one annotation with a PUT of the object read, as crossplane-runtime's reconciler does
+/// (the external name at initialisation, the create annotations around a create).
+async fn put_annotation(
+    api: &Api<Workspace>,
+    ws: &Workspace,
+    key: &str,
+    value: String,
+) -> Result<(), SimError> {
+    let mut updated = ws.clone();
+    updated
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(key.into(), value);
+    api.replace(&ws.name_any(), &post_params(), &updated)
+        .await?;
+    Ok(())
+}
+
+fn rfc3339_now() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
 async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, SimError> {
     let api: Api<Workspace> = Api::all(shared.client.clone());
     let name = ws.name_any();
+    let deleting = ws.metadata.deletion_timestamp.is_some();
+    if deleting && !ws.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    // Initialise: the external name defaults to the object's name, in an update of its own.
+    if !deleting && !ws.annotations().contains_key(EXTERNAL_NAME) {
+        put_annotation(&api, &ws, EXTERNAL_NAME, name.clone()).await?;
+        return Ok(Action::await_change());
+    }
+
+    // Observe (`terraform plan`): it reads the module and every var file, on deletion too.
     let parsed = shared.module(&ws.spec.for_provider.module);
     let module = match parsed.as_ref() {
         Ok(m) => m,
-        Err(e) => return fail(&api, &ws, &terraform_error("observe", e)).await,
+        Err(e) => return fail(&api, &ws, &observe_error(e)).await,
     };
+    if let Some(message) = shared.observe_failure(&ws) {
+        return fail(&api, &ws, &observe_error(&message)).await;
+    }
+    let provided = match provided_inputs(&shared, &ws).await {
+        Ok(p) => p,
+        Err(e) => return fail(&api, &ws, &observe_error(&e)).await,
+    };
+    if !deleting
+        && let Some(missing) = module
+            .variables
+            .iter()
+            .find(|(v, has_default)| !**has_default && !provided.contains(v))
+    {
+        let msg = format!(
+            "No value for required variable: The root module input variable \"{}\" is not set",
+            missing.0
+        );
+        return fail(&api, &ws, &observe_error(&msg)).await;
+    }
     let injected = ws.annotations().get(FAIL_ANNOTATION).cloned().or_else(|| {
         let profile = string_input(&ws, "profile_name")?;
         shared.failures.lock().unwrap().get(&profile).cloned()
     });
+    let uid = ws.uid().unwrap_or_default();
+    let applied_generation = shared
+        .observations
+        .lock()
+        .unwrap()
+        .applied_generation
+        .get(&uid)
+        .copied();
+    let exists =
+        applied_generation.is_some() || ws.status.as_ref().is_some_and(|s| s.at_provider.is_some());
 
-    if ws.metadata.deletion_timestamp.is_some() {
-        if !ws.finalizers().iter().any(|f| f == FINALIZER) {
-            return Ok(Action::await_change());
-        }
+    if deleting {
         if let Some(message) = injected {
-            return fail(&api, &ws, &terraform_error("delete", &message)).await;
+            return fail(&api, &ws, &action_error("delete", &message)).await;
         }
-        match shared.step(&ws, module, true) {
+        let orphan = ws.spec.deletion_policy.as_deref() == Some("Orphan");
+        // Under Orphan nothing is destroyed: the profiles stay in AWS.
+        let step = if orphan {
+            let mut obs = shared.observations.lock().unwrap();
+            let held = obs.held.remove(&uid).unwrap_or_default();
+            let cluster = string_input(&ws, "cluster_name").unwrap_or_default();
+            obs.orphaned
+                .entry(cluster)
+                .or_default()
+                .extend(held.into_keys());
+            Step::Done
+        } else {
+            shared.serial_step(&ws, module, true).await
+        };
+        match step {
             Step::Refused(message) => {
-                return fail(&api, &ws, &terraform_error("delete", &message)).await;
+                return fail(&api, &ws, &action_error("delete", &message)).await;
             }
             Step::Wait(remaining) => {
                 let conditions = ws
@@ -825,26 +1079,15 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
                 if !shown {
                     let deleting =
                         condition(READY, false, "Deleting", "", ws.metadata.generation, &ws);
-                    let synced = condition(
-                        "Synced",
-                        true,
-                        "ReconcileSuccess",
-                        "",
-                        ws.metadata.generation,
-                        &ws,
-                    );
+                    let synced = synced_success(&ws);
                     patch_status(&api, &ws, json!({ "conditions": [deleting, synced] })).await?;
                 }
                 return Ok(Action::requeue(remaining));
             }
             Step::Done => {}
         }
-        // Destroyed: the connection secret goes with the managed resource.
-        if let Some(r) = &ws.spec.write_connection_secret_to_ref {
-            let _ = Api::<Secret>::namespaced(shared.client.clone(), &r.namespace)
-                .delete(&r.name, &Default::default())
-                .await;
-        }
+        // Destroyed. The connection Secret is not deleted: it is owned by the Workspace and
+        // garbage-collected after it, as crossplane-runtime's publisher leaves it.
         let finalizers: Vec<String> = ws
             .finalizers()
             .iter()
@@ -853,35 +1096,23 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
             .collect();
         put_finalizers(&api, &ws, finalizers).await?;
         let mut obs = shared.observations.lock().unwrap();
-        obs.held.remove(&ws.uid().unwrap_or_default());
+        obs.held.remove(&uid);
+        obs.applied_generation.remove(&uid);
         *obs.destroys.entry(name.clone()).or_default() += 1;
         obs.destroy_order.push(name);
         return Ok(Action::await_change());
     }
 
+    // The observation publishes the connection details: the outputs in the state, none before
+    // the first apply.
+    if let Err(e) = publish_connection(&shared, &ws, module, exists).await {
+        return fail(&api, &ws, &e).await;
+    }
     if !ws.finalizers().iter().any(|f| f == FINALIZER) {
         let mut finalizers = ws.finalizers().to_vec();
         finalizers.push(FINALIZER.into());
         put_finalizers(&api, &ws, finalizers).await?;
         return Ok(Action::await_change());
-    }
-    if let Some(message) = injected {
-        return fail(&api, &ws, &terraform_error("create", &message)).await;
-    }
-    let provided = match provided_inputs(&shared, &ws).await {
-        Ok(p) => p,
-        Err(e) => return fail(&api, &ws, &terraform_error("observe", &e)).await,
-    };
-    if let Some(missing) = module
-        .variables
-        .iter()
-        .find(|(v, has_default)| !**has_default && !provided.contains(v))
-    {
-        let msg = format!(
-            "No value for required variable: The root module input variable \"{}\" is not set",
-            missing.0
-        );
-        return fail(&api, &ws, &terraform_error("create", &msg)).await;
     }
 
     let conditions = ws
@@ -889,96 +1120,67 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    let up_to_date = find(conditions, READY)
-        .is_some_and(|c| c.is_true() && c.observed_generation == ws.metadata.generation)
-        && find(conditions, "Synced").is_some_and(|c| c.is_true());
+    let up_to_date = match applied_generation {
+        Some(g) => g == ws.metadata.generation,
+        // A provider that restarted plans again; the conditions say what it had applied.
+        None => {
+            exists
+                && find(conditions, READY).is_some_and(|c| c.is_true())
+                && find(conditions, "Synced")
+                    .is_some_and(|c| c.is_true() && c.observed_generation == ws.metadata.generation)
+        }
+    };
+    // An injected failure fails the plan of an applied Workspace (as throttling during the
+    // refresh does), or its apply.
+    if up_to_date && let Some(message) = injected {
+        return fail(&api, &ws, &observe_error(&message)).await;
+    }
     if up_to_date {
+        // No diff: Available, and the reconcile succeeded for this generation.
+        let shown = find(conditions, READY).is_some_and(|c| c.is_true())
+            && find(conditions, "Synced")
+                .is_some_and(|c| c.is_true() && c.observed_generation == ws.metadata.generation);
+        if !shown {
+            let ready = condition(READY, true, "Available", "", None, &ws);
+            patch_status(
+                &api,
+                &ws,
+                json!({ "conditions": [ready, synced_success(&ws)] }),
+            )
+            .await?;
+        }
+        shared
+            .observations
+            .lock()
+            .unwrap()
+            .applied_generation
+            .insert(uid, ws.metadata.generation);
+        // The provider plans again every poll; the tests' poll is short while an observe
+        // failure is injected, and otherwise off (a plan without changes writes nothing).
+        return Ok(if shared.polling() {
+            Action::requeue(Duration::from_millis(200))
+        } else {
+            Action::await_change()
+        });
+    }
+    let verb = if exists { "update" } else { "create" };
+    if let Some(message) = injected {
+        return fail(&api, &ws, &action_error(verb, &message)).await;
+    }
+    // Before a create, the pending annotation is written in an update of its own.
+    if !exists && !ws.annotations().contains_key(EXTERNAL_CREATE_PENDING) {
+        put_annotation(&api, &ws, EXTERNAL_CREATE_PENDING, rfc3339_now()).await?;
         return Ok(Action::await_change());
     }
-    let first_apply = ws
-        .status
-        .as_ref()
-        .and_then(|s| s.at_provider.as_ref())
-        .is_none();
-    match shared.step(&ws, module, false) {
+    match shared.serial_step(&ws, module, false).await {
         Step::Refused(message) => {
-            return fail(&api, &ws, &terraform_error("create", &message)).await;
+            return fail(&api, &ws, &action_error(verb, &message)).await;
         }
-        // Like provider-terraform, which reports the result when the apply ends, only a
-        // first apply shows that it is running.
-        Step::Wait(remaining) => {
-            let creating = condition(READY, false, "Creating", "", ws.metadata.generation, &ws);
-            let synced = condition(
-                "Synced",
-                true,
-                "ReconcileSuccess",
-                "",
-                ws.metadata.generation,
-                &ws,
-            );
-            let shown = find(conditions, READY).is_some_and(|c| c.reason == "Creating")
-                && find(conditions, "Synced").is_some_and(|c| c.is_true());
-            if first_apply && !shown {
-                patch_status(&api, &ws, json!({ "conditions": [creating, synced] })).await?;
-            }
-            return Ok(Action::requeue(remaining));
-        }
+        // The real provider's `terraform apply` is synchronous: nothing is written while it
+        // runs.
+        Step::Wait(remaining) => return Ok(Action::requeue(remaining)),
         Step::Done => {}
     }
-
-    // Applied: publish outputs, then report Available.
-    let mut data = BTreeMap::new();
-    let mut public = serde_json::Map::new();
-    for (output, sensitive) in &module.outputs {
-        let value = output_value(&ws, output);
-        let bytes = match &value {
-            Value::String(s) => s.clone().into_bytes(),
-            other => other.to_string().into_bytes(),
-        };
-        data.insert(output.clone(), ByteString(bytes));
-        if !sensitive {
-            public.insert(output.clone(), value);
-        }
-    }
-    if let Some(r) = &ws.spec.write_connection_secret_to_ref {
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(r.name.clone()),
-                namespace: Some(r.namespace.clone()),
-                ..Default::default()
-            },
-            type_: Some("connection.crossplane.io/v1alpha1".into()),
-            data: Some(data),
-            ..Default::default()
-        };
-        // As crossplane-runtime's connection publisher (an APIPatchingApplicator): create,
-        // or merge-patch the secret that is already there.
-        let secrets = Api::<Secret>::namespaced(shared.client.clone(), &r.namespace);
-        match secrets.create(&post_params(), &secret).await {
-            Err(kube::Error::Api(status)) if status.is_already_exists() => {
-                let params = PatchParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                };
-                secrets
-                    .patch(&r.name, &params, &Patch::Merge(&secret))
-                    .await?;
-            }
-            other => {
-                other?;
-            }
-        }
-    }
-    let ready = condition(READY, true, "Available", "", ws.metadata.generation, &ws);
-    let synced = condition(
-        "Synced",
-        true,
-        "ReconcileSuccess",
-        "",
-        ws.metadata.generation,
-        &ws,
-    );
-    patch_status(&api, &ws, json!({ "atProvider": { "outputs": public, "checksum": "sim" }, "conditions": [ready, synced] })).await?;
     *shared
         .observations
         .lock()
@@ -986,7 +1188,173 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         .applies
         .entry(name)
         .or_default() += 1;
+    let outputs = public_outputs(&ws, module);
+    if !exists {
+        // A create: the succeeded annotation in an update of its own, then Creating with the
+        // reconcile's success; Available comes with the next observation.
+        put_annotation(&api, &ws, EXTERNAL_CREATE_SUCCEEDED, rfc3339_now()).await?;
+        shared
+            .observations
+            .lock()
+            .unwrap()
+            .applied_generation
+            .insert(uid, ws.metadata.generation);
+        let latest = api.get(&ws.name_any()).await?;
+        let creating = condition(
+            READY,
+            false,
+            "Creating",
+            "",
+            latest.metadata.generation,
+            &latest,
+        );
+        patch_status(
+            &api,
+            &latest,
+            json!({ "atProvider": { "outputs": outputs, "checksum": "sim" }, "conditions": [creating, synced_success(&latest)] }),
+        )
+        .await?;
+        return Ok(Action::requeue(Duration::from_millis(10)));
+    }
+    // An update: outputs, Available, and the reconcile's success for this generation.
+    if let Err(e) = publish_connection(&shared, &ws, module, true).await {
+        return fail(&api, &ws, &e).await;
+    }
+    let ready = condition(READY, true, "Available", "", None, &ws);
+    patch_status(
+        &api,
+        &ws,
+        json!({ "atProvider": { "outputs": outputs, "checksum": "sim" }, "conditions": [ready, synced_success(&ws)] }),
+    )
+    .await?;
+    shared
+        .observations
+        .lock()
+        .unwrap()
+        .applied_generation
+        .insert(uid, ws.metadata.generation);
     Ok(Action::await_change())
+}
+
+/// `Synced=True/ReconcileSuccess` for the Workspace's generation, as the managed reconciler
+/// writes it.
+fn synced_success(ws: &Workspace) -> Value {
+    condition(
+        "Synced",
+        true,
+        "ReconcileSuccess",
+        "",
+        ws.metadata.generation,
+        ws,
+    )
+}
+
+/// The non-sensitive outputs, as `status.atProvider.outputs`.
+fn public_outputs(ws: &Workspace, module: &Module) -> serde_json::Map<String, Value> {
+    module
+        .outputs
+        .iter()
+        .filter(|(_, sensitive)| !**sensitive)
+        .map(|(output, _)| (output.clone(), output_value(ws, output)))
+        .collect()
+}
+
+/// Publishes the connection details as crossplane-runtime's API publisher does: the Secret is
+/// created controller-owned by the Workspace (so it is garbage-collected after it), or
+/// merge-patched when it is the Workspace's (or an unowned connection Secret, which is
+/// adopted); any other existing Secret is refused. `applied`: whether the state has outputs.
+async fn publish_connection(
+    shared: &Shared,
+    ws: &Workspace,
+    module: &Module,
+    applied: bool,
+) -> Result<(), String> {
+    let Some(r) = &ws.spec.write_connection_secret_to_ref else {
+        return Ok(());
+    };
+    let mut data = BTreeMap::new();
+    if applied {
+        for output in module.outputs.keys() {
+            let bytes = match output_value(ws, output) {
+                Value::String(s) => s.into_bytes(),
+                other => other.to_string().into_bytes(),
+            };
+            data.insert(output.clone(), ByteString(bytes));
+        }
+    }
+    let wrap = |e: kube::Error| format!("cannot publish connection details: {e}");
+    let secrets = Api::<Secret>::namespaced(shared.client.clone(), &r.namespace);
+    let uid = ws.uid().unwrap_or_default();
+    let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "tf.upbound.io/v1beta1".into(),
+        kind: "Workspace".into(),
+        name: ws.name_any(),
+        uid: uid.clone(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    let cached = shared
+        .secrets
+        .get(&reflector::ObjectRef::new(&r.name).within(&r.namespace));
+    let current = match cached {
+        Some(s) => Some(s.as_ref().clone()),
+        None => secrets.get_opt(&r.name).await.map_err(wrap)?,
+    };
+    let Some(current) = current else {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(r.name.clone()),
+                namespace: Some(r.namespace.clone()),
+                owner_references: Some(vec![owner]),
+                ..Default::default()
+            },
+            type_: Some(CONNECTION_SECRET_TYPE.into()),
+            data: Some(data),
+            ..Default::default()
+        };
+        return match secrets.create(&post_params(), &secret).await {
+            // The cache was behind; the next reconcile sees it.
+            Err(kube::Error::Api(s)) if s.is_already_exists() => {
+                Err("cannot publish connection details: the Secret appeared".into())
+            }
+            other => other.map(|_| ()).map_err(wrap),
+        };
+    };
+    let controller = current
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true));
+    match controller {
+        None if current.type_.as_deref() != Some(CONNECTION_SECRET_TYPE) => {
+            return Err(
+                "cannot publish connection details: refusing to modify uncontrolled secret".into(),
+            );
+        }
+        Some(c) if c.uid != uid => {
+            return Err(format!(
+                "cannot publish connection details: existing secret is not controlled by UID {uid:?}"
+            ));
+        }
+        _ => {}
+    }
+    let old = current.data.clone().unwrap_or_default();
+    let unchanged = data.iter().all(|(k, v)| old.get(k) == Some(v)) && controller.is_some();
+    if unchanged {
+        return Ok(());
+    }
+    let patch = json!({
+        "metadata": { "ownerReferences": [owner] },
+        "data": data,
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    secrets
+        .patch(&r.name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(wrap)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1167,6 +1535,24 @@ mod tests {
                 (OperationKind::Delete, "kube-system".to_string(), true),
             ]
         );
+    }
+
+    #[test]
+    fn an_orphaned_profile_cannot_be_created_again() {
+        let mut obs = Observations::default();
+        let t0 = obs.epoch;
+        obs.orphaned
+            .entry("demo-cluster".into())
+            .or_default()
+            .insert("a".into());
+        let step = obs.step(&asker("ws-a2", false), &profiles(&["a"]), false, DELAY, t0);
+        assert_eq!(
+            step,
+            Step::Refused(
+                "creating EKS Fargate Profile (demo-cluster:a): ResourceInUseException: Fargate Profile already exists".into()
+            )
+        );
+        assert!(obs.accepted().is_empty());
     }
 
     #[test]
