@@ -779,11 +779,8 @@ async fn a_tag_change_updates_the_profile_in_place() {
             .varmap
             .as_ref()
             .map(|m| m["tags"].clone());
-        let ready = ws
-            .status
-            .as_ref()
-            .and_then(|s| find(&s.conditions, "Ready").cloned())
-            .is_some_and(|c| c.status == "True" && c.observed_generation == ws.metadata.generation);
+        // Applied as provider-terraform reports it: Ready, and Synced for this generation.
+        let ready = capt_fargate::status::apply::workspace_applied(&ws);
         if ready
             && tags
                 == Some(json!({ "environment": "demo", "team": "platform", "cost-center": "42" }))
