@@ -46,7 +46,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use capt_fargate::api::conditions::{READY, SYNCED, XpCondition, find};
+use capt_fargate::api::conditions::{READY, SYNCED, XpCondition};
 use capt_fargate::api::{
     CAPTControlPlane, Workspace, WorkspaceTemplate, WorkspaceTemplateApply,
     WorkspaceTemplateApplyStatus,
@@ -901,13 +901,9 @@ async fn latency(settings: &Settings, client: &Client, ns: &str) -> Result<Laten
                     .get("bench")?
                     .as_str()?
                     .to_string();
-                let ws_ready = ws
-                    .status
-                    .as_ref()
-                    .and_then(|s| find(&s.conditions, READY))
-                    .is_some_and(|c| {
-                        c.is_true() && c.observed_generation == ws.metadata.generation
-                    });
+                // Applied as provider-terraform reports it: Ready, and Synced for this
+                // generation (its Ready carries no observedGeneration).
+                let ws_ready = capt_fargate::status::apply::workspace_applied(&ws);
                 (cp.metadata.generation == generation
                     && converged(&cp, total)
                     && tag == value
