@@ -2,6 +2,7 @@
 //! CRDs, the operator and the simulated provider-terraform.
 #![allow(dead_code)]
 
+pub mod capi;
 pub mod cluster;
 pub mod samples;
 pub mod simulated_provider;
@@ -39,11 +40,14 @@ static CRDS: OnceCell<()> = OnceCell::const_new();
 /// A client of the test cluster with all CRDs installed and Established.
 pub async fn client() -> Client {
     let client = cluster::client().await;
-    CRDS.get_or_init(|| install_crds(client.clone())).await;
+    CRDS.get_or_init(|| install_crds_except(client.clone(), &[]))
+        .await;
     client
 }
 
-async fn install_crds(client: Client) {
+/// Installs this project's CRDs and the third-party ones, except those named in `skip`
+/// (installed by their owner, e.g. the real Cluster API), and waits until each is Established.
+pub async fn install_crds_except(client: Client, skip: &[&str]) {
     let api: Api<CustomResourceDefinition> = Api::all(client);
     let mut crds = capt_fargate::crdgen::crds();
     let dir = third_party_crds_dir();
@@ -67,6 +71,9 @@ async fn install_crds(client: Client) {
     }
     for crd in crds {
         let name = crd.name_any();
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
         api.patch(
             &name,
             &PatchParams::apply("capt-fargate-tests").force(),

@@ -32,21 +32,39 @@ impl Samples {
     /// Applies the samples into a new namespace; each Fargate profile create or destroy takes
     /// `delay` at the provider.
     pub async fn start(prefix: &str, delay: Duration) -> Samples {
-        Self::start_with(prefix, delay, SimulatedProvider::start).await
+        Self::start_with(
+            super::client().await,
+            prefix,
+            delay,
+            SimulatedProvider::start,
+        )
+        .await
+    }
+
+    /// Like [`Self::start`], on the cluster of `client` (e.g. the Cluster API management
+    /// cluster of [`super::capi`]).
+    pub async fn start_on(client: Client, prefix: &str, delay: Duration) -> Samples {
+        Self::start_with(client, prefix, delay, SimulatedProvider::start).await
     }
 
     /// Like [`Self::start`], with a provider that always reconciles Workspaces concurrently
     /// (see [`SimulatedProvider::start_concurrent`]).
     pub async fn start_concurrent(prefix: &str, delay: Duration) -> Samples {
-        Self::start_with(prefix, delay, SimulatedProvider::start_concurrent).await
+        Self::start_with(
+            super::client().await,
+            prefix,
+            delay,
+            SimulatedProvider::start_concurrent,
+        )
+        .await
     }
 
     async fn start_with(
+        client: Client,
         prefix: &str,
         delay: Duration,
         provider: fn(Client, &str, Duration) -> SimulatedProvider,
     ) -> Samples {
-        let client = super::client().await;
         let ns = TestNamespace::new(&client, prefix).await;
         let root = super::repo_root();
         super::apply_yaml(&client, &ns.name, &root.join("config/workspacetemplates")).await;

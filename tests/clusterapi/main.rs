@@ -1,0 +1,8 @@
+//! Tests against the real Cluster API core manager (built from the Go module proxy by
+//! `tests/capi/up`), on a management cluster of their own: what a Cluster API user sees on
+//! the `Cluster` whose control plane is a CAPTControlPlane.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod control_plane_contract;

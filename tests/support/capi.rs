@@ -1,0 +1,94 @@
+//! A Cluster API management cluster for the tests: `tests/capi/up` builds the real CAPI core
+//! manager from the Go module proxy and runs it against a private copy of the test control
+//! plane, with CAPI's own CRDs and webhooks. If it cannot be built or started, every test
+//! that needs it fails with the script's output; none is skipped.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use kube::api::DynamicObject;
+use kube::discovery::ApiResource;
+use kube::{Api, Client};
+use tokio::sync::OnceCell;
+
+static KUBECONFIG: OnceCell<PathBuf> = OnceCell::const_new();
+static CRDS: OnceCell<()> = OnceCell::const_new();
+
+/// CRDs the CAPI release installs itself; the tests' own copies must not replace them.
+const CAPI_OWNED: &[&str] = &["clusters.cluster.x-k8s.io"];
+
+/// Path of the admin kubeconfig of the management cluster (started once per test process).
+pub async fn kubeconfig() -> PathBuf {
+    KUBECONFIG
+        .get_or_init(|| async {
+            let up = super::repo_root().join("tests/capi/up");
+            let out = tokio::task::spawn_blocking(move || Command::new(&up).output())
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("cannot run tests/capi/up: {e}"));
+            if !out.status.success() {
+                panic!(
+                    "the Cluster API management cluster did not start (tests/capi/up exited with {}):\n{}\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            PathBuf::from(stdout.lines().last().expect("up prints the kubeconfig path last").trim())
+        })
+        .await
+        .clone()
+}
+
+/// An admin client of the management cluster, with this project's CRDs and the
+/// provider-terraform Workspace CRD installed beside CAPI's.
+pub async fn client() -> Client {
+    let client = super::cluster::client_from(&kubeconfig().await).await;
+    CRDS.get_or_init(|| super::install_crds_except(client.clone(), CAPI_OWNED))
+        .await;
+    client
+}
+
+/// `cluster.x-k8s.io/v1beta2` Clusters in `namespace`, as the CAPI manager stores them.
+pub fn clusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let resource = ApiResource {
+        group: "cluster.x-k8s.io".into(),
+        version: "v1beta2".into(),
+        api_version: "cluster.x-k8s.io/v1beta2".into(),
+        kind: "Cluster".into(),
+        plural: "clusters".into(),
+    };
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// The status of the v1beta2 condition `type_` in a CAPI object, e.g. `Some("True")`.
+pub fn condition_status(obj: &DynamicObject, type_: &str) -> Option<String> {
+    obj.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .and_then(|c| c["status"].as_str())
+        .map(str::to_string)
+}
+
+/// `type=status (reason: message)` of every v1beta2 condition, for failure messages.
+pub fn conditions_summary(obj: &DynamicObject) -> String {
+    obj.data["status"]["conditions"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    format!(
+                        "{}={} ({}: {})",
+                        c["type"].as_str().unwrap_or("?"),
+                        c["status"].as_str().unwrap_or("?"),
+                        c["reason"].as_str().unwrap_or(""),
+                        c["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
+}
