@@ -99,7 +99,14 @@ pub async fn run(
         futures::future::ready(Ok(news))
     });
     // Status writes (this controller's own) do not trigger: the Workspace's changes do.
+    let gone = Arc::clone(&state);
     let own = apply_events
+        .inspect_ok(move |event| {
+            // Also an apply whose finalizer was removed by someone else.
+            if let watcher::Event::Delete(apply) = event {
+                forget(apply, &gone);
+            }
+        })
         .applied_objects()
         .predicate_filter(version::spec_or_lifecycle, Default::default());
     Controller::for_stream(own, applies.store())
@@ -179,6 +186,13 @@ fn applies_using(
 fn error_policy(_apply: Arc<WorkspaceTemplateApply>, error: &Error, state: Arc<State>) -> Action {
     state.ctx.metrics.failure(CONTROLLER, error.metric_label());
     Action::requeue(retry_after(error))
+}
+
+/// Forgets what this process keeps about an apply that is gone (its events' de-duplication;
+/// its Workspace's entries follow the Workspace watch). Called when the apply's finalizer is
+/// released and when the watch reports it deleted, whoever removed the finalizer.
+fn forget(apply: &WorkspaceTemplateApply, state: &State) {
+    state.ctx.forget_events(apply.uid().as_deref());
 }
 
 /// Name of the Workspace of an apply: the one recorded in status, else the derived one.

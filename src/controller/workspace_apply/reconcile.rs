@@ -14,7 +14,7 @@ use kube::{Api, ResourceExt};
 use tracing::info;
 
 use super::status::{blocked, template_found, template_missing, waiting, write_status};
-use super::{RESYNC, State, owned_by, workspace_name_of};
+use super::{RESYNC, State, forget, owned_by, workspace_name_of};
 use crate::api::conditions::READY;
 use crate::api::workspace::WorkspaceSpec;
 use crate::api::{Workspace, WorkspaceTemplate, WorkspaceTemplateApply};
@@ -357,7 +357,7 @@ async fn release(
     api: &Api<WorkspaceTemplateApply>,
 ) -> Result<Action> {
     remove_finalizer(api, apply, APPLY_FINALIZER).await?;
-    state.ctx.forget_events(apply.uid().as_deref());
+    forget(apply, state);
     Ok(Action::await_change())
 }
 
