@@ -5,6 +5,7 @@
 //! Workspaces, Secrets and templates instead of polling, and reports waiting and failures as
 //! conditions.
 
+mod decide;
 mod reconcile;
 mod status;
 

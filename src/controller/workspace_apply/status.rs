@@ -120,12 +120,7 @@ pub(super) async fn blocked(
     why: &str,
     message: String,
 ) -> Result<Action> {
-    if !has_condition(apply, SYNCED, false, why) {
-        state
-            .ctx
-            .event(apply, EventType::Warning, why, message.clone())
-            .await;
-    }
+    announce(apply, state, (SYNCED, why), EventType::Warning, &message).await;
     let conditions = blocked_conditions(why, message, ws.is_some());
     write_status(apply, state, ws, conditions, None).await
 }
@@ -137,13 +132,25 @@ pub(super) async fn waiting(
     why: &str,
     message: String,
 ) -> Result<Action> {
-    if !has_condition(apply, READY, false, why) {
+    announce(apply, state, (READY, why), EventType::Normal, &message).await;
+    write_status(apply, state, None, waiting_conditions(why, message), None).await
+}
+
+/// Sends an event for a condition the apply does not show yet: `condition` (type, reason)
+/// turning False.
+async fn announce(
+    apply: &WorkspaceTemplateApply,
+    state: &State,
+    (type_, why): (&str, &str),
+    event: EventType,
+    message: &str,
+) {
+    if !has_condition(apply, type_, false, why) {
         state
             .ctx
-            .event(apply, EventType::Normal, why, message.clone())
+            .event(apply, event, why, message.to_string())
             .await;
     }
-    write_status(apply, state, None, waiting_conditions(why, message), None).await
 }
 
 /// Writes the status ([`build_status`]) if it changed.
