@@ -8,6 +8,8 @@ use kube::Client;
 use kube_lease_manager::{LeaseManagerBuilder, Result};
 use tokio::sync::watch;
 
+use crate::runtime::lock;
+
 /// Settings of the election.
 pub struct Election {
     /// Lease name.
@@ -132,10 +134,6 @@ impl WriteGate {
             http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
         ) && !self.is_lease(path)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<S> tower::Layer<S> for WriteGate {

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::future::Future;
+
 use futures::FutureExt;
+use futures::future::Shared;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::sync::watch;
@@ -142,6 +145,45 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .map_err(RunError::Server)?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(true));
+    let (stopped, stop_rx) = stop_on_termination();
+    let state = ServerState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let server = tokio::spawn(server::serve(state, listeners, stopped.clone()));
+
+    let leadership = match election {
+        Some(election) => match lead(&client, election, stopped.clone()).await? {
+            Some(rx) => Some(rx),
+            // Stopped before it became leader.
+            None => return Ok(()),
+        },
+        None => None,
+    };
+    let ctx = Arc::new(
+        Context::new(client, metrics, args.namespace.clone(), Some(identity))
+            .with_max_concurrent_reconciles(args.max_concurrent_reconciles),
+    );
+    // The Lease is renewed while a receiver of its flag lives: until `run` returns.
+    let _leading = leadership.clone();
+    let lost = lost(leadership);
+    let shutdown = futures::future::select(stopped.clone(), lost.clone())
+        .map(|_| ())
+        .shared();
+    run_controllers(ctx, shutdown).await;
+    ready.store(false, Ordering::Relaxed);
+    if lost.now_or_never().is_some() && !*stop_rx.borrow() {
+        error!("lost leadership");
+        return Err(RunError::LostLease);
+    }
+    // Idle keep-alive connections (a metrics scraper) must not hold the exit either.
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
+    info!("stopped");
+    Ok(())
+}
+
+/// A future that resolves once SIGTERM or Ctrl-C came, and the flag it resolves on.
+fn stop_on_termination() -> (Shared<impl Future<Output = ()>>, watch::Receiver<bool>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = {
         let rx = stop_rx.clone();
@@ -156,57 +198,55 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         info!("termination requested; finishing running reconciles");
         let _ = stop_tx.send(true);
     });
+    (stopped, stop_rx)
+}
 
-    let state = ServerState {
-        metrics: metrics.clone(),
-        ready: ready.clone(),
-    };
-    let server = tokio::spawn(server::serve(state, listeners, stopped.clone()));
-
-    let mut leadership = if let Some(election) = election {
-        let (rx, _task) = leader::elect(client.clone(), election)
-            .await
-            .map_err(|e| RunError::Leader(e.to_string()))?;
-        Some(rx)
-    } else {
-        None
-    };
-    if let Some(rx) = leadership.as_mut() {
-        info!(%identity, "waiting to become leader");
-        tokio::select! {
-            r = rx.wait_for(|leading| *leading) => { r.map_err(|e| RunError::Leader(e.to_string()))?; }
-            _ = stopped.clone() => { return Ok(()); }
-        }
-        info!(%identity, "became leader");
+/// Waits until this replica leads; returns the leadership flag then, or None when `stopped`
+/// resolved first.
+async fn lead(
+    client: &Client,
+    election: Election,
+    stopped: impl Future<Output = ()>,
+) -> Result<Option<watch::Receiver<bool>>, RunError> {
+    let identity = election.identity.clone();
+    let (mut rx, _task) = leader::elect(client.clone(), election)
+        .await
+        .map_err(|e| RunError::Leader(e.to_string()))?;
+    info!(%identity, "waiting to become leader");
+    tokio::select! {
+        r = rx.wait_for(|leading| *leading) => { r.map_err(|e| RunError::Leader(e.to_string()))?; }
+        _ = stopped => { return Ok(None); }
     }
+    info!(%identity, "became leader");
+    Ok(Some(rx))
+}
 
-    let ctx = Arc::new(
-        Context::new(client, metrics, args.namespace.clone(), Some(identity))
-            .with_max_concurrent_reconciles(args.max_concurrent_reconciles),
-    );
-    let lost = {
-        let leadership = leadership.clone();
-        async move {
-            match leadership {
-                Some(mut rx) => {
-                    let _ = rx.wait_for(|leading| !*leading).await;
-                }
-                None => futures::future::pending::<()>().await,
+/// A future that resolves when leadership is lost (never without leader election).
+fn lost(leadership: Option<watch::Receiver<bool>>) -> Shared<impl Future<Output = ()>> {
+    async move {
+        match leadership {
+            Some(mut rx) => {
+                let _ = rx.wait_for(|leading| !*leading).await;
             }
+            None => futures::future::pending::<()>().await,
         }
-        .shared()
-    };
-    let shutdown = futures::future::select(stopped.clone(), lost.clone())
-        .map(|_| ())
-        .shared();
+    }
+    .shared()
+}
+
+/// Runs both controllers until `shutdown`, then gives running reconciles a bounded time to
+/// finish: one stuck on an unreachable API server must not keep the pod alive until the
+/// kubelet kills it.
+async fn run_controllers(
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
+) {
     let [for_control_planes, for_applies] =
         crate::runtime::shared::start(ctx.scoped_api(), ctx.scoped_api(), shutdown.clone());
     let controllers = futures::future::join(
         controller::control_plane::run(ctx.clone(), for_control_planes, shutdown.clone()),
         controller::workspace_apply::run(ctx, for_applies, shutdown.clone()),
     );
-    // Running reconciles get a bounded time to finish: one stuck on an unreachable API server
-    // must not keep the pod alive until the kubelet kills it.
     let deadline = async {
         shutdown.await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -215,13 +255,4 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         _ = controllers => {}
         _ = deadline => warn!(grace = ?SHUTDOWN_GRACE, "reconciles still running at the end of the grace period; exiting"),
     }
-    ready.store(false, Ordering::Relaxed);
-    if lost.now_or_never().is_some() && !*stop_rx.borrow() {
-        error!("lost leadership");
-        return Err(RunError::LostLease);
-    }
-    // Idle keep-alive connections (a metrics scraper) must not hold the exit either.
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
-    info!("stopped");
-    Ok(())
 }

@@ -126,7 +126,14 @@ impl Context {
         self.sent_events.forget(uid);
     }
 
-    /// The same, naming a related object (`secondary`): events about different children of
+    /// How many objects have events remembered for de-duplication: after every object is
+    /// deleted, none (tests check that deletions leave nothing behind).
+    #[doc(hidden)]
+    pub fn objects_with_sent_events(&self) -> usize {
+        self.sent_events.objects()
+    }
+
+    /// Like [`Context::event`], naming a related object (`secondary`): events about different children of
     /// one object then form separate series instead of overwriting each other.
     pub async fn event_about<K: Resource<DynamicType = ()>>(
         &self,

@@ -36,6 +36,14 @@ impl SentEvents {
         lock(&self.last).retain(|(object, _), _| object != uid);
     }
 
+    /// How many objects have events remembered (for tests that check deletions leave none).
+    pub fn objects(&self) -> usize {
+        let last = lock(&self.last);
+        let uids: std::collections::HashSet<&str> =
+            last.keys().map(|(uid, _)| uid.as_str()).collect();
+        uids.len()
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         lock(&self.last).len()

@@ -151,11 +151,16 @@ pub fn verdict(reason: &str, message: &str, since: Option<Timestamp>, now: Times
 mod tests {
     use super::*;
 
+    fn assert_classes(table: &[(&str, &str, Class)]) {
+        for (reason, message, class) in table {
+            assert_eq!(classify(reason, message), *class, "{reason}: {message}");
+        }
+    }
+
     #[test]
-    fn the_class_of_each_known_error() {
+    fn transient_errors_are_those_the_providers_retries_heal() {
         use Class::*;
-        let table: &[(&str, &str, Class)] = &[
-            // Transient: the provider's retries heal these.
+        assert_classes(&[
             (
                 "ReconcileError",
                 "create failed: ... Summary: ThrottlingException: Rate exceeded.",
@@ -207,7 +212,13 @@ mod tests {
                 "cannot observe external resource: cannot diff Terraform plan: Terraform encountered an error. Summary: ExpiredToken: The security token included in the request is expired",
                 Transient,
             ),
-            // Needs a person.
+        ]);
+    }
+
+    #[test]
+    fn other_errors_need_a_person() {
+        use Class::*;
+        assert_classes(&[
             (
                 "ReconcileError",
                 "AccessDeniedException: User arn:aws:iam::1:user/x is not authorized to perform: eks:DeleteFargateProfile",
@@ -266,10 +277,7 @@ mod tests {
                 "Error: something nobody has seen before",
                 NeedsPerson,
             ),
-        ];
-        for (reason, message, class) in table {
-            assert_eq!(classify(reason, message), *class, "{reason}: {message}");
-        }
+        ]);
     }
 
     #[test]

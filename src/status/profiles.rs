@@ -105,153 +105,199 @@ fn status(
 
 /// Decides the next step for the additional profiles.
 pub fn plan(desired: &[DesiredProfile], observed: &[ObservedProfile], gate: &ClusterGate) -> Plan {
-    let current = |d: &DesiredProfile| {
-        observed.iter().find(|o| {
-            o.profile == d.name && o.hash == d.hash && !matches!(o.state, ChildState::Deleting(_))
-        })
+    let obsolete = obsolete(desired, observed);
+    let mut walk = Walk {
+        busy: observed
+            .iter()
+            .find(|o| {
+                matches!(
+                    o.state,
+                    ChildState::Creating { .. } | ChildState::Deleting(_)
+                )
+            })
+            .map(|o| o.profile.clone()),
+        blocked: None,
     };
-    let obsolete: Vec<&ObservedProfile> = observed
-        .iter()
-        .filter(|o| {
-            !desired
-                .iter()
-                .any(|d| d.name == o.profile && d.hash == o.hash)
-        })
-        .collect();
-    let mut busy: Option<String> = observed
-        .iter()
-        .find(|o| {
-            matches!(
-                o.state,
-                ChildState::Creating { .. } | ChildState::Deleting(_)
-            )
-        })
-        .map(|o| o.profile.clone());
-
     let mut plan = Plan::default();
     // While the EKS cluster workspace applies, it may be creating or deleting default
     // profiles: deletions wait like creations.
     let eks_applying = matches!(gate, ClusterGate::Applying(_));
-    if busy.is_none()
+    if walk.busy.is_none()
         && !eks_applying
         && let Some(victim) = obsolete
             .iter()
             .find(|o| !matches!(o.state, ChildState::Deleting(_)))
     {
         plan.delete = Some(victim.apply_name.clone());
-        busy = Some(victim.profile.clone());
+        walk.busy = Some(victim.profile.clone());
     }
     let leaving: BTreeSet<&str> = obsolete.iter().map(|o| o.profile.as_str()).collect();
-
-    // Set once something stops the profiles that follow.
-    let mut blocked: Option<(&'static str, String)> = None;
     for (index, d) in desired.iter().enumerate() {
-        let entry = match current(d) {
+        let current = observed.iter().find(|o| {
+            o.profile == d.name && o.hash == d.hash && !matches!(o.state, ChildState::Deleting(_))
+        });
+        let entry = match current {
             Some(o) => {
                 plan.keep.push(index);
-                match &o.state {
-                    ChildState::Ready => status(
-                        &d.name,
-                        &d.apply_name,
-                        FargateProfilePhase::Ready,
-                        None,
-                        None,
-                    ),
-                    ChildState::Creating { reason, message } => {
-                        blocked.get_or_insert((
-                            reason::WAITING_FOR_PROFILE,
-                            format!("waiting for profile {} to be created", d.name),
-                        ));
-                        let message = (!message.is_empty()).then(|| message.clone());
-                        // A retried transient error keeps its reason: not a failure, not silent.
-                        let reason = if reason == failure::TRANSIENT_ERROR {
-                            failure::TRANSIENT_ERROR
-                        } else {
-                            reason::CREATING
-                        };
-                        status(
-                            &d.name,
-                            &d.apply_name,
-                            FargateProfilePhase::Creating,
-                            Some(reason),
-                            message,
-                        )
-                    }
-                    ChildState::Failed { reason, message } => {
-                        blocked.get_or_insert((
-                            reason::BLOCKED_BY_FAILURE,
-                            format!("profile {} failed; fix or remove it to continue", d.name),
-                        ));
-                        status(
-                            &d.name,
-                            &d.apply_name,
-                            FargateProfilePhase::Failed,
-                            Some(reason),
-                            Some(message.clone()),
-                        )
-                    }
-                    ChildState::Deleting(_) => unreachable!("deleting applies are never current"),
-                }
+                walk.existing(d, &o.state)
             }
-            None if leaving.contains(d.name.as_str()) => {
-                let message = format!(
-                    "settings that AWS cannot change were changed; deleting the old profile {} before creating it again",
-                    d.name
-                );
-                blocked.get_or_insert((
-                    reason::WAITING_FOR_PROFILE,
-                    format!("waiting for profile {} to be replaced", d.name),
-                ));
-                status(
-                    &d.name,
-                    &d.apply_name,
-                    FargateProfilePhase::Deleting,
-                    Some(reason::REPLACING),
-                    Some(message),
-                )
-            }
+            None if leaving.contains(d.name.as_str()) => walk.replacing(d),
             None => {
-                let (phase, reason, message) = if let Some((reason, message)) = &blocked {
-                    (FargateProfilePhase::Pending, *reason, message.clone())
-                } else {
-                    match gate {
-                        ClusterGate::Failed(message) => (
-                            FargateProfilePhase::Pending,
-                            reason::CLUSTER_FAILED,
-                            message.clone(),
-                        ),
-                        ClusterGate::Waiting(message) | ClusterGate::Applying(message) => (
-                            FargateProfilePhase::Pending,
-                            reason::WAITING_FOR_CLUSTER,
-                            message.clone(),
-                        ),
-                        ClusterGate::Open => match &busy {
-                            Some(other) => (
-                                FargateProfilePhase::Pending,
-                                reason::WAITING_FOR_PROFILE,
-                                format!(
-                                    "waiting for profile {other}: AWS allows one Fargate profile change at a time per cluster"
-                                ),
-                            ),
-                            None => {
-                                plan.create = Some(index);
-                                busy = Some(d.name.clone());
-                                (
-                                    FargateProfilePhase::Creating,
-                                    reason::CREATING,
-                                    format!("creating WorkspaceTemplateApply {}", d.apply_name),
-                                )
-                            }
-                        },
-                    }
-                };
-                blocked.get_or_insert((reason, message.clone()));
-                status(&d.name, &d.apply_name, phase, Some(reason), Some(message))
+                let (entry, create) = walk.missing(d, gate);
+                if create {
+                    plan.create = Some(index);
+                }
+                entry
             }
         };
         plan.statuses.push(entry);
     }
-    // Profiles removed from the spec stay visible until they are gone.
+    plan.statuses
+        .extend(removed_statuses(desired, &obsolete, gate));
+    plan
+}
+
+/// The profile applies that no desired profile matches (removed from the spec, or with changed
+/// immutable settings).
+fn obsolete<'a>(
+    desired: &[DesiredProfile],
+    observed: &'a [ObservedProfile],
+) -> Vec<&'a ObservedProfile> {
+    observed
+        .iter()
+        .filter(|o| {
+            !desired
+                .iter()
+                .any(|d| d.name == o.profile && d.hash == o.hash)
+        })
+        .collect()
+}
+
+/// The walk through the desired profiles in spec order.
+struct Walk {
+    /// The profile whose operation is in progress, if any (one at a time).
+    busy: Option<String>,
+    /// Set once something stops the profiles that follow: reason and message.
+    blocked: Option<(&'static str, String)>,
+}
+
+impl Walk {
+    /// The status of a profile whose apply exists with its current settings.
+    fn existing(&mut self, d: &DesiredProfile, state: &ChildState) -> FargateProfileStatus {
+        match state {
+            ChildState::Ready => status(
+                &d.name,
+                &d.apply_name,
+                FargateProfilePhase::Ready,
+                None,
+                None,
+            ),
+            ChildState::Creating { reason, message } => {
+                self.blocked.get_or_insert((
+                    reason::WAITING_FOR_PROFILE,
+                    format!("waiting for profile {} to be created", d.name),
+                ));
+                let message = (!message.is_empty()).then(|| message.clone());
+                // A retried transient error keeps its reason: not a failure, not silent.
+                let reason = if reason == failure::TRANSIENT_ERROR {
+                    failure::TRANSIENT_ERROR
+                } else {
+                    reason::CREATING
+                };
+                status(
+                    &d.name,
+                    &d.apply_name,
+                    FargateProfilePhase::Creating,
+                    Some(reason),
+                    message,
+                )
+            }
+            ChildState::Failed { reason, message } => {
+                self.blocked.get_or_insert((
+                    reason::BLOCKED_BY_FAILURE,
+                    format!("profile {} failed; fix or remove it to continue", d.name),
+                ));
+                status(
+                    &d.name,
+                    &d.apply_name,
+                    FargateProfilePhase::Failed,
+                    Some(reason),
+                    Some(message.clone()),
+                )
+            }
+            ChildState::Deleting(_) => unreachable!("deleting applies are never current"),
+        }
+    }
+
+    /// The status of a profile whose old apply is deleted before it is created again.
+    fn replacing(&mut self, d: &DesiredProfile) -> FargateProfileStatus {
+        let message = format!(
+            "settings that AWS cannot change were changed; deleting the old profile {} before creating it again",
+            d.name
+        );
+        self.blocked.get_or_insert((
+            reason::WAITING_FOR_PROFILE,
+            format!("waiting for profile {} to be replaced", d.name),
+        ));
+        status(
+            &d.name,
+            &d.apply_name,
+            FargateProfilePhase::Deleting,
+            Some(reason::REPLACING),
+            Some(message),
+        )
+    }
+
+    /// The status of a profile without an apply, and whether its apply is created now.
+    fn missing(&mut self, d: &DesiredProfile, gate: &ClusterGate) -> (FargateProfileStatus, bool) {
+        let mut create = false;
+        let (phase, reason, message) = if let Some((reason, message)) = &self.blocked {
+            (FargateProfilePhase::Pending, *reason, message.clone())
+        } else {
+            match gate {
+                ClusterGate::Failed(message) => (
+                    FargateProfilePhase::Pending,
+                    reason::CLUSTER_FAILED,
+                    message.clone(),
+                ),
+                ClusterGate::Waiting(message) | ClusterGate::Applying(message) => (
+                    FargateProfilePhase::Pending,
+                    reason::WAITING_FOR_CLUSTER,
+                    message.clone(),
+                ),
+                ClusterGate::Open => match &self.busy {
+                    Some(other) => (
+                        FargateProfilePhase::Pending,
+                        reason::WAITING_FOR_PROFILE,
+                        format!(
+                            "waiting for profile {other}: AWS allows one Fargate profile change at a time per cluster"
+                        ),
+                    ),
+                    None => {
+                        create = true;
+                        self.busy = Some(d.name.clone());
+                        (
+                            FargateProfilePhase::Creating,
+                            reason::CREATING,
+                            format!("creating WorkspaceTemplateApply {}", d.apply_name),
+                        )
+                    }
+                },
+            }
+        };
+        self.blocked.get_or_insert((reason, message.clone()));
+        let entry = status(&d.name, &d.apply_name, phase, Some(reason), Some(message));
+        (entry, create)
+    }
+}
+
+/// Profiles removed from the spec stay visible until they are gone.
+fn removed_statuses(
+    desired: &[DesiredProfile],
+    obsolete: &[&ObservedProfile],
+    gate: &ClusterGate,
+) -> Vec<FargateProfileStatus> {
+    let mut statuses = Vec::new();
     for o in obsolete
         .iter()
         .filter(|o| !desired.iter().any(|d| d.name == o.profile))
@@ -269,14 +315,14 @@ pub fn plan(desired: &[DesiredProfile], observed: &[ObservedProfile], gate: &Clu
                 o.apply_name
             ),
         };
-        plan.statuses.push(deleting_status(
+        statuses.push(deleting_status(
             &o.profile,
             &o.apply_name,
             &o.state,
             message,
         ));
     }
-    plan
+    statuses
 }
 
 /// A profile being deleted, with the error of its destroy if there is one: an error that needs
@@ -483,45 +529,57 @@ pub fn same_profiles(a: &[FargateProfileStatus], b: &[FargateProfileStatus]) -> 
 
 /// The three aggregate conditions for a list of profile statuses.
 pub fn conditions(statuses: &[FargateProfileStatus]) -> Vec<WantedCondition> {
+    vec![
+        ready_condition(statuses),
+        creating_condition(statuses),
+        failed_condition(statuses),
+    ]
+}
+
+/// A profile and its phase, with its message if it has one, for condition messages.
+fn describe(s: &FargateProfileStatus) -> String {
+    let phase = s.phase.map(|p| format!("{p:?}")).unwrap_or_default();
+    match &s.failure_message {
+        Some(m) => format!("{} ({phase}: {m})", s.name),
+        None => format!("{} ({phase})", s.name),
+    }
+}
+
+/// `FargateProfileReady`: whether every profile is ready, naming those that are not.
+fn ready_condition(statuses: &[FargateProfileStatus]) -> WantedCondition {
     let total = statuses.len();
     let ready = statuses.iter().filter(|s| s.ready).count();
-    let describe = |s: &FargateProfileStatus| {
-        let phase = s.phase.map(|p| format!("{p:?}")).unwrap_or_default();
-        match &s.failure_message {
-            Some(m) => format!("{} ({phase}: {m})", s.name),
-            None => format!("{} ({phase})", s.name),
-        }
-    };
-
-    let ready_condition = if ready == total {
+    if ready == total {
         let reason = if total == 0 {
             "NoProfiles"
         } else {
             "AllProfilesReady"
         };
-        WantedCondition::new(
+        return WantedCondition::new(
             condition::READY,
             true,
             reason,
             format!("{ready} of {total} Fargate profiles are ready"),
-        )
-    } else {
-        let waiting: Vec<String> = statuses.iter().filter(|s| !s.ready).map(describe).collect();
-        WantedCondition::new(
-            condition::READY,
-            false,
-            "ProfilesNotReady",
-            format!(
-                "{ready} of {total} Fargate profiles are ready; not ready: {}",
-                waiting.join("; ")
-            ),
-        )
-    };
+        );
+    }
+    let waiting: Vec<String> = statuses.iter().filter(|s| !s.ready).map(describe).collect();
+    WantedCondition::new(
+        condition::READY,
+        false,
+        "ProfilesNotReady",
+        format!(
+            "{ready} of {total} Fargate profiles are ready; not ready: {}",
+            waiting.join("; ")
+        ),
+    )
+}
 
+/// `FargateProfileCreating`: the first profile being created, deleted or waiting to be.
+fn creating_condition(statuses: &[FargateProfileStatus]) -> WantedCondition {
     let in_progress = statuses
         .iter()
         .find(|s| s.phase.is_some_and(FargateProfilePhase::in_progress));
-    let creating_condition = match in_progress {
+    match in_progress {
         Some(s) => {
             let reason = match s.phase {
                 Some(FargateProfilePhase::Deleting) => reason::DELETING,
@@ -539,10 +597,13 @@ pub fn conditions(statuses: &[FargateProfileStatus]) -> Vec<WantedCondition> {
             "Idle",
             "no Fargate profile is being created or deleted",
         ),
-    };
+    }
+}
 
-    // A destroy that needs a person is a failure too, though the profile is still Deleting.
-    let failed_condition = match statuses.iter().find(|s| {
+/// `FargateProfileFailed`: the first profile that failed. A destroy that needs a person is a
+/// failure too, though the profile is still Deleting.
+fn failed_condition(statuses: &[FargateProfileStatus]) -> WantedCondition {
+    match statuses.iter().find(|s| {
         s.phase == Some(FargateProfilePhase::Failed)
             || (s.phase == Some(FargateProfilePhase::Deleting)
                 && s.failure_reason.as_deref() == Some(reason::DELETE_FAILED))
@@ -561,8 +622,7 @@ pub fn conditions(statuses: &[FargateProfileStatus]) -> Vec<WantedCondition> {
             "NoFailures",
             "no Fargate profile has failed",
         ),
-    };
-    vec![ready_condition, creating_condition, failed_condition]
+    }
 }
 
 /// A profile apply's state during teardown of the whole control plane.
@@ -617,11 +677,30 @@ pub fn teardown(
     cluster: Option<&ChildState>,
 ) -> TeardownPlan {
     let ordered = spec_order(spec, observed);
+    let step = teardown_step(&ordered, cluster);
+    let mut statuses = Vec::new();
+    if let Some(cluster) = cluster {
+        for &name in defaults {
+            statuses.push(teardown_default_status(name, eks_apply, cluster, &step));
+        }
+    }
+    let current = match &step {
+        Teardown::DeleteProfile(name) | Teardown::WaitForProfile(name) => Some(name.as_str()),
+        _ => None,
+    };
+    for o in &ordered {
+        statuses.push(teardown_profile_status(o, current, eks_apply));
+    }
+    TeardownPlan { step, statuses }
+}
+
+/// The next teardown step, for the profile applies in spec order (see [`teardown`]).
+fn teardown_step(ordered: &[&ObservedProfile], cluster: Option<&ChildState>) -> Teardown {
     let in_flight = ordered
         .iter()
         .find(|o| matches!(o.state, ChildState::Deleting(_)))
         .or_else(|| ordered.iter().find(|o| o.state.in_flight()));
-    let step = if let Some(o) = in_flight {
+    if let Some(o) = in_flight {
         Teardown::WaitForProfile(o.apply_name.clone())
     } else if !ordered.is_empty() && cluster.is_some_and(ChildState::in_flight) {
         Teardown::WaitForCluster
@@ -633,77 +712,81 @@ pub fn teardown(
             Some(_) => Teardown::DeleteCluster,
             None => Teardown::Done,
         }
-    };
+    }
+}
 
-    let mut statuses = Vec::new();
-    if let Some(cluster) = cluster {
-        for &name in defaults {
-            statuses.push(match cluster {
-                ChildState::Deleting(_) => default_profile_status(name, eks_apply, cluster),
-                _ if step == Teardown::DeleteCluster => deleting_status(
-                    name,
-                    eks_apply,
-                    cluster,
-                    format!("deleted with the EKS cluster by WorkspaceTemplateApply {eks_apply}"),
-                ),
-                _ => status(
-                    name,
-                    eks_apply,
-                    FargateProfilePhase::Deleting,
-                    Some(reason::WAITING_FOR_PROFILE),
-                    Some(format!(
-                        "the control plane is being deleted; deleted with the EKS cluster by WorkspaceTemplateApply {eks_apply} after the additional profiles"
-                    )),
-                ),
-            });
-        }
+/// The status of a default profile during teardown: it goes with the EKS cluster, last.
+fn teardown_default_status(
+    name: &str,
+    eks_apply: &str,
+    cluster: &ChildState,
+    step: &Teardown,
+) -> FargateProfileStatus {
+    match cluster {
+        ChildState::Deleting(_) => default_profile_status(name, eks_apply, cluster),
+        _ if *step == Teardown::DeleteCluster => deleting_status(
+            name,
+            eks_apply,
+            cluster,
+            format!("deleted with the EKS cluster by WorkspaceTemplateApply {eks_apply}"),
+        ),
+        _ => status(
+            name,
+            eks_apply,
+            FargateProfilePhase::Deleting,
+            Some(reason::WAITING_FOR_PROFILE),
+            Some(format!(
+                "the control plane is being deleted; deleted with the EKS cluster by WorkspaceTemplateApply {eks_apply} after the additional profiles"
+            )),
+        ),
     }
-    let current = match &step {
-        Teardown::DeleteProfile(name) | Teardown::WaitForProfile(name) => Some(name.as_str()),
-        _ => None,
-    };
-    for o in &ordered {
-        let entry = match &o.state {
-            ChildState::Deleting(_) => deleting_status(
-                &o.profile,
-                &o.apply_name,
-                &o.state,
-                format!("deleting WorkspaceTemplateApply {}", o.apply_name),
+}
+
+/// The status of an additional profile during teardown; `current` is the apply the teardown
+/// deletes or waits for now.
+fn teardown_profile_status(
+    o: &ObservedProfile,
+    current: Option<&str>,
+    eks_apply: &str,
+) -> FargateProfileStatus {
+    match &o.state {
+        ChildState::Deleting(_) => deleting_status(
+            &o.profile,
+            &o.apply_name,
+            &o.state,
+            format!("deleting WorkspaceTemplateApply {}", o.apply_name),
+        ),
+        _ if current == Some(o.apply_name.as_str()) && o.state.in_flight() => status(
+            &o.profile,
+            &o.apply_name,
+            FargateProfilePhase::Creating,
+            Some(reason::CREATING),
+            Some(
+                "the control plane is being deleted; waiting for this profile's create to finish before deleting anything (one Fargate profile operation per cluster at a time)"
+                    .to_string(),
             ),
-            _ if current == Some(o.apply_name.as_str()) && o.state.in_flight() => status(
-                &o.profile,
-                &o.apply_name,
-                FargateProfilePhase::Creating,
-                Some(reason::CREATING),
-Some(
-                    "the control plane is being deleted; waiting for this profile's create to finish before deleting anything (one Fargate profile operation per cluster at a time)"
-                        .to_string(),
+        ),
+        _ if current == Some(o.apply_name.as_str()) => deleting_status(
+            &o.profile,
+            &o.apply_name,
+            &o.state,
+            format!("deleting WorkspaceTemplateApply {}", o.apply_name),
+        ),
+        _ => status(
+            &o.profile,
+            &o.apply_name,
+            FargateProfilePhase::Deleting,
+            Some(reason::WAITING_FOR_PROFILE),
+            Some(match current {
+                Some(other) => format!(
+                    "the control plane is being deleted; waiting for WorkspaceTemplateApply {other} (profiles are deleted one at a time, last first)"
                 ),
-            ),
-            _ if current == Some(o.apply_name.as_str()) => deleting_status(
-                &o.profile,
-                &o.apply_name,
-                &o.state,
-                format!("deleting WorkspaceTemplateApply {}", o.apply_name),
-            ),
-            _ => status(
-                &o.profile,
-                &o.apply_name,
-                FargateProfilePhase::Deleting,
-                Some(reason::WAITING_FOR_PROFILE),
-                Some(match current {
-                    Some(other) => format!(
-                        "the control plane is being deleted; waiting for WorkspaceTemplateApply {other} (profiles are deleted one at a time, last first)"
-                    ),
-                    None => format!(
-                        "the control plane is being deleted; waiting for the EKS cluster workspace {eks_apply} to finish applying"
-                    ),
-                }),
-            ),
-        };
-        statuses.push(entry);
+                None => format!(
+                    "the control plane is being deleted; waiting for the EKS cluster workspace {eks_apply} to finish applying"
+                ),
+            }),
+        ),
     }
-    TeardownPlan { step, statuses }
 }
 
 #[cfg(test)]

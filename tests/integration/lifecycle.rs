@@ -593,3 +593,59 @@ async fn two_profiles_created_at_once_are_seen_by_the_overlap_check() {
     operator.stop().await;
     samples.stop().await;
 }
+
+/// Fargate profiles counted in the operator's `fargate_profiles` gauge, over all phases.
+fn profiles_counted(operator: &Operator) -> i64 {
+    operator
+        .metrics
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with("capt_fargate_fargate_profiles{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
+        .sum()
+}
+
+/// What the operator keeps per control plane (its profiles in the metrics, the events it sent)
+/// goes with it, also when someone else removed its finalizer before the teardown finished.
+#[tokio::test]
+async fn a_control_plane_deleted_without_its_finalizer_leaves_nothing_remembered() {
+    let env = Env::start("lc-forget").await;
+    eventually("the default profiles counted", WAIT, || async {
+        match profiles_counted(&env.operator) {
+            0 => Err("none".to_string()),
+            n => Ok(n),
+        }
+    })
+    .await;
+    env.cps().delete(CP, &Default::default()).await.unwrap();
+    env.cps()
+        .patch(
+            CP,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+        )
+        .await
+        .unwrap();
+    eventually("the control plane gone", WAIT, || async {
+        match env.cps().get_opt(CP).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        }
+    })
+    .await;
+    eventually("nothing remembered", WAIT, || async {
+        let (profiles, events) = (
+            profiles_counted(&env.operator),
+            env.operator.ctx.objects_with_sent_events(),
+        );
+        if profiles == 0 && events == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{profiles} profiles counted, events of {events} objects remembered"
+            ))
+        }
+    })
+    .await;
+    env.stop().await;
+}

@@ -475,3 +475,111 @@ async fn a_secret_in_another_namespace_is_read_by_a_namespace_scoped_operator() 
     ns.delete().await;
     other.delete().await;
 }
+
+/// What the operator remembers of an apply (the events it sent, for de-duplication) goes with
+/// the apply: when its finalizer is released, and when someone else removed the finalizer
+/// while its Workspace was still being destroyed.
+#[tokio::test]
+async fn a_deleted_apply_leaves_nothing_remembered_behind() {
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "wta-forget").await;
+    let operator = Operator::start(client.clone(), &ns.name);
+    let templates: Api<WorkspaceTemplate> = Api::namespaced(client.clone(), &ns.name);
+    let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), &ns.name);
+    let workspaces: Api<Workspace> = Api::all(client.clone());
+    templates
+        .create(&PostParams::default(), &template(&ns.name, "# m"))
+        .await
+        .unwrap();
+    // One apply without a template (a warning event), one with a Workspace (a created event).
+    let mut blocked = apply(&ns.name, "blocked", json!({ "name": "x" }));
+    blocked.spec.template_ref.name = "absent".into();
+    applies
+        .create(&PostParams::default(), &blocked)
+        .await
+        .unwrap();
+    applies
+        .create(
+            &PostParams::default(),
+            &apply(&ns.name, "held", json!({ "name": "x" })),
+        )
+        .await
+        .unwrap();
+    let ws = eventually("the held apply's Workspace", WAIT, || async {
+        workspace_of(&client, &ns.name, "held")
+            .await
+            .ok_or_else(|| "no Workspace".to_string())
+    })
+    .await;
+    eventually("the blocked apply reported", WAIT, || async {
+        let (_, _, synced) = ready_reason(&applies, "blocked").await?;
+        (synced == "False/TemplateNotFound")
+            .then_some(())
+            .ok_or(synced)
+    })
+    .await;
+    assert_eq!(operator.ctx.objects_with_sent_events(), 2);
+
+    // The held apply's Workspace cannot go (a finalizer of someone else's), and then its
+    // apply's finalizer is removed by hand: the apply is gone without the operator releasing it.
+    let hold = json!({ "metadata": { "finalizers": ["test.capt-fargate/hold"] } });
+    workspaces
+        .patch(
+            &ws.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&hold),
+        )
+        .await
+        .unwrap();
+    applies.delete("held", &Default::default()).await.unwrap();
+    eventually("the Workspace being deleted", WAIT, || async {
+        let ws = workspace_of(&client, &ns.name, "held").await;
+        ws.filter(|w| w.metadata.deletion_timestamp.is_some())
+            .map(|_| ())
+            .ok_or_else(|| "not deleting".to_string())
+    })
+    .await;
+    let no_finalizers = json!({ "metadata": { "finalizers": null } });
+    applies
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(&no_finalizers),
+        )
+        .await
+        .unwrap();
+    // The other is deleted as usual: the operator releases it.
+    applies
+        .delete("blocked", &Default::default())
+        .await
+        .unwrap();
+    eventually("both applies gone", WAIT, || async {
+        let left = applies
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        left.items
+            .is_empty()
+            .then_some(())
+            .ok_or_else(|| format!("{} left", left.items.len()))
+    })
+    .await;
+    eventually("nothing remembered", WAIT, || async {
+        match operator.ctx.objects_with_sent_events() {
+            0 => Ok(()),
+            n => Err(format!("events of {n} objects remembered")),
+        }
+    })
+    .await;
+
+    workspaces
+        .patch(
+            &ws.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&no_finalizers),
+        )
+        .await
+        .unwrap();
+    operator.stop().await;
+    ns.delete().await;
+}

@@ -152,6 +152,8 @@ where
 pub struct Operator {
     /// Its metrics (reconcile counts).
     pub metrics: Arc<Metrics>,
+    /// The context both controllers share (what it remembers per object).
+    pub ctx: Arc<Context>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -194,10 +196,15 @@ impl Operator {
                 for_control_planes,
                 shutdown.clone(),
             )),
-            tokio::spawn(controller::workspace_apply::run(ctx, for_applies, shutdown)),
+            tokio::spawn(controller::workspace_apply::run(
+                ctx.clone(),
+                for_applies,
+                shutdown,
+            )),
         ];
         Operator {
             metrics,
+            ctx,
             stop,
             tasks,
         }

@@ -85,9 +85,15 @@ pub async fn run(
     });
     // Status writes (this controller's own) do not trigger: the children's changes do. Nor
     // does the echo of the finalizer it adds (after the predicate, which must see that version).
-    let followed = Arc::clone(&finalizer_writes);
+    let followed = Arc::clone(&state);
     let own = cp_events
-        .inspect_ok(move |event| followed.follow(event))
+        .inspect_ok(move |event| {
+            followed.finalizer_writes.follow(event);
+            // Also a control plane whose finalizer was removed by someone else.
+            if let watcher::Event::Delete(cp) = event {
+                forget(cp, &followed);
+            }
+        })
         .applied_objects()
         .predicate_filter(version::spec_or_lifecycle, Default::default())
         .try_filter(move |cp| futures::future::ready(!finalizer_writes.is_echo(cp)));
@@ -138,7 +144,8 @@ fn error_policy(_cp: Arc<CAPTControlPlane>, error: &Error, state: Arc<State>) ->
 }
 
 /// Forgets everything kept about a control plane that is gone: its metrics, events, status
-/// write time and finalizer write. Every deletion path calls it.
+/// write time and finalizer write. Every deletion path calls it: the finalizer's release and
+/// the watch's deletion.
 fn forget(cp: &CAPTControlPlane, state: &State) {
     let ctx = &state.ctx;
     ctx.metrics.forget_profiles(&metrics_key(cp));

@@ -1,0 +1,213 @@
+//! WorkspaceTemplateApply controller: keeps one provider-terraform Workspace per apply, built
+//! from its WorkspaceTemplate, and mirrors the Workspace's state into the apply's status.
+//!
+//! Unlike CAPT it updates the Workspace when the template or variables change, watches
+//! Workspaces, Secrets and templates instead of polling, and reports waiting and failures as
+//! conditions.
+
+mod decide;
+mod reconcile;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+
+use super::Context;
+use crate::api::{Workspace, WorkspaceTemplate, WorkspaceTemplateApply};
+use crate::error::Error;
+use crate::names;
+use crate::runtime::backoff::{WatchBackoff, retry_after};
+use crate::runtime::cache::{self, Cache};
+use crate::runtime::echo::{self, OwnWrites};
+use crate::runtime::shared::Watched;
+use crate::runtime::{index, version};
+use reconcile::reconcile;
+
+const CONTROLLER: &str = "workspacetemplateapply";
+/// Safety-net resync; all progress is driven by watches.
+const RESYNC: Duration = Duration::from_secs(600);
+
+/// The apply controller's view of the cluster: watch caches, each fed by the same stream that
+/// triggers reconciles (see `cache`).
+pub struct State {
+    ctx: Arc<Context>,
+    applies: Cache<WorkspaceTemplateApply>,
+    workspaces: Cache<Workspace>,
+    templates: Cache<WorkspaceTemplate>,
+    secrets: Cache<Secret>,
+    /// Workspaces this controller created, whose echo need not wake it.
+    created: Arc<OwnWrites<Workspace>>,
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    watched: Watched,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let config = || watcher::Config::default().any_semantic();
+    let Watched {
+        applies,
+        apply_events,
+        secrets,
+        secret_events,
+    } = watched;
+    // All Workspaces, not only this operator's: a name taken by someone else's must be seen
+    // before one is created under it.
+    let (workspaces, workspace_events) = cache::watch(
+        watcher(Api::<Workspace>::all(ctx.client.clone()), config()),
+        fingerprint_module,
+        None,
+    );
+    let (templates, template_events) = cache::watch(
+        watcher(ctx.scoped_api::<WorkspaceTemplate>(), config()),
+        cache::keep_all,
+        None,
+    );
+    let (by_secret, by_template, scope) = (applies.clone(), applies.clone(), ctx.namespace.clone());
+    let created = Arc::new(OwnWrites::default());
+    let state = Arc::new(State {
+        ctx,
+        applies: applies.clone(),
+        workspaces,
+        templates,
+        secrets,
+        created: Arc::clone(&created),
+    });
+    // A Workspace wakes its apply when what the apply reports or compares of it changed, not
+    // for the echo of its creation nor for a relisted, unchanged Workspace.
+    let changes = echo::Changes::new(workspace_digest);
+    let workspace_triggers = workspace_events.try_filter_map(move |event| {
+        // Deletions, and objects a relist no longer returns, leave no entry behind.
+        changes.follow(&event);
+        created.follow(&event);
+        let news = match event {
+            watcher::Event::Apply(ws) | watcher::Event::InitApply(ws) => {
+                // Both see every version, in order.
+                let (moved, echo) = (changes.moved(&ws), created.is_echo(&ws));
+                (moved && !echo).then_some(ws)
+            }
+            watcher::Event::Delete(ws) => Some(ws),
+            watcher::Event::Init | watcher::Event::InitDone => None,
+        };
+        futures::future::ready(Ok(news))
+    });
+    // Status writes (this controller's own) do not trigger: the Workspace's changes do.
+    let gone = Arc::clone(&state);
+    let own = apply_events
+        .inspect_ok(move |event| {
+            // Also an apply whose finalizer was removed by someone else.
+            if let watcher::Event::Delete(apply) = event {
+                forget(apply, &gone);
+            }
+        })
+        .applied_objects()
+        .predicate_filter(version::spec_or_lifecycle, Default::default());
+    Controller::for_stream(own, applies.store())
+        .watches_stream(workspace_triggers, move |ws| {
+            apply_of_workspace(&ws, scope.as_deref())
+        })
+        .watches_stream(secret_events.touched_objects(), move |s| {
+            applies_waiting_for(&by_secret, &s)
+        })
+        .watches_stream(template_events.touched_objects(), move |t| {
+            applies_using(&by_template, &t)
+        })
+        .with_config(state.ctx.controller_config(Duration::ZERO))
+        .trigger_backoff(WatchBackoff::for_controller())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, state)
+        .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
+        .await;
+}
+
+/// Cached Workspaces keep a digest of their Terraform module instead of its text: the cache
+/// only compares it, and 1,000s of modules would dominate the operator's memory.
+fn fingerprint_module(ws: &mut Workspace) {
+    let module = &mut ws.spec.for_provider.module;
+    if !module.starts_with(MODULE_DIGEST) {
+        *module = format!("{MODULE_DIGEST}{}", names::short_hash(module, 64));
+    }
+}
+
+/// Digest of what an apply reads of its Workspace: its generation (which every spec change
+/// moves), lifecycle metadata and status; not the version fields.
+fn workspace_digest(ws: &Workspace) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    version::spec_or_lifecycle(ws).hash(&mut hasher);
+    version::hash_serialized(&ws.status, &mut hasher);
+    hasher.finish()
+}
+
+/// Prefix of a fingerprinted module (not valid HCL, so never mistaken for a module).
+const MODULE_DIGEST: &str = "sha256:";
+
+/// The apply a Workspace belongs to, from the annotation written when it was created.
+fn apply_of_workspace(
+    ws: &Workspace,
+    namespace: Option<&str>,
+) -> Option<ObjectRef<WorkspaceTemplateApply>> {
+    let (ns, name) = ws
+        .annotations()
+        .get(names::ANNOTATION_APPLY)?
+        .split_once('/')?;
+    namespace
+        .is_none_or(|scope| scope == ns)
+        .then(|| ObjectRef::new(name).within(ns))
+}
+
+/// Applies that wait for a Secret.
+fn applies_waiting_for(
+    applies: &Cache<WorkspaceTemplateApply>,
+    secret: &Secret,
+) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
+    applies.indexed_refs(&index::secret_of(secret))
+}
+
+/// Applies that use a WorkspaceTemplate.
+fn applies_using(
+    applies: &Cache<WorkspaceTemplateApply>,
+    template: &WorkspaceTemplate,
+) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
+    let key = index::template(
+        &template.namespace().unwrap_or_default(),
+        &template.name_any(),
+    );
+    applies.indexed_refs(&key)
+}
+
+fn error_policy(_apply: Arc<WorkspaceTemplateApply>, error: &Error, state: Arc<State>) -> Action {
+    state.ctx.metrics.failure(CONTROLLER, error.metric_label());
+    Action::requeue(retry_after(error))
+}
+
+/// Forgets what this process keeps about an apply that is gone (its events' de-duplication;
+/// its Workspace's entries follow the Workspace watch). Called when the apply's finalizer is
+/// released and when the watch reports it deleted, whoever removed the finalizer.
+fn forget(apply: &WorkspaceTemplateApply, state: &State) {
+    state.ctx.forget_events(apply.uid().as_deref());
+}
+
+/// Name of the Workspace of an apply: the one recorded in status, else the derived one.
+pub fn workspace_name_of(apply: &WorkspaceTemplateApply) -> String {
+    apply
+        .status
+        .as_ref()
+        .and_then(|s| s.workspace_name.clone())
+        .unwrap_or_else(|| {
+            names::workspace_name(&apply.namespace().unwrap_or_default(), &apply.name_any())
+        })
+}
+
+/// Whether `ws` was created for this apply (same uid label).
+fn owned_by(ws: &Workspace, apply: &WorkspaceTemplateApply) -> bool {
+    ws.labels().get(names::LABEL_APPLY_UID).map(String::as_str) == apply.uid().as_deref()
+}

@@ -1,0 +1,282 @@
+//! One reconcile of an apply: observe (its Workspace, from the cache) → decide (pure, in
+//! `decide`: one [`Step`]) → act (the write, deletion or status report that step names),
+//! reading what the decision asks for when it asks ([`Step::Look`]).
+
+use std::sync::Arc;
+
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+use tracing::info;
+
+use super::decide::{Desired, Lookup, Observed, Prerequisites, Step, decide};
+use super::status::{blocked, template_found, template_missing, waiting, write_status};
+use super::{RESYNC, State, forget, owned_by, workspace_name_of};
+use crate::api::conditions::READY;
+use crate::api::workspace::WorkspaceSpec;
+use crate::api::{Workspace, WorkspaceTemplate, WorkspaceTemplateApply};
+use crate::controller::secrets::{self, Required};
+use crate::error::{Error, Result};
+use crate::names::{self, APPLY_FINALIZER};
+use crate::render;
+use crate::runtime::finalizer::{ensure_finalizer, remove_finalizer};
+use crate::runtime::write::{self, write};
+use crate::status::apply::mirror_workspace;
+use crate::status::{pacing, reason};
+
+/// Reconciles one apply: the controller's entry point.
+pub(super) async fn reconcile(
+    apply: Arc<WorkspaceTemplateApply>,
+    state: Arc<State>,
+) -> Result<Action> {
+    let ctx = &state.ctx;
+    if !(state.workspaces.is_ready() && state.templates.is_ready() && state.secrets.is_ready()) {
+        return Ok(Action::requeue(crate::controller::CACHES_FILLING));
+    }
+    let _timer = ctx.metrics.reconcile(super::CONTROLLER);
+    // The cache may hold this process's last status write, newer than the scheduled copy.
+    let mut apply = state.applies.latest(apply);
+    let ns = apply
+        .namespace()
+        .ok_or_else(|| Error::MissingMetadata(apply.name_any()))?;
+    let api: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &ns);
+    if apply.metadata.deletion_timestamp.is_none() {
+        // Applies rendered by the control-plane controller carry the finalizer already.
+        apply = ensure_finalizer(&api, &state.applies, apply, APPLY_FINALIZER).await?;
+    }
+    let ws_name = workspace_name_of(&apply);
+    let existing = workspace(&state, &ws_name);
+    let observed = Observed {
+        apply: &apply,
+        ws_name: &ws_name,
+        existing: existing.as_deref(),
+        workspace_age: existing.as_deref().and_then(crate::controller::age),
+        desired: None,
+        prerequisites: None,
+    };
+    act(observed, &state, &api).await
+}
+
+/// Does the steps [`decide`] names, reading what it asks for, until one ends the reconcile.
+async fn act(
+    mut o: Observed<'_>,
+    state: &State,
+    api: &Api<WorkspaceTemplateApply>,
+) -> Result<Action> {
+    let (apply, existing) = (o.apply, o.existing);
+    loop {
+        return match decide(&o) {
+            Step::Look(Lookup::Desired) => {
+                o.desired = Some(desire(state, apply, o.ws_name, existing).await?);
+                continue;
+            }
+            Step::Look(Lookup::Prerequisites) => {
+                o.prerequisites = Some(prerequisites(state, apply).await?);
+                continue;
+            }
+            Step::Retain => {
+                let message = format!("kept Workspace {} as requested", o.ws_name);
+                let ctx = &state.ctx;
+                ctx.event(apply, EventType::Normal, "RetainedWorkspace", message)
+                    .await;
+                release(apply, state, api).await
+            }
+            Step::Release => release(apply, state, api).await,
+            Step::DeleteWorkspace => delete_workspace(&o, state, api).await,
+            Step::AwaitDeletion => {
+                // The destroy's progress and errors reach the apply's status (and from there
+                // the control plane's), so a deletion that does not finish says why.
+                write_status(apply, state, existing, Vec::new(), None).await?;
+                Ok(Action::await_change())
+            }
+            Step::Blocked { reason, message } => {
+                blocked(apply, state, existing, reason, message).await
+            }
+            Step::TemplateGone { message } => {
+                let (warning, why) = (EventType::Warning, reason::TEMPLATE_NOT_FOUND);
+                state.ctx.event(apply, warning, why, message.clone()).await;
+                write_status(apply, state, existing, template_missing(message), None).await
+            }
+            Step::Wait { reason, message } => waiting(apply, state, reason, message).await,
+            Step::AwaitFirstReport(wait) => Ok(Action::requeue(wait)),
+            Step::Report { applied } => {
+                write_status(apply, state, existing, template_found(), applied).await
+            }
+            Step::Write { workspace, create } => {
+                write_workspace(&o, state, workspace, create).await
+            }
+        };
+    }
+}
+
+/// Releases the finalizer of a deleted apply and forgets it.
+async fn release(
+    apply: &WorkspaceTemplateApply,
+    state: &State,
+    api: &Api<WorkspaceTemplateApply>,
+) -> Result<Action> {
+    remove_finalizer(api, apply, APPLY_FINALIZER).await?;
+    forget(apply, state);
+    Ok(Action::await_change())
+}
+
+/// Deletes a deleted apply's Workspace and reports it as being destroyed; the Workspace watch
+/// brings the apply back when it is gone.
+async fn delete_workspace(
+    o: &Observed<'_>,
+    state: &State,
+    api: &Api<WorkspaceTemplateApply>,
+) -> Result<Action> {
+    let (ctx, apply, ws_name) = (&state.ctx, o.apply, o.ws_name);
+    let workspaces: Api<Workspace> = Api::all(ctx.client.clone());
+    match workspaces.delete(ws_name, &Default::default()).await {
+        // Still there, held by the provider's finalizer: remember that it is terminating, so
+        // a reconcile before the watch echo does not delete again.
+        Ok(deleted) => {
+            if let Some(terminating) = deleted.left() {
+                state.workspaces.remember(terminating);
+            }
+        }
+        Err(kube::Error::Api(status)) if status.is_not_found() => {
+            return release(apply, state, api).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let message = format!("deleting Workspace {ws_name}");
+    ctx.event(apply, EventType::Normal, "DeletingWorkspace", message)
+        .await;
+    if let Some(ws) = workspace(state, ws_name).filter(|ws| owned_by(ws, apply)) {
+        write_status(apply, state, Some(ws.as_ref()), Vec::new(), None).await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// Creates or updates the apply's Workspace and announces it.
+async fn write_workspace(
+    o: &Observed<'_>,
+    state: &State,
+    desired: &Workspace,
+    create: bool,
+) -> Result<Action> {
+    let (ctx, apply, ws_name) = (&state.ctx, o.apply, o.ws_name);
+    let workspaces: Api<Workspace> = Api::all(ctx.client.clone());
+    let written = write(&workspaces, &state.workspaces, desired, o.existing).await?;
+    let verb = if create { "Created" } else { "Updated" };
+    info!(apply = %apply.name_any(), workspace = %ws_name, "{verb} Workspace");
+    // A control plane's applies are announced on the control plane, where users look.
+    if !owned_by_control_plane(apply) {
+        let (reason, note) = (
+            format!("{verb}Workspace"),
+            format!("{verb} Workspace {ws_name}"),
+        );
+        ctx.event(apply, EventType::Normal, &reason, note).await;
+    }
+    if create {
+        // Nothing to report before the provider's first report, which wakes this apply; if it
+        // does not come within the grace, the apply reports the Workspace as created.
+        state.created.record(&written);
+        state.workspaces.remember(written);
+        return Ok(Action::requeue(pacing::FIRST_REPORT_GRACE));
+    }
+    state.workspaces.remember(written);
+    // The update's echo wakes this apply to report the Workspace as being applied.
+    Ok(Action::requeue(RESYNC))
+}
+
+/// The Workspace the template renders for this apply, compared with the existing one.
+async fn desire(
+    state: &State,
+    apply: &WorkspaceTemplateApply,
+    ws_name: &str,
+    existing: Option<&Workspace>,
+) -> Result<Desired> {
+    let template_ns = apply.template_namespace();
+    let Some(template) = template(state, &template_ns, &apply.spec.template_ref.name).await? else {
+        return Ok(Desired::NoTemplate);
+    };
+    let spec = match render::workspace::render(apply, &template, ws_name) {
+        Ok(spec) => spec,
+        Err(e) => return Ok(Desired::Invalid(e.to_string())),
+    };
+    let mut workspace = render::workspace::object(apply, ws_name, spec);
+    // With the record of what was rendered, so that a removal shows (`runtime::write::stamp`).
+    write::stamp(&mut workspace)?;
+    // Compared as the cache keeps it (module fingerprinted).
+    let mut comparable = workspace.clone();
+    state.workspaces.prepare(&mut comparable);
+    let held = existing
+        .filter(|ws| state.workspaces.holds(ws, &comparable))
+        .map(|_| spec_hash(&comparable.spec));
+    Ok(Desired::Rendered { workspace, held })
+}
+
+/// The Secrets and Workspaces the apply waits for, from the caches (a Secret outside the
+/// operator's scope is read directly). Only key names of Secrets are read, never values.
+async fn prerequisites(state: &State, apply: &WorkspaceTemplateApply) -> Result<Prerequisites> {
+    let ctx = &state.ctx;
+    let mut missing = Vec::new();
+    for req in apply.spec.wait_for_secrets.iter().flatten() {
+        let keys = req.keys.clone().unwrap_or_default();
+        let required = Required {
+            namespace: &req.namespace,
+            name: &req.name,
+            keys: &keys,
+        };
+        let in_scope = ctx.in_scope(&req.namespace);
+        missing.extend(secrets::missing(&ctx.client, &state.secrets, in_scope, required).await?);
+    }
+    Ok(Prerequisites {
+        missing_secrets: (!missing.is_empty())
+            .then(|| format!("waiting for {}", missing.join("; "))),
+        unready_workspaces: unready_workspaces(state, apply),
+    })
+}
+
+/// Workspaces this apply waits for that are not Ready yet, as a message.
+fn unready_workspaces(state: &State, apply: &WorkspaceTemplateApply) -> Option<String> {
+    let mut waiting = Vec::new();
+    for r in apply.spec.wait_for_workspaces.iter().flatten() {
+        let ready = match workspace(state, &r.name) {
+            Some(ws) => mirror_workspace(&ws)
+                .iter()
+                .any(|c| c.type_ == READY && c.status),
+            None => false,
+        };
+        if !ready {
+            waiting.push(r.name.clone());
+        }
+    }
+    (!waiting.is_empty())
+        .then(|| format!("waiting for Workspaces to be Ready: {}", waiting.join(", ")))
+}
+
+/// A Workspace by name, from the cache (which holds every Workspace).
+fn workspace(state: &State, name: &str) -> Option<Arc<Workspace>> {
+    state.workspaces.get_named(None, name)
+}
+
+/// The WorkspaceTemplate of an apply: from the cache, or read directly when it lives in a
+/// namespace outside the operator's watch.
+async fn template(
+    state: &State,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Arc<WorkspaceTemplate>>> {
+    if state.ctx.in_scope(namespace) {
+        return Ok(state.templates.get_named(Some(namespace), name));
+    }
+    let api: Api<WorkspaceTemplate> = Api::namespaced(state.ctx.client.clone(), namespace);
+    Ok(api.get_opt(name).await?.map(Arc::new))
+}
+
+/// Whether a CAPTControlPlane owns this apply (it then reports the apply's progress itself).
+fn owned_by_control_plane(apply: &WorkspaceTemplateApply) -> bool {
+    apply
+        .owner_references()
+        .iter()
+        .any(|o| o.kind == "CAPTControlPlane" && o.controller == Some(true))
+}
+
+fn spec_hash(spec: &WorkspaceSpec) -> String {
+    names::short_hash(&serde_json::to_string(spec).unwrap_or_default(), 16)
+}
