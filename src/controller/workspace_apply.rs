@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
@@ -20,6 +20,7 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::info;
 
+use super::secret_guard;
 use super::secrets::Required;
 use super::{Cleanup, Context};
 use crate::api::conditions::{READY, SYNCED};
@@ -34,7 +35,7 @@ use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::{self, OwnWrites};
 use crate::runtime::finalizer::{ensure_finalizer, remove_finalizer};
-use crate::runtime::shared::Watched;
+use crate::runtime::shared::{Watched, fan_out};
 use crate::runtime::write::{self, write};
 use crate::runtime::{index, version};
 use crate::status::apply::mirror_workspace;
@@ -67,6 +68,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let config = || watcher::Config::default().any_semantic();
+    let shutdown = shutdown.shared();
     let Watched {
         applies,
         apply_events,
@@ -74,11 +76,28 @@ pub async fn run(
         secret_events,
     } = watched;
     // All Workspaces, not only this operator's: a name taken by someone else's must be seen
-    // before one is created under it.
-    let (workspaces, workspace_events) = cache::watch(
+    // before one is created under it. Indexed by the Secrets they read, for the secret guard.
+    let (workspaces, workspace_source) = cache::watch(
         watcher(Api::<Workspace>::all(ctx.client.clone()), config()),
         fingerprint_module,
-        None,
+        Some(secret_guard::workspace_index_keys),
+    );
+    // The secret guard runs beside this controller on the same caches and events.
+    let [workspace_events, guard_workspaces] =
+        fan_out(workspace_source, shutdown.clone(), "workspaces");
+    let [apply_events, guard_applies] = fan_out(apply_events, shutdown.clone(), "applies");
+    let [secret_events, guard_secrets] = fan_out(secret_events, shutdown.clone(), "secrets");
+    let guard = secret_guard::run(
+        ctx.clone(),
+        secret_guard::Watched {
+            secrets: secrets.clone(),
+            secret_events: guard_secrets,
+            workspaces: workspaces.clone(),
+            workspace_events: guard_workspaces,
+            applies: applies.clone(),
+            apply_events: guard_applies,
+        },
+        shutdown.clone(),
     );
     let (templates, template_events) = cache::watch(
         watcher(ctx.scoped_api::<WorkspaceTemplate>(), config()),
@@ -117,7 +136,7 @@ pub async fn run(
     let own = apply_events
         .applied_objects()
         .predicate_filter(version::spec_or_lifecycle, Default::default());
-    Controller::for_stream(own, applies.store())
+    let controller = Controller::for_stream(own, applies.store())
         .watches_stream(workspace_triggers, move |ws| {
             apply_of_workspace(&ws, scope.as_deref())
         })
@@ -131,8 +150,8 @@ pub async fn run(
         .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
-        .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
-        .await;
+        .for_each(|result| async move { super::log_failure(CONTROLLER, result) });
+    futures::future::join(controller, guard).await;
 }
 
 /// Cached Workspaces keep a digest of their Terraform module instead of its text: the cache
