@@ -17,7 +17,7 @@ use capt_fargate::names;
 use capt_fargate::status::apply::{ChildState, child_state};
 
 use crate::support::samples::{CP, Samples, profile};
-use crate::support::simulated_provider::FAIL_ANNOTATION;
+use crate::support::simulated_provider::{FAIL_ANNOTATION, Mode, SimulatedProvider, Timing};
 use crate::support::{Operator, eventually};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -657,6 +657,95 @@ async fn a_read_secret_is_guarded_while_read_and_released_after() {
         }
     })
     .await;
+    env.stop().await;
+}
+
+/// provider-terraform kills a reconcile at `--timeout` (20 min by default, covering init, plan
+/// and apply): an EKS cluster whose create and two default profiles take 16 + 2 x 3 minutes
+/// is killed mid-apply, and finishes at the next reconcile while AWS carries on. The operator
+/// shows the kill as transient, with the provider's message and what to do, never as a
+/// failure, and the cluster and its profiles become ready (scaled time: 100 ms a minute).
+#[tokio::test]
+async fn an_apply_killed_at_the_providers_timeout_is_transient_and_explained() {
+    let provider = |client, ns: &str, _| {
+        let timing = Timing {
+            cluster_create: 16.0,
+            ..Timing::realistic(Duration::from_millis(100))
+        };
+        let mode = Mode {
+            serial: true,
+            timing: Some(timing),
+        };
+        SimulatedProvider::start_in(client, ns, Duration::ZERO, mode)
+    };
+    let samples = Samples::start_with("timeout", Duration::ZERO, provider).await;
+    let operator = Operator::start(samples.client.clone(), &samples.ns.name);
+    let env = Env { samples, operator };
+    env.create_vpc_secret().await;
+    let seen = std::sync::Mutex::new(Vec::<String>::new());
+    let total = env
+        .cp()
+        .await
+        .spec
+        .additional_fargate_profiles
+        .unwrap_or_default()
+        .len()
+        + 2;
+    eventually(
+        "every profile ready after the killed apply",
+        WAIT,
+        || async {
+            let cp = env.cp().await;
+            let Some(status) = cp.status.clone().filter(|s| {
+                let has = |t: &str| s.conditions.iter().any(|c| c.type_ == t);
+                has("Ready") && has("FargateProfileFailed")
+            }) else {
+                return Err("no status yet".to_string());
+            };
+            let (_, reason, message) = condition(&cp, "Ready");
+            let failed = condition(&cp, "FargateProfileFailed").0 == "True"
+                || status.failure_reason.is_some()
+                || status.phase == Some(ControlPlanePhase::Failed);
+            {
+                let mut seen = seen.lock().unwrap();
+                if failed {
+                    seen.push(format!("FAILED: {status:?}"));
+                }
+                if reason == "TransientError" && !seen.contains(&message) {
+                    seen.push(message);
+                }
+            }
+            let ready = status.fargate_profiles.iter().filter(|p| p.ready).count();
+            if status.ready && ready == total {
+                Ok(())
+            } else {
+                Err(format!("{status:?}"))
+            }
+        },
+    )
+    .await;
+    let seen = seen.into_inner().unwrap();
+    assert!(
+        !seen.iter().any(|m| m.starts_with("FAILED")),
+        "shown as a failure: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|m| m.contains(
+            "create failed: cannot apply Terraform configuration: shutdown while running terraform command: context deadline exceeded"
+        ) && m.contains("raise --timeout")),
+        "the kill was not shown with what to do: {seen:?}"
+    );
+    // The retry resumed: one apply of the EKS Workspace, no profile operation twice.
+    let accepted = env.provider.observations.lock().unwrap().accepted();
+    let mut creates: Vec<_> = accepted.iter().map(|(_, p, _)| p.clone()).collect();
+    creates.sort();
+    creates.dedup();
+    assert_eq!(creates.len(), accepted.len(), "{accepted:?}");
+    assert!(
+        env.provider.overlaps().is_empty(),
+        "{:?}",
+        env.provider.overlaps()
+    );
     env.stop().await;
 }
 

@@ -41,7 +41,8 @@ impl Samples {
         Self::start_with(prefix, delay, SimulatedProvider::start_concurrent).await
     }
 
-    async fn start_with(
+    /// Like [`Self::start`], with the provider `provider` starts.
+    pub async fn start_with(
         prefix: &str,
         delay: Duration,
         provider: fn(Client, &str, Duration) -> SimulatedProvider,
