@@ -21,6 +21,9 @@ pub const FIELD_MANAGER: &str = "capt-fargate";
 pub const CONTROL_PLANE_FINALIZER: &str = "controlplane.cluster.x-k8s.io/captcontrolplane";
 /// Finalizer on WorkspaceTemplateApplies (CAPT's own string).
 pub const APPLY_FINALIZER: &str = "infrastructure.cluster.x-k8s.io/finalizer";
+/// Finalizer on Secrets that the operator's Workspaces read (var files): a Secret deleted while
+/// one reads it stays until that Workspace is destroyed (`controller::secret_guard`).
+pub const SECRET_FINALIZER: &str = "fargate.capt.cluster.x-k8s.io/read-by-workspace";
 /// crossplane-runtime's finalizer on managed resources such as Workspaces. Created with it,
 /// a Workspace is not updated again by provider-terraform just to add it (crossplane-runtime
 /// adds it only when missing), and it is removed by the provider once the resources are gone.

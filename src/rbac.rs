@@ -18,6 +18,9 @@
 //! - `update` on `captcontrolplanes/finalizers`: the applies' owner reference sets
 //!   `blockOwnerDeletion`, which clusters running the `OwnerReferencesPermissionEnforcement`
 //!   admission plugin only allow to users who may update the owner's finalizers.
+//! - `patch` on Secrets: only the secret guard's finalizer (a merge patch of
+//!   `metadata.finalizers`), which keeps a Secret that Workspaces read until they are
+//!   destroyed (`controller::secret_guard`); data is never written.
 //! - `delete`: Fargate profile applies, the EKS apply on teardown, and Workspaces on cleanup.
 //! - `events.k8s.io` `create`/`patch`: kube's `Recorder` creates an Event and patches it when
 //!   the same event repeats.
@@ -88,7 +91,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         group: "",
         resource: "secrets",
-        verbs: &["get", "list", "watch"],
+        verbs: &["get", "list", "patch", "watch"],
     },
     Rule {
         group: "events.k8s.io",
@@ -105,14 +108,13 @@ pub const LEADER_ELECTION_RULES: &[Rule] = &[Rule {
     verbs: &["create", "get", "patch"],
 }];
 
-/// (group, resource, verb) the operator never uses and must not be granted: Secrets are only
-/// read (key names), the user's CAPTControlPlanes and WorkspaceTemplates are never created,
+/// (group, resource, verb) the operator never uses and must not be granted: Secrets are never
+/// created or deleted (only their key names are read, and a finalizer patched), the user's CAPTControlPlanes and WorkspaceTemplates are never created,
 /// replaced or deleted, children are patched, never replaced (`update`), and nothing outside
 /// [`RULES`] and [`LEADER_ELECTION_RULES`] is touched.
 pub const FORBIDDEN: &[(&str, &str, &str)] = &[
     ("", "secrets", "create"),
     ("", "secrets", "delete"),
-    ("", "secrets", "patch"),
     ("", "configmaps", "get"),
     (
         "controlplane.cluster.x-k8s.io",

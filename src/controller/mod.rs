@@ -3,6 +3,7 @@
 //! `crate::runtime`; children are written through `runtime::write`.
 
 pub mod control_plane;
+pub mod secret_guard;
 pub mod secrets;
 pub mod workspace_apply;
 

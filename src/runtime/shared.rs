@@ -105,22 +105,26 @@ fn key_names_only(secret: &mut Secret) {
     secret.string_data = None;
 }
 
-/// Polls `source` (which feeds its cache first) and hands each event to two consumers. A
+/// Polls `source` (which feeds its cache first) and hands each event to `N` consumers. A
 /// failed watch is logged and retried with backoff by `source` itself.
-fn fan_out<K, S, F>(source: S, shutdown: F, kind: &'static str) -> [Events<K>; 2]
+pub(crate) fn fan_out<K, S, F, const N: usize>(
+    source: S,
+    shutdown: F,
+    kind: &'static str,
+) -> [Events<K>; N]
 where
     K: Clone + Send + 'static,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
-    let (first_tx, first) = mpsc::unbounded();
-    let (second_tx, second) = mpsc::unbounded();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..N).map(|_| mpsc::unbounded()).unzip();
     let forward = source.for_each(move |item| {
         match item {
             Ok(event) => {
                 // A consumer that stopped (its controller shut down) is simply skipped.
-                let _ = first_tx.unbounded_send(event.clone());
-                let _ = second_tx.unbounded_send(event);
+                for tx in &senders {
+                    let _ = tx.unbounded_send(event.clone());
+                }
             }
             Err(error) => warn!(kind, %error, "watch failed; retrying"),
         }
@@ -132,7 +136,13 @@ where
             _ = shutdown => {}
         }
     });
-    [first.map(Ok).boxed(), second.map(Ok).boxed()]
+    let streams: Vec<Events<K>> = receivers
+        .into_iter()
+        .map(|rx: mpsc::UnboundedReceiver<watcher::Event<K>>| rx.map(Ok).boxed())
+        .collect();
+    streams
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one stream per consumer"))
 }
 
 #[cfg(test)]

@@ -209,10 +209,13 @@ pub fn child_state_at(apply: &WorkspaceTemplateApply, now: Timestamp) -> ChildSt
             return ChildState::Failed { reason, message };
         }
         Some((_, message, Verdict::Retrying { until })) => {
+            let hint = failure::hint(&message)
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
             return ChildState::Creating {
                 reason: failure::TRANSIENT_ERROR.into(),
                 message: format!(
-                    "{message} (a transient error: provider-terraform retries it; it counts as failed if it lasts until {until})"
+                    "{message}{hint} (a transient error: provider-terraform retries it; it counts as failed if it lasts until {until})"
                 ),
             };
         }

@@ -97,11 +97,30 @@ const TRANSIENT_PATTERNS: &[&str] = &[
     "TLS handshake",
     "no such host",
     "the object has been modified",
+    // provider-terraform stopped Terraform: its `--timeout` ended the reconcile ("context
+    // deadline exceeded") or its pod was stopping ("context canceled"); the next run resumes.
+    "shutdown while running terraform command",
     // Expired temporary credentials (web identity, instance or pod identity) are renewed on
     // a later run; credentials that stay expired for the limit need a person.
     "ExpiredToken",
     "security token included in the request is expired",
 ];
+
+/// What a person can do about an error whose message alone does not say it; None for the
+/// others. Shown after the provider's message.
+pub fn hint(message: &str) -> Option<&'static str> {
+    let text = message.to_ascii_lowercase();
+    if !text.contains("shutdown while running terraform command") {
+        return None;
+    }
+    Some(if text.contains("deadline exceeded") {
+        "provider-terraform's --timeout (20m by default) stopped Terraform before it finished; \
+         the provider runs it again, and with a remote state backend it resumes, but an apply \
+         that always takes longer never finishes: raise --timeout (see the README)"
+    } else {
+        "provider-terraform stopped Terraform (its pod was stopping); it runs it again"
+    })
+}
 
 /// The class of an error from its condition reason and message (see the module's rule).
 pub fn classify(reason: &str, message: &str) -> Class {
@@ -278,6 +297,17 @@ mod tests {
                 NeedsPerson,
             ),
         ]);
+    }
+
+    #[test]
+    fn a_killed_terraform_run_is_transient_and_says_what_to_do() {
+        let timeout = "create failed: cannot apply Terraform configuration: shutdown while running terraform command: context deadline exceeded";
+        assert_eq!(classify("ReconcileError", timeout), Class::Transient);
+        assert!(hint(timeout).is_some_and(|h| h.contains("raise --timeout")));
+        let stopped = "delete failed: cannot destroy Terraform configuration: shutdown while running terraform command: context canceled";
+        assert_eq!(classify("ReconcileError", stopped), Class::Transient);
+        assert!(hint(stopped).is_some_and(|h| h.contains("pod was stopping")));
+        assert_eq!(hint("ThrottlingException: Rate exceeded"), None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use capt_fargate::names;
 use capt_fargate::status::apply::{ChildState, child_state};
 
 use crate::support::samples::{CP, Samples, profile};
-use crate::support::simulated_provider::FAIL_ANNOTATION;
+use crate::support::simulated_provider::{FAIL_ANNOTATION, Mode, SimulatedProvider, Timing};
 use crate::support::{Operator, eventually};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -509,72 +509,69 @@ async fn a_failing_update_is_not_applied_and_heals() {
     env.stop().await;
 }
 
-/// provider-terraform reads a Workspace's var files on deletion too (its observation plans
-/// first), so deleting the VPC connection Secret with the control plane (`kubectl delete` of
-/// both) leaves the profiles' and the cluster's destroys unable to run. The control plane
-/// stays, says why, and its teardown finishes once the Secret is back. (The operator does not
-/// yet keep var-file Secrets until the Workspaces reading them are gone: see the README.)
-#[tokio::test]
-async fn deleting_the_control_plane_with_the_vpc_secret_waits_and_says_why() {
-    let env = Env::start("vpc-gone", Duration::from_millis(300)).await;
+/// The Secrets the control plane's Workspaces read: the VPC connection Secret (the EKS and
+/// profile Workspaces' var file) and the EKS connection Secret (the profiles').
+fn read_secrets() -> [String; 2] {
+    [
+        names::vpc_connection_secret(CP),
+        names::eks_connection_secret(CP),
+    ]
+}
+
+/// Deletes the control plane and the Secrets its Workspaces read together (`kubectl delete`
+/// of a cluster's manifests), in the order given, and checks that the teardown finishes with
+/// nothing left and never shows a failure: provider-terraform reads var files on deletion
+/// too, and the operator keeps every Secret a Workspace reads until that Workspace is gone.
+async fn delete_with_secrets(prefix: &str, secrets_first: bool) {
+    let env = Env::start(prefix, Duration::from_millis(300)).await;
     env.patch_spec(json!({
         "additionalFargateProfiles": profiles(&[("monitoring", "monitoring")]),
     }))
     .await;
     env.create_vpc_secret().await;
     env.all_ready_within(3, WAIT).await;
-    let vpc = env
-        .secrets()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .find(|s| s.name_any().ends_with("-vpc-connection"))
-        .unwrap()
-        .name_any();
-    env.cps().delete(CP, &Default::default()).await.unwrap();
-    env.secrets()
-        .delete(&vpc, &Default::default())
-        .await
-        .unwrap();
-    let cp = eventually("the stuck destroy explained", WAIT, || async {
-        let cp = env
-            .cps()
-            .get_opt(CP)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the control plane is gone")?;
-        let (failed, reason, message) = condition(&cp, "FargateProfileFailed");
-        if failed == "True"
-            && reason == "DeleteFailed"
-            && message.contains(&format!(
-                "cannot get Secret {}/{vpc} for var file",
-                env.ns.name
-            ))
-        {
-            Ok(cp)
-        } else {
-            Err(format!("{:?}", cp.status))
+    let secrets = read_secrets();
+    let delete_secrets = || async {
+        for name in &secrets {
+            env.secrets()
+                .delete(name, &Default::default())
+                .await
+                .unwrap();
         }
-    })
-    .await;
-    assert!(cp.metadata.deletion_timestamp.is_some());
-    let destroys = env.provider.observations.lock().unwrap().destroys.clone();
-    assert!(
-        destroys.is_empty(),
-        "nothing could be destroyed: {destroys:?}"
-    );
-    // With the Secret back, the teardown finishes.
-    env.create_vpc_secret().await;
+    };
+    if secrets_first {
+        delete_secrets().await;
+        env.cps().delete(CP, &Default::default()).await.unwrap();
+    } else {
+        env.cps().delete(CP, &Default::default()).await.unwrap();
+        delete_secrets().await;
+    }
+    // Every status seen on the way: none may say that a destroy failed.
+    let seen = std::sync::Mutex::new(Vec::new());
     eventually("control plane gone", WAIT, || async {
-        match env.cps().get_opt(CP).await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(cp) => Err(format!("{:?}", cp.status)),
+        let Some(cp) = env.cps().get_opt(CP).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let (failed, reason, message) = condition(&cp, "FargateProfileFailed");
+        if failed == "True" || reason == "DeleteFailed" {
+            seen.lock().unwrap().push(format!("{reason}: {message}"));
         }
+        Err(format!("{:?}", cp.status))
     })
     .await;
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.is_empty(), "the teardown showed failures: {seen:?}");
     assert!(env.workspaces().await.is_empty(), "no Workspace left");
+    assert!(
+        env.profile_applies().await.is_empty()
+            && env
+                .applies()
+                .get_opt(&names::eks_apply_name(CP))
+                .await
+                .unwrap()
+                .is_none(),
+        "no apply left"
+    );
     let order = env
         .provider
         .observations
@@ -582,7 +579,173 @@ async fn deleting_the_control_plane_with_the_vpc_secret_waits_and_says_why() {
         .unwrap()
         .destroy_order
         .clone();
-    assert_eq!(order.len(), 2, "{order:?}");
+    assert_eq!(order.len(), 2, "both Workspaces destroyed: {order:?}");
+    // The Secrets the user deleted are gone too, once their last reader was.
+    for name in &secrets {
+        eventually(&format!("Secret {name} gone"), WAIT, || async {
+            match env
+                .secrets()
+                .get_opt(name)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                None => Ok(()),
+                Some(s) => Err(format!("still there: {:?}", s.metadata)),
+            }
+        })
+        .await;
+    }
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_the_control_plane_and_then_its_secrets_finishes() {
+    delete_with_secrets("secrets-after", false).await;
+}
+
+#[tokio::test]
+async fn deleting_the_secrets_and_then_the_control_plane_finishes() {
+    delete_with_secrets("secrets-before", true).await;
+}
+
+/// A Secret a Workspace reads carries the operator's finalizer while it does, and loses it
+/// once the last reader is gone; a Secret that nothing reads any more stays as it is.
+#[tokio::test]
+async fn a_read_secret_is_guarded_while_read_and_released_after() {
+    let env = Env::start("secret-guard", Duration::from_millis(100)).await;
+    env.patch_spec(json!({
+        "additionalFargateProfiles": profiles(&[("monitoring", "monitoring")]),
+    }))
+    .await;
+    env.create_vpc_secret().await;
+    env.all_ready_within(3, WAIT).await;
+    let guarded = |s: &k8s_openapi::api::core::v1::Secret| {
+        s.finalizers().iter().any(|f| f == names::SECRET_FINALIZER)
+    };
+    for name in read_secrets() {
+        eventually(&format!("Secret {name} guarded"), WAIT, || async {
+            let s = env.secrets().get(&name).await.map_err(|e| e.to_string())?;
+            if guarded(&s) {
+                Ok(())
+            } else {
+                Err(format!("{:?}", s.metadata.finalizers))
+            }
+        })
+        .await;
+    }
+    // A profile's connection Secret is written, not read: not guarded.
+    let profile_secret =
+        names::profile_connection_secret(&env.profile_applies().await[0].name_any());
+    let s = env.secrets().get(&profile_secret).await.unwrap();
+    assert!(!guarded(&s), "{:?}", s.metadata.finalizers);
+    env.cps().delete(CP, &Default::default()).await.unwrap();
+    eventually("control plane gone", WAIT, || async {
+        match env.cps().get_opt(CP).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(cp) => Err(format!("{:?}", cp.status)),
+        }
+    })
+    .await;
+    // The VPC Secret outlives the control plane, without the finalizer.
+    let vpc = names::vpc_connection_secret(CP);
+    eventually("VPC Secret released", WAIT, || async {
+        let s = env.secrets().get(&vpc).await.map_err(|e| e.to_string())?;
+        if guarded(&s) {
+            Err(format!("{:?}", s.metadata.finalizers))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    env.stop().await;
+}
+
+/// provider-terraform kills a reconcile at `--timeout` (20 min by default, covering init, plan
+/// and apply): an EKS cluster whose create and two default profiles take 16 + 2 x 3 minutes
+/// is killed mid-apply, and finishes at the next reconcile while AWS carries on. The operator
+/// shows the kill as transient, with the provider's message and what to do, never as a
+/// failure, and the cluster and its profiles become ready (scaled time: 100 ms a minute).
+#[tokio::test]
+async fn an_apply_killed_at_the_providers_timeout_is_transient_and_explained() {
+    let provider = |client, ns: &str, _| {
+        let timing = Timing {
+            cluster_create: 16.0,
+            ..Timing::realistic(Duration::from_millis(100))
+        };
+        let mode = Mode {
+            serial: true,
+            timing: Some(timing),
+        };
+        SimulatedProvider::start_in(client, ns, Duration::ZERO, mode)
+    };
+    let samples = Samples::start_with(crate::support::client().await, "timeout", Duration::ZERO, provider).await;
+    let operator = Operator::start(samples.client.clone(), &samples.ns.name);
+    let env = Env { samples, operator };
+    env.create_vpc_secret().await;
+    let seen = std::sync::Mutex::new(Vec::<String>::new());
+    let total = env
+        .cp()
+        .await
+        .spec
+        .additional_fargate_profiles
+        .unwrap_or_default()
+        .len()
+        + 2;
+    eventually(
+        "every profile ready after the killed apply",
+        WAIT,
+        || async {
+            let cp = env.cp().await;
+            let Some(status) = cp.status.clone().filter(|s| {
+                let has = |t: &str| s.conditions.iter().any(|c| c.type_ == t);
+                has("Ready") && has("FargateProfileFailed")
+            }) else {
+                return Err("no status yet".to_string());
+            };
+            let (_, reason, message) = condition(&cp, "Ready");
+            let failed = condition(&cp, "FargateProfileFailed").0 == "True"
+                || status.failure_reason.is_some()
+                || status.phase == Some(ControlPlanePhase::Failed);
+            {
+                let mut seen = seen.lock().unwrap();
+                if failed {
+                    seen.push(format!("FAILED: {status:?}"));
+                }
+                if reason == "TransientError" && !seen.contains(&message) {
+                    seen.push(message);
+                }
+            }
+            let ready = status.fargate_profiles.iter().filter(|p| p.ready).count();
+            if status.ready && ready == total {
+                Ok(())
+            } else {
+                Err(format!("{status:?}"))
+            }
+        },
+    )
+    .await;
+    let seen = seen.into_inner().unwrap();
+    assert!(
+        !seen.iter().any(|m| m.starts_with("FAILED")),
+        "shown as a failure: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|m| m.contains(
+            "create failed: cannot apply Terraform configuration: shutdown while running terraform command: context deadline exceeded"
+        ) && m.contains("raise --timeout")),
+        "the kill was not shown with what to do: {seen:?}"
+    );
+    // The retry resumed: one apply of the EKS Workspace, no profile operation twice.
+    let accepted = env.provider.observations.lock().unwrap().accepted();
+    let mut creates: Vec<_> = accepted.iter().map(|(_, p, _)| p.clone()).collect();
+    creates.sort();
+    creates.dedup();
+    assert_eq!(creates.len(), accepted.len(), "{accepted:?}");
+    assert!(
+        env.provider.overlaps().is_empty(),
+        "{:?}",
+        env.provider.overlaps()
+    );
     env.stop().await;
 }
 

@@ -59,7 +59,8 @@ impl Samples {
         .await
     }
 
-    async fn start_with(
+    /// Like [`Self::start`], on the cluster of `client`, with the provider `provider` starts.
+    pub async fn start_with(
         client: Client,
         prefix: &str,
         delay: Duration,

@@ -37,9 +37,20 @@
 //! - Serialised mode (environment variable [`SERIAL_ENV`]): one reconcile at a time, as the
 //!   real provider's default `--max-reconcile-rate 1`, with each apply or destroy running to
 //!   its end inside the reconcile.
-//! - Not modelled: `--timeout`, the poll (a Workspace is planned again only on a change, or every 200 ms while an observation
-//!   failure is injected), `crossplane.io/paused`, and a create interrupted mid-way
-//!   (`external-create-pending` without `succeeded`).
+//! - Scaled time ([`Timing`]; on by default in serialised mode, [`MINUTE_ENV`] sets the
+//!   scale): AWS and Terraform take realistic durations, with one real minute lasting a few
+//!   milliseconds: the EKS cluster's create, each Fargate profile operation, a plan at every
+//!   reconcile that runs Terraform; a Ready Workspace is planned again every `--poll` (10 min
+//!   ± 1 min); a serialised reconcile still running at `--timeout` (20 min) is killed with the
+//!   real provider's error (`shutdown while running terraform command: context deadline
+//!   exceeded`), while what it started in AWS runs on. The next reconcile resumes where the
+//!   killed one stopped, as Terraform with a remote backend does for resources that finished
+//!   meanwhile (real Terraform taints a resource interrupted mid-create and replaces it).
+//! - Not modelled: the poll without [`Timing`] (a Workspace is planned again only on a
+//!   change, or every 200 ms while an observation failure is injected), the timeout in
+//!   concurrent mode (its reconciles do not block), the EKS cluster's deletion time,
+//!   `crossplane.io/paused`, and a create interrupted mid-way (`external-create-pending`
+//!   without `succeeded`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -110,6 +121,92 @@ pub struct FargateOperation {
     pub refused_because: Option<String>,
 }
 
+/// Scaled time: how long one real minute lasts in a test, and how many real minutes AWS,
+/// Terraform and provider-terraform take. Figures: an EKS control plane takes 10-15 minutes to
+/// create and a Fargate profile a few minutes to create or delete (EKS User Guide); the
+/// provider's flags default to `--timeout 20m`, `--poll 10m`, `--poll-jitter 1m`
+/// (provider-terraform `cmd/provider/main.go`).
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// How long one real minute lasts.
+    pub minute: Duration,
+    /// Real minutes of the EKS cluster's create (before its default profiles).
+    pub cluster_create: f64,
+    /// Real minutes of one Fargate profile create or delete.
+    pub profile_operation: f64,
+    /// Real minutes of `terraform init` and `plan` in a reconcile that runs Terraform.
+    pub plan: f64,
+    /// `--timeout`, real minutes: a serialised reconcile is killed after it.
+    pub timeout: f64,
+    /// `--poll`, real minutes: a Ready Workspace is planned again after it.
+    pub poll: f64,
+    /// `--poll-jitter`, real minutes: the poll varies by up to this much either way.
+    pub poll_jitter: f64,
+}
+
+impl Timing {
+    /// Realistic figures (12 min cluster, 3 min per profile operation, 0.5 min plan) and the
+    /// provider's default flags, at `minute` per real minute.
+    pub fn realistic(minute: Duration) -> Self {
+        Timing {
+            minute,
+            cluster_create: 12.0,
+            profile_operation: 3.0,
+            plan: 0.5,
+            timeout: 20.0,
+            poll: 10.0,
+            poll_jitter: 1.0,
+        }
+    }
+
+    /// Test time of `minutes` real minutes.
+    pub fn of(&self, minutes: f64) -> Duration {
+        self.minute.mul_f64(minutes)
+    }
+
+    /// The next poll's delay for the Workspace `uid`: `--poll` ± `--poll-jitter`.
+    fn poll_after(&self, uid: &str) -> Duration {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut hasher = DefaultHasher::new();
+        (uid, Instant::now()).hash(&mut hasher);
+        let spread = (hasher.finish() % 2001) as f64 / 1000.0 - 1.0;
+        self.of(self.poll + spread * self.poll_jitter)
+    }
+}
+
+/// Environment variable: how many milliseconds one real minute lasts ([`Timing::minute`]).
+/// Serialised mode uses [`DEFAULT_MINUTE`] when it is unset.
+pub const MINUTE_ENV: &str = "CAPT_SIM_MINUTE_MS";
+/// One real minute in serialised mode when [`MINUTE_ENV`] is unset: an EKS cluster with its
+/// two default profiles (18 real minutes) takes 1.8 s.
+pub const DEFAULT_MINUTE: Duration = Duration::from_millis(100);
+
+/// How the provider runs: serialised or not, and its scaled time, if any.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mode {
+    /// One reconcile at a time ([`SERIAL_ENV`]).
+    pub serial: bool,
+    /// Scaled time; None: operations take the `delay` given, Terraform no time.
+    pub timing: Option<Timing>,
+}
+
+impl Mode {
+    /// The mode the environment asks for: [`SERIAL_ENV`], with [`MINUTE_ENV`] (or
+    /// [`DEFAULT_MINUTE`] when serialised) for the scaled time.
+    pub fn from_env() -> Self {
+        let serial = serial_mode();
+        let minute = std::env::var(MINUTE_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis)
+            .or(serial.then_some(DEFAULT_MINUTE));
+        Mode {
+            serial,
+            timing: minute.map(Timing::realistic),
+        }
+    }
+}
+
 impl FargateOperation {
     fn in_flight(&self, now: Instant) -> bool {
         self.refused_because.is_none() && self.ended > now
@@ -169,6 +266,8 @@ pub struct Observations {
     applied_generation: HashMap<String, Option<i64>>,
     /// When the provider started; operation times are shown relative to it.
     epoch: Instant,
+    /// When each EKS Workspace's (by uid) cluster create ends or ended (scaled time only).
+    clusters: HashMap<String, Instant>,
 }
 
 impl Default for Observations {
@@ -182,6 +281,7 @@ impl Default for Observations {
             applied_generation: HashMap::new(),
             orphaned: HashMap::new(),
             epoch: Instant::now(),
+            clusters: HashMap::new(),
         }
     }
 }
@@ -195,6 +295,8 @@ enum Step {
     Wait(Duration),
     /// AWS refused the next operation; Terraform's error summary.
     Refused(String),
+    /// The reconcile ran into `--timeout` and was killed (serialised, scaled time only).
+    TimedOut,
 }
 
 /// Who asks for Fargate profile operations.
@@ -348,6 +450,8 @@ struct Shared {
     /// Serialised mode ([`SERIAL_ENV`]): one reconcile at a time, each apply or destroy
     /// running to its end within the reconcile.
     serial: bool,
+    /// Scaled time, if any.
+    timing: Option<Timing>,
     observations: Arc<Mutex<Observations>>,
 }
 
@@ -381,18 +485,20 @@ enum Running {
 
 impl SimulatedProvider {
     /// Starts answering for Workspaces of applies in `namespace`; each create or destroy of a
-    /// Fargate profile takes `delay`. Serialised when [`SERIAL_ENV`] is set.
+    /// Fargate profile takes `delay`. Serialised, with scaled time, when [`SERIAL_ENV`] is set
+    /// (see [`Mode::from_env`]).
     pub fn start(client: Client, namespace: &str, delay: Duration) -> Self {
-        Self::start_in(client, namespace, delay, serial_mode())
+        Self::start_in(client, namespace, delay, Mode::from_env())
     }
 
-    /// Like [`Self::start`], always with concurrent reconciles (for a test that needs
-    /// Workspaces applied at the same time).
+    /// Like [`Self::start`], always with concurrent reconciles and without scaled time (for a
+    /// test that needs Workspaces applied at the same time).
     pub fn start_concurrent(client: Client, namespace: &str, delay: Duration) -> Self {
-        Self::start_in(client, namespace, delay, false)
+        Self::start_in(client, namespace, delay, Mode::default())
     }
 
-    fn start_in(client: Client, namespace: &str, delay: Duration, serial: bool) -> Self {
+    /// Like [`Self::start`], in the given mode (with [`Timing`], `delay` is unused).
+    pub fn start_in(client: Client, namespace: &str, delay: Duration, mode: Mode) -> Self {
         let (observations, failures) = (Arc::default(), Arc::default());
         let poll: Arc<tokio::sync::Notify> = Arc::default();
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -403,7 +509,7 @@ impl SimulatedProvider {
             Arc::clone(&observations),
             Arc::clone(&failures),
             Arc::clone(&poll),
-            serial,
+            mode,
             stopped,
         );
         SimulatedProvider {
@@ -435,8 +541,8 @@ impl SimulatedProvider {
                     .expect("a runtime for the simulated provider");
                 runtime.block_on(async move {
                     let client = super::cluster::client_from(&kubeconfig).await;
-                    let serial = serial_mode();
-                    serve(client, namespace, delay, obs, fail, polled, serial, stopped).await;
+                    let mode = Mode::from_env();
+                    serve(client, namespace, delay, obs, fail, polled, mode, stopped).await;
                 });
             })
             .expect("a thread for the simulated provider");
@@ -526,7 +632,7 @@ async fn serve(
     observations: Arc<Mutex<Observations>>,
     failures: Arc<Mutex<HashMap<String, String>>>,
     poll: Arc<tokio::sync::Notify>,
-    serial: bool,
+    mode: Mode,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let (secrets, secrets_writer) = reflector::store();
@@ -540,10 +646,14 @@ async fn serve(
     let shared = Arc::new(Shared {
         secrets,
         modules: Mutex::default(),
-        serial,
+        serial: mode.serial,
+        timing: mode.timing,
         client: client.clone(),
         failures,
-        delay,
+        delay: match mode.timing {
+            Some(t) => t.of(t.profile_operation),
+            None => delay,
+        },
         observations,
     });
     let selector = format!(
@@ -651,6 +761,23 @@ fn action_error(verb: &str, summary: &str) -> String {
         _ => "cannot apply Terraform configuration",
     };
     format!("{verb} failed: {}", terraform_error(what, summary))
+}
+
+/// The error of a `terraform apply` or `destroy` killed at `--timeout`: provider-terraform
+/// stops the process when the reconcile's context ends and returns the context's error
+/// unclassified (its `runCommand`), wrapped as any apply or destroy error.
+fn killed(verb: &str) -> String {
+    let what = match verb {
+        "delete" => "cannot destroy Terraform configuration",
+        _ => "cannot apply Terraform configuration",
+    };
+    format!(
+        "{verb} failed: {what}: shutdown while running terraform command: context deadline exceeded"
+    )
+}
+
+fn uid_of(ws: &Workspace) -> String {
+    ws.uid().unwrap_or_default()
 }
 
 /// An error of the observation (`terraform plan`, reading var files), with the managed
@@ -921,13 +1048,37 @@ impl Shared {
 
     /// Like [`Self::step`]; in serialised mode, waits for the Workspace's own operations to
     /// end (the reconcile blocks, as a synchronous `terraform apply` does), so it never
-    /// returns [`Step::Wait`].
-    async fn serial_step(&self, ws: &Workspace, module: &Module, deleting: bool) -> Step {
+    /// returns [`Step::Wait`]. With scaled time, a reconcile that began at `began` is killed
+    /// at `--timeout` ([`Step::TimedOut`]); what it started in AWS runs on.
+    async fn serial_step(
+        &self,
+        ws: &Workspace,
+        module: &Module,
+        deleting: bool,
+        began: Instant,
+    ) -> Step {
+        let deadline = self.timing.map(|t| began + t.of(t.timeout));
         loop {
             match self.step(ws, module, deleting) {
-                Step::Wait(remaining) if self.serial => tokio::time::sleep(remaining).await,
+                Step::Wait(remaining) if self.serial => {
+                    if let Some(deadline) = deadline
+                        && Instant::now() + remaining > deadline
+                    {
+                        tokio::time::sleep_until(deadline.into()).await;
+                        return Step::TimedOut;
+                    }
+                    tokio::time::sleep(remaining).await
+                }
                 other => return other,
             }
+        }
+    }
+
+    /// With scaled time, `terraform init` and `plan`: the reconcile (serialised: every
+    /// reconcile) waits for them.
+    async fn plan(&self) {
+        if let Some(t) = self.timing {
+            tokio::time::sleep(t.of(t.plan)).await;
         }
     }
 
@@ -944,6 +1095,18 @@ impl Shared {
             ws.name_any(),
         );
         let uid = ws.uid().unwrap_or_default();
+        // With scaled time, the EKS cluster is created before its default profiles.
+        if let Some(t) = self.timing.filter(|_| default_profiles && !deleting) {
+            let now = Instant::now();
+            let mut obs = self.observations.lock().unwrap();
+            let ends = *obs
+                .clusters
+                .entry(uid.clone())
+                .or_insert_with(|| now + t.of(t.cluster_create));
+            if ends > now {
+                return Step::Wait(ends - now);
+            }
+        }
         let asker = Asker {
             cluster: &cluster,
             workspace: &workspace,
@@ -994,6 +1157,8 @@ fn rfc3339_now() -> String {
 }
 
 async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, SimError> {
+    // `--timeout` counts from the reconcile's start.
+    let began = Instant::now();
     let api: Api<Workspace> = Api::all(shared.client.clone());
     let name = ws.name_any();
     let deleting = ws.metadata.deletion_timestamp.is_some();
@@ -1062,12 +1227,14 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
                 .extend(held.into_keys());
             Step::Done
         } else {
-            shared.serial_step(&ws, module, true).await
+            shared.plan().await;
+            shared.serial_step(&ws, module, true, began).await
         };
         match step {
             Step::Refused(message) => {
                 return fail(&api, &ws, &action_error("delete", &message)).await;
             }
+            Step::TimedOut => return fail(&api, &ws, &killed("delete")).await,
             Step::Wait(remaining) => {
                 let conditions = ws
                     .status
@@ -1136,6 +1303,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         return fail(&api, &ws, &observe_error(&message)).await;
     }
     if up_to_date {
+        shared.plan().await;
         // No diff: Available, and the reconcile succeeded for this generation.
         let shown = find(conditions, READY).is_some_and(|c| c.is_true())
             && find(conditions, "Synced")
@@ -1155,12 +1323,13 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
             .unwrap()
             .applied_generation
             .insert(uid, ws.metadata.generation);
-        // The provider plans again every poll; the tests' poll is short while an observe
-        // failure is injected, and otherwise off (a plan without changes writes nothing).
-        return Ok(if shared.polling() {
-            Action::requeue(Duration::from_millis(200))
-        } else {
-            Action::await_change()
+        // The provider plans again every poll; without scaled time, the tests' poll is short
+        // while an observe failure is injected, and otherwise off (a plan without changes
+        // writes nothing).
+        return Ok(match shared.timing {
+            Some(t) => Action::requeue(t.poll_after(&uid_of(&ws))),
+            None if shared.polling() => Action::requeue(Duration::from_millis(200)),
+            None => Action::await_change(),
         });
     }
     let verb = if exists { "update" } else { "create" };
@@ -1172,10 +1341,12 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         put_annotation(&api, &ws, EXTERNAL_CREATE_PENDING, rfc3339_now()).await?;
         return Ok(Action::await_change());
     }
-    match shared.serial_step(&ws, module, false).await {
+    shared.plan().await;
+    match shared.serial_step(&ws, module, false, began).await {
         Step::Refused(message) => {
             return fail(&api, &ws, &action_error(verb, &message)).await;
         }
+        Step::TimedOut => return fail(&api, &ws, &killed(verb)).await,
         // The real provider's `terraform apply` is synchronous: nothing is written while it
         // runs.
         Step::Wait(remaining) => return Ok(Action::requeue(remaining)),

@@ -12,21 +12,21 @@ mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 
-use super::Context;
+use super::{Context, secret_guard};
 use crate::api::{Workspace, WorkspaceTemplate, WorkspaceTemplateApply};
 use crate::error::Error;
 use crate::names;
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::{self, OwnWrites};
-use crate::runtime::shared::Watched;
+use crate::runtime::shared::{Watched, fan_out};
 use crate::runtime::{index, version};
 use reconcile::reconcile;
 
@@ -53,6 +53,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let config = || watcher::Config::default().any_semantic();
+    let shutdown = shutdown.shared();
     let Watched {
         applies,
         apply_events,
@@ -60,11 +61,28 @@ pub async fn run(
         secret_events,
     } = watched;
     // All Workspaces, not only this operator's: a name taken by someone else's must be seen
-    // before one is created under it.
-    let (workspaces, workspace_events) = cache::watch(
+    // before one is created under it. Indexed by the Secrets they read, for the secret guard.
+    let (workspaces, workspace_source) = cache::watch(
         watcher(Api::<Workspace>::all(ctx.client.clone()), config()),
         fingerprint_module,
-        None,
+        Some(secret_guard::workspace_index_keys),
+    );
+    // The secret guard runs beside this controller on the same caches and events.
+    let [workspace_events, guard_workspaces] =
+        fan_out(workspace_source, shutdown.clone(), "workspaces");
+    let [apply_events, guard_applies] = fan_out(apply_events, shutdown.clone(), "applies");
+    let [secret_events, guard_secrets] = fan_out(secret_events, shutdown.clone(), "secrets");
+    let guard = secret_guard::run(
+        ctx.clone(),
+        secret_guard::Watched {
+            secrets: secrets.clone(),
+            secret_events: guard_secrets,
+            workspaces: workspaces.clone(),
+            workspace_events: guard_workspaces,
+            applies: applies.clone(),
+            apply_events: guard_applies,
+        },
+        shutdown.clone(),
     );
     let (templates, template_events) = cache::watch(
         watcher(ctx.scoped_api::<WorkspaceTemplate>(), config()),
@@ -110,7 +128,7 @@ pub async fn run(
         })
         .applied_objects()
         .predicate_filter(version::spec_or_lifecycle, Default::default());
-    Controller::for_stream(own, applies.store())
+    let controller = Controller::for_stream(own, applies.store())
         .watches_stream(workspace_triggers, move |ws| {
             apply_of_workspace(&ws, scope.as_deref())
         })
@@ -124,8 +142,8 @@ pub async fn run(
         .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
-        .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
-        .await;
+        .for_each(|result| async move { super::log_failure(CONTROLLER, result) });
+    futures::future::join(controller, guard).await;
 }
 
 /// Cached Workspaces keep a digest of their Terraform module instead of its text: the cache

@@ -71,10 +71,11 @@ Namespaced resources: */}}
 - apiGroups: ["infrastructure.cluster.x-k8s.io"]
   resources: ["workspacetemplates"]
   verbs: ["get", "list", "watch"]
-# Only key names are read (connection secrets the workspaces wait for).
+# Only key names are read (connection secrets the workspaces wait for); patch adds and
+# removes the finalizer that keeps a Secret a Workspace reads until it is destroyed.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "patch", "watch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
