@@ -54,6 +54,11 @@ pub struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Reconcile only CAPTControlPlanes and WorkspaceTemplateApplies labelled
+    /// `cluster.x-k8s.io/watch-filter=<value>` (Cluster API's watch filter; default: all).
+    /// The applies a control plane creates inherit its label.
+    #[arg(long, env = "WATCH_FILTER", value_parser = parse_label_value)]
+    pub watch_filter: Option<String>,
     /// Address of the /metrics endpoint.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -99,6 +104,26 @@ pub struct RunArgs {
     pub max_concurrent_reconciles: std::num::NonZeroU16,
 }
 
+/// A label value as Kubernetes accepts it: at most 63 characters, alphanumerics, '-', '_'
+/// and '.', starting and ending with an alphanumeric.
+fn parse_label_value(value: &str) -> Result<String, String> {
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let valid = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && edge_ok(value.chars().next())
+        && edge_ok(value.chars().last());
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "{value:?} is not a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +133,22 @@ mod tests {
         match cli.command {
             Command::Run(args) => Ok(args),
             _ => unreachable!("parsed the run command"),
+        }
+    }
+
+    #[test]
+    fn the_watch_filter_is_a_label_value() {
+        assert_eq!(run_args(&[]).unwrap().watch_filter, None);
+        let filter = run_args(&["--watch-filter", "team-a"])
+            .unwrap()
+            .watch_filter;
+        assert_eq!(filter.as_deref(), Some("team-a"));
+        for bad in ["", "a b", "a-", "a=b", &"x".repeat(64)] {
+            let err = run_args(&[&format!("--watch-filter={bad}")]).unwrap_err();
+            assert!(
+                err.to_string().contains("not a label value"),
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -3,12 +3,15 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::api::{CAPTControlPlane, WorkspaceTemplate, WorkspaceTemplateApply};
+use crate::api::{
+    CAPTControlPlane, CAPTControlPlaneTemplate, WorkspaceTemplate, WorkspaceTemplateApply,
+};
 
 /// The CRDs this project owns (provider-terraform's Workspace is installed by provider-terraform).
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         CAPTControlPlane::crd(),
+        CAPTControlPlaneTemplate::crd(),
         WorkspaceTemplate::crd(),
         WorkspaceTemplateApply::crd(),
     ]
@@ -66,6 +69,18 @@ mod tests {
         let labels = cp.metadata.labels.unwrap();
         assert_eq!(labels["cluster.x-k8s.io/v1beta1"], "v1beta1");
         assert_eq!(cp.spec.names.categories.unwrap(), ["cluster-api", "capt"]);
+        // Cluster API v1.14 reads the v1beta2 contract's fields from our v1beta1 API version,
+        // and clusterctl finds the provider's CRDs by its label; the template carries the same.
+        for kind in ["CAPTControlPlane", "CAPTControlPlaneTemplate"] {
+            let crd = crds()
+                .into_iter()
+                .find(|c| c.spec.names.kind == kind)
+                .unwrap();
+            let labels = crd.metadata.labels.unwrap();
+            assert_eq!(labels["cluster.x-k8s.io/v1beta2"], "v1beta1", "{kind}");
+            assert_eq!(labels["cluster.x-k8s.io/v1beta1"], "v1beta1", "{kind}");
+            assert_eq!(labels["clusterctl.cluster.x-k8s.io"], "", "{kind}");
+        }
         let wta = crds()
             .into_iter()
             .find(|c| c.spec.names.kind == "WorkspaceTemplateApply")

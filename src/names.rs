@@ -31,6 +31,9 @@ pub const PROVIDER_FINALIZER: &str = "finalizer.managedresource.crossplane.io";
 
 /// Label: Cluster API cluster name.
 pub const LABEL_CLUSTER_NAME: &str = "cluster.x-k8s.io/cluster-name";
+/// Cluster API's watch-filter label: an operator run with `--watch-filter VALUE` reconciles
+/// only objects carrying it with that value; a control plane's children inherit it.
+pub const LABEL_WATCH_FILTER: &str = "cluster.x-k8s.io/watch-filter";
 /// Label: the CAPTControlPlane (label-safe form of its name) a WorkspaceTemplateApply belongs to.
 pub const LABEL_CONTROL_PLANE: &str = "fargate.capt.cluster.x-k8s.io/control-plane";
 /// Label: the Fargate profile (label-safe form of its name) of a WorkspaceTemplateApply.

@@ -24,6 +24,8 @@
 //! - `delete`: Fargate profile applies, the EKS apply on teardown, and Workspaces on cleanup.
 //! - `events.k8s.io` `create`/`patch`: kube's `Recorder` creates an Event and patches it when
 //!   the same event repeats.
+//! - `get`/`list`/`watch` on Cluster API `clusters`: a Cluster's `spec.paused` pauses its
+//!   control planes (`controller::control_plane::pause`); never written.
 //!
 //! [`FORBIDDEN`] lists what the operator never does, which neither [`RULES`] nor the chart may
 //! grant.
@@ -98,6 +100,11 @@ pub const RULES: &[Rule] = &[
         resource: "events",
         verbs: &["create", "patch"],
     },
+    Rule {
+        group: "cluster.x-k8s.io",
+        resource: "clusters",
+        verbs: &["get", "list", "watch"],
+    },
 ];
 
 /// What leader election needs, in the Lease's namespace only: kube-lease-manager reads the
@@ -147,6 +154,7 @@ pub const FORBIDDEN: &[(&str, &str, &str)] = &[
         "update",
     ),
     ("tf.upbound.io", "workspaces", "update"),
+    ("cluster.x-k8s.io", "clusters", "patch"),
     ("coordination.k8s.io", "leases", "delete"),
     ("rbac.authorization.k8s.io", "roles", "create"),
 ];

@@ -162,7 +162,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
     let ctx = Arc::new(
         Context::new(client, metrics, args.namespace.clone(), Some(identity))
-            .with_max_concurrent_reconciles(args.max_concurrent_reconciles),
+            .with_max_concurrent_reconciles(args.max_concurrent_reconciles)
+            .with_watch_filter(args.watch_filter.clone()),
     );
     // The Lease is renewed while a receiver of its flag lives: until `run` returns.
     let _leading = leadership.clone();
@@ -242,7 +243,12 @@ async fn run_controllers(
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let [for_control_planes, for_applies] =
-        crate::runtime::shared::start(ctx.scoped_api(), ctx.scoped_api(), shutdown.clone());
+        crate::runtime::shared::start(
+            ctx.scoped_api(),
+            ctx.filtered_watch(),
+            ctx.scoped_api(),
+            shutdown.clone(),
+        );
     let controllers = futures::future::join(
         controller::control_plane::run(ctx.clone(), for_control_planes, shutdown.clone()),
         controller::workspace_apply::run(ctx, for_applies, shutdown.clone()),

@@ -9,6 +9,14 @@ use serde::{Deserialize, Serialize};
 pub const READY: &str = "Ready";
 /// Condition type: the last reconcile of the resource succeeded.
 pub const SYNCED: &str = "Synced";
+/// Condition type (Cluster API contract): the control plane can be used; Cluster API mirrors
+/// it into the Cluster's `ControlPlaneAvailable`.
+pub const AVAILABLE: &str = "Available";
+/// Condition type (Cluster API contract): the operator leaves the object alone (its Cluster's
+/// `spec.paused` or the annotation `cluster.x-k8s.io/paused`).
+pub const PAUSED: &str = "Paused";
+/// Condition type (Cluster API contract): the object is being deleted.
+pub const DELETING: &str = "Deleting";
 
 /// A crossplane condition (message optional, unlike metav1.Condition).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -44,7 +44,9 @@ pub const PROFILE_MODULE_TAGS: usize = 2;
     category = "cluster-api",
     category = "capt",
     label("cluster.x-k8s.io/provider", "control-plane-capt"),
+    label("cluster.x-k8s.io/v1beta2", "v1beta1"),
     label("cluster.x-k8s.io/v1beta1", "v1beta1"),
+    label("clusterctl.cluster.x-k8s.io", ""),
     printcolumn(name = "Ready", type_ = "boolean", json_path = ".status.ready"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
@@ -318,9 +320,27 @@ pub struct CAPTControlPlaneStatus {
     /// The EKS control plane is ready.
     #[serde(default)]
     pub ready: bool,
-    /// The EKS control plane has been created.
+    /// The EKS control plane has been created (Cluster API's v1beta1 contract); never goes
+    /// back to false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initialized: Option<bool>,
+    /// Cluster API's v1beta2 contract: `controlPlaneInitialized` once the EKS control plane
+    /// has been created; never goes back to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initialization: Option<ControlPlaneInitialization>,
+    /// Always true: EKS runs the control plane, there are no control plane Machines (Cluster
+    /// API's contract for managed control planes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_managed_control_plane: Option<bool>,
+    /// The Kubernetes version the EKS cluster runs, as its workspace reports it (the
+    /// `cluster_version` output): `spec.version` once EKS runs its major.minor (EKS picks the
+    /// patch), else the major.minor EKS runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The same version as Cluster API's v1beta2 contract lists it (a single entry; no
+    /// replicas, EKS runs the control plane).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Vec<StatusVersion>>,
     /// The connection secrets exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_ready: Option<bool>,
@@ -353,6 +373,28 @@ pub struct CAPTControlPlaneStatus {
     /// The generation the status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// `status.initialization` of Cluster API's v1beta2 control-plane contract.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlaneInitialization {
+    /// The EKS control plane has been created and can be reached; never goes back to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane_initialized: Option<bool>,
+}
+
+/// One Kubernetes version the control plane runs (`status.versions[]` of the v1beta2
+/// contract).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusVersion {
+    /// The Kubernetes version.
+    #[schemars(length(min = 1, max = 256))]
+    pub version: String,
+    /// Replicas at this version; unset, since EKS runs the control plane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
 }
 
 /// Phase of the control plane.

@@ -235,6 +235,11 @@ pub struct WorkspaceTemplateApplyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<XpCondition>,
+    /// The Workspace's non-sensitive Terraform outputs (`status.atProvider.outputs`), strings
+    /// as they are and other values as JSON text; the control plane reads `cluster_version`
+    /// from its EKS apply here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<BTreeMap<String, String>>,
     /// The generation the status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

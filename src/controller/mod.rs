@@ -42,6 +42,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Namespace the operator is limited to, if any.
     pub namespace: Option<String>,
+    /// Value of the `cluster.x-k8s.io/watch-filter` label the control planes and applies it
+    /// reconciles carry (`--watch-filter`); None: all of them.
+    pub watch_filter: Option<String>,
     /// Reconciles each controller runs at once (`--max-concurrent-reconciles`).
     pub max_concurrent_reconciles: u16,
     /// TEST ONLY, never set by the operator: creates every missing additional profile at once,
@@ -71,6 +74,7 @@ impl Context {
             client,
             metrics,
             namespace,
+            watch_filter: None,
             max_concurrent_reconciles: DEFAULT_MAX_CONCURRENT_RECONCILES,
             test_only_create_profiles_at_once: false,
             sent_events: SentEvents::default(),
@@ -81,6 +85,23 @@ impl Context {
     pub fn with_max_concurrent_reconciles(mut self, n: std::num::NonZeroU16) -> Self {
         self.max_concurrent_reconciles = n.get();
         self
+    }
+
+    /// The same context reconciling only objects labelled with the watch filter `value`.
+    pub fn with_watch_filter(mut self, value: Option<String>) -> Self {
+        self.watch_filter = value;
+        self
+    }
+
+    /// The watch configuration of the objects the operator reconciles (control planes and
+    /// applies): only those carrying the watch-filter label, when one is set. Secrets,
+    /// templates, Workspaces and Clusters are read whatever their labels.
+    pub fn filtered_watch(&self) -> kube::runtime::watcher::Config {
+        let config = kube::runtime::watcher::Config::default().any_semantic();
+        match &self.watch_filter {
+            Some(value) => config.labels(&format!("{}={value}", crate::names::LABEL_WATCH_FILTER)),
+            None => config,
+        }
     }
 
     /// A controller's runtime configuration: its concurrency, and `debounce`.

@@ -17,6 +17,10 @@ use kube::ResourceExt;
 /// Keys the EKS workspace needs from the VPC connection secret.
 pub const VPC_SECRET_KEYS: &[&str] = &["vpc_config"];
 
+/// The EKS workspace's output with the Kubernetes version EKS runs (major.minor), which the
+/// control plane reports as `status.version` (read from its apply's `status.outputs`).
+pub const VERSION_OUTPUT: &str = "cluster_version";
+
 /// Name of the EKS cluster WorkspaceTemplateApply.
 pub fn apply_name(cp: &CAPTControlPlane) -> String {
     cp.spec

@@ -42,9 +42,14 @@ pub fn controller_owner_ref(
 }
 
 /// The labels every apply of `cp` carries: its Cluster API cluster, its control plane and
-/// `component` (`names::COMPONENT_*`), each as a valid label value.
+/// `component` (`names::COMPONENT_*`), each as a valid label value, and `cp`'s watch-filter
+/// label if it has one (so that an operator run with `--watch-filter` sees the children too).
 pub fn child_labels(cp: &CAPTControlPlane, component: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let filter = cp
+        .labels()
+        .get(names::LABEL_WATCH_FILTER)
+        .map(|v| (names::LABEL_WATCH_FILTER.to_string(), v.clone()));
+    let mut labels = BTreeMap::from([
         (
             names::LABEL_CLUSTER_NAME.to_string(),
             names::label_value(&cluster_name(cp)),
@@ -54,7 +59,9 @@ pub fn child_labels(cp: &CAPTControlPlane, component: &str) -> BTreeMap<String, 
             names::label_value(&cp.name_any()),
         ),
         (names::LABEL_COMPONENT.to_string(), component.to_string()),
-    ])
+    ]);
+    labels.extend(filter);
+    labels
 }
 
 /// The Secret `namespace`/`name`, which must hold `keys`, as an apply waits for it.
@@ -70,6 +77,26 @@ pub fn secret_requirement(namespace: String, name: String, keys: &[&str]) -> Sec
 pub(crate) mod fixtures {
     //! Control planes for the rendering tests.
     use crate::api::{CAPTControlPlane, CAPTControlPlaneSpec};
+
+    #[test]
+    fn children_inherit_the_watch_filter_label_only() {
+        let mut cp = control_plane("version: \"1.31\"\nworkspaceTemplateRef: { name: eks }\n");
+        let plain = super::child_labels(&cp, "eks");
+        assert!(!plain.contains_key(crate::names::LABEL_WATCH_FILTER));
+        cp.metadata.labels = Some(
+            [
+                (
+                    crate::names::LABEL_WATCH_FILTER.to_string(),
+                    "team-a".to_string(),
+                ),
+                ("unrelated".to_string(), "x".to_string()),
+            ]
+            .into(),
+        );
+        let labels = super::child_labels(&cp, "eks");
+        assert_eq!(labels[crate::names::LABEL_WATCH_FILTER], "team-a");
+        assert!(!labels.contains_key("unrelated"));
+    }
 
     /// A control plane as it reads back from the API server: with namespace, uid and defaults.
     pub fn control_plane(yaml: &str) -> CAPTControlPlane {

@@ -125,6 +125,11 @@ pub fn secret_of(secret: &k8s_openapi::api::core::v1::Secret) -> String {
     self::secret(&secret.namespace().unwrap_or_default(), &secret.name_any())
 }
 
+/// The index key of the Cluster API Cluster an object belongs to.
+pub fn cluster(namespace: &str, name: &str) -> String {
+    format!("cluster:{namespace}/{name}")
+}
+
 /// The index key of a WorkspaceTemplate an object uses.
 pub fn template(namespace: &str, name: &str) -> String {
     format!("template:{namespace}/{name}")

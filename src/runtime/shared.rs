@@ -41,10 +41,12 @@ pub struct Watched {
     pub secret_events: Events<Secret>,
 }
 
-/// The shares of both controllers: `[control plane, apply]`, watching `apply_api` and
-/// `secret_api` (the operator's scope). The watches run until `shutdown`.
+/// The shares of both controllers: `[control plane, apply]`, watching `apply_api` with
+/// `apply_config` (which carries the watch filter, if any) and `secret_api` (the operator's
+/// scope). The watches run until `shutdown`.
 pub fn start<F>(
     apply_api: Api<WorkspaceTemplateApply>,
+    apply_config: watcher::Config,
     secret_api: Api<Secret>,
     shutdown: F,
 ) -> [Watched; 2]
@@ -53,7 +55,7 @@ where
 {
     let config = || watcher::Config::default().any_semantic();
     let (applies, apply_source) = cache::watch(
-        watcher(apply_api, config()).backoff(WatchBackoff::for_controller()),
+        watcher(apply_api, apply_config).backoff(WatchBackoff::for_controller()),
         cache::keep_all,
         Some(apply_index_keys),
     );

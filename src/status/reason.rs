@@ -9,6 +9,17 @@ pub const READY: &str = "Ready";
 /// The EKS cluster workspace failed with an error that needs a person.
 pub const WORKSPACE_ERROR: &str = "WorkspaceError";
 
+// The control plane's Cluster API contract conditions (Available, Paused, Deleting).
+
+/// The control plane can be used.
+pub const AVAILABLE: &str = "Available";
+/// Reconciliation is paused.
+pub const PAUSED: &str = "Paused";
+/// Reconciliation is not paused.
+pub const NOT_PAUSED: &str = "NotPaused";
+/// The control plane is not being deleted.
+pub const NOT_DELETING: &str = "NotDeleting";
+
 // Shared by the control plane, its profiles and the applies.
 
 /// Being created: an apply's Workspace was written and its provider has not reported yet, or

@@ -65,9 +65,10 @@ fn crds_prints_the_committed_crds() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    // The printed order is CAPTControlPlane, WorkspaceTemplate, WorkspaceTemplateApply.
+    // The printed order is CAPTControlPlane, its template, WorkspaceTemplate, WorkspaceTemplateApply.
     for name in [
         "controlplane.cluster.x-k8s.io_captcontrolplanes.yaml",
+        "controlplane.cluster.x-k8s.io_captcontrolplanetemplates.yaml",
         "infrastructure.cluster.x-k8s.io_workspacetemplates.yaml",
         "infrastructure.cluster.x-k8s.io_workspacetemplateapplies.yaml",
     ] {
@@ -75,7 +76,7 @@ fn crds_prints_the_committed_crds() {
             &std::fs::read_to_string(support::repo_root().join("crds").join(name)).unwrap(),
         );
     }
-    assert_eq!(files.len(), 3);
+    assert_eq!(files.len(), 4);
     assert_eq!(printed, committed);
 }
 

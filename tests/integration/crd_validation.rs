@@ -69,6 +69,7 @@ async fn every_sample_applies() {
         samples,
         kinds_names(&[
             ("CAPTControlPlane", "demo-cluster"),
+            ("CAPTControlPlaneTemplate", "eks-fargate-template"),
             ("Cluster", "demo-cluster"),
             ("Secret", "demo-cluster-vpc-connection"),
             ("Secret", "demo-cluster-eks-connection"),
@@ -1147,6 +1148,15 @@ fn full_control_plane_status() -> CAPTControlPlaneStatus {
     CAPTControlPlaneStatus {
         ready: true,
         initialized: Some(true),
+        initialization: Some(ControlPlaneInitialization {
+            control_plane_initialized: Some(true),
+        }),
+        external_managed_control_plane: Some(true),
+        version: Some("v1.31.2".into()),
+        versions: Some(vec![StatusVersion {
+            version: "v1.31.2".into(),
+            replicas: None,
+        }]),
         secrets_ready: Some(false),
         workspace_template_status: Some(WorkspaceTemplateStatus {
             ready: true,
@@ -1387,6 +1397,10 @@ async fn workspace_template_apply_round_trips_every_field() {
         last_applied_hash: Some(
             "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
         ),
+        outputs: Some(strings(&[
+            ("cluster_version", "1.31"),
+            ("fargate_profiles", "{\"kube-system\":\"arn:aws:eks:x\"}"),
+        ])),
         conditions: vec![
             XpCondition {
                 type_: "Synced".into(),

@@ -7,6 +7,7 @@ mod support;
 mod behaviour;
 mod cli;
 mod cluster_is_real;
+mod contract;
 mod crd_validation;
 mod faults;
 mod lifecycle;

@@ -338,6 +338,7 @@ async fn chart_rbac_is_exactly_what_the_operator_needs() {
             "crds.install=false".into(),
             fullname(&watched),
             format!("watchNamespace={}", ns.name),
+            "watchFilter=team-a".into(),
         ],
         &[],
     )
@@ -370,6 +371,13 @@ async fn chart_rbac_is_exactly_what_the_operator_needs() {
             .iter()
             .any(|e| e["name"] == "WATCH_NAMESPACE" && e["value"] == ns.name.as_str()),
         "{env}"
+    );
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "WATCH_FILTER" && e["value"] == "team-a"),
+        "watchFilter reaches the operator: {env}"
     );
 
     // The chart's CRDs are the generated ones, marked to survive uninstall.

@@ -690,6 +690,7 @@ const REGISTRY_OUTPUT_TYPES: &[(&str, &str, &str)] = &[
         "oidc_provider_arn",
         "string",
     ),
+    ("terraform-aws-modules/eks/aws", "cluster_version", "string"),
     ("terraform-aws-modules/eks/aws", "fargate_profiles", "map"),
     ("terraform-aws-modules/vpc/aws", "vpc_id", "string"),
     ("terraform-aws-modules/vpc/aws", "private_subnets", "list"),
@@ -2082,8 +2083,12 @@ fn outputs_the_operator_and_the_workspaces_read_exist_as_strings() {
     let cp = sample_control_plane();
     let eks_apply = render::eks::render(&cp);
     let (file, eks) = template(&templates, &eks_apply.spec.template_ref.name);
-    let problems =
-        string_output_problems(&module_body(file, eks), render::fargate::EKS_SECRET_KEYS);
+    let read = [
+        render::fargate::EKS_SECRET_KEYS,
+        &[render::eks::VERSION_OUTPUT],
+    ]
+    .concat();
+    let problems = string_output_problems(&module_body(file, eks), &read);
     assert!(problems.is_empty(), "{file}: {problems:?}");
     let (file, vpc) = template(&templates, "vpc");
     let vpc_module = module_body(file, vpc);

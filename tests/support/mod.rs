@@ -187,6 +187,7 @@ impl Operator {
         });
         let [for_control_planes, for_applies] = capt_fargate::runtime::shared::start(
             ctx.scoped_api(),
+            ctx.filtered_watch(),
             ctx.scoped_api(),
             shutdown.clone(),
         );

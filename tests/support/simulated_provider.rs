@@ -866,6 +866,12 @@ fn output_value(ws: &Workspace, name: &str) -> Value {
             .and_then(|m| m.get("fargate_profiles"))
             .cloned()
             .unwrap_or(json!({})),
+        // EKS runs major.minor, as the module's `cluster_version` local computes it.
+        "cluster_version" => {
+            let wanted = string_input(ws, "kubernetes_version").unwrap_or_else(|| "1.31".into());
+            let parts: Vec<&str> = wanted.trim_start_matches('v').split('.').take(2).collect();
+            json!(parts.join("."))
+        }
         "fargate_profile_name" => json!(profile),
         "fargate_profile_status" => json!("ACTIVE"),
         "fargate_profile_arn" => json!(format!(

@@ -2,6 +2,7 @@
 //! and one apply per additional Fargate profile, sequenced as `status::profiles` decides, and
 //! reports every profile in the control plane's status.
 
+pub mod pause;
 mod reconcile;
 mod status;
 
@@ -42,6 +43,8 @@ const WRITE_FAILURE_RETRY: Duration = Duration::from_secs(30);
 pub struct State {
     ctx: Arc<Context>,
     control_planes: Cache<CAPTControlPlane>,
+    /// Cluster API Clusters, for their `spec.paused` (`pause`).
+    clusters: pause::Clusters,
     applies: Cache<WorkspaceTemplateApply>,
     secrets: Cache<Secret>,
     /// When this process last wrote each control plane's status (by uid), for `pacing`.
@@ -65,18 +68,18 @@ pub async fn run(
         secret_events,
     } = watched;
     let (control_planes, cp_events) = cache::watch(
-        watcher(
-            ctx.scoped_api::<CAPTControlPlane>(),
-            watcher::Config::default().any_semantic(),
-        ),
+        watcher(ctx.scoped_api::<CAPTControlPlane>(), ctx.filtered_watch()),
         cache::keep_all,
-        Some(secrets_read),
+        Some(lookup_keys),
     );
+    let (clusters, cluster_events) = pause::watch(ctx.client.clone(), ctx.namespace.clone());
     let lookup = control_planes.clone();
+    let by_cluster = control_planes.clone();
     let (apply_writes, finalizer_writes) = (Arc::default(), Arc::default());
     let state = Arc::new(State {
         ctx,
         control_planes: control_planes.clone(),
+        clusters,
         applies,
         secrets,
         status_writes: StatusWrites::default(),
@@ -110,6 +113,13 @@ pub async fn run(
         .watches_stream(secret_events.touched_objects(), move |s| {
             control_planes_reading(&lookup, &s)
         })
+        // Only a Cluster's pause and its control plane reference matter, not its status.
+        .watches_stream(
+            cluster_events
+                .applied_objects()
+                .predicate_filter(pause::pause_version, Default::default()),
+            move |c| control_planes_of_cluster(&by_cluster, &c),
+        )
         .with_config(state.ctx.controller_config(super::DEBOUNCE))
         .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
@@ -126,16 +136,33 @@ fn control_planes_reading(
     control_planes.indexed_refs(&index::secret_of(secret))
 }
 
-/// What control planes are looked up by: the connection secrets they read.
-fn secrets_read(cp: &CAPTControlPlane) -> Vec<String> {
+/// Control planes that belong to a Cluster, or that it names as its control plane.
+fn control_planes_of_cluster(
+    control_planes: &Cache<CAPTControlPlane>,
+    cluster: &crate::api::cluster::Cluster,
+) -> Vec<ObjectRef<CAPTControlPlane>> {
+    let key = index::cluster(
+        &cluster.namespace().unwrap_or_default(),
+        &cluster.name_any(),
+    );
+    let mut refs = control_planes.indexed_refs(&key);
+    refs.extend(pause::control_plane_named_by(cluster).filter(|r| !refs.contains(r)));
+    refs
+}
+
+/// What control planes are looked up by: the connection secrets they read and their Cluster.
+fn lookup_keys(cp: &CAPTControlPlane) -> Vec<String> {
     let (vpc_ns, vpc_name) = eks::vpc_secret(cp);
-    vec![
+    let cluster = pause::cluster_name(cp).map(|c| index::cluster(&render::namespace(cp), &c));
+    let mut keys = vec![
         index::secret(
             &render::namespace(cp),
             &names::eks_connection_secret(&cp.name_any()),
         ),
         index::secret(&vpc_ns, &vpc_name),
-    ]
+    ];
+    keys.extend(cluster);
+    keys
 }
 
 fn error_policy(_cp: Arc<CAPTControlPlane>, error: &Error, state: Arc<State>) -> Action {

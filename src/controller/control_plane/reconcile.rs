@@ -10,7 +10,8 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use tracing::{info, warn};
 
-use super::status::{control_plane_condition, write_status};
+use super::pause;
+use super::status::{control_plane_condition, write_paused, write_status};
 use super::{CONTROLLER, RESYNC, State, WRITE_FAILURE_RETRY, forget, metrics_key};
 use crate::api::{CAPTControlPlane, FargateProfile, FargateProfileStatus, WorkspaceTemplateApply};
 use crate::controller::secrets::Required;
@@ -40,6 +41,16 @@ pub(super) async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> R
     let ns = cp
         .namespace()
         .ok_or_else(|| Error::MissingMetadata(cp.name_any()))?;
+    // Paused: no child is written, no teardown progresses; only the status says so. A change
+    // of the Cluster or of the annotation wakes it.
+    let cluster = match state.clusters.of(&cp) {
+        pause::Known::Unknown => return Ok(Action::requeue(pause::CLUSTERS_UNKNOWN)),
+        pause::Known::Cluster(cluster) => cluster,
+    };
+    if let Some(why) = pause::is_paused(&cp, cluster.as_deref()) {
+        write_paused(&cp, &state, &why).await?;
+        return Ok(Action::await_change());
+    }
     let api: Api<CAPTControlPlane> = Api::namespaced(ctx.client.clone(), &ns);
     if cp.metadata.deletion_timestamp.is_some() {
         if teardown(&cp, &state).await? == Cleanup::Done {

@@ -11,10 +11,11 @@ use serde_json::json;
 
 use super::State;
 use super::reconcile::apply_reference;
-use crate::api::conditions::READY;
+use crate::api::conditions::{AVAILABLE, DELETING, PAUSED, READY};
 use crate::api::{
-    CAPTControlPlane, CAPTControlPlaneStatus, ControlPlanePhase, FargateProfileStatus,
-    WorkspaceStatus, WorkspaceTemplateApply, WorkspaceTemplateStatus,
+    CAPTControlPlane, CAPTControlPlaneStatus, ControlPlaneInitialization, ControlPlanePhase,
+    FargateProfileStatus, StatusVersion, WorkspaceStatus, WorkspaceTemplateApply,
+    WorkspaceTemplateStatus,
 };
 use crate::controller::Context;
 use crate::error::Result;
@@ -80,11 +81,104 @@ pub(super) fn control_plane_condition(
     }
 }
 
+/// A requirement of the `Available` condition that is not met, besides the EKS workspace's
+/// readiness: why the control plane cannot be used yet.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Unmet {
+    /// CamelCase reason, which `Available` takes.
+    pub reason: String,
+    /// What is missing, for people.
+    pub message: String,
+}
+
+/// What the Cluster API contract fields and conditions depend on besides the EKS workspace.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Contract<'a> {
+    /// The control plane's `spec.version`.
+    pub spec_version: &'a str,
+    /// The control plane is being deleted (its deletionTimestamp is set).
+    pub deleting: bool,
+    /// Further requirements of `Available`, ANDed with the EKS workspace being applied and
+    /// ready; each entry is one that is not met (see [`available_requirements`]).
+    pub available_unmet: &'a [Unmet],
+}
+
+/// Requirements of `Available` beyond a ready EKS workspace that `cp` does not meet yet.
+/// None so far: this is where a check that the control plane can really be used (its
+/// kubeconfig connects) is ANDed in.
+pub(super) fn available_requirements(_cp: &CAPTControlPlane, _state: &State) -> Vec<Unmet> {
+    Vec::new()
+}
+
+/// `Available`: the EKS workspace is applied and ready and nothing in `unmet` is missing;
+/// otherwise False with the reason and message of what is missing (the EKS workspace's first).
+pub(super) fn available_condition(
+    ready_condition: &WantedCondition,
+    unmet: &[Unmet],
+) -> WantedCondition {
+    if !ready_condition.status {
+        return WantedCondition::new(
+            AVAILABLE,
+            false,
+            ready_condition.reason.clone(),
+            ready_condition.message.clone(),
+        );
+    }
+    match unmet.first() {
+        None => WantedCondition::new(
+            AVAILABLE,
+            true,
+            reason::AVAILABLE,
+            "the EKS cluster workspace is applied and ready",
+        ),
+        Some(first) => {
+            let message: Vec<&str> = unmet.iter().map(|u| u.message.as_str()).collect();
+            WantedCondition::new(AVAILABLE, false, first.reason.clone(), message.join("; "))
+        }
+    }
+}
+
+/// The version to report in `status.version`, from `spec` (the control plane's
+/// `spec.version`, e.g. "v1.31.2") and `running` (the major.minor EKS reports, e.g. "1.31"):
+/// `spec` once EKS runs its major.minor (EKS chooses the patch itself, and Cluster API takes a
+/// `status.version` below `spec.version` for an upgrade in progress), else what EKS runs.
+pub(super) fn reported_version(spec: &str, running: &str) -> String {
+    let major_minor = |v: &str| -> Vec<String> {
+        v.trim()
+            .trim_start_matches('v')
+            .split('.')
+            .take(2)
+            .map(str::to_string)
+            .collect()
+    };
+    if major_minor(spec) == major_minor(running) {
+        spec.to_string()
+    } else {
+        running.trim().to_string()
+    }
+}
+
+/// The status of a paused control plane whose status is `old`: everything as it was, with
+/// `Paused=True` saying why (`why`). Nothing else is recomputed while paused.
+pub(super) fn paused_status(
+    old: &CAPTControlPlaneStatus,
+    generation: Option<i64>,
+    why: &str,
+    now: &Time,
+) -> CAPTControlPlaneStatus {
+    let paused = WantedCondition::new(PAUSED, true, reason::PAUSED, why);
+    CAPTControlPlaneStatus {
+        conditions: merge(&old.conditions, &[paused], generation, now),
+        ..old.clone()
+    }
+}
+
 /// The status of a control plane whose status is `old` and whose generation is `generation`,
-/// from its EKS apply (`eks_apply`, in state `eks_state`), its Ready condition and phase, and
-/// its profiles' entries; `now` stamps conditions that change. Pure: the same inputs give the
-/// same status, so an unchanged control plane needs no write. Fields this operator does not
-/// set keep their old values.
+/// from its EKS apply (`eks_apply`, in state `eks_state`), its Ready condition and phase, its
+/// profiles' entries and the contract inputs; `now` stamps conditions that change. Pure: the
+/// same inputs give the same status, so an unchanged control plane needs no write. Fields this
+/// operator does not set keep their old values.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn build_status(
     old: &CAPTControlPlaneStatus,
     generation: Option<i64>,
@@ -92,11 +186,41 @@ pub(super) fn build_status(
     eks_state: &ChildState,
     (ready_condition, phase): (WantedCondition, ControlPlanePhase),
     statuses: Vec<FargateProfileStatus>,
+    contract: Contract<'_>,
     now: &Time,
 ) -> CAPTControlPlaneStatus {
     let mut desired = profiles::conditions(&statuses);
+    desired.push(available_condition(
+        &ready_condition,
+        contract.available_unmet,
+    ));
     desired.push(ready_condition);
+    desired.push(WantedCondition::new(
+        PAUSED,
+        false,
+        reason::NOT_PAUSED,
+        "reconciling",
+    ));
+    desired.push(if contract.deleting {
+        WantedCondition::new(
+            DELETING,
+            true,
+            reason::DELETING,
+            "deleting the Fargate profiles, then the EKS cluster",
+        )
+    } else {
+        WantedCondition::new(DELETING, false, reason::NOT_DELETING, "")
+    });
     let ready = *eks_state == ChildState::Ready;
+    let initialized = ready || old.initialized == Some(true);
+    let running = eks_apply
+        .and_then(|a| a.status.as_ref())
+        .and_then(|s| s.outputs.as_ref())
+        .and_then(|o| o.get(render::eks::VERSION_OUTPUT))
+        .filter(|v| !v.trim().is_empty());
+    let version = running
+        .map(|r| reported_version(contract.spec_version, r))
+        .or(old.version.clone());
     let (failure_reason, failure_message) = match eks_state {
         ChildState::Failed { reason, message } => (Some(reason.clone()), Some(message.clone())),
         _ => (None, None),
@@ -107,7 +231,25 @@ pub(super) fn build_status(
         .and_then(|s| crate::api::conditions::find(&s.conditions, READY).map(|c| c.reason.clone()));
     CAPTControlPlaneStatus {
         ready,
-        initialized: Some(ready || old.initialized == Some(true)),
+        initialized: Some(initialized),
+        initialization: Some(ControlPlaneInitialization {
+            control_plane_initialized: Some(
+                initialized
+                    || old
+                        .initialization
+                        .as_ref()
+                        .and_then(|i| i.control_plane_initialized)
+                        == Some(true),
+            ),
+        }),
+        external_managed_control_plane: Some(true),
+        versions: version.clone().map(|version| {
+            vec![StatusVersion {
+                version,
+                replicas: None,
+            }]
+        }),
+        version,
         workspace_template_status: Some(WorkspaceTemplateStatus {
             ready,
             state: eks_ready_reason.clone(),
@@ -143,6 +285,12 @@ pub(super) async fn write_status(
 ) -> Result<Option<Duration>> {
     let old = cp.status.clone().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let unmet = available_requirements(cp, state);
+    let contract = Contract {
+        spec_version: &cp.spec.version,
+        deleting: cp.metadata.deletion_timestamp.is_some(),
+        available_unmet: &unmet,
+    };
     let new = build_status(
         &old,
         cp.metadata.generation,
@@ -150,6 +298,7 @@ pub(super) async fn write_status(
         eks_state,
         (ready_condition, phase),
         statuses,
+        contract,
         &now,
     );
     if new == old {
@@ -176,6 +325,29 @@ pub(super) async fn write_status(
         }
     }
     publish_transitions(cp, &state.ctx, &old.fargate_profiles, &new.fargate_profiles).await;
+    patch_status(cp, state, &new).await?;
+    state.status_writes.record(&uid);
+    Ok(None)
+}
+
+/// Reports a paused control plane (`why` says what pauses it): only its `Paused` condition
+/// changes, and nothing is written when it already says so.
+pub(super) async fn write_paused(cp: &CAPTControlPlane, state: &State, why: &str) -> Result<()> {
+    let old = cp.status.clone().unwrap_or_default();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let new = paused_status(&old, cp.metadata.generation, why, &now);
+    if new != old {
+        patch_status(cp, state, &new).await?;
+    }
+    Ok(())
+}
+
+/// Server-side applies `new` as the control plane's status and keeps the result in the cache.
+async fn patch_status(
+    cp: &CAPTControlPlane,
+    state: &State,
+    new: &CAPTControlPlaneStatus,
+) -> Result<()> {
     let api: Api<CAPTControlPlane> =
         Api::namespaced(state.ctx.client.clone(), &render::namespace(cp));
     let body = json!({ "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "CAPTControlPlane", "status": new });
@@ -187,8 +359,7 @@ pub(super) async fn write_status(
         )
         .await?;
     state.control_planes.remember(written);
-    state.status_writes.record(&uid);
-    Ok(None)
+    Ok(())
 }
 
 /// Publishes the events `status::events` chooses for this status change.
@@ -234,7 +405,20 @@ mod tests {
             profile("b", FargateProfilePhase::Creating),
         ];
         let ready = control_plane_condition("demo-eks", state, None);
-        build_status(old, Some(4), None, state, ready, statuses, &at(now))
+        let contract = Contract {
+            spec_version: "1.31",
+            ..Default::default()
+        };
+        build_status(
+            old,
+            Some(4),
+            None,
+            state,
+            ready,
+            statuses,
+            contract,
+            &at(now),
+        )
     }
 
     #[test]
@@ -289,5 +473,191 @@ mod tests {
         assert_eq!(new.secrets_ready, Some(true));
         assert_eq!(new.initialized, Some(false));
         assert_eq!(new.phase, Some(ControlPlanePhase::Creating));
+    }
+
+    fn condition<'a>(
+        status: &'a CAPTControlPlaneStatus,
+        type_: &str,
+    ) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .unwrap_or_else(|| panic!("no {type_} condition"))
+    }
+
+    fn eks_apply_reporting(version: &str) -> WorkspaceTemplateApply {
+        let mut apply = WorkspaceTemplateApply::new("demo-eks", Default::default());
+        apply.status = Some(crate::api::WorkspaceTemplateApplyStatus {
+            outputs: Some([(render::eks::VERSION_OUTPUT.to_string(), version.to_string())].into()),
+            ..Default::default()
+        });
+        apply
+    }
+
+    #[test]
+    fn both_contracts_are_reported_and_initialization_never_goes_back() {
+        let ready = build(&CAPTControlPlaneStatus::default(), &ChildState::Ready, 100);
+        assert_eq!(ready.external_managed_control_plane, Some(true));
+        let init = |s: &CAPTControlPlaneStatus| {
+            s.initialization
+                .as_ref()
+                .and_then(|i| i.control_plane_initialized)
+        };
+        assert_eq!(init(&ready), Some(true));
+        assert_eq!(ready.initialized, Some(true));
+        let creating = ChildState::Creating {
+            reason: reason::CREATING.into(),
+            message: String::new(),
+        };
+        let later = build(&ready, &creating, 200);
+        assert_eq!(init(&later), Some(true), "v1beta2 initialization stays");
+        assert_eq!(later.initialized, Some(true), "v1beta1 initialized stays");
+        assert!(!later.ready);
+        let fresh = build(&CAPTControlPlaneStatus::default(), &creating, 100);
+        assert_eq!(init(&fresh), Some(false));
+    }
+
+    #[test]
+    fn available_follows_the_eks_workspace_and_the_further_requirements() {
+        let ready = build(&CAPTControlPlaneStatus::default(), &ChildState::Ready, 100);
+        let available = condition(&ready, AVAILABLE);
+        assert_eq!(
+            (available.status.as_str(), available.reason.as_str()),
+            ("True", reason::AVAILABLE)
+        );
+        assert_eq!(available.observed_generation, Some(4));
+        let failed = ChildState::Failed {
+            reason: "ApplyFailed".into(),
+            message: "terraform apply failed".into(),
+        };
+        let down = build(&ready, &failed, 200);
+        let available = condition(&down, AVAILABLE);
+        assert_eq!(
+            (
+                available.status.as_str(),
+                available.reason.as_str(),
+                available.message.as_str()
+            ),
+            ("False", reason::WORKSPACE_ERROR, "terraform apply failed")
+        );
+        assert_eq!(available.last_transition_time, at(200));
+        // A further requirement that is not met keeps it False though the workspace is ready.
+        let ready_condition = control_plane_condition("demo-eks", &ChildState::Ready, None).0;
+        let unmet = [Unmet {
+            reason: "KubeconfigNotReady".into(),
+            message: "the kubeconfig does not connect yet".into(),
+        }];
+        let gated = available_condition(&ready_condition, &unmet);
+        assert!(!gated.status);
+        assert_eq!(gated.reason, "KubeconfigNotReady");
+        assert!(available_condition(&ready_condition, &[]).status);
+    }
+
+    #[test]
+    fn paused_and_deleting_are_reported() {
+        let live = build(&CAPTControlPlaneStatus::default(), &ChildState::Ready, 100);
+        let paused = condition(&live, PAUSED);
+        assert_eq!(
+            (paused.status.as_str(), paused.reason.as_str()),
+            ("False", reason::NOT_PAUSED)
+        );
+        let deleting = condition(&live, DELETING);
+        assert_eq!(
+            (deleting.status.as_str(), deleting.reason.as_str()),
+            ("False", reason::NOT_DELETING)
+        );
+        let contract = Contract {
+            spec_version: "1.31",
+            deleting: true,
+            ..Default::default()
+        };
+        let ready = control_plane_condition("demo-eks", &ChildState::Ready, None);
+        let going = build_status(
+            &live,
+            Some(5),
+            None,
+            &ChildState::Ready,
+            ready,
+            vec![],
+            contract,
+            &at(200),
+        );
+        let deleting = condition(&going, DELETING);
+        assert_eq!(
+            (deleting.status.as_str(), deleting.observed_generation),
+            ("True", Some(5))
+        );
+
+        // Paused: only Paused changes, and again it is a fixed point.
+        let held = paused_status(&live, Some(6), "Cluster demo is paused", &at(300));
+        let paused = condition(&held, PAUSED);
+        assert_eq!(
+            (paused.status.as_str(), paused.reason.as_str()),
+            ("True", reason::PAUSED)
+        );
+        assert_eq!(paused.observed_generation, Some(6));
+        assert_eq!(condition(&held, READY), condition(&live, READY));
+        assert_eq!(held.fargate_profiles, live.fargate_profiles);
+        assert_eq!(
+            paused_status(&held, Some(6), "Cluster demo is paused", &at(400)),
+            held
+        );
+    }
+
+    #[test]
+    fn the_version_is_what_eks_runs_in_the_spelling_of_the_spec() {
+        assert_eq!(reported_version("v1.31.2", "1.31"), "v1.31.2");
+        assert_eq!(reported_version("1.31", "1.31"), "1.31");
+        // An upgrade in progress: EKS still runs the old version.
+        assert_eq!(reported_version("1.32", "1.31"), "1.31");
+        let apply = eks_apply_reporting("1.31");
+        let ready = control_plane_condition("demo-eks", &ChildState::Ready, None);
+        let contract = Contract {
+            spec_version: "v1.31.2",
+            ..Default::default()
+        };
+        let status = build_status(
+            &CAPTControlPlaneStatus::default(),
+            Some(1),
+            Some(&apply),
+            &ChildState::Ready,
+            ready.clone(),
+            vec![],
+            contract,
+            &at(1),
+        );
+        assert_eq!(status.version.as_deref(), Some("v1.31.2"));
+        assert_eq!(
+            status.versions,
+            Some(vec![StatusVersion {
+                version: "v1.31.2".into(),
+                replicas: None
+            }])
+        );
+        // Nothing reported (yet): nothing claimed; once reported, an apply without outputs
+        // keeps the last version.
+        let none = build_status(
+            &CAPTControlPlaneStatus::default(),
+            Some(1),
+            None,
+            &ChildState::Ready,
+            ready.clone(),
+            vec![],
+            contract,
+            &at(1),
+        );
+        assert_eq!((none.version, none.versions), (None, None));
+        let kept = build_status(
+            &status,
+            Some(1),
+            None,
+            &ChildState::Ready,
+            ready,
+            vec![],
+            contract,
+            &at(2),
+        );
+        assert_eq!(kept.version.as_deref(), Some("v1.31.2"));
     }
 }
