@@ -3,12 +3,16 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::api::{CAPTControlPlane, WorkspaceTemplate, WorkspaceTemplateApply};
+use crate::api::{
+    CAPTCluster, CAPTClusterTemplate, CAPTControlPlane, WorkspaceTemplate, WorkspaceTemplateApply,
+};
 
 /// The CRDs this project owns (provider-terraform's Workspace is installed by provider-terraform).
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         CAPTControlPlane::crd(),
+        CAPTCluster::crd(),
+        CAPTClusterTemplate::crd(),
         WorkspaceTemplate::crd(),
         WorkspaceTemplateApply::crd(),
     ]
@@ -66,6 +70,17 @@ mod tests {
         let labels = cp.metadata.labels.unwrap();
         assert_eq!(labels["cluster.x-k8s.io/v1beta1"], "v1beta1");
         assert_eq!(cp.spec.names.categories.unwrap(), ["cluster-api", "capt"]);
+        for kind in ["CAPTCluster", "CAPTClusterTemplate"] {
+            let crd = crds()
+                .into_iter()
+                .find(|c| c.spec.names.kind == kind)
+                .unwrap();
+            let labels = crd.metadata.labels.unwrap();
+            assert_eq!(labels["cluster.x-k8s.io/v1beta2"], "v1beta1", "{kind}");
+            assert_eq!(labels["cluster.x-k8s.io/v1beta1"], "v1beta1", "{kind}");
+            assert_eq!(labels["clusterctl.cluster.x-k8s.io"], "", "{kind}");
+            assert_eq!(crd.spec.group, "infrastructure.cluster.x-k8s.io");
+        }
         let wta = crds()
             .into_iter()
             .find(|c| c.spec.names.kind == "WorkspaceTemplateApply")

@@ -19,6 +19,10 @@
 //!   `blockOwnerDeletion`, which clusters running the `OwnerReferencesPermissionEnforcement`
 //!   admission plugin only allow to users who may update the owner's finalizers.
 //! - `delete`: Fargate profile applies, the EKS apply on teardown, and Workspaces on cleanup.
+//! - CAPTClusters: watched, status server-side applied, finalizer patched; the VPC apply's
+//!   owner reference needs `captclusters/finalizers` like the control plane's. Cluster API
+//!   `clusters` are only watched (for `spec.paused`); CAPTControlPlanes are also watched
+//!   metadata-only by the CAPTCluster controller (same `list`/`watch`).
 //! - `events.k8s.io` `create`/`patch`: kube's `Recorder` creates an Event and patches it when
 //!   the same event repeats.
 //!
@@ -48,7 +52,7 @@ impl Rule {
 /// Cluster-scoped resources among [`RULES`].
 const CLUSTER_SCOPED: &[(&str, &str)] = &[("tf.upbound.io", "workspaces")];
 
-/// What the two controllers need.
+/// What the controllers need.
 pub const RULES: &[Rule] = &[
     Rule {
         group: "controlplane.cluster.x-k8s.io",
@@ -64,6 +68,26 @@ pub const RULES: &[Rule] = &[
         group: "controlplane.cluster.x-k8s.io",
         resource: "captcontrolplanes/finalizers",
         verbs: &["update"],
+    },
+    Rule {
+        group: "infrastructure.cluster.x-k8s.io",
+        resource: "captclusters",
+        verbs: &["get", "list", "patch", "watch"],
+    },
+    Rule {
+        group: "infrastructure.cluster.x-k8s.io",
+        resource: "captclusters/status",
+        verbs: &["patch"],
+    },
+    Rule {
+        group: "infrastructure.cluster.x-k8s.io",
+        resource: "captclusters/finalizers",
+        verbs: &["update"],
+    },
+    Rule {
+        group: "cluster.x-k8s.io",
+        resource: "clusters",
+        verbs: &["get", "list", "watch"],
     },
     Rule {
         group: "infrastructure.cluster.x-k8s.io",
@@ -144,6 +168,9 @@ pub const FORBIDDEN: &[(&str, &str, &str)] = &[
         "workspacetemplateapplies",
         "update",
     ),
+    ("infrastructure.cluster.x-k8s.io", "captclusters", "create"),
+    ("infrastructure.cluster.x-k8s.io", "captclusters", "delete"),
+    ("cluster.x-k8s.io", "clusters", "patch"),
     ("tf.upbound.io", "workspaces", "update"),
     ("coordination.k8s.io", "leases", "delete"),
     ("rbac.authorization.k8s.io", "roles", "create"),
@@ -204,7 +231,11 @@ mod tests {
 
     #[test]
     fn status_is_written_through_the_status_subresource() {
-        for kind in ["captcontrolplanes", "workspacetemplateapplies"] {
+        for kind in [
+            "captcontrolplanes",
+            "captclusters",
+            "workspacetemplateapplies",
+        ] {
             let status = RULES
                 .iter()
                 .find(|r| r.resource == format!("{kind}/status"))

@@ -201,9 +201,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .shared();
     let [for_control_planes, for_applies] =
         crate::runtime::shared::start(ctx.scoped_api(), ctx.scoped_api(), shutdown.clone());
-    let controllers = futures::future::join(
+    let controllers = futures::future::join3(
         controller::control_plane::run(ctx.clone(), for_control_planes, shutdown.clone()),
-        controller::workspace_apply::run(ctx, for_applies, shutdown.clone()),
+        controller::workspace_apply::run(ctx.clone(), for_applies, shutdown.clone()),
+        controller::infra_cluster::run(ctx, shutdown.clone()),
     );
     // Running reconciles get a bounded time to finish: one stuck on an unreachable API server
     // must not keep the pod alive until the kubelet kills it.

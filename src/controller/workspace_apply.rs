@@ -568,8 +568,9 @@ fn spec_hash(spec: &WorkspaceSpec) -> String {
     names::short_hash(&serde_json::to_string(spec).unwrap_or_default(), 16)
 }
 
-/// Deletes the Workspace (unless retained) and waits until it is gone before the apply's
-/// finalizer is released, so Terraform's destroy has finished when the apply disappears.
+/// Deletes the Workspace (unless retained, and not while [`names::IN_USE_FINALIZER`] holds the
+/// apply) and waits until it is gone before the apply's finalizer is released, so Terraform's
+/// destroy has finished when the apply disappears.
 async fn cleanup(apply: &WorkspaceTemplateApply, state: &State) -> Result<Cleanup> {
     let ctx = &state.ctx;
     let ws_name = workspace_name_of(apply);
@@ -582,6 +583,15 @@ async fn cleanup(apply: &WorkspaceTemplateApply, state: &State) -> Result<Cleanu
         )
         .await;
         return Ok(Cleanup::Done);
+    }
+    // Others still read its connection Secret when they are destroyed (a VPC while control
+    // planes of its cluster exist): its holder releases it when they are gone.
+    if apply
+        .finalizers()
+        .iter()
+        .any(|f| f == names::IN_USE_FINALIZER)
+    {
+        return Ok(Cleanup::Waiting);
     }
     let workspaces: Api<Workspace> = Api::all(ctx.client.clone());
     match workspace(state, &ws_name) {

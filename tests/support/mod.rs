@@ -150,7 +150,7 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Starts both controllers for `namespace` with `client`.
+    /// Starts the controllers (control plane, apply, CAPTCluster) for `namespace` with `client`.
     pub fn start(client: Client, namespace: &str) -> Self {
         Self::start_with(client, namespace, |_| {})
     }
@@ -187,7 +187,12 @@ impl Operator {
                 for_control_planes,
                 shutdown.clone(),
             )),
-            tokio::spawn(controller::workspace_apply::run(ctx, for_applies, shutdown)),
+            tokio::spawn(controller::workspace_apply::run(
+                ctx.clone(),
+                for_applies,
+                shutdown.clone(),
+            )),
+            tokio::spawn(controller::infra_cluster::run(ctx, shutdown)),
         ];
         Operator {
             metrics,
