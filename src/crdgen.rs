@@ -4,7 +4,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::api::{
-    CAPTControlPlane, CAPTControlPlaneTemplate, WorkspaceTemplate, WorkspaceTemplateApply,
+    CAPTCluster, CAPTClusterTemplate, CAPTControlPlane, CAPTControlPlaneTemplate,
+    WorkspaceTemplate, WorkspaceTemplateApply,
 };
 
 /// The CRDs this project owns (provider-terraform's Workspace is installed by provider-terraform).
@@ -12,6 +13,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         CAPTControlPlane::crd(),
         CAPTControlPlaneTemplate::crd(),
+        CAPTCluster::crd(),
+        CAPTClusterTemplate::crd(),
         WorkspaceTemplate::crd(),
         WorkspaceTemplateApply::crd(),
     ]
@@ -70,8 +73,13 @@ mod tests {
         assert_eq!(labels["cluster.x-k8s.io/v1beta1"], "v1beta1");
         assert_eq!(cp.spec.names.categories.unwrap(), ["cluster-api", "capt"]);
         // Cluster API v1.14 reads the v1beta2 contract's fields from our v1beta1 API version,
-        // and clusterctl finds the provider's CRDs by its label; the template carries the same.
-        for kind in ["CAPTControlPlane", "CAPTControlPlaneTemplate"] {
+        // and clusterctl finds the provider's CRDs by its label; the templates carry the same.
+        for kind in [
+            "CAPTControlPlane",
+            "CAPTControlPlaneTemplate",
+            "CAPTCluster",
+            "CAPTClusterTemplate",
+        ] {
             let crd = crds()
                 .into_iter()
                 .find(|c| c.spec.names.kind == kind)
@@ -80,6 +88,12 @@ mod tests {
             assert_eq!(labels["cluster.x-k8s.io/v1beta2"], "v1beta1", "{kind}");
             assert_eq!(labels["cluster.x-k8s.io/v1beta1"], "v1beta1", "{kind}");
             assert_eq!(labels["clusterctl.cluster.x-k8s.io"], "", "{kind}");
+            let group = if kind.starts_with("CAPTCluster") {
+                "infrastructure.cluster.x-k8s.io"
+            } else {
+                "controlplane.cluster.x-k8s.io"
+            };
+            assert_eq!(crd.spec.group, group, "{kind}");
         }
         let wta = crds()
             .into_iter()

@@ -24,6 +24,13 @@ pub const APPLY_FINALIZER: &str = "infrastructure.cluster.x-k8s.io/finalizer";
 /// Finalizer on Secrets that the operator's Workspaces read (var files): a Secret deleted while
 /// one reads it stays until that Workspace is destroyed (`controller::secret_guard`).
 pub const SECRET_FINALIZER: &str = "fargate.capt.cluster.x-k8s.io/read-by-workspace";
+/// Finalizer on CAPTClusters (CAPT's own string).
+pub const CAPT_CLUSTER_FINALIZER: &str = "infrastructure.cluster.x-k8s.io/captcluster";
+/// Finalizer on a WorkspaceTemplateApply whose connection Secret other workspaces still read
+/// when they are destroyed (a VPC apply while control planes of its cluster exist): while it
+/// is there, the apply's Workspace is not deleted, whoever deletes the apply (its owner's
+/// garbage collection, a namespace deletion, a person). The CAPTCluster controller removes it.
+pub const IN_USE_FINALIZER: &str = "infrastructure.cluster.x-k8s.io/in-use";
 /// crossplane-runtime's finalizer on managed resources such as Workspaces. Created with it,
 /// a Workspace is not updated again by provider-terraform just to add it (crossplane-runtime
 /// adds it only when missing), and it is removed by the provider once the resources are gone.
@@ -42,6 +49,10 @@ pub const LABEL_PROFILE: &str = "fargate.capt.cluster.x-k8s.io/profile";
 pub const LABEL_COMPONENT: &str = "fargate.capt.cluster.x-k8s.io/component";
 /// Component label value of the EKS cluster apply.
 pub const COMPONENT_EKS: &str = "eks-cluster";
+/// Component label value of a CAPTCluster's VPC apply.
+pub const COMPONENT_VPC: &str = "vpc";
+/// Label on a VPC apply: the CAPTCluster (label-safe form of its name) it belongs to.
+pub const LABEL_CAPT_CLUSTER: &str = "infrastructure.cluster.x-k8s.io/captcluster";
 /// Component label value of a Fargate profile apply.
 pub const COMPONENT_FARGATE_PROFILE: &str = "fargate-profile";
 /// Annotation: the exact Fargate profile name.
@@ -144,6 +155,11 @@ pub fn eks_connection_secret(control_plane: &str) -> String {
 /// The Secret the VPC workspace writes its outputs to, as CAPT's cluster template names it.
 pub fn vpc_connection_secret(control_plane: &str) -> String {
     object_name(&format!("{control_plane}-vpc-connection"))
+}
+
+/// The VPC WorkspaceTemplateApply of a CAPTCluster (CAPT's default name, `<name>-vpc`).
+pub fn vpc_apply_name(capt_cluster: &str) -> String {
+    object_name(&format!("{capt_cluster}-vpc"))
 }
 
 /// `head` cut to leave room for `-<hash>` within `max` characters, without a trailing

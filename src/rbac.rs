@@ -22,6 +22,10 @@
 //!   `metadata.finalizers`), which keeps a Secret that Workspaces read until they are
 //!   destroyed (`controller::secret_guard`); data is never written.
 //! - `delete`: Fargate profile applies, the EKS apply on teardown, and Workspaces on cleanup.
+//! - CAPTClusters: watched, status server-side applied, finalizer patched; the VPC apply's
+//!   owner reference needs `captclusters/finalizers` like the control plane's. Cluster API
+//!   `clusters` are only watched (for `spec.paused`); CAPTControlPlanes are also watched
+//!   metadata-only by the CAPTCluster controller (same `list`/`watch`).
 //! - `events.k8s.io` `create`/`patch`: kube's `Recorder` creates an Event and patches it when
 //!   the same event repeats.
 //! - `get`/`list`/`watch` on Cluster API `clusters`: a Cluster's `spec.paused` pauses its
@@ -53,7 +57,7 @@ impl Rule {
 /// Cluster-scoped resources among [`RULES`].
 const CLUSTER_SCOPED: &[(&str, &str)] = &[("tf.upbound.io", "workspaces")];
 
-/// What the two controllers need.
+/// What the controllers need.
 pub const RULES: &[Rule] = &[
     Rule {
         group: "controlplane.cluster.x-k8s.io",
@@ -69,6 +73,26 @@ pub const RULES: &[Rule] = &[
         group: "controlplane.cluster.x-k8s.io",
         resource: "captcontrolplanes/finalizers",
         verbs: &["update"],
+    },
+    Rule {
+        group: "infrastructure.cluster.x-k8s.io",
+        resource: "captclusters",
+        verbs: &["get", "list", "patch", "watch"],
+    },
+    Rule {
+        group: "infrastructure.cluster.x-k8s.io",
+        resource: "captclusters/status",
+        verbs: &["patch"],
+    },
+    Rule {
+        group: "infrastructure.cluster.x-k8s.io",
+        resource: "captclusters/finalizers",
+        verbs: &["update"],
+    },
+    Rule {
+        group: "cluster.x-k8s.io",
+        resource: "clusters",
+        verbs: &["get", "list", "watch"],
     },
     Rule {
         group: "infrastructure.cluster.x-k8s.io",
@@ -153,6 +177,9 @@ pub const FORBIDDEN: &[(&str, &str, &str)] = &[
         "workspacetemplateapplies",
         "update",
     ),
+    ("infrastructure.cluster.x-k8s.io", "captclusters", "create"),
+    ("infrastructure.cluster.x-k8s.io", "captclusters", "delete"),
+    ("cluster.x-k8s.io", "clusters", "patch"),
     ("tf.upbound.io", "workspaces", "update"),
     ("cluster.x-k8s.io", "clusters", "patch"),
     ("coordination.k8s.io", "leases", "delete"),
@@ -214,7 +241,11 @@ mod tests {
 
     #[test]
     fn status_is_written_through_the_status_subresource() {
-        for kind in ["captcontrolplanes", "workspacetemplateapplies"] {
+        for kind in [
+            "captcontrolplanes",
+            "captclusters",
+            "workspacetemplateapplies",
+        ] {
             let status = RULES
                 .iter()
                 .find(|r| r.resource == format!("{kind}/status"))

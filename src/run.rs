@@ -242,16 +242,16 @@ async fn run_controllers(
     ctx: Arc<Context>,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
-    let [for_control_planes, for_applies] =
-        crate::runtime::shared::start(
-            ctx.scoped_api(),
-            ctx.filtered_watch(),
-            ctx.scoped_api(),
-            shutdown.clone(),
-        );
-    let controllers = futures::future::join(
+    let [for_control_planes, for_applies] = crate::runtime::shared::start(
+        ctx.scoped_api(),
+        ctx.filtered_watch(),
+        ctx.scoped_api(),
+        shutdown.clone(),
+    );
+    let controllers = futures::future::join3(
         controller::control_plane::run(ctx.clone(), for_control_planes, shutdown.clone()),
-        controller::workspace_apply::run(ctx, for_applies, shutdown.clone()),
+        controller::workspace_apply::run(ctx.clone(), for_applies, shutdown.clone()),
+        controller::infra_cluster::run(ctx, shutdown.clone()),
     );
     let deadline = async {
         shutdown.await;

@@ -49,7 +49,8 @@ pub struct CAPTControlPlaneTemplateResource {
     pub spec: CAPTControlPlaneSpec,
 }
 
-/// Labels and annotations a template gives the objects made from it.
+/// Labels and annotations a template gives the objects made from it (CAPTControlPlaneTemplate
+/// and CAPTClusterTemplate).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateMetadata {

@@ -1,8 +1,9 @@
-//! The two controllers and the small [`Context`] they share. What they build on (caches, echo
+//! The controllers (control plane, WorkspaceTemplateApply, CAPTCluster) and the small [`Context`] they share. What they build on (caches, echo
 //! suppression, the write path, finalizers, backoff, event de-duplication) is in
 //! `crate::runtime`; children are written through `runtime::write`.
 
 pub mod control_plane;
+pub mod infra_cluster;
 pub mod secret_guard;
 pub mod secrets;
 pub mod workspace_apply;

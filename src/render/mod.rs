@@ -4,6 +4,7 @@
 pub mod eks;
 pub mod fargate;
 pub mod manifest;
+pub mod vpc;
 pub mod workspace;
 
 use std::collections::BTreeMap;

@@ -63,6 +63,9 @@ pub const INVALID: &str = "Invalid";
 pub const WAITING_FOR_SECRETS: &str = "WaitingForSecrets";
 /// Required workspaces are not ready.
 pub const WAITING_FOR_WORKSPACES: &str = "WaitingForWorkspaces";
+/// A deleted apply's destroy waits: others still read its outputs when they are destroyed
+/// (a VPC apply while control planes of its cluster exist).
+pub const IN_USE: &str = "InUse";
 /// The WorkspaceTemplate exists.
 pub const TEMPLATE_FOUND: &str = "TemplateFound";
 /// The WorkspaceTemplate does not exist.

@@ -10,6 +10,7 @@ mod cluster_is_real;
 mod contract;
 mod crd_validation;
 mod faults;
+mod infra_cluster;
 mod lifecycle;
 mod naming;
 mod rbac;

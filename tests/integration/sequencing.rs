@@ -678,7 +678,13 @@ async fn an_apply_killed_at_the_providers_timeout_is_transient_and_explained() {
         };
         SimulatedProvider::start_in(client, ns, Duration::ZERO, mode)
     };
-    let samples = Samples::start_with(crate::support::client().await, "timeout", Duration::ZERO, provider).await;
+    let samples = Samples::start_with(
+        crate::support::client().await,
+        "timeout",
+        Duration::ZERO,
+        provider,
+    )
+    .await;
     let operator = Operator::start(samples.client.clone(), &samples.ns.name);
     let env = Env { samples, operator };
     env.create_vpc_secret().await;

@@ -159,7 +159,7 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Starts both controllers for `namespace` with `client`.
+    /// Starts the controllers (control plane, apply, CAPTCluster) for `namespace` with `client`.
     pub fn start(client: Client, namespace: &str) -> Self {
         Self::start_with(client, namespace, |_| {})
     }
@@ -200,8 +200,9 @@ impl Operator {
             tokio::spawn(controller::workspace_apply::run(
                 ctx.clone(),
                 for_applies,
-                shutdown,
+                shutdown.clone(),
             )),
+            tokio::spawn(controller::infra_cluster::run(ctx.clone(), shutdown)),
         ];
         Operator {
             metrics,

@@ -880,8 +880,49 @@ fn output_value(ws: &Workspace, name: &str) -> Value {
         "pod_execution_role_arn" => json!(format!(
             "arn:aws:iam::123456789012:role/{cluster}-{profile}-pod-exec"
         )),
+        // A VPC module (created, or an existing VPC described): three zones, a private and a
+        // public subnet in each, and the HCL var file the other workspaces read.
+        "vpc_id" => json!(vpc_id(ws)),
+        "availability_zones" => json!(availability_zones(&region)),
+        "private_subnets" => json!(subnets(ws, "private")),
+        "public_subnets" => json!(subnets(ws, "public")),
+        "vpc_config" => json!(format!(
+            "vpc_id          = {}\nprivate_subnets = {}\npublic_subnets  = {}\n",
+            json!(vpc_id(ws)),
+            json!(subnets(ws, "private")),
+            json!(subnets(ws, "public"))
+        )),
         other => json!(format!("simulated-{other}")),
     }
+}
+
+/// The simulated VPC's ID: the existing VPC's (input `vpc_id`), or one derived from the
+/// Workspace's name.
+fn vpc_id(ws: &Workspace) -> String {
+    string_input(ws, "vpc_id").unwrap_or_else(|| {
+        format!(
+            "vpc-{}",
+            capt_fargate::names::short_hash(&ws.name_any(), 17)
+        )
+    })
+}
+
+/// Three availability zones of `region` (as AWS names them: the region and a letter).
+fn availability_zones(region: &str) -> Vec<String> {
+    ["a", "c", "d"]
+        .iter()
+        .map(|z| format!("{region}{z}"))
+        .collect()
+}
+
+/// One `kind` subnet per availability zone.
+fn subnets(ws: &Workspace, kind: &str) -> Vec<String> {
+    (0..3)
+        .map(|i| {
+            let id = capt_fargate::names::short_hash(&format!("{}/{kind}/{i}", vpc_id(ws)), 17);
+            format!("subnet-{id}")
+        })
+        .collect()
 }
 
 /// Writes `status` (its keys replace the old ones) as crossplane-runtime's managed reconciler

@@ -192,6 +192,21 @@ fn decide_deletion<'a>(o: &Observed<'_>) -> Step<'a> {
     if o.apply.spec.retain_workspace_on_delete == Some(true) {
         return Step::Retain;
     }
+    // Others still read its connection Secret when they are destroyed (a VPC while control
+    // planes of its cluster exist): its holder releases it when they are gone.
+    if o.apply
+        .finalizers()
+        .iter()
+        .any(|f| f == names::IN_USE_FINALIZER)
+    {
+        return Step::Wait {
+            reason: reason::IN_USE,
+            message: format!(
+                "destroy waits until what reads this apply's outputs is gone ({} is held)",
+                names::IN_USE_FINALIZER
+            ),
+        };
+    }
     match o.existing.filter(|ws| owned_by(ws, o.apply)) {
         Some(ws) if ws.metadata.deletion_timestamp.is_none() => Step::DeleteWorkspace,
         Some(_) => Step::AwaitDeletion,
