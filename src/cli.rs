@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the CAPTControlPlane and WorkspaceTemplateApply controllers.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML, or write one file each into a directory.
     Crds {
         /// Write `<group>_<plural>.yaml` files here instead of printing.
@@ -131,7 +131,7 @@ mod tests {
     fn run_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
         let cli = Cli::try_parse_from(["capt-fargate", "run"].iter().chain(args))?;
         match cli.command {
-            Command::Run(args) => Ok(args),
+            Command::Run(args) => Ok(*args),
             _ => unreachable!("parsed the run command"),
         }
     }

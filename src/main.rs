@@ -52,7 +52,7 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Run(args) => {
             capt_fargate::run::init_logging(args.log_format, &args.log_level);
-            capt_fargate::run::run(args)
+            capt_fargate::run::run(*args)
                 .await
                 .map_err(|e| e.to_string())
         }
