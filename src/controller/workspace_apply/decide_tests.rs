@@ -72,7 +72,7 @@ fn observed<'a>(
 
 fn rendered(held: Option<&str>) -> Option<Desired> {
     Some(Desired::Rendered {
-        workspace: workspace(UID, json!({})),
+        workspace: Box::new(workspace(UID, json!({}))),
         held: held.map(String::from),
     })
 }

@@ -207,7 +207,10 @@ async fn desire(
     let held = existing
         .filter(|ws| state.workspaces.holds(ws, &comparable))
         .map(|_| spec_hash(&comparable.spec));
-    Ok(Desired::Rendered { workspace, held })
+    Ok(Desired::Rendered {
+        workspace: Box::new(workspace),
+        held,
+    })
 }
 
 /// The Secrets and Workspaces the apply waits for, from the caches (a Secret outside the
