@@ -38,7 +38,7 @@ pub(super) enum Desired {
     /// The rendered Workspace (stamped for the write path), and the hash of its spec when the
     /// existing Workspace already holds it (then nothing is to be written).
     Rendered {
-        /// The Workspace to write (boxed: it dwarfs the other variants).
+        /// The Workspace to write (boxed: a Workspace is large, the other variants small).
         workspace: Box<Workspace>,
         /// `Some(spec hash)` when the existing Workspace holds `workspace`.
         held: Option<String>,
