@@ -124,11 +124,6 @@ pub const RULES: &[Rule] = &[
         resource: "events",
         verbs: &["create", "patch"],
     },
-    Rule {
-        group: "cluster.x-k8s.io",
-        resource: "clusters",
-        verbs: &["get", "list", "watch"],
-    },
 ];
 
 /// What leader election needs, in the Lease's namespace only: kube-lease-manager reads the
@@ -181,7 +176,6 @@ pub const FORBIDDEN: &[(&str, &str, &str)] = &[
     ("infrastructure.cluster.x-k8s.io", "captclusters", "delete"),
     ("cluster.x-k8s.io", "clusters", "patch"),
     ("tf.upbound.io", "workspaces", "update"),
-    ("cluster.x-k8s.io", "clusters", "patch"),
     ("coordination.k8s.io", "leases", "delete"),
     ("rbac.authorization.k8s.io", "roles", "create"),
 ];

@@ -70,7 +70,7 @@ Namespaced resources: */}}
 - apiGroups: ["infrastructure.cluster.x-k8s.io"]
   resources: ["captclusters/finalizers"]
   verbs: ["update"]
-# Read for spec.paused only.
+# Cluster API Clusters: read for spec.paused only (pauses their control planes and CAPTClusters).
 - apiGroups: ["cluster.x-k8s.io"]
   resources: ["clusters"]
   verbs: ["get", "list", "watch"]
@@ -92,10 +92,6 @@ Namespaced resources: */}}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-# Cluster API Clusters: spec.paused pauses their control planes.
-- apiGroups: ["cluster.x-k8s.io"]
-  resources: ["clusters"]
-  verbs: ["get", "list", "watch"]
 {{- end }}
 
 {{/* Cluster-scoped resources: */}}
