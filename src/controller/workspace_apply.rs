@@ -12,6 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -20,12 +21,14 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::info;
 
+use super::control_plane::pause;
 use super::secrets::Required;
 use super::{Cleanup, Context};
 use crate::api::conditions::{READY, SYNCED};
 use crate::api::workspace::WorkspaceSpec;
 use crate::api::{
-    Workspace, WorkspaceTemplate, WorkspaceTemplateApply, WorkspaceTemplateApplyStatus,
+    CAPTControlPlane, Workspace, WorkspaceTemplate, WorkspaceTemplateApply,
+    WorkspaceTemplateApplyStatus,
 };
 use crate::error::{Error, Result};
 use crate::names::{self, APPLY_FINALIZER, FIELD_MANAGER};
@@ -56,6 +59,10 @@ pub struct State {
     workspaces: Cache<Workspace>,
     templates: Cache<WorkspaceTemplate>,
     secrets: Cache<Secret>,
+    /// Cluster API Clusters: an apply of a paused Cluster is left alone (`pause`).
+    clusters: pause::Clusters,
+    /// Control planes' metadata: one annotated `cluster.x-k8s.io/paused` holds its applies.
+    control_planes: Cache<PartialObjectMeta<CAPTControlPlane>>,
     /// Workspaces this controller created, whose echo need not wake it.
     created: Arc<OwnWrites<Workspace>>,
 }
@@ -85,6 +92,20 @@ pub async fn run(
         cache::keep_all,
         None,
     );
+    // Its own Cluster watch (the control-plane controller has another): the pause of an
+    // apply's Cluster holds its Workspace too.
+    let (clusters, cluster_events) = pause::watch(ctx.client.clone(), ctx.namespace.clone());
+    let by_cluster = applies.clone();
+    let (control_planes, cp_events) = cache::watch(
+        watcher(
+            ctx.scoped_api::<PartialObjectMeta<CAPTControlPlane>>(),
+            ctx.filtered_watch(),
+        )
+        .backoff(WatchBackoff::for_controller()),
+        cache::keep_all,
+        None,
+    );
+    let by_owner = applies.clone();
     let (by_secret, by_template, scope) = (applies.clone(), applies.clone(), ctx.namespace.clone());
     let created = Arc::new(OwnWrites::default());
     let state = Arc::new(State {
@@ -93,6 +114,8 @@ pub async fn run(
         workspaces,
         templates,
         secrets,
+        clusters,
+        control_planes,
         created: Arc::clone(&created),
     });
     // A Workspace wakes its apply when what the apply reports or compares of it changed, not
@@ -127,6 +150,21 @@ pub async fn run(
         .watches_stream(template_events.touched_objects(), move |t| {
             applies_using(&by_template, &t)
         })
+        .watches_stream(
+            cluster_events
+                .applied_objects()
+                .predicate_filter(pause::pause_version, Default::default()),
+            move |c| {
+                let key = index::cluster(&c.namespace().unwrap_or_default(), &c.name_any());
+                by_cluster.indexed_refs(&key)
+            },
+        )
+        .watches_stream(
+            cp_events
+                .applied_objects()
+                .predicate_filter(paused_annotation, Default::default()),
+            move |cp| by_owner.indexed_refs(&index::owner(&cp.uid().unwrap_or_default())),
+        )
         .with_config(state.ctx.controller_config(Duration::ZERO))
         .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
@@ -198,7 +236,11 @@ fn error_policy(_apply: Arc<WorkspaceTemplateApply>, error: &Error, state: Arc<S
 
 async fn reconcile(apply: Arc<WorkspaceTemplateApply>, state: Arc<State>) -> Result<Action> {
     let ctx = &state.ctx;
-    if !(state.workspaces.is_ready() && state.templates.is_ready() && state.secrets.is_ready()) {
+    if !(state.workspaces.is_ready()
+        && state.templates.is_ready()
+        && state.secrets.is_ready()
+        && state.control_planes.is_ready())
+    {
         return Ok(Action::requeue(super::CACHES_FILLING));
     }
     let _timer = ctx.metrics.reconcile(CONTROLLER);
@@ -207,6 +249,17 @@ async fn reconcile(apply: Arc<WorkspaceTemplateApply>, state: Arc<State>) -> Res
     let ns = apply
         .namespace()
         .ok_or_else(|| Error::MissingMetadata(apply.name_any()))?;
+    // Paused (its Cluster, or its own annotation): no Workspace, finalizer or status write.
+    let cluster_name = apply.labels().get(names::LABEL_CLUSTER_NAME);
+    let cluster = match state.clusters.named(&ns, cluster_name.map(String::as_str)) {
+        pause::Known::Unknown => return Ok(Action::requeue(pause::CLUSTERS_UNKNOWN)),
+        pause::Known::Cluster(cluster) => cluster,
+    };
+    let owner_paused = owning_control_plane(&apply, &state)
+        .is_some_and(|cp| pause::is_paused(cp.as_ref(), None).is_some());
+    if owner_paused || pause::is_paused(apply.as_ref(), cluster.as_deref()).is_some() {
+        return Ok(Action::await_change());
+    }
     let api: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &ns);
     if apply.metadata.deletion_timestamp.is_some() {
         if cleanup(&apply, &state).await? == Cleanup::Done {
@@ -224,6 +277,31 @@ async fn reconcile(apply: Arc<WorkspaceTemplateApply>, state: Arc<State>) -> Res
     // Applies rendered by the control-plane controller carry the finalizer already.
     let apply = ensure_finalizer(&api, &state.applies, apply, APPLY_FINALIZER).await?;
     reconcile_apply(&apply, &state).await
+}
+
+/// The control plane that owns `apply` (as its controller), from the metadata cache.
+fn owning_control_plane(
+    apply: &WorkspaceTemplateApply,
+    state: &State,
+) -> Option<Arc<PartialObjectMeta<CAPTControlPlane>>> {
+    let owner = apply
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "CAPTControlPlane" && o.controller == Some(true))?;
+    state
+        .control_planes
+        .get_named(apply.namespace().as_deref(), &owner.name)
+}
+
+/// What wakes a control plane's applies: only whether it carries the pause annotation.
+fn paused_annotation(cp: &PartialObjectMeta<CAPTControlPlane>) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    cp.metadata.uid.hash(&mut hasher);
+    cp.annotations()
+        .contains_key(pause::PAUSED_ANNOTATION)
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// Name of the Workspace of an apply: the one recorded in status, else the derived one.
