@@ -674,8 +674,8 @@ async fn floor(settings: &Settings, client: &Client, ns: &str) -> Result<FloorRe
                 last_applied_time: Some(now.clone()),
                 last_applied_hash: Some("floor".into()),
                 conditions: merge(&[], &ready, apply.metadata.generation, &now),
-                // The outputs as the operator reports them (strings as they are, else JSON).
-                outputs: Some(outputs.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect()),
+                // As the operator reports them: the Workspace's outputs as text.
+                outputs: Some(outputs.as_object().unwrap().iter().map(|(k, v)| (k.clone(), plain(v))).collect()),
                 observed_generation: apply.metadata.generation,
             };
             applies.patch_status(&apply.name_any(), &PatchParams::default(), &Patch::Merge(&json!({ "status": status }))).await?;

@@ -83,7 +83,8 @@ where
 }
 
 /// What applies are looked up by: their owners (a control plane's profile applies), the
-/// Secrets they wait for and the WorkspaceTemplate they use (whose changes wake them).
+/// Secrets they wait for, the WorkspaceTemplate they use and their Cluster (whose changes
+/// wake them).
 fn apply_index_keys(apply: &WorkspaceTemplateApply) -> Vec<String> {
     let owners = apply
         .owner_references()
@@ -96,7 +97,16 @@ fn apply_index_keys(apply: &WorkspaceTemplateApply) -> Vec<String> {
         .flatten()
         .map(|s| index::secret(&s.namespace, &s.name));
     let template = index::template(&apply.template_namespace(), &apply.spec.template_ref.name);
-    owners.chain(secrets).chain([template]).collect()
+    // Its Cluster API Cluster, whose pause holds it (`control_plane::pause`).
+    let cluster = apply
+        .labels()
+        .get(crate::names::LABEL_CLUSTER_NAME)
+        .map(|c| index::cluster(&apply.namespace().unwrap_or_default(), c));
+    owners
+        .chain(secrets)
+        .chain([template])
+        .chain(cluster)
+        .collect()
 }
 
 /// Secret values never enter the cache: only which keys a secret has is ever read.

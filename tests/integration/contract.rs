@@ -232,11 +232,37 @@ async fn a_paused_cluster_or_annotation_stops_every_child_write_until_unpaused()
     );
     let before = samples.provider.overlaps();
 
-    // While paused: a new profile and a removed one change nothing.
+    // While paused: a new profile, a removed one, and a changed profile template (which every
+    // profile Workspace renders) change nothing.
     let log = AuditLog::open().await;
     samples
         .patch_spec(json!({ "additionalFargateProfiles": [profile("monitoring", "monitoring"), profile("late", "late")] }))
         .await;
+    let templates: Api<DynamicObject> = Api::namespaced_with(
+        samples.client.clone(),
+        &ns,
+        &kube::api::ApiResource {
+            group: "infrastructure.cluster.x-k8s.io".into(),
+            version: "v1beta1".into(),
+            api_version: "infrastructure.cluster.x-k8s.io/v1beta1".into(),
+            kind: "WorkspaceTemplate".into(),
+            plural: "workspacetemplates".into(),
+        },
+    );
+    let template = templates.get("eks-fargate-profile").await.unwrap();
+    let marker = "# changed while paused";
+    let module = template.data["spec"]["template"]["spec"]["forProvider"]["module"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    templates
+        .patch(
+            "eks-fargate-profile",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "template": { "spec": { "forProvider": { "module": format!("{module}{marker}\n") } } } } })),
+        )
+        .await
+        .unwrap();
     let late = names::profile_apply_name(CP, "late");
     let batch = names::profile_apply_name(CP, "batch-jobs");
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -313,6 +339,29 @@ async fn a_paused_cluster_or_annotation_stops_every_child_write_until_unpaused()
     })
     .await;
     assert!(samples.provider.overlaps().is_empty());
+    // The template change held during the pause reaches the profile Workspaces.
+    eventually(
+        "the changed template in the profile Workspaces",
+        WAIT,
+        || async {
+            let profile_workspaces: Vec<_> = samples
+                .workspaces()
+                .await
+                .into_iter()
+                .filter(|w| w.annotations()[names::ANNOTATION_APPLY].contains("-fargate-"))
+                .collect();
+            let changed = profile_workspaces
+                .iter()
+                .filter(|w| w.spec.for_provider.module.contains(marker))
+                .count();
+            if changed == 2 && profile_workspaces.len() == 2 {
+                Ok(())
+            } else {
+                Err(format!("{changed} of {} changed", profile_workspaces.len()))
+            }
+        },
+    )
+    .await;
     operator.stop().await;
     samples.stop().await;
 }

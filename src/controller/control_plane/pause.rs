@@ -44,12 +44,13 @@ pub fn cluster_name(cp: &CAPTControlPlane) -> Option<String> {
         .or_else(|| cp.labels().get(CLUSTER_NAME_LABEL).cloned())
 }
 
-/// Why `cp` is paused, or None when it is not: its own annotation, or `cluster` (its Cluster,
-/// if known) with `spec.paused: true`. Pure.
-pub fn is_paused(cp: &CAPTControlPlane, cluster: Option<&Cluster>) -> Option<String> {
-    if cp.annotations().contains_key(PAUSED_ANNOTATION) {
+/// Why `obj` (a control plane or an apply) is paused, or None when it is not: its own
+/// annotation, or `cluster` (its Cluster, if known) with `spec.paused: true`. Pure.
+pub fn is_paused<K: kube::Resource>(obj: &K, cluster: Option<&Cluster>) -> Option<String> {
+    if obj.annotations().contains_key(PAUSED_ANNOTATION) {
         return Some(format!(
-            "the control plane carries the annotation {PAUSED_ANNOTATION}; no child is written until it is removed"
+            "{} carries the annotation {PAUSED_ANNOTATION}; no child is written until it is removed",
+            obj.name_any()
         ));
     }
     let cluster = cluster.filter(|c| c.spec.paused == Some(true))?;
@@ -88,6 +89,17 @@ pub enum Known {
 }
 
 impl Clusters {
+    /// The Cluster `name` in `namespace` (None: no name), when the Clusters are known.
+    pub fn named(&self, namespace: &str, name: Option<&str>) -> Known {
+        match self.source.load(Ordering::Acquire) {
+            ABSENT => Known::Cluster(None),
+            WATCHING if self.cache.is_ready() => {
+                Known::Cluster(name.and_then(|n| self.cache.get_named(Some(namespace), n)))
+            }
+            _ => Known::Unknown,
+        }
+    }
+
     /// `cp`'s Cluster, when the Clusters are known.
     pub fn of(&self, cp: &CAPTControlPlane) -> Known {
         match self.source.load(Ordering::Acquire) {
@@ -277,7 +289,10 @@ mod tests {
         // Any value of the annotation pauses, as in Cluster API.
         let annotated = control_plane(&[(PAUSED_ANNOTATION, "")], &[], None);
         let why = is_paused(&annotated, None).unwrap();
-        assert!(why.contains(PAUSED_ANNOTATION), "{why}");
+        assert!(
+            why.contains(PAUSED_ANNOTATION) && why.starts_with("demo "),
+            "{why}"
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub(super) async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> R
         pause::Known::Unknown => return Ok(Action::requeue(pause::CLUSTERS_UNKNOWN)),
         pause::Known::Cluster(cluster) => cluster,
     };
-    if let Some(why) = pause::is_paused(&cp, cluster.as_deref()) {
+    if let Some(why) = pause::is_paused(cp.as_ref(), cluster.as_deref()) {
         write_paused(&cp, &state, &why).await?;
         return Ok(Action::await_change());
     }

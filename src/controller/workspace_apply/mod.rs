@@ -14,13 +14,15 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 
+use super::control_plane::pause;
 use super::{Context, secret_guard};
-use crate::api::{Workspace, WorkspaceTemplate, WorkspaceTemplateApply};
+use crate::api::{CAPTControlPlane, Workspace, WorkspaceTemplate, WorkspaceTemplateApply};
 use crate::error::Error;
 use crate::names;
 use crate::runtime::backoff::{WatchBackoff, retry_after};
@@ -42,6 +44,10 @@ pub struct State {
     workspaces: Cache<Workspace>,
     templates: Cache<WorkspaceTemplate>,
     secrets: Cache<Secret>,
+    /// Cluster API Clusters: an apply of a paused Cluster is left alone (`pause`).
+    clusters: pause::Clusters,
+    /// Control planes' metadata: one annotated `cluster.x-k8s.io/paused` holds its applies.
+    control_planes: Cache<PartialObjectMeta<CAPTControlPlane>>,
     /// Workspaces this controller created, whose echo need not wake it.
     created: Arc<OwnWrites<Workspace>>,
 }
@@ -89,6 +95,20 @@ pub async fn run(
         cache::keep_all,
         None,
     );
+    // Its own Cluster watch (the control-plane controller has another): the pause of an
+    // apply's Cluster holds its Workspace too.
+    let (clusters, cluster_events) = pause::watch(ctx.client.clone(), ctx.namespace.clone());
+    let by_cluster = applies.clone();
+    let (control_planes, cp_events) = cache::watch(
+        watcher(
+            ctx.scoped_api::<PartialObjectMeta<CAPTControlPlane>>(),
+            ctx.filtered_watch(),
+        )
+        .backoff(WatchBackoff::for_controller()),
+        cache::keep_all,
+        None,
+    );
+    let by_owner = applies.clone();
     let (by_secret, by_template, scope) = (applies.clone(), applies.clone(), ctx.namespace.clone());
     let created = Arc::new(OwnWrites::default());
     let state = Arc::new(State {
@@ -97,6 +117,8 @@ pub async fn run(
         workspaces,
         templates,
         secrets,
+        clusters,
+        control_planes,
         created: Arc::clone(&created),
     });
     // A Workspace wakes its apply when what the apply reports or compares of it changed, not
@@ -138,12 +160,38 @@ pub async fn run(
         .watches_stream(template_events.touched_objects(), move |t| {
             applies_using(&by_template, &t)
         })
+        .watches_stream(
+            cluster_events
+                .applied_objects()
+                .predicate_filter(pause::pause_version, Default::default()),
+            move |c| {
+                let key = index::cluster(&c.namespace().unwrap_or_default(), &c.name_any());
+                by_cluster.indexed_refs(&key)
+            },
+        )
+        .watches_stream(
+            cp_events
+                .applied_objects()
+                .predicate_filter(paused_annotation, Default::default()),
+            move |cp| by_owner.indexed_refs(&index::owner(&cp.uid().unwrap_or_default())),
+        )
         .with_config(state.ctx.controller_config(Duration::ZERO))
         .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|result| async move { super::log_failure(CONTROLLER, result) });
     futures::future::join(controller, guard).await;
+}
+
+/// What wakes a control plane's applies: only whether it carries the pause annotation.
+fn paused_annotation(cp: &PartialObjectMeta<CAPTControlPlane>) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    cp.metadata.uid.hash(&mut hasher);
+    cp.annotations()
+        .contains_key(pause::PAUSED_ANNOTATION)
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// Cached Workspaces keep a digest of their Terraform module instead of its text: the cache

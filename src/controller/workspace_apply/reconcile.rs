@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -14,7 +15,8 @@ use super::status::{blocked, template_found, template_missing, waiting, write_st
 use super::{RESYNC, State, forget, owned_by, workspace_name_of};
 use crate::api::conditions::READY;
 use crate::api::workspace::WorkspaceSpec;
-use crate::api::{Workspace, WorkspaceTemplate, WorkspaceTemplateApply};
+use crate::api::{CAPTControlPlane, Workspace, WorkspaceTemplate, WorkspaceTemplateApply};
+use crate::controller::control_plane::pause;
 use crate::controller::secrets::{self, Required};
 use crate::error::{Error, Result};
 use crate::names::{self, APPLY_FINALIZER};
@@ -30,7 +32,11 @@ pub(super) async fn reconcile(
     state: Arc<State>,
 ) -> Result<Action> {
     let ctx = &state.ctx;
-    if !(state.workspaces.is_ready() && state.templates.is_ready() && state.secrets.is_ready()) {
+    if !(state.workspaces.is_ready()
+        && state.templates.is_ready()
+        && state.secrets.is_ready()
+        && state.control_planes.is_ready())
+    {
         return Ok(Action::requeue(crate::controller::CACHES_FILLING));
     }
     let _timer = ctx.metrics.reconcile(super::CONTROLLER);
@@ -39,6 +45,17 @@ pub(super) async fn reconcile(
     let ns = apply
         .namespace()
         .ok_or_else(|| Error::MissingMetadata(apply.name_any()))?;
+    // Paused (its Cluster, or its own annotation): no Workspace, finalizer or status write.
+    let cluster_name = apply.labels().get(names::LABEL_CLUSTER_NAME);
+    let cluster = match state.clusters.named(&ns, cluster_name.map(String::as_str)) {
+        pause::Known::Unknown => return Ok(Action::requeue(pause::CLUSTERS_UNKNOWN)),
+        pause::Known::Cluster(cluster) => cluster,
+    };
+    let owner_paused = owning_control_plane(&apply, &state)
+        .is_some_and(|cp| pause::is_paused(cp.as_ref(), None).is_some());
+    if owner_paused || pause::is_paused(apply.as_ref(), cluster.as_deref()).is_some() {
+        return Ok(Action::await_change());
+    }
     let api: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &ns);
     if apply.metadata.deletion_timestamp.is_none() {
         // Applies rendered by the control-plane controller carry the finalizer already.
@@ -55,6 +72,20 @@ pub(super) async fn reconcile(
         prerequisites: None,
     };
     act(observed, &state, &api).await
+}
+
+/// The control plane that owns `apply` (as its controller), from the metadata cache.
+fn owning_control_plane(
+    apply: &WorkspaceTemplateApply,
+    state: &State,
+) -> Option<Arc<PartialObjectMeta<CAPTControlPlane>>> {
+    let owner = apply
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "CAPTControlPlane" && o.controller == Some(true))?;
+    state
+        .control_planes
+        .get_named(apply.namespace().as_deref(), &owner.name)
 }
 
 /// Does the steps [`decide`] names, reading what it asks for, until one ends the reconcile.
