@@ -13,7 +13,7 @@ use capt_fargate::api::{CAPTCluster, Workspace, WorkspaceTemplateApply};
 use capt_fargate::names;
 
 use crate::support::samples::{CP, Samples};
-use crate::support::{self, Operator, TestNamespace, eventually};
+use crate::support::{self, Operator, TestNamespace, eventually, infra};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -41,25 +41,6 @@ fn condition(c: &CAPTCluster, type_: &str) -> Option<(String, String, String, Op
         c.message.clone(),
         c.observed_generation,
     ))
-}
-
-/// Waits until the CAPTCluster `name` is provisioned, and returns it.
-async fn provisioned(api: &Api<CAPTCluster>, name: &str) -> CAPTCluster {
-    eventually(&format!("CAPTCluster {name} provisioned"), WAIT, || {
-        let api = api.clone();
-        let name = name.to_string();
-        async move {
-            let c = api.get(&name).await.map_err(|e| e.to_string())?;
-            let status = c.status.clone().unwrap_or_default();
-            let provisioned = status.initialization.as_ref().and_then(|i| i.provisioned);
-            if status.ready && provisioned == Some(true) {
-                Ok(c)
-            } else {
-                Err(format!("{status:?}"))
-            }
-        }
-    })
-    .await
 }
 
 async fn secret_value(client: &Client, ns: &str, name: &str, key: &str) -> Option<String> {
@@ -178,7 +159,7 @@ async fn a_template_vpc_is_created_its_secret_published_and_its_status_reported(
         Duration::from_millis(100),
     );
     let api: Api<CAPTCluster> = Api::namespaced(client.clone(), &ns.name);
-    let c = provisioned(&api, CP).await;
+    let c = infra::provisioned(&client, &ns.name, CP, WAIT).await;
 
     // The apply: from the vpc template, writing the Secret the control plane waits for.
     let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), &ns.name);
@@ -266,7 +247,7 @@ async fn an_existing_vpc_is_described_by_the_lookup_template() {
         &ns.name,
         Duration::from_millis(100),
     );
-    let c = provisioned(&api, CP).await;
+    let c = infra::provisioned(&client, &ns.name, CP, WAIT).await;
     let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), &ns.name);
     let apply = applies.get(&format!("{CP}-vpc")).await.unwrap();
     assert_eq!(apply.spec.template_ref.name, "existing-vpc");
@@ -370,7 +351,7 @@ async fn a_paused_cluster_gets_no_vpc_until_it_is_unpaused() {
         )
         .await
         .unwrap();
-    provisioned(&api, CP).await;
+    infra::provisioned(&client, &ns.name, CP, WAIT).await;
     let (status, ..) = condition(&api.get(CP).await.unwrap(), "Paused").unwrap();
     assert_eq!(status, "False");
     api.patch(
@@ -431,13 +412,7 @@ async fn a_paused_cluster_gets_no_vpc_until_it_is_unpaused() {
 /// instead of a hand-written VPC Secret, converged.
 async fn converged_cluster(prefix: &str, retain: bool) -> (Samples, Operator) {
     let samples = Samples::start(prefix, Duration::from_millis(100)).await;
-    let root = support::repo_root();
-    support::apply_yaml(
-        &samples.client,
-        &samples.ns.name,
-        &root.join("config/samples/captcluster.yaml"),
-    )
-    .await;
+    infra::apply_captcluster_sample(&samples.client, &samples.ns.name).await;
     if retain {
         Api::<CAPTCluster>::namespaced(samples.client.clone(), &samples.ns.name)
             .patch(
@@ -458,7 +433,7 @@ async fn deleting_the_cluster_destroys_the_vpc_after_its_control_plane_and_leave
     let (samples, operator) = converged_cluster("captcluster-delete", false).await;
     let client = samples.client.clone();
     let api: Api<CAPTCluster> = Api::namespaced(client.clone(), &samples.ns.name);
-    let c = provisioned(&api, CP).await;
+    let c = infra::provisioned(&client, &samples.ns.name, CP, WAIT).await;
     let vpc_workspace = c.status.unwrap().vpc_workspace_name.unwrap();
 
     // Both at once, as a Cluster's deletion or `kubectl delete -f` does.
@@ -526,7 +501,7 @@ async fn retain_vpc_on_delete_keeps_the_vpc_workspace_and_its_secret() {
     let (samples, operator) = converged_cluster("captcluster-retain", true).await;
     let client = samples.client.clone();
     let api: Api<CAPTCluster> = Api::namespaced(client.clone(), &samples.ns.name);
-    let c = provisioned(&api, CP).await;
+    let c = infra::provisioned(&client, &samples.ns.name, CP, WAIT).await;
     let vpc_workspace = c.status.unwrap().vpc_workspace_name.unwrap();
     api.delete(CP, &Default::default()).await.unwrap();
     // The apply goes too (garbage-collected after its owner), keeping its Workspace.

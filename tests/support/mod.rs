@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod infra;
 pub mod samples;
 pub mod simulated_provider;
 
