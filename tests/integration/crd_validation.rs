@@ -155,7 +155,12 @@ async fn every_sample_applies() {
     names.sort();
     assert_eq!(
         names,
-        ["eks-controlplane", "eks-fargate-profile", "existing-vpc", "vpc"]
+        [
+            "eks-controlplane",
+            "eks-fargate-profile",
+            "existing-vpc",
+            "vpc"
+        ]
     );
     for (file, name) in [
         ("eks-controlplane.yaml", "eks-controlplane"),
