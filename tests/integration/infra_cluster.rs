@@ -214,10 +214,26 @@ async fn a_template_vpc_is_created_its_secret_published_and_its_status_reported(
     }
     assert_eq!(status.observed_generation, generation);
 
-    // A converged CAPTCluster is not written again.
+    // A converged CAPTCluster is not written again, nor its apply, nor after a restart.
     let version = c.resource_version();
+    let apply_version = applies
+        .get(&format!("{CP}-vpc"))
+        .await
+        .unwrap()
+        .resource_version();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    operator.stop().await;
+    let operator = Operator::start(client.clone(), &ns.name);
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(api.get(CP).await.unwrap().resource_version(), version);
+    assert_eq!(
+        applies
+            .get(&format!("{CP}-vpc"))
+            .await
+            .unwrap()
+            .resource_version(),
+        apply_version
+    );
 
     operator.stop().await;
     provider.stop().await;
