@@ -584,3 +584,50 @@ async fn retain_vpc_on_delete_keeps_the_vpc_workspace_and_its_secret() {
     operator.stop().await;
     samples.stop().await;
 }
+
+#[tokio::test]
+async fn an_apply_name_taken_by_someone_else_is_reported_and_left_alone() {
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "captcluster-taken").await;
+    let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), &ns.name);
+    // A WorkspaceTemplateApply of the VPC apply's name, made by hand (no owner, no label).
+    let theirs: WorkspaceTemplateApply = serde_json::from_value(json!({
+        "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
+        "kind": "WorkspaceTemplateApply",
+        "metadata": { "name": format!("{CP}-vpc") },
+        "spec": { "templateRef": { "name": "someone-elses" } },
+    }))
+    .unwrap();
+    applies
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
+    let api: Api<CAPTCluster> = Api::namespaced(client.clone(), &ns.name);
+    api.create(
+        &PostParams::default(),
+        &capt_cluster(
+            CP,
+            json!({ "region": "ap-northeast-1", "vpcTemplateRef": { "name": "vpc" } }),
+        ),
+    )
+    .await
+    .unwrap();
+    let operator = Operator::start(client.clone(), &ns.name);
+    let message = eventually("VPCReady=False/ApplyNameConflict", WAIT, || {
+        let api = api.clone();
+        async move {
+            let c = api.get(CP).await.map_err(|e| e.to_string())?;
+            match condition(&c, "VPCReady") {
+                Some((s, r, m, _)) if s == "False" && r == "ApplyNameConflict" => Ok(m),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert!(message.contains(&format!("{CP}-vpc")), "{message}");
+    let after = applies.get(&format!("{CP}-vpc")).await.unwrap();
+    assert_eq!(after.spec.template_ref.name, "someone-elses", "left alone");
+    assert!(after.owner_references().is_empty());
+    operator.stop().await;
+    ns.delete().await;
+}
