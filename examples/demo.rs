@@ -8,7 +8,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use kube::Api;
-use kube::api::DynamicObject;
 
 use capt_fargate::api::CAPTControlPlane;
 
@@ -35,6 +34,8 @@ async fn main() {
         &root.join("config/samples/captcontrolplane.yaml"),
     )
     .await;
+    // The VPC comes from the CAPTCluster, a moment later, to show the profiles waiting for it.
+    let captcluster = root.join("config/samples/captcluster.yaml");
 
     let operator = support::Operator::start(client.clone(), &ns.name);
     let provider = support::simulated_provider::SimulatedProvider::start(
@@ -80,21 +81,11 @@ async fn main() {
         if total > 0 && status.fargate_profiles.iter().all(|p| p.ready) {
             break;
         }
-        // The VPC workspace is not part of this operator; its secret is written after a
-        // moment to show the profiles waiting for it.
         if !vpc_created && start.elapsed() > Duration::from_secs(3) {
             println!(
-                "        creating the VPC connection secret (normally written by the VPC workspace)"
+                "        applying config/samples/captcluster.yaml: the CAPTCluster creates the VPC workspace"
             );
-            let text = std::fs::read_to_string(root.join("config/samples/secrets.yaml")).unwrap();
-            let doc = text
-                .split("\n---")
-                .find(|d| d.contains("-vpc-connection"))
-                .expect("sample VPC secret");
-            let obj: DynamicObject = serde_saphyr::from_str(doc).unwrap();
-            support::apply_dynamic(&client, &ns.name, obj)
-                .await
-                .unwrap();
+            support::apply_yaml(&client, &ns.name, &captcluster).await;
             vpc_created = true;
         }
         assert!(
@@ -113,12 +104,12 @@ async fn main() {
             "-n",
             &ns.name,
             "get",
-            "captcontrolplanes,workspacetemplateapplies",
+            "captclusters,captcontrolplanes,workspacetemplateapplies",
         ])
         .output()
         .expect("kubectl runs");
     println!(
-        "\n$ kubectl -n {} get captcontrolplanes,workspacetemplateapplies\n{}",
+        "\n$ kubectl -n {} get captclusters,captcontrolplanes,workspacetemplateapplies\n{}",
         ns.name,
         String::from_utf8_lossy(&out.stdout)
     );

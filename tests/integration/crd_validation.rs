@@ -60,6 +60,7 @@ async fn every_sample_applies() {
         templates,
         kinds_names(&[
             ("WorkspaceTemplate", "eks-controlplane"),
+            ("WorkspaceTemplate", "existing-vpc"),
             ("WorkspaceTemplate", "eks-fargate-profile"),
             ("WorkspaceTemplate", "vpc")
         ])
@@ -68,6 +69,7 @@ async fn every_sample_applies() {
     assert_eq!(
         samples,
         kinds_names(&[
+            ("CAPTCluster", "demo-cluster"),
             ("CAPTControlPlane", "demo-cluster"),
             ("CAPTControlPlaneTemplate", "eks-fargate-template"),
             ("Cluster", "demo-cluster"),
@@ -152,10 +154,19 @@ async fn every_sample_applies() {
         .filter_map(|t| t.metadata.name)
         .collect();
     names.sort();
-    assert_eq!(names, ["eks-controlplane", "eks-fargate-profile", "vpc"]);
+    assert_eq!(
+        names,
+        [
+            "eks-controlplane",
+            "eks-fargate-profile",
+            "existing-vpc",
+            "vpc"
+        ]
+    );
     for (file, name) in [
         ("eks-controlplane.yaml", "eks-controlplane"),
         ("fargate-profile.yaml", "eks-fargate-profile"),
+        ("existing-vpc.yaml", "existing-vpc"),
         ("vpc.yaml", "vpc"),
     ] {
         let stored = template_api.get(name).await.unwrap();

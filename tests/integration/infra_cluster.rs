@@ -13,7 +13,7 @@ use capt_fargate::api::{CAPTCluster, Workspace, WorkspaceTemplateApply};
 use capt_fargate::names;
 
 use crate::support::samples::{CP, Samples};
-use crate::support::{self, Operator, TestNamespace, eventually};
+use crate::support::{self, Operator, TestNamespace, eventually, infra};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -41,25 +41,6 @@ fn condition(c: &CAPTCluster, type_: &str) -> Option<(String, String, String, Op
         c.message.clone(),
         c.observed_generation,
     ))
-}
-
-/// Waits until the CAPTCluster `name` is provisioned, and returns it.
-async fn provisioned(api: &Api<CAPTCluster>, name: &str) -> CAPTCluster {
-    eventually(&format!("CAPTCluster {name} provisioned"), WAIT, || {
-        let api = api.clone();
-        let name = name.to_string();
-        async move {
-            let c = api.get(&name).await.map_err(|e| e.to_string())?;
-            let status = c.status.clone().unwrap_or_default();
-            let provisioned = status.initialization.as_ref().and_then(|i| i.provisioned);
-            if status.ready && provisioned == Some(true) {
-                Ok(c)
-            } else {
-                Err(format!("{status:?}"))
-            }
-        }
-    })
-    .await
 }
 
 async fn secret_value(client: &Client, ns: &str, name: &str, key: &str) -> Option<String> {
@@ -178,7 +159,7 @@ async fn a_template_vpc_is_created_its_secret_published_and_its_status_reported(
         Duration::from_millis(100),
     );
     let api: Api<CAPTCluster> = Api::namespaced(client.clone(), &ns.name);
-    let c = provisioned(&api, CP).await;
+    let c = infra::provisioned(&client, &ns.name, CP, WAIT).await;
 
     // The apply: from the vpc template, writing the Secret the control plane waits for.
     let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), &ns.name);
@@ -233,10 +214,26 @@ async fn a_template_vpc_is_created_its_secret_published_and_its_status_reported(
     }
     assert_eq!(status.observed_generation, generation);
 
-    // A converged CAPTCluster is not written again.
+    // A converged CAPTCluster is not written again, nor its apply, nor after a restart.
     let version = c.resource_version();
+    let apply_version = applies
+        .get(&format!("{CP}-vpc"))
+        .await
+        .unwrap()
+        .resource_version();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    operator.stop().await;
+    let operator = Operator::start(client.clone(), &ns.name);
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(api.get(CP).await.unwrap().resource_version(), version);
+    assert_eq!(
+        applies
+            .get(&format!("{CP}-vpc"))
+            .await
+            .unwrap()
+            .resource_version(),
+        apply_version
+    );
 
     operator.stop().await;
     provider.stop().await;
@@ -266,7 +263,7 @@ async fn an_existing_vpc_is_described_by_the_lookup_template() {
         &ns.name,
         Duration::from_millis(100),
     );
-    let c = provisioned(&api, CP).await;
+    let c = infra::provisioned(&client, &ns.name, CP, WAIT).await;
     let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), &ns.name);
     let apply = applies.get(&format!("{CP}-vpc")).await.unwrap();
     assert_eq!(apply.spec.template_ref.name, "existing-vpc");
@@ -370,7 +367,7 @@ async fn a_paused_cluster_gets_no_vpc_until_it_is_unpaused() {
         )
         .await
         .unwrap();
-    provisioned(&api, CP).await;
+    infra::provisioned(&client, &ns.name, CP, WAIT).await;
     let (status, ..) = condition(&api.get(CP).await.unwrap(), "Paused").unwrap();
     assert_eq!(status, "False");
     api.patch(
@@ -431,13 +428,7 @@ async fn a_paused_cluster_gets_no_vpc_until_it_is_unpaused() {
 /// instead of a hand-written VPC Secret, converged.
 async fn converged_cluster(prefix: &str, retain: bool) -> (Samples, Operator) {
     let samples = Samples::start(prefix, Duration::from_millis(100)).await;
-    let root = support::repo_root();
-    support::apply_yaml(
-        &samples.client,
-        &samples.ns.name,
-        &root.join("config/samples/captcluster.yaml"),
-    )
-    .await;
+    infra::apply_captcluster_sample(&samples.client, &samples.ns.name).await;
     if retain {
         Api::<CAPTCluster>::namespaced(samples.client.clone(), &samples.ns.name)
             .patch(
@@ -458,7 +449,7 @@ async fn deleting_the_cluster_destroys_the_vpc_after_its_control_plane_and_leave
     let (samples, operator) = converged_cluster("captcluster-delete", false).await;
     let client = samples.client.clone();
     let api: Api<CAPTCluster> = Api::namespaced(client.clone(), &samples.ns.name);
-    let c = provisioned(&api, CP).await;
+    let c = infra::provisioned(&client, &samples.ns.name, CP, WAIT).await;
     let vpc_workspace = c.status.unwrap().vpc_workspace_name.unwrap();
 
     // Both at once, as a Cluster's deletion or `kubectl delete -f` does.
@@ -526,7 +517,7 @@ async fn retain_vpc_on_delete_keeps_the_vpc_workspace_and_its_secret() {
     let (samples, operator) = converged_cluster("captcluster-retain", true).await;
     let client = samples.client.clone();
     let api: Api<CAPTCluster> = Api::namespaced(client.clone(), &samples.ns.name);
-    let c = provisioned(&api, CP).await;
+    let c = infra::provisioned(&client, &samples.ns.name, CP, WAIT).await;
     let vpc_workspace = c.status.unwrap().vpc_workspace_name.unwrap();
     api.delete(CP, &Default::default()).await.unwrap();
     // The apply goes too (garbage-collected after its owner), keeping its Workspace.
@@ -592,4 +583,51 @@ async fn retain_vpc_on_delete_keeps_the_vpc_workspace_and_its_secret() {
         .unwrap();
     operator.stop().await;
     samples.stop().await;
+}
+
+#[tokio::test]
+async fn an_apply_name_taken_by_someone_else_is_reported_and_left_alone() {
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "captcluster-taken").await;
+    let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), &ns.name);
+    // A WorkspaceTemplateApply of the VPC apply's name, made by hand (no owner, no label).
+    let theirs: WorkspaceTemplateApply = serde_json::from_value(json!({
+        "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
+        "kind": "WorkspaceTemplateApply",
+        "metadata": { "name": format!("{CP}-vpc") },
+        "spec": { "templateRef": { "name": "someone-elses" } },
+    }))
+    .unwrap();
+    applies
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
+    let api: Api<CAPTCluster> = Api::namespaced(client.clone(), &ns.name);
+    api.create(
+        &PostParams::default(),
+        &capt_cluster(
+            CP,
+            json!({ "region": "ap-northeast-1", "vpcTemplateRef": { "name": "vpc" } }),
+        ),
+    )
+    .await
+    .unwrap();
+    let operator = Operator::start(client.clone(), &ns.name);
+    let message = eventually("VPCReady=False/ApplyNameConflict", WAIT, || {
+        let api = api.clone();
+        async move {
+            let c = api.get(CP).await.map_err(|e| e.to_string())?;
+            match condition(&c, "VPCReady") {
+                Some((s, r, m, _)) if s == "False" && r == "ApplyNameConflict" => Ok(m),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert!(message.contains(&format!("{CP}-vpc")), "{message}");
+    let after = applies.get(&format!("{CP}-vpc")).await.unwrap();
+    assert_eq!(after.spec.template_ref.name, "someone-elses", "left alone");
+    assert!(after.owner_references().is_empty());
+    operator.stop().await;
+    ns.delete().await;
 }

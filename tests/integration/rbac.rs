@@ -20,7 +20,7 @@ use kube::{Api, Client, Config, ResourceExt};
 use serde_json::json;
 use tokio::sync::OnceCell;
 
-use capt_fargate::api::{CAPTControlPlane, Workspace};
+use capt_fargate::api::{CAPTCluster, CAPTControlPlane, Workspace};
 use capt_fargate::leader::{self, Election};
 use capt_fargate::names;
 use capt_fargate::rbac::{FORBIDDEN, LEADER_ELECTION_RULES, RULES, Rule, triples};
@@ -536,14 +536,13 @@ async fn chart_rbac_is_exactly_what_the_operator_needs() {
         &root.join("config/samples/captcontrolplane.yaml"),
     )
     .await;
-    let text = std::fs::read_to_string(root.join("config/samples/secrets.yaml")).unwrap();
-    let doc = text
-        .split("\n---")
-        .find(|d| d.contains("-vpc-connection"))
-        .expect("sample VPC secret");
-    support::apply_dynamic(&admin, &ns.name, serde_saphyr::from_str(doc).unwrap())
-        .await
-        .unwrap();
+    // The VPC from the sample CAPTCluster, so its controller runs with the chart's rules too.
+    support::apply_yaml(
+        &admin,
+        &ns.name,
+        &root.join("config/samples/captcluster.yaml"),
+    )
+    .await;
     let operator = Operator::start(sa_client.clone(), &ns.name);
     let provider = SimulatedProvider::start(admin.clone(), &ns.name, Duration::from_millis(300));
 
@@ -567,13 +566,27 @@ async fn chart_rbac_is_exactly_what_the_operator_needs() {
         },
     )
     .await;
+    let capt_clusters: Api<CAPTCluster> = Api::namespaced(admin.clone(), &ns.name);
+    assert!(
+        capt_clusters
+            .get(CP)
+            .await
+            .unwrap()
+            .status
+            .is_some_and(|s| s.ready),
+        "the CAPTCluster is provisioned with the chart's ServiceAccount"
+    );
+    capt_clusters.delete(CP, &Default::default()).await.unwrap();
     cps.delete(CP, &Default::default()).await.unwrap();
-    eventually("control plane gone", WAIT, || async {
-        match cps.get_opt(CP).await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(cp) => Err(format!(
-                "finalizers {:?}; forbidden: {:?}",
-                cp.finalizers(),
+    eventually("control plane and CAPTCluster gone", WAIT, || async {
+        let cp = cps.get_opt(CP).await.map_err(|e| e.to_string())?;
+        let c = capt_clusters.get_opt(CP).await.map_err(|e| e.to_string())?;
+        match (cp, c) {
+            (None, None) => Ok(()),
+            (cp, c) => Err(format!(
+                "control plane finalizers {:?}, CAPTCluster finalizers {:?}; forbidden: {:?}",
+                cp.map(|cp| cp.finalizers().to_vec()),
+                c.map(|c| c.finalizers().to_vec()),
                 forbidden(&operator.metrics.encode())
             )),
         }

@@ -2181,3 +2181,46 @@ fn provider_config_sample_has_a_remote_backend() {
         "no provider \"aws\" block"
     );
 }
+
+/// The CAPTCluster's VPC applies (a new VPC from the sample, and an existing VPC) render with
+/// the shipped `vpc` and `existing-vpc` templates: every placeholder set, every input declared,
+/// and both write the Secret keys the other workspaces and the CAPTCluster read.
+#[test]
+fn captcluster_vpc_inputs_match_the_vpc_modules() {
+    let templates = shipped_templates();
+    let mut sample: capt_fargate::api::CAPTCluster =
+        serde_saphyr::from_str(&repo_file("config/samples/captcluster.yaml"))
+            .expect("config/samples/captcluster.yaml is a CAPTCluster");
+    sample.metadata.uid = Some("0000".into());
+    let mut existing = sample.clone();
+    existing.spec.vpc_template_ref = None;
+    existing.spec.existing_vpc_id = Some("vpc-0a1b2c3d4e5f60718".into());
+    let mut output_sets = Vec::new();
+    for c in [sample, existing] {
+        let apply = render::vpc::render(&c);
+        let (file, template) = template(&templates, &apply.spec.template_ref.name);
+        let spec = render_workspace(&apply, template);
+        let leftover = unresolved_placeholders(&spec);
+        assert!(
+            leftover.is_empty(),
+            "{file}: placeholders left: {leftover:?}"
+        );
+        let module = module_body(file, template);
+        assert_contract(file, &module, &inputs_of(&spec, &[]));
+        let outputs = declared_outputs(&module);
+        for key in render::eks::VPC_SECRET_KEYS
+            .iter()
+            .chain(render::vpc::CONNECTION_KEYS)
+            .chain(&["availability_zones", "private_subnets", "public_subnets"])
+        {
+            assert!(outputs.contains(*key), "{file}: no output {key:?}");
+        }
+        let problems = string_output_problems(&module, render::eks::VPC_SECRET_KEYS);
+        assert!(problems.is_empty(), "{file}: {problems:?}");
+        output_sets.push(outputs);
+    }
+    assert_eq!(
+        output_sets[0], output_sets[1],
+        "the vpc and existing-vpc templates write different Secret keys"
+    );
+}

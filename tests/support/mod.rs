@@ -4,6 +4,7 @@
 
 pub mod capi;
 pub mod cluster;
+pub mod infra;
 pub mod samples;
 pub mod simulated_provider;
 

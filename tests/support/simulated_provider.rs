@@ -254,6 +254,8 @@ pub struct Observations {
     pub destroys: BTreeMap<String, u32>,
     /// Workspaces in the order they were destroyed.
     pub destroy_order: Vec<String>,
+    /// Workspaces in the order their first apply (create) succeeded.
+    pub create_order: Vec<String>,
     /// Every Fargate profile operation, accepted or refused, in the order they were asked for.
     pub operations: Vec<FargateOperation>,
     /// The Fargate profiles each Workspace (by uid) holds in AWS, with their immutable
@@ -276,6 +278,7 @@ impl Default for Observations {
             applies: BTreeMap::new(),
             destroys: BTreeMap::new(),
             destroy_order: Vec::new(),
+            create_order: Vec::new(),
             operations: Vec::new(),
             held: HashMap::new(),
             applied_generation: HashMap::new(),
@@ -1411,12 +1414,11 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         // A create: the succeeded annotation in an update of its own, then Creating with the
         // reconcile's success; Available comes with the next observation.
         put_annotation(&api, &ws, EXTERNAL_CREATE_SUCCEEDED, rfc3339_now()).await?;
-        shared
-            .observations
-            .lock()
-            .unwrap()
-            .applied_generation
-            .insert(uid, ws.metadata.generation);
+        {
+            let mut obs = shared.observations.lock().unwrap();
+            obs.applied_generation.insert(uid, ws.metadata.generation);
+            obs.create_order.push(ws.name_any());
+        }
         let latest = api.get(&ws.name_any()).await?;
         let creating = condition(
             READY,

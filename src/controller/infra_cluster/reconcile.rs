@@ -26,6 +26,10 @@ use crate::runtime::finalizer::{ensure_finalizer, remove_finalizer};
 use crate::runtime::write::{check_owner, write_if_changed};
 use crate::status::apply::{ChildState, child_state};
 
+/// How soon a VPC apply whose name is taken is tried again (nothing wakes the CAPTCluster
+/// when the other object goes).
+const WRITE_FAILURE_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub(super) async fn reconcile(c: Arc<CAPTCluster>, state: Arc<State>) -> Result<Action> {
     let ctx = &state.ctx;
     if !(state.applies.is_ready() && state.control_planes.is_ready() && state.clusters.is_ready()) {
@@ -105,12 +109,24 @@ async fn reconcile_vpc(
             message,
         };
         write_built(c, state, &observed_with(c, None, vpc, None, None)).await?;
-        return Ok(Action::requeue(RESYNC));
+        return Ok(Action::requeue(WRITE_FAILURE_RETRY));
     }
     let mut apply = existing;
-    if let Some(written) =
-        write_if_changed(&applies, &state.applies, &desired, apply.as_deref()).await?
+    let written = match write_if_changed(&applies, &state.applies, &desired, apply.as_deref()).await
     {
+        // An apply of that name outside this controller's watch (without the VPC label)
+        // that `c` does not control: reported, left alone, tried again later.
+        Err(e @ Error::NotOwned { .. }) => {
+            let vpc = Vpc::NotReady {
+                reason: crate::status::reason::APPLY_NAME_CONFLICT.into(),
+                message: e.to_string(),
+            };
+            write_built(c, state, &observed_with(c, None, vpc, None, None)).await?;
+            return Ok(Action::requeue(WRITE_FAILURE_RETRY));
+        }
+        other => other?,
+    };
+    if let Some(written) = written {
         if apply.is_none() {
             info!(capt_cluster = %c.name_any(), apply = %name, "creating VPC apply");
             ctx.event(

@@ -35,7 +35,7 @@ pub enum Vpc {
         /// Availability zones, sorted.
         zones: Vec<String>,
     },
-    /// Not ready yet, or failed (`failed`: the error needs a person).
+    /// Not ready yet, or failed (reason [`VPC_CREATION_FAILED`]: the error needs a person).
     NotReady {
         /// Condition reason.
         reason: String,
