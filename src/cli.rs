@@ -15,8 +15,6 @@ pub struct Cli {
 }
 
 /// Subcommands.
-// Parsed once at start: the size of the `run` variant costs nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the CAPTControlPlane and WorkspaceTemplateApply controllers.

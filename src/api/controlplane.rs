@@ -333,8 +333,8 @@ pub struct CAPTControlPlaneStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_managed_control_plane: Option<bool>,
     /// The Kubernetes version the EKS cluster runs, as its workspace reports it (the
-    /// `cluster_version` output): `spec.version` once EKS runs its major.minor (EKS picks the
-    /// patch), else the major.minor EKS runs.
+    /// `cluster_version` output) once it is ready: `spec.version` once EKS runs its
+    /// major.minor (EKS picks the patch), else the major.minor EKS runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// The same version as Cluster API's v1beta2 contract lists it (a single entry; no

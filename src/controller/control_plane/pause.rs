@@ -31,8 +31,8 @@ use crate::names::LABEL_CLUSTER_NAME as CLUSTER_NAME_LABEL;
 /// How often the Cluster CRD is looked for again while the API server does not serve it.
 const REDISCOVER: Duration = Duration::from_secs(60);
 /// How soon a reconcile runs again while the Clusters are not known yet (discovery or the
-/// first list still running).
-pub const CLUSTERS_UNKNOWN: Duration = Duration::from_secs(1);
+/// first list still running, just after start): as soon as for the other caches.
+pub const CLUSTERS_UNKNOWN: Duration = crate::controller::CACHES_FILLING;
 
 /// The name of the Cluster `cp` belongs to: its owner of kind Cluster in Cluster API's group,
 /// else its `cluster.x-k8s.io/cluster-name` label.

@@ -213,7 +213,11 @@ pub(super) fn build_status(
     });
     let ready = *eks_state == ChildState::Ready;
     let initialized = ready || old.initialized == Some(true);
+    // Read once the workspace is ready: the version is then that of a usable control plane,
+    // and it is written with the readiness it comes with (the outputs appear while the first
+    // apply still reports Creating, which would cost a status write of its own).
     let running = eks_apply
+        .filter(|_| ready)
         .and_then(|a| a.status.as_ref())
         .and_then(|s| s.outputs.as_ref())
         .and_then(|o| o.get(render::eks::VERSION_OUTPUT))
@@ -659,5 +663,21 @@ mod tests {
             &at(2),
         );
         assert_eq!(kept.version.as_deref(), Some("v1.31.2"));
+        // Outputs of a workspace that is not ready yet are not read.
+        let creating = ChildState::Creating {
+            reason: reason::CREATING.into(),
+            message: String::new(),
+        };
+        let early = build_status(
+            &CAPTControlPlaneStatus::default(),
+            Some(1),
+            Some(&apply),
+            &creating,
+            control_plane_condition("demo-eks", &creating, None),
+            vec![],
+            contract,
+            &at(1),
+        );
+        assert_eq!(early.version, None);
     }
 }

@@ -32,11 +32,7 @@ pub(super) async fn reconcile(
     state: Arc<State>,
 ) -> Result<Action> {
     let ctx = &state.ctx;
-    if !(state.workspaces.is_ready()
-        && state.templates.is_ready()
-        && state.secrets.is_ready()
-        && state.control_planes.is_ready())
-    {
+    if !(state.workspaces.is_ready() && state.templates.is_ready() && state.secrets.is_ready()) {
         return Ok(Action::requeue(crate::controller::CACHES_FILLING));
     }
     let _timer = ctx.metrics.reconcile(super::CONTROLLER);
@@ -51,6 +47,10 @@ pub(super) async fn reconcile(
         pause::Known::Unknown => return Ok(Action::requeue(pause::CLUSTERS_UNKNOWN)),
         pause::Known::Cluster(cluster) => cluster,
     };
+    // Not waited for at start (its first list slowed every apply's first report past the
+    // control plane's first-status grace in tests): until it is filled, only the Cluster and
+    // the apply's own annotation hold the apply; the control-plane controller holds its
+    // applies' changes meanwhile.
     let owner_paused = owning_control_plane(&apply, &state)
         .is_some_and(|cp| pause::is_paused(cp.as_ref(), None).is_some());
     if owner_paused || pause::is_paused(apply.as_ref(), cluster.as_deref()).is_some() {
