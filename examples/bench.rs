@@ -87,11 +87,25 @@ struct Settings {
     operator_bin: PathBuf,
     kubeconfig: PathBuf,
     out: PathBuf,
+    /// The simulated provider's mode (`CAPT_SIM_SERIAL`, `CAPT_SIM_MINUTE_MS`).
+    mode: support::simulated_provider::Mode,
+    /// Profile changes timed by the latency measurement (`BENCH_LATENCY_SAMPLES`).
+    latency_samples: usize,
 }
 
 impl Settings {
     fn total_profiles(&self) -> usize {
         self.profiles + 2
+    }
+
+    /// The provider's own time for the whole fleet, one reconcile at a time, in real minutes:
+    /// per control plane the EKS Workspace's apply (cluster, default profiles, plan) and its
+    /// observation, then per profile its apply and observation. None without scaled time.
+    fn serial_minutes(&self) -> Option<f64> {
+        let t = self.mode.timing?;
+        let eks = t.cluster_create + 2.0 * t.profile_operation + 2.0 * t.plan;
+        let profile = t.profile_operation + 2.0 * t.plan;
+        Some(self.control_planes as f64 * (eks + self.profiles as f64 * profile))
     }
 }
 
@@ -119,7 +133,11 @@ async fn main() -> Result<()> {
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target/release/capt-fargate")),
         kubeconfig,
-        out: root.join("BENCHMARKS.md"),
+        out: std::env::var_os("BENCH_OUT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("BENCHMARKS.md")),
+        mode: support::simulated_provider::Mode::from_env(),
+        latency_samples: env_usize("BENCH_LATENCY_SAMPLES", LATENCY_SAMPLES),
     };
     anyhow::ensure!(
         settings.profiles <= 8,
@@ -439,7 +457,13 @@ async fn scale(
     .await?;
     let apply_seconds = start.elapsed().as_secs_f64();
     let total = settings.total_profiles();
-    let timeout = Duration::from_secs(120 + settings.control_planes as u64 * 6);
+    // Serialised with scaled time, the provider's own work bounds it: allow three times that.
+    let provider_bound = settings
+        .serial_minutes()
+        .zip(settings.mode.timing)
+        .map(|(minutes, t)| t.of(3.0 * minutes))
+        .unwrap_or_default();
+    let timeout = Duration::from_secs(120 + settings.control_planes as u64 * 6) + provider_bound;
     let mut last_print = Instant::now();
     watch
         .until(timeout, |w| {
@@ -859,9 +883,11 @@ async fn latency(settings: &Settings, client: &Client, ns: &str) -> Result<Laten
     let total = settings.total_profiles();
     let mut tags: Vec<Vec<String>> = vec![initial_tags(settings); settings.control_planes];
     let mut result = LatencyResult::default();
+    // A serialised provider also plans every Ready Workspace at each poll, ahead of the change.
+    let wait = Duration::from_secs(if settings.mode.serial { 600 } else { 60 });
     // Wait for both caches to hold everything.
     watch
-        .until(Duration::from_secs(60), |w| {
+        .until(wait, |w| {
             let n = w.workspaces.as_ref().unwrap().state().len();
             (w.cps.state().len() == settings.control_planes
                 && n == settings.control_planes * (settings.profiles + 1))
@@ -869,7 +895,7 @@ async fn latency(settings: &Settings, client: &Client, ns: &str) -> Result<Laten
         })
         .await
         .context("latency: caches did not fill")?;
-    for sample in 0..LATENCY_SAMPLES {
+    for sample in 0..settings.latency_samples {
         let i = (sample * 37) % settings.control_planes;
         let j = sample % settings.profiles;
         let value = format!("s{sample}");
@@ -891,7 +917,7 @@ async fn latency(settings: &Settings, client: &Client, ns: &str) -> Result<Laten
         let cp_ref = ObjectRef::new(&cp.name_any()).within(ns);
         let ws_ref = ObjectRef::new(&ws_name);
         watch
-            .until(Duration::from_secs(60), |w| {
+            .until(wait, |w| {
                 let cp = w.cps.get(&cp_ref)?;
                 let ws = w.workspaces.as_ref().unwrap().get(&ws_ref)?;
                 let tag = ws
@@ -1403,8 +1429,23 @@ impl Report {
         );
         md.push_str("(`target/release/capt-fargate run --leader-election=false --log-level warn`, one namespace), and the ");
         md.push_str(
-            "simulated provider-terraform in the bench process, on a thread and runtime of its own, answering at once (delay 0). ",
+            "simulated provider-terraform in the bench process, on a thread and runtime of its own, ",
         );
+        match (s.mode.serial, s.mode.timing) {
+            (true, Some(t)) => md.push_str(&format!(
+                "**serialised** as provider-terraform's default `--max-reconcile-rate 1` (`CAPT_SIM_SERIAL=1`), in scaled time: one real minute lasts {} ms (`CAPT_SIM_MINUTE_MS`); the EKS cluster takes {} min to create, each Fargate profile operation {} min, each reconcile's init and plan {} min, a Ready Workspace is planned again every {} ± {} min (`--poll`), a reconcile is killed at {} min (`--timeout`). The provider's own work for this fleet, one reconcile at a time and without polls, is {:.0} real minutes, {:.1} s here. ",
+                t.minute.as_millis(),
+                t.cluster_create,
+                t.profile_operation,
+                t.plan,
+                t.poll,
+                t.poll_jitter,
+                t.timeout,
+                s.serial_minutes().unwrap_or_default(),
+                t.of(s.serial_minutes().unwrap_or_default()).as_secs_f64(),
+            )),
+            _ => md.push_str("answering at once (delay 0), reconciles concurrent. "),
+        }
         md.push_str("Scale down with `BENCH_CONTROL_PLANES=10 BENCH_PROFILES=8 tests/bench`.\n\n");
         md.push_str(&format!(
             "| | |\n|---|---|\n| Date | {} |\n| Commit | {} |\n| CPUs (`nproc`) | {} |\n| Load average at start | {} |\n| Load average at end | {} |\n| Control plane | {} |\n| Control planes | {n} |\n| Additional profiles each | {} ({} profiles per control plane with the 2 default ones) |\n| WorkspaceTemplateApplies / Workspaces | {applies} / {applies} |\n\n",

@@ -168,6 +168,12 @@ pub async fn cleanup(client: &Client, ns: &str) {
         &all,
     )
     .await;
+    // The operator's finalizer on the Secrets its Workspaces read (`controller::secret_guard`).
+    clear_finalizers(
+        &Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns),
+        &all,
+    )
+    .await;
     let workspaces: Api<Workspace> = Api::all(client.clone());
     clear_finalizers(&workspaces, &ws_selector).await;
     if let Err(e) = workspaces

@@ -1203,10 +1203,19 @@ async fn bad_dependencies_end_in_a_clear_condition_without_hot_loops() {
     let (env, operator) = converged("faults-secret").await;
     let eks_secret = names::eks_connection_secret(CP);
 
-    // Deleted.
+    // Deleted. The profiles' Workspaces read it, so the secret guard keeps it (Terminating)
+    // until they are gone; a person removing that finalizer by hand makes it really missing.
     let saved = env.secrets().get(&eks_secret).await.unwrap();
     env.secrets()
         .delete(&eks_secret, &Default::default())
+        .await
+        .unwrap();
+    env.secrets()
+        .patch(
+            &eks_secret,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+        )
         .await
         .unwrap();
     env.add_profile("no-secret").await;

@@ -177,6 +177,8 @@ impl Timing {
 /// Environment variable: how many milliseconds one real minute lasts ([`Timing::minute`]).
 /// Serialised mode uses [`DEFAULT_MINUTE`] when it is unset.
 pub const MINUTE_ENV: &str = "CAPT_SIM_MINUTE_MS";
+/// Environment variable: `--poll` in real minutes ([`Timing::poll`], 10 by default).
+pub const POLL_ENV: &str = "CAPT_SIM_POLL_MINUTES";
 /// One real minute in serialised mode when [`MINUTE_ENV`] is unset: an EKS cluster with its
 /// two default profiles (18 real minutes) takes 1.8 s.
 pub const DEFAULT_MINUTE: Duration = Duration::from_millis(100);
@@ -200,9 +202,15 @@ impl Mode {
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_millis)
             .or(serial.then_some(DEFAULT_MINUTE));
+        let poll = std::env::var(POLL_ENV)
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok());
         Mode {
             serial,
-            timing: minute.map(Timing::realistic),
+            timing: minute.map(|m| Timing {
+                poll: poll.unwrap_or(10.0),
+                ..Timing::realistic(m)
+            }),
         }
     }
 }
