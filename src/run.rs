@@ -180,10 +180,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         info!(%identity, "became leader");
     }
 
-    let ctx = Arc::new(
-        Context::new(client, metrics, args.namespace.clone(), Some(identity))
-            .with_max_concurrent_reconciles(args.max_concurrent_reconciles),
-    );
+    let ctx = Context::new(client, metrics, args.namespace.clone(), Some(identity))
+        .with_max_concurrent_reconciles(args.max_concurrent_reconciles);
+    // Asked once: an API server without streaming lists (Kubernetes 1.33) rejects them.
+    let streaming = crate::runtime::listing::streaming_lists_served(
+        &ctx.scoped_api::<k8s_openapi::api::core::v1::Secret>(),
+    )
+    .await;
+    info!(streaming, "watches fill their caches with streaming lists");
+    let ctx = Arc::new(ctx.with_streaming_lists(streaming));
     let lost = {
         let leadership = leadership.clone();
         async move {
@@ -200,7 +205,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .map(|_| ())
         .shared();
     let [for_control_planes, for_applies] =
-        crate::runtime::shared::start(ctx.scoped_api(), ctx.scoped_api(), shutdown.clone());
+        crate::runtime::shared::start(
+            ctx.scoped_api(),
+            ctx.scoped_api(),
+            ctx.watcher_config(),
+            shutdown.clone(),
+        );
     let controllers = futures::future::join(
         controller::control_plane::run(ctx.clone(), for_control_planes, shutdown.clone()),
         controller::workspace_apply::run(ctx, for_applies, shutdown.clone()),

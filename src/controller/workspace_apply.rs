@@ -37,7 +37,7 @@ use crate::runtime::finalizer::{ensure_finalizer, remove_finalizer};
 use crate::runtime::shared::Watched;
 use crate::runtime::write::{self, write};
 use crate::runtime::{index, version};
-use crate::status::apply::mirror_workspace;
+use crate::status::apply::{mirror_workspace, workspace_has_news};
 use crate::status::conditions::{WantedCondition, merge};
 use crate::status::pacing;
 use crate::status::reason;
@@ -66,7 +66,7 @@ pub async fn run(
     watched: Watched,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let config = || watcher::Config::default().any_semantic();
+    let config = || ctx.watcher_config();
     let Watched {
         applies,
         apply_events,
@@ -77,7 +77,7 @@ pub async fn run(
     // before one is created under it.
     let (workspaces, workspace_events) = cache::watch(
         watcher(Api::<Workspace>::all(ctx.client.clone()), config()),
-        fingerprint_module,
+        trim_workspace,
         None,
     );
     let (templates, template_events) = cache::watch(
@@ -133,6 +133,16 @@ pub async fn run(
         .run(reconcile, error_policy, state)
         .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
         .await;
+}
+
+/// Cached Workspaces keep what this controller reads: the spec it compares (the module as a
+/// digest, [`fingerprint_module`]) and the conditions it reports, not the provider's outputs
+/// (`status.atProvider`), which reach the operator through the connection Secrets.
+pub fn trim_workspace(ws: &mut Workspace) {
+    fingerprint_module(ws);
+    if let Some(status) = &mut ws.status {
+        status.at_provider = None;
+    }
 }
 
 /// Cached Workspaces keep a digest of their Terraform module instead of its text: the cache
@@ -427,16 +437,16 @@ async fn reconcile_apply(apply: &WorkspaceTemplateApply, state: &State) -> Resul
     Ok(Action::requeue(RESYNC))
 }
 
-/// When an apply that has reported nothing yet has a new Workspace the provider has not
-/// reported on either, how long to wait for that first report (`pacing::FIRST_REPORT_GRACE`):
-/// a provider that answers within it gets its answer reported in one status write.
+/// When an apply that has reported nothing yet has a new Workspace the provider has said
+/// nothing of but "creating" (`workspace_has_news`), how long to wait for more
+/// (`pacing::FIRST_REPORT_GRACE`): a provider that finishes within it gets its answer reported
+/// in one status write; one that takes longer has "creating" reported when the grace is over.
 fn awaiting_first_report(apply: &WorkspaceTemplateApply, ws: &Workspace) -> Option<Duration> {
-    let reported = |conditions: &[crate::api::conditions::XpCondition]| !conditions.is_empty();
     let reported = apply
         .status
         .as_ref()
-        .is_some_and(|s| reported(&s.conditions))
-        || ws.status.as_ref().is_some_and(|s| reported(&s.conditions));
+        .is_some_and(|s| !s.conditions.is_empty())
+        || workspace_has_news(ws);
     pacing::first_report_wait(reported, super::age(ws)?)
 }
 
@@ -612,5 +622,38 @@ async fn cleanup(apply: &WorkspaceTemplateApply, state: &State) -> Result<Cleanu
             Ok(Cleanup::Waiting)
         }
         _ => Ok(Cleanup::Done),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_workspaces_keep_a_module_digest_and_conditions_but_no_outputs() {
+        let mut ws: Workspace = serde_json::from_value(json!({
+            "apiVersion": "tf.upbound.io/v1beta1",
+            "kind": "Workspace",
+            "metadata": { "name": "ws", "generation": 2 },
+            "spec": { "forProvider": { "source": "Inline", "module": "resource \"x\" \"y\" {}" } },
+            "status": {
+                "atProvider": { "outputs": { "cluster_name": "c" }, "checksum": "abc" },
+                "conditions": [{ "type": "Ready", "status": "True", "reason": "Available",
+                                 "lastTransitionTime": "2026-01-01T00:00:00Z" }]
+            }
+        }))
+        .expect("a Workspace");
+        let mut again = ws.clone();
+        trim_workspace(&mut ws);
+        let module = &ws.spec.for_provider.module;
+        assert!(module.starts_with(MODULE_DIGEST) && !module.contains("resource"));
+        let status = ws.status.as_ref().expect("status kept");
+        assert_eq!(status.at_provider, None);
+        assert_eq!(status.conditions.len(), 1);
+        // Trimming is idempotent: a desired object trimmed for comparison matches the cache.
+        trim_workspace(&mut again);
+        trim_workspace(&mut again);
+        let json = |w: &Workspace| serde_json::to_value(w).expect("serializes");
+        assert_eq!(json(&again), json(&ws));
     }
 }

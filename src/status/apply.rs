@@ -41,6 +41,25 @@ pub fn workspace_applied(workspace: &Workspace) -> bool {
     synced_now && find(conditions, READY).is_some_and(XpCondition::is_true)
 }
 
+/// Whether provider-terraform has said anything of a Workspace beyond "creating": a condition
+/// other than `Ready=False/Creating` and a successful `Synced` (crossplane-runtime's managed
+/// reconciler writes those two right after the create call). An error, `Available`, a
+/// deletion or an unknown reason is news. A new apply's first status waits a little for news
+/// (`pacing::first_report_wait`): a provider that answers quickly then has its answer reported
+/// in one status write instead of two (`Creating`, then `Available` on the next observation).
+pub fn workspace_has_news(workspace: &Workspace) -> bool {
+    let conditions = workspace
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    conditions.iter().any(|c| match c.type_.as_str() {
+        READY => c.is_true() || c.reason != reason::CREATING,
+        SYNCED => !c.is_true(),
+        _ => true,
+    })
+}
+
 /// The conditions an apply shows while its Workspace exists: the Workspace's own, except that
 /// `Ready=True` counts only once the current spec is applied ([`workspace_applied`]); before,
 /// the apply shows `Ready=False` with reason [`reason::APPLYING`].
@@ -248,6 +267,37 @@ mod tests {
 
     fn cond(t: &str, s: &str, r: &str, m: &str, g: i64) -> serde_json::Value {
         json!({ "type": t, "status": s, "reason": r, "message": m, "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": g })
+    }
+
+    #[test]
+    fn only_more_than_creating_is_news() {
+        let creating = workspace(
+            1,
+            json!([
+                cond("Ready", "False", "Creating", "", 1),
+                cond("Synced", "True", "ReconcileSuccess", "", 1)
+            ]),
+        );
+        assert!(!workspace_has_news(&creating));
+        assert!(!workspace_has_news(&workspace(1, json!([]))), "nothing yet");
+        let available = workspace(
+            1,
+            json!([
+                cond("Ready", "True", "Available", "", 1),
+                cond("Synced", "True", "ReconcileSuccess", "", 1)
+            ]),
+        );
+        assert!(workspace_has_news(&available));
+        let failed = workspace(
+            1,
+            json!([
+                cond("Ready", "False", "Creating", "", 1),
+                cond("Synced", "False", "ReconcileError", "apply failed", 1)
+            ]),
+        );
+        assert!(workspace_has_news(&failed), "an error is reported at once");
+        let deleting = workspace(1, json!([cond("Ready", "False", "Deleting", "", 1)]));
+        assert!(workspace_has_news(&deleting));
     }
 
     #[test]

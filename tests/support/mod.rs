@@ -167,7 +167,9 @@ impl Operator {
             metrics.clone(),
             Some(namespace.to_string()),
             Some("test".into()),
-        );
+        )
+        // The test control plane (Kubernetes 1.34) serves streaming lists, as `run` finds out.
+        .with_streaming_lists(true);
         configure(&mut ctx);
         let ctx = Arc::new(ctx);
         let (stop, rx) = tokio::sync::watch::channel(false);
@@ -179,6 +181,7 @@ impl Operator {
         let [for_control_planes, for_applies] = capt_fargate::runtime::shared::start(
             ctx.scoped_api(),
             ctx.scoped_api(),
+            ctx.watcher_config(),
             shutdown.clone(),
         );
         let tasks = vec![

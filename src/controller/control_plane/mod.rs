@@ -67,7 +67,7 @@ pub async fn run(
     let (control_planes, cp_events) = cache::watch(
         watcher(
             ctx.scoped_api::<CAPTControlPlane>(),
-            watcher::Config::default().any_semantic(),
+            ctx.watcher_config(),
         ),
         cache::keep_all,
         Some(secrets_read),
