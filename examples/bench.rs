@@ -1783,14 +1783,20 @@ impl Report {
                 sc.seconds * start.nproc.parse::<f64>().unwrap_or(1.0)
             ));
             md.push_str("API requests during the scale run (operator and simulated provider together) and the floor (floor client and simulated provider), by resource, subresource and verb:\n\n");
-            md.push_str("| Request | Operator run | Per control plane | Floor |\n|---|---|---|---|\n");
-            let (scale_requests, floor_requests) = (sc.requests.by_request(), fl.requests.by_request());
+            md.push_str(
+                "| Request | Operator run | Per control plane | Floor |\n|---|---|---|---|\n",
+            );
+            let (scale_requests, floor_requests) =
+                (sc.requests.by_request(), fl.requests.by_request());
             let keys: std::collections::BTreeSet<&String> =
                 scale_requests.keys().chain(floor_requests.keys()).collect();
             for k in keys {
                 let v = scale_requests.get(k).copied().unwrap_or(0.0);
                 let f = floor_requests.get(k).copied().unwrap_or(0.0);
-                md.push_str(&format!("| {k} | {v:.0} | {:.1} | {f:.0} |\n", v / n as f64));
+                md.push_str(&format!(
+                    "| {k} | {v:.0} | {:.1} | {f:.0} |\n",
+                    v / n as f64
+                ));
             }
             let code = |c: &str| {
                 sc.requests
@@ -1913,7 +1919,10 @@ impl Report {
                         all / 1048576.0
                     ));
                 }
-                md.push_str(&format!("| all | | | | | {:.1} MiB |\n\n", total / 1048576.0));
+                md.push_str(&format!(
+                    "| all | | | | | {:.1} MiB |\n\n",
+                    total / 1048576.0
+                ));
             }
         }
 

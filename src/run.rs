@@ -204,13 +204,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let shutdown = futures::future::select(stopped.clone(), lost.clone())
         .map(|_| ())
         .shared();
-    let [for_control_planes, for_applies] =
-        crate::runtime::shared::start(
-            ctx.scoped_api(),
-            ctx.scoped_api(),
-            ctx.watcher_config(),
-            shutdown.clone(),
-        );
+    let [for_control_planes, for_applies] = crate::runtime::shared::start(
+        ctx.scoped_api(),
+        ctx.scoped_api(),
+        ctx.watcher_config(),
+        shutdown.clone(),
+    );
     let controllers = futures::future::join(
         controller::control_plane::run(ctx.clone(), for_control_planes, shutdown.clone()),
         controller::workspace_apply::run(ctx, for_applies, shutdown.clone()),

@@ -62,7 +62,11 @@ where
         while let Some(event) = events.next().await {
             match event {
                 Ok(WatchEvent::Bookmark(bookmark)) => {
-                    if bookmark.metadata.annotations.contains_key(INITIAL_EVENTS_END) {
+                    if bookmark
+                        .metadata
+                        .annotations
+                        .contains_key(INITIAL_EVENTS_END)
+                    {
                         return true;
                     }
                 }
@@ -91,7 +95,10 @@ mod tests {
         );
         assert!(streaming.bookmarks);
         let listing = config(false);
-        assert_eq!(listing.initial_list_strategy, InitialListStrategy::ListWatch);
+        assert_eq!(
+            listing.initial_list_strategy,
+            InitialListStrategy::ListWatch
+        );
         assert_eq!(listing.list_semantic, ListSemantic::Any);
         assert!(listing.bookmarks);
     }

@@ -89,23 +89,37 @@ pub fn mirror_workspace(workspace: &Workspace) -> Vec<WantedCondition> {
                 workspace.name_any()
             ),
         ),
+        // provider-terraform's `Creating` (no message) says what the apply said before it:
+        // the same words, so that it changes nothing and costs no status write.
+        Some(c) if !c.is_true() && c.reason == reason::CREATING && no_message(c) => {
+            creating(workspace)
+        }
         Some(c) => WantedCondition::new(
             READY,
             c.is_true(),
             &c.reason,
             c.message.clone().unwrap_or_default(),
         ),
-        None => WantedCondition::new(
-            READY,
-            false,
-            reason::CREATING,
-            format!(
-                "waiting for provider-terraform to apply Workspace {}",
-                workspace.name_any()
-            ),
-        ),
+        None => creating(workspace),
     };
     vec![synced, ready]
+}
+
+fn no_message(condition: &XpCondition) -> bool {
+    condition.message.as_deref().is_none_or(str::is_empty)
+}
+
+/// `Ready=False/Creating` while provider-terraform creates a Workspace.
+fn creating(workspace: &Workspace) -> WantedCondition {
+    WantedCondition::new(
+        READY,
+        false,
+        reason::CREATING,
+        format!(
+            "waiting for provider-terraform to apply Workspace {}",
+            workspace.name_any()
+        ),
+    )
 }
 
 /// What an apply is doing, as the control plane sees it.
@@ -298,6 +312,25 @@ mod tests {
         assert!(workspace_has_news(&failed), "an error is reported at once");
         let deleting = workspace(1, json!([cond("Ready", "False", "Deleting", "", 1)]));
         assert!(workspace_has_news(&deleting));
+    }
+
+    #[test]
+    fn the_providers_creating_reads_as_the_wait_before_it() {
+        // Before any report, and after the provider's `Creating`: the same conditions, so an
+        // apply that reported the first does not write again for the second.
+        let before = mirror_workspace(&workspace(1, json!([])));
+        let creating = mirror_workspace(&workspace(
+            1,
+            json!([
+                cond("Ready", "False", "Creating", "", 1),
+                cond("Synced", "True", "ReconcileSuccess", "", 1)
+            ]),
+        ));
+        assert_eq!(before, creating);
+        assert_eq!(
+            creating[1].message,
+            "waiting for provider-terraform to apply Workspace ws"
+        );
     }
 
     #[test]

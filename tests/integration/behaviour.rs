@@ -1162,11 +1162,8 @@ async fn a_quick_provider_costs_each_apply_one_status_write() {
             w.namespace == ns && w.kind() == "workspacetemplateapplies/status" && w.succeeded()
         })
         .collect();
-    let mut per_apply: BTreeMap<String, usize> = applies
-        .items
-        .iter()
-        .map(|a| (a.name_any(), 0))
-        .collect();
+    let mut per_apply: BTreeMap<String, usize> =
+        applies.items.iter().map(|a| (a.name_any(), 0)).collect();
     for w in &writes {
         *per_apply.entry(w.name.clone()).or_default() += 1;
     }

@@ -554,7 +554,10 @@ async fn the_api_server_serves_streaming_lists_and_the_operator_finds_out() {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     for name in ["a", "b", "c"] {
         let secret: Secret = from_json(json!({ "metadata": { "name": name } }));
-        secrets.create(&PostParams::default(), &secret).await.unwrap();
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
     }
     assert!(
         capt_fargate::runtime::listing::streaming_lists_served(&secrets).await,

@@ -65,10 +65,7 @@ pub async fn run(
         secret_events,
     } = watched;
     let (control_planes, cp_events) = cache::watch(
-        watcher(
-            ctx.scoped_api::<CAPTControlPlane>(),
-            ctx.watcher_config(),
-        ),
+        watcher(ctx.scoped_api::<CAPTControlPlane>(), ctx.watcher_config()),
         cache::keep_all,
         Some(secrets_read),
     );
