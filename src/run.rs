@@ -160,11 +160,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         },
         None => None,
     };
-    let ctx = Arc::new(
-        Context::new(client, metrics, args.namespace.clone(), Some(identity))
-            .with_max_concurrent_reconciles(args.max_concurrent_reconciles)
-            .with_watch_filter(args.watch_filter.clone()),
-    );
+    let ctx = Context::new(client, metrics, args.namespace.clone(), Some(identity))
+        .with_max_concurrent_reconciles(args.max_concurrent_reconciles)
+        .with_watch_filter(args.watch_filter.clone());
+    // Asked once: an API server without streaming lists (Kubernetes 1.33) rejects them.
+    let streaming = crate::runtime::listing::streaming_lists_served(
+        &ctx.scoped_api::<k8s_openapi::api::core::v1::Secret>(),
+    )
+    .await;
+    info!(streaming, "watches fill their caches with streaming lists");
+    let ctx = Arc::new(ctx.with_streaming_lists(streaming));
     // The Lease is renewed while a receiver of its flag lives: until `run` returns.
     let _leading = leadership.clone();
     let lost = lost(leadership);
@@ -246,6 +251,7 @@ async fn run_controllers(
         ctx.scoped_api(),
         ctx.filtered_watch(),
         ctx.scoped_api(),
+        ctx.watcher_config(),
         shutdown.clone(),
     );
     let controllers = futures::future::join3(

@@ -48,6 +48,9 @@ pub struct Context {
     pub watch_filter: Option<String>,
     /// Reconciles each controller runs at once (`--max-concurrent-reconciles`).
     pub max_concurrent_reconciles: u16,
+    /// Whether watches fill their caches with a streaming list (`runtime::listing`); `run`
+    /// asks the API server at start.
+    pub streaming_lists: bool,
     /// TEST ONLY, never set by the operator: creates every missing additional profile at once,
     /// breaking AWS's one-operation-at-a-time rule on purpose, so that a test proves the
     /// simulated provider's overlap check sees it (`tests/integration/lifecycle.rs`).
@@ -77,6 +80,7 @@ impl Context {
             namespace,
             watch_filter: None,
             max_concurrent_reconciles: DEFAULT_MAX_CONCURRENT_RECONCILES,
+            streaming_lists: false,
             test_only_create_profiles_at_once: false,
             sent_events: SentEvents::default(),
         }
@@ -98,11 +102,23 @@ impl Context {
     /// applies): only those carrying the watch-filter label, when one is set. Secrets,
     /// templates, Workspaces and Clusters are read whatever their labels.
     pub fn filtered_watch(&self) -> kube::runtime::watcher::Config {
-        let config = kube::runtime::watcher::Config::default().any_semantic();
+        let config = self.watcher_config();
         match &self.watch_filter {
             Some(value) => config.labels(&format!("{}={value}", crate::names::LABEL_WATCH_FILTER)),
             None => config,
         }
+    }
+
+    /// The same context with its watches filling their caches by streaming lists or not
+    /// (`runtime::listing::streaming_lists_served` tells whether the API server serves them).
+    pub fn with_streaming_lists(mut self, streaming: bool) -> Self {
+        self.streaming_lists = streaming;
+        self
+    }
+
+    /// The configuration of every watch (`runtime::listing::config`).
+    pub fn watcher_config(&self) -> kube::runtime::watcher::Config {
+        crate::runtime::listing::config(self.streaming_lists)
     }
 
     /// A controller's runtime configuration: its concurrency, and `debounce`.

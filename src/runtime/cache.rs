@@ -327,8 +327,9 @@ where
     )
 }
 
-/// Drops managed fields (never read here, often the larger part of an object) and trims.
-fn prepare<K: Resource>(obj: &mut K, trim: fn(&mut K)) {
+/// Drops managed fields (never read here, often the larger part of an object) and trims: an
+/// object as every cache keeps it (`examples/bench.rs` measures what that keeps).
+pub fn prepare<K: Resource>(obj: &mut K, trim: fn(&mut K)) {
     obj.meta_mut().managed_fields = None;
     trim(obj);
 }

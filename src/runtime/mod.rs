@@ -12,6 +12,8 @@
 //! - [`index`]: secondary indexes of a cache (owner, Secret read, template).
 //! - [`shared`]: one watch per kind shared by both controllers (fan-out of every event,
 //!   deletions included).
+//! - [`listing`]: how watches fill their caches (a streaming list where the API server
+//!   serves one, so the initial list is never decoded whole).
 //! - [`write`] with [`diff`]: the stamped write path (POST, then merge patches at the version
 //!   read): a child's spec becomes exactly what was rendered, removals included, while
 //!   metadata others added is kept.
@@ -28,6 +30,7 @@ pub mod echo;
 pub mod events;
 pub mod finalizer;
 pub mod index;
+pub mod listing;
 pub mod shared;
 pub mod status_writes;
 pub mod version;

@@ -42,18 +42,20 @@ pub struct Watched {
 }
 
 /// The shares of both controllers: `[control plane, apply]`, watching `apply_api` with
-/// `apply_config` (which carries the watch filter, if any) and `secret_api` (the operator's
-/// scope). The watches run until `shutdown`.
+/// `apply_config` (`Context::filtered_watch`: the watch filter, if any) and `secret_api` (the
+/// operator's scope) with `config` (`Context::watcher_config`). The watches run until
+/// `shutdown`.
 pub fn start<F>(
     apply_api: Api<WorkspaceTemplateApply>,
     apply_config: watcher::Config,
     secret_api: Api<Secret>,
+    config: watcher::Config,
     shutdown: F,
 ) -> [Watched; 2]
 where
     F: Future<Output = ()> + Clone + Send + 'static,
 {
-    let config = || watcher::Config::default().any_semantic();
+    let config = || config.clone();
     let (applies, apply_source) = cache::watch(
         watcher(apply_api, apply_config).backoff(WatchBackoff::for_controller()),
         cache::keep_all,
@@ -109,8 +111,12 @@ fn apply_index_keys(apply: &WorkspaceTemplateApply) -> Vec<String> {
         .collect()
 }
 
-/// Secret values never enter the cache: only which keys a secret has is ever read.
-fn key_names_only(secret: &mut Secret) {
+/// Secret values never enter the cache: only which keys a secret has is ever read (and its
+/// name). Labels and annotations go too: nothing reads them, and an annotation such as
+/// kubectl's last-applied configuration may repeat the values.
+pub fn key_names_only(secret: &mut Secret) {
+    secret.metadata.labels = None;
+    secret.metadata.annotations = None;
     for value in secret.data.iter_mut().flat_map(|d| d.values_mut()) {
         *value = ByteString(Vec::new());
     }
@@ -167,6 +173,14 @@ mod tests {
         let mut secret = Secret {
             metadata: ObjectMeta {
                 name: Some("eks-connection".into()),
+                labels: Some([("app".to_string(), "x".to_string())].into()),
+                annotations: Some(
+                    [(
+                        "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+                        r#"{"data":{"kubeconfig":"c2VjcmV0"}}"#.to_string(),
+                    )]
+                    .into(),
+                ),
                 ..Default::default()
             },
             data: Some(
@@ -186,6 +200,9 @@ mod tests {
         assert_eq!(data.keys().collect::<Vec<_>>(), ["kubeconfig"]);
         assert!(data.values().all(|v| v.0.is_empty()));
         assert_eq!(secret.string_data, None);
+        assert_eq!(secret.metadata.annotations, None, "may repeat the values");
+        assert_eq!(secret.metadata.labels, None);
+        assert_eq!(secret.metadata.name.as_deref(), Some("eks-connection"));
     }
 
     #[tokio::test]

@@ -41,6 +41,25 @@ pub fn workspace_applied(workspace: &Workspace) -> bool {
     synced_now && find(conditions, READY).is_some_and(XpCondition::is_true)
 }
 
+/// Whether provider-terraform has said anything of a Workspace beyond "creating": a condition
+/// other than `Ready=False/Creating` and a successful `Synced` (crossplane-runtime's managed
+/// reconciler writes those two right after the create call). An error, `Available`, a
+/// deletion or an unknown reason is news. A new apply's first status waits a little for news
+/// (`pacing::first_report_wait`): a provider that answers quickly then has its answer reported
+/// in one status write instead of two (`Creating`, then `Available` on the next observation).
+pub fn workspace_has_news(workspace: &Workspace) -> bool {
+    let conditions = workspace
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    conditions.iter().any(|c| match c.type_.as_str() {
+        READY => c.is_true() || c.reason != reason::CREATING,
+        SYNCED => !c.is_true(),
+        _ => true,
+    })
+}
+
 /// The conditions an apply shows while its Workspace exists: the Workspace's own, except that
 /// `Ready=True` counts only once the current spec is applied ([`workspace_applied`]); before,
 /// the apply shows `Ready=False` with reason [`reason::APPLYING`].
@@ -70,23 +89,37 @@ pub fn mirror_workspace(workspace: &Workspace) -> Vec<WantedCondition> {
                 workspace.name_any()
             ),
         ),
+        // provider-terraform's `Creating` (no message) says what the apply said before it:
+        // the same words, so that it changes nothing and costs no status write.
+        Some(c) if !c.is_true() && c.reason == reason::CREATING && no_message(c) => {
+            creating(workspace)
+        }
         Some(c) => WantedCondition::new(
             READY,
             c.is_true(),
             &c.reason,
             c.message.clone().unwrap_or_default(),
         ),
-        None => WantedCondition::new(
-            READY,
-            false,
-            reason::CREATING,
-            format!(
-                "waiting for provider-terraform to apply Workspace {}",
-                workspace.name_any()
-            ),
-        ),
+        None => creating(workspace),
     };
     vec![synced, ready]
+}
+
+fn no_message(condition: &XpCondition) -> bool {
+    condition.message.as_deref().is_none_or(str::is_empty)
+}
+
+/// `Ready=False/Creating` while provider-terraform creates a Workspace.
+fn creating(workspace: &Workspace) -> WantedCondition {
+    WantedCondition::new(
+        READY,
+        false,
+        reason::CREATING,
+        format!(
+            "waiting for provider-terraform to apply Workspace {}",
+            workspace.name_any()
+        ),
+    )
 }
 
 /// What an apply is doing, as the control plane sees it.
@@ -251,6 +284,56 @@ mod tests {
 
     fn cond(t: &str, s: &str, r: &str, m: &str, g: i64) -> serde_json::Value {
         json!({ "type": t, "status": s, "reason": r, "message": m, "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": g })
+    }
+
+    #[test]
+    fn only_more_than_creating_is_news() {
+        let creating = workspace(
+            1,
+            json!([
+                cond("Ready", "False", "Creating", "", 1),
+                cond("Synced", "True", "ReconcileSuccess", "", 1)
+            ]),
+        );
+        assert!(!workspace_has_news(&creating));
+        assert!(!workspace_has_news(&workspace(1, json!([]))), "nothing yet");
+        let available = workspace(
+            1,
+            json!([
+                cond("Ready", "True", "Available", "", 1),
+                cond("Synced", "True", "ReconcileSuccess", "", 1)
+            ]),
+        );
+        assert!(workspace_has_news(&available));
+        let failed = workspace(
+            1,
+            json!([
+                cond("Ready", "False", "Creating", "", 1),
+                cond("Synced", "False", "ReconcileError", "apply failed", 1)
+            ]),
+        );
+        assert!(workspace_has_news(&failed), "an error is reported at once");
+        let deleting = workspace(1, json!([cond("Ready", "False", "Deleting", "", 1)]));
+        assert!(workspace_has_news(&deleting));
+    }
+
+    #[test]
+    fn the_providers_creating_reads_as_the_wait_before_it() {
+        // Before any report, and after the provider's `Creating`: the same conditions, so an
+        // apply that reported the first does not write again for the second.
+        let before = mirror_workspace(&workspace(1, json!([])));
+        let creating = mirror_workspace(&workspace(
+            1,
+            json!([
+                cond("Ready", "False", "Creating", "", 1),
+                cond("Synced", "True", "ReconcileSuccess", "", 1)
+            ]),
+        ));
+        assert_eq!(before, creating);
+        assert_eq!(
+            creating[1].message,
+            "waiting for provider-terraform to apply Workspace ws"
+        );
     }
 
     #[test]

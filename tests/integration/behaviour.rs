@@ -1138,3 +1138,38 @@ async fn sigterm_lets_a_running_reconcile_finish_and_exits_cleanly() {
     drop(next);
     samples.stop().await;
 }
+
+/// provider-terraform reports a new Workspace `Creating` right after its create call and
+/// `Available` at the next observation. A provider that gets there within the first-report
+/// grace (10 s) costs each apply one status write, not one per step (`workspace_has_news`).
+#[tokio::test]
+async fn a_quick_provider_costs_each_apply_one_status_write() {
+    let samples = Samples::start("one-status", Duration::ZERO).await;
+    let ns = samples.ns.name.clone();
+    let log = AuditLog::open().await;
+    let operator = Operator::start(samples.client.clone(), &ns);
+    samples.create_vpc_secret().await;
+    samples.all_ready_within(4, WAIT).await;
+    // The tail of the convergence.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    operator.stop().await;
+    let applies = samples.applies().list(&Default::default()).await.unwrap();
+    assert!(!applies.items.is_empty());
+    let writes: Vec<Write> = log
+        .writes()
+        .into_iter()
+        .filter(|w| {
+            w.namespace == ns && w.kind() == "workspacetemplateapplies/status" && w.succeeded()
+        })
+        .collect();
+    let mut per_apply: BTreeMap<String, usize> =
+        applies.items.iter().map(|a| (a.name_any(), 0)).collect();
+    for w in &writes {
+        *per_apply.entry(w.name.clone()).or_default() += 1;
+    }
+    assert!(
+        per_apply.values().all(|n| *n == 1),
+        "status writes per apply: {per_apply:?}"
+    );
+    samples.stop().await;
+}

@@ -544,3 +544,45 @@ async fn service_account_tokens_are_authenticated_and_authorized() {
 
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn the_api_server_serves_streaming_lists_and_the_operator_finds_out() {
+    use futures::TryStreamExt;
+    use kube::runtime::watcher;
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "streaming-list").await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    for name in ["a", "b", "c"] {
+        let secret: Secret = from_json(json!({ "metadata": { "name": name } }));
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    assert!(
+        capt_fargate::runtime::listing::streaming_lists_served(&secrets).await,
+        "Kubernetes 1.34 serves streaming lists by default"
+    );
+    // The operator's watch configuration delivers the existing objects one by one, then the
+    // end of the initial list.
+    let events = watcher(secrets, capt_fargate::runtime::listing::config(true));
+    let initial: Vec<String> = tokio::time::timeout(
+        Duration::from_secs(30),
+        events
+            .try_take_while(|e| futures::future::ready(Ok(!matches!(e, watcher::Event::InitDone))))
+            .try_filter_map(|e| async move {
+                Ok(match e {
+                    watcher::Event::InitApply(s) => s.metadata.name,
+                    _ => None,
+                })
+            })
+            .try_collect(),
+    )
+    .await
+    .expect("the initial list ends")
+    .expect("no watch error");
+    let mut initial = initial;
+    initial.sort();
+    assert_eq!(initial, ["a", "b", "c"]);
+    ns.delete().await;
+}

@@ -177,7 +177,9 @@ impl Operator {
             metrics.clone(),
             Some(namespace.to_string()),
             Some("test".into()),
-        );
+        )
+        // The test control plane (Kubernetes 1.34) serves streaming lists, as `run` finds out.
+        .with_streaming_lists(true);
         configure(&mut ctx);
         let ctx = Arc::new(ctx);
         let (stop, rx) = tokio::sync::watch::channel(false);
@@ -190,6 +192,7 @@ impl Operator {
             ctx.scoped_api(),
             ctx.filtered_watch(),
             ctx.scoped_api(),
+            ctx.watcher_config(),
             shutdown.clone(),
         );
         let tasks = vec![

@@ -248,20 +248,20 @@ fn template_absent<'a>(o: &Observed<'_>) -> Step<'a> {
     }
 }
 
-/// When an apply that has reported nothing yet has a new Workspace the provider has not
-/// reported on either, how long to wait for that first report (`pacing::FIRST_REPORT_GRACE`):
-/// a provider that answers within it gets its answer reported in one status write.
+/// When an apply that has reported nothing yet has a new Workspace the provider has said
+/// nothing of but "creating" (`workspace_has_news`), how long to wait for more
+/// (`pacing::FIRST_REPORT_GRACE`): a provider that finishes within it gets its answer reported
+/// in one status write; one that takes longer has "creating" reported when the grace is over.
 fn awaiting_first_report(
     apply: &WorkspaceTemplateApply,
     ws: &Workspace,
     age: Option<Duration>,
 ) -> Option<Duration> {
-    let reported = |conditions: &[crate::api::conditions::XpCondition]| !conditions.is_empty();
     let reported = apply
         .status
         .as_ref()
-        .is_some_and(|s| reported(&s.conditions))
-        || ws.status.as_ref().is_some_and(|s| reported(&s.conditions));
+        .is_some_and(|s| !s.conditions.is_empty())
+        || crate::status::apply::workspace_has_news(ws);
     pacing::first_report_wait(reported, age?)
 }
 

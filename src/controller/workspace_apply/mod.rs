@@ -58,7 +58,7 @@ pub async fn run(
     watched: Watched,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let config = || watcher::Config::default().any_semantic();
+    let config = || ctx.watcher_config();
     let shutdown = shutdown.shared();
     let Watched {
         applies,
@@ -70,7 +70,7 @@ pub async fn run(
     // before one is created under it. Indexed by the Secrets they read, for the secret guard.
     let (workspaces, workspace_source) = cache::watch(
         watcher(Api::<Workspace>::all(ctx.client.clone()), config()),
-        fingerprint_module,
+        trim_workspace,
         Some(secret_guard::workspace_index_keys),
     );
     // The secret guard runs beside this controller on the same caches and events.
@@ -194,6 +194,17 @@ fn paused_annotation(cp: &PartialObjectMeta<CAPTControlPlane>) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// Cached Workspaces keep what the operator reads: the spec it compares (the module as a
+/// digest, [`fingerprint_module`]), the conditions it reports and the outputs an apply reports
+/// (`status.outputs`, which give the control plane its `status.version`); not the provider's
+/// checksum.
+pub fn trim_workspace(ws: &mut Workspace) {
+    fingerprint_module(ws);
+    if let Some(at_provider) = ws.status.as_mut().and_then(|s| s.at_provider.as_mut()) {
+        at_provider.checksum = None;
+    }
+}
+
 /// Cached Workspaces keep a digest of their Terraform module instead of its text: the cache
 /// only compares it, and 1,000s of modules would dominate the operator's memory.
 fn fingerprint_module(ws: &mut Workspace) {
@@ -276,4 +287,40 @@ pub fn workspace_name_of(apply: &WorkspaceTemplateApply) -> String {
 /// Whether `ws` was created for this apply (same uid label).
 fn owned_by(ws: &Workspace, apply: &WorkspaceTemplateApply) -> bool {
     ws.labels().get(names::LABEL_APPLY_UID).map(String::as_str) == apply.uid().as_deref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cached_workspaces_keep_a_module_digest_conditions_and_outputs() {
+        let mut ws: Workspace = serde_json::from_value(json!({
+            "apiVersion": "tf.upbound.io/v1beta1",
+            "kind": "Workspace",
+            "metadata": { "name": "ws", "generation": 2 },
+            "spec": { "forProvider": { "source": "Inline", "module": "resource \"x\" \"y\" {}" } },
+            "status": {
+                "atProvider": { "outputs": { "cluster_name": "c" }, "checksum": "abc" },
+                "conditions": [{ "type": "Ready", "status": "True", "reason": "Available",
+                                 "lastTransitionTime": "2026-01-01T00:00:00Z" }]
+            }
+        }))
+        .expect("a Workspace");
+        let mut again = ws.clone();
+        trim_workspace(&mut ws);
+        let module = &ws.spec.for_provider.module;
+        assert!(module.starts_with(MODULE_DIGEST) && !module.contains("resource"));
+        let status = ws.status.as_ref().expect("status kept");
+        let at_provider = status.at_provider.as_ref().expect("outputs kept");
+        assert_eq!(at_provider.checksum, None);
+        assert_eq!(at_provider.outputs.as_ref().map(|o| o.len()), Some(1));
+        assert_eq!(status.conditions.len(), 1);
+        // Trimming is idempotent: a desired object trimmed for comparison matches the cache.
+        trim_workspace(&mut again);
+        trim_workspace(&mut again);
+        let json = |w: &Workspace| serde_json::to_value(w).expect("serializes");
+        assert_eq!(json(&again), json(&ws));
+    }
 }
