@@ -5,7 +5,11 @@
 //! Where each comes from:
 //! - `list`/`watch`: the watches of CAPTControlPlanes, applies, WorkspaceTemplates, Workspaces
 //!   and Secrets. The Secret watch is a full watch (not metadata-only: the key names are in
-//!   `data`); values are blanked before the cache keeps them (`runtime::shared`).
+//!   `data`); values become digests before the cache keeps them, except the EKS connection
+//!   secret's public endpoint, CA and name (`runtime::shared`).
+//! - `create` + `patch` on Secrets: the `<cluster>-kubeconfig` and `<cluster>-user-kubeconfig`
+//!   Secrets (`controller::control_plane::kubeconfig`). RBAC cannot limit `create` to names,
+//!   so it covers every Secret in the operator's scope; the code writes no other.
 //! - `get`: templates and Secrets outside the operator's namespace are read directly, and a
 //!   create that finds its child there already reads it (`runtime::write`).
 //! - `create` + `patch` on applies and Workspaces: children are created with a POST and
@@ -88,7 +92,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         group: "",
         resource: "secrets",
-        verbs: &["get", "list", "watch"],
+        verbs: &["create", "get", "list", "patch", "watch"],
     },
     Rule {
         group: "events.k8s.io",
@@ -105,14 +109,13 @@ pub const LEADER_ELECTION_RULES: &[Rule] = &[Rule {
     verbs: &["create", "get", "patch"],
 }];
 
-/// (group, resource, verb) the operator never uses and must not be granted: Secrets are only
-/// read (key names), the user's CAPTControlPlanes and WorkspaceTemplates are never created,
+/// (group, resource, verb) the operator never uses and must not be granted: Secrets are
+/// never deleted (the kubeconfig Secrets go with their owner) or replaced, the user's CAPTControlPlanes and WorkspaceTemplates are never created,
 /// replaced or deleted, children are patched, never replaced (`update`), and nothing outside
 /// [`RULES`] and [`LEADER_ELECTION_RULES`] is touched.
 pub const FORBIDDEN: &[(&str, &str, &str)] = &[
-    ("", "secrets", "create"),
     ("", "secrets", "delete"),
-    ("", "secrets", "patch"),
+    ("", "secrets", "update"),
     ("", "configmaps", "get"),
     (
         "controlplane.cluster.x-k8s.io",

@@ -100,6 +100,19 @@ pub fn identify(config: &mut Config) {
     }
 }
 
+/// Where kubeconfig tokens come from: the operator's AWS credentials, unless the test-only
+/// static token file is given.
+fn token_source(args: &RunArgs) -> crate::aws::token::SharedTokenSource {
+    use crate::aws::token::{AwsTokenSource, StaticTokenSource};
+    match &args.test_only_static_token_file {
+        Some(path) => {
+            warn!(file = %path.display(), "TEST ONLY: kubeconfig Secrets get a static token from a file instead of an EKS IAM token");
+            Arc::new(StaticTokenSource::from_file(path))
+        }
+        None => Arc::new(AwsTokenSource::from_environment()),
+    }
+}
+
 /// Resolves on the first SIGTERM or Ctrl-C.
 async fn termination() {
     let ctrl_c = tokio::signal::ctrl_c().map(|_| ());
@@ -182,7 +195,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 
     let ctx = Arc::new(
         Context::new(client, metrics, args.namespace.clone(), Some(identity))
-            .with_max_concurrent_reconciles(args.max_concurrent_reconciles),
+            .with_max_concurrent_reconciles(args.max_concurrent_reconciles)
+            .with_token_source(token_source(&args))
+            .with_operator_role_arn(args.operator_role_arn.clone()),
     );
     let lost = {
         let leadership = leadership.clone();

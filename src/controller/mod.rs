@@ -48,6 +48,15 @@ pub struct Context {
     /// simulated provider's overlap check sees it (`tests/integration/lifecycle.rs`).
     #[doc(hidden)]
     pub test_only_create_profiles_at_once: bool,
+    /// Where the token of the `<cluster>-kubeconfig` Secrets comes from. [`NoTokenSource`]
+    /// unless chosen (`run` chooses AWS, or the test-only static source): nothing reaches for
+    /// AWS credentials by default.
+    ///
+    /// [`NoTokenSource`]: crate::aws::token::NoTokenSource
+    pub token_source: crate::aws::token::SharedTokenSource,
+    /// The operator's IAM role ARN (`--operator-role-arn`), given to the EKS module for an
+    /// access entry; empty for none.
+    pub operator_role_arn: String,
     /// Last event published per series: the same event is not sent twice in a row, even when
     /// a reconcile runs on a cached object that predates its own status write.
     sent_events: SentEvents,
@@ -72,6 +81,8 @@ impl Context {
             namespace,
             max_concurrent_reconciles: DEFAULT_MAX_CONCURRENT_RECONCILES,
             test_only_create_profiles_at_once: false,
+            token_source: Arc::new(crate::aws::token::NoTokenSource),
+            operator_role_arn: String::new(),
             sent_events: SentEvents::default(),
         }
     }
@@ -79,6 +90,18 @@ impl Context {
     /// The same context with each controller running at most `n` reconciles at once.
     pub fn with_max_concurrent_reconciles(mut self, n: std::num::NonZeroU16) -> Self {
         self.max_concurrent_reconciles = n.get();
+        self
+    }
+
+    /// The same context minting kubeconfig tokens with `source`.
+    pub fn with_token_source(mut self, source: crate::aws::token::SharedTokenSource) -> Self {
+        self.token_source = source;
+        self
+    }
+
+    /// The same context granting `arn` (the operator's IAM role) EKS access in each cluster.
+    pub fn with_operator_role_arn(mut self, arn: String) -> Self {
+        self.operator_role_arn = arn;
         self
     }
 

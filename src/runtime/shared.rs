@@ -35,7 +35,7 @@ pub struct Watched {
     pub applies: Cache<WorkspaceTemplateApply>,
     /// The apply watch's events, after the cache has taken them.
     pub apply_events: Events<WorkspaceTemplateApply>,
-    /// Secrets with their key names, values blanked.
+    /// Secrets with their key names and value digests (see `key_names_only`).
     pub secrets: Cache<Secret>,
     /// The Secret watch's events, after the cache has taken them.
     pub secret_events: Events<Secret>,
@@ -97,10 +97,23 @@ fn apply_index_keys(apply: &WorkspaceTemplateApply) -> Vec<String> {
     owners.chain(secrets).chain([template]).collect()
 }
 
-/// Secret values never enter the cache: only which keys a secret has is ever read.
+/// Secret values never enter the cache: each is replaced by its SHA-256 (32 bytes), enough to
+/// see that a kubeconfig Secret's `value` is still what the operator wrote. The exceptions are
+/// the public keys of EKS connection secrets (`render::kubeconfig::PUBLIC_KEYS`: endpoint, CA
+/// and cluster name, which EKS's DescribeCluster returns to anyone allowed to call it), kept as
+/// they are because the endpoint and the kubeconfigs are built from them.
 fn key_names_only(secret: &mut Secret) {
-    for value in secret.data.iter_mut().flat_map(|d| d.values_mut()) {
-        *value = ByteString(Vec::new());
+    use sha2::{Digest, Sha256};
+    let connection = secret
+        .metadata
+        .name
+        .as_deref()
+        .is_some_and(|n| n.ends_with(crate::names::EKS_CONNECTION_SUFFIX));
+    for (key, value) in secret.data.iter_mut().flat_map(|d| d.iter_mut()) {
+        if connection && crate::render::kubeconfig::PUBLIC_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        *value = ByteString(Sha256::digest(&value.0).to_vec());
     }
     secret.string_data = None;
 }
@@ -162,8 +175,53 @@ mod tests {
         key_names_only(&mut secret);
         let data = secret.data.expect("data kept");
         assert_eq!(data.keys().collect::<Vec<_>>(), ["kubeconfig"]);
-        assert!(data.values().all(|v| v.0.is_empty()));
+        assert_eq!(
+            data["kubeconfig"].0,
+            sha2::Sha256::digest(b"secret").to_vec(),
+            "a digest, never the value"
+        );
         assert_eq!(secret.string_data, None);
+    }
+
+    #[test]
+    fn an_eks_connection_secret_keeps_its_public_values_only() {
+        use sha2::Digest;
+        let pairs = [
+            ("cluster_endpoint", "https://a.example"),
+            ("cluster_certificate_authority_data", "Q0E="),
+            ("cluster_name", "demo"),
+            ("oidc_provider_arn", "arn"),
+        ];
+        let secret = |name: &str| Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let mut connection = secret("demo-eks-connection");
+        key_names_only(&mut connection);
+        let data = connection.data.unwrap();
+        for (key, value) in &pairs[..3] {
+            assert_eq!(data[*key].0, value.as_bytes(), "{key} kept");
+        }
+        assert_eq!(
+            data["oidc_provider_arn"].0,
+            sha2::Sha256::digest(b"arn").to_vec()
+        );
+        // The same keys in any other secret are not kept.
+        let mut other = secret("demo-vpc-connection");
+        key_names_only(&mut other);
+        assert_eq!(
+            other.data.unwrap()["cluster_endpoint"].0,
+            sha2::Sha256::digest(b"https://a.example").to_vec()
+        );
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ mod cli;
 mod cluster_is_real;
 mod crd_validation;
 mod faults;
+mod kubeconfig;
 mod lifecycle;
 mod naming;
 mod rbac;

@@ -2,6 +2,8 @@
 //! and one apply per additional Fargate profile, sequenced as `status::profiles` decides, and
 //! reports every profile in the control plane's status.
 
+mod endpoint;
+mod kubeconfig;
 mod reconcile;
 mod status;
 
@@ -120,16 +122,23 @@ fn control_planes_reading(
     control_planes.indexed_refs(&index::secret_of(secret))
 }
 
-/// What control planes are looked up by: the connection secrets they read.
+/// What control planes are looked up by: the connection secrets they read, and the kubeconfig
+/// Secrets they keep (whose deletion or edit wakes them to restore it).
 fn secrets_read(cp: &CAPTControlPlane) -> Vec<String> {
     let (vpc_ns, vpc_name) = eks::vpc_secret(cp);
-    vec![
+    let kept = kubeconfig::secrets_of(cp)
+        .into_iter()
+        .map(|(ns, name)| index::secret(&ns, &name));
+    [
         index::secret(
             &render::namespace(cp),
             &names::eks_connection_secret(&cp.name_any()),
         ),
         index::secret(&vpc_ns, &vpc_name),
     ]
+    .into_iter()
+    .chain(kept)
+    .collect()
 }
 
 fn error_policy(_cp: Arc<CAPTControlPlane>, error: &Error, state: Arc<State>) -> Action {

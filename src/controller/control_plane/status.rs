@@ -22,6 +22,7 @@ use crate::names::FIELD_MANAGER;
 use crate::render;
 use crate::status::apply::ChildState;
 use crate::status::conditions::{WantedCondition, merge};
+use crate::status::kubeconfig::KubeconfigState;
 use crate::status::profiles;
 use crate::status::{events, pacing, reason};
 
@@ -82,9 +83,11 @@ pub(super) fn control_plane_condition(
 
 /// The status of a control plane whose status is `old` and whose generation is `generation`,
 /// from its EKS apply (`eks_apply`, in state `eks_state`), its Ready condition and phase, and
-/// its profiles' entries; `now` stamps conditions that change. Pure: the same inputs give the
+/// its profiles' entries, and the kubeconfig step's state (`KubeconfigReady`; None leaves that
+/// condition as it is); `now` stamps conditions that change. Pure: the same inputs give the
 /// same status, so an unchanged control plane needs no write. Fields this operator does not
 /// set keep their old values.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn build_status(
     old: &CAPTControlPlaneStatus,
     generation: Option<i64>,
@@ -92,10 +95,12 @@ pub(super) fn build_status(
     eks_state: &ChildState,
     (ready_condition, phase): (WantedCondition, ControlPlanePhase),
     statuses: Vec<FargateProfileStatus>,
+    kubeconfig: Option<&KubeconfigState>,
     now: &Time,
 ) -> CAPTControlPlaneStatus {
     let mut desired = profiles::conditions(&statuses);
     desired.push(ready_condition);
+    desired.extend(kubeconfig.map(|k| k.condition.clone()));
     let ready = *eks_state == ChildState::Ready;
     let (failure_reason, failure_message) = match eks_state {
         ChildState::Failed { reason, message } => (Some(reason.clone()), Some(message.clone())),
@@ -140,6 +145,7 @@ pub(super) async fn write_status(
     eks_state: &ChildState,
     (ready_condition, phase): (WantedCondition, ControlPlanePhase),
     statuses: Vec<FargateProfileStatus>,
+    kubeconfig: Option<&KubeconfigState>,
 ) -> Result<Option<Duration>> {
     let old = cp.status.clone().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -150,6 +156,7 @@ pub(super) async fn write_status(
         eks_state,
         (ready_condition, phase),
         statuses,
+        kubeconfig,
         &now,
     );
     if new == old {
@@ -234,7 +241,7 @@ mod tests {
             profile("b", FargateProfilePhase::Creating),
         ];
         let ready = control_plane_condition("demo-eks", state, None);
-        build_status(old, Some(4), None, state, ready, statuses, &at(now))
+        build_status(old, Some(4), None, state, ready, statuses, None, &at(now))
     }
 
     #[test]

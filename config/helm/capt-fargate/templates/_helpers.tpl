@@ -71,10 +71,11 @@ Namespaced resources: */}}
 - apiGroups: ["infrastructure.cluster.x-k8s.io"]
   resources: ["workspacetemplates"]
   verbs: ["get", "list", "watch"]
-# Only key names are read (connection secrets the workspaces wait for).
+# Connection secrets: key names, and the EKS endpoint and CA (public values). Written: the
+# <cluster>-kubeconfig and <cluster>-user-kubeconfig Secrets (create, then merge patches).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["create", "get", "list", "patch", "watch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
