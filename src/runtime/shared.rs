@@ -155,6 +155,7 @@ mod tests {
 
     #[test]
     fn secrets_keep_key_names_but_no_values() {
+        use sha2::Digest;
         let mut secret = Secret {
             metadata: ObjectMeta {
                 name: Some("eks-connection".into()),

@@ -299,7 +299,9 @@ async fn a_converged_or_restarted_operator_writes_nothing_but_its_lease_renewals
     assert!(
         rollout.contains_key(&("create".into(), "workspacetemplateapplies".into()))
             && rollout.contains_key(&("patch".into(), "captcontrolplanes/status".into()))
-            && rollout.get(&("create".into(), "secrets".into())) == Some(&2),
+            && rollout
+                .get(&("create".into(), "secrets".into()))
+                .is_some_and(|n| *n >= 2),
         "the audit log does not show the operator's rollout: {rollout:?}"
     );
     // The operator's writes anywhere, and anyone's to the samples' objects.

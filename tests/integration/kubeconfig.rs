@@ -54,12 +54,7 @@ async fn service_account_token(client: &Client, ns: &str) -> String {
     }))
     .unwrap();
     let answer: TokenRequest = accounts
-        .create_subresource(
-            "token",
-            "capi",
-            &PostParams::default(),
-            serde_json::to_vec(&request).unwrap(),
-        )
+        .create_subresource("token", "capi", &PostParams::default(), &request)
         .await
         .unwrap();
     answer.status.expect("a token").token

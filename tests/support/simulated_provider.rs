@@ -1239,7 +1239,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         .applies
         .entry(name)
         .or_default() += 1;
-    let outputs = public_outputs(shared, &ws, module);
+    let outputs = public_outputs(&shared, &ws, module);
     if !exists {
         // A create: the succeeded annotation in an update of its own, then Creating with the
         // reconcile's success; Available comes with the next observation.
