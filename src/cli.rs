@@ -102,6 +102,18 @@ pub struct RunArgs {
     /// connections to it.
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = std::num::NonZeroU16::new(crate::controller::DEFAULT_MAX_CONCURRENT_RECONCILES).expect("not zero"))]
     pub max_concurrent_reconciles: std::num::NonZeroU16,
+    /// IAM role ARN the operator runs as (IRSA or EKS Pod Identity). Each EKS cluster's module
+    /// grants it an access entry with cluster admin, so that the token of the
+    /// `<cluster>-kubeconfig` Secret, minted with this role, is accepted.
+    #[arg(long, env = "OPERATOR_ROLE_ARN", default_value = "")]
+    pub operator_role_arn: String,
+    /// TEST ONLY: put the (trimmed) content of this file, read at each write, into every
+    /// `<cluster>-kubeconfig` Secret as its bearer token instead of an EKS IAM token minted
+    /// with the operator's AWS credentials. For test setups whose "EKS cluster" is a local API
+    /// server; production never sets it (such a token is bound to no cluster and is never
+    /// refreshed).
+    #[arg(long, env = "CAPT_FARGATE_TEST_ONLY_STATIC_TOKEN_FILE", hide = true)]
+    pub test_only_static_token_file: Option<PathBuf>,
 }
 
 /// A label value as Kubernetes accepts it: at most 63 characters, alphanumerics, '-', '_'

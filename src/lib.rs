@@ -6,6 +6,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 pub mod api;
+pub mod aws;
 pub mod cli;
 pub mod controller;
 pub mod crdgen;

@@ -147,9 +147,12 @@ pub fn eks_apply_name(control_plane: &str) -> String {
     object_name(&format!("{control_plane}-eks-controlplane-apply"))
 }
 
+/// Suffix of the EKS workspace's connection secret.
+pub const EKS_CONNECTION_SUFFIX: &str = "-eks-connection";
+
 /// The Secret the EKS workspace writes its outputs to (CAPT's name).
 pub fn eks_connection_secret(control_plane: &str) -> String {
-    object_name(&format!("{control_plane}-eks-connection"))
+    object_name(&format!("{control_plane}{EKS_CONNECTION_SUFFIX}"))
 }
 
 /// The Secret the VPC workspace writes its outputs to, as CAPT's cluster template names it.

@@ -5,7 +5,11 @@
 //! Where each comes from:
 //! - `list`/`watch`: the watches of CAPTControlPlanes, applies, WorkspaceTemplates, Workspaces
 //!   and Secrets. The Secret watch is a full watch (not metadata-only: the key names are in
-//!   `data`); values are blanked before the cache keeps them (`runtime::shared`).
+//!   `data`); values become digests before the cache keeps them, except the EKS connection
+//!   secret's public endpoint, CA and name (`runtime::shared`).
+//! - `create` + `patch` on Secrets: the `<cluster>-kubeconfig` and `<cluster>-user-kubeconfig`
+//!   Secrets (`controller::control_plane::kubeconfig`). RBAC cannot limit `create` to names,
+//!   so it covers every Secret in the operator's scope; the code writes no other.
 //! - `get`: templates and Secrets outside the operator's namespace are read directly, and a
 //!   create that finds its child there already reads it (`runtime::write`).
 //! - `create` + `patch` on applies and Workspaces: children are created with a POST and
@@ -18,9 +22,9 @@
 //! - `update` on `captcontrolplanes/finalizers`: the applies' owner reference sets
 //!   `blockOwnerDeletion`, which clusters running the `OwnerReferencesPermissionEnforcement`
 //!   admission plugin only allow to users who may update the owner's finalizers.
-//! - `patch` on Secrets: only the secret guard's finalizer (a merge patch of
+//! - `patch` on Secrets also adds and removes the secret guard's finalizer (a merge patch of
 //!   `metadata.finalizers`), which keeps a Secret that Workspaces read until they are
-//!   destroyed (`controller::secret_guard`); data is never written.
+//!   destroyed (`controller::secret_guard`); the data of other Secrets is never written.
 //! - `delete`: Fargate profile applies, the EKS apply on teardown, and Workspaces on cleanup.
 //! - CAPTClusters: watched, status server-side applied, finalizer patched; the VPC apply's
 //!   owner reference needs `captclusters/finalizers` like the control plane's. Cluster API
@@ -117,7 +121,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         group: "",
         resource: "secrets",
-        verbs: &["get", "list", "patch", "watch"],
+        verbs: &["create", "get", "list", "patch", "watch"],
     },
     Rule {
         group: "events.k8s.io",
@@ -134,13 +138,13 @@ pub const LEADER_ELECTION_RULES: &[Rule] = &[Rule {
     verbs: &["create", "get", "patch"],
 }];
 
-/// (group, resource, verb) the operator never uses and must not be granted: Secrets are never
-/// created or deleted (only their key names are read, and a finalizer patched), the user's CAPTControlPlanes and WorkspaceTemplates are never created,
+/// (group, resource, verb) the operator never uses and must not be granted: Secrets are
+/// never deleted (the kubeconfig Secrets go with their owner) or replaced, the user's CAPTControlPlanes and WorkspaceTemplates are never created,
 /// replaced or deleted, children are patched, never replaced (`update`), and nothing outside
 /// [`RULES`] and [`LEADER_ELECTION_RULES`] is touched.
 pub const FORBIDDEN: &[(&str, &str, &str)] = &[
-    ("", "secrets", "create"),
     ("", "secrets", "delete"),
+    ("", "secrets", "update"),
     ("", "configmaps", "get"),
     (
         "controlplane.cluster.x-k8s.io",

@@ -103,6 +103,19 @@ pub fn identify(config: &mut Config) {
     }
 }
 
+/// Where kubeconfig tokens come from: the operator's AWS credentials, unless the test-only
+/// static token file is given.
+fn token_source(args: &RunArgs) -> crate::aws::token::SharedTokenSource {
+    use crate::aws::token::{AwsTokenSource, StaticTokenSource};
+    match &args.test_only_static_token_file {
+        Some(path) => {
+            warn!(file = %path.display(), "TEST ONLY: kubeconfig Secrets get a static token from a file instead of an EKS IAM token");
+            Arc::new(StaticTokenSource::from_file(path))
+        }
+        None => Arc::new(AwsTokenSource::from_environment()),
+    }
+}
+
 /// Resolves on the first SIGTERM or Ctrl-C.
 async fn termination() {
     let ctrl_c = tokio::signal::ctrl_c().map(|_| ());
@@ -162,7 +175,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
     let ctx = Context::new(client, metrics, args.namespace.clone(), Some(identity))
         .with_max_concurrent_reconciles(args.max_concurrent_reconciles)
-        .with_watch_filter(args.watch_filter.clone());
+        .with_watch_filter(args.watch_filter.clone())
+        .with_token_source(token_source(&args))
+        .with_operator_role_arn(args.operator_role_arn.clone());
     // Asked once: an API server without streaming lists (Kubernetes 1.33) rejects them.
     let streaming = crate::runtime::listing::streaming_lists_served(
         &ctx.scoped_api::<k8s_openapi::api::core::v1::Secret>(),

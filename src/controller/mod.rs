@@ -56,6 +56,15 @@ pub struct Context {
     /// simulated provider's overlap check sees it (`tests/integration/lifecycle.rs`).
     #[doc(hidden)]
     pub test_only_create_profiles_at_once: bool,
+    /// Where the token of the `<cluster>-kubeconfig` Secrets comes from. [`NoTokenSource`]
+    /// unless chosen (`run` chooses AWS, or the test-only static source): nothing reaches for
+    /// AWS credentials by default.
+    ///
+    /// [`NoTokenSource`]: crate::aws::token::NoTokenSource
+    pub token_source: crate::aws::token::SharedTokenSource,
+    /// The operator's IAM role ARN (`--operator-role-arn`), given to the EKS module for an
+    /// access entry; empty for none.
+    pub operator_role_arn: String,
     /// Last event published per series: the same event is not sent twice in a row, even when
     /// a reconcile runs on a cached object that predates its own status write.
     sent_events: SentEvents,
@@ -82,6 +91,8 @@ impl Context {
             max_concurrent_reconciles: DEFAULT_MAX_CONCURRENT_RECONCILES,
             streaming_lists: false,
             test_only_create_profiles_at_once: false,
+            token_source: Arc::new(crate::aws::token::NoTokenSource),
+            operator_role_arn: String::new(),
             sent_events: SentEvents::default(),
         }
     }
@@ -119,6 +130,18 @@ impl Context {
     /// The configuration of every watch (`runtime::listing::config`).
     pub fn watcher_config(&self) -> kube::runtime::watcher::Config {
         crate::runtime::listing::config(self.streaming_lists)
+    }
+
+    /// The same context minting kubeconfig tokens with `source`.
+    pub fn with_token_source(mut self, source: crate::aws::token::SharedTokenSource) -> Self {
+        self.token_source = source;
+        self
+    }
+
+    /// The same context granting `arn` (the operator's IAM role) EKS access in each cluster.
+    pub fn with_operator_role_arn(mut self, arn: String) -> Self {
+        self.operator_role_arn = arn;
+        self
     }
 
     /// A controller's runtime configuration: its concurrency, and `debounce`.

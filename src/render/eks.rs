@@ -58,8 +58,17 @@ pub fn default_profiles_variable(defaults: &[DefaultFargateProfile]) -> Value {
     Value::Object(profiles)
 }
 
-/// The EKS cluster WorkspaceTemplateApply for a control plane.
+/// The EKS cluster WorkspaceTemplateApply for a control plane, for an operator without an
+/// IAM role to grant (see [`render_with`]).
 pub fn render(cp: &CAPTControlPlane) -> WorkspaceTemplateApply {
+    render_with(cp, "")
+}
+
+/// The EKS cluster WorkspaceTemplateApply for a control plane. `operator_role_arn` (the
+/// operator's IAM role, `--operator-role-arn`; empty for none) becomes the template variable
+/// of that name, for which the EKS module creates an access entry with cluster admin: the
+/// kubeconfig token the operator mints with that role is then accepted.
+pub fn render_with(cp: &CAPTControlPlane, operator_role_arn: &str) -> WorkspaceTemplateApply {
     let ns = namespace(cp);
     let cp_name = cp.name_any();
     let (vpc_ns, vpc_name) = vpc_secret(cp);
@@ -85,6 +94,7 @@ pub fn render(cp: &CAPTControlPlane) -> WorkspaceTemplateApply {
     variables.insert("region".into(), region);
     variables.insert("endpoint_public_access".into(), public.to_string());
     variables.insert("endpoint_private_access".into(), private.to_string());
+    variables.insert("operator_role_arn".into(), operator_role_arn.to_string());
     let tags = cp.spec.additional_tags.clone().unwrap_or_default();
     for (key, value) in &tags {
         variables.insert(format!("tags_{key}"), value.clone());
@@ -223,6 +233,10 @@ additionalTags: { env: demo }
         assert_eq!(vars["region"], "");
         assert_eq!(vars["endpoint_public_access"], "true");
         assert_eq!(vars["endpoint_private_access"], "false");
+        assert_eq!(vars["operator_role_arn"], "");
+        let role = "arn:aws:iam::123456789012:role/capt-fargate";
+        let vars = render_with(&cp, role).spec.variables.unwrap();
+        assert_eq!(vars["operator_role_arn"], role);
     }
 
     #[test]

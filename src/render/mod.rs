@@ -3,6 +3,7 @@
 
 pub mod eks;
 pub mod fargate;
+pub mod kubeconfig;
 pub mod manifest;
 pub mod vpc;
 pub mod workspace;

@@ -35,7 +35,7 @@ pub struct Watched {
     pub applies: Cache<WorkspaceTemplateApply>,
     /// The apply watch's events, after the cache has taken them.
     pub apply_events: Events<WorkspaceTemplateApply>,
-    /// Secrets with their key names, values blanked.
+    /// Secrets with their key names and value digests (see `key_names_only`).
     pub secrets: Cache<Secret>,
     /// The Secret watch's events, after the cache has taken them.
     pub secret_events: Events<Secret>,
@@ -111,14 +111,26 @@ fn apply_index_keys(apply: &WorkspaceTemplateApply) -> Vec<String> {
         .collect()
 }
 
-/// Secret values never enter the cache: only which keys a secret has is ever read (and its
-/// name). Labels and annotations go too: nothing reads them, and an annotation such as
-/// kubectl's last-applied configuration may repeat the values.
+/// Secret values never enter the cache: each is replaced by its SHA-256 (32 bytes), enough to
+/// see that a kubeconfig Secret's `value` is still what the operator wrote. The exceptions are
+/// the public keys of EKS connection secrets (`render::kubeconfig::PUBLIC_KEYS`: endpoint, CA
+/// and cluster name, which EKS's DescribeCluster returns to anyone allowed to call it), kept as
+/// they are because the endpoint and the kubeconfigs are built from them. Annotations go:
+/// nothing reads them, and one such as kubectl's last-applied configuration may repeat the
+/// values. Labels stay: a kubeconfig Secret's `cluster.x-k8s.io/cluster-name` is compared.
 pub fn key_names_only(secret: &mut Secret) {
-    secret.metadata.labels = None;
+    use sha2::{Digest, Sha256};
     secret.metadata.annotations = None;
-    for value in secret.data.iter_mut().flat_map(|d| d.values_mut()) {
-        *value = ByteString(Vec::new());
+    let connection = secret
+        .metadata
+        .name
+        .as_deref()
+        .is_some_and(|n| n.ends_with(crate::names::EKS_CONNECTION_SUFFIX));
+    for (key, value) in secret.data.iter_mut().flat_map(|d| d.iter_mut()) {
+        if connection && crate::render::kubeconfig::PUBLIC_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        *value = ByteString(Sha256::digest(&value.0).to_vec());
     }
     secret.string_data = None;
 }
@@ -170,6 +182,7 @@ mod tests {
 
     #[test]
     fn secrets_keep_key_names_but_no_values() {
+        use sha2::Digest;
         let mut secret = Secret {
             metadata: ObjectMeta {
                 name: Some("eks-connection".into()),
@@ -198,11 +211,55 @@ mod tests {
         key_names_only(&mut secret);
         let data = secret.data.expect("data kept");
         assert_eq!(data.keys().collect::<Vec<_>>(), ["kubeconfig"]);
-        assert!(data.values().all(|v| v.0.is_empty()));
+        assert_eq!(
+            data["kubeconfig"].0,
+            sha2::Sha256::digest(b"secret").to_vec(),
+            "a digest, never the value"
+        );
         assert_eq!(secret.string_data, None);
         assert_eq!(secret.metadata.annotations, None, "may repeat the values");
-        assert_eq!(secret.metadata.labels, None);
         assert_eq!(secret.metadata.name.as_deref(), Some("eks-connection"));
+    }
+
+    #[test]
+    fn an_eks_connection_secret_keeps_its_public_values_only() {
+        use sha2::Digest;
+        let pairs = [
+            ("cluster_endpoint", "https://a.example"),
+            ("cluster_certificate_authority_data", "Q0E="),
+            ("cluster_name", "demo"),
+            ("oidc_provider_arn", "arn"),
+        ];
+        let secret = |name: &str| Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let mut connection = secret("demo-eks-connection");
+        key_names_only(&mut connection);
+        let data = connection.data.unwrap();
+        for (key, value) in &pairs[..3] {
+            assert_eq!(data[*key].0, value.as_bytes(), "{key} kept");
+        }
+        assert_eq!(
+            data["oidc_provider_arn"].0,
+            sha2::Sha256::digest(b"arn").to_vec()
+        );
+        // The same keys in any other secret are not kept.
+        let mut other = secret("demo-vpc-connection");
+        key_names_only(&mut other);
+        assert_eq!(
+            other.data.unwrap()["cluster_endpoint"].0,
+            sha2::Sha256::digest(b"https://a.example").to_vec()
+        );
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod conditions;
 pub mod events;
 pub mod failure;
+pub mod kubeconfig;
 pub mod pacing;
 pub mod profiles;
 pub mod reason;

@@ -19,6 +19,22 @@ pub const PAUSED: &str = "Paused";
 pub const NOT_PAUSED: &str = "NotPaused";
 /// The control plane is not being deleted.
 pub const NOT_DELETING: &str = "NotDeleting";
+// The control plane's KubeconfigReady condition (`status::kubeconfig`).
+
+/// Both kubeconfig Secrets are written and current.
+pub const KUBECONFIG_AVAILABLE: &str = "KubeconfigAvailable";
+/// The EKS connection secret does not exist yet.
+pub const WAITING_FOR_CONNECTION: &str = "WaitingForConnectionSecret";
+/// The EKS connection secret's endpoint or CA is missing or malformed.
+pub const INVALID_CONNECTION: &str = "InvalidConnectionSecret";
+/// `spec.controlPlaneConfig.region` is not set, so no token can be signed.
+pub const REGION_NOT_SET: &str = "RegionNotSet";
+/// The operator has no AWS credentials.
+pub const NO_CREDENTIALS: &str = "NoCredentials";
+/// A token could not be minted now; retried.
+pub const TOKEN_ERROR: &str = "TokenError";
+/// A Secret of a kubeconfig's name exists and is not this control plane's.
+pub const KUBECONFIG_SECRET_CONFLICT: &str = "KubeconfigSecretConflict";
 
 // Shared by the control plane, its profiles and the applies.
 

@@ -68,8 +68,13 @@ impl Process {
         let log = dir.join(format!("{namespace}-{identity}.log"));
         let metrics_port = port();
         let out = std::fs::File::create(&log).unwrap();
+        // A static kubeconfig token (it never expires, so a converged operator has no
+        // scheduled Secret write): the steady-state counts include the kubeconfig Secrets.
+        let token = dir.join("static-token");
+        std::fs::write(&token, "static-test-token\n").unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_capt-fargate"));
         command
+            .env("CAPT_FARGATE_TEST_ONLY_STATIC_TOKEN_FILE", &token)
             .arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig)
@@ -293,7 +298,10 @@ async fn a_converged_or_restarted_operator_writes_nothing_but_its_lease_renewals
     println!("the operator's writes until convergence: {rollout:?}");
     assert!(
         rollout.contains_key(&("create".into(), "workspacetemplateapplies".into()))
-            && rollout.contains_key(&("patch".into(), "captcontrolplanes/status".into())),
+            && rollout.contains_key(&("patch".into(), "captcontrolplanes/status".into()))
+            && rollout
+                .get(&("create".into(), "secrets".into()))
+                .is_some_and(|n| *n >= 2),
         "the audit log does not show the operator's rollout: {rollout:?}"
     );
     // The operator's writes anywhere, and anyone's to the samples' objects.

@@ -11,6 +11,7 @@ mod contract;
 mod crd_validation;
 mod faults;
 mod infra_cluster;
+mod kubeconfig;
 mod lifecycle;
 mod naming;
 mod rbac;

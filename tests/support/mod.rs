@@ -180,6 +180,12 @@ impl Operator {
         )
         // The test control plane (Kubernetes 1.34) serves streaming lists, as `run` finds out.
         .with_streaming_lists(true);
+        // A token that never expires, as the operator's own tests' kubeconfig credential: with
+        // it the kubeconfig Secrets are written, `Available` can turn True, and a converged
+        // operator has nothing to refresh. Tests of the token itself replace it.
+        ctx.token_source = Arc::new(capt_fargate::aws::token::StaticTokenSource::new(
+            "capt-fargate-test-token".to_string(),
+        ));
         configure(&mut ctx);
         let ctx = Arc::new(ctx);
         let (stop, rx) = tokio::sync::watch::channel(false);

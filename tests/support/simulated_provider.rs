@@ -464,6 +464,8 @@ struct Shared {
     /// Scaled time, if any.
     timing: Option<Timing>,
     observations: Arc<Mutex<Observations>>,
+    /// Output values reported instead of the simulated ones, by output name (every Workspace).
+    outputs: Arc<Mutex<HashMap<String, Value>>>,
 }
 
 /// Environment variable that makes the simulated provider run as the real one does by default
@@ -480,6 +482,7 @@ pub struct SimulatedProvider {
     /// What it observed.
     pub observations: Arc<Mutex<Observations>>,
     failures: Arc<Mutex<HashMap<String, String>>>,
+    outputs: Arc<Mutex<HashMap<String, Value>>>,
     /// Makes the provider plan every Workspace again (its poll).
     poll: Arc<tokio::sync::Notify>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -511,6 +514,7 @@ impl SimulatedProvider {
     /// Like [`Self::start`], in the given mode (with [`Timing`], `delay` is unused).
     pub fn start_in(client: Client, namespace: &str, delay: Duration, mode: Mode) -> Self {
         let (observations, failures) = (Arc::default(), Arc::default());
+        let outputs: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
         let poll: Arc<tokio::sync::Notify> = Arc::default();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let serving = serve(
@@ -521,11 +525,13 @@ impl SimulatedProvider {
             Arc::clone(&failures),
             Arc::clone(&poll),
             mode,
+            Arc::clone(&outputs),
             stopped,
         );
         SimulatedProvider {
             observations,
             failures,
+            outputs,
             poll,
             stop,
             running: Running::Task(tokio::spawn(serving)),
@@ -541,6 +547,8 @@ impl SimulatedProvider {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (kubeconfig, namespace) = (kubeconfig.to_path_buf(), namespace.to_string());
         let (obs, fail) = (Arc::clone(&observations), Arc::clone(&failures));
+        let outputs: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
+        let reported = Arc::clone(&outputs);
         let poll: Arc<tokio::sync::Notify> = Arc::default();
         let polled = Arc::clone(&poll);
         let thread = std::thread::Builder::new()
@@ -553,17 +561,52 @@ impl SimulatedProvider {
                 runtime.block_on(async move {
                     let client = super::cluster::client_from(&kubeconfig).await;
                     let mode = Mode::from_env();
-                    serve(client, namespace, delay, obs, fail, polled, mode, stopped).await;
+                    serve(
+                        client, namespace, delay, obs, fail, polled, mode, reported, stopped,
+                    )
+                    .await;
                 });
             })
             .expect("a thread for the simulated provider");
         SimulatedProvider {
             observations,
             failures,
+            outputs,
             poll,
             stop,
             running: Running::Thread(thread),
         }
+    }
+
+    /// Reports `value` as the output `name` of every Workspace from now on; every Workspace is
+    /// observed again at once (a poll), so applied ones publish it in their connection secret.
+    pub fn report_output(&self, name: &str, value: Value) {
+        self.outputs.lock().unwrap().insert(name.into(), value);
+        self.poll.notify_one();
+    }
+
+    /// Reports the test API server of `kubeconfig` (its server URL and CA) as the EKS
+    /// cluster's endpoint and CA, so that the kubeconfig the operator writes reaches it.
+    pub fn report_test_cluster(&self, kubeconfig: &Path) {
+        let config = kube::config::Kubeconfig::read_from(kubeconfig).expect("a kubeconfig");
+        let cluster = config.clusters[0].cluster.clone().expect("a cluster entry");
+        let ca = match (
+            cluster.certificate_authority_data,
+            cluster.certificate_authority,
+        ) {
+            (Some(data), _) => data,
+            (None, Some(file)) => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .encode(std::fs::read(file).expect("the CA file"))
+            }
+            (None, None) => panic!("the test kubeconfig names no CA"),
+        };
+        self.report_output(
+            "cluster_endpoint",
+            json!(cluster.server.expect("a server URL")),
+        );
+        self.report_output("cluster_certificate_authority_data", json!(ca));
     }
 
     /// Makes every apply of the Fargate profile `profile` fail with `message` (as AWS would,
@@ -644,6 +687,7 @@ async fn serve(
     failures: Arc<Mutex<HashMap<String, String>>>,
     poll: Arc<tokio::sync::Notify>,
     mode: Mode,
+    outputs: Arc<Mutex<HashMap<String, Value>>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let (secrets, secrets_writer) = reflector::store();
@@ -666,6 +710,7 @@ async fn serve(
             None => delay,
         },
         observations,
+        outputs,
     });
     let selector = format!(
         "{}={}",
@@ -853,7 +898,10 @@ async fn provided_inputs(shared: &Shared, ws: &Workspace) -> Result<Vec<String>,
     Ok(names)
 }
 
-fn output_value(ws: &Workspace, name: &str) -> Value {
+fn output_value(shared: &Shared, ws: &Workspace, name: &str) -> Value {
+    if let Some(value) = shared.outputs.lock().unwrap().get(name) {
+        return value.clone();
+    }
     let cluster = string_input(ws, "cluster_name").unwrap_or_else(|| "cluster".into());
     let profile = string_input(ws, "profile_name").unwrap_or_else(|| "profile".into());
     let region = string_input(ws, "region").unwrap_or_else(|| "ap-northeast-1".into());
@@ -863,8 +911,11 @@ fn output_value(ws: &Workspace, name: &str) -> Value {
             "https://{}.gr7.{region}.eks.amazonaws.com",
             capt_fargate::names::short_hash(&cluster, 16)
         )),
+        // Base64 of a PEM certificate block, as EKS reports it (not a usable CA).
         "cluster_certificate_authority_data" => {
-            json!("TFMwdExTMUNSVWRKVGlCRFJWSlVTVVpKUTBGVVJTMHRMUzB0")
+            json!(
+                "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJzekNDQVZtZ0F3SUJBZ0lVWTJGd2RBPT0KLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="
+            )
         }
         "oidc_provider_arn" => json!(format!(
             "arn:aws:iam::123456789012:oidc-provider/oidc.eks.{region}.amazonaws.com/id/SIM"
@@ -1417,7 +1468,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         .applies
         .entry(name)
         .or_default() += 1;
-    let outputs = public_outputs(&ws, module);
+    let outputs = public_outputs(&shared, &ws, module);
     if !exists {
         // A create: the succeeded annotation in an update of its own, then Creating with the
         // reconcile's success; Available comes with the next observation.
@@ -1478,12 +1529,16 @@ fn synced_success(ws: &Workspace) -> Value {
 }
 
 /// The non-sensitive outputs, as `status.atProvider.outputs`.
-fn public_outputs(ws: &Workspace, module: &Module) -> serde_json::Map<String, Value> {
+fn public_outputs(
+    shared: &Shared,
+    ws: &Workspace,
+    module: &Module,
+) -> serde_json::Map<String, Value> {
     module
         .outputs
         .iter()
         .filter(|(_, sensitive)| !**sensitive)
-        .map(|(output, _)| (output.clone(), output_value(ws, output)))
+        .map(|(output, _)| (output.clone(), output_value(shared, ws, output)))
         .collect()
 }
 
@@ -1503,7 +1558,7 @@ async fn publish_connection(
     let mut data = BTreeMap::new();
     if applied {
         for output in module.outputs.keys() {
-            let bytes = match output_value(ws, output) {
+            let bytes = match output_value(shared, ws, output) {
                 Value::String(s) => s.into_bytes(),
                 other => other.to_string().into_bytes(),
             };

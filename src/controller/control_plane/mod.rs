@@ -2,6 +2,8 @@
 //! and one apply per additional Fargate profile, sequenced as `status::profiles` decides, and
 //! reports every profile in the control plane's status.
 
+mod endpoint;
+mod kubeconfig;
 pub mod pause;
 mod reconcile;
 mod status;
@@ -150,9 +152,13 @@ fn control_planes_of_cluster(
     refs
 }
 
-/// What control planes are looked up by: the connection secrets they read and their Cluster.
+/// What control planes are looked up by: the connection secrets they read, the kubeconfig
+/// Secrets they keep (whose deletion or edit wakes them to restore it), and their Cluster.
 fn lookup_keys(cp: &CAPTControlPlane) -> Vec<String> {
     let (vpc_ns, vpc_name) = eks::vpc_secret(cp);
+    let kept = kubeconfig::secrets_of(cp)
+        .into_iter()
+        .map(|(ns, name)| index::secret(&ns, &name));
     let cluster = pause::cluster_name(cp).map(|c| index::cluster(&render::namespace(cp), &c));
     let mut keys = vec![
         index::secret(
@@ -161,6 +167,7 @@ fn lookup_keys(cp: &CAPTControlPlane) -> Vec<String> {
         ),
         index::secret(&vpc_ns, &vpc_name),
     ];
+    keys.extend(kept);
     keys.extend(cluster);
     keys
 }

@@ -190,6 +190,9 @@ async fn reconcile_children(cp: &CAPTControlPlane, state: &State) -> Result<Acti
         },
     };
 
+    // The endpoint and the kubeconfig Secrets, from the EKS connection secret.
+    let kubeconfig = super::kubeconfig::reconcile(cp, state).await?;
+
     // 2. Additional profiles, one step at a time.
     let profiles_spec = cp
         .spec
@@ -241,6 +244,7 @@ async fn reconcile_children(cp: &CAPTControlPlane, state: &State) -> Result<Acti
         &eks_state,
         ready,
         statuses,
+        Some(&kubeconfig.state),
     )
     .await?;
     // A transient error that lasts becomes a failure at a time no watch event marks.
@@ -248,7 +252,7 @@ async fn reconcile_children(cp: &CAPTControlPlane, state: &State) -> Result<Acti
     // Nothing wakes this control plane when an object in the way of a write goes or the
     // permission is granted, so look again soon.
     let write_retry = retry_failed_writes.then_some(WRITE_FAILURE_RETRY);
-    let next = [deferred, retry_check, write_retry]
+    let next = [deferred, retry_check, write_retry, kubeconfig.requeue]
         .into_iter()
         .flatten()
         .min();
@@ -290,7 +294,7 @@ async fn reconcile_eks<'o>(
 ) -> Result<(Option<Arc<WorkspaceTemplateApply>>, Option<&'o str>)> {
     let ctx = &state.ctx;
     let ns = render::namespace(cp);
-    let eks_desired = eks::render(cp);
+    let eks_desired = eks::render_with(cp, &ctx.operator_role_arn);
     let eks_name = eks_desired.name_any();
     let mut eks_existing = state.applies.get_named(Some(&ns), &eks_name);
     let mut held_by = None;
@@ -545,7 +549,16 @@ async fn teardown(cp: &CAPTControlPlane, state: &State) -> Result<Cleanup> {
     // a deletion that does not finish.
     let shown = eks_state.clone().unwrap_or(ChildState::Deleting(None));
     let ready = control_plane_condition(&eks_name, &shown, None);
-    write_status(cp, state, eks.as_deref(), &shown, ready, plan.statuses).await?;
+    write_status(
+        cp,
+        state,
+        eks.as_deref(),
+        &shown,
+        ready,
+        plan.statuses,
+        None,
+    )
+    .await?;
     match plan.step {
         Teardown::DeleteProfile(name) => {
             match applies.delete(&name, &Default::default()).await {

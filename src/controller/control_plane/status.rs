@@ -23,6 +23,7 @@ use crate::names::FIELD_MANAGER;
 use crate::render;
 use crate::status::apply::ChildState;
 use crate::status::conditions::{WantedCondition, merge};
+use crate::status::kubeconfig::KubeconfigState;
 use crate::status::profiles;
 use crate::status::{events, pacing, reason};
 
@@ -101,13 +102,23 @@ pub(super) struct Contract<'a> {
     /// Further requirements of `Available`, ANDed with the EKS workspace being applied and
     /// ready; each entry is one that is not met (see [`available_requirements`]).
     pub available_unmet: &'a [Unmet],
+    /// The kubeconfig step's state (`KubeconfigReady`); None leaves that condition as it is.
+    pub kubeconfig: Option<&'a KubeconfigState>,
 }
 
-/// Requirements of `Available` beyond a ready EKS workspace that `cp` does not meet yet.
-/// None so far: this is where a check that the control plane can really be used (its
-/// kubeconfig connects) is ANDed in.
-pub(super) fn available_requirements(_cp: &CAPTControlPlane, _state: &State) -> Vec<Unmet> {
-    Vec::new()
+/// Requirements of `Available` beyond a ready EKS workspace that are not met yet: the
+/// `<cluster>-kubeconfig` Secret Cluster API connects with is written and current (`kubeconfig`,
+/// the kubeconfig step's state; None when the step did not run, e.g. before the EKS cluster
+/// exists, which the EKS workspace's readiness already covers).
+pub(super) fn available_requirements(kubeconfig: Option<&KubeconfigState>) -> Vec<Unmet> {
+    kubeconfig
+        .filter(|k| !k.current)
+        .map(|k| Unmet {
+            reason: k.condition.reason.to_string(),
+            message: format!("kubeconfig: {}", k.condition.message),
+        })
+        .into_iter()
+        .collect()
 }
 
 /// `Available`: the EKS workspace is applied and ready and nothing in `unmet` is missing;
@@ -175,9 +186,10 @@ pub(super) fn paused_status(
 
 /// The status of a control plane whose status is `old` and whose generation is `generation`,
 /// from its EKS apply (`eks_apply`, in state `eks_state`), its Ready condition and phase, its
-/// profiles' entries and the contract inputs; `now` stamps conditions that change. Pure: the
-/// same inputs give the same status, so an unchanged control plane needs no write. Fields this
-/// operator does not set keep their old values.
+/// profiles' entries and the contract inputs (with the kubeconfig step's state:
+/// `KubeconfigReady`, None leaving that condition as it is); `now` stamps conditions that
+/// change. Pure: the same inputs give the same status, so an unchanged control plane needs no
+/// write. Fields this operator does not set keep their old values.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn build_status(
     old: &CAPTControlPlaneStatus,
@@ -211,6 +223,7 @@ pub(super) fn build_status(
     } else {
         WantedCondition::new(DELETING, false, reason::NOT_DELETING, "")
     });
+    desired.extend(contract.kubeconfig.map(|k| k.condition.clone()));
     let ready = *eks_state == ChildState::Ready;
     let initialized = ready || old.initialized == Some(true);
     // Read once the workspace is ready: the version is then that of a usable control plane,
@@ -286,14 +299,16 @@ pub(super) async fn write_status(
     eks_state: &ChildState,
     (ready_condition, phase): (WantedCondition, ControlPlanePhase),
     statuses: Vec<FargateProfileStatus>,
+    kubeconfig: Option<&KubeconfigState>,
 ) -> Result<Option<Duration>> {
     let old = cp.status.clone().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let unmet = available_requirements(cp, state);
+    let unmet = available_requirements(kubeconfig);
     let contract = Contract {
         spec_version: &cp.spec.version,
         deleting: cp.metadata.deletion_timestamp.is_some(),
         available_unmet: &unmet,
+        kubeconfig,
     };
     let new = build_status(
         &old,

@@ -84,11 +84,12 @@ Namespaced resources: */}}
 - apiGroups: ["infrastructure.cluster.x-k8s.io"]
   resources: ["workspacetemplates"]
   verbs: ["get", "list", "watch"]
-# Only key names are read (connection secrets the workspaces wait for); patch adds and
-# removes the finalizer that keeps a Secret a Workspace reads until it is destroyed.
+# Connection secrets: key names, and the EKS endpoint and CA (public values). Written: the
+# <cluster>-kubeconfig and <cluster>-user-kubeconfig Secrets (create, then merge patches), and
+# the finalizer that keeps a Secret a Workspace reads until it is destroyed (patch).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "patch", "watch"]
+  verbs: ["create", "get", "list", "patch", "watch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

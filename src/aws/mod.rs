@@ -1,0 +1,3 @@
+//! What the operator itself asks of AWS: the EKS IAM token of the kubeconfig Secrets.
+
+pub mod token;

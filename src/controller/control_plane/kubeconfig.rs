@@ -1,0 +1,268 @@
+//! The step that keeps what Cluster API needs from the EKS cluster's connection secret:
+//! `spec.controlPlaneEndpoint` (`endpoint`), the `<cluster>-kubeconfig` Secret (a bearer
+//! token, no exec plugin) and `<cluster>-user-kubeconfig` (an `aws eks get-token` exec entry).
+//!
+//! The cluster name is the control plane's `cluster.x-k8s.io/cluster-name` label (Cluster API
+//! sets it), else its owning Cluster, else its own name (`render::cluster_name`). Both Secrets
+//! are in the control plane's namespace (a Cluster's control plane is in the Cluster's).
+//! Decisions are pure (`status::kubeconfig`, `render::kubeconfig`); this module reads the
+//! caches and writes. Secret values are never logged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::{CONTROLLER, State, endpoint};
+use crate::api::CAPTControlPlane;
+use crate::aws::token::{REFRESH_BEFORE_EXPIRY, TokenError, TokenRequest};
+use crate::error::Result;
+use crate::names::{self, FIELD_MANAGER};
+use crate::render::{self, kubeconfig as kc};
+use crate::status::kubeconfig::{
+    KubeconfigState, SecretAction, WriteReason, foreign_message, secret_action,
+};
+use crate::status::reason;
+
+/// How soon a token that could not be minted for a transient reason is tried again.
+const TOKEN_RETRY: Duration = Duration::from_secs(30);
+/// How soon the operator looks again for AWS credentials it does not have (they come with a
+/// restart or a mounted web identity token; nothing else wakes it).
+const NO_CREDENTIALS_RETRY: Duration = Duration::from_secs(300);
+
+/// The outcome of the step: the state for the status, and when to look again (a token's
+/// refresh, or a retry).
+pub(super) struct Outcome {
+    /// For the status builder.
+    pub state: KubeconfigState,
+    /// When to reconcile again, if a time (not a watch event) calls for it.
+    pub requeue: Option<Duration>,
+}
+
+impl Outcome {
+    fn waiting(state: KubeconfigState) -> Self {
+        Outcome {
+            state,
+            requeue: None,
+        }
+    }
+}
+
+/// The Secrets `cp` keeps (token kubeconfig, user kubeconfig) and the connection secret it
+/// reads, as `(namespace, name)`, for the Secret watch's index.
+pub(super) fn secrets_of(cp: &CAPTControlPlane) -> [(String, String); 2] {
+    let ns = render::namespace(cp);
+    let cluster = render::cluster_name(cp);
+    [
+        (ns.clone(), kc::secret_name(&cluster)),
+        (ns, kc::user_secret_name(&cluster)),
+    ]
+}
+
+/// Keeps the endpoint and both kubeconfig Secrets of `cp` current.
+pub(super) async fn reconcile(cp: &CAPTControlPlane, state: &State) -> Result<Outcome> {
+    let ns = render::namespace(cp);
+    let connection_name = names::eks_connection_secret(&cp.name_any());
+    let Some(connection_secret) = state.secrets.get_named(Some(&ns), &connection_name) else {
+        return Ok(Outcome::waiting(KubeconfigState::not_ready(
+            reason::WAITING_FOR_CONNECTION,
+            format!("waiting for the EKS cluster's connection secret {ns}/{connection_name}"),
+        )));
+    };
+    let empty = Default::default();
+    let data = connection_secret.data.as_ref().unwrap_or(&empty);
+    let conn = match kc::connection(data, &cp.name_any()) {
+        Ok(conn) => conn,
+        Err(error) => {
+            // The secret's next change wakes this control plane; nothing to retry before.
+            return Ok(Outcome::waiting(KubeconfigState::not_ready(
+                reason::INVALID_CONNECTION,
+                format!("secret {ns}/{connection_name}: {error}"),
+            )));
+        }
+    };
+    endpoint::ensure(cp, state, &conn.endpoint.api_endpoint()).await?;
+
+    let region = cp
+        .spec
+        .control_plane_config
+        .as_ref()
+        .map(|c| c.region.clone())
+        .unwrap_or_default();
+    if region.is_empty() {
+        return Ok(Outcome::waiting(KubeconfigState::not_ready(
+            reason::REGION_NOT_SET,
+            "spec.controlPlaneConfig.region is not set: the kubeconfig's token is signed for STS in the cluster's region",
+        )));
+    }
+    let cluster = render::cluster_name(cp);
+    let uid = cp.uid().unwrap_or_default();
+    let source = kc::source_digest(&cluster, &conn, &region);
+    let now = Timestamp::now();
+    let token_name = kc::secret_name(&cluster);
+    let user_name = kc::user_secret_name(&cluster);
+    let token_existing = state.secrets.get_named(Some(&ns), &token_name);
+    let user_existing = state.secrets.get_named(Some(&ns), &user_name);
+    let user_value = kc::render(&cluster, &conn, &kc::Credential::AwsCli { region: &region });
+    let decide = |existing: Option<&Arc<Secret>>, expected: Option<&str>| {
+        secret_action(
+            existing.map(|s| s.as_ref()),
+            &uid,
+            &cluster,
+            &source,
+            expected,
+            REFRESH_BEFORE_EXPIRY,
+            now,
+        )
+    };
+    let token_action = decide(token_existing.as_ref(), None);
+    let user_action = decide(
+        user_existing.as_ref(),
+        Some(&kc::digest(user_value.as_bytes())),
+    );
+
+    // The token first: without one, no kubeconfig is written at all.
+    let mut token_secret = None;
+    if let SecretAction::Write(why) = token_action {
+        let request = TokenRequest {
+            eks_cluster: &conn.eks_cluster,
+            region: &region,
+        };
+        match state.ctx.token_source.token(request).await {
+            Ok(token) => {
+                let value = kc::render(&cluster, &conn, &kc::Credential::Token(&token.value));
+                let expires = token.expires.and_then(|at| Timestamp::try_from(at).ok());
+                token_secret = Some((why, value, expires));
+            }
+            Err(error) => return Ok(token_failure(cp, state, error)),
+        }
+    }
+
+    let mut refresh = None;
+    let mut conflicts = Vec::new();
+    let api: Api<Secret> = Api::namespaced(state.ctx.client.clone(), &ns);
+    let owner = render::controller_owner_ref(cp);
+    match (token_action, token_secret) {
+        (SecretAction::Write(_), Some((why, value, expires))) => {
+            let expires_text = expires.map(|t| t.to_string());
+            let desired = kc::secret(
+                &token_name,
+                &ns,
+                &cluster,
+                owner.clone(),
+                value,
+                &source,
+                expires_text.as_deref(),
+            );
+            write(cp, state, &api, desired, token_existing.as_deref(), why).await?;
+            refresh = expires
+                .and_then(|t| Duration::try_from(now.duration_until(t)).ok())
+                .map(|d| d.saturating_sub(REFRESH_BEFORE_EXPIRY));
+        }
+        (SecretAction::Keep { refresh_in }, _) => refresh = refresh_in,
+        (SecretAction::Foreign, _) => {
+            conflicts.push(foreign_message(&ns, &token_name, &cp.name_any()))
+        }
+        (SecretAction::Write(_), None) => unreachable!("a token was minted for every write"),
+    }
+    match user_action {
+        SecretAction::Write(why) => {
+            let desired = kc::secret(&user_name, &ns, &cluster, owner, user_value, &source, None);
+            write(cp, state, &api, desired, user_existing.as_deref(), why).await?;
+        }
+        SecretAction::Keep { .. } => {}
+        SecretAction::Foreign => conflicts.push(foreign_message(&ns, &user_name, &cp.name_any())),
+    }
+    let state = if conflicts.is_empty() {
+        KubeconfigState::ready(&format!("{ns}/{token_name}"), &format!("{ns}/{user_name}"))
+    } else {
+        KubeconfigState::not_ready(reason::KUBECONFIG_SECRET_CONFLICT, conflicts.join("; "))
+    };
+    Ok(Outcome {
+        state,
+        requeue: refresh,
+    })
+}
+
+/// The outcome when no token could be had: nothing is written, the condition says why.
+fn token_failure(cp: &CAPTControlPlane, state: &State, error: TokenError) -> Outcome {
+    state.ctx.metrics.failure(CONTROLLER, "token");
+    warn!(control_plane = %cp.name_any(), %error, "cannot mint the kubeconfig token");
+    let (why, retry) = if error.is_no_credentials() {
+        (reason::NO_CREDENTIALS, NO_CREDENTIALS_RETRY)
+    } else {
+        (reason::TOKEN_ERROR, TOKEN_RETRY)
+    };
+    Outcome {
+        state: KubeconfigState::not_ready(why, format!("no kubeconfig Secret is written: {error}")),
+        requeue: Some(retry),
+    }
+}
+
+/// Creates `desired`, or merge-patches `existing` (at the version read) to it: labels,
+/// annotations and `value` (the type of a Secret cannot change, and others' keys and
+/// metadata are kept). Remembers the result in the Secret cache (values as digests).
+async fn write(
+    cp: &CAPTControlPlane,
+    state: &State,
+    api: &Api<Secret>,
+    desired: Secret,
+    existing: Option<&Secret>,
+    why: WriteReason,
+) -> Result<()> {
+    let name = desired.name_any();
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let written = match existing {
+        None => {
+            let post = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            api.create(&post, &desired).await?
+        }
+        Some(existing) => {
+            let value = desired
+                .data
+                .as_ref()
+                .and_then(|d| d.get(kc::KEY_VALUE))
+                .cloned()
+                .unwrap_or(ByteString(Vec::new()));
+            let body = json!({
+                "metadata": {
+                    "resourceVersion": existing.resource_version(),
+                    "labels": desired.metadata.labels,
+                    "annotations": desired.metadata.annotations,
+                },
+                "data": { kc::KEY_VALUE: value },
+            });
+            api.patch(&name, &params, &Patch::Merge(&body)).await?
+        }
+    };
+    state.secrets.remember(written);
+    info!(control_plane = %cp.name_any(), secret = %name, reason = why.describe(), "wrote kubeconfig Secret");
+    // A refresh is routine and frequent: logged only. The rest says what happened to a Secret
+    // people rely on.
+    if why != WriteReason::Refresh {
+        let note = match why {
+            WriteReason::Missing if existing.is_none() => {
+                format!("wrote kubeconfig Secret {name}")
+            }
+            _ => format!("rewrote kubeconfig Secret {name}: {}", why.describe()),
+        };
+        state
+            .ctx
+            .event(cp, EventType::Normal, "KubeconfigWritten", note)
+            .await;
+    }
+    Ok(())
+}
