@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 
-use capt_fargate::api::{CAPTCluster, CAPTControlPlane};
+use capt_fargate::api::{CAPTCluster, CAPTControlPlane, Workspace};
 
 use crate::support::simulated_provider::SimulatedProvider;
 use crate::support::{Operator, TestNamespace, capi, eventually, repo_root};
@@ -59,6 +60,95 @@ fn clusterctl(config: &Path, kubeconfig: Option<&Path>, args: &[&str]) -> String
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// What `clusterctl init` would leave for clusterctl's other commands: its inventory CRD (from
+/// the module cache, the file clusterctl embeds) and one `Provider` per installed provider.
+/// The test management cluster gets CAPI from tests/capi/up rather than from `clusterctl init`
+/// (whose release manifests are not in the module cache), so the tests write them here.
+async fn register_inventory(client: &kube::Client) {
+    let gomodcache = Command::new("go")
+        .args(["env", "GOMODCACHE"])
+        .output()
+        .expect("go env GOMODCACHE");
+    let gomodcache = String::from_utf8(gomodcache.stdout).unwrap();
+    let crd = PathBuf::from(gomodcache.trim())
+        .join("sigs.k8s.io/cluster-api@v1.14.2/cmd/clusterctl/config/manifest/clusterctl-api.yaml");
+    crate::support::apply_yaml(client, "default", &crd).await;
+    // clusterctl init labels every object it installs; move discovers kinds by that label.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crds.list(&Default::default()).await.unwrap() {
+        let name = crd.metadata.name.clone().unwrap();
+        let labels = crd.metadata.labels.clone().unwrap_or_default();
+        let ours = [
+            "infrastructure.cluster.x-k8s.io",
+            "controlplane.cluster.x-k8s.io",
+        ];
+        if crd.spec.group.ends_with("cluster.x-k8s.io")
+            && !ours.contains(&crd.spec.group.as_str())
+            && !labels.contains_key("clusterctl.cluster.x-k8s.io")
+        {
+            let patch = serde_json::json!({ "metadata": { "labels": {
+                "clusterctl.cluster.x-k8s.io": "",
+                "cluster.x-k8s.io/provider": "cluster-api",
+            } } });
+            crds.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    }
+    let providers = [
+        ("cluster-api", "CoreProvider", "capi-system", "v1.14.2"),
+        (
+            "capt-fargate",
+            "ControlPlaneProvider",
+            "capt-fargate-system",
+            "v0.1.0",
+        ),
+        (
+            "capt-fargate",
+            "InfrastructureProvider",
+            "capt-fargate-system",
+            "v0.1.0",
+        ),
+    ];
+    for (name, type_, namespace, version) in providers {
+        let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        let _ = ns
+            .create(
+                &Default::default(),
+                &serde_json::from_value(serde_json::json!({ "metadata": { "name": namespace } }))
+                    .unwrap(),
+            )
+            .await;
+        let label = match type_ {
+            "CoreProvider" => name.to_string(),
+            "ControlPlaneProvider" => format!("control-plane-{name}"),
+            _ => format!("infrastructure-{name}"),
+        };
+        let provider: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "clusterctl.cluster.x-k8s.io/v1alpha3",
+            "kind": "Provider",
+            "metadata": {
+                "name": label,
+                "labels": { "clusterctl.cluster.x-k8s.io": "", "cluster.x-k8s.io/provider": label },
+            },
+            "providerName": name,
+            "type": type_,
+            "version": version,
+        }))
+        .unwrap();
+        // The CRD was just created: retry until the API server serves it.
+        eventually("the clusterctl inventory served", WAIT, || {
+            let provider = provider.clone();
+            async move {
+                crate::support::apply_dynamic(client, namespace, provider)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await;
+    }
 }
 
 /// Every file of `dir`, relative to it, sorted.
@@ -291,16 +381,84 @@ async fn generated_cluster_converges_and_clusterctl_describes_it() {
         );
     }
 
+    // The object graph `clusterctl move` carries (its --to-directory backup writes one file per
+    // object): our kinds, the applies they own and the shared WorkspaceTemplates (move label on
+    // their CRD); not the cluster-scoped Workspaces.
+    register_inventory(&client).await;
+    let backup = config.parent().unwrap().join("backup");
+    let _ = std::fs::remove_dir_all(&backup);
+    std::fs::create_dir_all(&backup).unwrap();
+    clusterctl(
+        &config,
+        Some(&kubeconfig),
+        &[
+            "move",
+            "-n",
+            &ns.name,
+            "--to-directory",
+            backup.to_str().unwrap(),
+        ],
+    );
+    let moved: Vec<String> = files(&backup)
+        .iter()
+        .map(|p| {
+            p.display()
+                .to_string()
+                .replace(&format!("_{}_", ns.name), "/")
+        })
+        .collect();
+    let applies =
+        Api::<capt_fargate::api::WorkspaceTemplateApply>::namespaced(client.clone(), &ns.name)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items;
+    assert_eq!(applies.len(), 3, "VPC, EKS and one profile");
+    let mut want = vec![
+        format!("Cluster/{name}.yaml"),
+        format!("CAPTCluster/{name}.yaml"),
+        format!("CAPTControlPlane/{name}.yaml"),
+        "WorkspaceTemplate/eks-controlplane.yaml".to_string(),
+        "WorkspaceTemplate/eks-fargate-profile.yaml".to_string(),
+        "WorkspaceTemplate/vpc.yaml".to_string(),
+    ];
+    want.extend(applies.iter().map(|a| {
+        format!(
+            "WorkspaceTemplateApply/{}.yaml",
+            a.metadata.name.clone().unwrap()
+        )
+    }));
+    want.sort();
+    let mut moved = moved;
+    moved.sort();
+    // Exactly these: the connection Secrets are controlled by their Workspaces, which are
+    // cluster-scoped provider-terraform objects clusterctl does not carry, so neither are they
+    // (see README, clusterctl: moving the Workspaces is not supported yet).
+    assert_eq!(moved, want);
+
     clusters
         .delete(name, &DeleteParams::default())
         .await
         .unwrap();
-    eventually("the Cluster gone", WAIT, || {
-        let clusters = clusters.clone();
+    let workspaces: Api<Workspace> = Api::all(client.clone());
+    let of_ns = ListParams::default().labels(&format!(
+        "{}={}",
+        capt_fargate::names::LABEL_APPLY_NAMESPACE,
+        ns.name
+    ));
+    eventually("the Cluster and its Workspaces gone", WAIT, || {
+        let (clusters, workspaces, of_ns) = (clusters.clone(), workspaces.clone(), of_ns.clone());
         async move {
-            match clusters.get_opt(name).await.map_err(|e| e.to_string())? {
-                None => Ok(()),
-                Some(_) => Err("still there".to_string()),
+            let cluster = clusters.get_opt(name).await.map_err(|e| e.to_string())?;
+            let left = workspaces.list(&of_ns).await.map_err(|e| e.to_string())?;
+            if cluster.is_none() && left.items.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "cluster {}, {} Workspaces",
+                    cluster.is_some(),
+                    left.items.len()
+                ))
             }
         }
     })
