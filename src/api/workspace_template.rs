@@ -25,6 +25,10 @@ use super::workspace::WorkspaceSpec;
     category = "terraform",
     label("cluster.x-k8s.io/provider", "infrastructure-capt"),
     label("cluster.x-k8s.io/v1beta1", "v1beta1"),
+    // clusterctl move discovers kinds by this label, and moves every object of a kind with
+    // the move label: templates are shared by the Clusters of a namespace and owned by none.
+    label("clusterctl.cluster.x-k8s.io", ""),
+    label("clusterctl.cluster.x-k8s.io/move", ""),
     printcolumn(
         name = "Workspace",
         type_ = "string",
@@ -100,6 +104,9 @@ pub struct TemplateStatus {
     category = "terraform",
     label("cluster.x-k8s.io/provider", "infrastructure-capt"),
     label("cluster.x-k8s.io/v1beta1", "v1beta1"),
+    // clusterctl move discovers kinds by this label; applies move with the CAPTControlPlane or
+    // CAPTCluster that owns them.
+    label("clusterctl.cluster.x-k8s.io", ""),
     printcolumn(
         name = "Workspace",
         type_ = "string",

@@ -1,0 +1,478 @@
+//! The provider repository in config/clusterctl, read by the real clusterctl (built by
+//! tests/capi/build.sh at the CAPI manager's version) from `file://` URLs: no network.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+
+use capt_fargate::api::{CAPTCluster, CAPTControlPlane, Workspace};
+
+use crate::support::simulated_provider::SimulatedProvider;
+use crate::support::{Operator, TestNamespace, capi, eventually, repo_root};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// A clusterctl config listing both capt-fargate providers at the committed repository, in a
+/// directory of its own under target/ (clusterctl also keeps its overrides and cache there).
+fn clusterctl_config(name: &str) -> PathBuf {
+    let dir = repo_root().join("target/clusterctl").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let repo = repo_root().join("config/clusterctl");
+    let url = |provider: &str| {
+        format!(
+            "file://{}/{provider}-capt-fargate/v0.1.0/{provider}-components.yaml",
+            repo.display()
+        )
+    };
+    let config = format!(
+        "providers:\n  - name: capt-fargate\n    type: InfrastructureProvider\n    url: {}\n  - name: capt-fargate\n    type: ControlPlaneProvider\n    url: {}\n",
+        url("infrastructure"),
+        url("control-plane")
+    );
+    let path = dir.join("clusterctl.yaml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// Runs target/capi/bin/clusterctl with `args` and returns its stdout, or panics with both
+/// streams.
+fn clusterctl(config: &Path, kubeconfig: Option<&Path>, args: &[&str]) -> String {
+    let bin = repo_root().join("target/capi/bin/clusterctl");
+    let mut cmd = Command::new(&bin);
+    cmd.args(args).arg("--config").arg(config);
+    if let Some(k) = kubeconfig {
+        cmd.arg("--kubeconfig").arg(k);
+    }
+    // clusterctl keeps a state directory under $HOME; keep it beside the config.
+    cmd.env("XDG_CONFIG_HOME", config.parent().unwrap());
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "clusterctl {args:?} exited with {}:\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// What `clusterctl init` would leave for clusterctl's other commands: its inventory CRD (from
+/// the module cache, the file clusterctl embeds) and one `Provider` per installed provider.
+/// The test management cluster gets CAPI from tests/capi/up rather than from `clusterctl init`
+/// (whose release manifests are not in the module cache), so the tests write them here.
+async fn register_inventory(client: &kube::Client) {
+    let gomodcache = Command::new("go")
+        .args(["env", "GOMODCACHE"])
+        .output()
+        .expect("go env GOMODCACHE");
+    let gomodcache = String::from_utf8(gomodcache.stdout).unwrap();
+    let crd = PathBuf::from(gomodcache.trim())
+        .join("sigs.k8s.io/cluster-api@v1.14.2/cmd/clusterctl/config/manifest/clusterctl-api.yaml");
+    crate::support::apply_yaml(client, "default", &crd).await;
+    // clusterctl init labels every object it installs; move discovers kinds by that label.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crds.list(&Default::default()).await.unwrap() {
+        let name = crd.metadata.name.clone().unwrap();
+        let labels = crd.metadata.labels.clone().unwrap_or_default();
+        let ours = [
+            "infrastructure.cluster.x-k8s.io",
+            "controlplane.cluster.x-k8s.io",
+        ];
+        if crd.spec.group.ends_with("cluster.x-k8s.io")
+            && !ours.contains(&crd.spec.group.as_str())
+            && !labels.contains_key("clusterctl.cluster.x-k8s.io")
+        {
+            let patch = serde_json::json!({ "metadata": { "labels": {
+                "clusterctl.cluster.x-k8s.io": "",
+                "cluster.x-k8s.io/provider": "cluster-api",
+            } } });
+            crds.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    }
+    let providers = [
+        ("cluster-api", "CoreProvider", "capi-system", "v1.14.2"),
+        (
+            "capt-fargate",
+            "ControlPlaneProvider",
+            "capt-fargate-system",
+            "v0.1.0",
+        ),
+        (
+            "capt-fargate",
+            "InfrastructureProvider",
+            "capt-fargate-system",
+            "v0.1.0",
+        ),
+    ];
+    for (name, type_, namespace, version) in providers {
+        let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        let _ = ns
+            .create(
+                &Default::default(),
+                &serde_json::from_value(serde_json::json!({ "metadata": { "name": namespace } }))
+                    .unwrap(),
+            )
+            .await;
+        let label = match type_ {
+            "CoreProvider" => name.to_string(),
+            "ControlPlaneProvider" => format!("control-plane-{name}"),
+            _ => format!("infrastructure-{name}"),
+        };
+        let provider: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "clusterctl.cluster.x-k8s.io/v1alpha3",
+            "kind": "Provider",
+            "metadata": {
+                "name": label,
+                "labels": { "clusterctl.cluster.x-k8s.io": "", "cluster.x-k8s.io/provider": label },
+            },
+            "providerName": name,
+            "type": type_,
+            "version": version,
+        }))
+        .unwrap();
+        // The CRD was just created: retry until the API server serves it.
+        eventually("the clusterctl inventory served", WAIT, || {
+            let provider = provider.clone();
+            async move {
+                crate::support::apply_dynamic(client, namespace, provider)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await;
+    }
+}
+
+/// Every file of `dir`, relative to it, sorted.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The committed provider repository is exactly what config/clusterctl/generate makes from
+/// the Helm chart, its CRDs and the WorkspaceTemplates: editing one source without
+/// regenerating fails here.
+#[test]
+fn committed_provider_repository_matches_the_generator() {
+    let root = repo_root();
+    // The generator renders the chart with the pinned helm (target/helm/bin/helm).
+    let helm = Command::new(root.join("tests/helm/build.sh"))
+        .output()
+        .expect("tests/helm/build.sh runs");
+    assert!(
+        helm.status.success(),
+        "tests/helm/build.sh failed:\n{}",
+        String::from_utf8_lossy(&helm.stderr)
+    );
+    let out = root.join("target/clusterctl/generated");
+    let _ = std::fs::remove_dir_all(&out);
+    let status = Command::new(root.join("config/clusterctl/generate"))
+        .arg(&out)
+        .status()
+        .expect("config/clusterctl/generate runs (python3 with PyYAML, helm)");
+    assert!(status.success(), "config/clusterctl/generate failed");
+    let generated = files(&out);
+    assert_eq!(
+        generated.len(),
+        5,
+        "two components files, two metadata.yaml, one cluster template: {generated:?}"
+    );
+    for rel in generated {
+        let want = std::fs::read_to_string(out.join(&rel)).unwrap();
+        let have =
+            std::fs::read_to_string(root.join("config/clusterctl").join(&rel)).unwrap_or_default();
+        assert!(
+            have == want,
+            "config/clusterctl/{} is stale: run config/clusterctl/generate",
+            rel.display()
+        );
+    }
+}
+
+/// clusterctl reads both components files (variables, target namespace, labels) and lists
+/// the cluster template's variables.
+#[test]
+fn clusterctl_reads_the_components_and_the_template_variables() {
+    let config = clusterctl_config("read");
+    let cp = clusterctl(
+        &config,
+        None,
+        &["generate", "provider", "--control-plane", "capt-fargate"],
+    );
+    assert!(cp.contains("image: localhost/capt-fargate:0.1.0"), "{cp}");
+    assert!(cp.contains("--log-level=info"), "{cp}");
+    assert!(cp.contains("cluster.x-k8s.io/provider: control-plane-capt-fargate"));
+    assert!(cp.contains("name: workspacetemplates.infrastructure.cluster.x-k8s.io"));
+    let infra = clusterctl(
+        &config,
+        None,
+        &["generate", "provider", "--infrastructure", "capt-fargate"],
+    );
+    assert!(infra.contains("name: captclusters.infrastructure.cluster.x-k8s.io"));
+    assert!(infra.contains("cluster.x-k8s.io/provider: infrastructure-capt-fargate"));
+    assert!(
+        !infra.contains("kind: Deployment"),
+        "the operator ships once"
+    );
+    let vars = clusterctl(
+        &config,
+        None,
+        &[
+            "generate",
+            "cluster",
+            "demo",
+            "--kubernetes-version",
+            "v1.31.0",
+            "--infrastructure",
+            "capt-fargate:v0.1.0",
+            "-n",
+            "default",
+            "--list-variables",
+        ],
+    );
+    for v in [
+        "AWS_REGION",
+        "EKS_ENDPOINT_PUBLIC",
+        "FARGATE_PROFILE_NAME",
+        "FARGATE_PROFILE_NAMESPACE",
+    ] {
+        assert!(vars.contains(v), "{v} missing from:\n{vars}");
+    }
+    assert!(
+        !vars.contains("cluster_name"),
+        "Terraform placeholders are not clusterctl variables:\n{vars}"
+    );
+}
+
+/// `clusterctl generate cluster` renders a manifest that applies to the CAPI management
+/// cluster and converges with the operator and the simulated provider-terraform; `clusterctl
+/// describe cluster` then shows the Cluster with our infrastructure and control plane.
+#[tokio::test]
+async fn generated_cluster_converges_and_clusterctl_describes_it() {
+    let kubeconfig = capi::kubeconfig().await;
+    let client = capi::client().await;
+    let ns = TestNamespace::new(&client, "clusterctl-generate").await;
+    let config = clusterctl_config("generate");
+    let name = "fargate-demo";
+    let manifest = clusterctl(
+        &config,
+        None,
+        &[
+            "generate",
+            "cluster",
+            name,
+            "--kubernetes-version",
+            "v1.31.0",
+            "--infrastructure",
+            "capt-fargate:v0.1.0",
+            "--target-namespace",
+            &ns.name,
+        ],
+    );
+    let file = config.parent().unwrap().join("cluster.yaml");
+    std::fs::write(&file, &manifest).unwrap();
+    let provider = SimulatedProvider::start(client.clone(), &ns.name, Duration::ZERO);
+    let operator = Operator::start(client.clone(), &ns.name);
+    let applied = crate::support::apply_yaml(&client, &ns.name, &file).await;
+    let kinds: Vec<&str> = applied.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "Cluster",
+            "CAPTCluster",
+            "CAPTControlPlane",
+            "WorkspaceTemplate",
+            "WorkspaceTemplate",
+            "WorkspaceTemplate"
+        ]
+    );
+
+    let clusters = capi::clusters(&client, &ns.name);
+    eventually("the Cluster provisioned by CAPT", WAIT, || {
+        let clusters = clusters.clone();
+        async move {
+            let c = clusters.get(name).await.map_err(|e| e.to_string())?;
+            let ok = ["InfrastructureReady", "ControlPlaneInitialized"]
+                .iter()
+                .all(|t| capi::condition_status(&c, t).as_deref() == Some("True"));
+            if ok {
+                Ok(())
+            } else {
+                Err(capi::conditions_summary(&c))
+            }
+        }
+    })
+    .await;
+    let cps: Api<CAPTControlPlane> = Api::namespaced(client.clone(), &ns.name);
+    let cp = eventually("kube-system, karpenter and workloads ready", WAIT, || {
+        let cps = cps.clone();
+        async move {
+            let cp = cps.get(name).await.map_err(|e| e.to_string())?;
+            let profiles = cp.status.clone().unwrap_or_default().fargate_profiles;
+            let mut ready: Vec<&str> = profiles
+                .iter()
+                .filter(|p| p.ready)
+                .map(|p| p.name.as_str())
+                .collect();
+            ready.sort();
+            if ready == ["karpenter", "kube-system", "workloads"] {
+                Ok(cp.clone())
+            } else {
+                Err(format!("{profiles:?}"))
+            }
+        }
+    })
+    .await;
+    assert_eq!(cp.spec.version, "v1.31.0");
+    let infra: Api<CAPTCluster> = Api::namespaced(client.clone(), &ns.name);
+    let infra = infra.get(name).await.unwrap();
+    assert_eq!(infra.spec.region, "ap-northeast-1");
+
+    let described = clusterctl(
+        &config,
+        Some(&kubeconfig),
+        &[
+            "describe",
+            "cluster",
+            name,
+            "-n",
+            &ns.name,
+            "--show-conditions",
+            "all",
+        ],
+    );
+    for want in [
+        format!("Cluster {}/{name}", ns.name),
+        format!("CAPTCluster {}/{name}", ns.name),
+        format!("CAPTControlPlane {}/{name}, v1.31.0", ns.name),
+    ] {
+        assert!(
+            described.contains(&want),
+            "{want} missing from:\n{described}"
+        );
+    }
+    // The Cluster's conditions mirror ours (InfrastructureReady from the CAPTCluster's Ready,
+    // ControlPlaneAvailable from the CAPTControlPlane's Available), and the CAPTCluster's own
+    // conditions are listed under it.
+    for (condition, reason) in [
+        ("InfrastructureReady", "VPCCreated"),
+        ("ControlPlaneAvailable", "Available"),
+        ("Ready", "VPCCreated"),
+        ("VPCReady", "VPCCreated"),
+    ] {
+        assert!(
+            described
+                .lines()
+                .any(|l| l.contains(&format!("─{condition} "))
+                    && l.contains(" True ")
+                    && l.contains(reason)),
+            "{condition}=True ({reason}) missing from:\n{described}"
+        );
+    }
+
+    // The object graph `clusterctl move` carries (its --to-directory backup writes one file per
+    // object): our kinds, the applies they own and the shared WorkspaceTemplates (move label on
+    // their CRD); not the cluster-scoped Workspaces.
+    register_inventory(&client).await;
+    let backup = config.parent().unwrap().join("backup");
+    let _ = std::fs::remove_dir_all(&backup);
+    std::fs::create_dir_all(&backup).unwrap();
+    clusterctl(
+        &config,
+        Some(&kubeconfig),
+        &[
+            "move",
+            "-n",
+            &ns.name,
+            "--to-directory",
+            backup.to_str().unwrap(),
+        ],
+    );
+    let moved: Vec<String> = files(&backup)
+        .iter()
+        .map(|p| {
+            p.display()
+                .to_string()
+                .replace(&format!("_{}_", ns.name), "/")
+        })
+        .collect();
+    let applies =
+        Api::<capt_fargate::api::WorkspaceTemplateApply>::namespaced(client.clone(), &ns.name)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items;
+    assert_eq!(applies.len(), 3, "VPC, EKS and one profile");
+    let mut want = vec![
+        format!("Cluster/{name}.yaml"),
+        format!("CAPTCluster/{name}.yaml"),
+        format!("CAPTControlPlane/{name}.yaml"),
+        "WorkspaceTemplate/eks-controlplane.yaml".to_string(),
+        "WorkspaceTemplate/eks-fargate-profile.yaml".to_string(),
+        "WorkspaceTemplate/vpc.yaml".to_string(),
+    ];
+    want.extend(applies.iter().map(|a| {
+        format!(
+            "WorkspaceTemplateApply/{}.yaml",
+            a.metadata.name.clone().unwrap()
+        )
+    }));
+    want.sort();
+    let mut moved = moved;
+    moved.sort();
+    // Exactly these: the connection Secrets are controlled by their Workspaces, which are
+    // cluster-scoped provider-terraform objects clusterctl does not carry, so neither are they
+    // (see README, clusterctl: moving the Workspaces is not supported yet).
+    assert_eq!(moved, want);
+
+    clusters
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let workspaces: Api<Workspace> = Api::all(client.clone());
+    let of_ns = ListParams::default().labels(&format!(
+        "{}={}",
+        capt_fargate::names::LABEL_APPLY_NAMESPACE,
+        ns.name
+    ));
+    eventually("the Cluster and its Workspaces gone", WAIT, || {
+        let (clusters, workspaces, of_ns) = (clusters.clone(), workspaces.clone(), of_ns.clone());
+        async move {
+            let cluster = clusters.get_opt(name).await.map_err(|e| e.to_string())?;
+            let left = workspaces.list(&of_ns).await.map_err(|e| e.to_string())?;
+            if cluster.is_none() && left.items.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "cluster {}, {} Workspaces",
+                    cluster.is_some(),
+                    left.items.len()
+                ))
+            }
+        }
+    })
+    .await;
+    operator.stop().await;
+    provider.stop().await;
+    ns.delete().await;
+}
