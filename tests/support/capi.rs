@@ -92,3 +92,44 @@ pub fn conditions_summary(obj: &DynamicObject) -> String {
         })
         .unwrap_or_default()
 }
+
+/// A ServiceAccount `name` of `namespace` bound to `cluster-admin` (what the EKS access entry
+/// gives the operator's IAM role), and a token for it from the TokenRequest API: the
+/// credential of the kubeconfig the operator writes when the simulated "EKS cluster" is the
+/// management cluster itself.
+pub async fn admin_token(client: &Client, namespace: &str, name: &str) -> String {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+    use kube::api::PostParams;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let account: ServiceAccount =
+        serde_json::from_value(serde_json::json!({ "metadata": { "name": name } })).unwrap();
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": format!("{namespace}-{name}") },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin" },
+        "subjects": [{ "kind": "ServiceAccount", "name": name, "namespace": namespace }],
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let request: TokenRequest =
+        serde_json::from_value(serde_json::json!({ "spec": { "expirationSeconds": 7200 } }))
+            .unwrap();
+    let answer: TokenRequest = accounts
+        .create_subresource(
+            "token",
+            name,
+            &PostParams::default(),
+            serde_json::to_vec(&request).unwrap(),
+        )
+        .await
+        .unwrap();
+    answer.status.expect("a token").token
+}
