@@ -111,16 +111,26 @@ fn apply_index_keys(apply: &WorkspaceTemplateApply) -> Vec<String> {
         .collect()
 }
 
+/// Prefix of the annotations this operator writes on Secrets.
+const OWN_ANNOTATION_PREFIX: &str = "fargate.capt.cluster.x-k8s.io/";
+
 /// Secret values never enter the cache: each is replaced by its SHA-256 (32 bytes), enough to
 /// see that a kubeconfig Secret's `value` is still what the operator wrote. The exceptions are
 /// the public keys of EKS connection secrets (`render::kubeconfig::PUBLIC_KEYS`: endpoint, CA
 /// and cluster name, which EKS's DescribeCluster returns to anyone allowed to call it), kept as
-/// they are because the endpoint and the kubeconfigs are built from them. Annotations go:
-/// nothing reads them, and one such as kubectl's last-applied configuration may repeat the
-/// values. Labels stay: a kubeconfig Secret's `cluster.x-k8s.io/cluster-name` is compared.
+/// they are because the endpoint and the kubeconfigs are built from them. Annotations go but
+/// this operator's own (`fargate.capt.cluster.x-k8s.io/…`: the kubeconfig Secrets' source,
+/// value digest and token expiry, which the kubeconfig step compares): nothing reads the
+/// others, and one such as kubectl's last-applied configuration may repeat the values. Labels
+/// stay: a kubeconfig Secret's `cluster.x-k8s.io/cluster-name` is compared.
 pub fn key_names_only(secret: &mut Secret) {
     use sha2::{Digest, Sha256};
-    secret.metadata.annotations = None;
+    if let Some(annotations) = secret.metadata.annotations.as_mut() {
+        annotations.retain(|k, _| k.starts_with(OWN_ANNOTATION_PREFIX));
+        if annotations.is_empty() {
+            secret.metadata.annotations = None;
+        }
+    }
     let connection = secret
         .metadata
         .name
@@ -219,6 +229,39 @@ mod tests {
         assert_eq!(secret.string_data, None);
         assert_eq!(secret.metadata.annotations, None, "may repeat the values");
         assert_eq!(secret.metadata.name.as_deref(), Some("eks-connection"));
+    }
+
+    #[test]
+    fn the_operators_own_annotations_stay_for_comparison() {
+        let own = crate::render::kubeconfig::ANNOTATION_VALUE_DIGEST;
+        let mut secret = Secret {
+            metadata: ObjectMeta {
+                name: Some("demo-kubeconfig".into()),
+                labels: Some(
+                    [(
+                        "cluster.x-k8s.io/cluster-name".to_string(),
+                        "demo".to_string(),
+                    )]
+                    .into(),
+                ),
+                annotations: Some(
+                    [
+                        (own.to_string(), "abc".to_string()),
+                        ("other.example/x".to_string(), "y".to_string()),
+                    ]
+                    .into(),
+                ),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        key_names_only(&mut secret);
+        let annotations = secret.metadata.annotations.expect("ours kept");
+        assert_eq!(annotations.keys().collect::<Vec<_>>(), [own]);
+        assert_eq!(
+            secret.metadata.labels.expect("labels kept")["cluster.x-k8s.io/cluster-name"],
+            "demo"
+        );
     }
 
     #[test]
