@@ -137,7 +137,7 @@ async fn a_capt_cluster_provisions_connects_pauses_and_deletes_under_the_real_ma
         }
     })
     .await;
-    let mut profiles = samples
+    let profiles = samples
         .cps()
         .get(CP)
         .await
@@ -145,7 +145,8 @@ async fn a_capt_cluster_provisions_connects_pauses_and_deletes_under_the_real_ma
         .spec
         .additional_fargate_profiles;
     let mut spec_profiles: Vec<serde_json::Value> = profiles
-        .drain(..)
+        .unwrap_or_default()
+        .into_iter()
         .map(|p| serde_json::to_value(p).unwrap())
         .collect();
     spec_profiles.push(profile("paused-extra", "extra"));

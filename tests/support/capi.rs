@@ -123,12 +123,7 @@ pub async fn admin_token(client: &Client, namespace: &str, name: &str) -> String
         serde_json::from_value(serde_json::json!({ "spec": { "expirationSeconds": 7200 } }))
             .unwrap();
     let answer: TokenRequest = accounts
-        .create_subresource(
-            "token",
-            name,
-            &PostParams::default(),
-            serde_json::to_vec(&request).unwrap(),
-        )
+        .create_subresource("token", name, &PostParams::default(), &request)
         .await
         .unwrap();
     answer.status.expect("a token").token
