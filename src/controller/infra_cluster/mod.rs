@@ -9,7 +9,6 @@
 //! (`runtime::write`), finalizer patches and de-duplicated events. Its watches are its own and
 //! narrow: VPC applies only (by label), CAPTControlPlanes as metadata only, and Clusters.
 
-mod pause;
 mod reconcile;
 mod status;
 
@@ -23,7 +22,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::Context;
-use crate::api::cluster::Cluster;
+use super::control_plane::pause;
 use crate::api::{CAPTCluster, CAPTControlPlane, WorkspaceTemplateApply};
 use crate::error::Error;
 use crate::names;
@@ -32,7 +31,6 @@ use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
 use crate::runtime::version;
 
-pub use pause::{PAUSED_ANNOTATION, paused};
 pub use status::{DELETING, PAUSED, VPC_READY};
 
 const CONTROLLER: &str = "captcluster";
@@ -48,7 +46,7 @@ pub struct State {
     applies: Cache<WorkspaceTemplateApply>,
     /// CAPTControlPlanes, metadata only: which exist for which cluster.
     control_planes: Cache<PartialObjectMeta<CAPTControlPlane>>,
-    clusters: Cache<Cluster>,
+    clusters: pause::Clusters,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -81,11 +79,9 @@ pub async fn run(
         cache::keep_all,
         None,
     );
-    let (clusters, cluster_events) = cache::watch(
-        watcher(ctx.scoped_api::<Cluster>(), config()).backoff(WatchBackoff::for_controller()),
-        cache::keep_all,
-        None,
-    );
+    // The control plane's pause watch: the served Cluster version, found at run time, and no
+    // hot loop when Cluster API is not installed.
+    let (clusters, cluster_events) = pause::watch(ctx.client.clone(), ctx.namespace.clone());
     let (by_cp, by_cluster) = (capt_clusters.clone(), capt_clusters.clone());
     let state = Arc::new(State {
         ctx,

@@ -32,7 +32,7 @@ const WRITE_FAILURE_RETRY: std::time::Duration = std::time::Duration::from_secs(
 
 pub(super) async fn reconcile(c: Arc<CAPTCluster>, state: Arc<State>) -> Result<Action> {
     let ctx = &state.ctx;
-    if !(state.applies.is_ready() && state.control_planes.is_ready() && state.clusters.is_ready()) {
+    if !(state.applies.is_ready() && state.control_planes.is_ready()) {
         return Ok(Action::requeue(crate::controller::CACHES_FILLING));
     }
     let _timer = ctx.metrics.reconcile(CONTROLLER);
@@ -42,11 +42,11 @@ pub(super) async fn reconcile(c: Arc<CAPTCluster>, state: Arc<State>) -> Result<
         .ok_or_else(|| Error::MissingMetadata(c.name_any()))?;
     let api: Api<CAPTCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let cluster = vpc::cluster_of(&c.metadata);
-    let cluster_paused = state
-        .clusters
-        .get_named(Some(&ns), &cluster)
-        .and_then(|cl| cl.spec.paused);
-    let paused = pause::paused(c.metadata.annotations.as_ref(), &cluster, cluster_paused);
+    let known = match state.clusters.named(&ns, Some(&cluster)) {
+        pause::Known::Unknown => return Ok(Action::requeue(pause::CLUSTERS_UNKNOWN)),
+        pause::Known::Cluster(known) => known,
+    };
+    let paused = pause::is_paused(c.as_ref(), known.as_deref());
     let apply = own_apply(&c, &state);
     if paused.is_some() {
         // Cluster API's pause: nothing but the status is written, deletion included.
