@@ -220,13 +220,27 @@ fn a_new_workspace_waits_for_the_providers_first_report() {
         panic!("{step:?}");
     };
     assert_eq!(wait, pacing::FIRST_REPORT_GRACE - Duration::from_secs(2));
-    // Past the grace, or once the provider reported, it is reported.
+    // Past the grace, or once the provider reported news (more than provider-terraform's
+    // `Synced=True` with `Ready=False/Creating`, which is what the wait already says), it is
+    // reported.
     o.workspace_age = Some(pacing::FIRST_REPORT_GRACE);
     assert!(matches!(decide(&o), Step::Report { .. }));
+    let creating = workspace(
+        UID,
+        json!({ "status": { "conditions": [
+            { "type": "Synced", "status": "True", "reason": "ReconcileSuccess", "lastTransitionTime": "2026-01-01T00:00:00Z" },
+            { "type": "Ready", "status": "False", "reason": "Creating", "lastTransitionTime": "2026-01-01T00:00:00Z" }
+        ] } }),
+    );
+    let mut o = observed(&a, Some(&creating));
+    o.desired = rendered(Some("hash"));
+    o.workspace_age = Some(Duration::from_secs(2));
+    assert!(matches!(decide(&o), Step::AwaitFirstReport(_)));
     let reported = workspace(
         UID,
         json!({ "status": { "conditions": [
-            { "type": "Synced", "status": "True", "reason": "ReconcileSuccess", "lastTransitionTime": "2026-01-01T00:00:00Z" }
+            { "type": "Synced", "status": "True", "reason": "ReconcileSuccess", "lastTransitionTime": "2026-01-01T00:00:00Z" },
+            { "type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "2026-01-01T00:00:00Z" }
         ] } }),
     );
     let mut o = observed(&a, Some(&reported));
