@@ -427,6 +427,9 @@ async fn generated_cluster_converges_and_clusterctl_describes_it() {
         format!("Cluster/{name}.yaml"),
         format!("CAPTCluster/{name}.yaml"),
         format!("CAPTControlPlane/{name}.yaml"),
+        // The kubeconfig Secrets the control plane owns (Cluster API moves them with it).
+        format!("Secret/{name}-kubeconfig.yaml"),
+        format!("Secret/{name}-user-kubeconfig.yaml"),
         "WorkspaceTemplate/eks-controlplane.yaml".to_string(),
         "WorkspaceTemplate/eks-fargate-profile.yaml".to_string(),
         "WorkspaceTemplate/vpc.yaml".to_string(),
@@ -440,7 +443,8 @@ async fn generated_cluster_converges_and_clusterctl_describes_it() {
     want.sort();
     let mut moved = moved;
     moved.sort();
-    // Exactly these: the connection Secrets are controlled by their Workspaces, which are
+    // Exactly these: the connection Secrets (unlike the kubeconfig ones) are controlled by their
+    // Workspaces, which are
     // cluster-scoped provider-terraform objects clusterctl does not carry, so neither are they
     // (see README, clusterctl: moving the Workspaces is not supported yet).
     assert_eq!(moved, want);
