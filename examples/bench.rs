@@ -907,6 +907,19 @@ async fn floor(
             count(3);
             if left[i].fetch_sub(1, Ordering::AcqRel) == 1 {
                 let cp = &created_ref[i];
+                // What the operator writes from the EKS connection secret: the endpoint in the
+                // spec and the two kubeconfig Secrets (a kubeconfig of the same size each).
+                let endpoint = json!({ "spec": { "controlPlaneEndpoint": { "host": format!("{}.gr7.ap-northeast-1.eks.amazonaws.com", cp.name_any()), "port": 443 } } });
+                cps_api.patch(&cp.name_any(), &PatchParams::default(), &Patch::Merge(&endpoint)).await?;
+                for suffix in ["kubeconfig", "user-kubeconfig"] {
+                    let secret: Secret = serde_json::from_value(json!({
+                        "metadata": { "name": format!("{}-{suffix}", cp.name_any()), "labels": { "cluster.x-k8s.io/cluster-name": cp.name_any() } },
+                        "type": "cluster.x-k8s.io/secret",
+                        "stringData": { "value": "k".repeat(2600) },
+                    }))?;
+                    Api::<Secret>::namespaced(client.clone(), ns).create(&PostParams::default(), &secret).await?;
+                }
+                count(3);
                 let body = json!({ "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "CAPTControlPlane", "status": ready_control_plane_status(cp) });
                 cps_api
                     .patch_status(&cp.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
@@ -1230,7 +1243,12 @@ impl OperatorProcess {
         let log = support::repo_root().join(format!("target/bench/operator-{instance}.log"));
         std::fs::create_dir_all(log.parent().unwrap())?;
         let log_file = std::fs::File::create(&log)?;
+        // A static kubeconfig token (test only): the operator writes the kubeconfig Secrets as
+        // it would with AWS credentials, and a converged operator has no token to refresh.
+        let token = log.with_file_name("static-token");
+        std::fs::write(&token, "bench-static-token\n")?;
         let child = Command::new(&settings.operator_bin)
+            .env("CAPT_FARGATE_TEST_ONLY_STATIC_TOKEN_FILE", &token)
             .arg("run")
             .arg("--kubeconfig")
             .arg(&settings.kubeconfig)

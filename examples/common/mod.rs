@@ -135,6 +135,26 @@ pub fn ready_control_plane_status(cp: &CAPTControlPlane) -> CAPTControlPlaneStat
         "Ready",
         "control plane is ready",
     ));
+    // The Cluster API contract's conditions, as the operator reports a ready control plane.
+    desired.push(WantedCondition::new(
+        "Available",
+        true,
+        "Available",
+        "the EKS cluster workspace is applied and ready",
+    ));
+    desired.push(WantedCondition::new(
+        "Paused",
+        false,
+        "NotPaused",
+        "reconciling",
+    ));
+    desired.push(WantedCondition::new("Deleting", false, "NotDeleting", ""));
+    desired.push(WantedCondition::new(
+        "KubeconfigReady",
+        true,
+        "KubeconfigAvailable",
+        "both kubeconfig Secrets are written and current",
+    ));
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     CAPTControlPlaneStatus {
         ready: true,
@@ -144,6 +164,15 @@ pub fn ready_control_plane_status(cp: &CAPTControlPlane) -> CAPTControlPlaneStat
         fargate_profiles_summary: Some(format!("{0}/{0}", statuses.len())),
         fargate_profiles: statuses,
         observed_generation: cp.metadata.generation,
+        initialization: Some(capt_fargate::api::ControlPlaneInitialization {
+            control_plane_initialized: Some(true),
+        }),
+        external_managed_control_plane: Some(true),
+        version: Some(cp.spec.version.clone()),
+        versions: Some(vec![capt_fargate::api::StatusVersion {
+            version: cp.spec.version.clone(),
+            replicas: None,
+        }]),
         ..Default::default()
     }
 }
