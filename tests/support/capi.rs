@@ -4,7 +4,6 @@
 //! that needs it fails with the script's output; none is skipped.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use kube::api::DynamicObject;
 use kube::discovery::ApiResource;
@@ -20,22 +19,8 @@ const CAPI_OWNED: &[&str] = &["clusters.cluster.x-k8s.io"];
 /// Path of the admin kubeconfig of the management cluster (started once per test process).
 pub async fn kubeconfig() -> PathBuf {
     KUBECONFIG
-        .get_or_init(|| async {
-            let up = super::repo_root().join("tests/capi/up");
-            let out = tokio::task::spawn_blocking(move || Command::new(&up).output())
-                .await
-                .unwrap()
-                .unwrap_or_else(|e| panic!("cannot run tests/capi/up: {e}"));
-            if !out.status.success() {
-                panic!(
-                    "the Cluster API management cluster did not start (tests/capi/up exited with {}):\n{}\n{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            PathBuf::from(stdout.lines().last().expect("up prints the kubeconfig path last").trim())
+        .get_or_init(|| {
+            super::cluster::run_up("tests/capi/up", "the Cluster API management cluster")
         })
         .await
         .clone()

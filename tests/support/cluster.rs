@@ -13,25 +13,36 @@ static KUBECONFIG: OnceCell<PathBuf> = OnceCell::const_new();
 /// Path of the admin kubeconfig of the running test cluster.
 pub async fn kubeconfig() -> PathBuf {
     KUBECONFIG
-        .get_or_init(|| async {
-            let up = super::repo_root().join("tests/cluster/up");
-            let out = tokio::task::spawn_blocking(move || Command::new(&up).output())
-                .await
-                .unwrap()
-                .unwrap_or_else(|e| panic!("cannot run tests/cluster/up: {e}"));
-            if !out.status.success() {
-                panic!(
-                    "the test control plane did not start (tests/cluster/up exited with {}):\n{}\n{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            PathBuf::from(stdout.lines().last().expect("up prints the kubeconfig path last").trim())
-        })
+        .get_or_init(|| run_up("tests/cluster/up", "the test control plane"))
         .await
         .clone()
+}
+
+/// Runs the `up` script at `script` (relative to the repository root), which starts or reuses
+/// `what` and prints its admin kubeconfig's path last, and returns that path. A script that
+/// fails fails the test with its output: nothing is skipped.
+pub async fn run_up(script: &str, what: &str) -> PathBuf {
+    let up = super::repo_root().join(script);
+    let out = tokio::task::spawn_blocking(move || Command::new(&up).output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{what} did not start ({script} exited with {}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("up prints the kubeconfig path last")
+            .trim(),
+    )
 }
 
 /// A client with the admin kubeconfig.
