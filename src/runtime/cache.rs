@@ -3,9 +3,11 @@
 //! Two properties make them safe to reconcile from:
 //! - a watch feeds its cache and *then* triggers reconciles (one stream does both), so a
 //!   reconcile never reads an object older than the event that woke it;
-//! - objects this process wrote are remembered until the watch delivers that very version
-//!   (read-your-writes), so a reconcile that runs before the echo of its predecessor's write
-//!   neither repeats the write nor misses a child it just created.
+//! - objects this process wrote are remembered until the watch delivers that version or a
+//!   later one (read-your-writes; resourceVersions compare as integers, KEP-5504), so a
+//!   reconcile that runs before the echo of its predecessor's write neither repeats the write
+//!   nor misses a child it just created, and a write recorded after newer versions arrived
+//!   does not hide them.
 //!
 //! Builds on kube-runtime's `reflector` store, which only ever shows what the watch delivered,
 //! and lays this process's own writes over it. Neither kube-runtime nor controller-runtime
@@ -27,10 +29,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::index::{Index, Keys};
-use super::version::{compared_version, hash_serialized};
+use super::version::{compared_version, hash_serialized, is_at_or_after};
 
-/// How many delivered resourceVersions are remembered per object: enough to recognise a
-/// write whose echo arrived before the writer recorded it.
+/// How many delivered resourceVersions are remembered per object. With comparable versions
+/// (KEP-5504) the newest suffices to recognise a write whose echo arrived before the writer
+/// recorded it; opaque ones need the echo itself, so a few are kept.
 const SEEN_VERSIONS: usize = 4;
 
 /// A watch cache of `K` with this process's own writes laid over it.
@@ -94,11 +97,10 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
                     index.update(key.clone(), obj);
                 }
                 let version = obj.resource_version().unwrap_or_default();
-                if self
-                    .pending
-                    .get(&key)
-                    .is_some_and(|p| p.resource_version().as_deref() == Some(version.as_str()))
-                {
+                // The write's own version or a later one: the store is as new as the write.
+                if self.pending.get(&key).is_some_and(|p| {
+                    is_at_or_after(&version, p.meta().resource_version.as_deref().unwrap_or(""))
+                }) {
                     self.pending.remove(&key);
                 }
                 let seen = self.seen.entry(key).or_default();
@@ -143,10 +145,13 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
     fn remember(&mut self, obj: K) {
         let key = ObjectRef::from_obj(&obj);
         let version = obj.resource_version().unwrap_or_default();
+        // Its echo, or a later version, came first: a write recorded late (the watch may
+        // deliver several newer versions before the writer gets the API server's answer) must
+        // not hide them for good.
         if self
             .seen
             .get(&key)
-            .is_some_and(|seen| seen.contains(&version))
+            .is_some_and(|seen| seen.iter().any(|s| is_at_or_after(s, &version)))
         {
             return;
         }

@@ -51,6 +51,31 @@ fn a_write_whose_echo_came_first_is_not_remembered() {
 }
 
 #[test]
+fn a_write_recorded_after_later_versions_arrived_does_not_hide_them() {
+    // The writer's task ran late: the watch delivered its write (5) and the provider's next
+    // five updates before the write was recorded. The store is newer than the write.
+    let mut w = Written::default();
+    for version in 5..=10 {
+        w.observe(&watcher::Event::Apply(cm("a", &version.to_string())));
+    }
+    w.remember(cm("a", "5"));
+    assert!(pending(&w).is_empty(), "version 10 is already delivered");
+}
+
+#[test]
+fn a_later_version_ends_the_wait_for_a_write() {
+    let mut w = Written::default();
+    w.remember(cm("a", "9"));
+    // Version 9 folded into 10 (e.g. a watch resumed past it): 10 is newer, the write is old.
+    w.observe(&watcher::Event::Apply(cm("a", "10")));
+    assert!(pending(&w).is_empty());
+    // Opaque versions (not integers) only match exactly.
+    w.remember(cm("b", "x2"));
+    w.observe(&watcher::Event::Apply(cm("b", "x3")));
+    assert_eq!(pending(&w), ["b@x2"]);
+}
+
+#[test]
 fn deletion_and_relist_drop_writes() {
     let mut w = Written::default();
     w.remember(cm("a", "2"));

@@ -28,6 +28,24 @@ pub(crate) fn compared_version<K: Resource>(obj: &K) -> u64 {
     hasher.finish()
 }
 
+/// Orders two resourceVersions of objects of the same resource, as Kubernetes 1.35 defines it
+/// (KEP-5504, comparable resource versions; client-go's `CompareResourceVersion`): decimal
+/// positive integers without leading zeros, of any length. None when either is not one (an
+/// aggregated API server may serve opaque versions): then only equality means anything.
+pub(crate) fn resource_version_order(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    fn valid(v: &str) -> bool {
+        !v.is_empty() && !v.starts_with('0') && v.bytes().all(|c| c.is_ascii_digit())
+    }
+    // Without leading zeros, a longer number is a larger one.
+    (valid(a) && valid(b)).then(|| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
+}
+
+/// Whether `delivered` is `written` or a later version of the same object: equal, or newer
+/// by [`resource_version_order`] when both are comparable.
+pub(crate) fn is_at_or_after(delivered: &str, written: &str) -> bool {
+    delivered == written || resource_version_order(delivered, written).is_some_and(|o| o.is_gt())
+}
+
 /// Feeds `value`'s JSON serialization to `hasher` as it streams, without a copy of the text;
 /// false if it cannot be serialized.
 pub fn hash_serialized(value: &impl serde::Serialize, hasher: &mut impl std::hash::Hasher) -> bool {
@@ -87,6 +105,23 @@ fn hash_generation_and_lifecycle(
 mod tests {
     use super::*;
     use crate::runtime::cache::tests::cm;
+
+    #[test]
+    fn resource_versions_order_as_integers_of_any_length() {
+        use std::cmp::Ordering::*;
+        assert_eq!(resource_version_order("9", "10"), Some(Less), "not as text");
+        assert_eq!(resource_version_order("123", "123"), Some(Equal));
+        assert_eq!(
+            resource_version_order("184467440737095516160", "18446744073709551615"),
+            Some(Greater),
+            "beyond u64"
+        );
+        for opaque in ["", "0", "012", "a1", "-1"] {
+            assert_eq!(resource_version_order(opaque, "5"), None, "{opaque:?}");
+        }
+        assert!(is_at_or_after("12", "9") && is_at_or_after("x", "x"));
+        assert!(!is_at_or_after("9", "12") && !is_at_or_after("y", "x"));
+    }
 
     #[test]
     fn status_only_changes_do_not_pass_the_predicate() {

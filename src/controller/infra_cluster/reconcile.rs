@@ -127,6 +127,8 @@ async fn reconcile_vpc(
         other => other?,
     };
     if let Some(written) = written {
+        // Recorded before the event's round trip: later versions may be on their way.
+        state.applies.remember(written.clone());
         if apply.is_none() {
             info!(capt_cluster = %c.name_any(), apply = %name, "creating VPC apply");
             ctx.event(
@@ -137,7 +139,6 @@ async fn reconcile_vpc(
             )
             .await;
         }
-        state.applies.remember(written.clone());
         apply = Some(Arc::new(written));
     }
     write_status(c, state, apply.as_deref(), None, None).await?;

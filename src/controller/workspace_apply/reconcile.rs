@@ -192,6 +192,11 @@ async fn write_workspace(
     let (ctx, apply, ws_name) = (&state.ctx, o.apply, o.ws_name);
     let workspaces: Api<Workspace> = Api::all(ctx.client.clone());
     let written = write(&workspaces, &state.workspaces, desired, o.existing).await?;
+    // Recorded before anything else awaits: the provider's next updates may be on their way.
+    if create {
+        state.created.record(&written);
+    }
+    state.workspaces.remember(written);
     let verb = if create { "Created" } else { "Updated" };
     info!(apply = %apply.name_any(), workspace = %ws_name, "{verb} Workspace");
     // A control plane's applies are announced on the control plane, where users look.
@@ -205,11 +210,8 @@ async fn write_workspace(
     if create {
         // Nothing to report before the provider's first report, which wakes this apply; if it
         // does not come within the grace, the apply reports the Workspace as created.
-        state.created.record(&written);
-        state.workspaces.remember(written);
         return Ok(Action::requeue(pacing::FIRST_REPORT_GRACE));
     }
-    state.workspaces.remember(written);
     // The update's echo wakes this apply to report the Workspace as being applied.
     Ok(Action::requeue(RESYNC))
 }
