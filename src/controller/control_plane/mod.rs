@@ -2,10 +2,16 @@
 //! and one apply per additional Fargate profile, sequenced as `status::profiles` decides, and
 //! reports every profile in the control plane's status.
 
+mod act;
+mod desire;
 mod endpoint;
 mod kubeconfig;
+mod observe;
 pub mod pause;
+mod plan;
+mod readiness;
 mod reconcile;
+mod report;
 mod status;
 
 use std::sync::Arc;
