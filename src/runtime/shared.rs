@@ -1,9 +1,11 @@
-//! The WorkspaceTemplateApply and Secret watches, shared by both controllers.
+//! The watches several controllers read, one per kind in the process: WorkspaceTemplateApplies
+//! and Secrets (control plane and apply controllers, [`start`]), Cluster API Clusters (all
+//! three, for pause, [`clusters`]) and CAPTControlPlanes' metadata (apply and CAPTCluster
+//! controllers, [`control_plane_metadata`]).
 //!
-//! Both controllers need every apply and every connection secret. One watch and one cache per
-//! kind, with each event handed to both controllers, halves what the API server sends for
-//! these kinds and what this process decodes and keeps, and lets each controller see the
-//! other's writes in the same cache.
+//! One watch and one cache per kind, with each event handed to every controller that reads it,
+//! divides what the API server sends for these kinds and what this process decodes and keeps,
+//! and lets each controller see the others' writes in the same cache.
 //!
 //! Replaces kube-runtime's shared streams (`reflect_shared` into a `store_shared`, consumed
 //! with `Controller::for_shared_stream`): they do not dispatch deletions (kube-rs#1590), and a
@@ -17,14 +19,17 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use tracing::warn;
 
 use super::backoff::WatchBackoff;
 use super::cache::{self, Cache};
 use super::index;
-use crate::api::WorkspaceTemplateApply;
+use crate::api::cluster::Cluster;
+use crate::api::{CAPTControlPlane, WorkspaceTemplateApply};
+use crate::controller::control_plane::pause;
 
 /// Watch events as a controller consumes them; errors are logged where the watch is polled.
 pub type Events<K> = BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
@@ -183,6 +188,73 @@ where
     streams
         .try_into()
         .unwrap_or_else(|_| unreachable!("one stream per consumer"))
+}
+
+/// One consumer's share of a watch that several controllers read: the cache the watch fills
+/// (`C`: a [`Cache`], or a wrapper such as `control_plane::pause::Clusters`) and its events.
+pub struct Share<C, K> {
+    /// The watch's cache, the same for every consumer.
+    pub cache: C,
+    /// Every event of the watch, after the cache has taken it.
+    pub events: Events<K>,
+}
+
+/// A controller's share of the Cluster watch ([`clusters`]).
+pub type ClusterShare = Share<pause::Clusters, Cluster>;
+
+/// A controller's share of the control plane metadata watch ([`control_plane_metadata`]).
+pub type ControlPlaneShare =
+    Share<Cache<PartialObjectMeta<CAPTControlPlane>>, PartialObjectMeta<CAPTControlPlane>>;
+
+/// Hands the watch `source` (which feeds `cache` first) to `N` consumers (see [`fan_out`]):
+/// one watch of the kind in the process, however many controllers read it.
+pub fn share<C, K, S, F, const N: usize>(
+    cache: C,
+    source: S,
+    shutdown: F,
+    kind: &'static str,
+) -> [Share<C, K>; N]
+where
+    C: Clone,
+    K: Clone + Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    fan_out(source, shutdown, kind).map(|events| Share {
+        cache: cache.clone(),
+        events,
+    })
+}
+
+/// Cluster API Clusters, for their pause (`control_plane::pause::watch`: the served version,
+/// found at run time), watched once for the three controllers that honour it:
+/// `[control plane, apply, CAPTCluster]`. The watch runs until `shutdown`.
+pub fn clusters<F>(client: Client, namespace: Option<String>, shutdown: F) -> [ClusterShare; 3]
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (clusters, source) = pause::watch(client, namespace);
+    share(clusters, source, shutdown, "clusters")
+}
+
+/// CAPTControlPlanes' metadata, watched once for `[apply, CAPTCluster]`: the apply controller
+/// reads the pause annotation of an apply's control plane, the CAPTCluster controller which
+/// control planes of its cluster still exist. `config` takes no watch-filter label: the
+/// CAPTCluster controller waits for every control plane of its cluster.
+pub fn control_plane_metadata<F>(
+    api: Api<PartialObjectMeta<CAPTControlPlane>>,
+    config: watcher::Config,
+    shutdown: F,
+) -> [ControlPlaneShare; 2]
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (control_planes, source) = cache::watch(
+        watcher(api, config).backoff(WatchBackoff::for_controller()),
+        cache::keep_all,
+        None,
+    );
+    share(control_planes, source, shutdown, "control plane metadata")
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use crate::render::{self, eks};
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::OwnWrites;
-use crate::runtime::shared::Watched;
+use crate::runtime::shared::{ClusterShare, Share, Watched};
 use crate::runtime::status_writes::StatusWrites;
 use crate::runtime::{index, version};
 use reconcile::reconcile;
@@ -67,6 +67,7 @@ pub struct State {
 pub async fn run(
     ctx: Arc<Context>,
     watched: Watched,
+    clusters: ClusterShare,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let Watched {
@@ -80,7 +81,10 @@ pub async fn run(
         cache::keep_all,
         Some(lookup_keys),
     );
-    let (clusters, cluster_events) = pause::watch(ctx.client.clone(), ctx.namespace.clone());
+    let Share {
+        cache: clusters,
+        events: cluster_events,
+    } = clusters;
     let lookup = control_planes.clone();
     let by_cluster = control_planes.clone();
     let (apply_writes, finalizer_writes) = (Arc::default(), Arc::default());
