@@ -102,15 +102,26 @@ pub(super) async fn reconcile(cp: &CAPTControlPlane, state: &State) -> Result<Ou
             "spec.controlPlaneConfig.region is not set: the kubeconfig's token is signed for STS in the cluster's region",
         )));
     }
+    keep_secrets(cp, state, &conn, &region).await
+}
+
+/// Keeps both kubeconfig Secrets of `cp` current for the EKS cluster `conn` in `region`.
+async fn keep_secrets(
+    cp: &CAPTControlPlane,
+    state: &State,
+    conn: &kc::Connection,
+    region: &str,
+) -> Result<Outcome> {
+    let ns = render::namespace(cp);
     let cluster = render::cluster_name(cp);
     let uid = cp.uid().unwrap_or_default();
-    let source = kc::source_digest(&cluster, &conn, &region);
+    let source = kc::source_digest(&cluster, conn, region);
     let now = Timestamp::now();
     let token_name = kc::secret_name(&cluster);
     let user_name = kc::user_secret_name(&cluster);
     let token_existing = state.secrets.get_named(Some(&ns), &token_name);
     let user_existing = state.secrets.get_named(Some(&ns), &user_name);
-    let user_value = kc::render(&cluster, &conn, &kc::Credential::AwsCli { region: &region });
+    let user_value = kc::render(&cluster, conn, &kc::Credential::AwsCli { region });
     let decide = |existing: Option<&Arc<Secret>>, expected: Option<&str>| {
         secret_action(
             existing.map(|s| s.as_ref()),
@@ -131,16 +142,8 @@ pub(super) async fn reconcile(cp: &CAPTControlPlane, state: &State) -> Result<Ou
     // The token first: without one, no kubeconfig is written at all.
     let mut token_secret = None;
     if let SecretAction::Write(why) = token_action {
-        let request = TokenRequest {
-            eks_cluster: &conn.eks_cluster,
-            region: &region,
-        };
-        match state.ctx.token_source.token(request).await {
-            Ok(token) => {
-                let value = kc::render(&cluster, &conn, &kc::Credential::Token(&token.value));
-                let expires = token.expires.and_then(|at| Timestamp::try_from(at).ok());
-                token_secret = Some((why, value, expires));
-            }
+        match mint(state, conn, region, &cluster).await {
+            Ok((value, expires)) => token_secret = Some((why, value, expires)),
             Err(error) => return Ok(token_failure(cp, state, error)),
         }
     }
@@ -189,6 +192,24 @@ pub(super) async fn reconcile(cp: &CAPTControlPlane, state: &State) -> Result<Ou
         state,
         requeue: refresh,
     })
+}
+
+/// A token kubeconfig for the EKS cluster `conn` in `region` (`cluster`: the Cluster API
+/// cluster name) with a freshly minted token, and when the token expires.
+async fn mint(
+    state: &State,
+    conn: &kc::Connection,
+    region: &str,
+    cluster: &str,
+) -> std::result::Result<(String, Option<Timestamp>), TokenError> {
+    let request = TokenRequest {
+        eks_cluster: &conn.eks_cluster,
+        region,
+    };
+    let token = state.ctx.token_source.token(request).await?;
+    let value = kc::render(cluster, conn, &kc::Credential::Token(&token.value));
+    let expires = token.expires.and_then(|at| Timestamp::try_from(at).ok());
+    Ok((value, expires))
 }
 
 /// The outcome when no token could be had: nothing is written, the condition says why.
