@@ -1,6 +1,10 @@
 //! CAPTControlPlane controller: keeps the EKS cluster apply (with the default Fargate profiles)
 //! and one apply per additional Fargate profile, sequenced as `status::profiles` decides, and
 //! reports every profile in the control plane's status.
+//!
+//! A reconcile is one pass (`reconcile`): `observe` reads the caches once, `desire` renders
+//! every child once, `plan` decides purely what to write, delete or wait for, `act` writes,
+//! and `report` writes the status that `status` builds purely.
 
 mod act;
 mod desire;

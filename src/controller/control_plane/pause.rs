@@ -127,6 +127,7 @@ impl Clusters {
 
 /// Starts watching Clusters (in `namespace`, or all): first finds which version the API
 /// server serves, then lists and watches it. The events come after the cache holds them.
+/// Called once in the process (`runtime::shared::clusters`), which shares the watch.
 pub fn watch(
     client: Client,
     namespace: Option<String>,
