@@ -5,8 +5,8 @@
 //! The cluster name is the control plane's `cluster.x-k8s.io/cluster-name` label (Cluster API
 //! sets it), else its owning Cluster, else its own name (`render::cluster_name`). Both Secrets
 //! are in the control plane's namespace (a Cluster's control plane is in the Cluster's).
-//! Decisions are pure (`status::kubeconfig`, `render::kubeconfig`); this module reads the
-//! caches and writes. Secret values are never logged.
+//! Decisions are pure (`status::kubeconfig`, `render::kubeconfig`); the Secrets come observed
+//! (`observe`); this module mints the token and writes. Secret values are never logged.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::observe::KubeconfigSecrets;
 use super::{CONTROLLER, State, endpoint};
 use crate::api::CAPTControlPlane;
 use crate::aws::token::{REFRESH_BEFORE_EXPIRY, TokenError, TokenRequest};
@@ -67,10 +68,15 @@ pub(super) fn secrets_of(cp: &CAPTControlPlane) -> [(String, String); 2] {
 }
 
 /// Keeps the endpoint and both kubeconfig Secrets of `cp` current.
-pub(super) async fn reconcile(cp: &CAPTControlPlane, state: &State) -> Result<Outcome> {
+/// `secrets` are the Secrets it reads, as observed (`observe`).
+pub(super) async fn reconcile(
+    cp: &CAPTControlPlane,
+    state: &State,
+    secrets: &KubeconfigSecrets,
+) -> Result<Outcome> {
     let ns = render::namespace(cp);
     let connection_name = names::eks_connection_secret(&cp.name_any());
-    let Some(connection_secret) = state.secrets.get_named(Some(&ns), &connection_name) else {
+    let Some(connection_secret) = secrets.connection.as_deref() else {
         return Ok(Outcome::waiting(KubeconfigState::not_ready(
             reason::WAITING_FOR_CONNECTION,
             format!("waiting for the EKS cluster's connection secret {ns}/{connection_name}"),
@@ -102,13 +108,14 @@ pub(super) async fn reconcile(cp: &CAPTControlPlane, state: &State) -> Result<Ou
             "spec.controlPlaneConfig.region is not set: the kubeconfig's token is signed for STS in the cluster's region",
         )));
     }
-    keep_secrets(cp, state, &conn, &region).await
+    keep_secrets(cp, state, secrets, &conn, &region).await
 }
 
 /// Keeps both kubeconfig Secrets of `cp` current for the EKS cluster `conn` in `region`.
 async fn keep_secrets(
     cp: &CAPTControlPlane,
     state: &State,
+    secrets: &KubeconfigSecrets,
     conn: &kc::Connection,
     region: &str,
 ) -> Result<Outcome> {
@@ -119,8 +126,7 @@ async fn keep_secrets(
     let now = Timestamp::now();
     let token_name = kc::secret_name(&cluster);
     let user_name = kc::user_secret_name(&cluster);
-    let token_existing = state.secrets.get_named(Some(&ns), &token_name);
-    let user_existing = state.secrets.get_named(Some(&ns), &user_name);
+    let (token_existing, user_existing) = (&secrets.token, &secrets.user);
     let user_value = kc::render(&cluster, conn, &kc::Credential::AwsCli { region });
     let decide = |existing: Option<&Arc<Secret>>, expected: Option<&str>| {
         secret_action(

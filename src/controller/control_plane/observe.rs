@@ -1,10 +1,11 @@
-//! Step 1 of a control plane's reconcile: what the caches hold about it, read once into one
-//! [`Observed`] value. No request is made here, except [`missing_secrets`], which the plan asks
+//! Step 1 of a control plane's reconcile: what the caches hold about it (its applies and the
+//! Secrets its kubeconfig step reads), read once into one [`Observed`] value. No request is made here, except [`missing_secrets`], which the plan asks
 //! for only when a profile is about to be created (a secret outside the operator's scope is
 //! read from the API server).
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
 use super::State;
@@ -12,7 +13,7 @@ use crate::api::{CAPTControlPlane, WorkspaceTemplateApply};
 use crate::controller::secrets::{self, Required};
 use crate::error::Result;
 use crate::names;
-use crate::render::{self, eks, fargate};
+use crate::render::{self, eks, fargate, kubeconfig};
 use crate::runtime::index;
 use crate::status::apply::{ChildState, child_state};
 use crate::status::profiles::ObservedProfile;
@@ -29,6 +30,20 @@ pub(super) struct Observed {
     pub profile_applies: Vec<Arc<WorkspaceTemplateApply>>,
     /// The same applies as the plan sees them, in the same order.
     pub profiles: Vec<ObservedProfile>,
+    /// The Secrets the kubeconfig step reads.
+    pub kubeconfig: KubeconfigSecrets,
+}
+
+/// The Secrets the kubeconfig step (`kubeconfig`) reads, as the Secret cache holds them (key
+/// names and value digests, and the public values of the connection secret).
+#[derive(Clone, Debug, Default)]
+pub(super) struct KubeconfigSecrets {
+    /// The EKS cluster's connection secret `<cp>-eks-connection`.
+    pub connection: Option<Arc<Secret>>,
+    /// The token kubeconfig `<cluster>-kubeconfig`.
+    pub token: Option<Arc<Secret>>,
+    /// The user kubeconfig `<cluster>-user-kubeconfig`.
+    pub user: Option<Arc<Secret>>,
 }
 
 /// The state of an EKS apply (None: not there yet, so being created).
@@ -55,6 +70,19 @@ pub(super) fn observe(cp: &CAPTControlPlane, state: &State) -> Observed {
         eks,
         profile_applies,
         profiles,
+        kubeconfig: kubeconfig_secrets(cp, state),
+    }
+}
+
+/// The EKS connection secret and the kubeconfig Secrets of `cp`, from the Secret cache.
+fn kubeconfig_secrets(cp: &CAPTControlPlane, state: &State) -> KubeconfigSecrets {
+    let ns = render::namespace(cp);
+    let secret = |name: &str| state.secrets.get_named(Some(&ns), name);
+    let cluster = render::cluster_name(cp);
+    KubeconfigSecrets {
+        connection: secret(&names::eks_connection_secret(&cp.name_any())),
+        token: secret(&kubeconfig::secret_name(&cluster)),
+        user: secret(&kubeconfig::user_secret_name(&cluster)),
     }
 }
 

@@ -50,6 +50,7 @@ fn observed(eks: Option<Arc<WorkspaceTemplateApply>>, profiles: Vec<ObservedProf
         eks,
         profile_applies: Vec::new(),
         profiles,
+        kubeconfig: Default::default(),
     }
 }
 

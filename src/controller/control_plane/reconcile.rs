@@ -23,6 +23,7 @@ use crate::names::CONTROL_PLANE_FINALIZER;
 use crate::runtime::finalizer::{ensure_finalizer, remove_finalizer};
 use crate::status::apply::{ChildState, child_state};
 
+/// Reconciles one control plane: paused, being deleted or live (`plan::mode`).
 pub(super) async fn reconcile(cp: Arc<CAPTControlPlane>, state: Arc<State>) -> Result<Action> {
     let ctx = &state.ctx;
     if !(state.applies.is_ready() && state.secrets.is_ready()) {
@@ -78,7 +79,7 @@ async fn live(cp: &CAPTControlPlane, state: &State) -> Result<Action> {
     let eks_state = observe::eks_state(eks.as_deref());
 
     // 2. The endpoint and the kubeconfig Secrets, from the EKS connection secret.
-    let kubeconfig = super::kubeconfig::reconcile(cp, state).await?;
+    let kubeconfig = super::kubeconfig::reconcile(cp, state, &observed.kubeconfig).await?;
 
     // 3. The additional profiles, planned behind the EKS apply as written.
     let steps = plan_profiles(cp, state, &observed, &desired, &eks_state).await?;
