@@ -126,7 +126,6 @@ async fn keep_secrets(
     let now = Timestamp::now();
     let token_name = kc::secret_name(&cluster);
     let user_name = kc::user_secret_name(&cluster);
-    let (token_existing, user_existing) = (&secrets.token, &secrets.user);
     let user_value = kc::render(&cluster, conn, &kc::Credential::AwsCli { region });
     let decide = |existing: Option<&Arc<Secret>>, expected: Option<&str>| {
         secret_action(
@@ -139,11 +138,9 @@ async fn keep_secrets(
             now,
         )
     };
-    let token_action = decide(token_existing.as_ref(), None);
-    let user_action = decide(
-        user_existing.as_ref(),
-        Some(&kc::digest(user_value.as_bytes())),
-    );
+    let token_action = decide(secrets.token.as_ref(), None);
+    let user_digest = kc::digest(user_value.as_bytes());
+    let user_action = decide(secrets.user.as_ref(), Some(&user_digest));
 
     // The token first: without one, no kubeconfig is written at all.
     let mut token_secret = None;
@@ -170,10 +167,8 @@ async fn keep_secrets(
                 &source,
                 expires_text.as_deref(),
             );
-            write(cp, state, &api, desired, token_existing.as_deref(), why).await?;
-            refresh = expires
-                .and_then(|t| Duration::try_from(now.duration_until(t)).ok())
-                .map(|d| d.saturating_sub(REFRESH_BEFORE_EXPIRY));
+            write(cp, state, &api, desired, secrets.token.as_deref(), why).await?;
+            refresh = refresh_after(now, expires);
         }
         (SecretAction::Keep { refresh_in }, _) => refresh = refresh_in,
         (SecretAction::Foreign, _) => {
@@ -184,7 +179,7 @@ async fn keep_secrets(
     match user_action {
         SecretAction::Write(why) => {
             let desired = kc::secret(&user_name, &ns, &cluster, owner, user_value, &source, None);
-            write(cp, state, &api, desired, user_existing.as_deref(), why).await?;
+            write(cp, state, &api, desired, secrets.user.as_deref(), why).await?;
         }
         SecretAction::Keep { .. } => {}
         SecretAction::Foreign => conflicts.push(foreign_message(&ns, &user_name, &cp.name_any())),
@@ -198,6 +193,13 @@ async fn keep_secrets(
         state,
         requeue: refresh,
     })
+}
+
+/// How long after `now` a token that expires at `expires` is refreshed.
+fn refresh_after(now: Timestamp, expires: Option<Timestamp>) -> Option<Duration> {
+    expires
+        .and_then(|t| Duration::try_from(now.duration_until(t)).ok())
+        .map(|d| d.saturating_sub(REFRESH_BEFORE_EXPIRY))
 }
 
 /// A token kubeconfig for the EKS cluster `conn` in `region` (`cluster`: the Cluster API
