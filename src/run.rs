@@ -269,10 +269,32 @@ async fn run_controllers(
         ctx.watcher_config(),
         shutdown.clone(),
     );
+    // One Cluster watch (pause) for all three controllers, one control plane metadata watch
+    // for the two that read it.
+    let [cp_clusters, apply_clusters, infra_clusters] = crate::runtime::shared::clusters(
+        ctx.client.clone(),
+        ctx.namespace.clone(),
+        shutdown.clone(),
+    );
+    let [apply_cps, infra_cps] = crate::runtime::shared::control_plane_metadata(
+        ctx.scoped_api(),
+        ctx.watcher_config(),
+        shutdown.clone(),
+    );
     let controllers = futures::future::join3(
-        controller::control_plane::run(ctx.clone(), for_control_planes, shutdown.clone()),
-        controller::workspace_apply::run(ctx.clone(), for_applies, shutdown.clone()),
-        controller::infra_cluster::run(ctx, shutdown.clone()),
+        controller::control_plane::run(
+            ctx.clone(),
+            for_control_planes,
+            cp_clusters,
+            shutdown.clone(),
+        ),
+        controller::workspace_apply::run(
+            ctx.clone(),
+            for_applies,
+            (apply_clusters, apply_cps),
+            shutdown.clone(),
+        ),
+        controller::infra_cluster::run(ctx, (infra_clusters, infra_cps), shutdown.clone()),
     );
     let deadline = async {
         shutdown.await;
@@ -283,3 +305,7 @@ async fn run_controllers(
         _ = deadline => warn!(grace = ?SHUTDOWN_GRACE, "reconciles still running at the end of the grace period; exiting"),
     }
 }
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;

@@ -1,9 +1,11 @@
-//! The WorkspaceTemplateApply and Secret watches, shared by both controllers.
+//! The watches several controllers read, one per kind in the process: WorkspaceTemplateApplies
+//! and Secrets (control plane and apply controllers, [`start`]), Cluster API Clusters (all
+//! three, for pause, [`clusters`]) and CAPTControlPlanes' metadata (apply and CAPTCluster
+//! controllers, [`control_plane_metadata`]).
 //!
-//! Both controllers need every apply and every connection secret. One watch and one cache per
-//! kind, with each event handed to both controllers, halves what the API server sends for
-//! these kinds and what this process decodes and keeps, and lets each controller see the
-//! other's writes in the same cache.
+//! One watch and one cache per kind, with each event handed to every controller that reads it,
+//! divides what the API server sends for these kinds and what this process decodes and keeps,
+//! and lets each controller see the others' writes in the same cache.
 //!
 //! Replaces kube-runtime's shared streams (`reflect_shared` into a `store_shared`, consumed
 //! with `Controller::for_shared_stream`): they do not dispatch deletions (kube-rs#1590), and a
@@ -17,14 +19,17 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use tracing::warn;
 
 use super::backoff::WatchBackoff;
 use super::cache::{self, Cache};
 use super::index;
-use crate::api::WorkspaceTemplateApply;
+use crate::api::cluster::Cluster;
+use crate::api::{CAPTControlPlane, WorkspaceTemplateApply};
+use crate::controller::control_plane::pause;
 
 /// Watch events as a controller consumes them; errors are logged where the watch is polled.
 pub type Events<K> = BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
@@ -185,148 +190,73 @@ where
         .unwrap_or_else(|_| unreachable!("one stream per consumer"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use kube::api::ObjectMeta;
-
-    #[test]
-    fn secrets_keep_key_names_but_no_values() {
-        use sha2::Digest;
-        let mut secret = Secret {
-            metadata: ObjectMeta {
-                name: Some("eks-connection".into()),
-                labels: Some([("app".to_string(), "x".to_string())].into()),
-                annotations: Some(
-                    [(
-                        "kubectl.kubernetes.io/last-applied-configuration".to_string(),
-                        r#"{"data":{"kubeconfig":"c2VjcmV0"}}"#.to_string(),
-                    )]
-                    .into(),
-                ),
-                ..Default::default()
-            },
-            data: Some(
-                [("kubeconfig".to_string(), ByteString(b"secret".to_vec()))]
-                    .into_iter()
-                    .collect(),
-            ),
-            string_data: Some(
-                [("token".to_string(), "t".to_string())]
-                    .into_iter()
-                    .collect(),
-            ),
-            ..Default::default()
-        };
-        key_names_only(&mut secret);
-        let data = secret.data.expect("data kept");
-        assert_eq!(data.keys().collect::<Vec<_>>(), ["kubeconfig"]);
-        assert_eq!(
-            data["kubeconfig"].0,
-            sha2::Sha256::digest(b"secret").to_vec(),
-            "a digest, never the value"
-        );
-        assert_eq!(secret.string_data, None);
-        assert_eq!(secret.metadata.annotations, None, "may repeat the values");
-        assert_eq!(secret.metadata.name.as_deref(), Some("eks-connection"));
-    }
-
-    #[test]
-    fn the_operators_own_annotations_stay_for_comparison() {
-        let own = crate::render::kubeconfig::ANNOTATION_VALUE_DIGEST;
-        let mut secret = Secret {
-            metadata: ObjectMeta {
-                name: Some("demo-kubeconfig".into()),
-                labels: Some(
-                    [(
-                        "cluster.x-k8s.io/cluster-name".to_string(),
-                        "demo".to_string(),
-                    )]
-                    .into(),
-                ),
-                annotations: Some(
-                    [
-                        (own.to_string(), "abc".to_string()),
-                        ("other.example/x".to_string(), "y".to_string()),
-                    ]
-                    .into(),
-                ),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        key_names_only(&mut secret);
-        let annotations = secret.metadata.annotations.expect("ours kept");
-        assert_eq!(annotations.keys().collect::<Vec<_>>(), [own]);
-        assert_eq!(
-            secret.metadata.labels.expect("labels kept")["cluster.x-k8s.io/cluster-name"],
-            "demo"
-        );
-    }
-
-    #[test]
-    fn an_eks_connection_secret_keeps_its_public_values_only() {
-        use sha2::Digest;
-        let pairs = [
-            ("cluster_endpoint", "https://a.example"),
-            ("cluster_certificate_authority_data", "Q0E="),
-            ("cluster_name", "demo"),
-            ("oidc_provider_arn", "arn"),
-        ];
-        let secret = |name: &str| Secret {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-            data: Some(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                    .collect(),
-            ),
-            ..Default::default()
-        };
-        let mut connection = secret("demo-eks-connection");
-        key_names_only(&mut connection);
-        let data = connection.data.unwrap();
-        for (key, value) in &pairs[..3] {
-            assert_eq!(data[*key].0, value.as_bytes(), "{key} kept");
-        }
-        assert_eq!(
-            data["oidc_provider_arn"].0,
-            sha2::Sha256::digest(b"arn").to_vec()
-        );
-        // The same keys in any other secret are not kept.
-        let mut other = secret("demo-vpc-connection");
-        key_names_only(&mut other);
-        assert_eq!(
-            other.data.unwrap()["cluster_endpoint"].0,
-            sha2::Sha256::digest(b"https://a.example").to_vec()
-        );
-    }
-
-    #[tokio::test]
-    async fn both_consumers_get_every_event_and_errors_are_not_forwarded() {
-        let source = futures::stream::iter(vec![
-            Ok(watcher::Event::Init),
-            Err(watcher::Error::NoResourceVersion),
-            Ok(watcher::Event::Apply(1u32)),
-            Ok(watcher::Event::InitDone),
-        ]);
-        let [a, b] = fan_out(source, futures::future::pending(), "test");
-        let kinds = |events: Vec<Result<watcher::Event<u32>, watcher::Error>>| {
-            events
-                .into_iter()
-                .map(|e| match e.expect("no errors forwarded") {
-                    watcher::Event::Init => "init".to_string(),
-                    watcher::Event::Apply(n) => format!("apply {n}"),
-                    watcher::Event::InitDone => "done".to_string(),
-                    other => format!("{other:?}"),
-                })
-                .collect::<Vec<_>>()
-        };
-        let (a, b) = futures::join!(a.collect::<Vec<_>>(), b.collect::<Vec<_>>());
-        assert_eq!(kinds(a), ["init", "apply 1", "done"]);
-        assert_eq!(kinds(b), ["init", "apply 1", "done"]);
-    }
+/// One consumer's share of a watch that several controllers read: the cache the watch fills
+/// (`C`: a [`Cache`], or a wrapper such as `control_plane::pause::Clusters`) and its events.
+pub struct Share<C, K> {
+    /// The watch's cache, the same for every consumer.
+    pub cache: C,
+    /// Every event of the watch, after the cache has taken it.
+    pub events: Events<K>,
 }
+
+/// A controller's share of the Cluster watch ([`clusters`]).
+pub type ClusterShare = Share<pause::Clusters, Cluster>;
+
+/// A controller's share of the control plane metadata watch ([`control_plane_metadata`]).
+pub type ControlPlaneShare =
+    Share<Cache<PartialObjectMeta<CAPTControlPlane>>, PartialObjectMeta<CAPTControlPlane>>;
+
+/// Hands the watch `source` (which feeds `cache` first) to `N` consumers (see [`fan_out`]):
+/// one watch of the kind in the process, however many controllers read it.
+pub fn share<C, K, S, F, const N: usize>(
+    cache: C,
+    source: S,
+    shutdown: F,
+    kind: &'static str,
+) -> [Share<C, K>; N]
+where
+    C: Clone,
+    K: Clone + Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    fan_out(source, shutdown, kind).map(|events| Share {
+        cache: cache.clone(),
+        events,
+    })
+}
+
+/// Cluster API Clusters, for their pause (`control_plane::pause::watch`: the served version,
+/// found at run time), watched once for the three controllers that honour it:
+/// `[control plane, apply, CAPTCluster]`. The watch runs until `shutdown`.
+pub fn clusters<F>(client: Client, namespace: Option<String>, shutdown: F) -> [ClusterShare; 3]
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (clusters, source) = pause::watch(client, namespace);
+    share(clusters, source, shutdown, "clusters")
+}
+
+/// CAPTControlPlanes' metadata, watched once for `[apply, CAPTCluster]`: the apply controller
+/// reads the pause annotation of an apply's control plane, the CAPTCluster controller which
+/// control planes of its cluster still exist. `config` takes no watch-filter label: the
+/// CAPTCluster controller waits for every control plane of its cluster.
+pub fn control_plane_metadata<F>(
+    api: Api<PartialObjectMeta<CAPTControlPlane>>,
+    config: watcher::Config,
+    shutdown: F,
+) -> [ControlPlaneShare; 2]
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (control_planes, source) = cache::watch(
+        watcher(api, config).backoff(WatchBackoff::for_controller()),
+        cache::keep_all,
+        None,
+    );
+    share(control_planes, source, shutdown, "control plane metadata")
+}
+
+#[cfg(test)]
+#[path = "shared_tests.rs"]
+mod tests;

@@ -201,18 +201,35 @@ impl Operator {
             ctx.watcher_config(),
             shutdown.clone(),
         );
+        // One Cluster watch and one control plane metadata watch, shared as `run` shares them.
+        let [cp_clusters, apply_clusters, infra_clusters] = capt_fargate::runtime::shared::clusters(
+            ctx.client.clone(),
+            ctx.namespace.clone(),
+            shutdown.clone(),
+        );
+        let [apply_cps, infra_cps] = capt_fargate::runtime::shared::control_plane_metadata(
+            ctx.scoped_api(),
+            ctx.watcher_config(),
+            shutdown.clone(),
+        );
         let tasks = vec![
             tokio::spawn(controller::control_plane::run(
                 ctx.clone(),
                 for_control_planes,
+                cp_clusters,
                 shutdown.clone(),
             )),
             tokio::spawn(controller::workspace_apply::run(
                 ctx.clone(),
                 for_applies,
+                (apply_clusters, apply_cps),
                 shutdown.clone(),
             )),
-            tokio::spawn(controller::infra_cluster::run(ctx.clone(), shutdown)),
+            tokio::spawn(controller::infra_cluster::run(
+                ctx.clone(),
+                (infra_clusters, infra_cps),
+                shutdown,
+            )),
         ];
         Operator {
             metrics,

@@ -5,8 +5,8 @@
 //! The cluster name is the control plane's `cluster.x-k8s.io/cluster-name` label (Cluster API
 //! sets it), else its owning Cluster, else its own name (`render::cluster_name`). Both Secrets
 //! are in the control plane's namespace (a Cluster's control plane is in the Cluster's).
-//! Decisions are pure (`status::kubeconfig`, `render::kubeconfig`); this module reads the
-//! caches and writes. Secret values are never logged.
+//! Decisions are pure (`status::kubeconfig`, `render::kubeconfig`); the Secrets come observed
+//! (`observe`); this module mints the token and writes. Secret values are never logged.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::observe::KubeconfigSecrets;
 use super::{CONTROLLER, State, endpoint};
 use crate::api::CAPTControlPlane;
 use crate::aws::token::{REFRESH_BEFORE_EXPIRY, TokenError, TokenRequest};
@@ -67,10 +68,15 @@ pub(super) fn secrets_of(cp: &CAPTControlPlane) -> [(String, String); 2] {
 }
 
 /// Keeps the endpoint and both kubeconfig Secrets of `cp` current.
-pub(super) async fn reconcile(cp: &CAPTControlPlane, state: &State) -> Result<Outcome> {
+/// `secrets` are the Secrets it reads, as observed (`observe`).
+pub(super) async fn reconcile(
+    cp: &CAPTControlPlane,
+    state: &State,
+    secrets: &KubeconfigSecrets,
+) -> Result<Outcome> {
     let ns = render::namespace(cp);
     let connection_name = names::eks_connection_secret(&cp.name_any());
-    let Some(connection_secret) = state.secrets.get_named(Some(&ns), &connection_name) else {
+    let Some(connection_secret) = secrets.connection.as_deref() else {
         return Ok(Outcome::waiting(KubeconfigState::not_ready(
             reason::WAITING_FOR_CONNECTION,
             format!("waiting for the EKS cluster's connection secret {ns}/{connection_name}"),
@@ -102,15 +108,25 @@ pub(super) async fn reconcile(cp: &CAPTControlPlane, state: &State) -> Result<Ou
             "spec.controlPlaneConfig.region is not set: the kubeconfig's token is signed for STS in the cluster's region",
         )));
     }
+    keep_secrets(cp, state, secrets, &conn, &region).await
+}
+
+/// Keeps both kubeconfig Secrets of `cp` current for the EKS cluster `conn` in `region`.
+async fn keep_secrets(
+    cp: &CAPTControlPlane,
+    state: &State,
+    secrets: &KubeconfigSecrets,
+    conn: &kc::Connection,
+    region: &str,
+) -> Result<Outcome> {
+    let ns = render::namespace(cp);
     let cluster = render::cluster_name(cp);
     let uid = cp.uid().unwrap_or_default();
-    let source = kc::source_digest(&cluster, &conn, &region);
+    let source = kc::source_digest(&cluster, conn, region);
     let now = Timestamp::now();
     let token_name = kc::secret_name(&cluster);
     let user_name = kc::user_secret_name(&cluster);
-    let token_existing = state.secrets.get_named(Some(&ns), &token_name);
-    let user_existing = state.secrets.get_named(Some(&ns), &user_name);
-    let user_value = kc::render(&cluster, &conn, &kc::Credential::AwsCli { region: &region });
+    let user_value = kc::render(&cluster, conn, &kc::Credential::AwsCli { region });
     let decide = |existing: Option<&Arc<Secret>>, expected: Option<&str>| {
         secret_action(
             existing.map(|s| s.as_ref()),
@@ -122,25 +138,15 @@ pub(super) async fn reconcile(cp: &CAPTControlPlane, state: &State) -> Result<Ou
             now,
         )
     };
-    let token_action = decide(token_existing.as_ref(), None);
-    let user_action = decide(
-        user_existing.as_ref(),
-        Some(&kc::digest(user_value.as_bytes())),
-    );
+    let token_action = decide(secrets.token.as_ref(), None);
+    let user_digest = kc::digest(user_value.as_bytes());
+    let user_action = decide(secrets.user.as_ref(), Some(&user_digest));
 
     // The token first: without one, no kubeconfig is written at all.
     let mut token_secret = None;
     if let SecretAction::Write(why) = token_action {
-        let request = TokenRequest {
-            eks_cluster: &conn.eks_cluster,
-            region: &region,
-        };
-        match state.ctx.token_source.token(request).await {
-            Ok(token) => {
-                let value = kc::render(&cluster, &conn, &kc::Credential::Token(&token.value));
-                let expires = token.expires.and_then(|at| Timestamp::try_from(at).ok());
-                token_secret = Some((why, value, expires));
-            }
+        match mint(state, conn, region, &cluster).await {
+            Ok((value, expires)) => token_secret = Some((why, value, expires)),
             Err(error) => return Ok(token_failure(cp, state, error)),
         }
     }
@@ -161,10 +167,8 @@ pub(super) async fn reconcile(cp: &CAPTControlPlane, state: &State) -> Result<Ou
                 &source,
                 expires_text.as_deref(),
             );
-            write(cp, state, &api, desired, token_existing.as_deref(), why).await?;
-            refresh = expires
-                .and_then(|t| Duration::try_from(now.duration_until(t)).ok())
-                .map(|d| d.saturating_sub(REFRESH_BEFORE_EXPIRY));
+            write(cp, state, &api, desired, secrets.token.as_deref(), why).await?;
+            refresh = refresh_after(now, expires);
         }
         (SecretAction::Keep { refresh_in }, _) => refresh = refresh_in,
         (SecretAction::Foreign, _) => {
@@ -175,7 +179,7 @@ pub(super) async fn reconcile(cp: &CAPTControlPlane, state: &State) -> Result<Ou
     match user_action {
         SecretAction::Write(why) => {
             let desired = kc::secret(&user_name, &ns, &cluster, owner, user_value, &source, None);
-            write(cp, state, &api, desired, user_existing.as_deref(), why).await?;
+            write(cp, state, &api, desired, secrets.user.as_deref(), why).await?;
         }
         SecretAction::Keep { .. } => {}
         SecretAction::Foreign => conflicts.push(foreign_message(&ns, &user_name, &cp.name_any())),
@@ -189,6 +193,31 @@ pub(super) async fn reconcile(cp: &CAPTControlPlane, state: &State) -> Result<Ou
         state,
         requeue: refresh,
     })
+}
+
+/// How long after `now` a token that expires at `expires` is refreshed.
+fn refresh_after(now: Timestamp, expires: Option<Timestamp>) -> Option<Duration> {
+    expires
+        .and_then(|t| Duration::try_from(now.duration_until(t)).ok())
+        .map(|d| d.saturating_sub(REFRESH_BEFORE_EXPIRY))
+}
+
+/// A token kubeconfig for the EKS cluster `conn` in `region` (`cluster`: the Cluster API
+/// cluster name) with a freshly minted token, and when the token expires.
+async fn mint(
+    state: &State,
+    conn: &kc::Connection,
+    region: &str,
+    cluster: &str,
+) -> std::result::Result<(String, Option<Timestamp>), TokenError> {
+    let request = TokenRequest {
+        eks_cluster: &conn.eks_cluster,
+        region,
+    };
+    let token = state.ctx.token_source.token(request).await?;
+    let value = kc::render(cluster, conn, &kc::Credential::Token(&token.value));
+    let expires = token.expires.and_then(|at| Timestamp::try_from(at).ok());
+    Ok((value, expires))
 }
 
 /// The outcome when no token could be had: nothing is written, the condition says why.

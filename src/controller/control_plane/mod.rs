@@ -1,11 +1,21 @@
 //! CAPTControlPlane controller: keeps the EKS cluster apply (with the default Fargate profiles)
 //! and one apply per additional Fargate profile, sequenced as `status::profiles` decides, and
 //! reports every profile in the control plane's status.
+//!
+//! A reconcile is one pass (`reconcile`): `observe` reads the caches once, `desire` renders
+//! every child once, `plan` decides purely what to write, delete or wait for, `act` writes,
+//! and `report` writes the status that `status` builds purely.
 
+mod act;
+mod desire;
 mod endpoint;
 mod kubeconfig;
+mod observe;
 pub mod pause;
+mod plan;
+mod readiness;
 mod reconcile;
+mod report;
 mod status;
 
 use std::sync::Arc;
@@ -26,7 +36,7 @@ use crate::render::{self, eks};
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::OwnWrites;
-use crate::runtime::shared::Watched;
+use crate::runtime::shared::{ClusterShare, Share, Watched};
 use crate::runtime::status_writes::StatusWrites;
 use crate::runtime::{index, version};
 use reconcile::reconcile;
@@ -61,6 +71,7 @@ pub struct State {
 pub async fn run(
     ctx: Arc<Context>,
     watched: Watched,
+    clusters: ClusterShare,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let Watched {
@@ -74,7 +85,10 @@ pub async fn run(
         cache::keep_all,
         Some(lookup_keys),
     );
-    let (clusters, cluster_events) = pause::watch(ctx.client.clone(), ctx.namespace.clone());
+    let Share {
+        cache: clusters,
+        events: cluster_events,
+    } = clusters;
     let lookup = control_planes.clone();
     let by_cluster = control_planes.clone();
     let (apply_writes, finalizer_writes) = (Arc::default(), Arc::default());

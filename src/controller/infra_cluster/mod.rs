@@ -6,8 +6,9 @@
 //!
 //! Built on the same runtime pieces as the other controllers: watch caches with
 //! read-your-writes and indexes (`runtime::cache`, `runtime::index`), the stamped write path
-//! (`runtime::write`), finalizer patches and de-duplicated events. Its watches are its own and
-//! narrow: VPC applies only (by label), CAPTControlPlanes as metadata only, and Clusters.
+//! (`runtime::write`), finalizer patches and de-duplicated events. Its own watches are narrow
+//! (CAPTClusters, VPC applies only, by label); Clusters and CAPTControlPlanes' metadata come
+//! from the watches it shares with the other controllers (`runtime::shared`).
 
 mod reconcile;
 mod status;
@@ -29,6 +30,7 @@ use crate::names;
 use crate::render::vpc;
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
+use crate::runtime::shared::{ClusterShare, ControlPlaneShare, Share};
 use crate::runtime::version;
 
 pub use status::{DELETING, PAUSED, VPC_READY};
@@ -52,6 +54,7 @@ pub struct State {
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
+    (clusters, control_planes): (ClusterShare, ControlPlaneShare),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let config = || watcher::Config::default().any_semantic();
@@ -70,18 +73,16 @@ pub async fn run(
         cache::keep_all,
         None,
     );
-    let (control_planes, cp_events) = cache::watch(
-        watcher(
-            ctx.scoped_api::<PartialObjectMeta<CAPTControlPlane>>(),
-            config(),
-        )
-        .backoff(WatchBackoff::for_controller()),
-        cache::keep_all,
-        None,
-    );
-    // The control plane's pause watch: the served Cluster version, found at run time, and no
-    // hot loop when Cluster API is not installed.
-    let (clusters, cluster_events) = pause::watch(ctx.client.clone(), ctx.namespace.clone());
+    // Shared with the other controllers (`runtime::shared`): the Cluster watch (pause) and the
+    // control planes' metadata.
+    let Share {
+        cache: clusters,
+        events: cluster_events,
+    } = clusters;
+    let Share {
+        cache: control_planes,
+        events: cp_events,
+    } = control_planes;
     let (by_cp, by_cluster) = (capt_clusters.clone(), capt_clusters.clone());
     let state = Arc::new(State {
         ctx,

@@ -28,7 +28,7 @@ use crate::names;
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::{self, OwnWrites};
-use crate::runtime::shared::{Watched, fan_out};
+use crate::runtime::shared::{ClusterShare, ControlPlaneShare, Share, Watched, fan_out};
 use crate::runtime::{index, version};
 use reconcile::reconcile;
 
@@ -56,6 +56,7 @@ pub struct State {
 pub async fn run(
     ctx: Arc<Context>,
     watched: Watched,
+    (clusters, control_planes): (ClusterShare, ControlPlaneShare),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let config = || ctx.watcher_config();
@@ -95,19 +96,17 @@ pub async fn run(
         cache::keep_all,
         None,
     );
-    // Its own Cluster watch (the control-plane controller has another): the pause of an
-    // apply's Cluster holds its Workspace too.
-    let (clusters, cluster_events) = pause::watch(ctx.client.clone(), ctx.namespace.clone());
+    // The pause of an apply's Cluster, or its control plane's annotation, holds its Workspace
+    // too (both watches shared with the other controllers, `runtime::shared`).
+    let Share {
+        cache: clusters,
+        events: cluster_events,
+    } = clusters;
     let by_cluster = applies.clone();
-    let (control_planes, cp_events) = cache::watch(
-        watcher(
-            ctx.scoped_api::<PartialObjectMeta<CAPTControlPlane>>(),
-            ctx.filtered_watch(),
-        )
-        .backoff(WatchBackoff::for_controller()),
-        cache::keep_all,
-        None,
-    );
+    let Share {
+        cache: control_planes,
+        events: cp_events,
+    } = control_planes;
     let by_owner = applies.clone();
     let (by_secret, by_template, scope) = (applies.clone(), applies.clone(), ctx.namespace.clone());
     let created = Arc::new(OwnWrites::default());

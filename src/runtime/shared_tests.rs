@@ -1,0 +1,144 @@
+//! Tests of `shared.rs`: what the Secret cache keeps, and the fan-out of watch events.
+
+use super::*;
+use kube::api::ObjectMeta;
+
+#[test]
+fn secrets_keep_key_names_but_no_values() {
+    use sha2::Digest;
+    let mut secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("eks-connection".into()),
+            labels: Some([("app".to_string(), "x".to_string())].into()),
+            annotations: Some(
+                [(
+                    "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+                    r#"{"data":{"kubeconfig":"c2VjcmV0"}}"#.to_string(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        data: Some(
+            [("kubeconfig".to_string(), ByteString(b"secret".to_vec()))]
+                .into_iter()
+                .collect(),
+        ),
+        string_data: Some(
+            [("token".to_string(), "t".to_string())]
+                .into_iter()
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    key_names_only(&mut secret);
+    let data = secret.data.expect("data kept");
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["kubeconfig"]);
+    assert_eq!(
+        data["kubeconfig"].0,
+        sha2::Sha256::digest(b"secret").to_vec(),
+        "a digest, never the value"
+    );
+    assert_eq!(secret.string_data, None);
+    assert_eq!(secret.metadata.annotations, None, "may repeat the values");
+    assert_eq!(secret.metadata.name.as_deref(), Some("eks-connection"));
+}
+
+#[test]
+fn the_operators_own_annotations_stay_for_comparison() {
+    let own = crate::render::kubeconfig::ANNOTATION_VALUE_DIGEST;
+    let mut secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("demo-kubeconfig".into()),
+            labels: Some(
+                [(
+                    "cluster.x-k8s.io/cluster-name".to_string(),
+                    "demo".to_string(),
+                )]
+                .into(),
+            ),
+            annotations: Some(
+                [
+                    (own.to_string(), "abc".to_string()),
+                    ("other.example/x".to_string(), "y".to_string()),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    key_names_only(&mut secret);
+    let annotations = secret.metadata.annotations.expect("ours kept");
+    assert_eq!(annotations.keys().collect::<Vec<_>>(), [own]);
+    assert_eq!(
+        secret.metadata.labels.expect("labels kept")["cluster.x-k8s.io/cluster-name"],
+        "demo"
+    );
+}
+
+#[test]
+fn an_eks_connection_secret_keeps_its_public_values_only() {
+    use sha2::Digest;
+    let pairs = [
+        ("cluster_endpoint", "https://a.example"),
+        ("cluster_certificate_authority_data", "Q0E="),
+        ("cluster_name", "demo"),
+        ("oidc_provider_arn", "arn"),
+    ];
+    let secret = |name: &str| Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        data: Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let mut connection = secret("demo-eks-connection");
+    key_names_only(&mut connection);
+    let data = connection.data.unwrap();
+    for (key, value) in &pairs[..3] {
+        assert_eq!(data[*key].0, value.as_bytes(), "{key} kept");
+    }
+    assert_eq!(
+        data["oidc_provider_arn"].0,
+        sha2::Sha256::digest(b"arn").to_vec()
+    );
+    // The same keys in any other secret are not kept.
+    let mut other = secret("demo-vpc-connection");
+    key_names_only(&mut other);
+    assert_eq!(
+        other.data.unwrap()["cluster_endpoint"].0,
+        sha2::Sha256::digest(b"https://a.example").to_vec()
+    );
+}
+
+#[tokio::test]
+async fn both_consumers_get_every_event_and_errors_are_not_forwarded() {
+    let source = futures::stream::iter(vec![
+        Ok(watcher::Event::Init),
+        Err(watcher::Error::NoResourceVersion),
+        Ok(watcher::Event::Apply(1u32)),
+        Ok(watcher::Event::InitDone),
+    ]);
+    let [a, b] = fan_out(source, futures::future::pending(), "test");
+    let kinds = |events: Vec<Result<watcher::Event<u32>, watcher::Error>>| {
+        events
+            .into_iter()
+            .map(|e| match e.expect("no errors forwarded") {
+                watcher::Event::Init => "init".to_string(),
+                watcher::Event::Apply(n) => format!("apply {n}"),
+                watcher::Event::InitDone => "done".to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = futures::join!(a.collect::<Vec<_>>(), b.collect::<Vec<_>>());
+    assert_eq!(kinds(a), ["init", "apply 1", "done"]);
+    assert_eq!(kinds(b), ["init", "apply 1", "done"]);
+}
