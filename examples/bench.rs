@@ -157,13 +157,15 @@ impl Settings {
     }
 
     /// The provider's own time for the whole fleet, one reconcile at a time, in real minutes:
-    /// per control plane the EKS Workspace's apply (cluster, default profiles, plan) and its
-    /// observation, then per profile its apply and observation. None without scaled time.
+    /// per cluster the VPC Workspace's apply and observation (plans only: the simulator gives a
+    /// VPC no time of its own), the EKS Workspace's apply (cluster, default profiles, plan) and
+    /// its observation, then per profile its apply and observation. None without scaled time.
     fn serial_minutes(&self) -> Option<f64> {
         let t = self.mode.timing?;
+        let vpc = 2.0 * t.plan;
         let eks = t.cluster_create + 2.0 * t.profile_operation + 2.0 * t.plan;
         let profile = t.profile_operation + 2.0 * t.plan;
-        Some(self.control_planes as f64 * (eks + self.profiles as f64 * profile))
+        Some(self.control_planes as f64 * (vpc + eks + self.profiles as f64 * profile))
     }
 }
 
