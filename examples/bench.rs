@@ -1,8 +1,9 @@
 //! Benchmark on the real local control plane, with the simulated provider-terraform answering
 //! at once (delay 0). Run with `tests/bench`; scale down with BENCH_CONTROL_PLANES and
 //! BENCH_PROFILES (default 200 and 8). Measures, and writes to BENCHMARKS.md:
-//! 1. scale: time for N control planes with P additional profiles each to converge, with the
-//!    operator as a child process (target/release/capt-fargate run);
+//! 1. scale: time for N clusters, each a CAPTCluster (the VPC) and a control plane with P
+//!    additional profiles, to converge, with the operator as a child process
+//!    (target/release/capt-fargate run);
 //! 2. floor: the same objects created and status-patched directly with a plain client, the same
 //!    simulated provider answering (BENCH_FLOOR_CONCURRENCY applies in flight, default 128;
 //!    BENCH_FLOOR_CURVE=1 measures 32, 64, 128 and 256 first); then BENCH_ROUNDS - 1 more
@@ -84,7 +85,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -93,17 +94,19 @@ use tokio::sync::Notify;
 
 use capt_fargate::api::conditions::{READY, SYNCED};
 use capt_fargate::api::{
-    CAPTControlPlane, Workspace, WorkspaceTemplate, WorkspaceTemplateApply,
+    CAPTCluster, CAPTClusterStatus, CAPTClusterWorkspaceStatus, CAPTControlPlane, FailureDomain,
+    Initialization, Workspace, WorkspaceTemplate, WorkspaceTemplateApply,
     WorkspaceTemplateApplyStatus,
 };
 use capt_fargate::names;
-use capt_fargate::render::{eks, fargate};
+use capt_fargate::render::{eks, fargate, vpc};
 use capt_fargate::status::conditions::{WantedCondition, merge};
 
 const MANAGER: &str = "capt-fargate-bench";
 /// Resources whose API requests the steady-state measurement counts (events and leases are
 /// left out).
 const RESOURCES: &[&str] = &[
+    "captclusters",
     "captcontrolplanes",
     "workspacetemplateapplies",
     "workspaces",
@@ -111,6 +114,7 @@ const RESOURCES: &[&str] = &[
 ];
 /// Resources counted for the scale and floor runs: those, plus templates and events.
 const ALL_RESOURCES: &[&str] = &[
+    "captclusters",
     "captcontrolplanes",
     "workspacetemplateapplies",
     "workspaces",
@@ -153,13 +157,15 @@ impl Settings {
     }
 
     /// The provider's own time for the whole fleet, one reconcile at a time, in real minutes:
-    /// per control plane the EKS Workspace's apply (cluster, default profiles, plan) and its
-    /// observation, then per profile its apply and observation. None without scaled time.
+    /// per cluster the VPC Workspace's apply and observation (plans only: the simulator gives a
+    /// VPC no time of its own), the EKS Workspace's apply (cluster, default profiles, plan) and
+    /// its observation, then per profile its apply and observation. None without scaled time.
     fn serial_minutes(&self) -> Option<f64> {
         let t = self.mode.timing?;
+        let vpc = 2.0 * t.plan;
         let eks = t.cluster_create + 2.0 * t.profile_operation + 2.0 * t.plan;
         let profile = t.profile_operation + 2.0 * t.plan;
-        Some(self.control_planes as f64 * (eks + self.profiles as f64 * profile))
+        Some(self.control_planes as f64 * (vpc + eks + self.profiles as f64 * profile))
     }
 }
 
@@ -368,7 +374,7 @@ async fn measure_operator(
     slot: &mut Option<OperatorProcess>,
 ) -> Result<Report> {
     let mut report = Report::default();
-    prepare_inputs(settings, client, ns).await?;
+    prepare_inputs(client, ns).await?;
     *slot = Some(OperatorProcess::start(settings, ns, 1).await?);
     println!("bench: scale");
     report.scale = Some(scale(settings, client, ns, slot.as_ref().unwrap()).await?);
@@ -431,30 +437,72 @@ fn initial_tags(settings: &Settings) -> Vec<String> {
     vec!["initial".to_string(); settings.profiles]
 }
 
-/// The sample VPC connection secret's data (config/samples/secrets.yaml).
-fn sample_vpc_secret() -> Result<Value> {
-    let text = std::fs::read_to_string(support::repo_root().join("config/samples/secrets.yaml"))?;
-    let doc = text
-        .split("\n---")
-        .find(|d| d.contains("-vpc-connection"))
-        .ok_or_else(|| anyhow!("no VPC secret in secrets.yaml"))?;
-    Ok(serde_saphyr::from_str(doc)?)
+/// The CAPTCluster (the VPC, from the shipped `vpc` template) of control plane `i`, of the
+/// same name, as `config/samples/captcluster.yaml`.
+fn capt_cluster(ns: &str, i: usize) -> CAPTCluster {
+    serde_json::from_value(json!({
+        "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
+        "kind": "CAPTCluster",
+        "metadata": { "name": control_plane_name(i), "namespace": ns },
+        "spec": { "region": "ap-northeast-1", "vpcTemplateRef": { "name": "vpc" } },
+    }))
+    .expect("valid CAPTCluster")
 }
 
-fn vpc_secret(sample: &Value, ns: &str, cp: &str) -> Secret {
-    let mut secret: Secret = serde_json::from_value(sample.clone()).expect("sample secret");
-    secret.metadata = ObjectMeta {
-        name: Some(names::vpc_connection_secret(cp)),
-        namespace: Some(ns.into()),
+/// The status the operator's CAPTCluster controller writes once the VPC is ready
+/// (`controller::infra_cluster::status::build_status` for a VPC from a template): `outputs`
+/// are the VPC apply's outputs as text and `last_applied_time` its time, as its status reports
+/// them.
+fn ready_capt_cluster_status(
+    c: &CAPTCluster,
+    workspace: &str,
+    outputs: &BTreeMap<String, String>,
+    last_applied_time: Option<Time>,
+) -> CAPTClusterStatus {
+    let vpc_id = outputs.get("vpc_id").cloned().unwrap_or_default();
+    let mut zones: Vec<String> = outputs
+        .get("availability_zones")
+        .and_then(|z| serde_json::from_str(z).ok())
+        .unwrap_or_default();
+    zones.sort();
+    let message = format!("VPC {vpc_id} is ready");
+    let desired = [
+        WantedCondition::new("VPCReady", true, "VPCCreated", message.clone()),
+        WantedCondition::new(READY, true, "VPCCreated", message),
+        WantedCondition::new("Paused", false, "NotPaused", ""),
+        WantedCondition::new("Deleting", false, "NotDeleting", ""),
+    ];
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    CAPTClusterStatus {
+        ready: true,
+        initialization: Some(Initialization {
+            provisioned: Some(true),
+        }),
+        vpc_id: Some(vpc_id),
+        vpc_workspace_name: Some(workspace.to_string()),
+        failure_domains: zones
+            .into_iter()
+            .map(|name| FailureDomain {
+                name,
+                control_plane: None,
+            })
+            .collect(),
+        conditions: merge(&[], &desired, c.metadata.generation, &now),
+        workspace_template_status: Some(CAPTClusterWorkspaceStatus {
+            ready: true,
+            last_failure_message: None,
+            workspace_name: Some(workspace.to_string()),
+            last_applied_time,
+        }),
+        observed_generation: c.metadata.generation,
         ..Default::default()
-    };
-    secret
+    }
 }
 
-/// The two WorkspaceTemplates and one VPC secret per control plane.
-async fn prepare_inputs(settings: &Settings, client: &Client, ns: &str) -> Result<()> {
+/// The three WorkspaceTemplates (VPC, EKS cluster, Fargate profile), untimed.
+async fn prepare_inputs(client: &Client, ns: &str) -> Result<()> {
     let root = support::repo_root();
-    for file in ["eks-controlplane.yaml", "fargate-profile.yaml"] {
+    for file in ["vpc.yaml", "eks-controlplane.yaml", "fargate-profile.yaml"] {
         support::apply_yaml(
             client,
             ns,
@@ -462,22 +510,7 @@ async fn prepare_inputs(settings: &Settings, client: &Client, ns: &str) -> Resul
         )
         .await;
     }
-    let sample = sample_vpc_secret()?;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    for_each_concurrent(0..settings.control_planes, FLOOR_CONCURRENCY, |i| {
-        let (secrets, secret) = (
-            secrets.clone(),
-            vpc_secret(&sample, ns, &control_plane_name(i)),
-        );
-        async move {
-            secrets
-                .create(&PostParams::default(), &secret)
-                .await
-                .map(|_| ())
-                .map_err(anyhow::Error::from)
-        }
-    })
-    .await
+    Ok(())
 }
 
 /// Runs `f` for every item with at most `limit` in flight; the first error wins.
@@ -514,7 +547,7 @@ async fn extra_round(
                 Duration::ZERO,
             );
             let measured = async {
-                prepare_inputs(settings, client, &scale_name).await?;
+                prepare_inputs(client, &scale_name).await?;
                 let op = OperatorProcess::start(settings, &scale_name, round + 1).await?;
                 let result = scale(settings, client, &scale_name, &op).await;
                 op.stop().await;
@@ -592,6 +625,7 @@ async fn scale(
 ) -> Result<ScaleResult> {
     let watch = Watch::control_planes(client, ns);
     let api: Api<CAPTControlPlane> = Api::namespaced(client.clone(), ns);
+    let infra: Api<CAPTCluster> = Api::namespaced(client.clone(), ns);
     let memory_start_kib = op.vm_hwm_kib();
     let load = load_now();
     let before = (
@@ -600,9 +634,19 @@ async fn scale(
     );
     let start = Instant::now();
     let tags = initial_tags(settings);
+    // Per cluster, as `kubectl apply` of the samples: its CAPTCluster (the VPC), then its
+    // control plane.
     for_each_concurrent(0..settings.control_planes, APPLY_CONCURRENCY, |i| {
         let (api, cp) = (api.clone(), control_plane(ns, i, &tags));
+        let (infra, c) = (infra.clone(), capt_cluster(ns, i));
         async move {
+            infra
+                .patch(
+                    &c.name_any(),
+                    &PatchParams::apply(MANAGER),
+                    &Patch::Apply(&c),
+                )
+                .await?;
             api.patch(
                 &cp.name_any(),
                 &PatchParams::apply(MANAGER),
@@ -627,15 +671,21 @@ async fn scale(
         .until(timeout, |w| {
             let cps = w.cps.state();
             let done = cps.iter().filter(|cp| converged(cp, total)).count();
+            let vpcs = w.capt_clusters.state();
+            let vpcs_ready = vpcs.iter().filter(|c| capt_cluster_ready(c)).count();
             if last_print.elapsed() > Duration::from_secs(10) {
                 println!(
-                    "bench:   {:>5.0}s {done}/{} control planes converged",
+                    "bench:   {:>5.0}s {done}/{} control planes converged, {vpcs_ready} CAPTClusters ready",
                     start.elapsed().as_secs_f64(),
                     settings.control_planes
                 );
                 last_print = Instant::now();
             }
-            (cps.len() == settings.control_planes && done == cps.len()).then_some(())
+            (cps.len() == settings.control_planes
+                && done == cps.len()
+                && vpcs.len() == settings.control_planes
+                && vpcs_ready == vpcs.len())
+            .then_some(())
         })
         .await
         .context("scale: control planes did not converge")?;
@@ -687,10 +737,18 @@ fn converged(cp: &CAPTControlPlane, total: usize) -> bool {
         && status.fargate_profiles_summary.as_deref() == Some(&format!("{total}/{total}"))
 }
 
-/// Reflector stores of the bench namespace's control planes (and, for the latency
-/// measurement, its Workspaces), with a notification on every change.
+/// A CAPTCluster whose status reports the VPC ready for its current generation.
+fn capt_cluster_ready(c: &CAPTCluster) -> bool {
+    c.status
+        .as_ref()
+        .is_some_and(|s| s.ready && s.observed_generation == c.metadata.generation)
+}
+
+/// Reflector stores of the bench namespace's control planes and CAPTClusters (and, for the
+/// floor and the latency measurement, its Workspaces), with a notification on every change.
 struct Watch {
     cps: Store<CAPTControlPlane>,
+    capt_clusters: Store<CAPTCluster>,
     workspaces: Option<Store<Workspace>>,
     changed: Arc<Notify>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -707,10 +765,22 @@ impl Watch {
                 watcher::Config::default(),
             ),
         );
+        let (capt_clusters, writer) = reflector::store();
+        let infra = reflector::reflector(
+            writer,
+            watcher(
+                Api::<CAPTCluster>::namespaced(client.clone(), ns),
+                watcher::Config::default(),
+            ),
+        );
         Watch {
             cps,
+            capt_clusters,
             workspaces: None,
-            tasks: vec![Self::drive(stream, changed.clone())],
+            tasks: vec![
+                Self::drive(stream, changed.clone()),
+                Self::drive(infra, changed.clone()),
+            ],
             changed,
         }
     }
@@ -789,14 +859,17 @@ struct FloorResult {
 }
 
 /// The floor: what the operator path ends up with, written directly by a plain client with the
-/// verbs the operator uses (POST for control planes, applies and Workspaces, a merge patch for
-/// an apply's status, a server-side apply for a control plane's status), each status once, and
-/// the same simulated provider answering the Workspaces as in the scale run (its writes,
-/// annotation updates, status PUTs and connection Secrets are part of both sides). Per apply:
-/// create it and its Workspace, wait until the provider has applied the Workspace, write the
-/// apply's status; after a control plane's last apply, its status. No finalizer patches, no
-/// reads and no sequencing (the operator creates a cluster's profiles one at a time, as AWS
-/// allows one profile change at a time). `concurrency` applies are in flight at once.
+/// verbs the operator uses (POST for CAPTClusters, control planes, applies and Workspaces, a
+/// merge patch for an apply's status, a server-side apply for a CAPTCluster's and a control
+/// plane's status), each status once, and the same simulated provider answering the Workspaces
+/// as in the scale run (its writes, annotation updates, status PUTs and connection Secrets are
+/// part of both sides). Per apply: create it and its Workspace, wait until the provider has
+/// applied the Workspace, write the apply's status; after the VPC apply, the CAPTCluster's
+/// status, and only then the control plane's applies (a data dependency: the EKS workspace
+/// reads the VPC's connection Secret); after a control plane's last apply, its endpoint, its
+/// kubeconfig Secrets and its status. No finalizer patches, no reads and no other sequencing
+/// (the operator creates a cluster's profiles one at a time, as AWS allows one profile change
+/// at a time). `concurrency` applies are in flight at once.
 async fn floor(
     settings: &Settings,
     client: &Client,
@@ -804,7 +877,8 @@ async fn floor(
     concurrency: usize,
 ) -> Result<FloorResult> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let (eks_template, profile_template) = (
+    let (vpc_template, eks_template, profile_template) = (
+        &template("vpc.yaml", ns)?,
         &template("eks-controlplane.yaml", ns)?,
         &template("fargate-profile.yaml", ns)?,
     );
@@ -813,10 +887,11 @@ async fn floor(
         ns,
         Duration::ZERO,
     );
-    // The Workspaces' VPC connection secrets and the templates, untimed as in the scale run.
-    prepare_inputs(settings, client, ns).await?;
+    // The templates, untimed as in the scale run.
+    prepare_inputs(client, ns).await?;
     let watch = Watch::control_planes(client, ns).with_workspaces(client, ns);
     let cps_api: Api<CAPTControlPlane> = Api::namespaced(client.clone(), ns);
+    let infra_api: Api<CAPTCluster> = Api::namespaced(client.clone(), ns);
     let writes = AtomicUsize::new(0);
     let count = |n: usize| writes.fetch_add(n, Ordering::Relaxed);
     let tags = initial_tags(settings);
@@ -827,44 +902,63 @@ async fn floor(
     );
     let start = Instant::now();
 
-    // Control planes (their uids are needed for the applies' owner references).
-    let created: Vec<CAPTControlPlane> = stream::iter(0..settings.control_planes)
+    // Per cluster its CAPTCluster and control plane (their uids are needed for the applies'
+    // owner references).
+    let created: Vec<(CAPTCluster, CAPTControlPlane)> = stream::iter(0..settings.control_planes)
         .map(|i| {
+            let (infra, c) = (infra_api.clone(), capt_cluster(ns, i));
             let (api, cp) = (cps_api.clone(), control_plane(ns, i, &tags));
-            async move { api.create(&PostParams::default(), &cp).await }
+            async move {
+                let c = infra.create(&PostParams::default(), &c).await?;
+                let cp = api.create(&PostParams::default(), &cp).await?;
+                Ok::<_, kube::Error>((c, cp))
+            }
         })
         .buffer_unordered(concurrency)
         .try_collect()
         .await?;
-    count(created.len());
+    count(2 * created.len());
 
-    // Per apply: create it and its Workspace, wait for the provider, write the apply's status;
-    // the last apply of a control plane writes the control plane's status.
+    // Per apply: create it and its Workspace, wait for the provider, write the apply's status.
+    // The VPC apply then writes the CAPTCluster's status; a control plane's applies start once
+    // its VPC is ready (the EKS workspace reads the VPC's connection Secret), and the last of
+    // them writes the control plane's status. The VPC applies come first in the stream, so
+    // every one has started before any control plane's apply waits for its VPC.
     let left: Vec<AtomicUsize> = created
         .iter()
         .map(|_| AtomicUsize::new(settings.profiles + 1))
         .collect();
-    let applies: Vec<(usize, WorkspaceTemplateApply, &WorkspaceTemplate)> = created
+    let vpc_ready: Vec<tokio::sync::watch::Sender<bool>> = created
+        .iter()
+        .map(|_| tokio::sync::watch::Sender::new(false))
+        .collect();
+    let vpc_applies = created
         .iter()
         .enumerate()
-        .flat_map(|(i, cp)| {
-            let profiles = cp
-                .spec
-                .additional_fargate_profiles
-                .clone()
-                .unwrap_or_default();
-            std::iter::once((i, eks::render(cp), eks_template)).chain(
-                profiles
-                    .into_iter()
-                    .map(move |p| (i, fargate::render(cp, &p), profile_template)),
-            )
-        })
-        .collect();
-    let (watch_ref, left, created_ref) = (&watch, &left, &created);
-    for_each_concurrent(applies, concurrency, |(i, apply, template)| {
+        .map(|(i, (c, _))| (i, vpc::render(c), vpc_template, true));
+    let cp_applies = created.iter().enumerate().flat_map(|(i, (_, cp))| {
+        let profiles = cp
+            .spec
+            .additional_fargate_profiles
+            .clone()
+            .unwrap_or_default();
+        std::iter::once((i, eks::render(cp), eks_template, false)).chain(
+            profiles
+                .into_iter()
+                .map(move |p| (i, fargate::render(cp, &p), profile_template, false)),
+        )
+    });
+    let applies: Vec<(usize, WorkspaceTemplateApply, &WorkspaceTemplate, bool)> =
+        vpc_applies.chain(cp_applies).collect();
+    let (watch_ref, left, created_ref, vpc_ready) = (&watch, &left, &created, &vpc_ready);
+    for_each_concurrent(applies, concurrency, |(i, apply, template, is_vpc)| {
         let client = client.clone();
-        let (count, cps_api) = (&count, cps_api.clone());
+        let (count, cps_api, infra_api) = (&count, cps_api.clone(), infra_api.clone());
         async move {
+            if !is_vpc {
+                let mut ready = vpc_ready[i].subscribe();
+                ready.wait_for(|r| *r).await?;
+            }
             let applies: Api<WorkspaceTemplateApply> = Api::namespaced(client.clone(), ns);
             // The operator's children carry the record of what was rendered; the floor's too.
             let mut apply = apply;
@@ -895,18 +989,30 @@ async fn floor(
                 WantedCondition::new("TemplateAvailable", true, "TemplateFound", ""),
             ];
             let status = WorkspaceTemplateApplyStatus {
-                workspace_name: Some(ws_name),
+                workspace_name: Some(ws_name.clone()),
                 applied: true,
                 last_applied_time: Some(now.clone()),
                 last_applied_hash: Some("floor".into()),
                 conditions: merge(&[], &ready, apply.metadata.generation, &now),
-                outputs: Some(outputs),
+                outputs: Some(outputs.clone()),
                 observed_generation: apply.metadata.generation,
             };
             applies.patch_status(&apply.name_any(), &PatchParams::default(), &Patch::Merge(&json!({ "status": status }))).await?;
             count(3);
-            if left[i].fetch_sub(1, Ordering::AcqRel) == 1 {
-                let cp = &created_ref[i];
+            if is_vpc {
+                let c = &created_ref[i].0;
+                let body = json!({
+                    "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
+                    "kind": "CAPTCluster",
+                    "status": ready_capt_cluster_status(c, &ws_name, &outputs, Some(now.clone())),
+                });
+                infra_api
+                    .patch_status(&c.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
+                    .await?;
+                count(1);
+                vpc_ready[i].send_replace(true);
+            } else if left[i].fetch_sub(1, Ordering::AcqRel) == 1 {
+                let cp = &created_ref[i].1;
                 // What the operator writes from the EKS connection secret: the endpoint in the
                 // spec and the two kubeconfig Secrets (a kubeconfig of the same size each).
                 let endpoint = json!({ "spec": { "controlPlaneEndpoint": { "host": format!("{}.gr7.ap-northeast-1.eks.amazonaws.com", cp.name_any()), "port": 443 } } });
@@ -1094,7 +1200,8 @@ async fn cache_costs(client: &Client, ns: &str) -> Result<Vec<CacheCost>> {
         names::LABEL_APPLY_NAMESPACE,
         names::label_value(ns)
     ));
-    let (cps, applies, workspaces, secrets, templates) = (
+    let (infra, cps, applies, workspaces, secrets, templates) = (
+        listed::<CAPTCluster>(client, Some(ns), &all).await?,
         listed::<CAPTControlPlane>(client, Some(ns), &all).await?,
         listed::<WorkspaceTemplateApply>(client, Some(ns), &all).await?,
         listed::<Workspace>(client, None, &own).await?,
@@ -1102,6 +1209,7 @@ async fn cache_costs(client: &Client, ns: &str) -> Result<Vec<CacheCost>> {
         listed::<WorkspaceTemplate>(client, Some(ns), &all).await?,
     );
     Ok(vec![
+        cache_cost::<CAPTCluster>("CAPTCluster", &infra, keep_all)?,
         cache_cost::<CAPTControlPlane>("CAPTControlPlane", &cps, keep_all)?,
         cache_cost::<WorkspaceTemplateApply>("WorkspaceTemplateApply", &applies, keep_all)?,
         cache_cost::<Workspace>(
@@ -1153,12 +1261,12 @@ async fn latency(settings: &Settings, client: &Client, ns: &str) -> Result<Laten
     let mut result = LatencyResult::default();
     // A serialised provider also plans every Ready Workspace at each poll, ahead of the change.
     let wait = Duration::from_secs(if settings.mode.serial { 600 } else { 60 });
-    // Wait for both caches to hold everything.
+    // Wait for both caches to hold everything: per cluster the VPC, EKS and profile Workspaces.
     watch
         .until(wait, |w| {
             let n = w.workspaces.as_ref().unwrap().state().len();
             (w.cps.state().len() == settings.control_planes
-                && n == settings.control_planes * (settings.profiles + 1))
+                && n == settings.control_planes * (settings.profiles + 2))
                 .then_some(())
         })
         .await
@@ -1697,7 +1805,8 @@ impl Report {
     fn markdown(&self, s: &Settings, start: &Machine, end: &Machine) -> String {
         let n = s.control_planes;
         let profiles = n * s.profiles;
-        let applies = n * (s.profiles + 1);
+        // Per cluster: the VPC, the EKS cluster and the additional profiles.
+        let applies = n * (s.profiles + 2);
         let mut md = String::new();
         md.push_str("# Benchmarks\n\n");
         md.push_str("Generated by `tests/bench` (`examples/bench.rs`): the real local control plane (etcd, kube-apiserver, ");
@@ -1725,7 +1834,7 @@ impl Report {
         }
         md.push_str("Scale down with `BENCH_CONTROL_PLANES=10 BENCH_PROFILES=8 tests/bench`.\n\n");
         md.push_str(&format!(
-            "| | |\n|---|---|\n| Date | {} |\n| Commit | {} |\n| CPUs (`nproc`) | {} |\n| Load average at start | {} |\n| Load average at end | {} |\n| Control plane | {} |\n| Control planes | {n} |\n| Additional profiles each | {} ({} profiles per control plane with the 2 default ones) |\n| WorkspaceTemplateApplies / Workspaces | {applies} / {applies} |\n\n",
+            "| | |\n|---|---|\n| Date | {} |\n| Commit | {} |\n| CPUs (`nproc`) | {} |\n| Load average at start | {} |\n| Load average at end | {} |\n| Control plane | {} |\n| Clusters (CAPTCluster + CAPTControlPlane) | {n} |\n| Additional profiles each | {} ({} profiles per control plane with the 2 default ones) |\n| WorkspaceTemplateApplies / Workspaces | {applies} / {applies} |\n\n",
             start.date, start.commit, start.nproc, start.load, end.load, start.cluster, s.profiles, s.total_profiles()
         ));
         if std::env::var_os("BENCH_KUBECONFIG").is_some() {
@@ -1741,17 +1850,18 @@ impl Report {
 
         if let (Some(sc), Some(fl)) = (&self.scale, &self.floor) {
             md.push_str("## 1–2. Scale and floor\n\n");
-            md.push_str("Scale: from the first apply of the control planes (32 in flight) until every one reports ");
+            md.push_str("Scale: from the first apply of the clusters' CAPTClusters and control planes (32 clusters in flight) until every control plane reports ");
             md.push_str(&format!(
-                "`fargateProfilesSummary: {0}/{0}` for its current generation (watched). ",
+                "`fargateProfilesSummary: {0}/{0}` and every CAPTCluster `ready` for its current generation (watched). ",
                 s.total_profiles()
             ));
-            md.push_str("Floor: the same control planes, applies and Workspaces (rendered by the operator's own code) written directly by a plain client ");
+            md.push_str("Floor: the same CAPTClusters, control planes, applies and Workspaces (rendered by the operator's own code) written directly by a plain client ");
             md.push_str(&format!("({} applies in flight) in a fresh namespace, with the verbs the operator uses (POST creates, a merge patch for an apply's status, ", fl.concurrency));
-            md.push_str("a server-side apply for a control plane's status), each status once, and the same simulated provider answering its Workspaces: ");
+            md.push_str("a server-side apply for a CAPTCluster's and a control plane's status), each status once, and the same simulated provider answering its Workspaces: ");
             md.push_str("the provider's own requests (annotation updates, status PUTs, connection Secrets, reads) are on both sides. Per apply the floor creates it ");
-            md.push_str("and its Workspace, waits until the provider has applied the Workspace, and writes the apply's status; after a control plane's last apply, ");
-            md.push_str("the control plane's status. It has no finalizer patches, no reads of its own and no sequencing: ");
+            md.push_str("and its Workspace, waits until the provider has applied the Workspace, and writes the apply's status; after the VPC apply, the CAPTCluster's status, ");
+            md.push_str("and only then the control plane's applies (the EKS workspace reads the VPC's connection Secret); after a control plane's last apply, ");
+            md.push_str("its endpoint, its two kubeconfig Secrets and its status. It has no finalizer patches, no reads of its own and no other sequencing: ");
             md.push_str("the operator creates a cluster's profiles one at a time (AWS allows one profile change at a time). ");
             md.push_str("Each side runs on a clean control plane: the other side's objects are deleted, and gone, before it starts. ");
             md.push_str("Further rounds (`BENCH_ROUNDS`, default 5) repeat both with a fresh operator, provider and namespaces, the floor first in even rounds; ");
@@ -1783,7 +1893,7 @@ impl Report {
                 "| Time to apply the control planes | {:.1} s | |\n",
                 sc.apply_seconds
             ));
-            md.push_str(&format!("| API requests (control planes, applies, templates, Workspaces, secrets, events) | {:.0} | {:.0} |\n", sc.requests.total(), fl.requests.total()));
+            md.push_str(&format!("| API requests (CAPTClusters, control planes, applies, templates, Workspaces, secrets, events) | {:.0} | {:.0} |\n", sc.requests.total(), fl.requests.total()));
             md.push_str(&format!(
                 "| of which writes | {:.0} | {:.0} (the floor client's own: {}) |\n",
                 sc.requests.writes(),
@@ -1885,7 +1995,7 @@ impl Report {
         if let Some(st) = &self.steady {
             md.push_str("## 3. Steady state\n\n");
             md.push_str(&format!(
-                "API requests for captcontrolplanes, workspacetemplateapplies, workspaces and secrets (events and leases excluded), from `apiserver_request_total`, in the {0} s after the converged operator process was replaced by a fresh one (which lists and reconciles everything), and in a {0} s window just before, with the converged operator idle. Target: zero writes.\n\n",
+                "API requests for captclusters, captcontrolplanes, workspacetemplateapplies, workspaces and secrets (events and leases excluded), from `apiserver_request_total`, in the {0} s after the converged operator process was replaced by a fresh one (which lists and reconciles everything), and in a {0} s window just before, with the converged operator idle. Target: zero writes.\n\n",
                 STEADY_WINDOW.as_secs()
             ));
             md.push_str("| Verb | After restart | Idle (before) |\n|---|---|---|\n");

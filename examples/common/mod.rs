@@ -12,8 +12,8 @@ use kube::{Api, Client, ResourceExt};
 
 use capt_fargate::api::conditions::READY;
 use capt_fargate::api::{
-    CAPTControlPlane, CAPTControlPlaneStatus, FargateProfilePhase, FargateProfileStatus, Workspace,
-    WorkspaceTemplate, WorkspaceTemplateApply,
+    CAPTCluster, CAPTControlPlane, CAPTControlPlaneStatus, FargateProfilePhase,
+    FargateProfileStatus, Workspace, WorkspaceTemplate, WorkspaceTemplateApply,
 };
 use capt_fargate::names;
 use capt_fargate::render::eks;
@@ -187,6 +187,7 @@ pub async fn cleanup(client: &Client, ns: &str) {
         names::LABEL_APPLY_NAMESPACE,
         names::label_value(ns)
     ));
+    clear_finalizers(&Api::<CAPTCluster>::namespaced(client.clone(), ns), &all).await;
     clear_finalizers(
         &Api::<CAPTControlPlane>::namespaced(client.clone(), ns),
         &all,

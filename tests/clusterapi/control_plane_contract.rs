@@ -22,7 +22,7 @@ use crate::support::{Operator, capi, eventually, infra};
 const WAIT: Duration = Duration::from_secs(150);
 
 /// The Cluster once `check` accepts it, or a panic naming what was last seen.
-async fn cluster_until(
+pub(crate) async fn cluster_until(
     api: &Api<DynamicObject>,
     what: &str,
     check: impl Fn(&DynamicObject) -> bool,
@@ -47,13 +47,13 @@ async fn cluster_until(
     .await
 }
 
-fn is(c: &DynamicObject, type_: &str, status: &str) -> bool {
+pub(crate) fn is(c: &DynamicObject, type_: &str, status: &str) -> bool {
     capi::condition_status(c, type_).as_deref() == Some(status)
 }
 
 /// The samples on the management cluster with the CAPTCluster, the operator minting a real
 /// token for the management cluster, and the simulator reporting that cluster as EKS's.
-async fn start(prefix: &str) -> (Samples, Operator) {
+pub(crate) async fn start(prefix: &str) -> (Samples, Operator) {
     let client = capi::client().await;
     let samples = Samples::start_on(client.clone(), prefix, Duration::from_millis(100)).await;
     samples

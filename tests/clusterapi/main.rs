@@ -7,3 +7,4 @@ mod support;
 
 mod clusterctl;
 mod control_plane_contract;
+mod full_lifecycle;
