@@ -11,6 +11,7 @@
 //! Here every watch event, deletions and relists included, reaches both consumers.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::channel::mpsc;
 use futures::stream::BoxStream;
@@ -147,13 +148,17 @@ pub fn key_names_only(secret: &mut Secret) {
 
 /// Polls `source` (which feeds its cache first) and hands each event to `N` consumers. A
 /// failed watch is logged and retried with backoff by `source` itself.
+///
+/// The consumers share one copy of each event (an `Arc`), cloned only as each takes it (the
+/// last one takes it as it is): a relist's events wait in these queues until the controllers
+/// drain them, and a copy per consumer made a restarted operator's peak memory (BENCHMARKS.md).
 pub(crate) fn fan_out<K, S, F, const N: usize>(
     source: S,
     shutdown: F,
     kind: &'static str,
 ) -> [Events<K>; N]
 where
-    K: Clone + Send + 'static,
+    K: Clone + Send + Sync + 'static,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
@@ -161,9 +166,10 @@ where
     let forward = source.for_each(move |item| {
         match item {
             Ok(event) => {
+                let event = Arc::new(event);
                 // A consumer that stopped (its controller shut down) is simply skipped.
                 for tx in &senders {
-                    let _ = tx.unbounded_send(event.clone());
+                    let _ = tx.unbounded_send(Arc::clone(&event));
                 }
             }
             Err(error) => warn!(kind, %error, "watch failed; retrying"),
@@ -178,7 +184,9 @@ where
     });
     let streams: Vec<Events<K>> = receivers
         .into_iter()
-        .map(|rx: mpsc::UnboundedReceiver<watcher::Event<K>>| rx.map(Ok).boxed())
+        .map(|rx: mpsc::UnboundedReceiver<Arc<watcher::Event<K>>>| {
+            rx.map(|event| Ok(Arc::unwrap_or_clone(event))).boxed()
+        })
         .collect();
     streams
         .try_into()
@@ -303,6 +311,33 @@ mod tests {
             other.data.unwrap()["cluster_endpoint"].0,
             sha2::Sha256::digest(b"https://a.example").to_vec()
         );
+    }
+
+    /// Counts its clones: what the fan-out copies of an object.
+    struct Counted(&'static std::sync::atomic::AtomicUsize);
+
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Counted(self.0)
+        }
+    }
+
+    #[tokio::test]
+    async fn consumers_share_one_copy_of_each_event() {
+        static CLONES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let source =
+            futures::stream::iter((0..10).map(|_| Ok(watcher::Event::Apply(Counted(&CLONES)))));
+        let [a, b, c] = fan_out(source, futures::future::pending(), "test");
+        let (a, b, c) = futures::join!(
+            a.collect::<Vec<_>>(),
+            b.collect::<Vec<_>>(),
+            c.collect::<Vec<_>>()
+        );
+        assert_eq!((a.len(), b.len(), c.len()), (10, 10, 10));
+        // The queues hold one shared event; each consumer but the last copies it as it takes
+        // it (a copy per consumer queued would be 30).
+        assert_eq!(CLONES.load(std::sync::atomic::Ordering::SeqCst), 20);
     }
 
     #[tokio::test]
