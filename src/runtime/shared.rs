@@ -13,6 +13,7 @@
 //! Here every watch event, deletions and relists included, reaches both consumers.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::channel::mpsc;
 use futures::stream::BoxStream;
@@ -152,13 +153,17 @@ pub fn key_names_only(secret: &mut Secret) {
 
 /// Polls `source` (which feeds its cache first) and hands each event to `N` consumers. A
 /// failed watch is logged and retried with backoff by `source` itself.
+///
+/// The consumers share one copy of each event (an `Arc`), cloned only as each takes it (the
+/// last one takes it as it is): a relist's events wait in these queues until the controllers
+/// drain them, and a copy per consumer made a restarted operator's peak memory (BENCHMARKS.md).
 pub(crate) fn fan_out<K, S, F, const N: usize>(
     source: S,
     shutdown: F,
     kind: &'static str,
 ) -> [Events<K>; N]
 where
-    K: Clone + Send + 'static,
+    K: Clone + Send + Sync + 'static,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
@@ -166,9 +171,10 @@ where
     let forward = source.for_each(move |item| {
         match item {
             Ok(event) => {
+                let event = Arc::new(event);
                 // A consumer that stopped (its controller shut down) is simply skipped.
                 for tx in &senders {
-                    let _ = tx.unbounded_send(event.clone());
+                    let _ = tx.unbounded_send(Arc::clone(&event));
                 }
             }
             Err(error) => warn!(kind, %error, "watch failed; retrying"),
@@ -183,7 +189,9 @@ where
     });
     let streams: Vec<Events<K>> = receivers
         .into_iter()
-        .map(|rx: mpsc::UnboundedReceiver<watcher::Event<K>>| rx.map(Ok).boxed())
+        .map(|rx: mpsc::UnboundedReceiver<Arc<watcher::Event<K>>>| {
+            rx.map(|event| Ok(Arc::unwrap_or_clone(event))).boxed()
+        })
         .collect();
     streams
         .try_into()
@@ -216,7 +224,7 @@ pub fn share<C, K, S, F, const N: usize>(
 ) -> [Share<C, K>; N]
 where
     C: Clone,
-    K: Clone + Send + 'static,
+    K: Clone + Send + Sync + 'static,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {

@@ -142,3 +142,30 @@ async fn both_consumers_get_every_event_and_errors_are_not_forwarded() {
     assert_eq!(kinds(a), ["init", "apply 1", "done"]);
     assert_eq!(kinds(b), ["init", "apply 1", "done"]);
 }
+
+/// Counts its clones: what the fan-out copies of an object.
+struct Counted(&'static std::sync::atomic::AtomicUsize);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Counted(self.0)
+    }
+}
+
+#[tokio::test]
+async fn consumers_share_one_copy_of_each_event() {
+    static CLONES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let source =
+        futures::stream::iter((0..10).map(|_| Ok(watcher::Event::Apply(Counted(&CLONES)))));
+    let [a, b, c] = fan_out(source, futures::future::pending(), "test");
+    let (a, b, c) = futures::join!(
+        a.collect::<Vec<_>>(),
+        b.collect::<Vec<_>>(),
+        c.collect::<Vec<_>>()
+    );
+    assert_eq!((a.len(), b.len(), c.len()), (10, 10, 10));
+    // The queues hold one shared event; each consumer but the last copies it as it takes
+    // it (a copy per consumer queued would be 30).
+    assert_eq!(CLONES.load(std::sync::atomic::Ordering::SeqCst), 20);
+}
