@@ -6,8 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
 
 use capt_fargate::api::{CAPTCluster, CAPTControlPlane, Workspace};
 
@@ -194,8 +194,8 @@ fn committed_provider_repository_matches_the_generator() {
     let generated = files(&out);
     assert_eq!(
         generated.len(),
-        5,
-        "two components files, two metadata.yaml, one cluster template: {generated:?}"
+        7,
+        "two components files, two metadata.yaml, two cluster templates, one ClusterClass: {generated:?}"
     );
     for rel in generated {
         let want = std::fs::read_to_string(out.join(&rel)).unwrap();
@@ -262,6 +262,140 @@ fn clusterctl_reads_the_components_and_the_template_variables() {
         !vars.contains("cluster_name"),
         "Terraform placeholders are not clusterctl variables:\n{vars}"
     );
+}
+
+/// `clusterctl generate cluster --flavor clusterclass` renders a ClusterClass of our two
+/// template kinds and a Cluster with `spec.topology`: the real API server and CAPI's webhooks
+/// accept it, CAPI's topology controller creates the CAPTCluster and CAPTControlPlane from the
+/// templates, and they converge with the operator and the simulated provider-terraform.
+#[tokio::test]
+async fn clusterclass_flavor_applies_and_the_topology_converges() {
+    let client = capi::client().await;
+    let ns = TestNamespace::new(&client, "clusterctl-class").await;
+    let config = clusterctl_config("clusterclass");
+    let name = "fargate-class";
+    let manifest = clusterctl(
+        &config,
+        None,
+        &[
+            "generate",
+            "cluster",
+            name,
+            "--flavor",
+            "clusterclass",
+            "--kubernetes-version",
+            "v1.31.0",
+            "--infrastructure",
+            "capt-fargate:v0.1.0",
+            "--target-namespace",
+            &ns.name,
+        ],
+    );
+    let file = config.parent().unwrap().join("cluster-class.yaml");
+    std::fs::write(&file, &manifest).unwrap();
+    let provider = SimulatedProvider::start(client.clone(), &ns.name, Duration::ZERO);
+    let operator = Operator::start(client.clone(), &ns.name);
+    let applied = crate::support::apply_yaml(&client, &ns.name, &file).await;
+    let mut kinds: Vec<&str> = applied.iter().map(|(k, _)| k.as_str()).collect();
+    kinds.sort();
+    // The Cluster from cluster-template-clusterclass.yaml, the rest from the class's file.
+    assert_eq!(
+        kinds,
+        [
+            "CAPTClusterTemplate",
+            "CAPTControlPlaneTemplate",
+            "Cluster",
+            "ClusterClass",
+            "WorkspaceTemplate",
+            "WorkspaceTemplate",
+            "WorkspaceTemplate"
+        ]
+    );
+    let clusters = capi::clusters(&client, &ns.name);
+    let cluster = eventually("the topology's Cluster provisioned by CAPT", WAIT, || {
+        let clusters = clusters.clone();
+        async move {
+            let c = clusters.get(name).await.map_err(|e| e.to_string())?;
+            let ok = ["InfrastructureReady", "ControlPlaneInitialized"]
+                .iter()
+                .all(|t| capi::condition_status(&c, t).as_deref() == Some("True"));
+            if ok {
+                Ok(c)
+            } else {
+                Err(capi::conditions_summary(&c))
+            }
+        }
+    })
+    .await;
+    // The topology controller made our objects from the templates and refers to them.
+    let cp_name = cluster.data["spec"]["controlPlaneRef"]["name"]
+        .as_str()
+        .expect("controlPlaneRef set by the topology controller")
+        .to_string();
+    assert_eq!(
+        cluster.data["spec"]["controlPlaneRef"]["kind"], "CAPTControlPlane",
+        "{:?}",
+        cluster.data["spec"]
+    );
+    assert_eq!(
+        cluster.data["spec"]["infrastructureRef"]["kind"], "CAPTCluster",
+        "{:?}",
+        cluster.data["spec"]
+    );
+    let cps: Api<CAPTControlPlane> = Api::namespaced(client.clone(), &ns.name);
+    let cp = eventually("the topology's profiles ready", WAIT, || {
+        let (cps, cp_name) = (cps.clone(), cp_name.clone());
+        async move {
+            let cp = cps.get(&cp_name).await.map_err(|e| e.to_string())?;
+            let profiles = cp.status.clone().unwrap_or_default().fargate_profiles;
+            let mut ready: Vec<&str> = profiles
+                .iter()
+                .filter(|p| p.ready)
+                .map(|p| p.name.as_str())
+                .collect();
+            ready.sort();
+            if ready == ["karpenter", "kube-system", "workloads"] {
+                Ok(cp.clone())
+            } else {
+                Err(format!("{profiles:?}"))
+            }
+        }
+    })
+    .await;
+    assert_eq!(cp.spec.version, "v1.31.0");
+    assert_eq!(
+        cp.labels()
+            .get("topology.cluster.x-k8s.io/owned")
+            .map(String::as_str),
+        Some(""),
+        "created by the topology controller"
+    );
+    let infra: Api<CAPTCluster> = Api::namespaced(client.clone(), &ns.name);
+    let infra = infra.list(&Default::default()).await.unwrap().items;
+    assert_eq!(
+        infra.len(),
+        1,
+        "one CAPTCluster from the CAPTClusterTemplate"
+    );
+    assert_eq!(infra[0].spec.region, "ap-northeast-1");
+
+    clusters
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the topology's Cluster gone", WAIT, || {
+        let clusters = clusters.clone();
+        async move {
+            match clusters.get_opt(name).await.map_err(|e| e.to_string())? {
+                None => Ok(()),
+                Some(_) => Err("still there".to_string()),
+            }
+        }
+    })
+    .await;
+    operator.stop().await;
+    provider.stop().await;
+    ns.delete().await;
 }
 
 /// `clusterctl generate cluster` renders a manifest that applies to the CAPI management
