@@ -19,6 +19,10 @@ use sha2::{Digest, Sha256};
 pub const FIELD_MANAGER: &str = "capt-fargate";
 /// Finalizer on CAPTControlPlanes (CAPT's own string, so both agree on what it protects).
 pub const CONTROL_PLANE_FINALIZER: &str = "controlplane.cluster.x-k8s.io/captcontrolplane";
+/// clusterctl's annotation: while an object in a move's graph carries it, `clusterctl move`
+/// (after pausing the Cluster) waits before copying anything. An apply carries it while its
+/// Workspace lives on this management cluster.
+pub const BLOCK_MOVE_ANNOTATION: &str = "clusterctl.cluster.x-k8s.io/block-move";
 /// Finalizer on WorkspaceTemplateApplies (CAPT's own string).
 pub const APPLY_FINALIZER: &str = "infrastructure.cluster.x-k8s.io/finalizer";
 /// Finalizer on Secrets that the operator's Workspaces read (var files): a Secret deleted while

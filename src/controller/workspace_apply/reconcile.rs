@@ -10,7 +10,9 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use tracing::info;
 
-use super::decide::{Desired, Lookup, Observed, Prerequisites, Step, decide};
+use super::decide::{
+    Desired, HandOver, Lookup, Observed, Prerequisites, Step, decide, hand_over as handover_step,
+};
 use super::status::{blocked, template_found, template_missing, waiting, write_status};
 use super::{RESYNC, State, forget, owned_by, workspace_name_of};
 use crate::api::conditions::READY;
@@ -53,13 +55,14 @@ pub(super) async fn reconcile(
     // applies' changes meanwhile.
     let owner_paused = owning_control_plane(&apply, &state)
         .is_some_and(|cp| pause::is_paused(cp.as_ref(), None).is_some());
-    if owner_paused || pause::is_paused(apply.as_ref(), cluster.as_deref()).is_some() {
-        return Ok(Action::await_change());
-    }
     let api: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &ns);
+    if owner_paused || pause::is_paused(apply.as_ref(), cluster.as_deref()).is_some() {
+        return hand_over(&apply, &state, &api).await;
+    }
     if apply.metadata.deletion_timestamp.is_none() {
         // Applies rendered by the control-plane controller carry the finalizer already.
         apply = ensure_finalizer(&api, &state.applies, apply, APPLY_FINALIZER).await?;
+        apply = block_move(&api, &state, apply, true).await?;
     }
     let ws_name = workspace_name_of(&apply);
     let existing = workspace(&state, &ws_name);
@@ -72,6 +75,96 @@ pub(super) async fn reconcile(
         prerequisites: None,
     };
     act(observed, &state, &api).await
+}
+
+/// How often a paused apply looks again while its Workspace is being released (the echo of
+/// its own writes does not wake it).
+const RELEASE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A paused apply (its Cluster paused, as `clusterctl move` does first) hands its Workspace
+/// over to the Terraform state backend ([`HandOver`]): `deletionPolicy: Orphan`, then deleted,
+/// so provider-terraform releases it without a destroy; then it drops the block-move
+/// annotation and clusterctl goes on. Unpaused (here after a failed move, or on the target
+/// management cluster), the apply creates the Workspace again under the same name, whose plan
+/// finds the state as it was: nothing is applied.
+async fn hand_over(
+    apply: &Arc<WorkspaceTemplateApply>,
+    state: &State,
+    api: &Api<WorkspaceTemplateApply>,
+) -> Result<Action> {
+    let ws_name = workspace_name_of(apply);
+    let existing = workspace(state, &ws_name);
+    match handover_step(apply, existing.as_deref()) {
+        HandOver::Release => {
+            let workspaces: Api<Workspace> = Api::all(state.ctx.client.clone());
+            let orphan = serde_json::json!({ "spec": { "deletionPolicy": "Orphan" } });
+            let params = kube::api::PatchParams::default();
+            workspaces
+                .patch(&ws_name, &params, &kube::api::Patch::Merge(&orphan))
+                .await?;
+            match workspaces.delete(&ws_name, &Default::default()).await {
+                Ok(deleted) => {
+                    if let Some(terminating) = deleted.left() {
+                        state.workspaces.remember(terminating);
+                    }
+                }
+                Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+            let message = format!(
+                "paused: released Workspace {ws_name} (deletionPolicy Orphan, no destroy); its Terraform state stays in the backend"
+            );
+            let ctx = &state.ctx;
+            ctx.event(
+                apply.as_ref(),
+                EventType::Normal,
+                "ReleasedWorkspace",
+                message,
+            )
+            .await;
+            Ok(Action::requeue(RELEASE_POLL))
+        }
+        HandOver::AwaitRelease => Ok(Action::requeue(RELEASE_POLL)),
+        HandOver::Unblock => {
+            block_move(api, state, apply.clone(), false).await?;
+            Ok(Action::await_change())
+        }
+        HandOver::Nothing => Ok(Action::await_change()),
+    }
+}
+
+/// Adds (`on`) or removes clusterctl's block-move annotation on `apply`, if it is not so
+/// already; returns the apply as written.
+async fn block_move(
+    api: &Api<WorkspaceTemplateApply>,
+    state: &State,
+    apply: Arc<WorkspaceTemplateApply>,
+    on: bool,
+) -> Result<Arc<WorkspaceTemplateApply>> {
+    let has = apply
+        .annotations()
+        .contains_key(names::BLOCK_MOVE_ANNOTATION);
+    if has == on {
+        return Ok(apply);
+    }
+    let value = if on {
+        serde_json::json!("")
+    } else {
+        serde_json::Value::Null
+    };
+    let patch = serde_json::json!({ "metadata": {
+        "annotations": { (names::BLOCK_MOVE_ANNOTATION): value },
+        "resourceVersion": apply.resource_version(),
+    } });
+    let written = api
+        .patch(
+            &apply.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+    state.applies.remember(written.clone());
+    Ok(Arc::new(written))
 }
 
 /// The control plane that owns `apply` (as its controller), from the metadata cache.
