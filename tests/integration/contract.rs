@@ -299,13 +299,15 @@ async fn a_paused_cluster_or_annotation_stops_every_child_write_until_unpaused()
         .filter(|w| w.user == user && w.succeeded())
         .collect();
     // The only child writes: the hand-over of every Workspace to its state backend (orphaned,
-    // then deleted: no destroy) and the block-move annotation dropped from the applies.
+    // then deleted: no destroy; its connection Secret handed to the apply) and the applies'
+    // annotations (released, block-move dropped).
     let children: Vec<_> = operator_writes
         .iter()
         .filter(|w| w.resource != "captcontrolplanes" && w.resource != "events")
         .filter(|w| {
             !((w.resource == "workspaces" && (w.verb == "patch" || w.verb == "delete"))
-                || (w.resource == "workspacetemplateapplies" && w.verb == "patch"))
+                || ((w.resource == "workspacetemplateapplies" || w.resource == "secrets")
+                    && w.verb == "patch"))
         })
         .collect();
     assert!(
