@@ -122,7 +122,7 @@ async fn hand_over(
             .await?;
             let workspaces: Api<Workspace> = Api::all(state.ctx.client.clone());
             let orphan = serde_json::json!({ "spec": { "deletionPolicy": "Orphan" } });
-            let params = kube::api::PatchParams::default();
+            let params = crate::runtime::write::patch_params();
             workspaces
                 .patch(&ws_name, &params, &kube::api::Patch::Merge(&orphan))
                 .await?;
@@ -224,7 +224,7 @@ async fn keep_connection_secret(
     secrets
         .patch(
             &r.name,
-            &kube::api::PatchParams::default(),
+            &crate::runtime::write::patch_params(),
             &kube::api::Patch::Merge(&patch),
         )
         .await?;
@@ -262,7 +262,7 @@ async fn annotate(
     let written = api
         .patch(
             &apply.name_any(),
-            &kube::api::PatchParams::default(),
+            &crate::runtime::write::patch_params(),
             &kube::api::Patch::Merge(&patch),
         )
         .await?;
