@@ -62,7 +62,10 @@ pub(super) async fn reconcile(
     if apply.metadata.deletion_timestamp.is_none() {
         // Applies rendered by the control-plane controller carry the finalizer already.
         apply = ensure_finalizer(&api, &state.applies, apply, APPLY_FINALIZER).await?;
-        apply = block_move(&api, &state, apply, true).await?;
+        // Only an apply of a Cluster API cluster is in a `clusterctl move` graph.
+        if apply.labels().contains_key(names::LABEL_CLUSTER_NAME) {
+            apply = block_move(&api, &state, apply, true).await?;
+        }
     }
     let ws_name = workspace_name_of(&apply);
     let existing = workspace(&state, &ws_name);
