@@ -19,6 +19,14 @@ use sha2::{Digest, Sha256};
 pub const FIELD_MANAGER: &str = "capt-fargate";
 /// Finalizer on CAPTControlPlanes (CAPT's own string, so both agree on what it protects).
 pub const CONTROL_PLANE_FINALIZER: &str = "controlplane.cluster.x-k8s.io/captcontrolplane";
+/// clusterctl's annotation: while an object in a move's graph carries it, `clusterctl move`
+/// (after pausing the Cluster) waits before copying anything. An apply carries it while its
+/// Workspace lives on this management cluster.
+pub const BLOCK_MOVE_ANNOTATION: &str = "clusterctl.cluster.x-k8s.io/block-move";
+/// Annotation on an apply whose Workspace was handed over to its Terraform state backend
+/// while paused (value: the Workspace's name): a deletion recreates the Workspace to destroy
+/// what its state holds. Dropped once the Workspace exists again.
+pub const RELEASED_ANNOTATION: &str = "fargate.capt.cluster.x-k8s.io/workspace-released";
 /// Finalizer on WorkspaceTemplateApplies (CAPT's own string).
 pub const APPLY_FINALIZER: &str = "infrastructure.cluster.x-k8s.io/finalizer";
 /// Finalizer on Secrets that the operator's Workspaces read (var files): a Secret deleted while

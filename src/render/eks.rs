@@ -30,14 +30,20 @@ pub fn apply_name(cp: &CAPTControlPlane) -> String {
         .unwrap_or_else(|| names::eks_apply_name(&cp.name_any()))
 }
 
-/// The VPC connection secret of a control plane as (namespace, name).
+/// The VPC connection secret of a control plane as (namespace, name): by default the one its
+/// Cluster's CAPTCluster writes, named after the Cluster API cluster as the CAPTCluster names
+/// it ([`super::vpc::cluster_of`]), so a ClusterClass topology (whose CAPTCluster and
+/// CAPTControlPlane get generated names of their own) finds it too.
 pub fn vpc_secret(cp: &CAPTControlPlane) -> (String, String) {
     match &cp.spec.vpc_connection_secret_ref {
         Some(r) => (
             r.namespace.clone().unwrap_or_else(|| namespace(cp)),
             r.name.clone(),
         ),
-        None => (namespace(cp), names::vpc_connection_secret(&cp.name_any())),
+        None => (
+            namespace(cp),
+            names::vpc_connection_secret(&super::vpc::cluster_of(&cp.metadata)),
+        ),
     }
 }
 
@@ -187,6 +193,26 @@ additionalTags: { env: demo }
         assert_eq!(
             render(&cp).spec.terraform_variables.unwrap()["fargate_profiles"],
             json!({})
+        );
+    }
+
+    #[test]
+    fn a_topology_control_plane_reads_its_clusters_vpc_secret() {
+        // Cluster API's topology controller names the control plane `<cluster>-<random>` and
+        // labels it with the cluster's name; the CAPTCluster (`<cluster>-<other random>`)
+        // writes `<cluster>-vpc-connection`.
+        let mut cp = control_plane(SPEC);
+        cp.metadata.name = Some("demo-ggg4l".into());
+        cp.metadata.labels = Some(
+            [(names::LABEL_CLUSTER_NAME.to_string(), "demo".to_string())]
+                .into_iter()
+                .collect(),
+        );
+        assert_eq!(vpc_secret(&cp).1, "demo-vpc-connection");
+        let wta = render(&cp);
+        assert_eq!(
+            wta.spec.wait_for_secrets.unwrap()[0].name,
+            "demo-vpc-connection"
         );
     }
 

@@ -6,8 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
 
 use capt_fargate::api::{CAPTCluster, CAPTControlPlane, Workspace};
 
@@ -194,8 +194,8 @@ fn committed_provider_repository_matches_the_generator() {
     let generated = files(&out);
     assert_eq!(
         generated.len(),
-        5,
-        "two components files, two metadata.yaml, one cluster template: {generated:?}"
+        7,
+        "two components files, two metadata.yaml, two cluster templates, one ClusterClass: {generated:?}"
     );
     for rel in generated {
         let want = std::fs::read_to_string(out.join(&rel)).unwrap();
@@ -262,6 +262,140 @@ fn clusterctl_reads_the_components_and_the_template_variables() {
         !vars.contains("cluster_name"),
         "Terraform placeholders are not clusterctl variables:\n{vars}"
     );
+}
+
+/// `clusterctl generate cluster --flavor clusterclass` renders a ClusterClass of our two
+/// template kinds and a Cluster with `spec.topology`: the real API server and CAPI's webhooks
+/// accept it, CAPI's topology controller creates the CAPTCluster and CAPTControlPlane from the
+/// templates, and they converge with the operator and the simulated provider-terraform.
+#[tokio::test]
+async fn clusterclass_flavor_applies_and_the_topology_converges() {
+    let client = capi::client().await;
+    let ns = TestNamespace::new(&client, "clusterctl-class").await;
+    let config = clusterctl_config("clusterclass");
+    let name = "fargate-class";
+    let manifest = clusterctl(
+        &config,
+        None,
+        &[
+            "generate",
+            "cluster",
+            name,
+            "--flavor",
+            "clusterclass",
+            "--kubernetes-version",
+            "v1.31.0",
+            "--infrastructure",
+            "capt-fargate:v0.1.0",
+            "--target-namespace",
+            &ns.name,
+        ],
+    );
+    let file = config.parent().unwrap().join("cluster-class.yaml");
+    std::fs::write(&file, &manifest).unwrap();
+    let provider = SimulatedProvider::start(client.clone(), &ns.name, Duration::ZERO);
+    let operator = Operator::start(client.clone(), &ns.name);
+    let applied = crate::support::apply_yaml(&client, &ns.name, &file).await;
+    let mut kinds: Vec<&str> = applied.iter().map(|(k, _)| k.as_str()).collect();
+    kinds.sort();
+    // The Cluster from cluster-template-clusterclass.yaml, the rest from the class's file.
+    assert_eq!(
+        kinds,
+        [
+            "CAPTClusterTemplate",
+            "CAPTControlPlaneTemplate",
+            "Cluster",
+            "ClusterClass",
+            "WorkspaceTemplate",
+            "WorkspaceTemplate",
+            "WorkspaceTemplate"
+        ]
+    );
+    let clusters = capi::clusters(&client, &ns.name);
+    let cluster = eventually("the topology's Cluster provisioned by CAPT", WAIT, || {
+        let clusters = clusters.clone();
+        async move {
+            let c = clusters.get(name).await.map_err(|e| e.to_string())?;
+            let ok = ["InfrastructureReady", "ControlPlaneInitialized"]
+                .iter()
+                .all(|t| capi::condition_status(&c, t).as_deref() == Some("True"));
+            if ok {
+                Ok(c)
+            } else {
+                Err(capi::conditions_summary(&c))
+            }
+        }
+    })
+    .await;
+    // The topology controller made our objects from the templates and refers to them.
+    let cp_name = cluster.data["spec"]["controlPlaneRef"]["name"]
+        .as_str()
+        .expect("controlPlaneRef set by the topology controller")
+        .to_string();
+    assert_eq!(
+        cluster.data["spec"]["controlPlaneRef"]["kind"], "CAPTControlPlane",
+        "{:?}",
+        cluster.data["spec"]
+    );
+    assert_eq!(
+        cluster.data["spec"]["infrastructureRef"]["kind"], "CAPTCluster",
+        "{:?}",
+        cluster.data["spec"]
+    );
+    let cps: Api<CAPTControlPlane> = Api::namespaced(client.clone(), &ns.name);
+    let cp = eventually("the topology's profiles ready", WAIT, || {
+        let (cps, cp_name) = (cps.clone(), cp_name.clone());
+        async move {
+            let cp = cps.get(&cp_name).await.map_err(|e| e.to_string())?;
+            let profiles = cp.status.clone().unwrap_or_default().fargate_profiles;
+            let mut ready: Vec<&str> = profiles
+                .iter()
+                .filter(|p| p.ready)
+                .map(|p| p.name.as_str())
+                .collect();
+            ready.sort();
+            if ready == ["karpenter", "kube-system", "workloads"] {
+                Ok(cp.clone())
+            } else {
+                Err(format!("{profiles:?}"))
+            }
+        }
+    })
+    .await;
+    assert_eq!(cp.spec.version, "v1.31.0");
+    assert_eq!(
+        cp.labels()
+            .get("topology.cluster.x-k8s.io/owned")
+            .map(String::as_str),
+        Some(""),
+        "created by the topology controller"
+    );
+    let infra: Api<CAPTCluster> = Api::namespaced(client.clone(), &ns.name);
+    let infra = infra.list(&Default::default()).await.unwrap().items;
+    assert_eq!(
+        infra.len(),
+        1,
+        "one CAPTCluster from the CAPTClusterTemplate"
+    );
+    assert_eq!(infra[0].spec.region, "ap-northeast-1");
+
+    clusters
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the topology's Cluster gone", WAIT, || {
+        let clusters = clusters.clone();
+        async move {
+            match clusters.get_opt(name).await.map_err(|e| e.to_string())? {
+                None => Ok(()),
+                Some(_) => Err("still there".to_string()),
+            }
+        }
+    })
+    .await;
+    operator.stop().await;
+    provider.stop().await;
+    ns.delete().await;
 }
 
 /// `clusterctl generate cluster` renders a manifest that applies to the CAPI management
@@ -478,5 +612,300 @@ async fn generated_cluster_converges_and_clusterctl_describes_it() {
     .await;
     operator.stop().await;
     provider.stop().await;
+    ns.delete().await;
+}
+
+/// Ready profile names of the control plane `name`, sorted (empty while it has no status).
+async fn ready_profiles(cps: &Api<CAPTControlPlane>, name: &str) -> Result<Vec<String>, String> {
+    let cp = cps.get(name).await.map_err(|e| e.to_string())?;
+    let mut ready: Vec<String> = cp
+        .status
+        .unwrap_or_default()
+        .fargate_profiles
+        .into_iter()
+        .filter(|p| p.ready)
+        .map(|p| p.name)
+        .collect();
+    ready.sort();
+    Ok(ready)
+}
+
+/// Waits until the Cluster `name` has InfrastructureReady and ControlPlaneInitialized and its
+/// control plane's three profiles are ready.
+async fn converged(client: &kube::Client, namespace: &str, name: &str, what: &str) {
+    let clusters = capi::clusters(client, namespace);
+    let cps: Api<CAPTControlPlane> = Api::namespaced(client.clone(), namespace);
+    eventually(what, WAIT, || {
+        let (clusters, cps) = (clusters.clone(), cps.clone());
+        async move {
+            let c = clusters.get(name).await.map_err(|e| e.to_string())?;
+            let ok = ["InfrastructureReady", "ControlPlaneInitialized"]
+                .iter()
+                .all(|t| capi::condition_status(&c, t).as_deref() == Some("True"));
+            let ready = ready_profiles(&cps, name).await?;
+            if ok && ready == ["karpenter", "kube-system", "workloads"] {
+                Ok(())
+            } else {
+                Err(format!("{ready:?}; {}", capi::conditions_summary(&c)))
+            }
+        }
+    })
+    .await;
+}
+
+/// Names of the Workspaces of `namespace`'s applies, sorted.
+async fn workspace_names(client: &kube::Client, namespace: &str) -> Vec<String> {
+    let of_ns = ListParams::default().labels(&format!(
+        "{}={}",
+        capt_fargate::names::LABEL_APPLY_NAMESPACE,
+        namespace
+    ));
+    let mut names: Vec<String> = Api::<Workspace>::all(client.clone())
+        .list(&of_ns)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|w| w.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `clusterctl move` of a converged cluster to a second management cluster, each with the
+/// operator and a provider-terraform sharing one remote state backend (and AWS account): the
+/// source pauses, hands its Workspaces over (orphaned and deleted, no destroy) and lifts the
+/// block-move annotation; clusterctl recreates our objects in the target;
+/// the target's operator creates Workspaces of the same names, whose plans find the states as
+/// they were. Nothing is created, destroyed or applied in Terraform terms, the source keeps no
+/// Workspace, and the settled target writes no Workspace.
+#[tokio::test]
+async fn clusterctl_move_hands_the_workspaces_over_without_terraform_changes() {
+    let source_kubeconfig = capi::kubeconfig().await;
+    let source = capi::client().await;
+    let (target_kubeconfig, target) = capi::another("move-target").await;
+    let ns = TestNamespace::new(&source, "clusterctl-move").await;
+    let config = clusterctl_config("move");
+    let name = "fargate-move";
+    let manifest = clusterctl(
+        &config,
+        None,
+        &[
+            "generate",
+            "cluster",
+            name,
+            "--kubernetes-version",
+            "v1.31.0",
+            "--infrastructure",
+            "capt-fargate:v0.1.0",
+            "--target-namespace",
+            &ns.name,
+        ],
+    );
+    let file = config.parent().unwrap().join("cluster.yaml");
+    std::fs::write(&file, &manifest).unwrap();
+    let provider = SimulatedProvider::start(source.clone(), &ns.name, Duration::ZERO);
+    let operator = Operator::start(source.clone(), &ns.name);
+    let target_provider = SimulatedProvider::start_sharing_backend(
+        target.clone(),
+        &ns.name,
+        Duration::ZERO,
+        &provider,
+    );
+    let target_operator = Operator::start(target.clone(), &ns.name);
+    crate::support::apply_yaml(&source, &ns.name, &file).await;
+    converged(&source, &ns.name, name, "the source cluster converged").await;
+    let applies_api =
+        Api::<capt_fargate::api::WorkspaceTemplateApply>::namespaced(source.clone(), &ns.name);
+    let applies = applies_api.list(&Default::default()).await.unwrap().items;
+    assert_eq!(applies.len(), 3, "VPC, EKS and one profile");
+    for a in &applies {
+        assert!(
+            a.annotations()
+                .contains_key(capt_fargate::names::BLOCK_MOVE_ANNOTATION),
+            "{} holds a Workspace here, so it blocks a move",
+            a.name_any()
+        );
+    }
+    let workspaces = workspace_names(&source, &ns.name).await;
+    assert_eq!(workspaces.len(), 3);
+    let (operations, creates, applied) = {
+        let obs = provider.observations.lock().unwrap();
+        (
+            obs.operations.len(),
+            obs.create_order.clone(),
+            obs.applies.clone(),
+        )
+    };
+    assert_eq!(
+        operations, 3,
+        "kube-system, karpenter and workloads created"
+    );
+
+    register_inventory(&source).await;
+    register_inventory(&target).await;
+    // On the blocking pool: the operators and providers of this test's runtime must act while
+    // clusterctl waits for the block-move annotations to go.
+    let args: Vec<String> = [
+        "move",
+        "-n",
+        &ns.name,
+        "--to-kubeconfig",
+        target_kubeconfig.to_str().unwrap(),
+        "-v",
+        "2",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let (move_config, from) = (config.clone(), source_kubeconfig.clone());
+    let moved = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        clusterctl(&move_config, Some(&from), &args)
+    })
+    .await
+    .unwrap();
+
+    // The source: paused by clusterctl, then nothing of the cluster left and no Workspace (the
+    // hand-over released them under Orphan: nothing destroyed, asserted below).
+    let source_clusters = capi::clusters(&source, &ns.name);
+    assert!(
+        source_clusters.get_opt(name).await.unwrap().is_none(),
+        "{moved}"
+    );
+    assert!(
+        applies_api
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        workspace_names(&source, &ns.name).await,
+        Vec::<String>::new()
+    );
+    // Their connection Secrets, handed to the applies, go with them.
+    let source_secrets =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(source.clone(), &ns.name);
+    eventually("no connection Secret left in the source", WAIT, || {
+        let source_secrets = source_secrets.clone();
+        async move {
+            let left: Vec<String> = source_secrets
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .iter()
+                .map(|s| s.name_any())
+                .filter(|n| n.ends_with("-connection"))
+                .collect();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        }
+    })
+    .await;
+
+    // The target: clusterctl v1.14 creates our objects without their status (the API server
+    // drops it on create, and clusterctl writes none); the target's operator rebuilds it.
+    let target_cps: Api<CAPTControlPlane> = Api::namespaced(target.clone(), &ns.name);
+    assert!(target_cps.get_opt(name).await.unwrap().is_some(), "{moved}");
+    converged(
+        &target,
+        &ns.name,
+        name,
+        "the moved cluster converged in the target",
+    )
+    .await;
+    eventually(
+        "the target's Workspaces, of the same names, Ready",
+        WAIT,
+        || {
+            let (target, workspaces, ns) = (target.clone(), workspaces.clone(), ns.name.clone());
+            async move {
+                let names = workspace_names(&target, &ns).await;
+                let all = Api::<Workspace>::all(target.clone());
+                let mut ready = 0;
+                for n in &names {
+                    let ws = all.get(n).await.map_err(|e| e.to_string())?;
+                    let conditions = ws.status.map(|s| s.conditions).unwrap_or_default();
+                    if capt_fargate::api::conditions::find(&conditions, "Ready")
+                        .is_some_and(|c| c.is_true())
+                    {
+                        ready += 1;
+                    }
+                }
+                if names == workspaces && ready == names.len() {
+                    Ok(())
+                } else {
+                    Err(format!("{names:?}, {ready} Ready"))
+                }
+            }
+        },
+    )
+    .await;
+    {
+        let obs = provider.observations.lock().unwrap();
+        assert_eq!(
+            obs.operations.len(),
+            operations,
+            "no Fargate profile created or deleted"
+        );
+        assert_eq!(obs.create_order, creates, "no Terraform state created anew");
+        assert!(
+            obs.destroys.is_empty(),
+            "nothing destroyed: {:?}",
+            obs.destroys
+        );
+        assert_eq!(obs.applies, applied, "nothing applied");
+    }
+
+    // Settled, the target writes no Workspace (neither the operator nor the provider).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = crate::support::audit::AuditLog::open_for(&target_kubeconfig);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let writes: Vec<_> = log
+        .writes()
+        .into_iter()
+        .filter(|w| w.resource == "workspaces")
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "Workspace writes after the move settled: {:?}",
+        crate::support::audit::count(&writes)
+    );
+
+    // The moved cluster is the target's: deleting it there destroys its Workspaces.
+    capi::clusters(&target, &ns.name)
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the moved cluster and its Workspaces gone", WAIT, || {
+        let (target, ns) = (target.clone(), ns.name.clone());
+        async move {
+            let left = workspace_names(&target, &ns).await;
+            let cluster = capi::clusters(&target, &ns)
+                .get_opt(name)
+                .await
+                .map_err(|e| e.to_string())?;
+            if left.is_empty() && cluster.is_none() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}, cluster {}", cluster.is_some()))
+            }
+        }
+    })
+    .await;
+    assert_eq!(provider.observations.lock().unwrap().destroys.len(), 3);
+    target_operator.stop().await;
+    target_provider.stop().await;
+    operator.stop().await;
+    provider.stop().await;
+    let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(target.clone())
+        .delete(&ns.name, &DeleteParams::default())
+        .await;
     ns.delete().await;
 }

@@ -283,14 +283,32 @@ async fn a_paused_cluster_or_annotation_stops_every_child_write_until_unpaused()
     let cp = paused_is(&samples, "True").await;
     let (_, _, message, _) = condition(&cp, "Paused").unwrap();
     assert!(message.contains("cluster.x-k8s.io/paused"), "{message}");
+    // Paused, the Workspaces are handed over to their state backend (see `hand_over`).
+    eventually("no Workspace left while paused", WAIT, || async {
+        let left = samples.workspaces().await;
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} Workspaces", left.len()))
+        }
+    })
+    .await;
     let operator_writes: Vec<_> = log
         .writes()
         .into_iter()
         .filter(|w| w.user == user && w.succeeded())
         .collect();
+    // The only child writes: the hand-over of every Workspace to its state backend (orphaned,
+    // then deleted: no destroy; its connection Secret handed to the apply) and the applies'
+    // annotations (released, block-move dropped).
     let children: Vec<_> = operator_writes
         .iter()
         .filter(|w| w.resource != "captcontrolplanes" && w.resource != "events")
+        .filter(|w| {
+            !((w.resource == "workspaces" && (w.verb == "patch" || w.verb == "delete"))
+                || ((w.resource == "workspacetemplateapplies" || w.resource == "secrets")
+                    && w.verb == "patch"))
+        })
         .collect();
     assert!(
         children.is_empty(),
@@ -298,9 +316,19 @@ async fn a_paused_cluster_or_annotation_stops_every_child_write_until_unpaused()
         audit::count(&operator_writes)
     );
     assert!(
+        samples
+            .provider
+            .observations
+            .lock()
+            .unwrap()
+            .destroys
+            .is_empty(),
+        "released, not destroyed"
+    );
+    assert!(
         operator_writes
             .iter()
-            .all(|w| w.kind() == "captcontrolplanes/status" || w.resource == "events"),
+            .all(|w| w.resource != "captcontrolplanes" || w.kind() == "captcontrolplanes/status"),
         "only the status while paused: {:?}",
         audit::count(&operator_writes)
     );

@@ -56,7 +56,12 @@ pub struct AuditLog {
 impl AuditLog {
     /// The running test cluster's audit log, read from its current end on.
     pub async fn open() -> AuditLog {
-        let kubeconfig = super::cluster::kubeconfig().await;
+        Self::open_for(&super::cluster::kubeconfig().await)
+    }
+
+    /// The audit log of the control plane whose admin kubeconfig is `kubeconfig` (one
+    /// tests/cluster/up started, e.g. a management cluster of tests/capi/up), from its end on.
+    pub fn open_for(kubeconfig: &Path) -> AuditLog {
         let path = kubeconfig
             .parent()
             .expect("the kubeconfig lives in the cluster's directory")

@@ -35,6 +35,21 @@ pub async fn client() -> Client {
     client
 }
 
+/// A further management cluster `name` (`tests/capi/up NAME`: its own control plane and CAPI
+/// manager, e.g. the target of `clusterctl move`), with this project's CRDs and the
+/// Workspace CRD installed as in [`client`]: its admin kubeconfig and a client.
+pub async fn another(name: &str) -> (PathBuf, Client) {
+    let kubeconfig = super::cluster::run_up_with(
+        "tests/capi/up",
+        &[name],
+        "a second Cluster API management cluster",
+    )
+    .await;
+    let client = super::cluster::client_from(&kubeconfig).await;
+    super::install_crds_except(client.clone(), CAPI_OWNED).await;
+    (kubeconfig, client)
+}
+
 /// `cluster.x-k8s.io/v1beta2` Clusters in `namespace`, as the CAPI manager stores them.
 pub fn clusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
     let resource = ApiResource {

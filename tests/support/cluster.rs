@@ -22,8 +22,14 @@ pub async fn kubeconfig() -> PathBuf {
 /// `what` and prints its admin kubeconfig's path last, and returns that path. A script that
 /// fails fails the test with its output: nothing is skipped.
 pub async fn run_up(script: &str, what: &str) -> PathBuf {
+    run_up_with(script, &[], what).await
+}
+
+/// Like [`run_up`], with arguments for the script (e.g. an instance name).
+pub async fn run_up_with(script: &str, args: &[&str], what: &str) -> PathBuf {
     let up = super::repo_root().join(script);
-    let out = tokio::task::spawn_blocking(move || Command::new(&up).output())
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || Command::new(&up).args(&args).output())
         .await
         .unwrap()
         .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));

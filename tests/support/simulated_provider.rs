@@ -22,8 +22,13 @@
 //!   Workspace and garbage-collected after it; an existing Secret that no one controls is
 //!   refused (`refusing to modify uncontrolled secret`). Non-sensitive outputs also go to
 //!   `status.atProvider.outputs`.
-//! - `deletionPolicy: Orphan` leaves the Fargate profiles in AWS: a later create of the same
-//!   profile in the cluster fails with "already exists".
+//! - Terraform state lives in a remote backend, by Terraform workspace (the external name):
+//!   a plan compares the Workspace's configuration with the state's, so a new Workspace of an
+//!   existing state (recreated on another management cluster by `clusterctl move`, see
+//!   [`SimulatedProvider::start_sharing_backend`]) is Ready without an apply.
+//! - `deletionPolicy: Orphan`: deletion neither observes nor destroys; the state stays in the
+//!   backend and the Fargate profiles in AWS: a later create of the same profile by another
+//!   Terraform workspace fails with "already exists".
 //! - AWS's rule is enforced: while one Fargate profile of a cluster is being created or
 //!   deleted, creating or deleting another (or deleting the same one) fails with
 //!   ResourceInUseException. Every Fargate profile operation is recorded per cluster, with its
@@ -266,9 +271,15 @@ pub struct Observations {
     pub create_order: Vec<String>,
     /// Every Fargate profile operation, accepted or refused, in the order they were asked for.
     pub operations: Vec<FargateOperation>,
-    /// The Fargate profiles each Workspace (by uid) holds in AWS, with their immutable
-    /// settings: what its next apply or destroy compares against.
+    /// The Fargate profiles each Terraform state (by Terraform workspace, the Workspace's
+    /// external name) holds in AWS, with their immutable settings: what its next apply or
+    /// destroy compares against. Kept in the state backend, so a Workspace deleted under
+    /// `Orphan` leaves it and a new Workspace of the same external name adopts it.
     held: HashMap<String, BTreeMap<String, Value>>,
+    /// The backend's record of each Terraform state (by Terraform workspace): the
+    /// configuration it was last applied with ([`configuration`]), so a plan of the same
+    /// configuration by any Workspace, on any management cluster, shows no changes.
+    states: HashMap<String, u64>,
     /// Fargate profiles left in AWS by Workspaces deleted under `deletionPolicy: Orphan`, by
     /// cluster: a later create of the same name fails with "already exists".
     orphaned: HashMap<String, std::collections::BTreeSet<String>>,
@@ -289,6 +300,7 @@ impl Default for Observations {
             create_order: Vec::new(),
             operations: Vec::new(),
             held: HashMap::new(),
+            states: HashMap::new(),
             applied_generation: HashMap::new(),
             orphaned: HashMap::new(),
             epoch: Instant::now(),
@@ -315,6 +327,8 @@ struct Asker<'a> {
     cluster: &'a str,
     workspace: &'a str,
     uid: &'a str,
+    /// Its Terraform state (the Terraform workspace's name).
+    state: &'a str,
     default_profiles: bool,
 }
 
@@ -372,7 +386,7 @@ impl Observations {
             {
                 return Step::Wait(own.ended - now);
             }
-            let held = self.held.entry(asker.uid.to_string()).or_default();
+            let held = self.held.entry(asker.state.to_string()).or_default();
             let next = held
                 .iter()
                 .find(|(name, settings)| desired.get(*name) != Some(*settings))
@@ -513,7 +527,31 @@ impl SimulatedProvider {
 
     /// Like [`Self::start`], in the given mode (with [`Timing`], `delay` is unused).
     pub fn start_in(client: Client, namespace: &str, delay: Duration, mode: Mode) -> Self {
-        let (observations, failures) = (Arc::default(), Arc::default());
+        Self::start_on_backend(client, namespace, delay, mode, Arc::default())
+    }
+
+    /// Like [`Self::start`], as a second provider-terraform (e.g. on the management cluster
+    /// a Cluster is moved to) whose ProviderConfig names the same remote state backend as
+    /// `other`'s, in the same AWS account: both read and write the same Terraform states and
+    /// Fargate profiles, and record into the same [`Observations`].
+    pub fn start_sharing_backend(
+        client: Client,
+        namespace: &str,
+        delay: Duration,
+        other: &SimulatedProvider,
+    ) -> Self {
+        let observations = Arc::clone(&other.observations);
+        Self::start_on_backend(client, namespace, delay, Mode::from_env(), observations)
+    }
+
+    fn start_on_backend(
+        client: Client,
+        namespace: &str,
+        delay: Duration,
+        mode: Mode,
+        observations: Arc<Mutex<Observations>>,
+    ) -> Self {
+        let failures = Arc::default();
         let outputs: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
         let poll: Arc<tokio::sync::Notify> = Arc::default();
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -1216,10 +1254,12 @@ impl Shared {
                 return Step::Wait(ends - now);
             }
         }
+        let state = state_key(ws);
         let asker = Asker {
             cluster: &cluster,
             workspace: &workspace,
             uid: &uid,
+            state: &state,
             default_profiles,
         };
         self.observations.lock().unwrap().step(
@@ -1274,6 +1314,31 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
     if deleting && !ws.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
+    let uid = ws.uid().unwrap_or_default();
+    let key = state_key(&ws);
+    // Deleted under Orphan, the managed reconciler neither observes nor destroys: it releases
+    // its finalizer. The Terraform state stays in the backend and the profiles in AWS.
+    if deleting && ws.spec.deletion_policy.as_deref() == Some("Orphan") {
+        let finalizers: Vec<String> = ws
+            .finalizers()
+            .iter()
+            .filter(|f| *f != FINALIZER)
+            .cloned()
+            .collect();
+        put_finalizers(&api, &ws, finalizers).await?;
+        let mut obs = shared.observations.lock().unwrap();
+        let held: Vec<String> = obs
+            .held
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .map(|(p, _)| p.clone())
+            .collect();
+        let cluster = string_input(&ws, "cluster_name").unwrap_or_default();
+        obs.orphaned.entry(cluster).or_default().extend(held);
+        obs.applied_generation.remove(&uid);
+        return Ok(Action::await_change());
+    }
     // Initialise: the external name defaults to the object's name, in an update of its own.
     if !deleting && !ws.annotations().contains_key(EXTERNAL_NAME) {
         put_annotation(&api, &ws, EXTERNAL_NAME, name.clone()).await?;
@@ -1309,36 +1374,39 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         let profile = string_input(&ws, "profile_name")?;
         shared.failures.lock().unwrap().get(&profile).cloned()
     });
-    let uid = ws.uid().unwrap_or_default();
-    let applied_generation = shared
-        .observations
-        .lock()
-        .unwrap()
-        .applied_generation
-        .get(&uid)
-        .copied();
-    let exists =
-        applied_generation.is_some() || ws.status.as_ref().is_some_and(|s| s.at_provider.is_some());
+    let (applied_generation, in_backend) = {
+        let mut obs = shared.observations.lock().unwrap();
+        let in_backend = obs.states.get(&key).copied();
+        if in_backend.is_some() && !obs.applied_generation.contains_key(&uid) {
+            // A new Workspace of an existing Terraform workspace (e.g. recreated on another
+            // management cluster): its profiles are its own again, not orphans.
+            let cluster = string_input(&ws, "cluster_name").unwrap_or_default();
+            let held: Vec<String> = obs
+                .held
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .map(|(p, _)| p.clone())
+                .collect();
+            if let Some(orphans) = obs.orphaned.get_mut(&cluster) {
+                for p in held {
+                    orphans.remove(&p);
+                }
+            }
+        }
+        (obs.applied_generation.get(&uid).copied(), in_backend)
+    };
+    let configured = configuration(&ws);
+    let exists = applied_generation.is_some()
+        || in_backend.is_some()
+        || ws.status.as_ref().is_some_and(|s| s.at_provider.is_some());
 
     if deleting {
         if let Some(message) = injected {
             return fail(&api, &ws, &action_error("delete", &message)).await;
         }
-        let orphan = ws.spec.deletion_policy.as_deref() == Some("Orphan");
-        // Under Orphan nothing is destroyed: the profiles stay in AWS.
-        let step = if orphan {
-            let mut obs = shared.observations.lock().unwrap();
-            let held = obs.held.remove(&uid).unwrap_or_default();
-            let cluster = string_input(&ws, "cluster_name").unwrap_or_default();
-            obs.orphaned
-                .entry(cluster)
-                .or_default()
-                .extend(held.into_keys());
-            Step::Done
-        } else {
-            shared.plan().await;
-            shared.serial_step(&ws, module, true, began).await
-        };
+        shared.plan().await;
+        let step = shared.serial_step(&ws, module, true, began).await;
         match step {
             Step::Refused(message) => {
                 return fail(&api, &ws, &action_error("delete", &message)).await;
@@ -1372,7 +1440,8 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
             .collect();
         put_finalizers(&api, &ws, finalizers).await?;
         let mut obs = shared.observations.lock().unwrap();
-        obs.held.remove(&uid);
+        obs.held.remove(&key);
+        obs.states.remove(&key);
         obs.applied_generation.remove(&uid);
         *obs.destroys.entry(name.clone()).or_default() += 1;
         obs.destroy_order.push(name);
@@ -1396,16 +1465,20 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    let up_to_date = match applied_generation {
-        Some(g) => g == ws.metadata.generation,
-        // A provider that restarted plans again; the conditions say what it had applied.
-        None => {
-            exists
-                && find(conditions, READY).is_some_and(|c| c.is_true())
-                && find(conditions, "Synced")
-                    .is_some_and(|c| c.is_true() && c.observed_generation == ws.metadata.generation)
-        }
-    };
+    // A plan shows no changes when the state holds this configuration (whichever Workspace
+    // applied it), e.g. after a change of the deletion policy only.
+    let up_to_date = in_backend == Some(configured)
+        || match applied_generation {
+            Some(g) => g == ws.metadata.generation,
+            // A provider that restarted plans again; the conditions say what it had applied.
+            None => {
+                exists
+                    && find(conditions, READY).is_some_and(|c| c.is_true())
+                    && find(conditions, "Synced").is_some_and(|c| {
+                        c.is_true() && c.observed_generation == ws.metadata.generation
+                    })
+            }
+        };
     // An injected failure fails the plan of an applied Workspace (as throttling during the
     // refresh does), or its apply.
     if up_to_date && let Some(message) = injected {
@@ -1476,6 +1549,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         {
             let mut obs = shared.observations.lock().unwrap();
             obs.applied_generation.insert(uid, ws.metadata.generation);
+            obs.states.insert(key, configured);
             obs.create_order.push(ws.name_any());
         }
         let latest = api.get(&ws.name_any()).await?;
@@ -1506,13 +1580,33 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         json!({ "atProvider": { "outputs": outputs, "checksum": "sim" }, "conditions": [ready, synced_success(&ws)] }),
     )
     .await?;
-    shared
-        .observations
-        .lock()
-        .unwrap()
-        .applied_generation
-        .insert(uid, ws.metadata.generation);
+    let mut obs = shared.observations.lock().unwrap();
+    obs.applied_generation.insert(uid, ws.metadata.generation);
+    obs.states.insert(key, configured);
     Ok(Action::await_change())
+}
+
+/// The Terraform workspace a Workspace's state lives in: its external name, else its name.
+fn state_key(ws: &Workspace) -> String {
+    ws.annotations()
+        .get(EXTERNAL_NAME)
+        .cloned()
+        .unwrap_or_else(|| ws.name_any())
+}
+
+/// What `terraform plan` compares with the state: the Workspace's spec but for the policies
+/// that only tell crossplane-runtime what to do with it (`deletionPolicy`,
+/// `managementPolicies`), hashed.
+fn configuration(ws: &Workspace) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut spec = serde_json::to_value(&ws.spec).unwrap_or_default();
+    if let Some(m) = spec.as_object_mut() {
+        m.remove("deletionPolicy");
+        m.remove("managementPolicies");
+    }
+    let mut hasher = DefaultHasher::new();
+    spec.to_string().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// `Synced=True/ReconcileSuccess` for the Workspace's generation, as the managed reconciler
@@ -1651,6 +1745,7 @@ mod tests {
             cluster: "demo-cluster",
             workspace,
             uid: workspace,
+            state: workspace,
             default_profiles,
         }
     }

@@ -188,7 +188,7 @@ pub(super) fn decide<'a>(o: &'a Observed<'_>) -> Step<'a> {
 
 /// What a deleted apply does: its Workspace is destroyed (unless retained) before the
 /// finalizer is released, so Terraform's destroy has finished when the apply disappears.
-fn decide_deletion<'a>(o: &Observed<'_>) -> Step<'a> {
+fn decide_deletion<'a>(o: &'a Observed<'_>) -> Step<'a> {
     if o.apply.spec.retain_workspace_on_delete == Some(true) {
         return Step::Retain;
     }
@@ -207,10 +207,74 @@ fn decide_deletion<'a>(o: &Observed<'_>) -> Step<'a> {
             ),
         };
     }
+    let released = o
+        .apply
+        .annotations()
+        .contains_key(names::RELEASED_ANNOTATION);
     match o.existing.filter(|ws| owned_by(ws, o.apply)) {
+        // Created again to destroy a handed-over state: deleted before the provider took it
+        // (its finalizer), it would vanish without a destroy.
+        Some(ws) if released && ws.finalizers().is_empty() => Step::Wait {
+            reason: reason::DELETING,
+            message: format!(
+                "waiting for provider-terraform to take Workspace {} before destroying it",
+                o.ws_name
+            ),
+        },
         Some(ws) if ws.metadata.deletion_timestamp.is_none() => Step::DeleteWorkspace,
         Some(_) => Step::AwaitDeletion,
+        // Handed over while paused: its state still holds what it made. Create the
+        // Workspace again (it finds the state) and destroy it then.
+        None if released => match &o.desired {
+            None => Step::Look(Lookup::Desired),
+            Some(Desired::Rendered { workspace, .. }) => Step::Write {
+                workspace,
+                create: true,
+            },
+            Some(_) => Step::Blocked {
+                reason: reason::TEMPLATE_NOT_FOUND,
+                message: format!(
+                    "the Workspace {} was handed over while paused and cannot be created again to destroy it: its template does not render",
+                    o.ws_name
+                ),
+            },
+        },
         None => Step::Release,
+    }
+}
+
+/// What a paused apply does with its Workspace: hand it over to the Terraform state backend,
+/// so that `clusterctl move` can carry the apply to another management cluster, whose
+/// operator creates a Workspace of the same name there that finds the state where it was.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum HandOver {
+    /// Set `deletionPolicy: Orphan` on the Workspace and delete it: provider-terraform then
+    /// releases it without `terraform destroy`, leaving the state and AWS as they are.
+    Release,
+    /// The Workspace is being deleted: wait until it is gone.
+    AwaitRelease,
+    /// No Workspace of this apply is left here: drop the block-move annotation.
+    Unblock,
+    /// Nothing to do.
+    Nothing,
+}
+
+/// The hand-over step of a paused apply (`apply`, and the Workspace of its name). A deleted
+/// apply keeps its Workspace: its destroy runs once it is unpaused. Pure.
+pub(super) fn hand_over(apply: &WorkspaceTemplateApply, existing: Option<&Workspace>) -> HandOver {
+    if apply.metadata.deletion_timestamp.is_some() {
+        return HandOver::Nothing;
+    }
+    match existing.filter(|ws| owned_by(ws, apply)) {
+        Some(ws) if ws.metadata.deletion_timestamp.is_some() => HandOver::AwaitRelease,
+        Some(_) => HandOver::Release,
+        None if apply
+            .annotations()
+            .contains_key(names::BLOCK_MOVE_ANNOTATION) =>
+        {
+            HandOver::Unblock
+        }
+        None => HandOver::Nothing,
     }
 }
 

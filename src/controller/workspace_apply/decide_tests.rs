@@ -312,3 +312,25 @@ fn a_missing_or_changed_workspace_is_written() {
     o.prerequisites = ready();
     assert!(matches!(decide(&o), Step::Write { create: false, .. }));
 }
+
+#[test]
+fn a_paused_apply_releases_its_workspace_then_unblocks_the_move() {
+    let deleting =
+        json!({ "metadata": { "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["f"] } });
+    let blocked = json!({ "metadata": { "annotations": { (names::BLOCK_MOVE_ANNOTATION): "" } } });
+    let a = apply(blocked.clone());
+    // Its own Workspace is released (orphaned, deleted), and awaited while it goes.
+    let ws = workspace(UID, json!({}));
+    assert_eq!(hand_over(&a, Some(&ws)), HandOver::Release);
+    let going = workspace(UID, deleting.clone());
+    assert_eq!(hand_over(&a, Some(&going)), HandOver::AwaitRelease);
+    // Gone, or someone else's: the move may go on.
+    assert_eq!(hand_over(&a, None), HandOver::Unblock);
+    let theirs = workspace("uid-b", json!({}));
+    assert_eq!(hand_over(&a, Some(&theirs)), HandOver::Unblock);
+    assert_eq!(hand_over(&apply(json!({})), None), HandOver::Nothing);
+    // A deleted apply keeps its Workspace for the destroy after the pause.
+    let mut deleted = blocked;
+    merge(&mut deleted, deleting);
+    assert_eq!(hand_over(&apply(deleted), Some(&ws)), HandOver::Nothing);
+}

@@ -10,7 +10,9 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use tracing::info;
 
-use super::decide::{Desired, Lookup, Observed, Prerequisites, Step, decide};
+use super::decide::{
+    Desired, HandOver, Lookup, Observed, Prerequisites, Step, decide, hand_over as handover_step,
+};
 use super::status::{blocked, template_found, template_missing, waiting, write_status};
 use super::{RESYNC, State, forget, owned_by, workspace_name_of};
 use crate::api::conditions::READY;
@@ -53,16 +55,30 @@ pub(super) async fn reconcile(
     // applies' changes meanwhile.
     let owner_paused = owning_control_plane(&apply, &state)
         .is_some_and(|cp| pause::is_paused(cp.as_ref(), None).is_some());
-    if owner_paused || pause::is_paused(apply.as_ref(), cluster.as_deref()).is_some() {
-        return Ok(Action::await_change());
-    }
     let api: Api<WorkspaceTemplateApply> = Api::namespaced(ctx.client.clone(), &ns);
+    if owner_paused || pause::is_paused(apply.as_ref(), cluster.as_deref()).is_some() {
+        return hand_over(&apply, &state, &api).await;
+    }
     if apply.metadata.deletion_timestamp.is_none() {
         // Applies rendered by the control-plane controller carry the finalizer already.
         apply = ensure_finalizer(&api, &state.applies, apply, APPLY_FINALIZER).await?;
+        // Only an apply of a Cluster API cluster is in a `clusterctl move` graph.
+        if apply.labels().contains_key(names::LABEL_CLUSTER_NAME) {
+            apply = block_move(&api, &state, apply, true).await?;
+        }
     }
     let ws_name = workspace_name_of(&apply);
     let existing = workspace(&state, &ws_name);
+    // A handed-over Workspace that exists again (created after the pause) took its state back;
+    // for a deleted apply, once provider-terraform holds it (its finalizer), so that the
+    // deletion that follows destroys it.
+    if existing.as_deref().is_some_and(|ws| {
+        owned_by(ws, &apply)
+            && (apply.metadata.deletion_timestamp.is_none() || !ws.finalizers().is_empty())
+    }) && apply.annotations().contains_key(names::RELEASED_ANNOTATION)
+    {
+        apply = annotate(&api, &state, apply, names::RELEASED_ANNOTATION, None).await?;
+    }
     let observed = Observed {
         apply: &apply,
         ws_name: &ws_name,
@@ -72,6 +88,189 @@ pub(super) async fn reconcile(
         prerequisites: None,
     };
     act(observed, &state, &api).await
+}
+
+/// How often an apply waiting for other Workspaces to be Ready looks at them again (from the
+/// cache: no request).
+const WORKSPACES_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How often a paused apply looks again while its Workspace is being released (the echo of
+/// its own writes does not wake it).
+const RELEASE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A paused apply (its Cluster paused, as `clusterctl move` does first) hands its Workspace
+/// over to the Terraform state backend ([`HandOver`]): `deletionPolicy: Orphan`, then deleted,
+/// so provider-terraform releases it without a destroy; then it drops the block-move
+/// annotation and clusterctl goes on. Unpaused (here after a failed move, or on the target
+/// management cluster), the apply creates the Workspace again under the same name, whose plan
+/// finds the state as it was: nothing is applied.
+async fn hand_over(
+    apply: &Arc<WorkspaceTemplateApply>,
+    state: &State,
+    api: &Api<WorkspaceTemplateApply>,
+) -> Result<Action> {
+    let ws_name = workspace_name_of(apply);
+    let existing = workspace(state, &ws_name);
+    match handover_step(apply, existing.as_deref()) {
+        HandOver::Release => {
+            // First the mark a deletion needs to destroy the state later (see decide).
+            let released = Some(ws_name.clone());
+            annotate(
+                api,
+                state,
+                apply.clone(),
+                names::RELEASED_ANNOTATION,
+                released,
+            )
+            .await?;
+            let workspaces: Api<Workspace> = Api::all(state.ctx.client.clone());
+            let orphan = serde_json::json!({ "spec": { "deletionPolicy": "Orphan" } });
+            let params = crate::runtime::write::patch_params();
+            workspaces
+                .patch(&ws_name, &params, &kube::api::Patch::Merge(&orphan))
+                .await?;
+            // The garbage collector orphans its connection Secret rather than deleting it.
+            let keep = kube::api::DeleteParams::orphan();
+            match workspaces.delete(&ws_name, &keep).await {
+                Ok(deleted) => {
+                    if let Some(terminating) = deleted.left() {
+                        state.workspaces.remember(terminating);
+                    }
+                }
+                Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(ws) = existing.as_deref() {
+                keep_connection_secret(apply, ws, state).await?;
+            }
+            let message = format!(
+                "paused: released Workspace {ws_name} (deletionPolicy Orphan, no destroy); its Terraform state stays in the backend"
+            );
+            let ctx = &state.ctx;
+            ctx.event(
+                apply.as_ref(),
+                EventType::Normal,
+                "ReleasedWorkspace",
+                message,
+            )
+            .await;
+            Ok(Action::requeue(RELEASE_POLL))
+        }
+        HandOver::AwaitRelease => {
+            if let Some(ws) = existing.as_deref() {
+                keep_connection_secret(apply, ws, state).await?;
+            }
+            Ok(Action::requeue(RELEASE_POLL))
+        }
+        HandOver::Unblock => {
+            block_move(api, state, apply.clone(), false).await?;
+            Ok(Action::await_change())
+        }
+        HandOver::Nothing => Ok(Action::await_change()),
+    }
+}
+
+/// Hands the Workspace's connection Secret to the apply before the Workspace goes: the
+/// Workspace's (controller) owner reference becomes the apply's (not a controller), so the
+/// garbage collector keeps the Secret while the apply lives, and a Workspace created again
+/// under the same name adopts it (crossplane-runtime publishes into a connection Secret
+/// that no one controls) instead of finding it controlled by a Workspace that is gone. After
+/// a move the source's apply is deleted and the Secret with it; the target's Workspaces
+/// publish their own.
+async fn keep_connection_secret(
+    apply: &WorkspaceTemplateApply,
+    ws: &Workspace,
+    state: &State,
+) -> Result<()> {
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    let (Some(r), Some(ws_uid)) = (&ws.spec.write_connection_secret_to_ref, ws.uid()) else {
+        return Ok(());
+    };
+    let secrets: Api<Secret> = Api::namespaced(state.ctx.client.clone(), &r.namespace);
+    let Some(secret) = secrets.get_opt(&r.name).await? else {
+        return Ok(());
+    };
+    // The Workspace's, or orphaned by the garbage collector already; not someone else's.
+    let current = secret.owner_references();
+    let theirs = current
+        .iter()
+        .any(|o| o.controller == Some(true) && o.uid != ws_uid);
+    if theirs {
+        return Ok(());
+    }
+    let mut owners: Vec<OwnerReference> = current
+        .iter()
+        .filter(|o| o.uid != ws_uid)
+        .cloned()
+        .collect();
+    if apply.namespace().as_deref() == Some(r.namespace.as_str())
+        && let Some(uid) = apply.uid()
+        && !owners.iter().any(|o| o.uid == uid)
+    {
+        owners.push(OwnerReference {
+            api_version: "infrastructure.cluster.x-k8s.io/v1beta1".into(),
+            kind: "WorkspaceTemplateApply".into(),
+            name: apply.name_any(),
+            uid,
+            controller: None,
+            block_owner_deletion: None,
+        });
+    }
+    if owners.as_slice() == current {
+        return Ok(());
+    }
+    let patch = serde_json::json!({ "metadata": {
+        "ownerReferences": owners,
+        "resourceVersion": secret.resource_version(),
+    } });
+    secrets
+        .patch(
+            &r.name,
+            &crate::runtime::write::patch_params(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Adds (`on`) or removes clusterctl's block-move annotation on `apply`, if it is not so
+/// already; returns the apply as written.
+async fn block_move(
+    api: &Api<WorkspaceTemplateApply>,
+    state: &State,
+    apply: Arc<WorkspaceTemplateApply>,
+    on: bool,
+) -> Result<Arc<WorkspaceTemplateApply>> {
+    let value = on.then(String::new);
+    annotate(api, state, apply, names::BLOCK_MOVE_ANNOTATION, value).await
+}
+
+/// Sets the annotation `key` of `apply` to `value` (None: removes it), unless it is so
+/// already; returns the apply as written.
+async fn annotate(
+    api: &Api<WorkspaceTemplateApply>,
+    state: &State,
+    apply: Arc<WorkspaceTemplateApply>,
+    key: &str,
+    value: Option<String>,
+) -> Result<Arc<WorkspaceTemplateApply>> {
+    if apply.annotations().get(key) == value.as_ref() {
+        return Ok(apply);
+    }
+    let patch = serde_json::json!({ "metadata": {
+        "annotations": { (key): value },
+        "resourceVersion": apply.resource_version(),
+    } });
+    let written = api
+        .patch(
+            &apply.name_any(),
+            &crate::runtime::write::patch_params(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+    state.applies.remember(written.clone());
+    Ok(Arc::new(written))
 }
 
 /// The control plane that owns `apply` (as its controller), from the metadata cache.
@@ -128,7 +327,16 @@ async fn act(
                 state.ctx.event(apply, warning, why, message.clone()).await;
                 write_status(apply, state, existing, template_missing(message), None).await
             }
-            Step::Wait { reason, message } => waiting(apply, state, reason, message).await,
+            Step::Wait { reason, message } => {
+                let action = waiting(apply, state, reason, message).await?;
+                // No watch maps a Workspace to the applies that wait for it (an apply created
+                // again after a pause waits for its peers' Workspaces): look again soon.
+                Ok(if reason == reason::WAITING_FOR_WORKSPACES {
+                    Action::requeue(WORKSPACES_POLL)
+                } else {
+                    action
+                })
+            }
             Step::AwaitFirstReport(wait) => Ok(Action::requeue(wait)),
             Step::Report { applied } => {
                 write_status(apply, state, existing, template_found(), applied).await
