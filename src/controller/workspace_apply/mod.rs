@@ -7,6 +7,7 @@
 
 mod decide;
 mod reconcile;
+mod release;
 mod status;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct State {
     control_planes: Cache<PartialObjectMeta<CAPTControlPlane>>,
     /// Workspaces this controller created, whose echo need not wake it.
     created: Arc<OwnWrites<Workspace>>,
+    /// Wakes the sweep that releases the Workspaces of applies gone while paused (`release`).
+    release: tokio::sync::Notify,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -119,7 +122,9 @@ pub async fn run(
         clusters,
         control_planes,
         created: Arc::clone(&created),
+        release: tokio::sync::Notify::new(),
     });
+    let releases = release::run(Arc::clone(&state), shutdown.clone());
     // A Workspace wakes its apply when what the apply reports or compares of it changed, not
     // for the echo of its creation nor for a relisted, unchanged Workspace.
     let changes = echo::Changes::new(workspace_digest);
@@ -145,6 +150,8 @@ pub async fn run(
             // Also an apply whose finalizer was removed by someone else.
             if let watcher::Event::Delete(apply) = event {
                 forget(apply, &gone);
+                // Gone while paused (moved by clusterctl): its Workspace is released.
+                gone.release.notify_one();
             }
         })
         .applied_objects()
@@ -179,7 +186,7 @@ pub async fn run(
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|result| async move { super::log_failure(CONTROLLER, result) });
-    futures::future::join(controller, guard).await;
+    futures::future::join3(controller, guard, releases).await;
 }
 
 /// What wakes a control plane's applies: only whether it carries the pause annotation.

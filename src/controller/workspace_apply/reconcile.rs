@@ -12,6 +12,7 @@ use tracing::info;
 
 use super::decide::{
     Desired, HandOver, Lookup, Observed, Prerequisites, Step, decide, hand_over as handover_step,
+    paused_for_cluster,
 };
 use super::status::{blocked, template_found, template_missing, waiting, write_status};
 use super::{RESYNC, State, forget, owned_by, workspace_name_of};
@@ -68,7 +69,15 @@ pub(super) async fn reconcile(
         }
     }
     let ws_name = workspace_name_of(&apply);
-    let existing = workspace(&state, &ws_name);
+    let mut existing = workspace(&state, &ws_name);
+    // Unpaused: lift the pause this operator set on its Workspace (a move that failed, or a
+    // plain pause); provider-terraform then plans it again, with nothing to apply.
+    if existing
+        .as_deref()
+        .is_some_and(|ws| owned_by(ws, &apply) && paused_for_cluster(ws))
+    {
+        existing = Some(set_workspace_pause(&state, &ws_name, false).await?);
+    }
     // A handed-over Workspace that exists again (created after the pause) took its state back;
     // for a deleted apply, once provider-terraform holds it (its finalizer), so that the
     // deletion that follows destroys it.
@@ -94,16 +103,16 @@ pub(super) async fn reconcile(
 /// cache: no request).
 const WORKSPACES_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// How often a paused apply looks again while its Workspace is being released (the echo of
-/// its own writes does not wake it).
-const RELEASE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often a paused apply looks again while provider-terraform has not confirmed the pause
+/// of its Workspace (the echo of its own writes does not wake it).
+const PAUSE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A paused apply (its Cluster paused, as `clusterctl move` does first) hands its Workspace
-/// over to the Terraform state backend ([`HandOver`]): `deletionPolicy: Orphan`, then deleted,
-/// so provider-terraform releases it without a destroy; then it drops the block-move
-/// annotation and clusterctl goes on. Unpaused (here after a failed move, or on the target
-/// management cluster), the apply creates the Workspace again under the same name, whose plan
-/// finds the state as it was: nothing is applied.
+/// A paused apply (its Cluster paused, as `clusterctl move` does first) pauses its Workspace
+/// in provider-terraform too ([`HandOver`]), then drops the block-move annotation once the
+/// provider confirms, and clusterctl goes on. The Workspace object stays: unpaused (a plain
+/// pause, or a failed move), the apply lifts the pause; moved, the source's Workspace is
+/// released once clusterctl has deleted the apply (`release`), and the target's operator
+/// creates one of the same name, whose plan finds the state as it was: nothing is applied.
 async fn hand_over(
     apply: &Arc<WorkspaceTemplateApply>,
     state: &State,
@@ -112,7 +121,7 @@ async fn hand_over(
     let ws_name = workspace_name_of(apply);
     let existing = workspace(state, &ws_name);
     match handover_step(apply, existing.as_deref()) {
-        HandOver::Release => {
+        HandOver::Pause => {
             // First the mark a deletion needs to destroy the state later (see decide).
             let released = Some(ws_name.clone());
             annotate(
@@ -123,51 +132,61 @@ async fn hand_over(
                 released,
             )
             .await?;
-            let workspaces: Api<Workspace> = Api::all(state.ctx.client.clone());
-            let orphan = serde_json::json!({ "spec": { "deletionPolicy": "Orphan" } });
-            let params = crate::runtime::write::patch_params();
-            workspaces
-                .patch(&ws_name, &params, &kube::api::Patch::Merge(&orphan))
-                .await?;
-            // The garbage collector orphans its connection Secret rather than deleting it.
-            let keep = kube::api::DeleteParams::orphan();
-            match workspaces.delete(&ws_name, &keep).await {
-                Ok(deleted) => {
-                    if let Some(terminating) = deleted.left() {
-                        state.workspaces.remember(terminating);
-                    }
-                }
-                Err(kube::Error::Api(status)) if status.is_not_found() => {}
-                Err(e) => return Err(e.into()),
-            }
             if let Some(ws) = existing.as_deref() {
                 keep_connection_secret(apply, ws, state).await?;
             }
+            set_workspace_pause(state, &ws_name, true).await?;
             let message = format!(
-                "paused: released Workspace {ws_name} (deletionPolicy Orphan, no destroy); its Terraform state stays in the backend"
+                "paused: Workspace {ws_name} paused in provider-terraform (crossplane.io/paused); nothing is destroyed"
             );
             let ctx = &state.ctx;
             ctx.event(
                 apply.as_ref(),
                 EventType::Normal,
-                "ReleasedWorkspace",
+                "PausedWorkspace",
                 message,
             )
             .await;
-            Ok(Action::requeue(RELEASE_POLL))
+            Ok(Action::requeue(PAUSE_POLL))
         }
-        HandOver::AwaitRelease => {
-            if let Some(ws) = existing.as_deref() {
-                keep_connection_secret(apply, ws, state).await?;
-            }
-            Ok(Action::requeue(RELEASE_POLL))
-        }
+        HandOver::AwaitPause | HandOver::AwaitDeletion => Ok(Action::requeue(PAUSE_POLL)),
         HandOver::Unblock => {
             block_move(api, state, apply.clone(), false).await?;
             Ok(Action::await_change())
         }
         HandOver::Nothing => Ok(Action::await_change()),
     }
+}
+
+/// Sets (`paused`) or lifts this operator's pause of the Workspace `ws_name`: crossplane's
+/// pause annotation and [`names::WORKSPACE_PAUSED_ANNOTATION`] together, in one merge patch;
+/// returns the Workspace as written, trimmed as the cache keeps it.
+pub(super) async fn set_workspace_pause(
+    state: &State,
+    ws_name: &str,
+    paused: bool,
+) -> Result<Arc<Workspace>> {
+    let workspaces: Api<Workspace> = Api::all(state.ctx.client.clone());
+    let (crossplane, ours) = if paused {
+        (serde_json::json!("true"), serde_json::json!(""))
+    } else {
+        (serde_json::Value::Null, serde_json::Value::Null)
+    };
+    let patch = serde_json::json!({ "metadata": { "annotations": {
+        (names::CROSSPLANE_PAUSED_ANNOTATION): crossplane,
+        (names::WORKSPACE_PAUSED_ANNOTATION): ours,
+    } } });
+    let mut written = workspaces
+        .patch(
+            ws_name,
+            &crate::runtime::write::patch_params(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+    // Trimmed as cached: the caller compares it with a desired Workspace.
+    state.workspaces.prepare(&mut written);
+    state.workspaces.remember(written.clone());
+    Ok(Arc::new(written))
 }
 
 /// Hands the Workspace's connection Secret to the apply before the Workspace goes: the
