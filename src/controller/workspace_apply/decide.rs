@@ -243,67 +243,6 @@ fn decide_deletion<'a>(o: &'a Observed<'_>) -> Step<'a> {
     }
 }
 
-/// What a paused apply does with its Workspace: pause it in provider-terraform too
-/// (`crossplane.io/paused`), so that `clusterctl move` can carry the apply to another
-/// management cluster while nothing runs Terraform here; the target's operator creates a
-/// Workspace of the same name whose plan finds the state where it was. A plain pause and
-/// unpause keeps the Workspace object as it is.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum HandOver {
-    /// Mark the apply ([`names::RELEASED_ANNOTATION`]), hand the Workspace's connection
-    /// Secret to the apply, and pause the Workspace.
-    Pause,
-    /// Paused, but provider-terraform has not said so yet (`Synced` reason
-    /// [`reason::RECONCILE_PAUSED`]): a reconcile it started may still run Terraform.
-    AwaitPause,
-    /// The Workspace is being deleted (destroyed): wait until it is gone.
-    AwaitDeletion,
-    /// Nothing of this apply runs Terraform here any more: drop the block-move annotation.
-    Unblock,
-    /// Nothing to do.
-    Nothing,
-}
-
-/// The hand-over step of a paused apply (`apply`, and the Workspace of its name). A deleted
-/// apply keeps its Workspace: its destroy runs once it is unpaused. Pure.
-pub(super) fn hand_over(apply: &WorkspaceTemplateApply, existing: Option<&Workspace>) -> HandOver {
-    if apply.metadata.deletion_timestamp.is_some() {
-        return HandOver::Nothing;
-    }
-    match existing.filter(|ws| owned_by(ws, apply)) {
-        Some(ws) if ws.metadata.deletion_timestamp.is_some() => HandOver::AwaitDeletion,
-        Some(ws) if !paused_for_cluster(ws) => HandOver::Pause,
-        Some(ws) if !provider_paused(ws) => HandOver::AwaitPause,
-        _ if apply
-            .annotations()
-            .contains_key(names::BLOCK_MOVE_ANNOTATION) =>
-        {
-            HandOver::Unblock
-        }
-        _ => HandOver::Nothing,
-    }
-}
-
-/// Whether this operator paused `ws` for its apply's Cluster (both annotations set).
-pub(super) fn paused_for_cluster(ws: &Workspace) -> bool {
-    let annotations = ws.annotations();
-    annotations.contains_key(names::WORKSPACE_PAUSED_ANNOTATION)
-        && annotations
-            .get(names::CROSSPLANE_PAUSED_ANNOTATION)
-            .is_some_and(|v| v == "true")
-}
-
-/// Whether provider-terraform reports `ws` paused: `Synced=False` with reason
-/// `ReconcilePaused`, which crossplane-runtime writes before it returns from a paused
-/// reconcile (so no Terraform of its runs after it).
-fn provider_paused(ws: &Workspace) -> bool {
-    ws.status.as_ref().is_some_and(|s| {
-        s.conditions.iter().any(|c| {
-            c.type_ == "Synced" && c.status == "False" && c.reason == reason::RECONCILE_PAUSED
-        })
-    })
-}
-
 /// Why the Workspace name is taken by a Workspace that is not this apply's.
 fn conflict_message(ws: &Workspace, ws_name: &str) -> String {
     match ws.annotations().get(names::ANNOTATION_APPLY) {

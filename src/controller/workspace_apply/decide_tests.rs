@@ -1,4 +1,5 @@
 use super::*;
+use crate::controller::workspace_apply::handover::{HandOver, hand_over_step as hand_over};
 use serde_json::{Value, json};
 
 const UID: &str = "uid-a";
@@ -312,7 +313,6 @@ fn a_missing_or_changed_workspace_is_written() {
     o.prerequisites = ready();
     assert!(matches!(decide(&o), Step::Write { create: false, .. }));
 }
-
 #[test]
 fn a_paused_apply_pauses_its_workspace_then_unblocks_the_move_once_the_provider_confirms() {
     let deleting =

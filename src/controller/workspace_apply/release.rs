@@ -22,8 +22,7 @@ use kube::api::{DeleteParams, Patch};
 use kube::{Api, ResourceExt};
 use tracing::info;
 
-use super::decide::paused_for_cluster;
-use super::reconcile::set_workspace_pause;
+use super::handover::{paused_for_cluster, set_workspace_pause};
 use super::{RESYNC, State, apply_of_workspace};
 use crate::api::Workspace;
 use crate::error::Result;
