@@ -23,10 +23,21 @@ pub const CONTROL_PLANE_FINALIZER: &str = "controlplane.cluster.x-k8s.io/captcon
 /// (after pausing the Cluster) waits before copying anything. An apply carries it while its
 /// Workspace lives on this management cluster.
 pub const BLOCK_MOVE_ANNOTATION: &str = "clusterctl.cluster.x-k8s.io/block-move";
-/// Annotation on an apply whose Workspace was handed over to its Terraform state backend
-/// while paused (value: the Workspace's name): a deletion recreates the Workspace to destroy
-/// what its state holds. Dropped once the Workspace exists again.
+/// Annotation on an apply whose Workspace was paused for a Cluster API pause (value: the
+/// Workspace's name): its Terraform state may outlive the Workspace object here (after
+/// `clusterctl move` the target has the apply but not yet its Workspace), so a deletion
+/// that finds no Workspace creates it again to destroy what the state holds. Dropped once
+/// the Workspace exists (again) and runs.
 pub const RELEASED_ANNOTATION: &str = "fargate.capt.cluster.x-k8s.io/workspace-released";
+/// crossplane-runtime's pause annotation: while it is `"true"` the provider's managed
+/// reconciler does nothing for the Workspace, not even a deletion, and reports `Synced=False`
+/// with reason `ReconcilePaused` (crossplane docs, "Paused" managed resources).
+pub const CROSSPLANE_PAUSED_ANNOTATION: &str = "crossplane.io/paused";
+/// Marks a Workspace this operator paused ([`CROSSPLANE_PAUSED_ANNOTATION`]) because its
+/// apply's Cluster is paused: only such pauses are lifted on unpause, or released (deleted
+/// under `deletionPolicy: Orphan`) once `clusterctl move` has taken the apply away; a pause
+/// a user set by hand is left alone.
+pub const WORKSPACE_PAUSED_ANNOTATION: &str = "fargate.capt.cluster.x-k8s.io/paused-for-cluster";
 /// Finalizer on WorkspaceTemplateApplies (CAPT's own string).
 pub const APPLY_FINALIZER: &str = "infrastructure.cluster.x-k8s.io/finalizer";
 /// Finalizer on Secrets that the operator's Workspaces read (var files): a Secret deleted while

@@ -78,7 +78,18 @@ pub fn mirror_workspace(workspace: &Workspace) -> Vec<WantedCondition> {
         ),
         None => WantedCondition::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""),
     };
+    let paused = find(conditions, SYNCED).is_some_and(|c| c.reason == reason::RECONCILE_PAUSED);
     let ready = match find(conditions, READY) {
+        // Whether its current spec is in AWS is unknown until the provider runs again.
+        _ if paused => WantedCondition::new(
+            READY,
+            false,
+            reason::RECONCILE_PAUSED,
+            format!(
+                "provider-terraform does not reconcile Workspace {} while it is annotated crossplane.io/paused",
+                workspace.name_any()
+            ),
+        ),
         Some(c) if c.is_true() && !workspace_applied(workspace) => WantedCondition::new(
             READY,
             false,
@@ -165,7 +176,9 @@ impl ChildState {
         match self {
             ChildState::Creating { reason, .. } => !matches!(
                 reason.as_str(),
-                reason::WAITING_FOR_SECRETS | reason::WAITING_FOR_WORKSPACES
+                reason::WAITING_FOR_SECRETS
+                    | reason::WAITING_FOR_WORKSPACES
+                    | reason::RECONCILE_PAUSED
             ),
             ChildState::Deleting(_) => true,
             ChildState::Ready | ChildState::Failed { .. } => false,
@@ -179,7 +192,9 @@ fn failing_synced(apply: &WorkspaceTemplateApply) -> Option<&XpCondition> {
         .status
         .as_ref()
         .filter(|s| s.observed_generation == apply.metadata.generation)?;
-    find(&status.conditions, SYNCED).filter(|c| !c.is_true())
+    // A paused Workspace is not an error: nothing runs, and someone chose it.
+    find(&status.conditions, SYNCED)
+        .filter(|c| !c.is_true() && c.reason != reason::RECONCILE_PAUSED)
 }
 
 /// When the transient error an apply reports counts as terminal (see `status::failure`);
@@ -526,6 +541,45 @@ mod tests {
                 k8s_openapi::jiff::Timestamp::now(),
             ));
         assert_eq!(child_state(&deleting), ChildState::Deleting(None));
+    }
+
+    #[test]
+    fn a_paused_workspace_is_neither_a_failure_nor_in_flight() {
+        // crossplane-runtime's paused reconcile: Synced=False/ReconcilePaused, no message,
+        // Ready as it was.
+        let ws = workspace(
+            1,
+            json!([
+                available(),
+                cond("Synced", "False", "ReconcilePaused", "", 1)
+            ]),
+        );
+        let mirrored = mirror_workspace(&ws);
+        let find = |t: &str| mirrored.iter().find(|c| c.type_ == t).unwrap();
+        assert_eq!(find("Synced").reason, reason::RECONCILE_PAUSED);
+        let ready = find("Ready");
+        assert!(!ready.status && ready.reason == reason::RECONCILE_PAUSED);
+        assert!(
+            ready.message.contains("crossplane.io/paused"),
+            "{}",
+            ready.message
+        );
+        // The apply that mirrors it: not Failed (it was terminal before), not in flight.
+        let paused = apply(
+            1,
+            Some(1),
+            json!([
+                cond("Synced", "False", "ReconcilePaused", "", 1),
+                cond("Ready", "False", "ReconcilePaused", &ready.message, 1)
+            ]),
+        );
+        let state = child_state(&paused);
+        assert!(
+            matches!(&state, ChildState::Creating { reason, .. } if reason == reason::RECONCILE_PAUSED),
+            "{state:?}"
+        );
+        assert!(!state.in_flight());
+        assert_eq!(transient_until(&paused), None);
     }
 
     fn at(text: &str) -> Timestamp {

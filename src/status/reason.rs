@@ -48,6 +48,10 @@ pub const APPLYING: &str = "Applying";
 pub const DELETING: &str = "Deleting";
 /// A transient error is retried; it is not a failure (`status::failure`).
 pub const TRANSIENT_ERROR: &str = "TransientError";
+/// provider-terraform does not reconcile a Workspace annotated `crossplane.io/paused: "true"`
+/// and says so with this `Synced` reason (crossplane-runtime's word); an apply mirrors it. Not
+/// a failure, and no Terraform runs meanwhile.
+pub const RECONCILE_PAUSED: &str = "ReconcilePaused";
 
 // Fargate profile status entries and conditions.
 

@@ -674,8 +674,10 @@ async fn workspace_names(client: &kube::Client, namespace: &str) -> Vec<String> 
 
 /// `clusterctl move` of a converged cluster to a second management cluster, each with the
 /// operator and a provider-terraform sharing one remote state backend (and AWS account): the
-/// source pauses, hands its Workspaces over (orphaned and deleted, no destroy) and lifts the
-/// block-move annotation; clusterctl recreates our objects in the target;
+/// source pauses its Workspaces in provider-terraform (`crossplane.io/paused`, confirmed by
+/// the provider) and lifts the block-move annotation; clusterctl recreates our objects in the
+/// target and deletes the source's, and the source's operator then releases the paused
+/// Workspaces (deleted under Orphan, no destroy);
 /// the target's operator creates Workspaces of the same names, whose plans find the states as
 /// they were. Nothing is created, destroyed or applied in Terraform terms, the source keeps no
 /// Workspace, and the settled target writes no Workspace.
@@ -758,6 +760,7 @@ async fn clusterctl_move_hands_the_workspaces_over_without_terraform_changes() {
     .iter()
     .map(|a| a.to_string())
     .collect();
+    let source_log = crate::support::audit::AuditLog::open_for(&source_kubeconfig);
     let (move_config, from) = (config.clone(), source_kubeconfig.clone());
     let moved = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -766,8 +769,9 @@ async fn clusterctl_move_hands_the_workspaces_over_without_terraform_changes() {
     .await
     .unwrap();
 
-    // The source: paused by clusterctl, then nothing of the cluster left and no Workspace (the
-    // hand-over released them under Orphan: nothing destroyed, asserted below).
+    // The source: paused by clusterctl, then nothing of the cluster left and no Workspace:
+    // paused (not deleted) while clusterctl copied, they were released under Orphan once
+    // clusterctl had deleted their applies (nothing destroyed, asserted below).
     let source_clusters = capi::clusters(&source, &ns.name);
     assert!(
         source_clusters.get_opt(name).await.unwrap().is_none(),
@@ -781,10 +785,41 @@ async fn clusterctl_move_hands_the_workspaces_over_without_terraform_changes() {
             .items
             .is_empty()
     );
-    assert_eq!(
-        workspace_names(&source, &ns.name).await,
-        Vec::<String>::new()
-    );
+    eventually("no Workspace left in the source", WAIT, || {
+        let (source, ns) = (source.clone(), ns.name.clone());
+        async move {
+            let left = workspace_names(&source, &ns).await;
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        }
+    })
+    .await;
+    // No Workspace was deleted while clusterctl copied: each one only after its apply was.
+    let source_writes: Vec<_> = source_log
+        .writes()
+        .into_iter()
+        .filter(|w| w.succeeded())
+        .collect();
+    let deleted_at = |resource: &str, name: &str| {
+        source_writes
+            .iter()
+            .find(|w| w.verb == "delete" && w.resource == resource && w.name == name)
+            .map(|w| w.received)
+    };
+    for a in &applies {
+        let ws = capt_fargate::controller::workspace_apply::workspace_name_of(a);
+        let (apply_gone, ws_gone) = (
+            deleted_at("workspacetemplateapplies", &a.name_any()),
+            deleted_at("workspaces", &ws),
+        );
+        assert!(
+            matches!((apply_gone, ws_gone), (Some(a), Some(w)) if a <= w),
+            "{ws}: apply deleted at {apply_gone:?}, Workspace at {ws_gone:?}"
+        );
+    }
     // Their connection Secrets, handed to the applies, go with them.
     let source_secrets =
         Api::<k8s_openapi::api::core::v1::Secret>::namespaced(source.clone(), &ns.name);

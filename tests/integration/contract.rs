@@ -283,13 +283,61 @@ async fn a_paused_cluster_or_annotation_stops_every_child_write_until_unpaused()
     let cp = paused_is(&samples, "True").await;
     let (_, _, message, _) = condition(&cp, "Paused").unwrap();
     assert!(message.contains("cluster.x-k8s.io/paused"), "{message}");
-    // Paused, the Workspaces are handed over to their state backend (see `hand_over`).
-    eventually("no Workspace left while paused", WAIT, || async {
-        let left = samples.workspaces().await;
-        if left.is_empty() {
+    // Paused, the Workspaces are paused in provider-terraform too (see `hand_over`): the
+    // same objects, annotated, and the provider confirms; nothing is deleted.
+    let paused_workspaces: Vec<Workspace> = samples.workspaces().await;
+    assert_eq!(
+        paused_workspaces.len(),
+        3,
+        "the EKS and two profile Workspaces"
+    );
+    let eks_uid = paused_workspaces
+        .iter()
+        .find(|w| !w.annotations()[names::ANNOTATION_APPLY].contains("-fargate-"))
+        .and_then(|w| w.uid())
+        .expect("the EKS Workspace");
+    eventually("every Workspace paused and confirmed", WAIT, || async {
+        let workspaces = samples.workspaces().await;
+        let unconfirmed: Vec<String> = workspaces
+            .iter()
+            .filter(|w| {
+                let paused = w
+                    .annotations()
+                    .get("crossplane.io/paused")
+                    .map(String::as_str)
+                    == Some("true");
+                let confirmed = w.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Synced" && c.reason == "ReconcilePaused")
+                });
+                !(paused && confirmed)
+            })
+            .map(|w| w.name_any())
+            .collect();
+        if unconfirmed.is_empty() && workspaces.len() == 3 {
             Ok(())
         } else {
-            Err(format!("{} Workspaces", left.len()))
+            Err(format!("{unconfirmed:?} of {}", workspaces.len()))
+        }
+    })
+    .await;
+    eventually("no apply blocks a move", WAIT, || async {
+        let applies = samples
+            .applies()
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items;
+        let blocking: Vec<String> = applies
+            .iter()
+            .filter(|a| a.annotations().contains_key(names::BLOCK_MOVE_ANNOTATION))
+            .map(|a| a.name_any())
+            .collect();
+        if blocking.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{blocking:?}"))
         }
     })
     .await;
@@ -298,16 +346,16 @@ async fn a_paused_cluster_or_annotation_stops_every_child_write_until_unpaused()
         .into_iter()
         .filter(|w| w.user == user && w.succeeded())
         .collect();
-    // The only child writes: the hand-over of every Workspace to its state backend (orphaned,
-    // then deleted: no destroy; its connection Secret handed to the apply) and the applies'
-    // annotations (released, block-move dropped).
+    // The only child writes: the pause of every Workspace (annotations; no delete), its
+    // connection Secret handed to the apply, and the applies' annotations (released,
+    // block-move dropped).
     let children: Vec<_> = operator_writes
         .iter()
         .filter(|w| w.resource != "captcontrolplanes" && w.resource != "events")
         .filter(|w| {
-            !((w.resource == "workspaces" && (w.verb == "patch" || w.verb == "delete"))
-                || ((w.resource == "workspacetemplateapplies" || w.resource == "secrets")
-                    && w.verb == "patch"))
+            !(w.verb == "patch"
+                && ["workspaces", "workspacetemplateapplies", "secrets"]
+                    .contains(&w.resource.as_str()))
         })
         .collect();
     assert!(
@@ -323,7 +371,7 @@ async fn a_paused_cluster_or_annotation_stops_every_child_write_until_unpaused()
             .unwrap()
             .destroys
             .is_empty(),
-        "released, not destroyed"
+        "paused, not destroyed"
     );
     assert!(
         operator_writes
@@ -367,6 +415,34 @@ async fn a_paused_cluster_or_annotation_stops_every_child_write_until_unpaused()
     })
     .await;
     assert!(samples.provider.overlaps().is_empty());
+    // The EKS Workspace is the same object (the changed profile was replaced), and no
+    // Workspace keeps a pause.
+    eventually(
+        "the pause lifted from the same Workspaces",
+        WAIT,
+        || async {
+            let workspaces = samples.workspaces().await;
+            let eks_kept = workspaces
+                .iter()
+                .any(|w| w.uid().as_ref() == Some(&eks_uid));
+            let still_paused = workspaces
+                .iter()
+                .filter(|w| {
+                    w.annotations().contains_key("crossplane.io/paused")
+                        || w.annotations()
+                            .contains_key(names::WORKSPACE_PAUSED_ANNOTATION)
+                })
+                .count();
+            if eks_kept && still_paused == 0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "EKS Workspace kept: {eks_kept}, {still_paused} still paused"
+                ))
+            }
+        },
+    )
+    .await;
     // The template change held during the pause reaches the profile Workspaces.
     eventually(
         "the changed template in the profile Workspaces",

@@ -53,9 +53,11 @@
 //!   meanwhile (real Terraform taints a resource interrupted mid-create and replaces it).
 //! - Not modelled: the poll without [`Timing`] (a Workspace is planned again only on a
 //!   change, or every 200 ms while an observation failure is injected), the timeout in
-//!   concurrent mode (its reconciles do not block), the EKS cluster's deletion time,
-//!   `crossplane.io/paused`, and a create interrupted mid-way (`external-create-pending`
-//!   without `succeeded`).
+//!   concurrent mode (its reconciles do not block), the EKS cluster's deletion time, and a
+//!   create interrupted mid-way (`external-create-pending` without `succeeded`).
+//! - `crossplane.io/paused: "true"`: the reconcile does nothing but report
+//!   `Synced=False/ReconcilePaused` (checked before a deletion, so a paused Workspace is not
+//!   deleted, even under Orphan); a reconcile already running finishes first.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -1140,6 +1142,37 @@ async fn fail(api: &Api<Workspace>, ws: &Workspace, message: &str) -> Result<Act
     Ok(Action::requeue(Duration::from_secs(2)))
 }
 
+/// crossplane-runtime's pause annotation (reconciliation paused while it is `"true"`).
+pub const PAUSED: &str = "crossplane.io/paused";
+
+/// A paused reconcile: `Synced=False/ReconcilePaused` (no message) for the current generation,
+/// the other conditions as they were; one status update, none while it is so already.
+async fn paused(api: &Api<Workspace>, ws: &Workspace) -> Result<Action, SimError> {
+    let conditions = ws
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    if find(conditions, "Synced").is_some_and(|c| c.reason == "ReconcilePaused") {
+        return Ok(Action::await_change());
+    }
+    let mut kept: Vec<Value> = conditions
+        .iter()
+        .filter(|c| c.type_ != "Synced")
+        .map(|c| serde_json::to_value(c).unwrap())
+        .collect();
+    kept.push(condition(
+        "Synced",
+        false,
+        "ReconcilePaused",
+        "",
+        ws.metadata.generation,
+        ws,
+    ));
+    patch_status(api, ws, json!({ "conditions": kept })).await?;
+    Ok(Action::await_change())
+}
+
 /// Key prefix of observe failures among the injected failures.
 const OBSERVE_PREFIX: &str = "observe:";
 
@@ -1313,6 +1346,11 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
     let deleting = ws.metadata.deletion_timestamp.is_some();
     if deleting && !ws.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
+    }
+    // Paused, the managed reconciler does nothing else, not even a deletion (it checks the
+    // pause first): `Synced=False/ReconcilePaused`, `Ready` as it was.
+    if ws.annotations().get(PAUSED).is_some_and(|v| v == "true") {
+        return paused(&api, &ws).await;
     }
     let uid = ws.uid().unwrap_or_default();
     let key = state_key(&ws);

@@ -243,41 +243,6 @@ fn decide_deletion<'a>(o: &'a Observed<'_>) -> Step<'a> {
     }
 }
 
-/// What a paused apply does with its Workspace: hand it over to the Terraform state backend,
-/// so that `clusterctl move` can carry the apply to another management cluster, whose
-/// operator creates a Workspace of the same name there that finds the state where it was.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum HandOver {
-    /// Set `deletionPolicy: Orphan` on the Workspace and delete it: provider-terraform then
-    /// releases it without `terraform destroy`, leaving the state and AWS as they are.
-    Release,
-    /// The Workspace is being deleted: wait until it is gone.
-    AwaitRelease,
-    /// No Workspace of this apply is left here: drop the block-move annotation.
-    Unblock,
-    /// Nothing to do.
-    Nothing,
-}
-
-/// The hand-over step of a paused apply (`apply`, and the Workspace of its name). A deleted
-/// apply keeps its Workspace: its destroy runs once it is unpaused. Pure.
-pub(super) fn hand_over(apply: &WorkspaceTemplateApply, existing: Option<&Workspace>) -> HandOver {
-    if apply.metadata.deletion_timestamp.is_some() {
-        return HandOver::Nothing;
-    }
-    match existing.filter(|ws| owned_by(ws, apply)) {
-        Some(ws) if ws.metadata.deletion_timestamp.is_some() => HandOver::AwaitRelease,
-        Some(_) => HandOver::Release,
-        None if apply
-            .annotations()
-            .contains_key(names::BLOCK_MOVE_ANNOTATION) =>
-        {
-            HandOver::Unblock
-        }
-        None => HandOver::Nothing,
-    }
-}
-
 /// Why the Workspace name is taken by a Workspace that is not this apply's.
 fn conflict_message(ws: &Workspace, ws_name: &str) -> String {
     match ws.annotations().get(names::ANNOTATION_APPLY) {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::controller::workspace_apply::handover::{HandOver, hand_over_step as hand_over};
 use serde_json::{Value, json};
 
 const UID: &str = "uid-a";
@@ -312,23 +313,57 @@ fn a_missing_or_changed_workspace_is_written() {
     o.prerequisites = ready();
     assert!(matches!(decide(&o), Step::Write { create: false, .. }));
 }
-
 #[test]
-fn a_paused_apply_releases_its_workspace_then_unblocks_the_move() {
+fn a_paused_apply_pauses_its_workspace_then_unblocks_the_move_once_the_provider_confirms() {
     let deleting =
         json!({ "metadata": { "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["f"] } });
     let blocked = json!({ "metadata": { "annotations": { (names::BLOCK_MOVE_ANNOTATION): "" } } });
     let a = apply(blocked.clone());
-    // Its own Workspace is released (orphaned, deleted), and awaited while it goes.
-    let ws = workspace(UID, json!({}));
-    assert_eq!(hand_over(&a, Some(&ws)), HandOver::Release);
+    let paused = json!({ "metadata": { "annotations": {
+        (names::CROSSPLANE_PAUSED_ANNOTATION): "true",
+        (names::WORKSPACE_PAUSED_ANNOTATION): "",
+    } } });
+    let synced = |status: &str, reason: &str| {
+        json!({ "status": { "conditions": [
+            { "type": "Ready", "status": "True", "reason": "Available",
+              "lastTransitionTime": "2026-01-01T00:00:00Z" },
+            { "type": "Synced", "status": status, "reason": reason,
+              "lastTransitionTime": "2026-01-01T00:00:00Z" },
+        ] } })
+    };
+    // Its own running Workspace is paused (not deleted) ...
+    let ws = workspace(UID, synced("True", "ReconcileSuccess"));
+    assert_eq!(hand_over(&a, Some(&ws)), HandOver::Pause);
+    // ... and the move waits until provider-terraform says it is paused.
+    let mut asked = paused.clone();
+    merge(&mut asked, synced("True", "ReconcileSuccess"));
+    assert_eq!(
+        hand_over(&a, Some(&workspace(UID, asked))),
+        HandOver::AwaitPause
+    );
+    let mut confirmed = paused.clone();
+    merge(&mut confirmed, synced("False", reason::RECONCILE_PAUSED));
+    let confirmed = workspace(UID, confirmed);
+    assert_eq!(hand_over(&a, Some(&confirmed)), HandOver::Unblock);
+    // Paused by hand only (no mark of ours): this operator pauses it itself.
+    let by_hand =
+        json!({ "metadata": { "annotations": { (names::CROSSPLANE_PAUSED_ANNOTATION): "true" } } });
+    assert_eq!(
+        hand_over(&a, Some(&workspace(UID, by_hand))),
+        HandOver::Pause
+    );
+    // Being destroyed: the move waits until it is gone.
     let going = workspace(UID, deleting.clone());
-    assert_eq!(hand_over(&a, Some(&going)), HandOver::AwaitRelease);
+    assert_eq!(hand_over(&a, Some(&going)), HandOver::AwaitDeletion);
     // Gone, or someone else's: the move may go on.
     assert_eq!(hand_over(&a, None), HandOver::Unblock);
     let theirs = workspace("uid-b", json!({}));
     assert_eq!(hand_over(&a, Some(&theirs)), HandOver::Unblock);
     assert_eq!(hand_over(&apply(json!({})), None), HandOver::Nothing);
+    assert_eq!(
+        hand_over(&apply(json!({})), Some(&confirmed)),
+        HandOver::Nothing
+    );
     // A deleted apply keeps its Workspace for the destroy after the pause.
     let mut deleted = blocked;
     merge(&mut deleted, deleting);

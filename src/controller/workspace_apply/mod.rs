@@ -6,8 +6,12 @@
 //! conditions.
 
 mod decide;
+mod handover;
+mod look;
 mod reconcile;
+mod release;
 mod status;
+mod trim;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,15 +26,18 @@ use kube::{Api, ResourceExt};
 
 use super::control_plane::pause;
 use super::{Context, secret_guard};
+use crate::api::cluster::Cluster;
 use crate::api::{CAPTControlPlane, Workspace, WorkspaceTemplate, WorkspaceTemplateApply};
 use crate::error::Error;
 use crate::names;
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::{self, OwnWrites};
-use crate::runtime::shared::{ClusterShare, ControlPlaneShare, Share, Watched, fan_out};
+use crate::runtime::shared::{ClusterShare, ControlPlaneShare, Events, Watched, fan_out};
 use crate::runtime::{index, version};
 use reconcile::reconcile;
+pub use trim::trim_workspace;
+use trim::workspace_digest;
 
 const CONTROLLER: &str = "workspacetemplateapply";
 /// Safety-net resync; all progress is driven by watches.
@@ -50,6 +57,8 @@ pub struct State {
     control_planes: Cache<PartialObjectMeta<CAPTControlPlane>>,
     /// Workspaces this controller created, whose echo need not wake it.
     created: Arc<OwnWrites<Workspace>>,
+    /// Wakes the sweep that releases the Workspaces of applies gone while paused (`release`).
+    release: tokio::sync::Notify,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -96,34 +105,117 @@ pub async fn run(
         cache::keep_all,
         None,
     );
-    // The pause of an apply's Cluster, or its control plane's annotation, holds its Workspace
-    // too (both watches shared with the other controllers, `runtime::shared`).
-    let Share {
-        cache: clusters,
-        events: cluster_events,
-    } = clusters;
-    let by_cluster = applies.clone();
-    let Share {
-        cache: control_planes,
-        events: cp_events,
-    } = control_planes;
-    let by_owner = applies.clone();
-    let (by_secret, by_template, scope) = (applies.clone(), applies.clone(), ctx.namespace.clone());
     let created = Arc::new(OwnWrites::default());
     let state = Arc::new(State {
         ctx,
-        applies: applies.clone(),
+        applies,
         workspaces,
         templates,
         secrets,
-        clusters,
-        control_planes,
+        clusters: clusters.cache,
+        control_planes: control_planes.cache,
         created: Arc::clone(&created),
+        release: tokio::sync::Notify::new(),
     });
-    // A Workspace wakes its apply when what the apply reports or compares of it changed, not
-    // for the echo of its creation nor for a relisted, unchanged Workspace.
+    let releases = release::run(Arc::clone(&state), shutdown.clone());
+    let triggers = Triggers {
+        applies: apply_events,
+        workspaces: workspace_events,
+        secrets: secret_events,
+        templates: template_events.boxed(),
+        clusters: clusters.events,
+        control_planes: control_planes.events,
+    };
+    let controller = controller(state, triggers, created, shutdown);
+    futures::future::join3(controller, guard, releases).await;
+}
+
+/// The event streams that wake applies.
+struct Triggers {
+    applies: Events<WorkspaceTemplateApply>,
+    workspaces: Events<Workspace>,
+    secrets: Events<Secret>,
+    templates: Events<WorkspaceTemplate>,
+    /// The pause of an apply's Cluster, or its control plane's annotation, holds its
+    /// Workspace too (both watches shared with the other controllers, `runtime::shared`).
+    clusters: Events<Cluster>,
+    control_planes: Events<PartialObjectMeta<CAPTControlPlane>>,
+}
+
+/// The apply controller on `state`, woken by `triggers`, until `shutdown` resolves.
+async fn controller(
+    state: Arc<State>,
+    triggers: Triggers,
+    created: Arc<OwnWrites<Workspace>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let applies = &state.applies;
+    let (by_secret, by_template, by_cluster, by_owner) = (
+        applies.clone(),
+        applies.clone(),
+        applies.clone(),
+        applies.clone(),
+    );
+    let scope = state.ctx.namespace.clone();
+    // Status writes (this controller's own) do not trigger: the Workspace's changes do.
+    let gone = Arc::clone(&state);
+    let own = triggers
+        .applies
+        .inspect_ok(move |event| {
+            // Also an apply whose finalizer was removed by someone else.
+            if let watcher::Event::Delete(apply) = event {
+                forget(apply, &gone);
+                // Gone while paused (moved by clusterctl): its Workspace is released.
+                gone.release.notify_one();
+            }
+        })
+        .applied_objects()
+        .predicate_filter(version::spec_or_lifecycle, Default::default());
+    Controller::for_stream(own, applies.store())
+        .watches_stream(
+            workspace_triggers(triggers.workspaces, created),
+            move |ws| apply_of_workspace(&ws, scope.as_deref()),
+        )
+        .watches_stream(triggers.secrets.touched_objects(), move |s| {
+            applies_waiting_for(&by_secret, &s)
+        })
+        .watches_stream(triggers.templates.touched_objects(), move |t| {
+            applies_using(&by_template, &t)
+        })
+        .watches_stream(
+            triggers
+                .clusters
+                .applied_objects()
+                .predicate_filter(pause::pause_version, Default::default()),
+            move |c| {
+                let key = index::cluster(&c.namespace().unwrap_or_default(), &c.name_any());
+                by_cluster.indexed_refs(&key)
+            },
+        )
+        .watches_stream(
+            triggers
+                .control_planes
+                .applied_objects()
+                .predicate_filter(paused_annotation, Default::default()),
+            move |cp| by_owner.indexed_refs(&index::owner(&cp.uid().unwrap_or_default())),
+        )
+        .with_config(state.ctx.controller_config(Duration::ZERO))
+        .trigger_backoff(WatchBackoff::for_controller())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, Arc::clone(&state))
+        .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
+        .await;
+}
+
+/// The Workspaces whose apply should look at them: a Workspace wakes its apply when what the
+/// apply reports or compares of it changed, not for the echo of its creation nor for a
+/// relisted, unchanged Workspace; and when it is deleted.
+fn workspace_triggers(
+    events: Events<Workspace>,
+    created: Arc<OwnWrites<Workspace>>,
+) -> impl futures::Stream<Item = Result<Workspace, watcher::Error>> {
     let changes = echo::Changes::new(workspace_digest);
-    let workspace_triggers = workspace_events.try_filter_map(move |event| {
+    events.try_filter_map(move |event| {
         // Deletions, and objects a relist no longer returns, leave no entry behind.
         changes.follow(&event);
         created.follow(&event);
@@ -137,49 +229,7 @@ pub async fn run(
             watcher::Event::Init | watcher::Event::InitDone => None,
         };
         futures::future::ready(Ok(news))
-    });
-    // Status writes (this controller's own) do not trigger: the Workspace's changes do.
-    let gone = Arc::clone(&state);
-    let own = apply_events
-        .inspect_ok(move |event| {
-            // Also an apply whose finalizer was removed by someone else.
-            if let watcher::Event::Delete(apply) = event {
-                forget(apply, &gone);
-            }
-        })
-        .applied_objects()
-        .predicate_filter(version::spec_or_lifecycle, Default::default());
-    let controller = Controller::for_stream(own, applies.store())
-        .watches_stream(workspace_triggers, move |ws| {
-            apply_of_workspace(&ws, scope.as_deref())
-        })
-        .watches_stream(secret_events.touched_objects(), move |s| {
-            applies_waiting_for(&by_secret, &s)
-        })
-        .watches_stream(template_events.touched_objects(), move |t| {
-            applies_using(&by_template, &t)
-        })
-        .watches_stream(
-            cluster_events
-                .applied_objects()
-                .predicate_filter(pause::pause_version, Default::default()),
-            move |c| {
-                let key = index::cluster(&c.namespace().unwrap_or_default(), &c.name_any());
-                by_cluster.indexed_refs(&key)
-            },
-        )
-        .watches_stream(
-            cp_events
-                .applied_objects()
-                .predicate_filter(paused_annotation, Default::default()),
-            move |cp| by_owner.indexed_refs(&index::owner(&cp.uid().unwrap_or_default())),
-        )
-        .with_config(state.ctx.controller_config(Duration::ZERO))
-        .trigger_backoff(WatchBackoff::for_controller())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, state)
-        .for_each(|result| async move { super::log_failure(CONTROLLER, result) });
-    futures::future::join(controller, guard).await;
+    })
 }
 
 /// What wakes a control plane's applies: only whether it carries the pause annotation.
@@ -192,39 +242,6 @@ fn paused_annotation(cp: &PartialObjectMeta<CAPTControlPlane>) -> Option<u64> {
         .hash(&mut hasher);
     Some(hasher.finish())
 }
-
-/// Cached Workspaces keep what the operator reads: the spec it compares (the module as a
-/// digest, [`fingerprint_module`]), the conditions it reports and the outputs an apply reports
-/// (`status.outputs`, which give the control plane its `status.version`); not the provider's
-/// checksum.
-pub fn trim_workspace(ws: &mut Workspace) {
-    fingerprint_module(ws);
-    if let Some(at_provider) = ws.status.as_mut().and_then(|s| s.at_provider.as_mut()) {
-        at_provider.checksum = None;
-    }
-}
-
-/// Cached Workspaces keep a digest of their Terraform module instead of its text: the cache
-/// only compares it, and 1,000s of modules would dominate the operator's memory.
-fn fingerprint_module(ws: &mut Workspace) {
-    let module = &mut ws.spec.for_provider.module;
-    if !module.starts_with(MODULE_DIGEST) {
-        *module = format!("{MODULE_DIGEST}{}", names::short_hash(module, 64));
-    }
-}
-
-/// Digest of what an apply reads of its Workspace: its generation (which every spec change
-/// moves), lifecycle metadata and status; not the version fields.
-fn workspace_digest(ws: &Workspace) -> u64 {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut hasher = DefaultHasher::new();
-    version::spec_or_lifecycle(ws).hash(&mut hasher);
-    version::hash_serialized(&ws.status, &mut hasher);
-    hasher.finish()
-}
-
-/// Prefix of a fingerprinted module (not valid HCL, so never mistaken for a module).
-const MODULE_DIGEST: &str = "sha256:";
 
 /// The apply a Workspace belongs to, from the annotation written when it was created.
 fn apply_of_workspace(
@@ -286,40 +303,4 @@ pub fn workspace_name_of(apply: &WorkspaceTemplateApply) -> String {
 /// Whether `ws` was created for this apply (same uid label).
 fn owned_by(ws: &Workspace, apply: &WorkspaceTemplateApply) -> bool {
     ws.labels().get(names::LABEL_APPLY_UID).map(String::as_str) == apply.uid().as_deref()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn cached_workspaces_keep_a_module_digest_conditions_and_outputs() {
-        let mut ws: Workspace = serde_json::from_value(json!({
-            "apiVersion": "tf.upbound.io/v1beta1",
-            "kind": "Workspace",
-            "metadata": { "name": "ws", "generation": 2 },
-            "spec": { "forProvider": { "source": "Inline", "module": "resource \"x\" \"y\" {}" } },
-            "status": {
-                "atProvider": { "outputs": { "cluster_name": "c" }, "checksum": "abc" },
-                "conditions": [{ "type": "Ready", "status": "True", "reason": "Available",
-                                 "lastTransitionTime": "2026-01-01T00:00:00Z" }]
-            }
-        }))
-        .expect("a Workspace");
-        let mut again = ws.clone();
-        trim_workspace(&mut ws);
-        let module = &ws.spec.for_provider.module;
-        assert!(module.starts_with(MODULE_DIGEST) && !module.contains("resource"));
-        let status = ws.status.as_ref().expect("status kept");
-        let at_provider = status.at_provider.as_ref().expect("outputs kept");
-        assert_eq!(at_provider.checksum, None);
-        assert_eq!(at_provider.outputs.as_ref().map(|o| o.len()), Some(1));
-        assert_eq!(status.conditions.len(), 1);
-        // Trimming is idempotent: a desired object trimmed for comparison matches the cache.
-        trim_workspace(&mut again);
-        trim_workspace(&mut again);
-        let json = |w: &Workspace| serde_json::to_value(w).expect("serializes");
-        assert_eq!(json(&again), json(&ws));
-    }
 }

@@ -10,22 +10,17 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use tracing::info;
 
-use super::decide::{
-    Desired, HandOver, Lookup, Observed, Prerequisites, Step, decide, hand_over as handover_step,
-};
+use super::decide::{Lookup, Observed, Step, decide};
+use super::handover::{annotate, block_move, hand_over, paused_for_cluster, set_workspace_pause};
+use super::look::{desire, prerequisites, workspace};
 use super::status::{blocked, template_found, template_missing, waiting, write_status};
 use super::{RESYNC, State, forget, owned_by, workspace_name_of};
-use crate::api::conditions::READY;
-use crate::api::workspace::WorkspaceSpec;
-use crate::api::{CAPTControlPlane, Workspace, WorkspaceTemplate, WorkspaceTemplateApply};
+use crate::api::{CAPTControlPlane, Workspace, WorkspaceTemplateApply};
 use crate::controller::control_plane::pause;
-use crate::controller::secrets::{self, Required};
 use crate::error::{Error, Result};
 use crate::names::{self, APPLY_FINALIZER};
-use crate::render;
 use crate::runtime::finalizer::{ensure_finalizer, remove_finalizer};
-use crate::runtime::write::{self, write};
-use crate::status::apply::mirror_workspace;
+use crate::runtime::write::write;
 use crate::status::{pacing, reason};
 
 /// Reconciles one apply: the controller's entry point.
@@ -68,7 +63,15 @@ pub(super) async fn reconcile(
         }
     }
     let ws_name = workspace_name_of(&apply);
-    let existing = workspace(&state, &ws_name);
+    let mut existing = workspace(&state, &ws_name);
+    // Unpaused: lift the pause this operator set on its Workspace (a move that failed, or a
+    // plain pause); provider-terraform then plans it again, with nothing to apply.
+    if existing
+        .as_deref()
+        .is_some_and(|ws| owned_by(ws, &apply) && paused_for_cluster(ws))
+    {
+        existing = Some(set_workspace_pause(&state, &ws_name, false).await?);
+    }
     // A handed-over Workspace that exists again (created after the pause) took its state back;
     // for a deleted apply, once provider-terraform holds it (its finalizer), so that the
     // deletion that follows destroys it.
@@ -93,185 +96,6 @@ pub(super) async fn reconcile(
 /// How often an apply waiting for other Workspaces to be Ready looks at them again (from the
 /// cache: no request).
 const WORKSPACES_POLL: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// How often a paused apply looks again while its Workspace is being released (the echo of
-/// its own writes does not wake it).
-const RELEASE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// A paused apply (its Cluster paused, as `clusterctl move` does first) hands its Workspace
-/// over to the Terraform state backend ([`HandOver`]): `deletionPolicy: Orphan`, then deleted,
-/// so provider-terraform releases it without a destroy; then it drops the block-move
-/// annotation and clusterctl goes on. Unpaused (here after a failed move, or on the target
-/// management cluster), the apply creates the Workspace again under the same name, whose plan
-/// finds the state as it was: nothing is applied.
-async fn hand_over(
-    apply: &Arc<WorkspaceTemplateApply>,
-    state: &State,
-    api: &Api<WorkspaceTemplateApply>,
-) -> Result<Action> {
-    let ws_name = workspace_name_of(apply);
-    let existing = workspace(state, &ws_name);
-    match handover_step(apply, existing.as_deref()) {
-        HandOver::Release => {
-            // First the mark a deletion needs to destroy the state later (see decide).
-            let released = Some(ws_name.clone());
-            annotate(
-                api,
-                state,
-                apply.clone(),
-                names::RELEASED_ANNOTATION,
-                released,
-            )
-            .await?;
-            let workspaces: Api<Workspace> = Api::all(state.ctx.client.clone());
-            let orphan = serde_json::json!({ "spec": { "deletionPolicy": "Orphan" } });
-            let params = crate::runtime::write::patch_params();
-            workspaces
-                .patch(&ws_name, &params, &kube::api::Patch::Merge(&orphan))
-                .await?;
-            // The garbage collector orphans its connection Secret rather than deleting it.
-            let keep = kube::api::DeleteParams::orphan();
-            match workspaces.delete(&ws_name, &keep).await {
-                Ok(deleted) => {
-                    if let Some(terminating) = deleted.left() {
-                        state.workspaces.remember(terminating);
-                    }
-                }
-                Err(kube::Error::Api(status)) if status.is_not_found() => {}
-                Err(e) => return Err(e.into()),
-            }
-            if let Some(ws) = existing.as_deref() {
-                keep_connection_secret(apply, ws, state).await?;
-            }
-            let message = format!(
-                "paused: released Workspace {ws_name} (deletionPolicy Orphan, no destroy); its Terraform state stays in the backend"
-            );
-            let ctx = &state.ctx;
-            ctx.event(
-                apply.as_ref(),
-                EventType::Normal,
-                "ReleasedWorkspace",
-                message,
-            )
-            .await;
-            Ok(Action::requeue(RELEASE_POLL))
-        }
-        HandOver::AwaitRelease => {
-            if let Some(ws) = existing.as_deref() {
-                keep_connection_secret(apply, ws, state).await?;
-            }
-            Ok(Action::requeue(RELEASE_POLL))
-        }
-        HandOver::Unblock => {
-            block_move(api, state, apply.clone(), false).await?;
-            Ok(Action::await_change())
-        }
-        HandOver::Nothing => Ok(Action::await_change()),
-    }
-}
-
-/// Hands the Workspace's connection Secret to the apply before the Workspace goes: the
-/// Workspace's (controller) owner reference becomes the apply's (not a controller), so the
-/// garbage collector keeps the Secret while the apply lives, and a Workspace created again
-/// under the same name adopts it (crossplane-runtime publishes into a connection Secret
-/// that no one controls) instead of finding it controlled by a Workspace that is gone. After
-/// a move the source's apply is deleted and the Secret with it; the target's Workspaces
-/// publish their own.
-async fn keep_connection_secret(
-    apply: &WorkspaceTemplateApply,
-    ws: &Workspace,
-    state: &State,
-) -> Result<()> {
-    use k8s_openapi::api::core::v1::Secret;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-    let (Some(r), Some(ws_uid)) = (&ws.spec.write_connection_secret_to_ref, ws.uid()) else {
-        return Ok(());
-    };
-    let secrets: Api<Secret> = Api::namespaced(state.ctx.client.clone(), &r.namespace);
-    let Some(secret) = secrets.get_opt(&r.name).await? else {
-        return Ok(());
-    };
-    // The Workspace's, or orphaned by the garbage collector already; not someone else's.
-    let current = secret.owner_references();
-    let theirs = current
-        .iter()
-        .any(|o| o.controller == Some(true) && o.uid != ws_uid);
-    if theirs {
-        return Ok(());
-    }
-    let mut owners: Vec<OwnerReference> = current
-        .iter()
-        .filter(|o| o.uid != ws_uid)
-        .cloned()
-        .collect();
-    if apply.namespace().as_deref() == Some(r.namespace.as_str())
-        && let Some(uid) = apply.uid()
-        && !owners.iter().any(|o| o.uid == uid)
-    {
-        owners.push(OwnerReference {
-            api_version: "infrastructure.cluster.x-k8s.io/v1beta1".into(),
-            kind: "WorkspaceTemplateApply".into(),
-            name: apply.name_any(),
-            uid,
-            controller: None,
-            block_owner_deletion: None,
-        });
-    }
-    if owners.as_slice() == current {
-        return Ok(());
-    }
-    let patch = serde_json::json!({ "metadata": {
-        "ownerReferences": owners,
-        "resourceVersion": secret.resource_version(),
-    } });
-    secrets
-        .patch(
-            &r.name,
-            &crate::runtime::write::patch_params(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await?;
-    Ok(())
-}
-
-/// Adds (`on`) or removes clusterctl's block-move annotation on `apply`, if it is not so
-/// already; returns the apply as written.
-async fn block_move(
-    api: &Api<WorkspaceTemplateApply>,
-    state: &State,
-    apply: Arc<WorkspaceTemplateApply>,
-    on: bool,
-) -> Result<Arc<WorkspaceTemplateApply>> {
-    let value = on.then(String::new);
-    annotate(api, state, apply, names::BLOCK_MOVE_ANNOTATION, value).await
-}
-
-/// Sets the annotation `key` of `apply` to `value` (None: removes it), unless it is so
-/// already; returns the apply as written.
-async fn annotate(
-    api: &Api<WorkspaceTemplateApply>,
-    state: &State,
-    apply: Arc<WorkspaceTemplateApply>,
-    key: &str,
-    value: Option<String>,
-) -> Result<Arc<WorkspaceTemplateApply>> {
-    if apply.annotations().get(key) == value.as_ref() {
-        return Ok(apply);
-    }
-    let patch = serde_json::json!({ "metadata": {
-        "annotations": { (key): value },
-        "resourceVersion": apply.resource_version(),
-    } });
-    let written = api
-        .patch(
-            &apply.name_any(),
-            &crate::runtime::write::patch_params(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await?;
-    state.applies.remember(written.clone());
-    Ok(Arc::new(written))
-}
 
 /// The control plane that owns `apply` (as its controller), from the metadata cache.
 fn owning_control_plane(
@@ -424,103 +248,10 @@ async fn write_workspace(
     Ok(Action::requeue(RESYNC))
 }
 
-/// The Workspace the template renders for this apply, compared with the existing one.
-async fn desire(
-    state: &State,
-    apply: &WorkspaceTemplateApply,
-    ws_name: &str,
-    existing: Option<&Workspace>,
-) -> Result<Desired> {
-    let template_ns = apply.template_namespace();
-    let Some(template) = template(state, &template_ns, &apply.spec.template_ref.name).await? else {
-        return Ok(Desired::NoTemplate);
-    };
-    let spec = match render::workspace::render(apply, &template, ws_name) {
-        Ok(spec) => spec,
-        Err(e) => return Ok(Desired::Invalid(e.to_string())),
-    };
-    let mut workspace = render::workspace::object(apply, ws_name, spec);
-    // With the record of what was rendered, so that a removal shows (`runtime::write::stamp`).
-    write::stamp(&mut workspace)?;
-    // Compared as the cache keeps it (module fingerprinted).
-    let mut comparable = workspace.clone();
-    state.workspaces.prepare(&mut comparable);
-    let held = existing
-        .filter(|ws| state.workspaces.holds(ws, &comparable))
-        .map(|_| spec_hash(&comparable.spec));
-    Ok(Desired::Rendered {
-        workspace: Box::new(workspace),
-        held,
-    })
-}
-
-/// The Secrets and Workspaces the apply waits for, from the caches (a Secret outside the
-/// operator's scope is read directly). Only key names of Secrets are read, never values.
-async fn prerequisites(state: &State, apply: &WorkspaceTemplateApply) -> Result<Prerequisites> {
-    let ctx = &state.ctx;
-    let mut missing = Vec::new();
-    for req in apply.spec.wait_for_secrets.iter().flatten() {
-        let keys = req.keys.clone().unwrap_or_default();
-        let required = Required {
-            namespace: &req.namespace,
-            name: &req.name,
-            keys: &keys,
-        };
-        let in_scope = ctx.in_scope(&req.namespace);
-        missing.extend(secrets::missing(&ctx.client, &state.secrets, in_scope, required).await?);
-    }
-    Ok(Prerequisites {
-        missing_secrets: (!missing.is_empty())
-            .then(|| format!("waiting for {}", missing.join("; "))),
-        unready_workspaces: unready_workspaces(state, apply),
-    })
-}
-
-/// Workspaces this apply waits for that are not Ready yet, as a message.
-fn unready_workspaces(state: &State, apply: &WorkspaceTemplateApply) -> Option<String> {
-    let mut waiting = Vec::new();
-    for r in apply.spec.wait_for_workspaces.iter().flatten() {
-        let ready = match workspace(state, &r.name) {
-            Some(ws) => mirror_workspace(&ws)
-                .iter()
-                .any(|c| c.type_ == READY && c.status),
-            None => false,
-        };
-        if !ready {
-            waiting.push(r.name.clone());
-        }
-    }
-    (!waiting.is_empty())
-        .then(|| format!("waiting for Workspaces to be Ready: {}", waiting.join(", ")))
-}
-
-/// A Workspace by name, from the cache (which holds every Workspace).
-fn workspace(state: &State, name: &str) -> Option<Arc<Workspace>> {
-    state.workspaces.get_named(None, name)
-}
-
-/// The WorkspaceTemplate of an apply: from the cache, or read directly when it lives in a
-/// namespace outside the operator's watch.
-async fn template(
-    state: &State,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<Arc<WorkspaceTemplate>>> {
-    if state.ctx.in_scope(namespace) {
-        return Ok(state.templates.get_named(Some(namespace), name));
-    }
-    let api: Api<WorkspaceTemplate> = Api::namespaced(state.ctx.client.clone(), namespace);
-    Ok(api.get_opt(name).await?.map(Arc::new))
-}
-
 /// Whether a CAPTControlPlane owns this apply (it then reports the apply's progress itself).
 fn owned_by_control_plane(apply: &WorkspaceTemplateApply) -> bool {
     apply
         .owner_references()
         .iter()
         .any(|o| o.kind == "CAPTControlPlane" && o.controller == Some(true))
-}
-
-fn spec_hash(spec: &WorkspaceSpec) -> String {
-    names::short_hash(&serde_json::to_string(spec).unwrap_or_default(), 16)
 }

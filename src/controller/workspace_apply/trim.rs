@@ -1,0 +1,76 @@
+//! What the apply controller's Workspace cache keeps of each Workspace, and the digest of
+//! what an apply reads of one (which decides whether a Workspace event wakes its apply).
+
+use crate::api::Workspace;
+use crate::names;
+use crate::runtime::version;
+
+/// Cached Workspaces keep what the operator reads: the spec it compares (the module as a
+/// digest, [`fingerprint_module`]), the conditions it reports and the outputs an apply reports
+/// (`status.outputs`, which give the control plane its `status.version`); not the provider's
+/// checksum.
+pub fn trim_workspace(ws: &mut Workspace) {
+    fingerprint_module(ws);
+    if let Some(at_provider) = ws.status.as_mut().and_then(|s| s.at_provider.as_mut()) {
+        at_provider.checksum = None;
+    }
+}
+
+/// Cached Workspaces keep a digest of their Terraform module instead of its text: the cache
+/// only compares it, and 1,000s of modules would dominate the operator's memory.
+fn fingerprint_module(ws: &mut Workspace) {
+    let module = &mut ws.spec.for_provider.module;
+    if !module.starts_with(MODULE_DIGEST) {
+        *module = format!("{MODULE_DIGEST}{}", names::short_hash(module, 64));
+    }
+}
+
+/// Digest of what an apply reads of its Workspace: its generation (which every spec change
+/// moves), lifecycle metadata and status; not the version fields.
+pub(super) fn workspace_digest(ws: &Workspace) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    version::spec_or_lifecycle(ws).hash(&mut hasher);
+    version::hash_serialized(&ws.status, &mut hasher);
+    hasher.finish()
+}
+
+/// Prefix of a fingerprinted module (not valid HCL, so never mistaken for a module).
+const MODULE_DIGEST: &str = "sha256:";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Workspace;
+    use serde_json::json;
+
+    #[test]
+    fn cached_workspaces_keep_a_module_digest_conditions_and_outputs() {
+        let mut ws: Workspace = serde_json::from_value(json!({
+            "apiVersion": "tf.upbound.io/v1beta1",
+            "kind": "Workspace",
+            "metadata": { "name": "ws", "generation": 2 },
+            "spec": { "forProvider": { "source": "Inline", "module": "resource \"x\" \"y\" {}" } },
+            "status": {
+                "atProvider": { "outputs": { "cluster_name": "c" }, "checksum": "abc" },
+                "conditions": [{ "type": "Ready", "status": "True", "reason": "Available",
+                                 "lastTransitionTime": "2026-01-01T00:00:00Z" }]
+            }
+        }))
+        .expect("a Workspace");
+        let mut again = ws.clone();
+        trim_workspace(&mut ws);
+        let module = &ws.spec.for_provider.module;
+        assert!(module.starts_with(MODULE_DIGEST) && !module.contains("resource"));
+        let status = ws.status.as_ref().expect("status kept");
+        let at_provider = status.at_provider.as_ref().expect("outputs kept");
+        assert_eq!(at_provider.checksum, None);
+        assert_eq!(at_provider.outputs.as_ref().map(|o| o.len()), Some(1));
+        assert_eq!(status.conditions.len(), 1);
+        // Trimming is idempotent: a desired object trimmed for comparison matches the cache.
+        trim_workspace(&mut again);
+        trim_workspace(&mut again);
+        let json = |w: &Workspace| serde_json::to_value(w).expect("serializes");
+        assert_eq!(json(&again), json(&ws));
+    }
+}
