@@ -1,5 +1,7 @@
 use super::*;
-use crate::controller::workspace_apply::handover::{HandOver, hand_over_step as hand_over};
+use crate::controller::workspace_apply::handover::{
+    HandOver, hand_over_step as hand_over, paused_for_cluster,
+};
 use serde_json::{Value, json};
 
 const UID: &str = "uid-a";
@@ -331,9 +333,13 @@ fn a_paused_apply_pauses_its_workspace_then_unblocks_the_move_once_the_provider_
               "lastTransitionTime": "2026-01-01T00:00:00Z" },
         ] } })
     };
-    // Its own running Workspace is paused (not deleted) ...
+    // Its own running Workspace is paused (not deleted), and the apply marked ...
     let ws = workspace(UID, synced("True", "ReconcileSuccess"));
     assert_eq!(hand_over(&a, Some(&ws)), HandOver::Pause);
+    let released = json!({ "metadata": { "annotations": { (names::RELEASED_ANNOTATION): "ws" } } });
+    let mut marked = blocked.clone();
+    merge(&mut marked, released.clone());
+    let a = apply(marked);
     // ... and the move waits until provider-terraform says it is paused.
     let mut asked = paused.clone();
     merge(&mut asked, synced("True", "ReconcileSuccess"));
@@ -345,13 +351,13 @@ fn a_paused_apply_pauses_its_workspace_then_unblocks_the_move_once_the_provider_
     merge(&mut confirmed, synced("False", reason::RECONCILE_PAUSED));
     let confirmed = workspace(UID, confirmed);
     assert_eq!(hand_over(&a, Some(&confirmed)), HandOver::Unblock);
-    // Paused by hand only (no mark of ours): this operator pauses it itself.
-    let by_hand =
+    // Paused by hand (no mark of ours): kept as it is, and once confirmed the move goes on.
+    let mut by_hand =
         json!({ "metadata": { "annotations": { (names::CROSSPLANE_PAUSED_ANNOTATION): "true" } } });
-    assert_eq!(
-        hand_over(&a, Some(&workspace(UID, by_hand))),
-        HandOver::Pause
-    );
+    merge(&mut by_hand, synced("False", reason::RECONCILE_PAUSED));
+    let by_hand = workspace(UID, by_hand);
+    assert!(!paused_for_cluster(&by_hand), "not this operator's to lift");
+    assert_eq!(hand_over(&a, Some(&by_hand)), HandOver::Unblock);
     // Being destroyed: the move waits until it is gone.
     let going = workspace(UID, deleting.clone());
     assert_eq!(hand_over(&a, Some(&going)), HandOver::AwaitDeletion);
@@ -361,7 +367,7 @@ fn a_paused_apply_pauses_its_workspace_then_unblocks_the_move_once_the_provider_
     assert_eq!(hand_over(&a, Some(&theirs)), HandOver::Unblock);
     assert_eq!(hand_over(&apply(json!({})), None), HandOver::Nothing);
     assert_eq!(
-        hand_over(&apply(json!({})), Some(&confirmed)),
+        hand_over(&apply(released), Some(&confirmed)),
         HandOver::Nothing
     );
     // A deleted apply keeps its Workspace for the destroy after the pause.

@@ -25,7 +25,7 @@ use crate::status::reason;
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum HandOver {
     /// Mark the apply ([`names::RELEASED_ANNOTATION`]), hand the Workspace's connection
-    /// Secret to the apply, and pause the Workspace.
+    /// Secret to the apply, and pause the Workspace unless it is paused already.
     Pause,
     /// Paused, but provider-terraform has not said so yet (`Synced` reason
     /// [`reason::RECONCILE_PAUSED`]): a reconcile it started may still run Terraform.
@@ -49,7 +49,12 @@ pub(super) fn hand_over_step(
     }
     match existing.filter(|ws| owned_by(ws, apply)) {
         Some(ws) if ws.metadata.deletion_timestamp.is_some() => HandOver::AwaitDeletion,
-        Some(ws) if !paused_for_cluster(ws) => HandOver::Pause,
+        Some(ws)
+            if !crossplane_paused(ws)
+                || !apply.annotations().contains_key(names::RELEASED_ANNOTATION) =>
+        {
+            HandOver::Pause
+        }
         Some(ws) if !provider_paused(ws) => HandOver::AwaitPause,
         _ if apply
             .annotations()
@@ -63,11 +68,17 @@ pub(super) fn hand_over_step(
 
 /// Whether this operator paused `ws` for its apply's Cluster (both annotations set).
 pub(super) fn paused_for_cluster(ws: &Workspace) -> bool {
-    let annotations = ws.annotations();
-    annotations.contains_key(names::WORKSPACE_PAUSED_ANNOTATION)
-        && annotations
-            .get(names::CROSSPLANE_PAUSED_ANNOTATION)
-            .is_some_and(|v| v == "true")
+    ws.annotations()
+        .contains_key(names::WORKSPACE_PAUSED_ANNOTATION)
+        && crossplane_paused(ws)
+}
+
+/// Whether `ws` carries crossplane's pause, whoever set it. A pause set by hand is kept as
+/// it is: neither marked as this operator's nor lifted on unpause.
+fn crossplane_paused(ws: &Workspace) -> bool {
+    ws.annotations()
+        .get(names::CROSSPLANE_PAUSED_ANNOTATION)
+        .is_some_and(|v| v == "true")
 }
 
 /// Whether provider-terraform reports `ws` paused: `Synced=False` with reason
@@ -113,7 +124,9 @@ pub(super) async fn hand_over(
             if let Some(ws) = existing.as_deref() {
                 keep_connection_secret(apply, ws, state).await?;
             }
-            set_workspace_pause(state, &ws_name, true).await?;
+            if existing.as_deref().is_some_and(|ws| !crossplane_paused(ws)) {
+                set_workspace_pause(state, &ws_name, true).await?;
+            }
             let message = format!(
                 "paused: Workspace {ws_name} paused in provider-terraform (crossplane.io/paused); nothing is destroyed"
             );
