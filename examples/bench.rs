@@ -20,54 +20,14 @@
 // It also counts, per thread, the heap bytes allocated and not freed, so that the bytes per
 // cached object can be measured (`CacheCost`).
 #[global_allocator]
-static ALLOCATOR: heap::Counting = heap::Counting;
-
-mod heap {
-    use std::alloc::{GlobalAlloc, Layout};
-    use std::cell::Cell;
-
-    thread_local! {
-        static LIVE: Cell<isize> = const { Cell::new(0) };
-    }
-
-    fn add(bytes: isize) {
-        let _ = LIVE.try_with(|live| live.set(live.get() + bytes));
-    }
-
-    /// Heap bytes this thread allocated and has not freed (frees of other threads' memory
-    /// count here too, so measure within one synchronous block).
-    pub fn live() -> isize {
-        LIVE.try_with(Cell::get).unwrap_or(0)
-    }
-
-    /// mimalloc, counting.
-    pub struct Counting;
-
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            add(layout.size() as isize);
-            unsafe { mimalloc::MiMalloc.alloc(layout) }
-        }
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            add(layout.size() as isize);
-            unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            add(-(layout.size() as isize));
-            unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
-        }
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            add(new_size as isize - layout.size() as isize);
-            unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
-        }
-    }
-}
+static ALLOCATOR: Counting<PerThread> = Counting(PerThread);
 
 #[path = "common/mod.rs"]
 mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use capt_fargate::heap_stats::{Counting, PerThread};
 use common::{
     cleanup, cluster_pid, cpu_seconds, env_usize, install_crds, ready_control_plane_status,
     template,
@@ -1152,16 +1112,16 @@ fn cache_cost<K: serde::de::DeserializeOwned + kube::Resource>(
 ) -> Result<CacheCost> {
     let n = items.len().max(1) as f64;
     let json_bytes = items.iter().map(String::len).sum::<usize>() as f64 / n;
-    let before = heap::live();
+    let before = PerThread::live();
     let mut objects: Vec<K> = Vec::with_capacity(items.len());
     for item in items {
         objects.push(serde_json::from_str(item).with_context(|| format!("decoding a {kind}"))?);
     }
-    let decoded = heap::live() - before;
+    let decoded = PerThread::live() - before;
     for object in &mut objects {
         capt_fargate::runtime::cache::prepare(object, trim);
     }
-    let cached = heap::live() - before;
+    let cached = PerThread::live() - before;
     drop(objects);
     Ok(CacheCost {
         kind,

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod controller;
 pub mod crdgen;
 pub mod error;
+pub mod heap_stats;
 pub mod leader;
 pub mod metrics;
 pub mod names;

@@ -15,63 +15,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // bench compares them with the process's RSS to tell live data from allocator overhead.
 #[cfg(feature = "heap-stats")]
 #[global_allocator]
-static ALLOCATOR: heap_stats::Counting = heap_stats::Counting;
-
-#[cfg(feature = "heap-stats")]
-mod heap_stats {
-    use std::alloc::{GlobalAlloc, Layout};
-    use std::sync::atomic::{AtomicIsize, Ordering};
-
-    static LIVE: AtomicIsize = AtomicIsize::new(0);
-    static PEAK: AtomicIsize = AtomicIsize::new(0);
-
-    fn add(bytes: isize) {
-        let live = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        PEAK.fetch_max(live, Ordering::Relaxed);
-    }
-
-    pub struct Counting;
-
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            add(layout.size() as isize);
-            unsafe { mimalloc::MiMalloc.alloc(layout) }
-        }
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            add(layout.size() as isize);
-            unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            add(-(layout.size() as isize));
-            unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
-        }
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            add(new_size as isize - layout.size() as isize);
-            unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
-        }
-    }
-
-    /// Writes "<live> <peak>" to `path` every 250 ms.
-    pub fn report(path: std::path::PathBuf) {
-        std::thread::spawn(move || {
-            loop {
-                let line = format!(
-                    "{} {}\n",
-                    LIVE.load(Ordering::Relaxed),
-                    PEAK.load(Ordering::Relaxed)
-                );
-                let _ = std::fs::write(&path, line);
-                std::thread::sleep(std::time::Duration::from_millis(250));
-            }
-        });
-    }
-}
+static ALLOCATOR: capt_fargate::heap_stats::Counting<capt_fargate::heap_stats::Global> =
+    capt_fargate::heap_stats::Counting(capt_fargate::heap_stats::Global);
 
 fn main() -> ExitCode {
     no_transparent_huge_pages();
     #[cfg(feature = "heap-stats")]
     if let Some(path) = std::env::var_os("CAPT_FARGATE_HEAP_STATS") {
-        heap_stats::report(path.into());
+        capt_fargate::heap_stats::Global::report(path.into());
     }
     let cli = Cli::parse();
     let workers = match &cli.command {

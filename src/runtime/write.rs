@@ -9,8 +9,12 @@
 //! the stamp gives the removals that apply's field ownership would. `diff` explains why not
 //! `kubectl apply`'s last-applied annotation. Keep the spec exactly as rendered and others'
 //! metadata (labels, annotations, finalizers, owner references they added) as it is.
+//!
+//! The statuses of CAPTClusters and CAPTControlPlanes are written whole by a server-side apply
+//! ([`apply_status`]).
 
 use kube::api::{Patch, PatchParams, PostParams};
+use kube::core::NamespaceResourceScope;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -141,6 +145,38 @@ where
     Ok(api
         .patch(&name, &patch_params(), &Patch::Merge(&patch))
         .await?)
+}
+
+/// Server-side applies `status` as the whole status of `obj`, a namespaced custom resource
+/// (field manager `names::FIELD_MANAGER`, forced: fields this operator set before and `status`
+/// omits are removed), and keeps the object as written in `cache`. Errors: the API server's
+/// (e.g. the object is gone), or [`Error::MissingMetadata`] for an object without a namespace.
+pub async fn apply_status<K, S>(
+    client: &kube::Client,
+    cache: &cache::Cache<K>,
+    obj: &K,
+    status: &S,
+) -> Result<()>
+where
+    K: Child + Resource<Scope = NamespaceResourceScope>,
+    S: Serialize,
+{
+    let name = obj.name_any();
+    let namespace = obj
+        .namespace()
+        .ok_or_else(|| Error::MissingMetadata(name.clone()))?;
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let written = api
+        .patch_status(&name, &params, &Patch::Apply(&body))
+        .await?;
+    cache.remember(written);
+    Ok(())
 }
 
 /// Fails with [`Error::NotOwned`] unless `live` (an object of `desired`'s name) is controlled

@@ -23,7 +23,8 @@ pub const NOT_DELETING: &str = "NotDeleting";
 
 /// Both kubeconfig Secrets are written and current.
 pub const KUBECONFIG_AVAILABLE: &str = "KubeconfigAvailable";
-/// The EKS connection secret does not exist yet.
+/// The EKS connection secret does not exist yet (a control plane's `KubeconfigReady`), or the
+/// VPC's lacks keys (a CAPTCluster's `VPCReady`).
 pub const WAITING_FOR_CONNECTION: &str = "WaitingForConnectionSecret";
 /// The EKS connection secret's endpoint or CA is missing or malformed.
 pub const INVALID_CONNECTION: &str = "InvalidConnectionSecret";
@@ -35,6 +36,17 @@ pub const NO_CREDENTIALS: &str = "NoCredentials";
 pub const TOKEN_ERROR: &str = "TokenError";
 /// A Secret of a kubeconfig's name exists and is not this control plane's.
 pub const KUBECONFIG_SECRET_CONFLICT: &str = "KubeconfigSecretConflict";
+
+// A CAPTCluster's VPCReady and Ready conditions (`controller::infra_cluster::status`).
+
+/// A VPC created from the template is ready.
+pub const VPC_CREATED: &str = "VPCCreated";
+/// The existing VPC has been described and is ready to use.
+pub const EXISTING_VPC_USED: &str = "ExistingVPCUsed";
+/// The VPC workspace is being created or updated.
+pub const VPC_CREATING: &str = "VPCCreating";
+/// The VPC workspace failed with an error that needs a person.
+pub const VPC_CREATION_FAILED: &str = "VPCCreationFailed";
 
 // Shared by the control plane, its profiles and the applies.
 

@@ -62,6 +62,28 @@ fn clusterctl(config: &Path, kubeconfig: Option<&Path>, args: &[&str]) -> String
     stdout
 }
 
+/// `clusterctl generate cluster name` (Kubernetes v1.31.0, our provider's v0.1.0, `flavor` if
+/// given) for `namespace`, written beside `config`; returns the file.
+fn generate_cluster(config: &Path, name: &str, namespace: &str, flavor: Option<&str>) -> PathBuf {
+    let mut args = vec!["generate", "cluster", name];
+    if let Some(flavor) = flavor {
+        args.extend(["--flavor", flavor]);
+    }
+    args.extend([
+        "--kubernetes-version",
+        "v1.31.0",
+        "--infrastructure",
+        "capt-fargate:v0.1.0",
+        "--target-namespace",
+        namespace,
+    ]);
+    let manifest = clusterctl(config, None, &args);
+    let file_name = flavor.map_or("cluster.yaml".into(), |f| format!("cluster-{f}.yaml"));
+    let file = config.parent().unwrap().join(file_name);
+    std::fs::write(&file, &manifest).unwrap();
+    file
+}
+
 /// What `clusterctl init` would leave for clusterctl's other commands: its inventory CRD (from
 /// the module cache, the file clusterctl embeds) and one `Provider` per installed provider.
 /// The test management cluster gets CAPI from tests/capi/up rather than from `clusterctl init`
@@ -274,25 +296,7 @@ async fn clusterclass_flavor_applies_and_the_topology_converges() {
     let ns = TestNamespace::new(&client, "clusterctl-class").await;
     let config = clusterctl_config("clusterclass");
     let name = "fargate-class";
-    let manifest = clusterctl(
-        &config,
-        None,
-        &[
-            "generate",
-            "cluster",
-            name,
-            "--flavor",
-            "clusterclass",
-            "--kubernetes-version",
-            "v1.31.0",
-            "--infrastructure",
-            "capt-fargate:v0.1.0",
-            "--target-namespace",
-            &ns.name,
-        ],
-    );
-    let file = config.parent().unwrap().join("cluster-class.yaml");
-    std::fs::write(&file, &manifest).unwrap();
+    let file = generate_cluster(&config, name, &ns.name, Some("clusterclass"));
     let provider = SimulatedProvider::start(client.clone(), &ns.name, Duration::ZERO);
     let operator = Operator::start(client.clone(), &ns.name);
     let applied = crate::support::apply_yaml(&client, &ns.name, &file).await;
@@ -408,23 +412,7 @@ async fn generated_cluster_converges_and_clusterctl_describes_it() {
     let ns = TestNamespace::new(&client, "clusterctl-generate").await;
     let config = clusterctl_config("generate");
     let name = "fargate-demo";
-    let manifest = clusterctl(
-        &config,
-        None,
-        &[
-            "generate",
-            "cluster",
-            name,
-            "--kubernetes-version",
-            "v1.31.0",
-            "--infrastructure",
-            "capt-fargate:v0.1.0",
-            "--target-namespace",
-            &ns.name,
-        ],
-    );
-    let file = config.parent().unwrap().join("cluster.yaml");
-    std::fs::write(&file, &manifest).unwrap();
+    let file = generate_cluster(&config, name, &ns.name, None);
     let provider = SimulatedProvider::start(client.clone(), &ns.name, Duration::ZERO);
     let operator = Operator::start(client.clone(), &ns.name);
     let applied = crate::support::apply_yaml(&client, &ns.name, &file).await;
@@ -441,42 +429,15 @@ async fn generated_cluster_converges_and_clusterctl_describes_it() {
         ]
     );
 
-    let clusters = capi::clusters(&client, &ns.name);
-    eventually("the Cluster provisioned by CAPT", WAIT, || {
-        let clusters = clusters.clone();
-        async move {
-            let c = clusters.get(name).await.map_err(|e| e.to_string())?;
-            let ok = ["InfrastructureReady", "ControlPlaneInitialized"]
-                .iter()
-                .all(|t| capi::condition_status(&c, t).as_deref() == Some("True"));
-            if ok {
-                Ok(())
-            } else {
-                Err(capi::conditions_summary(&c))
-            }
-        }
-    })
+    converged(
+        &client,
+        &ns.name,
+        name,
+        "the Cluster provisioned by CAPT, kube-system, karpenter and workloads ready",
+    )
     .await;
     let cps: Api<CAPTControlPlane> = Api::namespaced(client.clone(), &ns.name);
-    let cp = eventually("kube-system, karpenter and workloads ready", WAIT, || {
-        let cps = cps.clone();
-        async move {
-            let cp = cps.get(name).await.map_err(|e| e.to_string())?;
-            let profiles = cp.status.clone().unwrap_or_default().fargate_profiles;
-            let mut ready: Vec<&str> = profiles
-                .iter()
-                .filter(|p| p.ready)
-                .map(|p| p.name.as_str())
-                .collect();
-            ready.sort();
-            if ready == ["karpenter", "kube-system", "workloads"] {
-                Ok(cp.clone())
-            } else {
-                Err(format!("{profiles:?}"))
-            }
-        }
-    })
-    .await;
+    let cp = cps.get(name).await.unwrap();
     assert_eq!(cp.spec.version, "v1.31.0");
     let infra: Api<CAPTCluster> = Api::namespaced(client.clone(), &ns.name);
     let infra = infra.get(name).await.unwrap();
@@ -583,32 +544,12 @@ async fn generated_cluster_converges_and_clusterctl_describes_it() {
     // (see README, clusterctl: moving the Workspaces is not supported yet).
     assert_eq!(moved, want);
 
-    clusters
-        .delete(name, &DeleteParams::default())
-        .await
-        .unwrap();
-    let workspaces: Api<Workspace> = Api::all(client.clone());
-    let of_ns = ListParams::default().labels(&format!(
-        "{}={}",
-        capt_fargate::names::LABEL_APPLY_NAMESPACE,
-        ns.name
-    ));
-    eventually("the Cluster and its Workspaces gone", WAIT, || {
-        let (clusters, workspaces, of_ns) = (clusters.clone(), workspaces.clone(), of_ns.clone());
-        async move {
-            let cluster = clusters.get_opt(name).await.map_err(|e| e.to_string())?;
-            let left = workspaces.list(&of_ns).await.map_err(|e| e.to_string())?;
-            if cluster.is_none() && left.items.is_empty() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "cluster {}, {} Workspaces",
-                    cluster.is_some(),
-                    left.items.len()
-                ))
-            }
-        }
-    })
+    delete_cluster(
+        &client,
+        &ns.name,
+        name,
+        "the Cluster and its Workspaces gone",
+    )
     .await;
     operator.stop().await;
     provider.stop().await;
@@ -672,6 +613,31 @@ async fn workspace_names(client: &kube::Client, namespace: &str) -> Vec<String> 
     names
 }
 
+/// Deletes the Cluster `name` and waits until it and the Workspaces of `namespace`'s applies are
+/// gone (`what` names the wait).
+async fn delete_cluster(client: &kube::Client, namespace: &str, name: &str, what: &str) {
+    capi::clusters(client, namespace)
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(what, WAIT, || {
+        let (client, namespace) = (client.clone(), namespace.to_string());
+        async move {
+            let left = workspace_names(&client, &namespace).await;
+            let cluster = capi::clusters(&client, &namespace)
+                .get_opt(name)
+                .await
+                .map_err(|e| e.to_string())?;
+            if left.is_empty() && cluster.is_none() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}, cluster {}", cluster.is_some()))
+            }
+        }
+    })
+    .await;
+}
+
 /// `clusterctl move` of a converged cluster to a second management cluster, each with the
 /// operator and a provider-terraform sharing one remote state backend (and AWS account): the
 /// source pauses its Workspaces in provider-terraform (`crossplane.io/paused`, confirmed by
@@ -689,23 +655,7 @@ async fn clusterctl_move_hands_the_workspaces_over_without_terraform_changes() {
     let ns = TestNamespace::new(&source, "clusterctl-move").await;
     let config = clusterctl_config("move");
     let name = "fargate-move";
-    let manifest = clusterctl(
-        &config,
-        None,
-        &[
-            "generate",
-            "cluster",
-            name,
-            "--kubernetes-version",
-            "v1.31.0",
-            "--infrastructure",
-            "capt-fargate:v0.1.0",
-            "--target-namespace",
-            &ns.name,
-        ],
-    );
-    let file = config.parent().unwrap().join("cluster.yaml");
-    std::fs::write(&file, &manifest).unwrap();
+    let file = generate_cluster(&config, name, &ns.name, None);
     let provider = SimulatedProvider::start(source.clone(), &ns.name, Duration::ZERO);
     let operator = Operator::start(source.clone(), &ns.name);
     let target_provider = SimulatedProvider::start_sharing_backend(
@@ -914,25 +864,12 @@ async fn clusterctl_move_hands_the_workspaces_over_without_terraform_changes() {
     );
 
     // The moved cluster is the target's: deleting it there destroys its Workspaces.
-    capi::clusters(&target, &ns.name)
-        .delete(name, &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("the moved cluster and its Workspaces gone", WAIT, || {
-        let (target, ns) = (target.clone(), ns.name.clone());
-        async move {
-            let left = workspace_names(&target, &ns).await;
-            let cluster = capi::clusters(&target, &ns)
-                .get_opt(name)
-                .await
-                .map_err(|e| e.to_string())?;
-            if left.is_empty() && cluster.is_none() {
-                Ok(())
-            } else {
-                Err(format!("{left:?}, cluster {}", cluster.is_some()))
-            }
-        }
-    })
+    delete_cluster(
+        &target,
+        &ns.name,
+        name,
+        "the moved cluster and its Workspaces gone",
+    )
     .await;
     assert_eq!(provider.observations.lock().unwrap().destroys.len(), 3);
     target_operator.stop().await;

@@ -311,6 +311,18 @@ impl Default for Observations {
     }
 }
 
+impl Observations {
+    /// The names of the Fargate profiles the Terraform state `key` holds.
+    fn held_profiles(&self, key: &str) -> Vec<String> {
+        self.held
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+}
+
 /// The next step of a Workspace's Fargate profile operations.
 #[derive(Debug, PartialEq)]
 enum Step {
@@ -1070,6 +1082,18 @@ async fn put_finalizers(
     Ok(())
 }
 
+/// Removes the provider's finalizer (the others stay), as the managed reconciler does once it
+/// is done with a Workspace being deleted.
+async fn release_finalizer(api: &Api<Workspace>, ws: &Workspace) -> Result<(), SimError> {
+    let finalizers: Vec<String> = ws
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    put_finalizers(api, ws, finalizers).await
+}
+
 fn condition(
     type_: &str,
     status: bool,
@@ -1357,21 +1381,9 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
     // Deleted under Orphan, the managed reconciler neither observes nor destroys: it releases
     // its finalizer. The Terraform state stays in the backend and the profiles in AWS.
     if deleting && ws.spec.deletion_policy.as_deref() == Some("Orphan") {
-        let finalizers: Vec<String> = ws
-            .finalizers()
-            .iter()
-            .filter(|f| *f != FINALIZER)
-            .cloned()
-            .collect();
-        put_finalizers(&api, &ws, finalizers).await?;
+        release_finalizer(&api, &ws).await?;
         let mut obs = shared.observations.lock().unwrap();
-        let held: Vec<String> = obs
-            .held
-            .get(&key)
-            .into_iter()
-            .flatten()
-            .map(|(p, _)| p.clone())
-            .collect();
+        let held = obs.held_profiles(&key);
         let cluster = string_input(&ws, "cluster_name").unwrap_or_default();
         obs.orphaned.entry(cluster).or_default().extend(held);
         obs.applied_generation.remove(&uid);
@@ -1419,13 +1431,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
             // A new Workspace of an existing Terraform workspace (e.g. recreated on another
             // management cluster): its profiles are its own again, not orphans.
             let cluster = string_input(&ws, "cluster_name").unwrap_or_default();
-            let held: Vec<String> = obs
-                .held
-                .get(&key)
-                .into_iter()
-                .flatten()
-                .map(|(p, _)| p.clone())
-                .collect();
+            let held = obs.held_profiles(&key);
             if let Some(orphans) = obs.orphaned.get_mut(&cluster) {
                 for p in held {
                     orphans.remove(&p);
@@ -1470,13 +1476,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         }
         // Destroyed. The connection Secret is not deleted: it is owned by the Workspace and
         // garbage-collected after it, as crossplane-runtime's publisher leaves it.
-        let finalizers: Vec<String> = ws
-            .finalizers()
-            .iter()
-            .filter(|f| *f != FINALIZER)
-            .cloned()
-            .collect();
-        put_finalizers(&api, &ws, finalizers).await?;
+        release_finalizer(&api, &ws).await?;
         let mut obs = shared.observations.lock().unwrap();
         obs.held.remove(&key);
         obs.states.remove(&key);

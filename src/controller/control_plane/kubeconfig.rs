@@ -124,8 +124,6 @@ async fn keep_secrets(
     let uid = cp.uid().unwrap_or_default();
     let source = kc::source_digest(&cluster, conn, region);
     let now = Timestamp::now();
-    let token_name = kc::secret_name(&cluster);
-    let user_name = kc::user_secret_name(&cluster);
     let user_value = kc::render(&cluster, conn, &kc::Credential::AwsCli { region });
     let decide = |existing: Option<&Arc<Secret>>, expected: Option<&str>| {
         secret_action(
@@ -151,23 +149,25 @@ async fn keep_secrets(
         }
     }
 
+    let writer = SecretWriter {
+        cp,
+        state,
+        api: Api::namespaced(state.ctx.client.clone(), &ns),
+        ns: &ns,
+        cluster: &cluster,
+        source: &source,
+    };
+    let token_name = kc::secret_name(&cluster);
+    let user_name = kc::user_secret_name(&cluster);
     let mut refresh = None;
     let mut conflicts = Vec::new();
-    let api: Api<Secret> = Api::namespaced(state.ctx.client.clone(), &ns);
-    let owner = render::controller_owner_ref(cp);
     match (token_action, token_secret) {
         (SecretAction::Write(_), Some((why, value, expires))) => {
             let expires_text = expires.map(|t| t.to_string());
-            let desired = kc::secret(
-                &token_name,
-                &ns,
-                &cluster,
-                owner.clone(),
-                value,
-                &source,
-                expires_text.as_deref(),
-            );
-            write(cp, state, &api, desired, secrets.token.as_deref(), why).await?;
+            let (existing, text) = (secrets.token.as_deref(), expires_text.as_deref());
+            writer
+                .write(&token_name, value, text, existing, why)
+                .await?;
             refresh = refresh_after(now, expires);
         }
         (SecretAction::Keep { refresh_in }, _) => refresh = refresh_in,
@@ -178,21 +178,69 @@ async fn keep_secrets(
     }
     match user_action {
         SecretAction::Write(why) => {
-            let desired = kc::secret(&user_name, &ns, &cluster, owner, user_value, &source, None);
-            write(cp, state, &api, desired, secrets.user.as_deref(), why).await?;
+            let existing = secrets.user.as_deref();
+            writer
+                .write(&user_name, user_value, None, existing, why)
+                .await?;
         }
         SecretAction::Keep { .. } => {}
         SecretAction::Foreign => conflicts.push(foreign_message(&ns, &user_name, &cp.name_any())),
     }
-    let state = if conflicts.is_empty() {
+    Ok(Outcome {
+        state: kubeconfig_state(&ns, &token_name, &user_name, &conflicts),
+        requeue: refresh,
+    })
+}
+
+/// The kubeconfig state once both Secrets were looked after: ready, or the Secrets whose names
+/// others' Secrets hold (`conflicts`, one message each).
+fn kubeconfig_state(
+    ns: &str,
+    token_name: &str,
+    user_name: &str,
+    conflicts: &[String],
+) -> KubeconfigState {
+    if conflicts.is_empty() {
         KubeconfigState::ready(&format!("{ns}/{token_name}"), &format!("{ns}/{user_name}"))
     } else {
         KubeconfigState::not_ready(reason::KUBECONFIG_SECRET_CONFLICT, conflicts.join("; "))
-    };
-    Ok(Outcome {
-        state,
-        requeue: refresh,
-    })
+    }
+}
+
+/// What both kubeconfig Secrets of one control plane are written with.
+struct SecretWriter<'a> {
+    cp: &'a CAPTControlPlane,
+    state: &'a State,
+    api: Api<Secret>,
+    ns: &'a str,
+    cluster: &'a str,
+    /// The digest of what the Secrets are rendered from (`kc::source_digest`).
+    source: &'a str,
+}
+
+impl SecretWriter<'_> {
+    /// Writes the kubeconfig Secret `name` holding `value` (a token's expiry `expires`, RFC 3339)
+    /// over `existing`, for the reason `why`.
+    async fn write(
+        &self,
+        name: &str,
+        value: String,
+        expires: Option<&str>,
+        existing: Option<&Secret>,
+        why: WriteReason,
+    ) -> Result<()> {
+        let owner = render::controller_owner_ref(self.cp);
+        let desired = kc::secret(
+            name,
+            self.ns,
+            self.cluster,
+            owner,
+            value,
+            self.source,
+            expires,
+        );
+        write(self.cp, self.state, &self.api, desired, existing, why).await
+    }
 }
 
 /// How long after `now` a token that expires at `expires` is refreshed.

@@ -5,10 +5,8 @@
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
+use kube::ResourceExt;
 use kube::runtime::events::EventType;
-use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use super::State;
 use super::act::apply_reference;
@@ -16,8 +14,7 @@ use super::status::{Report, new_status, paused_status};
 use crate::api::{CAPTControlPlane, CAPTControlPlaneStatus, FargateProfileStatus};
 use crate::controller::Context;
 use crate::error::Result;
-use crate::names::FIELD_MANAGER;
-use crate::render;
+use crate::runtime::write::apply_status;
 use crate::status::{events, pacing};
 
 /// Writes the status `report` gives `cp` when it changed, unless pacing holds it back
@@ -78,18 +75,7 @@ async fn patch_status(
     state: &State,
     new: &CAPTControlPlaneStatus,
 ) -> Result<()> {
-    let api: Api<CAPTControlPlane> =
-        Api::namespaced(state.ctx.client.clone(), &render::namespace(cp));
-    let body = json!({ "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "CAPTControlPlane", "status": new });
-    let written = api
-        .patch_status(
-            &cp.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-    state.control_planes.remember(written);
-    Ok(())
+    apply_status(&state.ctx.client, &state.control_planes, cp, new).await
 }
 
 /// Publishes the events `status::events` chooses for this status change.

@@ -10,7 +10,9 @@
 //! (CAPTClusters, VPC applies only, by label); Clusters and CAPTControlPlanes' metadata come
 //! from the watches it shares with the other controllers (`runtime::shared`).
 
+mod observe;
 mod reconcile;
+mod report;
 mod status;
 
 use std::sync::Arc;

@@ -1,30 +1,23 @@
-//! A CAPTCluster's reconcile: its VPC apply, its status, and its teardown.
+//! A CAPTCluster's reconcile: its VPC apply and its teardown (the writes); what they mean for
+//! its status is observed in `observe` and reported in `report`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 use tracing::info;
 
-use super::status::{
-    self, EXISTING_VPC_USED, Observed, VPC_CREATING, VPC_CREATION_FAILED, Vpc,
-    WAITING_FOR_CONNECTION_SECRET,
-};
+use super::report::{observed_with, write_built, write_status};
+use super::status::Vpc;
 use super::{CONTROLLER, RESYNC, State, control_planes_of, pause};
 use crate::api::{CAPTCluster, WorkspaceTemplateApply};
 use crate::controller::workspace_apply::workspace_name_of;
 use crate::error::{Error, Result};
-use crate::names::{CAPT_CLUSTER_FINALIZER, FIELD_MANAGER, IN_USE_FINALIZER};
+use crate::names::{CAPT_CLUSTER_FINALIZER, IN_USE_FINALIZER};
 use crate::render::vpc;
 use crate::runtime::finalizer::{ensure_finalizer, remove_finalizer};
 use crate::runtime::write::{check_owner, write_if_changed};
-use crate::status::apply::{ChildState, child_state};
 
 /// How soon a VPC apply whose name is taken is tried again (nothing wakes the CAPTCluster
 /// when the other object goes).
@@ -238,220 +231,4 @@ async fn teardown(
     write_status(c, state, Some(apply), None, Some(waiting)).await?;
     // The apply's and the control planes' watches bring it back.
     Ok(Action::await_change())
-}
-
-/// What the VPC apply's state means for the CAPTCluster; reads the connection Secret (values
-/// `vpc_id` and `availability_zones`, never logged) once the apply is ready.
-async fn observe_vpc(
-    c: &CAPTCluster,
-    state: &State,
-    apply: Option<&WorkspaceTemplateApply>,
-) -> Result<Vpc> {
-    let Some(apply) = apply else {
-        return Ok(Vpc::NotReady {
-            reason: VPC_CREATING.into(),
-            message: format!(
-                "creating WorkspaceTemplateApply {} for the VPC",
-                vpc::apply_name(c)
-            ),
-        });
-    };
-    match child_state(apply) {
-        ChildState::Ready => {}
-        ChildState::Creating { reason, message } => {
-            let message = if message.is_empty() {
-                format!(
-                    "waiting for the VPC workspace {} to be applied ({reason})",
-                    apply.name_any()
-                )
-            } else {
-                message
-            };
-            return Ok(Vpc::NotReady {
-                reason: VPC_CREATING.into(),
-                message,
-            });
-        }
-        ChildState::Failed { message, .. } => {
-            return Ok(Vpc::NotReady {
-                reason: VPC_CREATION_FAILED.into(),
-                message: format!("the VPC workspace {} failed: {message}", apply.name_any()),
-            });
-        }
-        ChildState::Deleting(_) => {
-            return Ok(Vpc::NotReady {
-                reason: status::DELETING.into(),
-                message: format!("the VPC workspace {} is being deleted", apply.name_any()),
-            });
-        }
-    }
-    let ns = vpc::namespace(c);
-    let secret_name = vpc::connection_secret(c);
-    let secret = Api::<Secret>::namespaced(state.ctx.client.clone(), &ns)
-        .get_opt(&secret_name)
-        .await?;
-    let data: BTreeMap<String, Vec<u8>> = secret
-        .and_then(|s| s.data)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .collect();
-    Ok(vpc_from_secret(
-        &ns,
-        &secret_name,
-        &data,
-        vpc::existing_vpc_id(c),
-    ))
-}
-
-/// The VPC as its connection Secret describes it (`data`: key → value), or what it lacks.
-/// An existing VPC is reported by the ID the spec names.
-fn vpc_from_secret(
-    namespace: &str,
-    name: &str,
-    data: &BTreeMap<String, Vec<u8>>,
-    existing: Option<&str>,
-) -> Vpc {
-    let missing: Vec<&str> = vpc::CONNECTION_KEYS
-        .iter()
-        .copied()
-        .filter(|k| !data.contains_key(*k))
-        .collect();
-    if !missing.is_empty() {
-        return Vpc::NotReady {
-            reason: WAITING_FOR_CONNECTION_SECRET.into(),
-            message: format!(
-                "the VPC workspace is applied but Secret {namespace}/{name} lacks keys {}",
-                missing.join(", ")
-            ),
-        };
-    }
-    let vpc_id = existing
-        .map(str::to_string)
-        .unwrap_or_else(|| String::from_utf8_lossy(&data["vpc_id"]).trim().to_string());
-    // provider-terraform writes a list output as JSON. Optional: a VPC template of one's own
-    // may not output the zones.
-    let zones = data
-        .get("availability_zones")
-        .and_then(|z| serde_json::from_slice::<Vec<String>>(z).ok())
-        .unwrap_or_default();
-    Vpc::Ready { vpc_id, zones }
-}
-
-fn observed_with(
-    c: &CAPTCluster,
-    apply: Option<&WorkspaceTemplateApply>,
-    vpc: Vpc,
-    paused: Option<String>,
-    deleting: Option<String>,
-) -> Observed {
-    Observed {
-        vpc,
-        existing: vpc::existing_vpc_id(c).is_some(),
-        paused,
-        deleting,
-        workspace_name: apply.map(workspace_name_of),
-        last_applied_time: apply
-            .and_then(|a| a.status.as_ref())
-            .and_then(|s| s.last_applied_time.clone()),
-    }
-}
-
-/// Observes the VPC and writes the status if it changed.
-async fn write_status(
-    c: &CAPTCluster,
-    state: &State,
-    apply: Option<&WorkspaceTemplateApply>,
-    paused: Option<String>,
-    deleting: Option<String>,
-) -> Result<()> {
-    let vpc = observe_vpc(c, state, apply).await?;
-    write_built(c, state, &observed_with(c, apply, vpc, paused, deleting)).await
-}
-
-/// Writes the status built from `observed` unless it is the current one.
-async fn write_built(c: &CAPTCluster, state: &State, observed: &Observed) -> Result<()> {
-    let old = c.status.clone().unwrap_or_default();
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let new = status::build_status(&old, c.metadata.generation, observed, &now);
-    if new == old {
-        return Ok(());
-    }
-    if new.ready && !old.ready {
-        let reason = if observed.existing {
-            EXISTING_VPC_USED
-        } else {
-            status::VPC_CREATED
-        };
-        state
-            .ctx
-            .event(
-                c,
-                EventType::Normal,
-                reason,
-                format!(
-                    "the VPC {} is ready",
-                    new.vpc_id.clone().unwrap_or_default()
-                ),
-            )
-            .await;
-    }
-    let api: Api<CAPTCluster> = Api::namespaced(state.ctx.client.clone(), &vpc::namespace(c));
-    let body = json!({
-        "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
-        "kind": "CAPTCluster",
-        "status": new,
-    });
-    let written = api
-        .patch_status(
-            &c.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-    state.capt_clusters.remember(written);
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_secret_gives_the_vpc_id_and_its_zones_or_says_what_it_lacks() {
-        let mut data = BTreeMap::from([
-            ("vpc_config".to_string(), b"vpc_id = \"x\"".to_vec()),
-            ("vpc_id".to_string(), b"vpc-0123abcd".to_vec()),
-        ]);
-        assert_eq!(
-            vpc_from_secret("ns", "demo-vpc-connection", &BTreeMap::new(), None),
-            Vpc::NotReady {
-                reason: WAITING_FOR_CONNECTION_SECRET.into(),
-                message: "the VPC workspace is applied but Secret ns/demo-vpc-connection lacks keys vpc_config, vpc_id".into(),
-            }
-        );
-        // The zones are optional: a VPC template of one's own may not output them.
-        assert_eq!(
-            vpc_from_secret("ns", "s", &data, None),
-            Vpc::Ready {
-                vpc_id: "vpc-0123abcd".into(),
-                zones: vec![]
-            }
-        );
-        data.insert(
-            "availability_zones".into(),
-            br#"["ap-northeast-1a","ap-northeast-1c"]"#.to_vec(),
-        );
-        assert_eq!(
-            vpc_from_secret("ns", "demo-vpc-connection", &data, None),
-            Vpc::Ready {
-                vpc_id: "vpc-0123abcd".into(),
-                zones: vec!["ap-northeast-1a".into(), "ap-northeast-1c".into()],
-            }
-        );
-        assert!(matches!(
-            vpc_from_secret("ns", "s", &data, Some("vpc-0fedcba9")),
-            Vpc::Ready { vpc_id, .. } if vpc_id == "vpc-0fedcba9"
-        ));
-    }
 }
