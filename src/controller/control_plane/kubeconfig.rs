@@ -11,25 +11,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
-use serde_json::json;
-use tracing::{info, warn};
+use tracing::warn;
 
+use super::kubeconfig_write::SecretWriter;
 use super::observe::KubeconfigSecrets;
 use super::{CONTROLLER, State, endpoint};
 use crate::api::CAPTControlPlane;
 use crate::aws::token::{REFRESH_BEFORE_EXPIRY, TokenError, TokenRequest};
 use crate::error::Result;
-use crate::names::{self, FIELD_MANAGER};
+use crate::names;
 use crate::render::{self, kubeconfig as kc};
-use crate::status::kubeconfig::{
-    KubeconfigState, SecretAction, WriteReason, foreign_message, secret_action,
-};
+use crate::status::kubeconfig::{KubeconfigState, SecretAction, foreign_message, secret_action};
 use crate::status::reason;
 
 /// How soon a token that could not be minted for a transient reason is tried again.
@@ -207,42 +202,6 @@ fn kubeconfig_state(
     }
 }
 
-/// What both kubeconfig Secrets of one control plane are written with.
-struct SecretWriter<'a> {
-    cp: &'a CAPTControlPlane,
-    state: &'a State,
-    api: Api<Secret>,
-    ns: &'a str,
-    cluster: &'a str,
-    /// The digest of what the Secrets are rendered from (`kc::source_digest`).
-    source: &'a str,
-}
-
-impl SecretWriter<'_> {
-    /// Writes the kubeconfig Secret `name` holding `value` (a token's expiry `expires`, RFC 3339)
-    /// over `existing`, for the reason `why`.
-    async fn write(
-        &self,
-        name: &str,
-        value: String,
-        expires: Option<&str>,
-        existing: Option<&Secret>,
-        why: WriteReason,
-    ) -> Result<()> {
-        let owner = render::controller_owner_ref(self.cp);
-        let desired = kc::secret(
-            name,
-            self.ns,
-            self.cluster,
-            owner,
-            value,
-            self.source,
-            expires,
-        );
-        write(self.cp, self.state, &self.api, desired, existing, why).await
-    }
-}
-
 /// How long after `now` a token that expires at `expires` is refreshed.
 fn refresh_after(now: Timestamp, expires: Option<Timestamp>) -> Option<Duration> {
     expires
@@ -281,65 +240,4 @@ fn token_failure(cp: &CAPTControlPlane, state: &State, error: TokenError) -> Out
         state: KubeconfigState::not_ready(why, format!("no kubeconfig Secret is written: {error}")),
         requeue: Some(retry),
     }
-}
-
-/// Creates `desired`, or merge-patches `existing` (at the version read) to it: labels,
-/// annotations and `value` (the type of a Secret cannot change, and others' keys and
-/// metadata are kept). Remembers the result in the Secret cache (values as digests).
-async fn write(
-    cp: &CAPTControlPlane,
-    state: &State,
-    api: &Api<Secret>,
-    desired: Secret,
-    existing: Option<&Secret>,
-    why: WriteReason,
-) -> Result<()> {
-    let name = desired.name_any();
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    let written = match existing {
-        None => {
-            let post = PostParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            };
-            api.create(&post, &desired).await?
-        }
-        Some(existing) => {
-            let value = desired
-                .data
-                .as_ref()
-                .and_then(|d| d.get(kc::KEY_VALUE))
-                .cloned()
-                .unwrap_or(ByteString(Vec::new()));
-            let body = json!({
-                "metadata": {
-                    "resourceVersion": existing.resource_version(),
-                    "labels": desired.metadata.labels,
-                    "annotations": desired.metadata.annotations,
-                },
-                "data": { kc::KEY_VALUE: value },
-            });
-            api.patch(&name, &params, &Patch::Merge(&body)).await?
-        }
-    };
-    state.secrets.remember(written);
-    info!(control_plane = %cp.name_any(), secret = %name, reason = why.describe(), "wrote kubeconfig Secret");
-    // A refresh is routine and frequent: logged only. The rest says what happened to a Secret
-    // people rely on.
-    if why != WriteReason::Refresh {
-        let note = match why {
-            WriteReason::Missing if existing.is_none() => {
-                format!("wrote kubeconfig Secret {name}")
-            }
-            _ => format!("rewrote kubeconfig Secret {name}: {}", why.describe()),
-        };
-        state
-            .ctx
-            .event(cp, EventType::Normal, "KubeconfigWritten", note)
-            .await;
-    }
-    Ok(())
 }

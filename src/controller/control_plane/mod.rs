@@ -10,6 +10,7 @@ mod act;
 mod desire;
 mod endpoint;
 mod kubeconfig;
+mod kubeconfig_write;
 mod observe;
 pub mod pause;
 mod plan;
