@@ -869,7 +869,11 @@ async fn converge_fleet(
         );
     }
     match outcome {
-        Ok(()) => println!("bench: all {n} converged after {:.1}s", elapsed.as_secs_f64()),
+        Ok(()) => println!(
+            "bench: all {n} converged after {:.1}s{}, {applies}/{workspaces} applies",
+            elapsed.as_secs_f64(),
+            hours(real(elapsed))
+        ),
         Err(_) => println!(
             "bench: stopped at the limit after {:.1}s{}, {applies}/{workspaces} applies done",
             elapsed.as_secs_f64(),
