@@ -14,6 +14,11 @@
 //! 5. latency: one profile's tags changed, until the provider applied it and the control plane
 //!    reports it;
 //! 6. the operator's own metrics.
+//!
+//! BENCH_CONVERGENCE_ONLY=1 measures only the scale's convergence (no floor, restart or
+//! latency; BENCHMARKS.md is left alone), with its curve and, for a serialised provider, the
+//! real time it stands for; BENCH_CONVERGENCE_LIMIT (seconds) stops it early with the progress
+//! made.
 
 // The simulated provider stands in for a separate process; with glibc's allocator about a
 // sixth of its CPU went to malloc and free (perf), so it gets the operator's allocator.
@@ -127,6 +132,11 @@ impl Settings {
         let profile = t.profile_operation + 2.0 * t.plan;
         Some(self.control_planes as f64 * (vpc + eks + self.profiles as f64 * profile))
     }
+
+    /// Like [`Self::serial_minutes`], shared by `--max-reconcile-rate` reconciles at a time.
+    fn serial_minutes_per_slot(&self) -> Option<f64> {
+        Some(self.serial_minutes()? / self.mode.rate.max(1) as f64)
+    }
 }
 
 #[tokio::main]
@@ -177,6 +187,10 @@ async fn main() -> Result<()> {
         settings.profiles,
         machine.describe()
     );
+
+    if std::env::var("BENCH_CONVERGENCE_ONLY").is_ok_and(|v| v == "1") {
+        return convergence_only(&settings, &client).await;
+    }
 
     let scale_ns = support::TestNamespace::new(&client, "capt-bench-scale").await;
     let floor_ns = support::TestNamespace::new(&client, "capt-bench-floor").await;
@@ -593,35 +607,12 @@ async fn scale(
         CpuSample::now(&settings.kubeconfig, op.pid()),
     );
     let start = Instant::now();
-    let tags = initial_tags(settings);
-    // Per cluster, as `kubectl apply` of the samples: its CAPTCluster (the VPC), then its
-    // control plane.
-    for_each_concurrent(0..settings.control_planes, APPLY_CONCURRENCY, |i| {
-        let (api, cp) = (api.clone(), control_plane(ns, i, &tags));
-        let (infra, c) = (infra.clone(), capt_cluster(ns, i));
-        async move {
-            infra
-                .patch(
-                    &c.name_any(),
-                    &PatchParams::apply(MANAGER),
-                    &Patch::Apply(&c),
-                )
-                .await?;
-            api.patch(
-                &cp.name_any(),
-                &PatchParams::apply(MANAGER),
-                &Patch::Apply(&cp),
-            )
-            .await?;
-            Ok(())
-        }
-    })
-    .await?;
+    apply_fleet(settings, ns, &api, &infra).await?;
     let apply_seconds = start.elapsed().as_secs_f64();
     let total = settings.total_profiles();
     // Serialised with scaled time, the provider's own work bounds it: allow three times that.
     let provider_bound = settings
-        .serial_minutes()
+        .serial_minutes_per_slot()
         .zip(settings.mode.timing)
         .map(|(minutes, t)| t.of(3.0 * minutes))
         .unwrap_or_default();
@@ -666,6 +657,198 @@ async fn scale(
     };
     println!("bench:   converged in {seconds:.1}s");
     Ok(result)
+}
+
+/// Per cluster, as `kubectl apply` of the samples: its CAPTCluster (the VPC), then its control
+/// plane.
+async fn apply_fleet(
+    settings: &Settings,
+    ns: &str,
+    api: &Api<CAPTControlPlane>,
+    infra: &Api<CAPTCluster>,
+) -> Result<()> {
+    let tags = initial_tags(settings);
+    for_each_concurrent(0..settings.control_planes, APPLY_CONCURRENCY, |i| {
+        let (api, cp) = (api.clone(), control_plane(ns, i, &tags));
+        let (infra, c) = (infra.clone(), capt_cluster(ns, i));
+        async move {
+            infra
+                .patch(
+                    &c.name_any(),
+                    &PatchParams::apply(MANAGER),
+                    &Patch::Apply(&c),
+                )
+                .await?;
+            api.patch(
+                &cp.name_any(),
+                &PatchParams::apply(MANAGER),
+                &Patch::Apply(&cp),
+            )
+            .await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convergence only (BENCH_CONVERGENCE_ONLY=1)
+
+/// The scale's convergence alone, in a namespace of its own: when the first cluster, a quarter,
+/// half, three quarters and all had converged (every profile of the control plane ready and its
+/// CAPTCluster ready), with the provider's progress. With scaled time, also the real time this
+/// stands for: wall time over the minute (an upper bound: the provider's API requests, a few
+/// milliseconds each, then count as scaled minutes), and that bound less the provider's
+/// reconcile time outside Terraform and AWS per reconcile slot (exact while every slot is busy,
+/// which the provider is when it bounds convergence).
+async fn convergence_only(settings: &Settings, client: &Client) -> Result<()> {
+    let ns = support::TestNamespace::new(client, "capt-bench-scale").await;
+    let provider = support::simulated_provider::SimulatedProvider::start_on_own_thread(
+        &settings.kubeconfig,
+        &ns.name,
+        Duration::ZERO,
+    );
+    let limit = std::env::var("BENCH_CONVERGENCE_LIMIT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let measured = std::panic::AssertUnwindSafe(async {
+        prepare_inputs(client, &ns.name).await?;
+        let op = OperatorProcess::start(settings, &ns.name, 1).await?;
+        let result = converge_fleet(settings, client, &ns.name, &provider, limit).await;
+        op.stop().await;
+        result
+    })
+    .catch_unwind()
+    .await;
+    provider.stop().await;
+    println!("bench: cleaning up");
+    clear(client, &ns.name).await;
+    match measured {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+async fn converge_fleet(
+    settings: &Settings,
+    client: &Client,
+    ns: &str,
+    provider: &support::simulated_provider::SimulatedProvider,
+    limit: Option<Duration>,
+) -> Result<()> {
+    let watch = Watch::control_planes(client, ns);
+    let api: Api<CAPTControlPlane> = Api::namespaced(client.clone(), ns);
+    let infra: Api<CAPTCluster> = Api::namespaced(client.clone(), ns);
+    let n = settings.control_planes;
+    let (total, workspaces) = (settings.total_profiles(), n * (settings.profiles + 2));
+    let timing = settings.mode.timing.filter(|_| settings.mode.serial);
+    let rate = settings.mode.rate.max(1) as f64;
+    println!(
+        "bench: convergence only; load {}; provider {}",
+        load_now(),
+        match timing {
+            Some(t) => format!(
+                "serialised, --max-reconcile-rate {}, --poll {} min, one real minute {} ms; its own work {:.0} real minutes per slot",
+                settings.mode.rate,
+                t.poll,
+                t.minute.as_millis(),
+                settings.serial_minutes_per_slot().unwrap_or_default()
+            ),
+            None => "instant, concurrent".into(),
+        }
+    );
+    // Real minutes that `elapsed` stands for: (upper bound, less the provider's API time).
+    let real = |elapsed: Duration| -> Option<(f64, f64)> {
+        let t = timing?;
+        let obs = provider.observations.lock().unwrap();
+        let api_time = obs.reconcile_time.saturating_sub(obs.scaled_time);
+        let minute = t.minute.as_secs_f64();
+        let upper = elapsed.as_secs_f64() / minute;
+        Some((upper, upper - api_time.as_secs_f64() / rate / minute))
+    };
+    let hours = |r: Option<(f64, f64)>| match r {
+        Some((upper, corrected)) => format!(
+            " = {:.1} real hours ({:.1} less the provider's API time)",
+            upper / 60.0,
+            corrected / 60.0
+        ),
+        None => String::new(),
+    };
+    let start = Instant::now();
+    apply_fleet(settings, ns, &api, &infra).await?;
+    let marks = [1, n.div_ceil(4), n.div_ceil(2), (3 * n).div_ceil(4), n];
+    // Each mark with when it was reached and the real time it stood for then.
+    type Mark = (usize, Duration, Option<(f64, f64)>);
+    let mut reached: Vec<Mark> = Vec::new();
+    let mut last_print = Instant::now();
+    let timeout = limit.unwrap_or(Duration::from_secs(24 * 3600));
+    let outcome = watch
+        .until(timeout, |w| {
+            let done = w
+                .cps
+                .state()
+                .iter()
+                .filter(|cp| converged(cp, total))
+                .count();
+            let vpcs = w
+                .capt_clusters
+                .state()
+                .iter()
+                .filter(|c| capt_cluster_ready(c))
+                .count();
+            // A cluster counts once its control plane and its CAPTCluster are both ready.
+            let done = done.min(vpcs);
+            for &m in &marks {
+                if done >= m && !reached.iter().any(|(r, _, _)| *r == m) {
+                    reached.push((m, start.elapsed(), real(start.elapsed())));
+                }
+            }
+            if last_print.elapsed() > Duration::from_secs(30) {
+                let applies: u32 = provider.observations.lock().unwrap().applies.values().sum();
+                println!(
+                    "bench:   {:>6.0}s {done}/{n} clusters converged, {vpcs} CAPTClusters ready, {applies}/{workspaces} applies{}",
+                    start.elapsed().as_secs_f64(),
+                    hours(real(start.elapsed()))
+                );
+                last_print = Instant::now();
+            }
+            (done == n).then_some(())
+        })
+        .await;
+    watch.stop();
+    let elapsed = start.elapsed();
+    let (applies, reconcile_time, scaled_time) = {
+        let obs = provider.observations.lock().unwrap();
+        let applies: u32 = obs.applies.values().sum();
+        (applies, obs.reconcile_time, obs.scaled_time)
+    };
+    for (m, at, then) in &reached {
+        println!(
+            "bench: {m}/{n} clusters converged after {:.1}s{}",
+            at.as_secs_f64(),
+            hours(*then)
+        );
+    }
+    match outcome {
+        Ok(()) => println!(
+            "bench: all {n} converged after {:.1}s{}, {applies}/{workspaces} applies",
+            elapsed.as_secs_f64(),
+            hours(real(elapsed))
+        ),
+        Err(_) => println!(
+            "bench: stopped at the limit after {:.1}s{}, {applies}/{workspaces} applies done",
+            elapsed.as_secs_f64(),
+            hours(real(elapsed))
+        ),
+    }
+    println!(
+        "bench: provider reconciles {:.1}s in all, {:.1}s of it in scaled Terraform and AWS time; load {}",
+        reconcile_time.as_secs_f64(),
+        scaled_time.as_secs_f64(),
+        load_now()
+    );
+    Ok(())
 }
 
 async fn events_by_reason(client: &Client, ns: &str) -> Result<BTreeMap<String, (usize, i64)>> {
@@ -1779,7 +1962,8 @@ impl Report {
         );
         match (s.mode.serial, s.mode.timing) {
             (true, Some(t)) => md.push_str(&format!(
-                "**serialised** as provider-terraform's default `--max-reconcile-rate 1` (`CAPT_SIM_SERIAL=1`), in scaled time: one real minute lasts {} ms (`CAPT_SIM_MINUTE_MS`); the EKS cluster takes {} min to create, each Fargate profile operation {} min, each reconcile's init and plan {} min, a Ready Workspace is planned again every {} ± {} min (`--poll`), a reconcile is killed at {} min (`--timeout`). The provider's own work for this fleet, one reconcile at a time and without polls, is {:.0} real minutes, {:.1} s here. ",
+                "**serialised** as provider-terraform with `--max-reconcile-rate {}` (`CAPT_SIM_SERIAL=1`: 1, the default; `CAPT_SIM_MAX_RECONCILE_RATE`), in scaled time: one real minute lasts {} ms (`CAPT_SIM_MINUTE_MS`); the EKS cluster takes {} min to create, each Fargate profile operation {} min, each reconcile's init and plan {} min, a Ready Workspace is planned again every {} ± {} min (`--poll`), a reconcile is killed at {} min (`--timeout`). The provider's own work for this fleet, one reconcile at a time and without polls, is {:.0} real minutes, {:.1} s here. ",
+                s.mode.rate,
                 t.minute.as_millis(),
                 t.cluster_create,
                 t.profile_operation,

@@ -674,6 +674,7 @@ async fn an_apply_killed_at_the_providers_timeout_is_transient_and_explained() {
         };
         let mode = Mode {
             serial: true,
+            rate: 1,
             timing: Some(timing),
         };
         SimulatedProvider::start_in(client, ns, Duration::ZERO, mode)

@@ -41,7 +41,10 @@
 //!   or destroy fails, or its plan when it is applied), or per profile.
 //! - Serialised mode (environment variable [`SERIAL_ENV`]): one reconcile at a time, as the
 //!   real provider's default `--max-reconcile-rate 1`, with each apply or destroy running to
-//!   its end inside the reconcile.
+//!   its end inside the reconcile; [`RATE_ENV`] sets another `--max-reconcile-rate` (that
+//!   many reconciles at a time). Not modelled: the rate's other half, a global limit of that
+//!   many reconciles started per second (negligible against minutes of Terraform, but a
+//!   second would be tens of scaled minutes).
 //! - Scaled time ([`Timing`]; on by default in serialised mode, [`MINUTE_ENV`] sets the
 //!   scale): AWS and Terraform take realistic durations, with one real minute lasting a few
 //!   milliseconds: the EKS cluster's create, each Fargate profile operation, a plan at every
@@ -186,6 +189,9 @@ impl Timing {
 pub const MINUTE_ENV: &str = "CAPT_SIM_MINUTE_MS";
 /// Environment variable: `--poll` in real minutes ([`Timing::poll`], 10 by default).
 pub const POLL_ENV: &str = "CAPT_SIM_POLL_MINUTES";
+/// Environment variable: provider-terraform's `--max-reconcile-rate`, reconciles at a time;
+/// setting it implies serialised mode ([`SERIAL_ENV`], whose rate is 1).
+pub const RATE_ENV: &str = "CAPT_SIM_MAX_RECONCILE_RATE";
 /// One real minute in serialised mode when [`MINUTE_ENV`] is unset: an EKS cluster with its
 /// two default profiles (18 real minutes) takes 1.8 s.
 pub const DEFAULT_MINUTE: Duration = Duration::from_millis(100);
@@ -193,17 +199,23 @@ pub const DEFAULT_MINUTE: Duration = Duration::from_millis(100);
 /// How the provider runs: serialised or not, and its scaled time, if any.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Mode {
-    /// One reconcile at a time ([`SERIAL_ENV`]).
+    /// Reconciles block for their applies and destroys, at most [`Mode::rate`] at a time
+    /// ([`SERIAL_ENV`], [`RATE_ENV`]); otherwise every reconcile runs at once and returns.
     pub serial: bool,
+    /// `--max-reconcile-rate` in serialised mode: reconciles at a time (0 is taken as 1).
+    pub rate: u16,
     /// Scaled time; None: operations take the `delay` given, Terraform no time.
     pub timing: Option<Timing>,
 }
 
 impl Mode {
-    /// The mode the environment asks for: [`SERIAL_ENV`], with [`MINUTE_ENV`] (or
-    /// [`DEFAULT_MINUTE`] when serialised) for the scaled time.
+    /// The mode the environment asks for: [`SERIAL_ENV`] or [`RATE_ENV`], with [`MINUTE_ENV`]
+    /// (or [`DEFAULT_MINUTE`] when serialised) for the scaled time.
     pub fn from_env() -> Self {
-        let serial = serial_mode();
+        let rate = std::env::var(RATE_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u16>().ok());
+        let serial = serial_mode() || rate.is_some();
         let minute = std::env::var(MINUTE_ENV)
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
@@ -214,6 +226,7 @@ impl Mode {
             .and_then(|v| v.parse::<f64>().ok());
         Mode {
             serial,
+            rate: rate.unwrap_or(1).max(1),
             timing: minute.map(|m| Timing {
                 poll: poll.unwrap_or(10.0),
                 ..Timing::realistic(m)
@@ -291,6 +304,13 @@ pub struct Observations {
     epoch: Instant,
     /// When each EKS Workspace's (by uid) cluster create ends or ended (scaled time only).
     clusters: HashMap<String, Instant>,
+    /// Time in reconciles, summed over every reconcile (with a rate above 1, reconciles that
+    /// run at once each count).
+    pub reconcile_time: Duration,
+    /// The part of [`Self::reconcile_time`] spent waiting for scaled Terraform and AWS time
+    /// (plans, applies, destroys); the rest is the provider's API requests and its own work,
+    /// which a scaled clock inflates into minutes.
+    pub scaled_time: Duration,
 }
 
 impl Default for Observations {
@@ -307,6 +327,8 @@ impl Default for Observations {
             orphaned: HashMap::new(),
             epoch: Instant::now(),
             clusters: HashMap::new(),
+            reconcile_time: Duration::ZERO,
+            scaled_time: Duration::ZERO,
         }
     }
 }
@@ -486,8 +508,8 @@ struct Shared {
     /// Injected failures by Fargate profile name.
     failures: Arc<Mutex<HashMap<String, String>>>,
     delay: Duration,
-    /// Serialised mode ([`SERIAL_ENV`]): one reconcile at a time, each apply or destroy
-    /// running to its end within the reconcile.
+    /// Serialised mode ([`SERIAL_ENV`], [`RATE_ENV`]): at most [`Mode::rate`] reconciles at a
+    /// time, each apply or destroy running to its end within the reconcile.
     serial: bool,
     /// Scaled time, if any.
     timing: Option<Timing>,
@@ -784,7 +806,8 @@ async fn serve(
         poll.notified().await;
         Some(((), poll))
     });
-    let concurrency = if shared.serial { 1 } else { 0 };
+    // `--max-reconcile-rate`; 0: unlimited.
+    let concurrency = if shared.serial { mode.rate.max(1) } else { 0 };
     let controller = Controller::for_stream(workspaces, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .reconcile_all_on(polls)
@@ -792,7 +815,7 @@ async fn serve(
             let _ = stop.wait_for(|s| *s).await;
         })
         .run(
-            reconcile,
+            timed_reconcile,
             |_, _, _| Action::requeue(Duration::from_millis(200)),
             shared,
         )
@@ -1268,10 +1291,10 @@ impl Shared {
                     if let Some(deadline) = deadline
                         && Instant::now() + remaining > deadline
                     {
-                        tokio::time::sleep_until(deadline.into()).await;
+                        self.sleep_until(deadline).await;
                         return Step::TimedOut;
                     }
-                    tokio::time::sleep(remaining).await
+                    self.sleep_until(Instant::now() + remaining).await
                 }
                 other => return other,
             }
@@ -1282,8 +1305,15 @@ impl Shared {
     /// reconcile) waits for them.
     async fn plan(&self) {
         if let Some(t) = self.timing {
-            tokio::time::sleep(t.of(t.plan)).await;
+            self.sleep_until(Instant::now() + t.of(t.plan)).await;
         }
+    }
+
+    /// Waits for scaled Terraform or AWS time, counted in [`Observations::scaled_time`].
+    async fn sleep_until(&self, until: Instant) {
+        let start = Instant::now();
+        tokio::time::sleep_until(until.into()).await;
+        self.observations.lock().unwrap().scaled_time += start.elapsed();
     }
 
     /// The next step of the Workspace's Fargate profile operations (see [`Observations::step`]).
@@ -1360,6 +1390,14 @@ async fn put_annotation(
 
 fn rfc3339_now() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+/// [`reconcile`], its time counted in [`Observations::reconcile_time`].
+async fn timed_reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, SimError> {
+    let start = Instant::now();
+    let result = reconcile(ws, Arc::clone(&shared)).await;
+    shared.observations.lock().unwrap().reconcile_time += start.elapsed();
+    result
 }
 
 async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, SimError> {
