@@ -470,6 +470,81 @@ async fn a_paused_cluster_or_annotation_stops_every_child_write_until_unpaused()
     samples.stop().await;
 }
 
+/// A Workspace someone pauses by hand (`crossplane.io/paused`) makes provider-terraform report
+/// `Synced=False/ReconcilePaused`: its apply and profile say so, and nothing counts it as a
+/// failure (a failureReason would be terminal for Cluster API).
+#[tokio::test]
+async fn a_workspace_paused_by_hand_is_reported_paused_not_failed() {
+    let samples = Samples::start("hand-pause", Duration::from_millis(200)).await;
+    let operator = Operator::start(samples.client.clone(), &samples.ns.name);
+    samples.create_vpc_secret().await;
+    samples.all_ready_within(4, WAIT).await;
+    let ws = samples
+        .workspaces()
+        .await
+        .into_iter()
+        .find(|w| w.annotations()[names::ANNOTATION_APPLY].contains("-fargate-"))
+        .expect("a profile Workspace");
+    let apply_name = ws.annotations()[names::ANNOTATION_APPLY]
+        .split_once('/')
+        .unwrap()
+        .1
+        .to_string();
+    let workspaces: Api<Workspace> = Api::all(samples.client.clone());
+    let pause = |value: Option<&str>| json!({ "metadata": { "annotations": { "crossplane.io/paused": value } } });
+    workspaces
+        .patch(
+            &ws.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(pause(Some("true"))),
+        )
+        .await
+        .unwrap();
+    eventually("the apply reports ReconcilePaused", WAIT, || async {
+        let apply = samples
+            .applies()
+            .get(&apply_name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let conditions = apply.status.map(|s| s.conditions).unwrap_or_default();
+        let reasons: Vec<String> = conditions
+            .iter()
+            .map(|c| format!("{}={}", c.type_, c.reason))
+            .collect();
+        if reasons.contains(&"Synced=ReconcilePaused".to_string())
+            && reasons.contains(&"Ready=ReconcilePaused".to_string())
+        {
+            Ok(())
+        } else {
+            Err(format!("{reasons:?}"))
+        }
+    })
+    .await;
+    // Some time for the control plane to report it; no failure at any point.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cp = samples.cps().get(CP).await.unwrap();
+    let status = cp.status.clone().unwrap();
+    assert_eq!(status.failure_reason, None, "{:?}", status.failure_message);
+    assert_ne!(
+        condition(&cp, "FargateProfileFailed").map(|c| c.0),
+        Some("True".to_string()),
+        "{:?}",
+        condition(&cp, "FargateProfileFailed")
+    );
+    // Unpaused by hand, it is Ready again.
+    workspaces
+        .patch(
+            &ws.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(pause(None)),
+        )
+        .await
+        .unwrap();
+    samples.all_ready_within(4, WAIT).await;
+    operator.stop().await;
+    samples.stop().await;
+}
+
 #[tokio::test]
 async fn a_paused_control_plane_being_deleted_waits_for_unpause() {
     let samples = Samples::start("pause-delete", Duration::from_millis(200)).await;
