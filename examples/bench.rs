@@ -1119,8 +1119,7 @@ async fn floor(
                 .until(timeout, |w| {
                     let ws = w.workspaces.as_ref()?.get(&ws_ref)?;
                     capt_fargate::status::apply::workspace_applied(&ws).then(|| {
-                        let outputs = ws.status.as_ref().and_then(|s| s.at_provider.as_ref()).and_then(|a| a.outputs.clone()).unwrap_or_default();
-                        outputs.into_iter().map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect()
+                        capt_fargate::status::apply::workspace_outputs(&ws).unwrap_or_default()
                     })
                 })
                 .await

@@ -50,27 +50,11 @@ pub(super) fn build_status(
         },
         last_applied_hash: applied.or(old.last_applied_hash.clone()),
         conditions: merge(&old.conditions, &desired, generation, now),
-        outputs: ws.and_then(workspace_outputs).or(old.outputs.clone()),
+        outputs: ws
+            .and_then(crate::status::apply::workspace_outputs)
+            .or(old.outputs.clone()),
         observed_generation: generation,
     }
-}
-
-/// A Workspace's non-sensitive outputs as the apply reports them: strings as they are, other
-/// values as JSON text; None until the provider reports any.
-fn workspace_outputs(ws: &Workspace) -> Option<std::collections::BTreeMap<String, String>> {
-    let outputs = ws.status.as_ref()?.at_provider.as_ref()?.outputs.as_ref()?;
-    Some(
-        outputs
-            .iter()
-            .map(|(k, v)| {
-                let text = match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (k.clone(), text)
-            })
-            .collect(),
-    )
 }
 
 /// `TemplateAvailable=True`.
