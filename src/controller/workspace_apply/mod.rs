@@ -193,12 +193,19 @@ fn paused_annotation(cp: &PartialObjectMeta<CAPTControlPlane>) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// Cached Workspaces keep what the operator reads: the spec it compares (the module as a
-/// digest, [`fingerprint_module`]), the conditions it reports and the outputs an apply reports
-/// (`status.outputs`, which give the control plane its `status.version`); not the provider's
-/// checksum.
+/// Cached Workspaces keep what the operator reads: the spec it compares (the module, and each
+/// list or object of `varmap`, as a digest: [`fingerprint_module`], `runtime::digest`), the
+/// conditions it reports and the outputs an apply reports (`status.outputs`, which give the
+/// control plane its `status.version`); not the provider's checksum, nor the annotations
+/// crossplane-runtime keeps (`crossplane.io/…`).
 pub fn trim_workspace(ws: &mut Workspace) {
     fingerprint_module(ws);
+    if let Some(varmap) = ws.spec.for_provider.varmap.as_mut() {
+        crate::runtime::digest::containers(varmap);
+    }
+    if let Some(a) = ws.metadata.annotations.as_mut() {
+        a.retain(|k, _| !k.starts_with("crossplane.io/"));
+    }
     if let Some(at_provider) = ws.status.as_mut().and_then(|s| s.at_provider.as_mut()) {
         at_provider.checksum = None;
     }
