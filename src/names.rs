@@ -174,9 +174,12 @@ pub fn eks_connection_secret(control_plane: &str) -> String {
     object_name(&format!("{control_plane}{EKS_CONNECTION_SUFFIX}"))
 }
 
+/// Suffix of the VPC workspace's connection secret (see [`vpc_connection_secret`]).
+pub const VPC_CONNECTION_SUFFIX: &str = "-vpc-connection";
+
 /// The Secret the VPC workspace writes its outputs to, as CAPT's cluster template names it.
 pub fn vpc_connection_secret(control_plane: &str) -> String {
-    object_name(&format!("{control_plane}-vpc-connection"))
+    object_name(&format!("{control_plane}{VPC_CONNECTION_SUFFIX}"))
 }
 
 /// The VPC WorkspaceTemplateApply of a CAPTCluster (CAPT's default name, `<name>-vpc`).

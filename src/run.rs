@@ -281,6 +281,8 @@ async fn run_controllers(
         ctx.watcher_config(),
         shutdown.clone(),
     );
+    // The CAPTCluster controller reads VPC connection secrets from the shared Secret cache.
+    let secrets = for_control_planes.secrets.clone();
     let controllers = futures::future::join3(
         controller::control_plane::run(
             ctx.clone(),
@@ -294,7 +296,7 @@ async fn run_controllers(
             (apply_clusters, apply_cps),
             shutdown.clone(),
         ),
-        controller::infra_cluster::run(ctx, (infra_clusters, infra_cps), shutdown.clone()),
+        controller::infra_cluster::run(ctx, (infra_clusters, infra_cps), secrets, shutdown.clone()),
     );
     let deadline = async {
         shutdown.await;

@@ -36,6 +36,66 @@ use super::version::{compared_version, hash_serialized, is_at_or_after};
 /// recorded it; opaque ones need the echo itself, so a few are kept.
 const SEEN_VERSIONS: usize = 4;
 
+/// The reference of `obj` that the maps of this module and `echo` are keyed by: its name and
+/// namespace only. `ObjectRef::from_obj` also carries the uid and resourceVersion, which
+/// neither equality nor hashing reads (`ObjectRef::extra`), two more strings per entry.
+pub(crate) fn key_of<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectRef<K> {
+    let meta = obj.meta();
+    let key = ObjectRef::new(meta.name.as_deref().unwrap_or_default());
+    match meta.namespace.as_deref() {
+        Some(ns) => key.within(ns),
+        None => key,
+    }
+}
+
+/// The resourceVersions the watch delivered for one object: the newest as a number while
+/// they are comparable (KEP-5504, decimal and within `u64`, as etcd's are), else the last
+/// [`SEEN_VERSIONS`] as they came.
+#[derive(Debug)]
+enum Seen {
+    Newest(u64),
+    Recent(VecDeque<String>),
+}
+
+/// `version` as a number, if it is a comparable one that fits `u64`.
+fn numeric_version(version: &str) -> Option<u64> {
+    let canonical = !version.starts_with('0') && version.bytes().all(|c| c.is_ascii_digit());
+    canonical.then(|| version.parse().ok()).flatten()
+}
+
+impl Seen {
+    fn new(version: String) -> Seen {
+        match numeric_version(&version) {
+            Some(n) => Seen::Newest(n),
+            None => Seen::Recent(VecDeque::from([version])),
+        }
+    }
+
+    fn push(&mut self, version: String) {
+        match (&mut *self, numeric_version(&version)) {
+            (Seen::Newest(newest), Some(n)) => *newest = (*newest).max(n),
+            (Seen::Newest(newest), None) => {
+                *self = Seen::Recent(VecDeque::from([newest.to_string(), version]));
+            }
+            (Seen::Recent(recent), _) => {
+                if recent.len() == SEEN_VERSIONS {
+                    recent.pop_front();
+                }
+                recent.push_back(version);
+            }
+        }
+    }
+
+    /// Whether `version` or a later one was delivered (`is_at_or_after`).
+    fn has_at_or_after(&self, version: &str) -> bool {
+        match self {
+            // A version beyond `u64` is later; an opaque one never equals a number.
+            Seen::Newest(newest) => numeric_version(version).is_some_and(|v| *newest >= v),
+            Seen::Recent(recent) => recent.iter().any(|s| is_at_or_after(s, version)),
+        }
+    }
+}
+
 /// A watch cache of `K` with this process's own writes laid over it.
 pub struct Cache<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
@@ -60,7 +120,7 @@ struct Written<K: Resource<DynamicType = ()> + 'static> {
     /// Objects written by this process whose version the watch has not delivered yet.
     pending: HashMap<ObjectRef<K>, Arc<K>>,
     /// The last resourceVersions the watch delivered, per object.
-    seen: HashMap<ObjectRef<K>, VecDeque<String>>,
+    seen: HashMap<ObjectRef<K>, Seen>,
     /// Per object, the version (`compared_version`) found to hold every field of a desired
     /// object, and that desired object's digest: a reconcile that renders the same again skips
     /// the comparison.
@@ -87,7 +147,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
     fn observe(&mut self, event: &watcher::Event<K>) {
         match event {
             watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
-                let key = ObjectRef::from_obj(obj);
+                let key = key_of(obj);
                 if matches!(event, watcher::Event::InitApply(_)) {
                     if let Some(index) = &mut self.index {
                         index.relisted(key.clone(), obj);
@@ -103,13 +163,14 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
                 }) {
                     self.pending.remove(&key);
                 }
-                let seen = self.seen.entry(key).or_default();
-                if seen.len() == SEEN_VERSIONS {
-                    seen.pop_front();
+                match self.seen.get_mut(&key) {
+                    Some(seen) => seen.push(version),
+                    None => {
+                        self.seen.insert(key, Seen::new(version));
+                    }
                 }
-                seen.push_back(version);
             }
-            watcher::Event::Delete(obj) => self.forget(&ObjectRef::from_obj(obj)),
+            watcher::Event::Delete(obj) => self.forget(&key_of(obj)),
             // After a relist the store holds the current state; a version written before it
             // may never be delivered on its own, so nothing written earlier is kept, and
             // objects the relist did not return were deleted meanwhile.
@@ -143,7 +204,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
     }
 
     fn remember(&mut self, obj: K) {
-        let key = ObjectRef::from_obj(&obj);
+        let key = key_of(&obj);
         let version = obj.resource_version().unwrap_or_default();
         // Its echo, or a later version, came first: a write recorded late (the watch may
         // deliver several newer versions before the writer gets the API server's answer) must
@@ -151,7 +212,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
         if self
             .seen
             .get(&key)
-            .is_some_and(|seen| seen.iter().any(|s| is_at_or_after(s, &version)))
+            .is_some_and(|seen| seen.has_at_or_after(&version))
         {
             return;
         }
@@ -189,7 +250,7 @@ where
 
     /// The newest version of `obj` (the cache may hold a write newer than `obj`).
     pub fn latest(&self, obj: Arc<K>) -> Arc<K> {
-        self.get(&ObjectRef::from_obj(obj.as_ref())).unwrap_or(obj)
+        self.get(&key_of(obj.as_ref())).unwrap_or(obj)
     }
 
     /// Every object matching `keep`, with this process's writes laid over the store.
@@ -203,9 +264,7 @@ where
             .state()
             .into_iter()
             .filter(|o| keep(o))
-            .filter(|o| {
-                pending.is_empty() || !pending.contains_key(&ObjectRef::from_obj(o.as_ref()))
-            })
+            .filter(|o| pending.is_empty() || !pending.contains_key(&key_of(o.as_ref())))
             .collect();
         out.extend(pending.values().filter(|o| keep(o)).cloned());
         out
@@ -254,7 +313,7 @@ where
             return false;
         }
         let verdict = (compared_version(existing), hasher.finish());
-        let key = ObjectRef::from_obj(existing);
+        let key = key_of(existing);
         if self.written().verified.get(&key) == Some(&verdict) {
             return true;
         }

@@ -190,12 +190,59 @@ async fn the_index_finds_stored_objects_and_this_process_writes() {
 
 #[test]
 fn seen_versions_are_bounded() {
+    // Comparable versions: the newest, as a number.
+    let mut w = Written::default();
+    for v in 1..10 {
+        w.observe(&watcher::Event::Apply(cm("a", &v.to_string())));
+    }
+    assert!(matches!(w.seen.values().next(), Some(Seen::Newest(9))));
+    let seen = &w.seen.values().next().unwrap();
+    assert!(seen.has_at_or_after("9") && seen.has_at_or_after("3"));
+    assert!(!seen.has_at_or_after("10") && !seen.has_at_or_after("x"));
+    assert!(
+        !seen.has_at_or_after("99999999999999999999999"),
+        "beyond u64"
+    );
+    // Opaque ones (here "0", not a comparable version): the last few as they came.
     let mut w = Written::default();
     for v in 0..10 {
         w.observe(&watcher::Event::Apply(cm("a", &v.to_string())));
     }
-    let seen: Vec<&String> = w.seen.values().flatten().collect();
-    assert_eq!(seen, ["6", "7", "8", "9"]);
+    let Some(Seen::Recent(seen)) = w.seen.values().next() else {
+        panic!("opaque versions are kept as they came");
+    };
+    assert_eq!(seen.iter().collect::<Vec<_>>(), ["6", "7", "8", "9"]);
+}
+
+#[test]
+fn keys_carry_no_uid_or_version_and_find_the_same_objects() {
+    let mut obj = cm("a", "7");
+    obj.metadata.uid = Some("u".into());
+    let key = key_of(&obj);
+    assert_eq!(
+        (
+            key.extra.uid.as_deref(),
+            key.extra.resource_version.as_deref()
+        ),
+        (None, None)
+    );
+    assert_eq!(
+        key,
+        ObjectRef::from_obj(&obj),
+        "equal to the full reference"
+    );
+    let (cache, _events) = watch(
+        futures::stream::empty::<Result<watcher::Event<ConfigMap>, watcher::Error>>(),
+        keep_all,
+        None,
+    );
+    cache.remember(obj);
+    assert_eq!(
+        cache
+            .get(&ObjectRef::new("a").within("ns"))
+            .map(|o| o.resource_version()),
+        Some(Some("7".to_string()))
+    );
 }
 
 #[test]

@@ -243,6 +243,25 @@ pub fn update_patch(existing: &Value, comparable: &Value, desired: &Value) -> Va
     Value::Object(patch)
 }
 
+/// Whether `patch` (a spec patch from a cached object to a trimmed desired one, before
+/// [`update_patch`] takes the values from `desired`) changes a value that the cache keeps as
+/// a digest (`runtime::digest`) into an object of `desired`. A merge patch merges objects key
+/// by key, so keys that the cached digest hides would stay: such a patch must be computed from
+/// the live object.
+pub fn digest_over_object(patch: &Value, desired: &Value) -> bool {
+    let Value::Object(entries) = patch else {
+        return false;
+    };
+    entries.iter().any(|(key, value)| {
+        let wanted = desired.get(key).unwrap_or(&Value::Null);
+        match value {
+            Value::String(s) => s.starts_with(super::digest::PREFIX) && wanted.is_object(),
+            Value::Object(_) => digest_over_object(value, wanted),
+            _ => false,
+        }
+    })
+}
+
 /// Replaces every value of `patch` but its nulls with the value at the same place in `source`.
 fn take_values(patch: &mut Value, source: &Value) {
     let Value::Object(entries) = patch else {

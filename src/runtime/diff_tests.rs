@@ -404,3 +404,29 @@ fn a_removal_alone_is_a_change_and_the_record_names_what_was_set() {
     );
     assert_eq!(patch["metadata"]["labels"], json!({ "ours/x": null }));
 }
+
+#[test]
+fn a_changed_object_behind_a_digest_needs_the_live_object() {
+    use crate::runtime::digest;
+    let desired = json!({"forProvider": {"varmap": {"tags": {"a": "1"}, "ids": ["x"], "n": "v"}}});
+    let digest_of = |v: &Value| Value::String(digest::of(v));
+    // The patch a cached object with digests gives, per changed value.
+    let tags = json!({"forProvider": {"varmap": {"tags": digest_of(&json!({"a": "1"}))}}});
+    assert!(
+        digest_over_object(&tags, &desired),
+        "an object: keys to remove are hidden"
+    );
+    let ids = json!({"forProvider": {"varmap": {"ids": digest_of(&json!(["x"]))}}});
+    assert!(
+        !digest_over_object(&ids, &desired),
+        "a list is replaced whole"
+    );
+    let scalar = json!({"forProvider": {"varmap": {"n": "v"}}});
+    assert!(!digest_over_object(&scalar, &desired));
+    let module = json!({"forProvider": {"module": "sha256:0123"}});
+    assert!(!digest_over_object(
+        &module,
+        &json!({"forProvider": {"module": "text"}})
+    ));
+    assert!(!digest_over_object(&json!({}), &desired), "nothing changed");
+}

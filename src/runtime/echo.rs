@@ -47,7 +47,7 @@ impl<K: Resource<DynamicType = ()>, V> PerObject<K, V> {
             watcher::Event::InitApply(obj) => {
                 self.relisted
                     .get_or_insert_default()
-                    .insert(ObjectRef::from_obj(obj));
+                    .insert(super::cache::key_of(obj));
             }
             watcher::Event::InitDone => {
                 if let Some(listed) = self.relisted.take() {
@@ -55,7 +55,7 @@ impl<K: Resource<DynamicType = ()>, V> PerObject<K, V> {
                 }
             }
             watcher::Event::Delete(obj) => {
-                self.entries.remove(&ObjectRef::from_obj(obj));
+                self.entries.remove(&super::cache::key_of(obj));
             }
             watcher::Event::Apply(_) => {}
         }
@@ -83,7 +83,7 @@ impl<K: Resource<DynamicType = ()>> OwnWrites<K> {
         if let Some(version) = written.meta().resource_version.clone() {
             lock(&self.last)
                 .entries
-                .insert(ObjectRef::from_obj(written), version);
+                .insert(super::cache::key_of(written), version);
         }
     }
 
@@ -92,7 +92,7 @@ impl<K: Resource<DynamicType = ()>> OwnWrites<K> {
     /// passed (or was folded into a relist), and an older one arriving late is rare enough to
     /// cost at most one extra reconcile.
     pub fn is_echo(&self, obj: &K) -> bool {
-        let written = lock(&self.last).entries.remove(&ObjectRef::from_obj(obj));
+        let written = lock(&self.last).entries.remove(&super::cache::key_of(obj));
         written.is_some() && written == obj.meta().resource_version
     }
 
@@ -103,7 +103,7 @@ impl<K: Resource<DynamicType = ()>> OwnWrites<K> {
 
     /// Forgets an object that is gone.
     pub fn forget(&self, obj: &K) {
-        lock(&self.last).entries.remove(&ObjectRef::from_obj(obj));
+        lock(&self.last).entries.remove(&super::cache::key_of(obj));
     }
 
     #[cfg(test)]
@@ -135,7 +135,7 @@ impl<K: Resource<DynamicType = ()>> Changes<K> {
         let digest = (self.digest)(obj);
         lock(&self.seen)
             .entries
-            .insert(ObjectRef::from_obj(obj), digest)
+            .insert(super::cache::key_of(obj), digest)
             != Some(digest)
     }
 
@@ -147,7 +147,7 @@ impl<K: Resource<DynamicType = ()>> Changes<K> {
 
     /// Forgets a deleted object.
     pub fn forget(&self, obj: &K) {
-        lock(&self.seen).entries.remove(&ObjectRef::from_obj(obj));
+        lock(&self.seen).entries.remove(&super::cache::key_of(obj));
     }
 
     #[cfg(test)]

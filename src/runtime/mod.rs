@@ -7,6 +7,7 @@
 //!   reflector store until their echo arrives), ready only after the first list.
 //! - [`version`]: what a comparison or a trigger depends on (generation and rendered metadata,
 //!   not the resourceVersion that status writes move).
+//! - [`digest`]: digests that cached objects keep instead of values only compared.
 //! - [`echo`]: drops the echo of a controller's own write, and versions that change nothing it
 //!   reads, from its trigger stream (never from the cache).
 //! - [`index`]: secondary indexes of a cache (owner, Secret read, template).
@@ -26,6 +27,7 @@
 pub mod backoff;
 pub mod cache;
 pub mod diff;
+pub mod digest;
 pub mod echo;
 pub mod events;
 pub mod finalizer;

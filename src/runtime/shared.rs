@@ -120,33 +120,62 @@ fn apply_index_keys(apply: &WorkspaceTemplateApply) -> Vec<String> {
 /// Prefix of the annotations this operator writes on Secrets.
 const OWN_ANNOTATION_PREFIX: &str = "fargate.capt.cluster.x-k8s.io/";
 
-/// Secret values never enter the cache: each is replaced by its SHA-256 (32 bytes), enough to
-/// see that a kubeconfig Secret's `value` is still what the operator wrote. The exceptions are
-/// the public keys of EKS connection secrets (`render::kubeconfig::PUBLIC_KEYS`: endpoint, CA
-/// and cluster name, which EKS's DescribeCluster returns to anyone allowed to call it), kept as
-/// they are because the endpoint and the kubeconfigs are built from them. Annotations go but
-/// this operator's own (`fargate.capt.cluster.x-k8s.io/…`: the kubeconfig Secrets' source,
-/// value digest and token expiry, which the kubeconfig step compares): nothing reads the
-/// others, and one such as kubectl's last-applied configuration may repeat the values. Labels
-/// stay: a kubeconfig Secret's `cluster.x-k8s.io/cluster-name` is compared.
+/// Suffix of the kubeconfig Secrets the operator keeps (`<cluster>-kubeconfig` and
+/// `<cluster>-user-kubeconfig`, `render::kubeconfig`).
+const KUBECONFIG_SUFFIX: &str = "-kubeconfig";
+
+/// Values of VPC connection secrets (`names::VPC_CONNECTION_SUFFIX`) kept as they are: the
+/// VPC's ID and availability zones, public identifiers that the CAPTCluster reports in its
+/// status (`infra_cluster`), so a converged or restarted operator need not read the Secret.
+pub const VPC_PUBLIC_KEYS: &[&str] = &["vpc_id", "availability_zones"];
+
+/// Secret values never enter the cache, with two exceptions: the public keys of EKS connection
+/// secrets (`render::kubeconfig::PUBLIC_KEYS`: endpoint, CA and cluster name, which EKS's
+/// DescribeCluster returns to anyone allowed to call it), from which the endpoint and the
+/// kubeconfigs are built, and those of VPC connection secrets ([`VPC_PUBLIC_KEYS`]).
+///
+/// The kubeconfig Secrets the operator writes (names ending in `-kubeconfig`) keep each value
+/// as its SHA-256 (32 bytes), enough to see that `value` is still what the operator wrote, and
+/// the metadata the kubeconfig step compares: labels (`cluster.x-k8s.io/cluster-name`), owner
+/// references and this operator's own annotations (`fargate.capt.cluster.x-k8s.io/…`: source,
+/// value digest, token expiry). Of every other Secret (the connection secrets, most of them)
+/// only key names are read (`controller::secrets`), with finalizers and deletion (the secret
+/// guard): their values are emptied and their labels, annotations and owner references go,
+/// about 40 % of what such a Secret cost in memory (BENCHMARKS.md). Annotations nobody reads
+/// go everywhere: one such as kubectl's last-applied configuration may repeat the values.
 pub fn key_names_only(secret: &mut Secret) {
     use sha2::{Digest, Sha256};
-    if let Some(annotations) = secret.metadata.annotations.as_mut() {
-        annotations.retain(|k, _| k.starts_with(OWN_ANNOTATION_PREFIX));
-        if annotations.is_empty() {
-            secret.metadata.annotations = None;
+    let name = secret.metadata.name.as_deref().unwrap_or_default();
+    let kubeconfig = name.ends_with(KUBECONFIG_SUFFIX);
+    let public: &[&str] = if name.ends_with(crate::names::EKS_CONNECTION_SUFFIX) {
+        crate::render::kubeconfig::PUBLIC_KEYS
+    } else if name.ends_with(crate::names::VPC_CONNECTION_SUFFIX) {
+        VPC_PUBLIC_KEYS
+    } else {
+        &[]
+    };
+    let meta = &mut secret.metadata;
+    if kubeconfig {
+        if let Some(annotations) = meta.annotations.as_mut() {
+            annotations.retain(|k, _| k.starts_with(OWN_ANNOTATION_PREFIX));
+            if annotations.is_empty() {
+                meta.annotations = None;
+            }
         }
+    } else {
+        meta.annotations = None;
+        meta.labels = None;
+        meta.owner_references = None;
     }
-    let connection = secret
-        .metadata
-        .name
-        .as_deref()
-        .is_some_and(|n| n.ends_with(crate::names::EKS_CONNECTION_SUFFIX));
     for (key, value) in secret.data.iter_mut().flat_map(|d| d.iter_mut()) {
-        if connection && crate::render::kubeconfig::PUBLIC_KEYS.contains(&key.as_str()) {
+        if public.contains(&key.as_str()) {
             continue;
         }
-        *value = ByteString(Sha256::digest(&value.0).to_vec());
+        *value = if kubeconfig {
+            ByteString(Sha256::digest(&value.0).to_vec())
+        } else {
+            ByteString(Vec::new())
+        };
     }
     secret.string_data = None;
 }

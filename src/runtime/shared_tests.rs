@@ -6,9 +6,9 @@ use kube::api::ObjectMeta;
 #[test]
 fn secrets_keep_key_names_but_no_values() {
     use sha2::Digest;
-    let mut secret = Secret {
+    let secret = |name: &str| Secret {
         metadata: ObjectMeta {
-            name: Some("eks-connection".into()),
+            name: Some(name.into()),
             labels: Some([("app".to_string(), "x".to_string())].into()),
             annotations: Some(
                 [(
@@ -17,6 +17,7 @@ fn secrets_keep_key_names_but_no_values() {
                 )]
                 .into(),
             ),
+            owner_references: Some(vec![Default::default()]),
             ..Default::default()
         },
         data: Some(
@@ -31,17 +32,30 @@ fn secrets_keep_key_names_but_no_values() {
         ),
         ..Default::default()
     };
-    key_names_only(&mut secret);
-    let data = secret.data.expect("data kept");
+    // A connection secret: key names only, none of its metadata but what the guard reads.
+    let mut connection = secret("demo-fargate-a-connection");
+    connection.metadata.finalizers = Some(vec!["f".into()]);
+    key_names_only(&mut connection);
+    let data = connection.data.expect("data kept");
     assert_eq!(data.keys().collect::<Vec<_>>(), ["kubeconfig"]);
+    assert!(data["kubeconfig"].0.is_empty(), "no value, no digest");
+    assert_eq!(connection.string_data, None);
+    let meta = &connection.metadata;
+    assert_eq!(meta.annotations, None, "may repeat the values");
+    assert_eq!((&meta.labels, &meta.owner_references), (&None, &None));
+    assert_eq!(meta.name.as_deref(), Some("demo-fargate-a-connection"));
+    assert_eq!(meta.finalizers.as_deref(), Some(&["f".to_string()][..]));
+    // A kubeconfig Secret: each value as its digest, compared with the annotation.
+    let mut kubeconfig = secret("demo-kubeconfig");
+    key_names_only(&mut kubeconfig);
     assert_eq!(
-        data["kubeconfig"].0,
+        kubeconfig.data.unwrap()["kubeconfig"].0,
         sha2::Sha256::digest(b"secret").to_vec(),
         "a digest, never the value"
     );
-    assert_eq!(secret.string_data, None);
-    assert_eq!(secret.metadata.annotations, None, "may repeat the values");
-    assert_eq!(secret.metadata.name.as_deref(), Some("eks-connection"));
+    assert_eq!(kubeconfig.string_data, None);
+    assert_eq!(kubeconfig.metadata.annotations, None, "not ours");
+    assert!(kubeconfig.metadata.owner_references.is_some());
 }
 
 #[test]
@@ -78,13 +92,15 @@ fn the_operators_own_annotations_stay_for_comparison() {
 }
 
 #[test]
-fn an_eks_connection_secret_keeps_its_public_values_only() {
-    use sha2::Digest;
+fn connection_secrets_keep_their_public_values_only() {
     let pairs = [
         ("cluster_endpoint", "https://a.example"),
         ("cluster_certificate_authority_data", "Q0E="),
         ("cluster_name", "demo"),
         ("oidc_provider_arn", "arn"),
+        ("vpc_id", "vpc-1"),
+        ("availability_zones", r#"["a"]"#),
+        ("vpc_config", "{}"),
     ];
     let secret = |name: &str| Secret {
         metadata: ObjectMeta {
@@ -99,23 +115,34 @@ fn an_eks_connection_secret_keeps_its_public_values_only() {
         ),
         ..Default::default()
     };
-    let mut connection = secret("demo-eks-connection");
-    key_names_only(&mut connection);
-    let data = connection.data.unwrap();
-    for (key, value) in &pairs[..3] {
-        assert_eq!(data[*key].0, value.as_bytes(), "{key} kept");
-    }
+    let kept = |name: &str| -> Vec<String> {
+        let mut s = secret(name);
+        key_names_only(&mut s);
+        let data = s.data.unwrap();
+        assert_eq!(data.len(), pairs.len(), "every key name stays");
+        pairs
+            .iter()
+            .filter(|(k, v)| {
+                let value = &data[*k].0;
+                assert!(value.is_empty() || value == v.as_bytes(), "{k}");
+                !value.is_empty()
+            })
+            .map(|(k, _)| k.to_string())
+            .collect()
+    };
     assert_eq!(
-        data["oidc_provider_arn"].0,
-        sha2::Sha256::digest(b"arn").to_vec()
+        kept("demo-eks-connection"),
+        [
+            "cluster_endpoint",
+            "cluster_certificate_authority_data",
+            "cluster_name"
+        ]
     );
-    // The same keys in any other secret are not kept.
-    let mut other = secret("demo-vpc-connection");
-    key_names_only(&mut other);
     assert_eq!(
-        other.data.unwrap()["cluster_endpoint"].0,
-        sha2::Sha256::digest(b"https://a.example").to_vec()
+        kept("demo-vpc-connection"),
+        ["vpc_id", "availability_zones"]
     );
+    assert!(kept("demo-fargate-a-connection").is_empty());
 }
 
 #[tokio::test]

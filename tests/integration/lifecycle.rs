@@ -65,47 +65,36 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
     let env = Env::start("lifecycle").await;
     let cps = env.cps();
 
-    // The EKS cluster apply carries the default profiles and waits for the VPC secret.
+    // The EKS cluster apply is not created before the VPC secret: the control plane says so.
     let eks_name = names::eks_apply_name(CP);
-    let eks = eventually("EKS apply waiting for the VPC secret", WAIT, || {
-        let api = env.applies();
-        let eks_name = eks_name.clone();
+    eventually("control plane waiting for the VPC secret", WAIT, || {
+        let api = cps.clone();
         async move {
-            let a = api
-                .get_opt(&eks_name)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("no EKS apply yet")?;
-            let ready = a
+            let cp = api.get(CP).await.map_err(|e| e.to_string())?;
+            let ready = cp
                 .status
-                .as_ref()
-                .and_then(|s| find(&s.conditions, "Ready").cloned())
-                .ok_or("no status")?;
-            if ready.reason == "WaitingForSecrets" {
-                Ok(a)
+                .iter()
+                .flat_map(|s| &s.conditions)
+                .find(|c| c.type_ == "Ready")
+                .ok_or("no Ready condition")?;
+            if ready.status == "False"
+                && ready
+                    .message
+                    .contains("waiting for the VPC connection secret")
+                && ready
+                    .message
+                    .contains("demo-cluster-vpc-connection does not exist")
+            {
+                Ok(())
             } else {
                 Err(format!("{ready:?}"))
             }
         }
     })
     .await;
-    let tv = eks.spec.terraform_variables.clone().unwrap();
-    assert_eq!(
-        tv["fargate_profiles"]["kube-system"]["selectors"],
-        json!([{ "namespace": "kube-system" }])
-    );
-    assert_eq!(
-        tv["fargate_profiles"]["karpenter"]["name"],
-        json!("karpenter")
-    );
-    let ready = find(&eks.status.as_ref().unwrap().conditions, "Ready").unwrap();
     assert!(
-        ready
-            .message
-            .as_deref()
-            .unwrap()
-            .contains("demo-cluster-vpc-connection does not exist"),
-        "{ready:?}"
+        env.applies().get_opt(&eks_name).await.unwrap().is_none(),
+        "no EKS apply before its VPC secret"
     );
 
     // Every profile waits, saying why; nothing is created before the cluster.
@@ -157,6 +146,26 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
     // The VPC secret appears: the cluster is created, it writes the EKS secret, and the
     // profiles follow one at a time in spec order.
     env.create_vpc_secret().await;
+    let eks = eventually("EKS apply", WAIT, || {
+        let api = env.applies();
+        let eks_name = eks_name.clone();
+        async move {
+            api.get_opt(&eks_name)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "no EKS apply yet".to_string())
+        }
+    })
+    .await;
+    let tv = eks.spec.terraform_variables.clone().unwrap();
+    assert_eq!(
+        tv["fargate_profiles"]["kube-system"]["selectors"],
+        json!([{ "namespace": "kube-system" }])
+    );
+    assert_eq!(
+        tv["fargate_profiles"]["karpenter"]["name"],
+        json!("karpenter")
+    );
     let seen_two_unready = std::sync::atomic::AtomicBool::new(false);
     eventually("first profile apply", WAIT, || async {
         let applies = env.profile_applies().await;

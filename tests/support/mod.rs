@@ -212,6 +212,7 @@ impl Operator {
             ctx.watcher_config(),
             shutdown.clone(),
         );
+        let secrets = for_control_planes.secrets.clone();
         let tasks = vec![
             tokio::spawn(controller::control_plane::run(
                 ctx.clone(),
@@ -228,6 +229,7 @@ impl Operator {
             tokio::spawn(controller::infra_cluster::run(
                 ctx.clone(),
                 (infra_clusters, infra_cps),
+                secrets,
                 shutdown,
             )),
         ];

@@ -116,16 +116,30 @@ fn observed(apply: &WorkspaceTemplateApply) -> ObservedProfile {
 /// message per secret (empty: both are complete). Secrets in the operator's scope come from
 /// the cache; one outside it is read (`controller::secrets`).
 pub(super) async fn missing_secrets(cp: &CAPTControlPlane, state: &State) -> Result<Vec<String>> {
-    let ns = render::namespace(cp);
+    let eks = (
+        render::namespace(cp),
+        names::eks_connection_secret(&cp.name_any()),
+        fargate::EKS_SECRET_KEYS,
+    );
     let (vpc_ns, vpc_name) = eks::vpc_secret(cp);
-    let required = [
-        (
-            ns,
-            names::eks_connection_secret(&cp.name_any()),
-            fargate::EKS_SECRET_KEYS,
-        ),
-        (vpc_ns, vpc_name, eks::VPC_SECRET_KEYS),
-    ];
+    missing_of(state, [eks, (vpc_ns, vpc_name, eks::VPC_SECRET_KEYS)]).await
+}
+
+/// What the VPC connection secret lacks of the keys the EKS workspace reads (empty: it is
+/// complete), as [`missing_secrets`] says it.
+pub(super) async fn missing_vpc_secret(
+    cp: &CAPTControlPlane,
+    state: &State,
+) -> Result<Vec<String>> {
+    let (vpc_ns, vpc_name) = eks::vpc_secret(cp);
+    missing_of(state, [(vpc_ns, vpc_name, eks::VPC_SECRET_KEYS)]).await
+}
+
+/// What each of `required` (namespace, name, keys) lacks, one message per secret.
+async fn missing_of<const N: usize>(
+    state: &State,
+    required: [(String, String, &[&str]); N],
+) -> Result<Vec<String>> {
     let ctx = &state.ctx;
     let mut missing = Vec::new();
     for (ns, name, keys) in required {

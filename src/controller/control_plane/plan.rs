@@ -16,6 +16,7 @@ use super::observe::Observed;
 use crate::api::{CAPTControlPlane, FargateProfileStatus, WorkspaceTemplateApply};
 use crate::status::apply::{ChildState, transient_until};
 use crate::status::profiles::{self, ClusterGate, DesiredProfile, ObservedProfile, TeardownPlan};
+use crate::status::reason;
 
 /// What a reconcile does with the control plane as a whole.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,11 +50,24 @@ pub(super) enum EksStep {
     Keep,
     /// Its change waits for this profile's Fargate operation (one per cluster at a time).
     Hold(String),
+    /// It does not exist and is not created yet: the VPC connection secret it reads lacks
+    /// what it needs (the message says what).
+    WaitForVpc(String),
 }
 
-/// The EKS step, from the observed profiles and whether the render changes the apply.
-pub(super) fn eks(observed: &Observed, changed: bool) -> EksStep {
+/// The EKS step, from the observed profiles, whether the render changes the apply and what
+/// the VPC connection secret lacks (`vpc_missing`, one message per problem; only looked at
+/// while the apply does not exist). Like the profiles behind the EKS connection secret, the
+/// EKS apply is created only once its VPC secret is complete: created earlier it would only
+/// report `WaitingForSecrets` and its interim statuses, each a write of the apply's and the
+/// control plane's status.
+pub(super) fn eks(observed: &Observed, changed: bool, vpc_missing: &[String]) -> EksStep {
     match observed.eks.as_deref() {
+        None if !vpc_missing.is_empty() => EksStep::WaitForVpc(format!(
+            "waiting for the VPC connection secret before creating the EKS cluster workspace {}: {}",
+            observed.eks_name,
+            vpc_missing.join("; ")
+        )),
         None => EksStep::Create,
         Some(e) if e.metadata.deletion_timestamp.is_some() || !changed => EksStep::Keep,
         Some(_) => match profiles::eks_change_held_by(&observed.profiles) {
@@ -87,6 +101,18 @@ pub(super) struct Gate<'a> {
     pub eks: &'a ChildState,
     /// Messages of what the connection secrets lack; None when not looked at.
     pub missing_secrets: Option<&'a [String]>,
+}
+
+/// The state the status reports for the EKS apply after `step`: the waiting one while it is
+/// not created for want of its VPC secret, otherwise that of `eks`, the apply as known now.
+pub(super) fn eks_state(step: &EksStep, eks: Option<&WorkspaceTemplateApply>) -> ChildState {
+    match (step, eks) {
+        (EksStep::WaitForVpc(message), None) => ChildState::Creating {
+            reason: reason::WAITING_FOR_SECRETS.into(),
+            message: message.clone(),
+        },
+        (_, eks) => super::observe::eks_state(eks),
+    }
 }
 
 /// Whether additional profiles may be created or deleted now. The secrets matter only once

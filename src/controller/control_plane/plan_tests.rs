@@ -76,13 +76,13 @@ fn pause_wins_over_deletion_and_deletion_over_life() {
 
 #[test]
 fn the_eks_change_waits_for_a_profile_operation_in_flight() {
-    assert_eq!(eks(&observed(None, vec![]), false), EksStep::Create);
+    assert_eq!(eks(&observed(None, vec![]), false, &[]), EksStep::Create);
     let idle = observed(
         Some(eks_apply(false)),
         vec![observed_profile("a", ChildState::Ready)],
     );
-    assert_eq!(eks(&idle, false), EksStep::Keep, "unchanged: no write");
-    assert_eq!(eks(&idle, true), EksStep::Update);
+    assert_eq!(eks(&idle, false, &[]), EksStep::Keep, "unchanged: no write");
+    assert_eq!(eks(&idle, true, &[]), EksStep::Update);
     let busy = observed(
         Some(eks_apply(false)),
         vec![
@@ -90,17 +90,54 @@ fn the_eks_change_waits_for_a_profile_operation_in_flight() {
             observed_profile("b", creating(reason::CREATING)),
         ],
     );
-    assert_eq!(eks(&busy, true), EksStep::Hold("b".into()));
-    assert_eq!(eks(&busy, false), EksStep::Keep, "nothing to hold");
+    assert_eq!(eks(&busy, true, &[]), EksStep::Hold("b".into()));
+    assert_eq!(eks(&busy, false, &[]), EksStep::Keep, "nothing to hold");
     // A profile waiting for its secrets runs no Terraform: nothing holds the change.
     let waiting = observed(
         Some(eks_apply(false)),
         vec![observed_profile("b", creating(reason::WAITING_FOR_SECRETS))],
     );
-    assert_eq!(eks(&waiting, true), EksStep::Update);
+    assert_eq!(eks(&waiting, true, &[]), EksStep::Update);
     // Being deleted: never written again.
     let going = observed(Some(eks_apply(true)), vec![]);
-    assert_eq!(eks(&going, true), EksStep::Keep);
+    assert_eq!(eks(&going, true, &[]), EksStep::Keep);
+}
+
+#[test]
+fn the_eks_apply_is_created_only_once_its_vpc_secret_is_complete() {
+    let missing = ["secret team-a/demo-vpc-connection does not exist".to_string()];
+    let none = observed(None, vec![]);
+    let step = eks(&none, false, &missing);
+    assert_eq!(
+        step,
+        EksStep::WaitForVpc(
+            "waiting for the VPC connection secret before creating the EKS cluster workspace \
+             demo-eks: secret team-a/demo-vpc-connection does not exist"
+                .into()
+        )
+    );
+    assert_eq!(
+        eks_state(&step, None),
+        ChildState::Creating {
+            reason: reason::WAITING_FOR_SECRETS.into(),
+            message: "waiting for the VPC connection secret before creating the EKS cluster \
+                      workspace demo-eks: secret team-a/demo-vpc-connection does not exist"
+                .into(),
+        },
+        "the status says what it waits for"
+    );
+    assert_eq!(eks(&none, false, &[]), EksStep::Create, "complete: created");
+    // An existing apply is kept up to date whatever its secret lacks (its own wait says so).
+    let existing = observed(Some(eks_apply(false)), vec![]);
+    assert_eq!(eks(&existing, true, &missing), EksStep::Update);
+    assert_eq!(eks(&existing, false, &missing), EksStep::Keep);
+    assert_eq!(
+        eks_state(&EksStep::Create, None),
+        ChildState::Creating {
+            reason: reason::CREATING.into(),
+            message: String::new()
+        }
+    );
 }
 
 #[test]

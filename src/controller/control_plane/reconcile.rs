@@ -74,9 +74,14 @@ async fn live(cp: &CAPTControlPlane, state: &State) -> Result<Action> {
     let desired = desire::desire(cp, state, &observed)?;
 
     // 1. The EKS cluster, with the default profiles inside its workspace.
-    let eks_step = plan::eks(&observed, desired.eks_changed);
+    // The VPC connection secret gates its creation only (a cache read when in scope).
+    let vpc_missing = match observed.eks {
+        None => observe::missing_vpc_secret(cp, state).await?,
+        Some(_) => Vec::new(),
+    };
+    let eks_step = plan::eks(&observed, desired.eks_changed, &vpc_missing);
     let eks = act::eks(cp, state, &observed, &desired, &eks_step).await?;
-    let eks_state = observe::eks_state(eks.as_deref());
+    let eks_state = plan::eks_state(&eks_step, eks.as_deref());
 
     // 2. The endpoint and the kubeconfig Secrets, from the EKS connection secret.
     let kubeconfig = super::kubeconfig::reconcile(cp, state, &observed.kubeconfig).await?;

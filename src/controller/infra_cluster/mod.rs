@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
@@ -51,12 +52,17 @@ pub struct State {
     /// CAPTControlPlanes, metadata only: which exist for which cluster.
     control_planes: Cache<PartialObjectMeta<CAPTControlPlane>>,
     clusters: pause::Clusters,
+    /// The Secrets of the operator's scope, shared with the other controllers
+    /// (`runtime::shared::key_names_only`: a VPC connection secret keeps the VPC's ID and
+    /// zones), so that the VPC's status is reported without reading its Secret.
+    secrets: Cache<Secret>,
 }
 
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
     (clusters, control_planes): (ClusterShare, ControlPlaneShare),
+    secrets: Cache<Secret>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let config = || watcher::Config::default().any_semantic();
@@ -92,6 +98,7 @@ pub async fn run(
         applies,
         control_planes,
         clusters,
+        secrets,
     });
     // Status writes (this controller's own) do not trigger.
     let own = own_events

@@ -61,9 +61,22 @@ pub(super) async fn observe_vpc(
     }
     let ns = vpc::namespace(c);
     let secret_name = vpc::connection_secret(c);
-    let secret = Api::<Secret>::namespaced(state.ctx.client.clone(), &ns)
-        .get_opt(&secret_name)
-        .await?;
+    // The shared Secret cache keeps a VPC connection secret's public values (`vpc_id`,
+    // `availability_zones`) and its key names; the Secret is read only when the cache cannot
+    // tell (out of scope, or not complete there yet: its event may come after the apply's).
+    let cached = secret_name
+        .ends_with(crate::names::VPC_CONNECTION_SUFFIX)
+        .then(|| state.secrets.get_named(Some(&ns), &secret_name))
+        .flatten()
+        .filter(|s| state.ctx.in_scope(&ns) && has_connection_keys(s));
+    let secret = match cached {
+        Some(secret) => Some(std::sync::Arc::unwrap_or_clone(secret)),
+        None => {
+            Api::<Secret>::namespaced(state.ctx.client.clone(), &ns)
+                .get_opt(&secret_name)
+                .await?
+        }
+    };
     let data: BTreeMap<String, Vec<u8>> = secret
         .and_then(|s| s.data)
         .unwrap_or_default()
@@ -76,6 +89,14 @@ pub(super) async fn observe_vpc(
         &data,
         vpc::existing_vpc_id(c),
     ))
+}
+
+/// Whether `secret` has every key of a VPC connection secret (`vpc::CONNECTION_KEYS`).
+fn has_connection_keys(secret: &Secret) -> bool {
+    let data = secret.data.as_ref();
+    vpc::CONNECTION_KEYS
+        .iter()
+        .all(|k| data.is_some_and(|d| d.contains_key(*k)))
 }
 
 /// The VPC as its connection Secret describes it (`data`: key → value), or what it lacks.

@@ -5,12 +5,22 @@ use crate::api::Workspace;
 use crate::names;
 use crate::runtime::version;
 
-/// Cached Workspaces keep what the operator reads: the spec it compares (the module as a
-/// digest, [`fingerprint_module`]), the conditions it reports and the outputs an apply reports
-/// (`status.outputs`, which give the control plane its `status.version`); not the provider's
-/// checksum.
+/// Cached Workspaces keep what the operator reads: the spec it compares (the module, and each
+/// list or object of `varmap`, as a digest: [`fingerprint_module`], `runtime::digest`), the
+/// conditions it reports and the outputs an apply reports (`status.outputs`, which give the
+/// control plane its `status.version`); not the provider's checksum, nor the annotations
+/// crossplane-runtime keeps (`crossplane.io/…`) except its pause, which the pause of an apply
+/// reads (`handover`).
 pub fn trim_workspace(ws: &mut Workspace) {
     fingerprint_module(ws);
+    if let Some(varmap) = ws.spec.for_provider.varmap.as_mut() {
+        crate::runtime::digest::containers(varmap);
+    }
+    if let Some(a) = ws.metadata.annotations.as_mut() {
+        a.retain(|k, _| {
+            !k.starts_with("crossplane.io/") || k == names::CROSSPLANE_PAUSED_ANNOTATION
+        });
+    }
     if let Some(at_provider) = ws.status.as_mut().and_then(|s| s.at_provider.as_mut()) {
         at_provider.checksum = None;
     }
@@ -42,6 +52,7 @@ const MODULE_DIGEST: &str = "sha256:";
 mod tests {
     use super::*;
     use crate::api::Workspace;
+    use kube::ResourceExt;
     use serde_json::json;
 
     #[test]
@@ -49,7 +60,12 @@ mod tests {
         let mut ws: Workspace = serde_json::from_value(json!({
             "apiVersion": "tf.upbound.io/v1beta1",
             "kind": "Workspace",
-            "metadata": { "name": "ws", "generation": 2 },
+            "metadata": { "name": "ws", "generation": 2, "annotations": {
+                "crossplane.io/external-name": "ws",
+                "crossplane.io/external-create-succeeded": "2026-01-01T00:00:00Z",
+                "crossplane.io/paused": "true",
+                "fargate.capt.cluster.x-k8s.io/paused-for-cluster": "",
+            } },
             "spec": { "forProvider": { "source": "Inline", "module": "resource \"x\" \"y\" {}" } },
             "status": {
                 "atProvider": { "outputs": { "cluster_name": "c" }, "checksum": "abc" },
@@ -67,6 +83,15 @@ mod tests {
         assert_eq!(at_provider.checksum, None);
         assert_eq!(at_provider.outputs.as_ref().map(|o| o.len()), Some(1));
         assert_eq!(status.conditions.len(), 1);
+        // Of crossplane's annotations only the pause, which the pause of an apply reads.
+        let kept: Vec<&String> = ws.annotations().keys().collect();
+        assert_eq!(
+            kept,
+            [
+                "crossplane.io/paused",
+                "fargate.capt.cluster.x-k8s.io/paused-for-cluster"
+            ]
+        );
         // Trimming is idempotent: a desired object trimmed for comparison matches the cache.
         trim_workspace(&mut again);
         trim_workspace(&mut again);
