@@ -63,8 +63,16 @@ fn clusterctl(config: &Path, kubeconfig: Option<&Path>, args: &[&str]) -> String
 }
 
 /// `clusterctl generate cluster name` (Kubernetes v1.31.0, our provider's v0.1.0, `flavor` if
-/// given) for `namespace`, written beside `config`; returns the file.
-fn generate_cluster(config: &Path, name: &str, namespace: &str, flavor: Option<&str>) -> PathBuf {
+/// given) for `namespace` against the management cluster of `kubeconfig` (clusterctl asks it
+/// whether a flavor's ClusterClass exists already; never the ambient `KUBECONFIG`), written
+/// beside `config`; returns the file.
+fn generate_cluster(
+    config: &Path,
+    kubeconfig: &Path,
+    name: &str,
+    namespace: &str,
+    flavor: Option<&str>,
+) -> PathBuf {
     let mut args = vec!["generate", "cluster", name];
     if let Some(flavor) = flavor {
         args.extend(["--flavor", flavor]);
@@ -77,7 +85,7 @@ fn generate_cluster(config: &Path, name: &str, namespace: &str, flavor: Option<&
         "--target-namespace",
         namespace,
     ]);
-    let manifest = clusterctl(config, None, &args);
+    let manifest = clusterctl(config, Some(kubeconfig), &args);
     let file_name = flavor.map_or("cluster.yaml".into(), |f| format!("cluster-{f}.yaml"));
     let file = config.parent().unwrap().join(file_name);
     std::fs::write(&file, &manifest).unwrap();
@@ -296,7 +304,13 @@ async fn clusterclass_flavor_applies_and_the_topology_converges() {
     let ns = TestNamespace::new(&client, "clusterctl-class").await;
     let config = clusterctl_config("clusterclass");
     let name = "fargate-class";
-    let file = generate_cluster(&config, name, &ns.name, Some("clusterclass"));
+    let file = generate_cluster(
+        &config,
+        &capi::kubeconfig().await,
+        name,
+        &ns.name,
+        Some("clusterclass"),
+    );
     let provider = SimulatedProvider::start(client.clone(), &ns.name, Duration::ZERO);
     let operator = Operator::start(client.clone(), &ns.name);
     let applied = crate::support::apply_yaml(&client, &ns.name, &file).await;
@@ -412,7 +426,7 @@ async fn generated_cluster_converges_and_clusterctl_describes_it() {
     let ns = TestNamespace::new(&client, "clusterctl-generate").await;
     let config = clusterctl_config("generate");
     let name = "fargate-demo";
-    let file = generate_cluster(&config, name, &ns.name, None);
+    let file = generate_cluster(&config, &capi::kubeconfig().await, name, &ns.name, None);
     let provider = SimulatedProvider::start(client.clone(), &ns.name, Duration::ZERO);
     let operator = Operator::start(client.clone(), &ns.name);
     let applied = crate::support::apply_yaml(&client, &ns.name, &file).await;
@@ -655,7 +669,7 @@ async fn clusterctl_move_hands_the_workspaces_over_without_terraform_changes() {
     let ns = TestNamespace::new(&source, "clusterctl-move").await;
     let config = clusterctl_config("move");
     let name = "fargate-move";
-    let file = generate_cluster(&config, name, &ns.name, None);
+    let file = generate_cluster(&config, &capi::kubeconfig().await, name, &ns.name, None);
     let provider = SimulatedProvider::start(source.clone(), &ns.name, Duration::ZERO);
     let operator = Operator::start(source.clone(), &ns.name);
     let target_provider = SimulatedProvider::start_sharing_backend(
