@@ -570,7 +570,7 @@ async fn faults(settings: &Settings, client: &Client, runs: usize, seed: u64) ->
     );
     let mut rng = Rng::new(seed);
     println!("bench:   clean rollout");
-    let clean = fault_run(settings, client, "clean", &[]).await?;
+    let clean = fault_run(settings, client, "clean", &[], None).await?;
     let clean_seconds = clean
         .seconds
         .ok_or_else(|| anyhow!("the clean rollout did not converge"))?;
@@ -581,10 +581,19 @@ async fn faults(settings: &Settings, client: &Client, runs: usize, seed: u64) ->
     };
     for run in 1..=runs {
         let plan = fault_plan(&mut rng, clean_seconds);
+        // A fleet that has not converged by then is reported as such, with what is stuck.
+        let limit = Duration::from_secs_f64(2.0 * clean_seconds + 120.0);
         println!("bench:   fault run {run}: {plan:?}");
-        result
-            .faulted
-            .push(fault_run(settings, client, &format!("faults {run}"), &plan).await?);
+        result.faulted.push(
+            fault_run(
+                settings,
+                client,
+                &format!("faults {run}"),
+                &plan,
+                Some(limit),
+            )
+            .await?,
+        );
     }
     Ok(result)
 }
@@ -595,6 +604,7 @@ async fn fault_run(
     client: &Client,
     label: &str,
     plan: &[(f64, FaultKind)],
+    limit: Option<Duration>,
 ) -> Result<FaultRun> {
     let ns = support::TestNamespace::new(client, "capt-bench-faults").await;
     let name = ns.name.clone();
@@ -603,7 +613,7 @@ async fn fault_run(
         &name,
         Duration::ZERO,
     );
-    let result = fault_run_in(settings, client, &name, label, plan).await;
+    let result = fault_run_in(settings, client, &name, label, plan, limit).await;
     let (overlaps, rejections) = (provider.overlaps(), provider.rejections().len());
     provider.stop().await;
     clear(client, &name).await;
@@ -631,6 +641,7 @@ async fn fault_run_in(
     ns: &str,
     label: &str,
     plan: &[(f64, FaultKind)],
+    limit: Option<Duration>,
 ) -> Result<FaultRun> {
     prepare_inputs(client, ns).await?;
     let watch = steady_watch(client, ns);
@@ -641,7 +652,7 @@ async fn fault_run_in(
     let n = settings.control_planes;
     let start = Instant::now();
     let done = AtomicBool::new(false);
-    let timeout = Duration::from_secs(120 + n as u64 * 6);
+    let timeout = limit.unwrap_or(Duration::from_secs(120 + n as u64 * 6));
 
     let converge = async {
         apply_clusters(settings, client, ns, 0..n).await?;
