@@ -31,6 +31,9 @@ static ALLOCATOR: Counting<PerThread> = Counting(PerThread);
 mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
+// Issue 20's phases (faults at scale, latency under load, start-up, growth): `BENCH_PHASES`.
+#[path = "bench_scale/mod.rs"]
+mod scale_phases;
 
 use capt_fargate::heap_stats::{Counting, PerThread};
 use common::{
@@ -187,6 +190,9 @@ async fn main() -> Result<()> {
         settings.profiles,
         machine.describe()
     );
+    if let Some(phases) = scale_phases::Phases::from_env()? {
+        return scale_phases::run(&settings, &client, &machine, &phases).await;
+    }
 
     if std::env::var("BENCH_CONVERGENCE_ONLY").is_ok_and(|v| v == "1") {
         return convergence_only(&settings, &client).await;
@@ -1416,51 +1422,11 @@ async fn latency(settings: &Settings, client: &Client, ns: &str) -> Result<Laten
     for sample in 0..settings.latency_samples {
         let i = (sample * 37) % settings.control_planes;
         let j = sample % settings.profiles;
-        let value = format!("s{sample}");
-        tags[i][j] = value.clone();
-        let cp = control_plane(ns, i, &tags[i]);
-        let ws_name = names::workspace_name(
-            ns,
-            &names::profile_apply_name(&cp.name_any(), &profile_name(j)),
-        );
-        let start = Instant::now();
-        let written = api
-            .patch(
-                &cp.name_any(),
-                &PatchParams::apply(MANAGER),
-                &Patch::Apply(&cp),
-            )
-            .await?;
-        let generation = written.metadata.generation;
-        let cp_ref = ObjectRef::new(&cp.name_any()).within(ns);
-        let ws_ref = ObjectRef::new(&ws_name);
-        watch
-            .until(wait, |w| {
-                let cp = w.cps.get(&cp_ref)?;
-                let ws = w.workspaces.as_ref().unwrap().get(&ws_ref)?;
-                let tag = ws
-                    .spec
-                    .for_provider
-                    .varmap
-                    .as_ref()?
-                    .get("tags")?
-                    .get("bench")?
-                    .as_str()?
-                    .to_string();
-                // Applied as provider-terraform reports it: Ready, and Synced for this
-                // generation (its Ready carries no observedGeneration).
-                let ws_ready = capt_fargate::status::apply::workspace_applied(&ws);
-                (cp.metadata.generation == generation
-                    && converged(&cp, total)
-                    && tag == value
-                    && ws_ready)
-                    .then_some(())
-            })
+        tags[i][j] = format!("s{sample}");
+        let ms = time_profile_change(&watch, &api, ns, i, j, &tags[i], total, wait)
             .await
-            .with_context(|| {
-                format!("latency sample {sample}: {ws_name} did not get tag {value}")
-            })?;
-        result.samples.push(start.elapsed().as_secs_f64() * 1000.0);
+            .with_context(|| format!("latency sample {sample}"))?;
+        result.samples.push(ms);
     }
     watch.stop();
     println!(
@@ -1471,11 +1437,72 @@ async fn latency(settings: &Settings, client: &Client, ns: &str) -> Result<Laten
     Ok(result)
 }
 
+/// Sets control plane `i`'s tags to `tags` (profile `j`'s changed) and times, in
+/// milliseconds, until the provider has applied profile `j`'s new tag (its Workspace Ready for
+/// its new generation, with the tag in its varmap) and the control plane reports all `total`
+/// profiles ready for its new generation. `watch` must hold the Workspaces.
+#[allow(clippy::too_many_arguments)] // one sample's coordinates
+async fn time_profile_change(
+    watch: &Watch,
+    api: &Api<CAPTControlPlane>,
+    ns: &str,
+    i: usize,
+    j: usize,
+    tags: &[String],
+    total: usize,
+    wait: Duration,
+) -> Result<f64> {
+    let value = tags[j].clone();
+    let cp = control_plane(ns, i, tags);
+    let ws_name = names::workspace_name(
+        ns,
+        &names::profile_apply_name(&cp.name_any(), &profile_name(j)),
+    );
+    let start = Instant::now();
+    let written = api
+        .patch(
+            &cp.name_any(),
+            &PatchParams::apply(MANAGER),
+            &Patch::Apply(&cp),
+        )
+        .await?;
+    let generation = written.metadata.generation;
+    let cp_ref = ObjectRef::new(&cp.name_any()).within(ns);
+    let ws_ref = ObjectRef::new(&ws_name);
+    watch
+        .until(wait, |w| {
+            let cp = w.cps.get(&cp_ref)?;
+            let ws = w.workspaces.as_ref().unwrap().get(&ws_ref)?;
+            let tag = ws
+                .spec
+                .for_provider
+                .varmap
+                .as_ref()?
+                .get("tags")?
+                .get("bench")?
+                .as_str()?
+                .to_string();
+            // Applied as provider-terraform reports it: Ready, and Synced for this
+            // generation (its Ready carries no observedGeneration).
+            let ws_ready = capt_fargate::status::apply::workspace_applied(&ws);
+            (cp.metadata.generation == generation
+                && converged(&cp, total)
+                && tag == value
+                && ws_ready)
+                .then_some(())
+        })
+        .await
+        .with_context(|| format!("{ws_name} did not get tag {value}"))?;
+    Ok(start.elapsed().as_secs_f64() * 1000.0)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The operator as a child process
 
 struct OperatorProcess {
     child: Child,
+    /// When it was spawned (start-up times are measured from here).
+    spawned: std::time::SystemTime,
     metrics_addr: SocketAddr,
     log: PathBuf,
     /// The highest VmHWM read so far (see `vm_hwm_kib`).
@@ -1497,8 +1524,10 @@ impl OperatorProcess {
         // it would with AWS credentials, and a converged operator has no token to refresh.
         let token = log.with_file_name("static-token");
         std::fs::write(&token, "bench-static-token\n")?;
+        let spawned = std::time::SystemTime::now();
         let child = Command::new(&settings.operator_bin)
             .env("CAPT_FARGATE_TEST_ONLY_STATIC_TOKEN_FILE", &token)
+            .env("NO_COLOR", "1")
             .arg("run")
             .arg("--kubeconfig")
             .arg(&settings.kubeconfig)
@@ -1509,7 +1538,8 @@ impl OperatorProcess {
                 "--log-format",
                 "text",
                 "--log-level",
-                "warn",
+                // The start-up milestones too (`capt_fargate::runtime::startup`).
+                "warn,capt_fargate::startup=info",
             ])
             .arg("--metrics-addr")
             .arg(metrics_addr.to_string())
@@ -1522,6 +1552,7 @@ impl OperatorProcess {
             .with_context(|| format!("starting {}", settings.operator_bin.display()))?;
         let op = OperatorProcess {
             child,
+            spawned,
             metrics_addr,
             log,
             peak_kib: Default::default(),
@@ -1566,7 +1597,11 @@ impl OperatorProcess {
 
     fn log_lines(&self) -> usize {
         std::fs::read_to_string(&self.log)
-            .map(|t| t.lines().count())
+            .map(|t| {
+                t.lines()
+                    .filter(|l| !l.contains(capt_fargate::runtime::startup::TARGET))
+                    .count()
+            })
             .unwrap_or(0)
     }
 

@@ -125,6 +125,7 @@ impl Drop for ReconcileTimer<'_> {
 impl Metrics {
     /// Counts a reconcile and times it until the guard drops.
     pub fn reconcile(&self, controller: &'static str) -> ReconcileTimer<'_> {
+        crate::runtime::startup::reconcile_started(controller);
         self.reconciles
             .get_or_create(&ControllerLabel { controller })
             .inc();

@@ -371,13 +371,14 @@ where
     }));
     let ready = Arc::new(AtomicBool::new(false));
     let (observed, listed) = (written.clone(), ready.clone());
+    super::startup::cache_created();
     let events = source
         .modify(move |obj: &mut K| prepare(obj, trim))
         .reflect(writer)
         .inspect_ok(move |event| {
             lock(&observed).observe(event);
-            if matches!(event, watcher::Event::InitDone) {
-                listed.store(true, Ordering::Release);
+            if matches!(event, watcher::Event::InitDone) && !listed.swap(true, Ordering::AcqRel) {
+                super::startup::cache_filled(&K::kind(&()));
             }
         });
     (

@@ -34,6 +34,7 @@ pub mod finalizer;
 pub mod index;
 pub mod listing;
 pub mod shared;
+pub mod startup;
 pub mod status_writes;
 pub mod version;
 pub mod write;
