@@ -97,7 +97,14 @@ pub fn mirror_workspace(workspace: &Workspace) -> Vec<WantedCondition> {
         ),
         None => WantedCondition::new(SYNCED, true, reason::RECONCILE_SUCCESS, ""),
     };
-    let paused = find(conditions, SYNCED).is_some_and(|c| c.reason == reason::RECONCILE_PAUSED);
+    // Paused only while it still carries the pause: crossplane-runtime rewrites `Synced` when
+    // a reconcile ends, so after an unpause a stale `ReconcilePaused` shows while Terraform
+    // already runs (reported `Applying` then, an operation in flight).
+    let paused = find(conditions, SYNCED).is_some_and(|c| c.reason == reason::RECONCILE_PAUSED)
+        && workspace
+            .annotations()
+            .get(crate::names::CROSSPLANE_PAUSED_ANNOTATION)
+            .is_some_and(|v| v == "true");
     let ready = match find(conditions, READY) {
         // Whether its current spec is in AWS is unknown until the provider runs again.
         _ if paused => WantedCondition::new(

@@ -260,12 +260,22 @@ fn child_states() {
 fn a_paused_workspace_is_neither_a_failure_nor_in_flight() {
     // crossplane-runtime's paused reconcile: Synced=False/ReconcilePaused, no message,
     // Ready as it was.
-    let ws = workspace(
+    let mut ws = workspace(
         1,
         json!([
             available(),
             cond("Synced", "False", "ReconcilePaused", "", 1)
         ]),
+    );
+    // Unpaused, the condition stays until the provider's next reconcile ends: the Workspace
+    // may be applying then, which is in flight.
+    let stale = mirror_workspace(&ws);
+    let ready = stale.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.reason, reason::APPLYING);
+    ws.metadata.annotations = Some(
+        [("crossplane.io/paused".to_string(), "true".to_string())]
+            .into_iter()
+            .collect(),
     );
     let mirrored = mirror_workspace(&ws);
     let find = |t: &str| mirrored.iter().find(|c| c.type_ == t).unwrap();

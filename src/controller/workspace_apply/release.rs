@@ -108,10 +108,30 @@ async fn sweep(state: &State) -> Result<bool> {
         let Some(step) = release_step(&ws, apply_here) else {
             continue;
         };
+        // The apply cache may be filtered (`--watch-filter`): before the first write, make
+        // sure the apply is gone from the API server too, not only another instance's.
+        if step == Release::Orphan && apply_exists(state, &apply_ref, &ws).await? {
+            continue;
+        }
         pending = true;
         release(state, &ws, step).await?;
     }
     Ok(pending)
+}
+
+/// Whether the apply `apply_ref` of `ws` (same uid) exists in the API server (one GET, only
+/// for a Workspace about to be released).
+async fn apply_exists(
+    state: &State,
+    apply_ref: &kube::runtime::reflector::ObjectRef<crate::api::WorkspaceTemplateApply>,
+    ws: &Workspace,
+) -> Result<bool> {
+    let ns = apply_ref.namespace.as_deref().unwrap_or_default();
+    let api: Api<crate::api::WorkspaceTemplateApply> =
+        Api::namespaced(state.ctx.client.clone(), ns);
+    let live = api.get_opt(&apply_ref.name).await?;
+    let uid = ws.labels().get(names::LABEL_APPLY_UID).map(String::as_str);
+    Ok(live.is_some_and(|a| a.uid().as_deref() == uid))
 }
 
 /// Does one step of a release.
