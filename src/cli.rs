@@ -116,9 +116,16 @@ pub struct RunArgs {
     pub test_only_static_token_file: Option<PathBuf>,
 }
 
+/// A `--watch-filter` value that is not a Kubernetes label value.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0:?} is not a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+)]
+pub struct InvalidLabelValue(String);
+
 /// A label value as Kubernetes accepts it: at most 63 characters, alphanumerics, '-', '_'
 /// and '.', starting and ending with an alphanumeric.
-fn parse_label_value(value: &str) -> Result<String, String> {
+fn parse_label_value(value: &str) -> Result<String, InvalidLabelValue> {
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     let valid = !value.is_empty()
         && value.len() <= 63
@@ -130,9 +137,7 @@ fn parse_label_value(value: &str) -> Result<String, String> {
     if valid {
         Ok(value.to_string())
     } else {
-        Err(format!(
-            "{value:?} is not a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
-        ))
+        Err(InvalidLabelValue(value.to_string()))
     }
 }
 

@@ -9,6 +9,30 @@ use super::profiles::same_profiles;
 use super::reason;
 use crate::api::{FargateProfilePhase, FargateProfileStatus};
 
+// Reasons of the events the controllers publish about their own steps (one home for every
+// Event reason, as `status::reason` is for condition reasons).
+
+/// The control plane created its EKS cluster's apply.
+pub const CREATED_CLUSTER_WORKSPACE: &str = "CreatedClusterWorkspace";
+/// A CAPTCluster created its VPC's apply.
+pub const CREATED_VPC_WORKSPACE: &str = "CreatedVPCWorkspace";
+/// The control plane deletes its EKS cluster's apply (teardown).
+pub const DELETING_CLUSTER_WORKSPACE: &str = "DeletingClusterWorkspace";
+/// A CAPTCluster deletes its VPC's apply (teardown).
+pub const DELETING_VPC_WORKSPACE: &str = "DeletingVPCWorkspace";
+/// An apply deletes its Workspace (Terraform destroys it).
+pub const DELETING_WORKSPACE: &str = "DeletingWorkspace";
+/// A kubeconfig Secret was written for a reason people would want to know.
+pub const KUBECONFIG_WRITTEN: &str = "KubeconfigWritten";
+/// A paused apply paused its Workspace in provider-terraform (`crossplane.io/paused`).
+pub const PAUSED_WORKSPACE: &str = "PausedWorkspace";
+/// A CAPTCluster left its VPC in place (retained).
+pub const RETAINED_VPC: &str = "RetainedVPC";
+/// A deleted apply left its Workspace in place (`retainWorkspaceOnDelete`).
+pub const RETAINED_WORKSPACE: &str = "RetainedWorkspace";
+/// The control plane's endpoint was set or changed.
+pub const CONTROL_PLANE_ENDPOINT_SET: &str = "ControlPlaneEndpointSet";
+
 /// Reason of the event published when every Fargate profile of a control plane is ready.
 pub const ALL_READY: &str = "FargateProfilesReady";
 

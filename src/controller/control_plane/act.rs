@@ -48,8 +48,13 @@ pub(super) async fn eks(
         let name = &observed.eks_name;
         let note = format!("created WorkspaceTemplateApply {name} for the EKS cluster");
         let ctx = &state.ctx;
-        ctx.event(cp, EventType::Normal, "CreatedClusterWorkspace", note)
-            .await;
+        ctx.event(
+            cp,
+            EventType::Normal,
+            crate::status::events::CREATED_CLUSTER_WORKSPACE,
+            note,
+        )
+        .await;
     }
     state.apply_writes.record(&written);
     state.applies.remember(written.clone());
@@ -158,8 +163,13 @@ pub(super) async fn teardown(
                 "all Fargate profiles are gone; deleting WorkspaceTemplateApply {eks_name}"
             );
             let ctx = &state.ctx;
-            ctx.event(cp, EventType::Normal, "DeletingClusterWorkspace", note)
-                .await;
+            ctx.event(
+                cp,
+                EventType::Normal,
+                crate::status::events::DELETING_CLUSTER_WORKSPACE,
+                note,
+            )
+            .await;
         }
         Teardown::WaitForProfile(_) | Teardown::WaitForCluster => {}
     }

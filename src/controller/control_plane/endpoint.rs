@@ -74,7 +74,13 @@ pub(super) async fn ensure(cp: &CAPTControlPlane, state: &State, want: &ApiEndpo
             format!("set spec.controlPlaneEndpoint to the EKS cluster's endpoint {to}"),
         ),
     };
-    ctx.event(cp, type_, "ControlPlaneEndpointSet", note).await;
+    ctx.event(
+        cp,
+        type_,
+        crate::status::events::CONTROL_PLANE_ENDPOINT_SET,
+        note,
+    )
+    .await;
     Ok(())
 }
 

@@ -108,7 +108,12 @@ async fn write(
         };
         state
             .ctx
-            .event(cp, EventType::Normal, "KubeconfigWritten", note)
+            .event(
+                cp,
+                EventType::Normal,
+                crate::status::events::KUBECONFIG_WRITTEN,
+                note,
+            )
             .await;
     }
     Ok(())

@@ -127,7 +127,7 @@ async fn reconcile_vpc(
             ctx.event(
                 c,
                 EventType::Normal,
-                "CreatedVPCWorkspace",
+                crate::status::events::CREATED_VPC_WORKSPACE,
                 format!("created WorkspaceTemplateApply {name} for the VPC"),
             )
             .await;
@@ -189,7 +189,7 @@ async fn teardown(
         ctx.event(
             c,
             EventType::Normal,
-            "RetainedVPC",
+            crate::status::events::RETAINED_VPC,
             format!(
                 "kept the VPC: WorkspaceTemplateApply {name} keeps its Workspace {} when it is deleted",
                 workspace_name_of(apply)
@@ -212,7 +212,7 @@ async fn teardown(
             ctx.event(
                 c,
                 EventType::Normal,
-                "DeletingVPCWorkspace",
+                crate::status::events::DELETING_VPC_WORKSPACE,
                 format!("every control plane of the cluster is gone; deleting WorkspaceTemplateApply {name}"),
             )
             .await;

@@ -134,7 +134,7 @@ pub(super) async fn hand_over(
             ctx.event(
                 apply.as_ref(),
                 EventType::Normal,
-                "PausedWorkspace",
+                crate::status::events::PAUSED_WORKSPACE,
                 message,
             )
             .await;

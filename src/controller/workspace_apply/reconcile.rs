@@ -131,8 +131,13 @@ async fn act(
             Step::Retain => {
                 let message = format!("kept Workspace {} as requested", o.ws_name);
                 let ctx = &state.ctx;
-                ctx.event(apply, EventType::Normal, "RetainedWorkspace", message)
-                    .await;
+                ctx.event(
+                    apply,
+                    EventType::Normal,
+                    crate::status::events::RETAINED_WORKSPACE,
+                    message,
+                )
+                .await;
                 release(apply, state, api).await
             }
             Step::Release => release(apply, state, api).await,
@@ -206,8 +211,13 @@ async fn delete_workspace(
         Err(e) => return Err(e.into()),
     }
     let message = format!("deleting Workspace {ws_name}");
-    ctx.event(apply, EventType::Normal, "DeletingWorkspace", message)
-        .await;
+    ctx.event(
+        apply,
+        EventType::Normal,
+        crate::status::events::DELETING_WORKSPACE,
+        message,
+    )
+    .await;
     if let Some(ws) = workspace(state, ws_name).filter(|ws| owned_by(ws, apply)) {
         write_status(apply, state, Some(ws.as_ref()), Vec::new(), None).await?;
     }
