@@ -794,13 +794,17 @@ async fn serve(
     // Like crossplane-runtime's managed reconciler, react to what the user changes (spec,
     // labels, annotations, finalizers, deletion), not to its own status writes.
     let (reader, writer) = reflector::store();
-    let workspaces = watcher(
-        Api::<Workspace>::all(client),
-        watcher::Config::default().labels(&selector),
+    // A relist's objects reach the controller once its store holds them, as controller-runtime
+    // informers hand them over (kube-runtime's `applied_objects()` would lose new ones).
+    let workspaces = capt_fargate::runtime::relist::applied_objects(
+        watcher(
+            Api::<Workspace>::all(client),
+            watcher::Config::default().labels(&selector),
+        )
+        .default_backoff()
+        .reflect(writer),
+        reader.clone(),
     )
-    .default_backoff()
-    .reflect(writer)
-    .applied_objects()
     .predicate_filter(desired_state, Default::default());
     let polls = futures::stream::unfold(poll, |poll| async move {
         poll.notified().await;
