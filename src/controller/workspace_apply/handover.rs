@@ -180,13 +180,13 @@ pub(super) async fn set_workspace_pause(
     Ok(Arc::new(written))
 }
 
-/// Hands the Workspace's connection Secret to the apply before the Workspace goes: the
-/// Workspace's (controller) owner reference becomes the apply's (not a controller), so the
-/// garbage collector keeps the Secret while the apply lives, and a Workspace created again
-/// under the same name adopts it (crossplane-runtime publishes into a connection Secret
-/// that no one controls) instead of finding it controlled by a Workspace that is gone. After
-/// a move the source's apply is deleted and the Secret with it; the target's Workspaces
-/// publish their own.
+/// Hands the paused Workspace's connection Secret to the apply: the Workspace's (controller)
+/// owner reference becomes the apply's (not a controller). While the Workspace stays paused, the
+/// Secret then follows the apply, not the Workspace: a `clusterctl move` deletes the source's
+/// apply and its Workspace is released (orphaned, `workspace_apply::release`), and the garbage
+/// collector takes the Secret with the apply; the target's Workspace publishes its own. When
+/// the pause is lifted instead, provider-terraform publishes into the Secret again (it adopts
+/// a connection Secret that no one controls).
 async fn keep_connection_secret(
     apply: &WorkspaceTemplateApply,
     ws: &Workspace,
