@@ -351,7 +351,7 @@ where
 
 /// Feeds a watch (kube's `watcher`) into a new cache. Objects lose their
 /// managed fields and pass through `trim` before they are stored; the returned events come
-/// after the cache holds them.
+/// after the cache holds them, a relist's all at its end (`runtime::relist::after_store`).
 pub fn watch<K, S>(
     source: S,
     trim: fn(&mut K),
@@ -381,6 +381,8 @@ where
                 super::startup::cache_filled(&K::kind(&()));
             }
         });
+    // Consumers see a relist once the store holds it, and its deletions (`runtime::relist`).
+    let events = super::relist::after_store(events, store.clone());
     (
         Cache {
             store,

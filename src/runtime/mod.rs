@@ -13,8 +13,8 @@
 //! - [`index`]: secondary indexes of a cache (owner, Secret read, template).
 //! - [`shared`]: one watch per kind shared by both controllers (fan-out of every event,
 //!   deletions included).
-//! - [`relist`]: the objects that trigger a controller of their kind, a relist's passed on only
-//!   once the store holds them (kube-runtime's `applied_objects()` loses new ones).
+//! - [`relist`]: a watch's events as consumers need them: a relist's objects once the store
+//!   holds them, and its implied deletions (kube-runtime passes on neither).
 //! - [`listing`]: how watches fill their caches (a streaming list where the API server
 //!   serves one, so the initial list is never decoded whole).
 //! - [`write`] with [`diff`]: the stamped write path (POST, then merge patches at the version

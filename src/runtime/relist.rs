@@ -1,60 +1,78 @@
-//! The objects that make a controller reconcile its own kind, from that kind's watch events:
-//! kube-runtime's `applied_objects()`, except that a relist's objects are passed on only once
-//! the store holds them.
+//! A watch's events as its consumers should see them: a (re)list's objects only once the
+//! reflector's store holds them, and the objects a relist no longer has as deletions.
 //!
 //! kube-runtime's reflector keeps a relist's objects (`InitApply`) aside and swaps them into the
-//! store at `InitDone`, while `applied_objects()` passes each on at once. The controller then
-//! looks the object up in that store; an object the store does not hold yet (created while the
-//! watch was down: an API server restart, an expired watch) ends as `ObjectNotFound`, and
-//! nothing retries it: the predicate filter has already taken its version. A fault test lost an
-//! apply created 90 ms before the apply watch relisted after an API server restart; a 200 × 8
-//! fault run of the benchmark left 12 Workspaces that the simulated provider, built the same
-//! way, never reconciled. controller-runtime's informers update their store before they call
-//! the handlers, so provider-terraform does not lose them; neither does [`applied_objects`].
+//! store at `InitDone`, while it passes each event on at once. A controller woken by such an
+//! event (its own kind through `applied_objects()`, another kind through a mapper) reads a store
+//! that does not hold the relist yet: its own object is missing (the reconcile ends as
+//! `ObjectNotFound`, and nothing retries it: the predicate filter has already taken its
+//! version), or a related object is still the old one (an unpaused Cluster read as paused
+//! waits for a change that already came). A fault test lost an apply created 90 ms before the
+//! apply watch relisted after an API server restart; a 200 × 8 fault run of the benchmark left
+//! 12 Workspaces that the simulated provider, built the same way, never reconciled. And an
+//! object deleted while the watch was down leaves the store at the swap without any event, so
+//! no controller learns of it until its next resync. controller-runtime's informers update the
+//! store before they call handlers and report a relist's deletions, so provider-terraform has
+//! neither problem; a watch through [`after_store`] has neither.
 //!
-//! Meanwhile only the relisted objects' keys are kept (about 200 bytes each), not the objects:
-//! they are read from the store, one at a time, when the relist is done.
+//! During a relist only the keys of the relisted objects are kept (about 200 bytes each), and
+//! the objects the store held when the relist began (shared `Arc`s, which the reflector keeps
+//! until its swap anyway); the relisted objects are read from the store one at a time.
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use kube::Resource;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 
-/// The objects of `events` (a watch of `K` whose reflector writes `store`) that a controller of
-/// `K` should reconcile: each `Apply` as it comes, and every object of a (re)list once the
-/// list is done, read from `store` (an object deleted meanwhile is skipped); watch errors pass
-/// through. Deletions are dropped, as `applied_objects()` drops them.
-pub fn applied_objects<K, S>(
+/// `events` (a watch of `K` whose reflector writes `store`, already applied to it) with each
+/// (re)list delivered whole at its end: `Init` as it comes, then at `InitDone` every relisted
+/// object read from `store` as `InitApply` (one deleted meanwhile is skipped), `InitDone`, and
+/// a `Delete` for each object the store held before the relist and the relist did not return.
+/// Other events and watch errors pass through.
+pub fn after_store<K, S>(
     events: S,
     store: Store<K>,
-) -> impl Stream<Item = watcher::Result<K>> + Send + 'static
+) -> impl Stream<Item = watcher::Result<Event<K>>> + Send + 'static
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     S: Stream<Item = watcher::Result<Event<K>>> + Send + 'static,
 {
+    let mut before: Vec<Arc<K>> = Vec::new();
     let mut relisted: Vec<ObjectRef<K>> = Vec::new();
     events.flat_map(move |event| {
-        let out: Box<dyn Iterator<Item = watcher::Result<K>> + Send> = match event {
-            Ok(Event::Apply(obj)) => Box::new(std::iter::once(Ok(obj))),
+        type Out<K> = Box<dyn Iterator<Item = watcher::Result<Event<K>>> + Send>;
+        let out: Out<K> = match event {
             Ok(Event::Init) => {
                 relisted.clear();
-                Box::new(std::iter::empty())
+                before = store.state();
+                Box::new(std::iter::once(Ok(Event::Init)))
             }
             Ok(Event::InitApply(obj)) => {
                 relisted.push(super::cache::key_of(&obj));
                 Box::new(std::iter::empty())
             }
             Ok(Event::InitDone) => {
+                let keys = std::mem::take(&mut relisted);
+                let listed: HashSet<ObjectRef<K>> = keys.iter().cloned().collect();
+                let gone = std::mem::take(&mut before)
+                    .into_iter()
+                    .filter(move |obj| !listed.contains(&super::cache::key_of(obj.as_ref())))
+                    .map(|obj| Ok(Event::Delete(K::clone(&obj))));
                 let store = store.clone();
+                let relist = keys
+                    .into_iter()
+                    .filter_map(move |key| store.get(&key))
+                    .map(|obj| Ok(Event::InitApply(K::clone(&obj))));
                 Box::new(
-                    std::mem::take(&mut relisted)
-                        .into_iter()
-                        .filter_map(move |key| store.get(&key))
-                        .map(|obj| Ok(K::clone(&obj))),
+                    relist
+                        .chain(std::iter::once(Ok(Event::InitDone)))
+                        .chain(gone),
                 )
             }
-            Ok(Event::Delete(_)) => Box::new(std::iter::empty()),
-            Err(e) => Box::new(std::iter::once(Err(e))),
+            other => Box::new(std::iter::once(other)),
         };
         futures::stream::iter(out)
     })
@@ -80,78 +98,106 @@ mod tests {
         }
     }
 
-    /// What a controller sees: each object passed on, and whether the store held it then.
-    async fn seen_by_controller(
-        events: Vec<Event<ConfigMap>>,
+    /// `events` through a reflector and `adapt`, as a consumer sees them: each event, and for
+    /// an object whether the store held it at that moment (`!` when it did not).
+    async fn consumed(
+        events: Vec<watcher::Result<Event<ConfigMap>>>,
         adapt: impl FnOnce(
             futures::stream::BoxStream<'static, watcher::Result<Event<ConfigMap>>>,
             Store<ConfigMap>,
-        ) -> futures::stream::BoxStream<'static, watcher::Result<ConfigMap>>,
-    ) -> Vec<(String, bool)> {
+        )
+            -> futures::stream::BoxStream<'static, watcher::Result<Event<ConfigMap>>>,
+    ) -> Vec<String> {
         let (store, writer) = reflector::store();
-        let reflected = futures::stream::iter(events.into_iter().map(Ok))
-            .reflect(writer)
-            .boxed();
-        let objects = adapt(reflected, store.clone());
-        objects
-            .map(|obj| {
-                let obj = obj.unwrap();
-                let held = store.get(&ObjectRef::from_obj(&obj)).is_some();
-                (obj.name_any(), held)
+        let reflected = futures::stream::iter(events).reflect(writer).boxed();
+        let held = |obj: &ConfigMap| {
+            let mark = if store.get(&ObjectRef::from_obj(obj)).is_some() {
+                ""
+            } else {
+                "!"
+            };
+            format!("{}{mark}", obj.name_any())
+        };
+        adapt(reflected, store.clone())
+            .map(|event| match event {
+                Ok(Event::Init) => "Init".to_string(),
+                Ok(Event::InitApply(o)) => format!("InitApply {}", held(&o)),
+                Ok(Event::InitDone) => "InitDone".to_string(),
+                Ok(Event::Apply(o)) => format!("Apply {}", held(&o)),
+                Ok(Event::Delete(o)) => format!("Delete {}", o.name_any()),
+                Err(e) => format!("Err {e}"),
             })
             .collect()
             .await
     }
 
-    fn relist_after_an_object_was_created() -> Vec<Event<ConfigMap>> {
-        vec![
-            Event::Init,
-            Event::InitApply(cm("a")),
-            Event::InitDone,
-            Event::Apply(cm("b")),
-            // The watch broke; "c" was created meanwhile and arrives in the relist.
+    /// "b" is deleted and "c" created while the watch is down; the relist has "a" and "c".
+    fn outage() -> Vec<watcher::Result<Event<ConfigMap>>> {
+        [
             Event::Init,
             Event::InitApply(cm("a")),
             Event::InitApply(cm("b")),
+            Event::InitDone,
+            Event::Apply(cm("a")),
+            Event::Init,
+            Event::InitApply(cm("a")),
             Event::InitApply(cm("c")),
             Event::InitDone,
-            Event::Delete(cm("a")),
         ]
+        .into_iter()
+        .map(Ok)
+        .collect()
     }
 
     #[tokio::test]
-    async fn a_relisted_object_is_passed_on_once_the_store_holds_it() {
-        let seen = seen_by_controller(relist_after_an_object_was_created(), |events, store| {
-            applied_objects(events, store).boxed()
-        })
-        .await;
-        let expected = [
-            ("a", true),
-            ("b", true),
-            ("a", true),
-            ("b", true),
-            ("c", true),
-        ];
+    async fn a_relist_reaches_consumers_once_the_store_holds_it_with_its_deletions() {
+        let seen = consumed(outage(), |events, store| after_store(events, store).boxed()).await;
         assert_eq!(
             seen,
-            expected.map(|(n, held)| (n.to_string(), held)).to_vec()
+            [
+                "Init",
+                "InitApply a",
+                "InitApply b",
+                "InitDone",
+                "Apply a",
+                "Init",
+                "InitApply a",
+                "InitApply c",
+                "InitDone",
+                "Delete b",
+            ]
         );
     }
 
-    /// The defect this module exists for, shown on kube-runtime's own adapter: "c" reaches the
-    /// controller before the store holds it.
+    /// Without it, kube-runtime's reflector passes "c" on before its store holds it (what a
+    /// controller then reconciles as `ObjectNotFound`), and "b"'s deletion is never told.
     #[tokio::test]
-    async fn kube_runtimes_applied_objects_passes_on_what_the_store_lacks() {
-        let seen = seen_by_controller(relist_after_an_object_was_created(), |events, _| {
-            events.applied_objects().boxed()
-        })
-        .await;
-        assert!(seen.contains(&("c".to_string(), false)), "{seen:?}");
+    async fn without_it_a_relisted_object_comes_before_the_store_holds_it() {
+        let seen = consumed(outage(), |events, _| events).await;
+        assert!(seen.contains(&"InitApply c!".to_string()), "{seen:?}");
+        assert!(!seen.iter().any(|e| e.starts_with("Delete")), "{seen:?}");
     }
 
     #[tokio::test]
-    async fn an_object_deleted_before_the_relist_was_read_is_skipped() {
-        // The store already lost "a" (its deletion reached the reflector first).
+    async fn a_relist_broken_by_an_error_is_delivered_by_the_next_one() {
+        let events = vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(cm("a"))),
+            Err(watcher::Error::NoResourceVersion),
+            Ok(Event::Init),
+            Ok(Event::InitApply(cm("b"))),
+            Ok(Event::InitDone),
+        ];
+        let seen = consumed(events, |events, store| after_store(events, store).boxed()).await;
+        assert_eq!(seen.len(), 5, "{seen:?}");
+        assert_eq!(seen[0], "Init");
+        assert!(seen[1].starts_with("Err"), "{seen:?}");
+        assert_eq!(seen[2..], ["Init", "InitApply b", "InitDone"]);
+    }
+
+    #[tokio::test]
+    async fn an_object_gone_from_the_store_before_it_is_read_is_skipped() {
+        // The store already lost "a" (a later deletion reached the reflector first).
         let (store, mut writer) = reflector::store();
         for event in [Event::Init, Event::InitApply(cm("b")), Event::InitDone] {
             writer.apply_watcher_event(&event);
@@ -162,7 +208,8 @@ mod tests {
             Event::InitApply(cm("b")),
             Event::InitDone,
         ];
-        let objects: Vec<_> = applied_objects(futures::stream::iter(relist.map(Ok)), store)
+        let objects: Vec<_> = after_store(futures::stream::iter(relist.map(Ok)), store)
+            .applied_objects()
             .map(|o| o.unwrap().name_any())
             .collect()
             .await;

@@ -794,9 +794,9 @@ async fn serve(
     // Like crossplane-runtime's managed reconciler, react to what the user changes (spec,
     // labels, annotations, finalizers, deletion), not to its own status writes.
     let (reader, writer) = reflector::store();
-    // A relist's objects reach the controller once its store holds them, as controller-runtime
-    // informers hand them over (kube-runtime's `applied_objects()` would lose new ones).
-    let workspaces = capt_fargate::runtime::relist::applied_objects(
+    // A relist's objects reach the controller once its store holds them, as controller-runtime's
+    // informers hand them over (`capt_fargate::runtime::relist`).
+    let workspaces = capt_fargate::runtime::relist::after_store(
         watcher(
             Api::<Workspace>::all(client),
             watcher::Config::default().labels(&selector),
@@ -805,6 +805,7 @@ async fn serve(
         .reflect(writer),
         reader.clone(),
     )
+    .applied_objects()
     .predicate_filter(desired_state, Default::default());
     let polls = futures::stream::unfold(poll, |poll| async move {
         poll.notified().await;

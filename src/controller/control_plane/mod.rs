@@ -106,18 +106,17 @@ pub async fn run(
     // Status writes (this controller's own) do not trigger: the children's changes do. Nor
     // does the echo of the finalizer it adds (after the predicate, which must see that version).
     let followed = Arc::clone(&state);
-    let own = crate::runtime::relist::applied_objects(
-        cp_events.inspect_ok(move |event| {
+    let own = cp_events
+        .inspect_ok(move |event| {
             followed.finalizer_writes.follow(event);
             // Also a control plane whose finalizer was removed by someone else.
             if let watcher::Event::Delete(cp) = event {
                 forget(cp, &followed);
             }
-        }),
-        control_planes.store(),
-    )
-    .predicate_filter(version::spec_or_lifecycle, Default::default())
-    .try_filter(move |cp| futures::future::ready(!finalizer_writes.is_echo(cp)));
+        })
+        .applied_objects()
+        .predicate_filter(version::spec_or_lifecycle, Default::default())
+        .try_filter(move |cp| futures::future::ready(!finalizer_writes.is_echo(cp)));
     Controller::for_stream(own, control_planes.store())
         .owns_stream(
             apply_events

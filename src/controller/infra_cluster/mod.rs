@@ -101,7 +101,8 @@ pub async fn run(
         secrets,
     });
     // Status writes (this controller's own) do not trigger.
-    let own = crate::runtime::relist::applied_objects(own_events, capt_clusters.store())
+    let own = own_events
+        .applied_objects()
         .predicate_filter(version::spec_or_lifecycle, Default::default());
     Controller::for_stream(own, capt_clusters.store())
         .owns_stream(apply_events.touched_objects())

@@ -113,17 +113,15 @@ pub async fn run(
     });
     // A Secret matters when it carries the finalizer or has a reader; most have neither.
     let relevant = Arc::clone(&state);
-    let own = crate::runtime::relist::applied_objects(secret_events, secrets.store()).filter(
-        move |result| {
-            let keep = match result {
-                Ok(s) => {
-                    s.finalizers().iter().any(|f| f == SECRET_FINALIZER) || relevant.readers(s) > 0
-                }
-                Err(_) => true,
-            };
-            futures::future::ready(keep)
-        },
-    );
+    let own = secret_events.applied_objects().filter(move |result| {
+        let keep = match result {
+            Ok(s) => {
+                s.finalizers().iter().any(|f| f == SECRET_FINALIZER) || relevant.readers(s) > 0
+            }
+            Err(_) => true,
+        };
+        futures::future::ready(keep)
+    });
     // A Workspace's reads change with its spec (generation); its deletion ends them.
     let changes = echo::Changes::new(reads_digest);
     let workspace_triggers = workspace_events.try_filter_map(move |event| {

@@ -159,18 +159,18 @@ async fn controller(
     let scope = state.ctx.namespace.clone();
     // Status writes (this controller's own) do not trigger: the Workspace's changes do.
     let gone = Arc::clone(&state);
-    let own = crate::runtime::relist::applied_objects(
-        triggers.applies.inspect_ok(move |event| {
+    let own = triggers
+        .applies
+        .inspect_ok(move |event| {
             // Also an apply whose finalizer was removed by someone else.
             if let watcher::Event::Delete(apply) = event {
                 forget(apply, &gone);
                 // Gone while paused (moved by clusterctl): its Workspace is released.
                 gone.release.notify_one();
             }
-        }),
-        applies.store(),
-    )
-    .predicate_filter(version::spec_or_lifecycle, Default::default());
+        })
+        .applied_objects()
+        .predicate_filter(version::spec_or_lifecycle, Default::default());
     Controller::for_stream(own, applies.store())
         .watches_stream(
             workspace_triggers(triggers.workspaces, created),
