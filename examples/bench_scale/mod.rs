@@ -815,22 +815,7 @@ impl Faults {
                 md.push_str(&format!("- overlap: {o}\n"));
             }
             md.push('\n');
-            // The extra requests by request, largest first.
-            let (f, c) = (r.requests.by_request(), self.clean.requests.by_request());
-            let mut diff: Vec<(String, f64)> = f
-                .keys()
-                .chain(c.keys())
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .map(|k| {
-                    (
-                        k.clone(),
-                        f.get(k).copied().unwrap_or(0.0) - c.get(k).copied().unwrap_or(0.0),
-                    )
-                })
-                .filter(|(_, d)| d.abs() >= 1.0)
-                .collect();
-            diff.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+            let diff = largest_differences(&r.requests, &self.clean.requests);
             md.push_str("Where the extra requests went (fault run minus clean run, the ten largest differences):\n\n| Request | Difference |\n|---|---|\n");
             for (k, d) in diff.iter().take(10) {
                 md.push_str(&format!("| {k} | {d:+.0} |\n"));
@@ -839,6 +824,24 @@ impl Faults {
         }
         md
     }
+}
+
+/// `a`'s requests minus `b`'s by request (verb and resource), largest difference first.
+fn largest_differences(a: &Requests, b: &Requests) -> Vec<(String, f64)> {
+    let (a, b) = (a.by_request(), b.by_request());
+    let mut diff: Vec<(String, f64)> = a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|k| {
+            let count = |m: &BTreeMap<String, f64>| m.get(k).copied().unwrap_or(0.0);
+            (k.clone(), count(&a) - count(&b))
+        })
+        .filter(|(_, d)| d.abs() >= 1.0)
+        .collect();
+    diff.sort_by(|x, y| y.1.abs().total_cmp(&x.1.abs()));
+    diff
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1124,6 +1127,16 @@ fn md_growth(md: &mut String, s: &Settings, rows: &[GrowthRow], planned: usize) 
             mib(r.memory_after_resync_kib),
             r.scale.load,
         ));
+    }
+    md.push_str("\nWhere the operator's extra requests went (operator minus floor, per profile, the five largest differences):\n\n");
+    for r in rows {
+        let profiles = (r.control_planes * s.profiles).max(1) as f64;
+        let top: Vec<String> = largest_differences(&r.scale.requests, &r.floor.requests)
+            .iter()
+            .take(5)
+            .map(|(k, d)| format!("{k} {:+.2}", d / profiles))
+            .collect();
+        md.push_str(&format!("- {}: {}\n", r.control_planes, top.join(", ")));
     }
     md.push('\n');
 }
