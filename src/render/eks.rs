@@ -119,6 +119,7 @@ pub fn render_with(cp: &CAPTControlPlane, operator_role_arn: &str) -> WorkspaceT
             name: Some(apply_name(cp)),
             namespace: Some(ns.clone()),
             labels: Some(child_labels(cp, names::COMPONENT_EKS)),
+            annotations: Some(BTreeMap::from([super::move_blocked()])),
             owner_references: controller_owner_ref(cp).map(|o| vec![o]),
             // Set at creation, saving the apply controller a write to add it.
             finalizers: Some(vec![names::APPLY_FINALIZER.to_string()]),

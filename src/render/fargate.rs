@@ -140,6 +140,7 @@ pub fn render_as(
                     names::ANNOTATION_PROFILE_HASH.to_string(),
                     immutable_hash(cp, profile),
                 ),
+                super::move_blocked(),
             ])),
             owner_references: controller_owner_ref(cp).map(|o| vec![o]),
             // Set at creation, saving the apply controller a write to add it.

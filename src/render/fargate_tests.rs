@@ -190,3 +190,17 @@ fn selectors_and_subnets_are_sets_so_their_order_changes_nothing() {
     fewer.subnet_ids = Some(vec!["subnet-0aa".into()]);
     assert_ne!(immutable_hash(&cp, &fewer), immutable_hash(&cp, &p[1]));
 }
+
+#[test]
+fn every_apply_of_a_control_plane_is_born_blocking_a_move() {
+    let (cp, p) = profiles();
+    let eks = crate::render::eks::render(&cp);
+    for apply in [render(&cp, &p[0]), render(&cp, &p[1]), eks] {
+        assert_eq!(
+            apply.annotations().get(names::BLOCK_MOVE_ANNOTATION),
+            Some(&String::new()),
+            "{}",
+            apply.name_any()
+        );
+    }
+}

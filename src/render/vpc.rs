@@ -129,6 +129,7 @@ pub fn render(c: &CAPTCluster) -> WorkspaceTemplateApply {
             name: Some(apply_name(c)),
             namespace: Some(ns.clone()),
             labels: Some(labels),
+            annotations: Some(BTreeMap::from([super::move_blocked()])),
             owner_references: owner_ref(c).map(|o| vec![o]),
             finalizers: Some(vec![
                 names::APPLY_FINALIZER.to_string(),
@@ -207,6 +208,11 @@ mod tests {
             ("CAPTCluster", Some(true))
         );
         assert_eq!(apply.labels()[names::LABEL_COMPONENT], names::COMPONENT_VPC);
+        // Born with clusterctl's block-move: no PATCH to add it (`render::move_blocked`).
+        assert_eq!(
+            apply.annotations().get(names::BLOCK_MOVE_ANNOTATION),
+            Some(&String::new())
+        );
     }
 
     #[test]
