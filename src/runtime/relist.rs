@@ -68,10 +68,10 @@ where
             }
             Ok(Event::InitDone) => {
                 let keys = std::mem::take(&mut relisted);
-                let listed: HashSet<ObjectRef<K>> = keys.iter().cloned().collect();
+                let returned: HashSet<ObjectRef<K>> = keys.iter().cloned().collect();
                 let gone = std::mem::take(&mut before)
                     .into_iter()
-                    .filter(move |obj| !listed.contains(&super::cache::key_of(obj.as_ref())))
+                    .filter(move |obj| !returned.contains(&super::cache::key_of(obj.as_ref())))
                     .map(|obj| Ok(Event::Delete(K::clone(&obj))));
                 let store = store.clone();
                 let relist = keys
