@@ -1676,15 +1676,37 @@ fn operator_counters(metrics: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // API server request counts and CPU time
 
-/// `apiserver_request_total` for [`ALL_RESOURCES`], by (verb, resource, subresource, code).
+/// `apiserver_request_total` for [`ALL_RESOURCES`], by (verb, resource, subresource, code),
+/// and the seconds the API server spent on them (`apiserver_request_duration_seconds_sum`, by
+/// "VERB resource[/subresource]", long-running WATCH requests left out): a request's time
+/// includes its waits, so it is only a proxy for the CPU it cost, but it tells expensive
+/// requests from cheap ones where counts cannot.
 #[derive(Default, Clone)]
-struct Requests(BTreeMap<(String, String, String, String), f64>);
+struct Requests(
+    BTreeMap<(String, String, String, String), f64>,
+    BTreeMap<String, f64>,
+);
 
 impl Requests {
     async fn scrape(client: &Client) -> Result<Requests> {
         let request = axum::http::Request::get("/metrics").body(vec![])?;
         let text = client.request_text(request).await?;
         let mut counts = BTreeMap::new();
+        let mut seconds = BTreeMap::new();
+        const DURATION: &str = "apiserver_request_duration_seconds_sum";
+        for line in text.lines().filter(|l| l.starts_with(DURATION)) {
+            let Some((labels, value)) = line[DURATION.len()..].rsplit_once(' ') else {
+                continue;
+            };
+            let labels = parse_labels(labels);
+            let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+            let verb = get("verb");
+            if !ALL_RESOURCES.contains(&get("resource").as_str()) || verb == "WATCH" {
+                continue;
+            }
+            let key = request_name(&verb, &get("resource"), &get("subresource"));
+            *seconds.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+        }
         for line in text
             .lines()
             .filter(|l| l.starts_with("apiserver_request_total{"))
@@ -1706,7 +1728,7 @@ impl Requests {
             );
             *counts.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
         }
-        Ok(Requests(counts))
+        Ok(Requests(counts, seconds))
     }
 
     fn minus(&self, before: &Requests) -> Requests {
@@ -1717,7 +1739,14 @@ impl Requests {
                 out.insert(k.clone(), d);
             }
         }
-        Requests(out)
+        let mut seconds = BTreeMap::new();
+        for (k, v) in &self.1 {
+            let d = v - before.1.get(k).copied().unwrap_or(0.0);
+            if d > 0.0 {
+                seconds.insert(k.clone(), d);
+            }
+        }
+        Requests(out, seconds)
     }
 
     fn by<F: Fn(&(String, String, String, String)) -> String>(
@@ -1739,23 +1768,22 @@ impl Requests {
                 .filter(|(k, _)| resources.contains(&k.1.as_str()))
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
+            self.1
+                .iter()
+                .filter(|(k, _)| resources.iter().any(|r| request_resource(k) == *r))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
         )
     }
 
     /// By "VERB resource[/subresource]".
     fn by_request(&self) -> BTreeMap<String, f64> {
-        self.by(|k| {
-            format!(
-                "{} {}{}",
-                k.0,
-                k.1,
-                if k.2.is_empty() {
-                    String::new()
-                } else {
-                    format!("/{}", k.2)
-                }
-            )
-        })
+        self.by(|k| request_name(&k.0, &k.1, &k.2))
+    }
+
+    /// The API server's seconds, by "VERB resource[/subresource]".
+    fn seconds_by_request(&self) -> &BTreeMap<String, f64> {
+        &self.1
     }
 
     fn by_verb(&self) -> BTreeMap<String, f64> {
@@ -1773,6 +1801,21 @@ impl Requests {
             .map(|(_, v)| v)
             .fold(0.0, |a, b| a + b)
     }
+}
+
+/// "VERB resource[/subresource]", as the bench's tables name a kind of request.
+fn request_name(verb: &str, resource: &str, subresource: &str) -> String {
+    if subresource.is_empty() {
+        format!("{verb} {resource}")
+    } else {
+        format!("{verb} {resource}/{subresource}")
+    }
+}
+
+/// The resource of a [`request_name`].
+fn request_resource(name: &str) -> &str {
+    let resource = name.split_once(' ').map_or(name, |(_, r)| r);
+    resource.split_once('/').map_or(resource, |(r, _)| r)
 }
 
 fn is_write(verb: &str) -> bool {

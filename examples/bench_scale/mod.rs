@@ -165,7 +165,11 @@ fn plus(a: &Requests, b: &Requests) -> Requests {
     for (k, v) in &b.0 {
         *out.entry(k.clone()).or_insert(0.0) += v;
     }
-    Requests(out)
+    let mut seconds = a.1.clone();
+    for (k, v) in &b.1 {
+        *seconds.entry(k.clone()).or_insert(0.0) += v;
+    }
+    Requests(out, seconds)
 }
 
 /// Applies clusters `range` (each its CAPTCluster, then its control plane), 32 in flight.
@@ -828,7 +832,20 @@ impl Faults {
 
 /// `a`'s requests minus `b`'s by request (verb and resource), largest difference first.
 fn largest_differences(a: &Requests, b: &Requests) -> Vec<(String, f64)> {
-    let (a, b) = (a.by_request(), b.by_request());
+    differences(&a.by_request(), &b.by_request(), 1.0)
+}
+
+/// The API server's seconds of `a` minus those of `b` per kind of request, largest first.
+fn largest_second_differences(a: &Requests, b: &Requests) -> Vec<(String, f64)> {
+    differences(a.seconds_by_request(), b.seconds_by_request(), 0.1)
+}
+
+/// `a` minus `b` per key, those of at least `least` either way, largest first.
+fn differences(
+    a: &BTreeMap<String, f64>,
+    b: &BTreeMap<String, f64>,
+    least: f64,
+) -> Vec<(String, f64)> {
     let mut diff: Vec<(String, f64)> = a
         .keys()
         .chain(b.keys())
@@ -836,9 +853,9 @@ fn largest_differences(a: &Requests, b: &Requests) -> Vec<(String, f64)> {
         .into_iter()
         .map(|k| {
             let count = |m: &BTreeMap<String, f64>| m.get(k).copied().unwrap_or(0.0);
-            (k.clone(), count(&a) - count(&b))
+            (k.clone(), count(a) - count(b))
         })
-        .filter(|(_, d)| d.abs() >= 1.0)
+        .filter(|(_, d)| d.abs() >= least)
         .collect();
     diff.sort_by(|x, y| y.1.abs().total_cmp(&x.1.abs()));
     diff
@@ -1137,6 +1154,53 @@ fn md_growth(md: &mut String, s: &Settings, rows: &[GrowthRow], planned: usize) 
             .map(|(k, d)| format!("{k} {:+.2}", d / profiles))
             .collect();
         md.push_str(&format!("- {}: {}\n", r.control_planes, top.join(", ")));
+    }
+    md.push_str("\nWhere the API server's extra time went (operator minus floor, the sum of `apiserver_request_duration_seconds` in milliseconds per profile, WATCH left out, the five largest differences; waits included, so a proxy for CPU):\n\n");
+    for r in rows {
+        let profiles = (r.control_planes * s.profiles).max(1) as f64;
+        let top: Vec<String> = largest_second_differences(&r.scale.requests, &r.floor.requests)
+            .iter()
+            .take(5)
+            .map(|(k, d)| format!("{k} {:+.1} ms", 1000.0 * d / profiles))
+            .collect();
+        md.push_str(&format!("- {}: {}\n", r.control_planes, top.join(", ")));
+    }
+    md.push_str(
+        "\nResponses other than success (operator / floor, per kind of request and code):\n\n",
+    );
+    for r in rows {
+        let failed = |q: &Requests| -> BTreeMap<String, f64> {
+            let mut out = BTreeMap::new();
+            for ((verb, resource, sub, code), n) in &q.0 {
+                if !code.starts_with('2') {
+                    let name = format!("{} {code}", request_name(verb, resource, sub));
+                    *out.entry(name).or_insert(0.0) += n;
+                }
+            }
+            out
+        };
+        let (op, fl) = (failed(&r.scale.requests), failed(&r.floor.requests));
+        let keys: std::collections::BTreeSet<&String> = op.keys().chain(fl.keys()).collect();
+        let cells: Vec<String> = keys
+            .into_iter()
+            .map(|k| {
+                let n = |m: &BTreeMap<String, f64>| m.get(k).copied().unwrap_or(0.0);
+                format!("{k} {:.0} / {:.0}", n(&op), n(&fl))
+            })
+            .collect();
+        md.push_str(&format!("- {}: {}\n", r.control_planes, cells.join(", ")));
+    }
+    md.push_str(
+        "\nKubernetes Events the operator published, by reason (Event objects / occurrences):\n\n",
+    );
+    for r in rows {
+        let events: Vec<String> = r
+            .scale
+            .events
+            .iter()
+            .map(|(reason, (objects, occurrences))| format!("{reason} {objects}/{occurrences}"))
+            .collect();
+        md.push_str(&format!("- {}: {}\n", r.control_planes, events.join(", ")));
     }
     md.push('\n');
 }

@@ -11,6 +11,11 @@
 //!   update of its own; then `Ready=False/Creating` with `Synced=True`, and
 //!   `Ready=True/Available` at the next observation. Only `Synced`, `Creating` and `Deleting`
 //!   carry `observedGeneration`; `Available` does not.
+//! - Requeues as the managed reconciler's: after a create (to observe it) and after an error,
+//!   through crossplane-runtime's per-item rate limiter (1 s, doubling with each one in a row,
+//!   at most 60 s; reset by a reconcile that ends without one). A status update from a stale
+//!   cache fails with a conflict and waits out the same backoff, so conflicts stay rare, as
+//!   with the real provider.
 //! - Errors are `Synced=False/ReconcileError` for the current generation, worded as the real
 //!   ones (`create failed: `, `update failed: `, `delete failed: `, `cannot observe external
 //!   resource: `, then Terraform's message shape); `Ready` stays as it was, so a Workspace
@@ -516,6 +521,8 @@ struct Shared {
     observations: Arc<Mutex<Observations>>,
     /// Output values reported instead of the simulated ones, by output name (every Workspace).
     outputs: Arc<Mutex<HashMap<String, Value>>>,
+    /// Rate-limited requeues in a row per Workspace uid ([`Shared::rate_limited`]).
+    backoffs: Mutex<HashMap<String, u32>>,
 }
 
 /// Environment variable that makes the simulated provider run as the real one does by default
@@ -713,9 +720,11 @@ impl SimulatedProvider {
             .remove(&format!("{OBSERVE_PREFIX}{workspace}"));
     }
 
-    /// Lets `profile` succeed again; the provider's retry picks it up.
+    /// Lets `profile` succeed again. The real provider's retry comes after its backoff (up to
+    /// 60 s after a run of failures); this one comes at once, as if that time had passed.
     pub fn clear_failure(&self, profile: &str) {
         self.failures.lock().unwrap().remove(profile);
+        self.poll.notify_one();
     }
 
     /// Stops it.
@@ -785,6 +794,7 @@ async fn serve(
         },
         observations,
         outputs,
+        backoffs: Mutex::default(),
     });
     let selector = format!(
         "{}={}",
@@ -821,7 +831,7 @@ async fn serve(
         })
         .run(
             timed_reconcile,
-            |_, _, _| Action::requeue(Duration::from_millis(200)),
+            |ws, _, shared| shared.rate_limited(&ws),
             shared,
         )
         .for_each(|_| async {});
@@ -1151,7 +1161,12 @@ fn condition(
 
 /// Reports an error as the managed reconciler does: `Synced=False/ReconcileError` for the
 /// current generation; `Ready` stays as it was (a failed create shows `Creating`).
-async fn fail(api: &Api<Workspace>, ws: &Workspace, message: &str) -> Result<Action, SimError> {
+async fn fail(
+    api: &Api<Workspace>,
+    shared: &Shared,
+    ws: &Workspace,
+    message: &str,
+) -> Result<Action, SimError> {
     let ready = find(
         ws.status
             .as_ref()
@@ -1191,7 +1206,7 @@ async fn fail(api: &Api<Workspace>, ws: &Workspace, message: &str) -> Result<Act
     patch_status(api, ws, json!({ "conditions": conditions })).await?;
     // The real provider retries with backoff; a watch event (e.g. removing the injected
     // failure) retries at once.
-    Ok(Action::requeue(Duration::from_secs(2)))
+    Ok(shared.rate_limited(ws))
 }
 
 /// crossplane-runtime's pause annotation (reconciliation paused while it is `"true"`).
@@ -1381,16 +1396,16 @@ async fn put_annotation(
     ws: &Workspace,
     key: &str,
     value: String,
-) -> Result<(), SimError> {
+) -> Result<Workspace, SimError> {
     let mut updated = ws.clone();
     updated
         .metadata
         .annotations
         .get_or_insert_with(Default::default)
         .insert(key.into(), value);
-    api.replace(&ws.name_any(), &post_params(), &updated)
-        .await?;
-    Ok(())
+    Ok(api
+        .replace(&ws.name_any(), &post_params(), &updated)
+        .await?)
 }
 
 fn rfc3339_now() -> String {
@@ -1400,9 +1415,42 @@ fn rfc3339_now() -> String {
 /// [`reconcile`], its time counted in [`Observations::reconcile_time`].
 async fn timed_reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, SimError> {
     let start = Instant::now();
+    let uid = uid_of(&ws);
+    let requeues = shared.backoffs.lock().unwrap().get(&uid).copied();
     let result = reconcile(ws, Arc::clone(&shared)).await;
     shared.observations.lock().unwrap().reconcile_time += start.elapsed();
+    // A reconcile that succeeds without asking for a rate-limited requeue resets the backoff
+    // (controller-runtime's `Forget`).
+    if result.is_ok() {
+        let mut backoffs = shared.backoffs.lock().unwrap();
+        if backoffs.get(&uid).copied() == requeues {
+            backoffs.remove(&uid);
+        }
+    }
     result
+}
+
+/// crossplane-runtime's per-item rate limiter (`ratelimiter.NewController`, which
+/// provider-terraform's controller uses): a requeue without a delay of its own (`Requeue: true`
+/// after a create or an error, or an error returned) waits 1 s, doubling with each one in a row
+/// up to 60 s, until a reconcile ends without one.
+const BACKOFF_BASE_SECONDS: f64 = 1.0;
+/// The limit of [`BACKOFF_BASE_SECONDS`]'s doubling.
+const BACKOFF_MAX_SECONDS: f64 = 60.0;
+
+impl Shared {
+    /// The rate-limited requeue of `ws` (crossplane-runtime's `Requeue: true`): the backoff's
+    /// next delay. In real time even when AWS and Terraform run in scaled time: the scale
+    /// stands for their durations, and an error shown for 1.7 ms (1 s at 100 ms a minute)
+    /// would be gone before any controller could report it.
+    fn rate_limited(&self, ws: &Workspace) -> Action {
+        let mut backoffs = self.backoffs.lock().unwrap();
+        let requeues = backoffs.entry(uid_of(ws)).or_default();
+        let seconds =
+            (BACKOFF_BASE_SECONDS * 2f64.powi((*requeues).min(16) as i32)).min(BACKOFF_MAX_SECONDS);
+        *requeues += 1;
+        Action::requeue(Duration::from_secs_f64(seconds))
+    }
 }
 
 async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, SimError> {
@@ -1442,14 +1490,14 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
     let parsed = shared.module(&ws.spec.for_provider.module);
     let module = match parsed.as_ref() {
         Ok(m) => m,
-        Err(e) => return fail(&api, &ws, &observe_error(e)).await,
+        Err(e) => return fail(&api, &shared, &ws, &observe_error(e)).await,
     };
     if let Some(message) = shared.observe_failure(&ws) {
-        return fail(&api, &ws, &observe_error(&message)).await;
+        return fail(&api, &shared, &ws, &observe_error(&message)).await;
     }
     let provided = match provided_inputs(&shared, &ws).await {
         Ok(p) => p,
-        Err(e) => return fail(&api, &ws, &observe_error(&e)).await,
+        Err(e) => return fail(&api, &shared, &ws, &observe_error(&e)).await,
     };
     if !deleting
         && let Some(missing) = module
@@ -1461,7 +1509,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
             "No value for required variable: The root module input variable \"{}\" is not set",
             missing.0
         );
-        return fail(&api, &ws, &observe_error(&msg)).await;
+        return fail(&api, &shared, &ws, &observe_error(&msg)).await;
     }
     let injected = ws.annotations().get(FAIL_ANNOTATION).cloned().or_else(|| {
         let profile = string_input(&ws, "profile_name")?;
@@ -1490,15 +1538,15 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
 
     if deleting {
         if let Some(message) = injected {
-            return fail(&api, &ws, &action_error("delete", &message)).await;
+            return fail(&api, &shared, &ws, &action_error("delete", &message)).await;
         }
         shared.plan().await;
         let step = shared.serial_step(&ws, module, true, began).await;
         match step {
             Step::Refused(message) => {
-                return fail(&api, &ws, &action_error("delete", &message)).await;
+                return fail(&api, &shared, &ws, &action_error("delete", &message)).await;
             }
-            Step::TimedOut => return fail(&api, &ws, &killed("delete")).await,
+            Step::TimedOut => return fail(&api, &shared, &ws, &killed("delete")).await,
             Step::Wait(remaining) => {
                 let conditions = ws
                     .status
@@ -1532,7 +1580,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
     // The observation publishes the connection details: the outputs in the state, none before
     // the first apply.
     if let Err(e) = publish_connection(&shared, &ws, module, exists).await {
-        return fail(&api, &ws, &e).await;
+        return fail(&api, &shared, &ws, &e).await;
     }
     if !ws.finalizers().iter().any(|f| f == FINALIZER) {
         let mut finalizers = ws.finalizers().to_vec();
@@ -1563,7 +1611,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
     // An injected failure fails the plan of an applied Workspace (as throttling during the
     // refresh does), or its apply.
     if up_to_date && let Some(message) = injected {
-        return fail(&api, &ws, &observe_error(&message)).await;
+        return fail(&api, &shared, &ws, &observe_error(&message)).await;
     }
     if up_to_date {
         shared.plan().await;
@@ -1597,7 +1645,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
     }
     let verb = if exists { "update" } else { "create" };
     if let Some(message) = injected {
-        return fail(&api, &ws, &action_error(verb, &message)).await;
+        return fail(&api, &shared, &ws, &action_error(verb, &message)).await;
     }
     // Before a create, the pending annotation is written in an update of its own.
     if !exists && !ws.annotations().contains_key(EXTERNAL_CREATE_PENDING) {
@@ -1607,9 +1655,9 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
     shared.plan().await;
     match shared.serial_step(&ws, module, false, began).await {
         Step::Refused(message) => {
-            return fail(&api, &ws, &action_error(verb, &message)).await;
+            return fail(&api, &shared, &ws, &action_error(verb, &message)).await;
         }
-        Step::TimedOut => return fail(&api, &ws, &killed(verb)).await,
+        Step::TimedOut => return fail(&api, &shared, &ws, &killed(verb)).await,
         // The real provider's `terraform apply` is synchronous: nothing is written while it
         // runs.
         Step::Wait(remaining) => return Ok(Action::requeue(remaining)),
@@ -1626,14 +1674,15 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
     if !exists {
         // A create: the succeeded annotation in an update of its own, then Creating with the
         // reconcile's success; Available comes with the next observation.
-        put_annotation(&api, &ws, EXTERNAL_CREATE_SUCCEEDED, rfc3339_now()).await?;
+        // The update's answer is the object at its new version, as crossplane-runtime's
+        // client leaves it in the managed resource for the status update that follows.
+        let latest = put_annotation(&api, &ws, EXTERNAL_CREATE_SUCCEEDED, rfc3339_now()).await?;
         {
             let mut obs = shared.observations.lock().unwrap();
             obs.applied_generation.insert(uid, ws.metadata.generation);
             obs.states.insert(key, configured);
             obs.create_order.push(ws.name_any());
         }
-        let latest = api.get(&ws.name_any()).await?;
         let creating = condition(
             READY,
             false,
@@ -1648,11 +1697,12 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
             json!({ "atProvider": { "outputs": outputs, "checksum": "sim" }, "conditions": [creating, synced_success(&latest)] }),
         )
         .await?;
-        return Ok(Action::requeue(Duration::from_millis(10)));
+        // `Requeue: true`: observed again after the rate limiter's delay.
+        return Ok(shared.rate_limited(&latest));
     }
     // An update: outputs, Available, and the reconcile's success for this generation.
     if let Err(e) = publish_connection(&shared, &ws, module, true).await {
-        return fail(&api, &ws, &e).await;
+        return fail(&api, &shared, &ws, &e).await;
     }
     let ready = condition(READY, true, "Available", "", None, &ws);
     patch_status(
