@@ -461,6 +461,17 @@ impl Seen {
 
 /// Why a status write may not wait, by the README's list ("a failure, a deletion, a condition
 /// turning, a new generation or the last profile becoming ready"); None for progress only.
+/// `status` without what a rollout's progress changes: the profiles, their summary and the
+/// conditions.
+fn rest(status: &CAPTControlPlaneStatus) -> CAPTControlPlaneStatus {
+    CAPTControlPlaneStatus {
+        conditions: vec![],
+        fargate_profiles: vec![],
+        fargate_profiles_summary: None,
+        ..status.clone()
+    }
+}
+
 fn urgent(old: &Seen, new: &Seen) -> Option<&'static str> {
     let phases = |s: &Seen| {
         s.status
@@ -486,6 +497,10 @@ fn urgent(old: &Seen, new: &Seen) -> Option<&'static str> {
         || names(old) != names(new)
     {
         Some("generation")
+    } else if rest(&old.status) != rest(&new.status) {
+        // The Cluster API contract's fields (version, endpoint, initialization, ready): the
+        // EKS Workspace reports its outputs with `Creating`, before it is `Available`.
+        Some("contract")
     } else if new.status.fargate_profiles.iter().all(|p| p.ready) {
         Some("all ready")
     } else {
