@@ -19,8 +19,13 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(20);
 /// rollout each control plane's interval grows instead of the API server's load.
 pub const PROGRESS_WRITES_PER_SECOND: u32 = 4;
 
-/// The longest any progress-only change waits, however many control planes are rolling out.
-pub const MAX_PROGRESS_INTERVAL: Duration = Duration::from_secs(60);
+/// The longest any progress-only change waits, however many control planes are rolling out:
+/// 5 minutes, about one Fargate profile operation (a few minutes each, EKS User Guide), so
+/// the budget above holds up to 1,200 control planes rolling out at once. With 1 minute, the
+/// budget stopped at 240: at 1,000 × 8 (`tests/bench`, growth) the control plane's status
+/// writes beyond the floor's one were about 45 % of the API server CPU the operator spent
+/// above its floor (7,760 writes at about 12 ms each, `examples/request_costs.rs`).
+pub const MAX_PROGRESS_INTERVAL: Duration = Duration::from_secs(300);
 
 /// How long a control plane's progress-only change may wait after its last status write, while
 /// `in_progress` control planes (this one included) have profiles on their way.

@@ -241,8 +241,9 @@ async fn write_workspace(
     state.workspaces.remember(written);
     let verb = if create { "Created" } else { "Updated" };
     info!(apply = %apply.name_any(), workspace = %ws_name, "{verb} Workspace");
-    // A control plane's applies are announced on the control plane, where users look.
-    if !owned_by_control_plane(apply) {
+    // A control plane's or CAPTCluster's applies are announced on their owner, where users
+    // look, when the owner creates them.
+    if !announced_by_owner(apply) {
         let (reason, note) = (
             format!("{verb}Workspace"),
             format!("{verb} Workspace {ws_name}"),
@@ -258,10 +259,40 @@ async fn write_workspace(
     Ok(Action::requeue(RESYNC))
 }
 
-/// Whether a CAPTControlPlane owns this apply (it then reports the apply's progress itself).
-fn owned_by_control_plane(apply: &WorkspaceTemplateApply) -> bool {
-    apply
-        .owner_references()
-        .iter()
-        .any(|o| o.kind == "CAPTControlPlane" && o.controller == Some(true))
+/// Whether a CAPTControlPlane or a CAPTCluster controls this apply: its owner announces the
+/// apply's creation and reports its progress, so the apply publishes no event of its own for
+/// its Workspace (one Event less per cluster: `CreatedVPCWorkspace` on the CAPTCluster already
+/// says it).
+fn announced_by_owner(apply: &WorkspaceTemplateApply) -> bool {
+    apply.owner_references().iter().any(|o| {
+        matches!(o.kind.as_str(), "CAPTControlPlane" | "CAPTCluster") && o.controller == Some(true)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::announced_by_owner;
+    use crate::api::WorkspaceTemplateApply;
+
+    fn owned_by(kind: &str, controller: bool) -> WorkspaceTemplateApply {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
+            "kind": "WorkspaceTemplateApply",
+            "metadata": { "name": "a", "namespace": "n", "ownerReferences": [{
+                "apiVersion": "x/v1", "kind": kind, "name": "o", "uid": "u",
+                "controller": controller,
+            }] },
+            "spec": { "templateRef": { "name": "t" } },
+        }))
+        .expect("an apply")
+    }
+
+    #[test]
+    fn only_applies_of_a_cluster_owner_leave_the_announcement_to_it() {
+        assert!(announced_by_owner(&owned_by("CAPTControlPlane", true)));
+        assert!(announced_by_owner(&owned_by("CAPTCluster", true)));
+        // A user's own apply, or one merely referenced by an owner, announces its Workspace.
+        assert!(!announced_by_owner(&owned_by("ConfigMap", true)));
+        assert!(!announced_by_owner(&owned_by("CAPTCluster", false)));
+    }
 }
