@@ -2298,7 +2298,7 @@ impl Report {
                 ));
             }
             if !self.cache_costs.is_empty() {
-                md.push_str("What the caches hold at convergence, by kind: each object of the namespace as listed, decoded into the operator's type and trimmed as its cache does (`runtime::cache::prepare`), counted by a heap-counting allocator in the bench process (mimalloc's own overhead and the maps around the objects not included):\n\n");
+                md.push_str("What the caches hold at convergence, by kind: each object of the namespace as listed, decoded into the operator's type and trimmed as its cache does (`runtime::cache::prepare`), counted by a heap-counting allocator in the bench process (the allocator's own overhead and the maps around the objects not included):\n\n");
                 md.push_str("| Kind | Objects | JSON bytes each | Heap bytes each, decoded | Heap bytes each, cached | Cached in all |\n|---|---|---|---|---|---|\n");
                 let mut total = 0.0;
                 for c in &self.cache_costs {

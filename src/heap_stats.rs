@@ -1,4 +1,4 @@
-//! A counting global allocator for memory measurements: mimalloc (the operator's allocator),
+//! A counting global allocator for memory measurements: the system allocator (the operator's),
 //! adding every allocation's size to a [`Counter`] and taking every free's off.
 //!
 //! The library installs no allocator; two programs do, with a counter each:
@@ -21,27 +21,28 @@ pub trait Counter {
     fn add(&self, bytes: isize);
 }
 
-/// mimalloc, telling its counter `C` the size of every allocation and free. Install it with
+/// The system allocator, telling its counter `C` the size of every allocation and free. Install it with
 /// `#[global_allocator] static ALLOCATOR: Counting<Global> = Counting(Global);`.
 pub struct Counting<C>(pub C);
 
-// SAFETY: every call is passed on to mimalloc unchanged; the counter only does arithmetic.
+// SAFETY: every call is passed on to the system allocator unchanged; the counter only does
+// arithmetic.
 unsafe impl<C: Counter + Sync> GlobalAlloc for Counting<C> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         self.0.add(layout.size() as isize);
-        unsafe { mimalloc::MiMalloc.alloc(layout) }
+        unsafe { std::alloc::System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         self.0.add(layout.size() as isize);
-        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         self.0.add(-(layout.size() as isize));
-        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         self.0.add(new_size as isize - layout.size() as isize);
-        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
     }
 }
 

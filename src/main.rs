@@ -4,15 +4,17 @@ use clap::Parser;
 
 use capt_fargate::cli::{Cli, Command};
 
-// Reconciles allocate many short-lived objects across tokio's threads; glibc's allocator spent
-// about half of the operator's CPU time on them in `tests/bench` (perf).
-#[cfg(not(feature = "heap-stats"))]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The system allocator (glibc's malloc). mimalloc was used while the operator ran tokio's
+// multi-threaded scheduler, where glibc's allocator took about half of its CPU time (perf,
+// `tests/bench`). On the current-thread scheduler it does not: at 200 control planes × 8
+// profiles glibc's malloc gave a peak RSS of 87.1 / 76.0 MiB (convergence / after a restart's
+// resync) against mimalloc's 96.5–99.2 / 82.0–83.8 MiB, and 5.3 s of operator CPU against
+// 7.1–9.4 s (BENCHMARKS.md, issue 20).
 
-// `--features heap-stats`: mimalloc, counting the heap bytes in use and their peak, written
-// every 250 ms to the file named by CAPT_FARGATE_HEAP_STATS ("<live> <peak>", bytes); the
-// bench compares them with the process's RSS to tell live data from allocator overhead.
+// `--features heap-stats`: the system allocator, counting the heap bytes in use and their
+// peak, written every 250 ms to the file named by CAPT_FARGATE_HEAP_STATS ("<live> <peak>",
+// bytes); the bench compares them with the process's RSS to tell live data from allocator
+// overhead.
 #[cfg(feature = "heap-stats")]
 #[global_allocator]
 static ALLOCATOR: capt_fargate::heap_stats::Counting<capt_fargate::heap_stats::Global> =
@@ -51,12 +53,10 @@ fn main() -> ExitCode {
 }
 
 /// Turns transparent huge pages off for this process (`prctl(PR_SET_THP_DISABLE)`, Linux 3.15+,
-/// for its mappings present and future). mimalloc advises huge pages for its arenas
-/// (`MADV_HUGEPAGE`, honoured even where THP is `madvise` only), so each 2 MiB region it touches
-/// became resident whole: at 200 control planes × 8 profiles (`tests/bench`) 24 MiB of the
-/// operator's peak RSS were huge pages mostly unused. mimalloc's own switch
-/// (`MIMALLOC_ALLOW_THP=0`) is read from the environment before `main`, so the operator sets it
-/// here instead; a failure (an old kernel) only leaves THP as it was.
+/// for its mappings present and future). Where THP is `always`, or where an allocator advises
+/// it (mimalloc did, `MADV_HUGEPAGE`), each 2 MiB region the heap touches becomes resident
+/// whole: at 200 control planes × 8 profiles (`tests/bench`) that was 24 MiB of the operator's
+/// peak RSS, in huge pages mostly unused. A failure (an old kernel) only leaves THP as it was.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments and touches no memory of ours.
