@@ -20,10 +20,12 @@
 //! real time it stands for; BENCH_CONVERGENCE_LIMIT (seconds) stops it early with the progress
 //! made.
 
-// The simulated provider stands in for a separate process; with glibc's allocator about a
-// sixth of its CPU went to malloc and free (perf), so it gets the operator's allocator.
-// It also counts, per thread, the heap bytes allocated and not freed, so that the bytes per
-// cached object can be measured (`CacheCost`).
+// The system allocator, as the operator's (`src/main.rs`), counting per thread the heap bytes
+// allocated and not freed, so that the bytes per cached object can be measured (`CacheCost`).
+// This process also runs the simulated provider: with mimalloc until a328429, and on the
+// multi-threaded scheduler glibc's malloc took about a sixth of its CPU (perf), so the
+// provider's speed, the same for the operator and the floor, is not comparable across that
+// commit.
 #[global_allocator]
 static ALLOCATOR: Counting<PerThread> = Counting(PerThread);
 

@@ -94,7 +94,8 @@ pub struct RunArgs {
     /// planes × 10 profiles (`tests/bench`) it used about a sixth of a CPU. One (the default)
     /// runs everything on a single thread (tokio's current-thread scheduler), which spends
     /// the least CPU on threads parking and waking each other; more spread reconciles over a
-    /// worker pool.
+    /// worker pool, where the system allocator (glibc's malloc, see `src/main.rs`) took about
+    /// half of the operator's CPU when it was measured.
     #[arg(long, env = "WORKER_THREADS", default_value = "1")]
     pub worker_threads: std::num::NonZeroUsize,
     /// Reconciles each controller runs at once. A reconcile mostly waits for the API server,

@@ -6,10 +6,10 @@ use capt_fargate::cli::{Cli, Command};
 
 // The system allocator (glibc's malloc). mimalloc was used while the operator ran tokio's
 // multi-threaded scheduler, where glibc's allocator took about half of its CPU time (perf,
-// `tests/bench`). On the current-thread scheduler it does not: at 200 control planes × 8
-// profiles glibc's malloc gave a peak RSS of 87.1 / 76.0 MiB (convergence / after a restart's
-// resync) against mimalloc's 96.5–99.2 / 82.0–83.8 MiB, and 5.3 s of operator CPU against
-// 7.1–9.4 s (BENCHMARKS.md, issue 20).
+// `tests/bench`). On the current-thread scheduler (the default) it does not: at 200 control
+// planes × 8 profiles, one round each, glibc's malloc gave a peak RSS of 87.1 / 76.0 MiB
+// (convergence / after a restart's resync) and 5.3 s of operator CPU, against mimalloc's
+// 98.7 / 83.1 MiB and 7.1 s with the same simulator (BENCHMARKS.md, "The system allocator").
 
 // `--features heap-stats`: the system allocator, counting the heap bytes in use and their
 // peak, written every 250 ms to the file named by CAPT_FARGATE_HEAP_STATS ("<live> <peak>",
@@ -54,9 +54,10 @@ fn main() -> ExitCode {
 
 /// Turns transparent huge pages off for this process (`prctl(PR_SET_THP_DISABLE)`, Linux 3.15+,
 /// for its mappings present and future). Where THP is `always`, or where an allocator advises
-/// it (mimalloc did, `MADV_HUGEPAGE`), each 2 MiB region the heap touches becomes resident
-/// whole: at 200 control planes × 8 profiles (`tests/bench`) that was 24 MiB of the operator's
-/// peak RSS, in huge pages mostly unused. A failure (an old kernel) only leaves THP as it was.
+/// it, each 2 MiB region the heap touches becomes resident whole: with mimalloc, which advises
+/// it (`MADV_HUGEPAGE`), that was 24 MiB of the operator's peak RSS at 200 control planes × 8
+/// profiles (`tests/bench`), in huge pages mostly unused. A failure (an old kernel) only leaves
+/// THP as it was.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments and touches no memory of ours.

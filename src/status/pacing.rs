@@ -24,7 +24,7 @@ pub const PROGRESS_WRITES_PER_SECOND: u32 = 4;
 /// the budget above holds up to 1,200 control planes rolling out at once. With 1 minute, the
 /// budget stopped at 240: at 1,000 × 8 (`tests/bench`, growth) the control plane's status
 /// writes beyond the floor's one were about 45 % of the API server CPU the operator spent
-/// above its floor (7,760 writes at about 12 ms each, `examples/request_costs.rs`).
+/// above its floor (7,760 writes at 12.3 ms each, `examples/request_costs.rs`: 95 of 208 s).
 pub const MAX_PROGRESS_INTERVAL: Duration = Duration::from_secs(300);
 
 /// How long a control plane's progress-only change may wait after its last status write, while

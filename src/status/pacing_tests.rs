@@ -56,6 +56,9 @@ fn the_interval_grows_with_the_rollout() {
     assert_eq!(progress_interval(200), Duration::from_secs(50));
     // 1,000 rolling out at 4 writes a second: every 250 s, within the 5-minute limit.
     assert_eq!(progress_interval(1_000), Duration::from_secs(250));
+    // The budget holds up to 1,200 at once; beyond, the 5-minute limit.
+    assert_eq!(progress_interval(1_200), Duration::from_secs(300));
+    assert_eq!(progress_interval(1_201), MAX_PROGRESS_INTERVAL);
     assert_eq!(progress_interval(10_000), MAX_PROGRESS_INTERVAL);
 }
 

@@ -459,10 +459,8 @@ impl Seen {
     }
 }
 
-/// Why a status write may not wait, by the README's list ("a failure, a deletion, a condition
-/// turning, a new generation or the last profile becoming ready"); None for progress only.
-/// `status` without what a rollout's progress changes: the profiles, their summary and the
-/// conditions.
+/// `status` without what a rollout's progress changes (the profiles, their summary and the
+/// conditions): every other status field, as the operator's pacing compares them.
 fn rest(status: &CAPTControlPlaneStatus) -> CAPTControlPlaneStatus {
     CAPTControlPlaneStatus {
         conditions: vec![],
@@ -472,6 +470,9 @@ fn rest(status: &CAPTControlPlaneStatus) -> CAPTControlPlaneStatus {
     }
 }
 
+/// Why a status write may not wait, by the README's list ("a failure, a deletion, a condition
+/// turning, a new generation or the last profile becoming ready"), and any other status field
+/// changing; None for progress only.
 fn urgent(old: &Seen, new: &Seen) -> Option<&'static str> {
     let phases = |s: &Seen| {
         s.status
@@ -498,8 +499,9 @@ fn urgent(old: &Seen, new: &Seen) -> Option<&'static str> {
     {
         Some("generation")
     } else if rest(&old.status) != rest(&new.status) {
-        // The Cluster API contract's fields (version, endpoint, initialization, ready): the
-        // EKS Workspace reports its outputs with `Creating`, before it is `Available`.
+        // Every other status field (the Cluster API contract's version, initialization and
+        // ready among them): the EKS Workspace reports its outputs with `Creating`, before it
+        // is `Available`.
         Some("contract")
     } else if new.status.fargate_profiles.iter().all(|p| p.ready) {
         Some("all ready")

@@ -13,9 +13,13 @@
 //!   carry `observedGeneration`; `Available` does not.
 //! - Requeues as the managed reconciler's: after a create (to observe it) and after an error,
 //!   through crossplane-runtime's per-item rate limiter (1 s, doubling with each one in a row,
-//!   at most 60 s; reset by a reconcile that ends without one). A status update from a stale
-//!   cache fails with a conflict and waits out the same backoff, so conflicts stay rare, as
-//!   with the real provider.
+//!   at most 60 s; reset by a reconcile that ends without one); in scaled time, short fixed
+//!   delays ([`Shared::rate_limited`]). A status update from a stale cache fails with a
+//!   conflict and waits out the same backoff: about one per create remains, as with the real
+//!   provider (the echo of `external-create-succeeded` wakes a reconcile that reads the version
+//!   before the status update). Not modelled: controller-runtime's delaying queue keeps the
+//!   create's 1 s requeue beside that immediate reconcile, while kube-runtime's scheduler keeps
+//!   the earliest only, so the retry after that conflict comes after 2 s instead of about 1 s.
 //! - Errors are `Synced=False/ReconcileError` for the current generation, worded as the real
 //!   ones (`create failed: `, `update failed: `, `delete failed: `, `cannot observe external
 //!   resource: `, then Terraform's message shape); `Ready` stays as it was, so a Workspace
@@ -702,8 +706,9 @@ impl SimulatedProvider {
     /// Makes every observation (`terraform plan`) of the Workspace named `workspace`, or of
     /// the Fargate profile named so, fail with `message`, as throttling during the refresh or
     /// expired credentials do, until [`Self::clear_observe_failure`]. It starts a poll at
-    /// once, and while a failure is injected every Workspace is planned again every 200 ms
-    /// (the real provider plans every `--poll`), so a healthy, Ready Workspace shows it.
+    /// once, and while a failure is injected every healthy Workspace is planned again every
+    /// 200 ms (the real provider plans every `--poll`), so a Ready Workspace shows the failure
+    /// at its next plan; a failing one retries on the rate limiter's backoff.
     pub fn inject_observe_failure(&self, workspace: &str, message: &str) {
         self.failures
             .lock()
@@ -712,12 +717,13 @@ impl SimulatedProvider {
         self.poll.notify_one();
     }
 
-    /// Lets the observations of `workspace` succeed again.
+    /// Lets the observations of `workspace` succeed again, at once (as [`Self::clear_failure`]).
     pub fn clear_observe_failure(&self, workspace: &str) {
         self.failures
             .lock()
             .unwrap()
             .remove(&format!("{OBSERVE_PREFIX}{workspace}"));
+        self.poll.notify_one();
     }
 
     /// Lets `profile` succeed again. The real provider's retry comes after its backoff (up to
@@ -831,7 +837,7 @@ async fn serve(
         })
         .run(
             timed_reconcile,
-            |ws, _, shared| shared.rate_limited(&ws),
+            |ws, _, shared| shared.rate_limited(&ws, Requeue::Error),
             shared,
         )
         .for_each(|_| async {});
@@ -1206,7 +1212,7 @@ async fn fail(
     patch_status(api, ws, json!({ "conditions": conditions })).await?;
     // The real provider retries with backoff; a watch event (e.g. removing the injected
     // failure) retries at once.
-    Ok(shared.rate_limited(ws))
+    Ok(shared.rate_limited(ws, Requeue::Reported))
 }
 
 /// crossplane-runtime's pause annotation (reconciliation paused while it is `"true"`).
@@ -1438,12 +1444,33 @@ const BACKOFF_BASE_SECONDS: f64 = 1.0;
 /// The limit of [`BACKOFF_BASE_SECONDS`]'s doubling.
 const BACKOFF_MAX_SECONDS: f64 = 60.0;
 
+/// Why a reconcile asks for a rate-limited requeue ([`Shared::rate_limited`]).
+#[derive(Clone, Copy, Debug)]
+enum Requeue {
+    /// After a create, to observe it.
+    Created,
+    /// The reconcile returned an error (a conflict, an unreachable API server).
+    Error,
+    /// The reconcile reported an error in `Synced` ([`fail`]).
+    Reported,
+}
+
 impl Shared {
     /// The rate-limited requeue of `ws` (crossplane-runtime's `Requeue: true`): the backoff's
-    /// next delay. In real time even when AWS and Terraform run in scaled time: the scale
-    /// stands for their durations, and an error shown for 1.7 ms (1 s at 100 ms a minute)
-    /// would be gone before any controller could report it.
-    fn rate_limited(&self, ws: &Workspace) -> Action {
+    /// next delay. In scaled time, where a real second is a few milliseconds and the rate
+    /// limiter's seconds are negligible against minutes of Terraform, fixed short delays
+    /// instead (10 ms after a create, 200 ms after an error, 2 s after a reported one): real
+    /// seconds there would stand for tens of minutes, and a scaled second (1.7 ms at 100 ms a
+    /// minute) would hide a reported error before any controller, whose timing is real, could
+    /// report it.
+    fn rate_limited(&self, ws: &Workspace, why: Requeue) -> Action {
+        if self.timing.is_some() {
+            return Action::requeue(match why {
+                Requeue::Created => Duration::from_millis(10),
+                Requeue::Error => Duration::from_millis(200),
+                Requeue::Reported => Duration::from_secs(2),
+            });
+        }
         let mut backoffs = self.backoffs.lock().unwrap();
         let requeues = backoffs.entry(uid_of(ws)).or_default();
         let seconds =
@@ -1698,7 +1725,7 @@ async fn reconcile(ws: Arc<Workspace>, shared: Arc<Shared>) -> Result<Action, Si
         )
         .await?;
         // `Requeue: true`: observed again after the rate limiter's delay.
-        return Ok(shared.rate_limited(&latest));
+        return Ok(shared.rate_limited(&latest, Requeue::Created));
     }
     // An update: outputs, Available, and the reconcile's success for this generation.
     if let Err(e) = publish_connection(&shared, &ws, module, true).await {

@@ -241,8 +241,7 @@ async fn write_workspace(
     state.workspaces.remember(written);
     let verb = if create { "Created" } else { "Updated" };
     info!(apply = %apply.name_any(), workspace = %ws_name, "{verb} Workspace");
-    // A control plane's or CAPTCluster's applies are announced on their owner, where users
-    // look, when the owner creates them.
+    // A control plane's or CAPTCluster's applies report through their owner, where users look.
     if !announced_by_owner(apply) {
         let (reason, note) = (
             format!("{verb}Workspace"),
@@ -259,10 +258,11 @@ async fn write_workspace(
     Ok(Action::requeue(RESYNC))
 }
 
-/// Whether a CAPTControlPlane or a CAPTCluster controls this apply: its owner announces the
-/// apply's creation and reports its progress, so the apply publishes no event of its own for
-/// its Workspace (one Event less per cluster: `CreatedVPCWorkspace` on the CAPTCluster already
-/// says it).
+/// Whether a CAPTControlPlane or a CAPTCluster controls this apply: its owner reports the
+/// apply's progress (the control plane's status and `FargateProfilesReady`, the CAPTCluster's
+/// `CreatedVPCWorkspace` and `VPCCreated`), so the apply publishes no `CreatedWorkspace` or
+/// `UpdatedWorkspace` event of its own (one Event less per cluster than before, for the VPC).
+/// Its deletion is still announced on the apply (`DeletingWorkspace`).
 fn announced_by_owner(apply: &WorkspaceTemplateApply) -> bool {
     apply.owner_references().iter().any(|o| {
         matches!(o.kind.as_str(), "CAPTControlPlane" | "CAPTCluster") && o.controller == Some(true)
