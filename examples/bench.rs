@@ -6,7 +6,8 @@
 //!    (target/release/capt-fargate run);
 //! 2. floor: the same objects created and status-patched directly with a plain client, the same
 //!    simulated provider answering (BENCH_FLOOR_CONCURRENCY applies in flight, default 128;
-//!    BENCH_FLOOR_CURVE=1 measures 32, 64, 128 and 256 first); then BENCH_ROUNDS - 1 more
+//!    BENCH_FLOOR_CURVE=1 measures 32, 64, 128, 256 and 512 first, BENCH_FLOOR_CURVE=128,256
+//!    the ones listed); then BENCH_ROUNDS - 1 more
 //!    scale-and-floor pairs (default 5 in all, the floor first in even rounds) for the median
 //!    ratio; each side on a clean control plane;
 //! 3. steady state: API requests by verb in the 20 s after an operator restart;
@@ -96,8 +97,9 @@ const APPLY_CONCURRENCY: usize = 32;
 /// Applies in flight in the floor by default: where more stopped making it faster
 /// (`BENCH_FLOOR_CURVE=1` measures the curve).
 const FLOOR_CONCURRENCY: usize = 128;
-/// The floor's concurrency curve (`BENCH_FLOOR_CURVE=1`).
-const FLOOR_CURVE: [usize; 4] = [32, 64, 128, 256];
+/// The floor's concurrency curve (`BENCH_FLOOR_CURVE=1`); 512 shows whether 256 was enough
+/// at 1,000 control planes.
+const FLOOR_CURVE: [usize; 5] = [32, 64, 128, 256, 512];
 const STEADY_WINDOW: Duration = Duration::from_secs(20);
 const LATENCY_SAMPLES: usize = 50;
 
@@ -116,9 +118,10 @@ struct Settings {
     latency_samples: usize,
     /// Applies in flight in the floor (`BENCH_FLOOR_CONCURRENCY`).
     floor_concurrency: usize,
-    /// Whether the first round measures the floor at each of [`FLOOR_CURVE`] in flight
-    /// (`BENCH_FLOOR_CURVE=1`) and takes the fastest.
-    floor_curve: bool,
+    /// Applies in flight at which the first round (and each growth size) measures the floor
+    /// before taking the fastest (`BENCH_FLOOR_CURVE`: `1` for [`FLOOR_CURVE`], or a
+    /// comma-separated list); empty: only `floor_concurrency`.
+    floor_curve: Vec<usize>,
 }
 
 impl Settings {
@@ -174,7 +177,7 @@ async fn main() -> Result<()> {
         mode: support::simulated_provider::Mode::from_env(),
         latency_samples: env_usize("BENCH_LATENCY_SAMPLES", LATENCY_SAMPLES),
         floor_concurrency: env_usize("BENCH_FLOOR_CONCURRENCY", FLOOR_CONCURRENCY),
-        floor_curve: std::env::var("BENCH_FLOOR_CURVE").is_ok_and(|v| v == "1"),
+        floor_curve: floor_curve(&std::env::var("BENCH_FLOOR_CURVE").unwrap_or_default())?,
     };
     anyhow::ensure!(
         settings.profiles <= 8,
@@ -275,37 +278,106 @@ async fn run(
     report.rejections = rejections;
     // The floor gets a clean control plane: the operator run's objects are deleted first.
     clear(client, scale_ns).await;
-    let mut concurrency = settings.floor_concurrency;
-    if settings.floor_curve {
-        for c in FLOOR_CURVE {
-            println!("bench: floor with {c} in flight");
-            let ns = support::TestNamespace::new(client, "capt-bench-floor").await;
-            let result = floor(settings, client, &ns.name, c).await;
-            clear(client, &ns.name).await;
-            report.floor_curve.push(result?);
-        }
-        if let Some(best) = report
-            .floor_curve
-            .iter()
-            .min_by(|a, b| a.seconds.total_cmp(&b.seconds))
-        {
-            concurrency = best.concurrency;
-        }
-    }
+    report.floor_curve = floor_curve_runs(settings, client).await?;
+    let concurrency =
+        fastest(&report.floor_curve).map_or(settings.floor_concurrency, |f| f.concurrency);
     println!("bench: floor (plain client, no operator, {concurrency} in flight)");
     report.floor = Some(floor(settings, client, floor_ns, concurrency).await?);
     report.print();
     Ok(report)
 }
 
-/// Deletes a namespace's objects and the namespace, and waits until they are gone, so that the
-/// next measurement runs on a clean control plane.
+/// The floor at each concurrency of `settings.floor_curve`, each in a fresh namespace on a
+/// clean control plane.
+async fn floor_curve_runs(settings: &Settings, client: &Client) -> Result<Vec<FloorResult>> {
+    let mut runs = Vec::new();
+    for &c in &settings.floor_curve {
+        println!("bench: floor with {c} in flight");
+        let ns = support::TestNamespace::new(client, "capt-bench-floor").await;
+        let result = floor(settings, client, &ns.name, c).await;
+        clear(client, &ns.name).await;
+        runs.push(result?);
+    }
+    Ok(runs)
+}
+
+/// The fastest floor of a curve.
+fn fastest(curve: &[FloorResult]) -> Option<&FloorResult> {
+    curve.iter().min_by(|a, b| a.seconds.total_cmp(&b.seconds))
+}
+
+/// `BENCH_FLOOR_CURVE`: empty or `0` for none, `1` for [`FLOOR_CURVE`], else applies in flight
+/// separated by commas.
+fn floor_curve(value: &str) -> Result<Vec<usize>> {
+    match value.trim() {
+        "" | "0" => Ok(Vec::new()),
+        "1" => Ok(FLOOR_CURVE.to_vec()),
+        list => list
+            .split(',')
+            .map(|c| {
+                c.trim().parse::<usize>().ok().filter(|&c| c > 0).ok_or_else(|| {
+                    anyhow::anyhow!("BENCH_FLOOR_CURVE: {c:?} is not a positive count of applies in flight (use 1, or e.g. 128,256,512)")
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Deletes a namespace's objects and the namespace, waits until they are gone and the API
+/// server is quiet again, so that the next measurement runs on a clean control plane.
 async fn clear(client: &Client, ns: &str) {
     cleanup(client, ns).await;
     let _ = Api::<Namespace>::all(client.clone())
         .delete(ns, &Default::default())
         .await;
     wait_until_gone(client, &[ns.to_string()]).await;
+    wait_until_quiet(client).await;
+}
+
+/// Requests for the measured kinds per [`QUIET_WINDOW`] below which the API server counts as
+/// quiet: kube-controller-manager's leases and the bench's own polls stay under it.
+const QUIET_REQUESTS: f64 = 10.0;
+const QUIET_WINDOW: Duration = Duration::from_secs(2);
+/// How long [`wait_until_quiet`] waits at most.
+const QUIET_LIMIT: Duration = Duration::from_secs(180);
+
+/// Waits until the API server serves at most [`QUIET_REQUESTS`] requests for the measured
+/// kinds in a [`QUIET_WINDOW`]. A namespace can be gone while kube-controller-manager's garbage
+/// collector still works through its queue (a GET of each dependent's owner, answered 404):
+/// those requests would load, and be counted in, the next measurement.
+async fn wait_until_quiet(client: &Client) {
+    let started = Instant::now();
+    let Ok(first) = Requests::scrape(client).await else {
+        return;
+    };
+    let mut before = first.clone();
+    loop {
+        tokio::time::sleep(QUIET_WINDOW).await;
+        let Ok(now) = Requests::scrape(client).await else {
+            return;
+        };
+        let window = now.minus(&before).total();
+        let quiet = window <= QUIET_REQUESTS;
+        if quiet || started.elapsed() > QUIET_LIMIT {
+            let seen = now.minus(&first);
+            let mut by_request: Vec<(String, f64)> = seen.by_request().into_iter().collect();
+            by_request.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let top: Vec<String> = by_request
+                .iter()
+                .take(3)
+                .map(|(k, n)| format!("{k} {n:.0}"))
+                .collect();
+            println!(
+                "bench: the API server was {} after {:.1}s ({:.0} requests meanwhile: {})",
+                if quiet { "quiet" } else { "still busy" },
+                started.elapsed().as_secs_f64(),
+                seen.total(),
+                top.join(", ")
+            );
+            return;
+        }
+        before = now;
+    }
 }
 
 /// One scale-and-floor pair.

@@ -131,7 +131,7 @@ impl Settings {
             mode: self.mode,
             latency_samples: self.latency_samples,
             floor_concurrency: self.floor_concurrency,
-            floor_curve: self.floor_curve,
+            floor_curve: self.floor_curve.clone(),
         }
     }
 }
@@ -1027,6 +1027,8 @@ struct GrowthRow {
     control_planes: usize,
     scale: ScaleResult,
     floor: FloorResult,
+    /// The floor's other points of `BENCH_FLOOR_CURVE` (the fastest is `floor`).
+    floor_curve: Vec<FloorResult>,
     /// The restarted process: start-up, resync and memory.
     startup: Startup,
     resync_seconds: f64,
@@ -1086,15 +1088,28 @@ async fn growth_row(settings: &Settings, client: &Client) -> Result<GrowthRow> {
         "bench:   restart: {}; resync {resync_seconds:.1}s, {resync_writes} writes",
         startup.describe()
     );
-    let floor_ns = support::TestNamespace::new(client, "capt-bench-floor").await;
-    let name = floor_ns.name.clone();
-    println!("bench:   floor");
-    let floor_result = floor(settings, client, &name, settings.floor_concurrency).await;
-    clear(client, &name).await;
+    // With a curve, the row's floor is its fastest point (each on a clean control plane).
+    let mut floor_curve = floor_curve_runs(settings, client).await?;
+    let floor_result = match fastest(&floor_curve).map(|f| f.concurrency) {
+        Some(best) => floor_curve
+            .iter()
+            .position(|f| f.concurrency == best)
+            .map(|i| floor_curve.remove(i))
+            .ok_or_else(|| anyhow::anyhow!("the fastest floor of the curve is gone"))?,
+        None => {
+            let floor_ns = support::TestNamespace::new(client, "capt-bench-floor").await;
+            let name = floor_ns.name.clone();
+            println!("bench:   floor");
+            let result = floor(settings, client, &name, settings.floor_concurrency).await;
+            clear(client, &name).await;
+            result?
+        }
+    };
     Ok(GrowthRow {
         control_planes: settings.control_planes,
         scale,
-        floor: floor_result?,
+        floor_curve,
+        floor: floor_result,
         startup,
         resync_seconds,
         resync_writes,
@@ -1110,7 +1125,7 @@ fn md_growth(md: &mut String, s: &Settings, rows: &[GrowthRow], planned: usize) 
         md.truncate(i);
     }
     md.push_str(&format!("{TITLE} (× {})\n\n", s.profiles));
-    md.push_str(&format!("Per fleet size ({} of {planned} sizes measured), one after the other, each on a clean control plane: the scale run (the default bench's, a fresh operator), then that operator replaced by a fresh process (start-up: from its spawn to its first reconcile and to all its caches filled, from the timestamps of its `capt_fargate::startup` log lines; the resync: until no reconcile started for 5 s; its writes for captclusters, control planes, applies, Workspaces and Secrets), then the floor ({} applies in flight). One round per size, so the ratio carries the ±30 % of one pair; API server CPU is the steadier comparison. CPU per wall second says which process was busy: 2 CPUs are all there is, shared with the etcd, the bench's simulated provider and other work on the machine.\n\n", rows.len(), s.floor_concurrency));
+    md.push_str(&format!("Per fleet size ({} of {planned} sizes measured), one after the other, each on a clean control plane: the scale run (the default bench's, a fresh operator), then that operator replaced by a fresh process (start-up: from its spawn to its first reconcile and to all its caches filled, from the timestamps of its `capt_fargate::startup` log lines; the resync: until no reconcile started for 5 s; its writes for captclusters, control planes, applies, Workspaces and Secrets), then the floor ({} applies in flight, or the fastest point of the curve below when `BENCH_FLOOR_CURVE` is set). One round per size, so the ratio carries the ±30 % of one pair; API server CPU is the steadier comparison. CPU per wall second says which process was busy: 2 CPUs are all there is, shared with the etcd, the bench's simulated provider and other work on the machine.\n\n", rows.len(), s.floor_concurrency));
     md.push_str("| Control planes | Applies | Operator | Floor | Ratio | API server CPU, operator / floor | API server CPU per wall second | Operator CPU (per wall second) | Requests, operator / floor | Requests per profile | Peak RSS at convergence | Restart: first reconcile / all caches filled | Resync (requests, writes) | Peak RSS after the resync | Load at start |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let api = |cpu: &CpuDelta| cpu.0.get("kube-apiserver").copied().unwrap_or(0.0);
@@ -1144,6 +1159,35 @@ fn md_growth(md: &mut String, s: &Settings, rows: &[GrowthRow], planned: usize) 
             mib(r.memory_after_resync_kib),
             r.scale.load,
         ));
+    }
+    if rows.iter().any(|r| !r.floor_curve.is_empty()) {
+        md.push_str("\nThe floor's concurrency curve (`BENCH_FLOOR_CURVE`), each point on a clean control plane; the fastest is the floor above (wall time, API server CPU):\n\n");
+        for r in rows {
+            let api = |cpu: &CpuDelta| cpu.0.get("kube-apiserver").copied().unwrap_or(0.0);
+            let mut points: Vec<&FloorResult> = r
+                .floor_curve
+                .iter()
+                .chain(std::iter::once(&r.floor))
+                .collect();
+            points.sort_by_key(|f| f.concurrency);
+            let cells: Vec<String> = points
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} in flight {:.1} s ({:.1} s){}",
+                        f.concurrency,
+                        f.seconds,
+                        api(&f.cpu),
+                        if f.concurrency == r.floor.concurrency {
+                            " fastest"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect();
+            md.push_str(&format!("- {}: {}\n", r.control_planes, cells.join(", ")));
+        }
     }
     md.push_str("\nWhere the operator's extra requests went (operator minus floor, per profile, the five largest differences):\n\n");
     for r in rows {
