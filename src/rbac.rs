@@ -30,8 +30,8 @@
 //!   owner reference needs `captclusters/finalizers` like the control plane's. Cluster API
 //!   `clusters` are only watched (for `spec.paused`); CAPTControlPlanes are also watched
 //!   metadata-only by the CAPTCluster controller (same `list`/`watch`).
-//! - `events.k8s.io` `create`/`patch`: kube's `Recorder` creates an Event and patches it when
-//!   the same event repeats.
+//! - `events.k8s.io` `create`/`patch`: `runtime::event_series` creates an Event and patches
+//!   its series when the same event repeats.
 //! - `get`/`list`/`watch` on Cluster API `clusters`: a Cluster's `spec.paused` pauses its
 //!   control planes (`controller::control_plane::pause`); never written.
 //!

@@ -86,9 +86,8 @@ async fn client(args: &RunArgs, gate: Option<WriteGate>) -> Result<Client, RunEr
 }
 
 /// Names the operator in the User-Agent of every request (`capt-fargate/<version>`). The API
-/// server takes the field manager of a write that names none from it: the Events that kube's
-/// recorder creates and patches then show `capt-fargate` in their managed fields too (the
-/// operator's own writes name `names::FIELD_MANAGER` explicitly).
+/// server takes the field manager of a write that names none from it (the operator's own writes,
+/// Events included, name `names::FIELD_MANAGER` explicitly).
 pub fn identify(config: &mut Config) {
     let agent = format!(
         "{}/{}",

@@ -11,12 +11,13 @@ pub mod workspace_apply;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType};
 use kube::{Api, Client, Resource};
 use tracing::warn;
 
 use crate::metrics::Metrics;
 use crate::names::FIELD_MANAGER;
+use crate::runtime::event_series::Publisher;
 use crate::runtime::events::SentEvents;
 
 /// How long the control-plane controller lets a burst of child changes (an apply created,
@@ -37,8 +38,8 @@ pub const CACHES_FILLING: std::time::Duration = std::time::Duration::from_millis
 pub struct Context {
     /// API client.
     pub client: Client,
-    /// Publishes Kubernetes Events.
-    pub recorder: Recorder,
+    /// Publishes Kubernetes Events, repeats folded into series (`runtime::event_series`).
+    pub events: Publisher,
     /// Shared metrics.
     pub metrics: Arc<Metrics>,
     /// Namespace the operator is limited to, if any.
@@ -78,12 +79,8 @@ impl Context {
         namespace: Option<String>,
         instance: Option<String>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance,
-        };
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: Publisher::new(client.clone(), FIELD_MANAGER, instance),
             client,
             metrics,
             namespace,
@@ -220,7 +217,7 @@ impl Context {
             action: reason.into(),
             secondary,
         };
-        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+        if let Err(e) = self.events.publish(&event, &obj.object_ref(&())).await {
             warn!(error = %e, reason, "could not publish event");
         }
     }

@@ -1,4 +1,4 @@
-//! De-duplication of Kubernetes Events. kube-runtime's `Recorder` already folds a repeated
+//! De-duplication of Kubernetes Events. `event_series` already folds a repeated
 //! event into a series (a count on one Event object), but every repeat is still a request;
 //! a reconcile that runs on a cached object older than its own status write would publish the
 //! same transition again. [`SentEvents`] remembers the last note per series and skips repeats.

@@ -22,6 +22,8 @@
 //!   metadata others added is kept.
 //! - [`finalizer`], [`backoff`], [`events`], [`status_writes`]: finalizer patches, watch and
 //!   retry timing, de-duplicated Kubernetes Events, and when each status was last written.
+//! - [`event_series`]: publishes Events as series, keeping a few bytes per series where
+//!   kube-runtime's `Recorder` keeps each Event whole.
 //!
 //! Every map kept here forgets an object when it is deleted (`forget`), so state stays bounded
 //! by the objects that exist.
@@ -31,6 +33,7 @@ pub mod cache;
 pub mod diff;
 pub mod digest;
 pub mod echo;
+pub mod event_series;
 pub mod events;
 pub mod finalizer;
 pub mod index;

@@ -344,8 +344,9 @@ async fn every_write_of_the_operator_names_its_field_manager() {
 
 #[tokio::test]
 async fn events_name_the_operator_as_their_field_manager() {
-    // kube's event recorder names no field manager; a client configured as `capt-fargate run`
-    // configures its own names the operator in its User-Agent, which the API server uses.
+    // The operator names itself as the field manager of its Events (`runtime::event_series`),
+    // and a client configured as `capt-fargate run` configures its own names it in its
+    // User-Agent too.
     let env = Samples::start("events", Duration::from_millis(100)).await;
     let path = crate::support::cluster::kubeconfig().await;
     let mut config = kube::Config::from_custom_kubeconfig(
@@ -389,6 +390,68 @@ async fn events_name_the_operator_as_their_field_manager() {
     }
     operator.stop().await;
     env.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_event_counts_on_one_event_and_a_new_note_is_a_new_event() {
+    use capt_fargate::runtime::event_series::Publisher;
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::runtime::events::{Event, EventType};
+    let client = crate::support::client().await;
+    let ns = crate::support::TestNamespace::new(&client, "event-series").await;
+    let publisher = Publisher::new(client.clone(), names::FIELD_MANAGER, Some("pod-1".into()));
+    let regarding = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("controlplane.cluster.x-k8s.io/v1beta1".into()),
+        kind: Some("CAPTControlPlane".into()),
+        namespace: Some(ns.name.clone()),
+        name: Some("cp".into()),
+        uid: Some("00000000-0000-0000-0000-000000000001".into()),
+        ..Default::default()
+    };
+    let event = |note: &str| Event {
+        type_: EventType::Warning,
+        reason: "FargateProfileFailed".into(),
+        note: Some(note.into()),
+        action: "FargateProfileFailed".into(),
+        secondary: None,
+    };
+    for _ in 0..3 {
+        publisher.publish(&event("quota"), &regarding).await.unwrap();
+    }
+    publisher.publish(&event("throttled"), &regarding).await.unwrap();
+    assert_eq!(publisher.series(), 2);
+    let events: Api<K8sEvent> = Api::namespaced(client.clone(), &ns.name);
+    let mut listed = events.list(&Default::default()).await.unwrap().items;
+    listed.sort_by_key(|e| e.note.clone());
+    let summary: Vec<_> = listed
+        .iter()
+        .map(|e| {
+            (
+                e.note.clone().unwrap_or_default(),
+                e.series.as_ref().map(|s| s.count),
+                e.reporting_controller.clone().unwrap_or_default(),
+                e.reporting_instance.clone().unwrap_or_default(),
+                e.type_.clone().unwrap_or_default(),
+                e.regarding.as_ref().and_then(|r| r.name.clone()),
+            )
+        })
+        .collect();
+    let row = |note: &str, count| {
+        (
+            note.to_string(),
+            count,
+            names::FIELD_MANAGER.to_string(),
+            "pod-1".to_string(),
+            "Warning".to_string(),
+            Some("cp".to_string()),
+        )
+    };
+    assert_eq!(summary, vec![row("quota", Some(3)), row("throttled", None)]);
+    let managers: Vec<_> = listed.iter().flat_map(|e| managers(e.meta())).collect();
+    assert!(
+        managers.iter().all(|(m, _)| m == names::FIELD_MANAGER),
+        "{managers:?}"
+    );
 }
 
 #[tokio::test]
