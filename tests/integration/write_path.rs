@@ -416,9 +416,15 @@ async fn a_repeated_event_counts_on_one_event_and_a_new_note_is_a_new_event() {
         secondary: None,
     };
     for _ in 0..3 {
-        publisher.publish(&event("quota"), &regarding).await.unwrap();
+        publisher
+            .publish(&event("quota"), &regarding)
+            .await
+            .unwrap();
     }
-    publisher.publish(&event("throttled"), &regarding).await.unwrap();
+    publisher
+        .publish(&event("throttled"), &regarding)
+        .await
+        .unwrap();
     assert_eq!(publisher.series(), 2);
     let events: Api<K8sEvent> = Api::namespaced(client.clone(), &ns.name);
     let mut listed = events.list(&Default::default()).await.unwrap().items;
