@@ -2,24 +2,32 @@
 //! series instead of the whole Event.
 //!
 //! Builds on the same API as kube-runtime's `Recorder` (a POST for a new Event, a merge patch
-//! of `series` when it repeats within 6 minutes), which is not enough here: the Recorder keeps
+//! when it repeats within 6 minutes; here the patch holds `series` only, where the Recorder
+//! sends the whole Event again), which is not enough here: the Recorder keeps
 //! every Event it published, whole, with its key (two `ObjectReference`s and four strings), for
 //! 6 minutes, about 1.4 KB of hash-table slot per Event before its strings. At 200 clusters
 //! with 8 profiles that table was 2.8 MiB of the operator's 65 MiB heap peak (heaptrack,
 //! BENCHMARKS.md), growing with the fleet. A series here is a 64-bit key and its Event's name,
 //! namespace, count and last time.
 //!
-//! Like client-go's `events` package (and unlike the Recorder), the note is part of a series'
-//! key: an event with a new note is a new Event, never a count on one showing the old note.
+//! The note is part of a series' key, as in client-go's core/v1 event correlator
+//! (`tools/record`, which aggregates by message) and unlike the Recorder and client-go's
+//! `tools/events` (whose repeats keep the first note): an event with a new note is a new Event,
+//! never a count on one that shows an older note.
+//!
+//! Two publishes of one event at the same moment may both POST (as with the Recorder); the
+//! controllers' de-duplication (`runtime::events`) keeps the same event from being sent twice
+//! in a row.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Client};
@@ -28,7 +36,7 @@ use super::lock;
 
 /// How long a published Event takes repeats as a series count, as kube-runtime's Recorder and
 /// client-go's event broadcaster (6 minutes after the last occurrence).
-pub const SERIES_TTL: SignedDuration = SignedDuration::from_mins(6);
+pub const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
 
 /// Publishes Events on behalf of one controller instance (`reportingController`,
 /// `reportingInstance`), folding repeats into series. Cheap to share: one per process.
@@ -56,46 +64,62 @@ pub enum Occurrence {
     },
 }
 
-/// The live series, by key, and the order they were last seen in (for eviction).
+/// The live series, by key, and when each was first recorded (for eviction).
 #[derive(Default)]
 pub struct Series {
     by_key: HashMap<u64, Entry>,
-    /// (last occurrence, key) in the order of occurrences; an entry seen again later has a
-    /// newer pair behind, so a stale pair is skipped at eviction.
-    order: VecDeque<(Timestamp, u64)>,
+    /// One (time, key) pair per series, at most: the series' last occurrence when the pair was
+    /// queued. Eviction re-queues a pair whose series occurred again since, so the queue stays
+    /// as long as the map, however often events repeat.
+    order: VecDeque<(Instant, u64)>,
 }
 
 struct Entry {
     name: String,
     namespace: String,
     count: i32,
-    last: Timestamp,
+    /// Last occurrence, on the monotonic clock (a wall clock stepped back would stall eviction).
+    last: Instant,
 }
 
 impl Series {
     /// Forgets the series whose last occurrence is [`SERIES_TTL`] or more before `now`.
-    fn evict(&mut self, now: Timestamp) {
-        while let Some(&(at, key)) = self.order.front() {
-            if at + SERIES_TTL > now {
+    fn evict(&mut self, now: Instant) {
+        // Each pair is looked at once per call: re-queued ones wait for a later call.
+        for _ in 0..self.order.len() {
+            let Some(&(at, key)) = self.order.front() else {
+                break;
+            };
+            if now.saturating_duration_since(at) < SERIES_TTL {
                 break;
             }
             self.order.pop_front();
-            if self.by_key.get(&key).is_some_and(|e| e.last == at) {
-                self.by_key.remove(&key);
+            match self.by_key.get(&key) {
+                Some(entry) if now.saturating_duration_since(entry.last) < SERIES_TTL => {
+                    self.order.push_back((entry.last, key));
+                }
+                Some(_) => {
+                    self.by_key.remove(&key);
+                }
+                None => {}
             }
         }
     }
 
     /// What an occurrence of the event `key` at `now` is: the first of its series, or a
     /// repeat (counted here; [`Series::created`] records a first once it is published).
-    pub fn occur(&mut self, key: u64, now: Timestamp) -> Occurrence {
+    pub fn occur(&mut self, key: u64, now: Instant) -> Occurrence {
         self.evict(now);
         let Some(entry) = self.by_key.get_mut(&key) else {
             return Occurrence::First;
         };
-        entry.count += 1;
+        // Evicted late (its pair was re-queued behind newer ones): a new series all the same.
+        if now.saturating_duration_since(entry.last) >= SERIES_TTL {
+            self.by_key.remove(&key);
+            return Occurrence::First;
+        }
+        entry.count = entry.count.saturating_add(1);
         entry.last = now;
-        self.order.push_back((now, key));
         Occurrence::Repeat {
             name: entry.name.clone(),
             namespace: entry.namespace.clone(),
@@ -104,19 +128,19 @@ impl Series {
     }
 
     /// Records the Event `name` in `namespace` published for the first occurrence of `key`.
-    pub fn created(&mut self, key: u64, name: String, namespace: String, now: Timestamp) {
+    pub fn created(&mut self, key: u64, name: String, namespace: String, now: Instant) {
         let entry = Entry {
             name,
             namespace,
             count: 1,
             last: now,
         };
-        self.by_key.insert(key, entry);
-        self.order.push_back((now, key));
+        if self.by_key.insert(key, entry).is_none() {
+            self.order.push_back((now, key));
+        }
     }
 
-    /// Forgets `key`'s series (its Event could not be patched: the next occurrence starts a
-    /// new one).
+    /// Forgets `key`'s series (its Event is gone: the next occurrence starts a new one).
     pub fn forget(&mut self, key: u64) {
         self.by_key.remove(&key);
     }
@@ -132,9 +156,9 @@ impl Series {
     }
 }
 
-/// The key of a series: what client-go's event broadcaster keys them by (type, reason, action,
-/// reporting controller, the object it is about, the related object, the note); the reporting
-/// instance is the same for every event of one publisher.
+/// The key of a series: type, reason, action, the object it is about, the related object and
+/// the note (the reporting controller and instance are the same for every event of one
+/// publisher).
 pub fn series_key(event: &Event, regarding: &ObjectReference) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     matches!(event.type_, EventType::Warning).hash(&mut hasher);
@@ -173,48 +197,51 @@ impl Publisher {
     ///
     /// # Errors
     /// The API server's answer to the POST or PATCH (RBAC needs `create` and `patch` on
-    /// `events.k8s.io` `events`). A series whose Event could not be patched is forgotten.
+    /// `events.k8s.io` `events`). A series whose Event is gone (404) starts again with a POST.
     pub async fn publish(
         &self,
         event: &Event,
         regarding: &ObjectReference,
     ) -> Result<(), kube::Error> {
         let key = series_key(event, regarding);
-        let now = Timestamp::now();
-        let occurrence = lock(&self.series).occur(key, now);
-        match occurrence {
-            Occurrence::Repeat {
-                name,
-                namespace,
+        let (now, at) = (Timestamp::now(), Instant::now());
+        let occurrence = lock(&self.series).occur(key, at);
+        if let Occurrence::Repeat {
+            name,
+            namespace,
+            count,
+        } = occurrence
+        {
+            let patch = serde_json::json!({ "series": EventSeries {
                 count,
-            } => {
-                let patch = serde_json::json!({ "series": EventSeries {
-                    count,
-                    last_observed_time: MicroTime(now),
-                } });
-                let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
-                let params = PatchParams {
-                    field_manager: Some(self.field_manager.clone()),
-                    ..Default::default()
-                };
-                if let Err(e) = api.patch(&name, &params, &Patch::Merge(&patch)).await {
+                last_observed_time: MicroTime(now),
+            } });
+            let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
+            let params = PatchParams {
+                field_manager: Some(self.field_manager.clone()),
+                ..Default::default()
+            };
+            match api.patch(&name, &params, &Patch::Merge(&patch)).await {
+                Ok(_) => return Ok(()),
+                // The Event is gone (the API server's event TTL, or deleted by hand): this
+                // occurrence starts a new one. Any other error keeps the series, whose count
+                // already holds this occurrence for the next patch.
+                Err(kube::Error::Api(status)) if status.code == 404 => {
                     lock(&self.series).forget(key);
-                    return Err(e);
                 }
-            }
-            Occurrence::First => {
-                let object = self.new_event(event, regarding, now);
-                let namespace = object.metadata.namespace.clone().unwrap_or_default();
-                let name = object.metadata.name.clone().unwrap_or_default();
-                let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
-                let params = PostParams {
-                    field_manager: Some(self.field_manager.clone()),
-                    ..Default::default()
-                };
-                api.create(&params, &object).await?;
-                lock(&self.series).created(key, name, namespace, now);
+                Err(e) => return Err(e),
             }
         }
+        let object = self.new_event(event, regarding, now);
+        let namespace = object.metadata.namespace.clone().unwrap_or_default();
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
+        let params = PostParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..Default::default()
+        };
+        api.create(&params, &object).await?;
+        lock(&self.series).created(key, name, namespace, at);
         Ok(())
     }
 
@@ -302,10 +329,14 @@ mod tests {
         }
     }
 
+    fn mins(m: u64) -> Duration {
+        Duration::from_secs(60 * m)
+    }
+
     #[test]
     fn repeats_count_on_the_first_event_until_six_minutes_after_the_last() {
         let mut series = Series::default();
-        let t0 = Timestamp::UNIX_EPOCH + SignedDuration::from_hours(1);
+        let t0 = Instant::now();
         assert_eq!(series.occur(1, t0), Occurrence::First);
         series.created(1, "x.1".into(), "ns".into(), t0);
         let repeat = |count| Occurrence::Repeat {
@@ -313,34 +344,45 @@ mod tests {
             namespace: "ns".into(),
             count,
         };
-        let t1 = t0 + SignedDuration::from_mins(5);
-        assert_eq!(series.occur(1, t1), repeat(2));
+        assert_eq!(series.occur(1, t0 + mins(5)), repeat(2));
         // 10 minutes after the first, 5 after the last: still the same series.
-        let t2 = t0 + SignedDuration::from_mins(10);
-        assert_eq!(series.occur(1, t2), repeat(3));
-        assert_eq!(
-            series.order.len(),
-            2,
-            "the first occurrence's pair is stale and dropped, the series kept"
-        );
+        assert_eq!(series.occur(1, t0 + mins(10)), repeat(3));
         // Six minutes after the last: a new Event.
-        let t3 = t2 + SERIES_TTL;
-        assert_eq!(series.occur(1, t3), Occurrence::First);
+        assert_eq!(series.occur(1, t0 + mins(16)), Occurrence::First);
         assert!(series.is_empty(), "the old series is gone");
-        assert!(series.order.is_empty(), "and its stale pairs too");
+        assert!(series.order.is_empty(), "and its pair too");
+    }
+
+    #[test]
+    fn a_series_keeps_one_pair_however_often_it_repeats() {
+        let mut series = Series::default();
+        let t0 = Instant::now();
+        series.created(1, "x.1".into(), "ns".into(), t0);
+        for second in 1..=1_000 {
+            let at = t0 + Duration::from_secs(second);
+            assert!(matches!(series.occur(1, at), Occurrence::Repeat { .. }));
+            assert_eq!(series.order.len(), 1, "at {second} s");
+        }
+        let last = t0 + Duration::from_secs(1_000);
+        assert!(
+            matches!(
+                series.occur(1, last + mins(5)),
+                Occurrence::Repeat { count: 1_002, .. }
+            ),
+            "counted from the first occurrence"
+        );
     }
 
     #[test]
     fn series_of_other_keys_are_evicted_on_their_own_clock() {
         let mut series = Series::default();
-        let t0 = Timestamp::UNIX_EPOCH + SignedDuration::from_hours(1);
+        let t0 = Instant::now();
         series.created(1, "a.1".into(), "ns".into(), t0);
-        let t1 = t0 + SignedDuration::from_mins(4);
-        series.created(2, "b.1".into(), "ns".into(), t1);
-        assert_eq!(series.occur(3, t0 + SERIES_TTL), Occurrence::First);
+        series.created(2, "b.1".into(), "ns".into(), t0 + mins(4));
+        assert_eq!(series.occur(3, t0 + mins(6)), Occurrence::First);
         assert_eq!(series.len(), 1, "the first key is gone, the second is not");
         assert!(matches!(
-            series.occur(2, t0 + SERIES_TTL),
+            series.occur(2, t0 + mins(6)),
             Occurrence::Repeat { count: 2, .. }
         ));
         series.forget(2);

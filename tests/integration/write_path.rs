@@ -458,6 +458,24 @@ async fn a_repeated_event_counts_on_one_event_and_a_new_note_is_a_new_event() {
         managers.iter().all(|(m, _)| m == names::FIELD_MANAGER),
         "{managers:?}"
     );
+    // The series' Event is gone (the API server's event TTL, or by hand): the next occurrence
+    // starts a new Event instead of failing on the patch.
+    let quota = listed[0].name_any();
+    events.delete(&quota, &Default::default()).await.unwrap();
+    publisher
+        .publish(&event("quota"), &regarding)
+        .await
+        .unwrap();
+    let again: Vec<_> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.note.as_deref() == Some("quota"))
+        .map(|e| (e.name_any() == quota, e.series.map(|s| s.count)))
+        .collect();
+    assert_eq!(again, vec![(false, None)], "one new Event, counted once");
 }
 
 #[tokio::test]
