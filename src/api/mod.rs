@@ -1,6 +1,7 @@
 //! Custom resource types: the ones this project defines and the third-party ones it uses.
 
 pub mod cluster;
+pub mod compact;
 pub mod conditions;
 pub mod controlplane;
 pub mod controlplane_template;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use super::compact::CompactValue;
 use super::conditions::XpCondition;
 use super::workspace::WorkspaceSpec;
 
@@ -143,9 +143,10 @@ pub struct WorkspaceTemplateApplySpec {
     pub variables: Option<BTreeMap<String, String>>,
     /// Typed Terraform input variables (strings, numbers, lists, maps), merged over the
     /// template's `forProvider.varmap`.
+    // Each value is kept as compact JSON text: cached applies are many (`api::compact`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::api::schema::preserve_unknown_object")]
-    pub terraform_variables: Option<BTreeMap<String, Value>>,
+    pub terraform_variables: Option<BTreeMap<String, CompactValue>>,
     /// Secrets that must exist, with the listed keys, before the Workspace is created or updated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_for_secrets: Option<Vec<SecretRequirement>>,
@@ -155,6 +156,18 @@ pub struct WorkspaceTemplateApplySpec {
     /// Keep the Workspace (and what Terraform created) when this object is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain_workspace_on_delete: Option<bool>,
+}
+
+impl WorkspaceTemplateApplySpec {
+    /// `terraformVariables` decoded (empty when unset): a `Value` tree per variable, for
+    /// readers that walk them; the spec keeps them compact.
+    pub fn terraform_values(&self) -> BTreeMap<String, serde_json::Value> {
+        self.terraform_variables
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.to_value()))
+            .collect()
+    }
 }
 
 impl WorkspaceTemplateApply {

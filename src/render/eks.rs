@@ -7,6 +7,7 @@ use kube::api::ObjectMeta;
 use serde_json::{Value, json};
 
 use super::{child_labels, controller_owner_ref, namespace, secret_requirement};
+use crate::api::compact::compact_values;
 use crate::api::{
     CAPTControlPlane, DefaultFargateProfile, TemplateReference, WorkspaceTemplateApply,
     WorkspaceTemplateApplySpec, XpSecretReference,
@@ -141,7 +142,7 @@ pub fn render_with(cp: &CAPTControlPlane, operator_role_arn: &str) -> WorkspaceT
                 namespace: ns,
             }),
             variables: Some(variables),
-            terraform_variables: Some(terraform_variables),
+            terraform_variables: Some(compact_values(terraform_variables)),
             wait_for_secrets: Some(vec![secret_requirement(vpc_ns, vpc_name, VPC_SECRET_KEYS)]),
             wait_for_workspaces: None,
             retain_workspace_on_delete: None,
@@ -167,7 +168,7 @@ additionalTags: { env: demo }
     #[test]
     fn both_default_profiles_when_the_manifest_says_nothing() {
         let wta = render(&control_plane(SPEC));
-        let tv = wta.spec.terraform_variables.unwrap();
+        let tv = wta.spec.terraform_values();
         assert_eq!(
             tv["fargate_profiles"],
             json!({
@@ -181,7 +182,7 @@ additionalTags: { env: demo }
     #[test]
     fn karpenter_can_be_dropped_and_an_empty_list_renders_no_profile() {
         let cp = control_plane(&format!("{SPEC}defaultFargateProfiles: [kube-system]\n"));
-        let tv = render(&cp).spec.terraform_variables.unwrap();
+        let tv = render(&cp).spec.terraform_values();
         assert_eq!(
             tv["fargate_profiles"]
                 .as_object()
@@ -192,7 +193,7 @@ additionalTags: { env: demo }
         );
         let cp = control_plane(&format!("{SPEC}defaultFargateProfiles: []\n"));
         assert_eq!(
-            render(&cp).spec.terraform_variables.unwrap()["fargate_profiles"],
+            render(&cp).spec.terraform_values()["fargate_profiles"],
             json!({})
         );
     }

@@ -8,6 +8,7 @@ use kube::api::ObjectMeta;
 use serde_json::{Value, json};
 
 use super::{child_labels, controller_owner_ref, eks, namespace, secret_requirement};
+use crate::api::compact::compact_values;
 use crate::api::{
     CAPTControlPlane, FargateProfile, TemplateReference, WorkspaceReference,
     WorkspaceTemplateApply, WorkspaceTemplateApplySpec, XpSecretReference,
@@ -154,7 +155,7 @@ pub fn render_as(
                 namespace: ns.clone(),
             }),
             variables: Some(variables),
-            terraform_variables: Some(terraform_variables),
+            terraform_variables: Some(compact_values(terraform_variables)),
             wait_for_secrets: Some(vec![
                 secret_requirement(ns.clone(), eks_secret, EKS_SECRET_KEYS),
                 secret_requirement(vpc_ns, vpc_name, eks::VPC_SECRET_KEYS),

@@ -41,7 +41,7 @@ fn typed_variables_and_merged_tags() {
         "{:?}",
         wta.metadata.name
     );
-    let tv = wta.spec.terraform_variables.unwrap();
+    let tv = wta.spec.terraform_values();
     assert_eq!(tv["cluster_name"], json!("demo"));
     assert_eq!(tv["profile_name"], json!("monitoring"));
     assert_eq!(
@@ -102,7 +102,7 @@ fn explicit_subnets_template_namespace_and_non_dns_profile_names() {
     );
     assert_eq!(wta.spec.template_ref.namespace.as_deref(), Some("shared"));
     assert_eq!(
-        wta.spec.terraform_variables.unwrap()["subnet_ids"],
+        wta.spec.terraform_values()["subnet_ids"],
         json!(["subnet-0aa", "subnet-0bb"])
     );
 }
@@ -163,7 +163,7 @@ fn selectors_and_subnets_are_sets_so_their_order_changes_nothing() {
         assert_eq!(rendered(reordered), rendered(original));
     }
     // The canonical order: by namespace, then labels; subnets sorted.
-    let selectors = &render(&cp, &swapped).spec.terraform_variables.unwrap()["selectors"];
+    let selectors = &render(&cp, &swapped).spec.terraform_values()["selectors"];
     assert_eq!(
         selectors,
         &json!([
@@ -176,7 +176,7 @@ fn selectors_and_subnets_are_sets_so_their_order_changes_nothing() {
     by_labels.selectors[0].labels = Some(BTreeMap::from([("app".into(), "grafana".into())]));
     by_labels.selectors.reverse();
     assert_eq!(
-        render(&cp, &by_labels).spec.terraform_variables.unwrap()["selectors"],
+        render(&cp, &by_labels).spec.terraform_values()["selectors"],
         json!([
             { "namespace": "obs-*", "labels": { "app": "grafana" } },
             { "namespace": "obs-*", "labels": { "app": "prometheus" } },

@@ -86,6 +86,11 @@ spec:
         assert!(yaml.contains("name: demo-eks-controlplane-apply"));
         assert!(yaml.contains("name: demo-fargate-monitoring"));
         assert!(yaml.contains("namespace: team-a"));
+        // terraformVariables are written as YAML values, not as the JSON text they are kept in.
+        assert!(
+            yaml.contains("    selectors:\n    - labels: {}\n      namespace: monitoring\n"),
+            "{yaml}"
+        );
     }
 
     #[test]

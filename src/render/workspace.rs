@@ -117,7 +117,7 @@ pub fn render(
 
     if let Some(typed) = &apply.spec.terraform_variables {
         let varmap = spec.for_provider.varmap.get_or_insert_with(BTreeMap::new);
-        varmap.extend(typed.iter().map(|(k, v)| (k.clone(), v.clone())));
+        varmap.extend(typed.iter().map(|(k, v)| (k.clone(), v.to_value())));
     }
     if let Some(secret) = &apply.spec.write_connection_secret_to_ref {
         spec.write_connection_secret_to_ref = Some(secret.clone());

@@ -68,15 +68,18 @@ pub enum Occurrence {
 #[derive(Default)]
 pub struct Series {
     by_key: HashMap<u64, Entry>,
-    /// One (time, key) pair per series, at most: the series' last occurrence when the pair was
-    /// queued. Eviction re-queues a pair whose series occurred again since, so the queue stays
-    /// as long as the map, however often events repeat.
+    /// Exactly one (time, key) pair per entry of `by_key`: the series' last occurrence when the
+    /// pair was queued. Eviction re-queues a pair whose series occurred again since, and an
+    /// entry leaves the map only when its pair leaves the queue, so the queue stays as long as
+    /// the map however often events repeat, end and start again.
     order: VecDeque<(Instant, u64)>,
 }
 
 struct Entry {
     name: String,
     namespace: String,
+    /// Occurrences so far; 0 once the series ended (its Event is gone, or it expired before its
+    /// pair came up): the entry waits for its pair, and the next occurrence starts a new series.
     count: i32,
     /// Last occurrence, on the monotonic clock (a wall clock stepped back would stall eviction).
     last: Instant,
@@ -110,12 +113,12 @@ impl Series {
     /// repeat (counted here; [`Series::created`] records a first once it is published).
     pub fn occur(&mut self, key: u64, now: Instant) -> Occurrence {
         self.evict(now);
-        let Some(entry) = self.by_key.get_mut(&key) else {
+        let Some(entry) = self.by_key.get_mut(&key).filter(|e| e.count > 0) else {
             return Occurrence::First;
         };
-        // Evicted late (its pair was re-queued behind newer ones): a new series all the same.
+        // Expired, but its pair was re-queued behind newer ones: a new series all the same.
         if now.saturating_duration_since(entry.last) >= SERIES_TTL {
-            self.by_key.remove(&key);
+            entry.count = 0;
             return Occurrence::First;
         }
         entry.count = entry.count.saturating_add(1);
@@ -135,24 +138,27 @@ impl Series {
             count: 1,
             last: now,
         };
+        // An ended series' entry still has its pair queued: reuse both.
         if self.by_key.insert(key, entry).is_none() {
             self.order.push_back((now, key));
         }
     }
 
-    /// Forgets `key`'s series (its Event is gone: the next occurrence starts a new one).
+    /// Ends `key`'s series (its Event is gone: the next occurrence starts a new one).
     pub fn forget(&mut self, key: u64) {
-        self.by_key.remove(&key);
+        if let Some(entry) = self.by_key.get_mut(&key) {
+            entry.count = 0;
+        }
     }
 
-    /// Series remembered.
+    /// Live series remembered.
     pub fn len(&self) -> usize {
-        self.by_key.len()
+        self.by_key.values().filter(|e| e.count > 0).count()
     }
 
-    /// Whether no series is remembered.
+    /// Whether no live series is remembered.
     pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
+        self.len() == 0
     }
 }
 
@@ -350,7 +356,40 @@ mod tests {
         // Six minutes after the last: a new Event.
         assert_eq!(series.occur(1, t0 + mins(16)), Occurrence::First);
         assert!(series.is_empty(), "the old series is gone");
-        assert!(series.order.is_empty(), "and its pair too");
+        series.created(1, "x.2".into(), "ns".into(), t0 + mins(16));
+        assert_eq!(series.occur(1, t0 + mins(17)), repeat_of("x.2", 2));
+        assert_eq!(
+            series.order.len(),
+            1,
+            "the new series took the old one's pair"
+        );
+        series.occur(2, t0 + mins(30));
+        assert!(series.by_key.is_empty() && series.order.is_empty());
+    }
+
+    fn repeat_of(name: &str, count: i32) -> Occurrence {
+        Occurrence::Repeat {
+            name: name.into(),
+            namespace: "ns".into(),
+            count,
+        }
+    }
+
+    #[test]
+    fn a_series_whose_event_is_gone_starts_again_on_the_same_pair() {
+        let mut series = Series::default();
+        let t0 = Instant::now();
+        for round in 1..=100 {
+            let at = t0 + Duration::from_secs(round);
+            assert_eq!(series.occur(1, at), Occurrence::First, "round {round}");
+            series.created(1, format!("x.{round}"), "ns".into(), at);
+            assert_eq!(series.occur(1, at), repeat_of(&format!("x.{round}"), 2));
+            series.forget(1);
+            assert!(series.is_empty());
+            assert_eq!(series.order.len(), 1, "round {round}");
+        }
+        series.occur(2, t0 + mins(20));
+        assert!(series.by_key.is_empty() && series.order.is_empty());
     }
 
     #[test]

@@ -1352,7 +1352,9 @@ async fn workspace_template_apply_round_trips_every_field() {
             ("with_placeholder", "${WORKSPACE_NAME}"),
             ("blank", ""),
         ])),
-        terraform_variables: Some(terraform_variables),
+        terraform_variables: Some(capt_fargate::api::compact::compact_values(
+            terraform_variables,
+        )),
         wait_for_secrets: Some(vec![
             SecretRequirement {
                 name: "round-trip-vpc-connection".into(),

@@ -157,7 +157,7 @@ async fn samples_converge_one_profile_at_a_time_after_the_cluster_and_its_secret
         }
     })
     .await;
-    let tv = eks.spec.terraform_variables.clone().unwrap();
+    let tv = eks.spec.terraform_values();
     assert_eq!(
         tv["fargate_profiles"]["kube-system"]["selectors"],
         json!([{ "namespace": "kube-system" }])

@@ -177,7 +177,7 @@ async fn control_planes_whose_names_concatenate_alike_both_converge() {
         let obj = env.applies().get(apply).await.unwrap();
         assert_eq!(obj.owner_references()[0].uid, cp.uid().unwrap(), "{apply}");
         assert_eq!(obj.annotations()[names::ANNOTATION_PROFILE_NAME], profile);
-        let tv = obj.spec.terraform_variables.unwrap();
+        let tv = obj.spec.terraform_values();
         assert_eq!(tv["cluster_name"], json!(cp.name_any()));
         assert_eq!(tv["profile_name"], json!(profile));
     }

@@ -129,7 +129,7 @@ fn entry<'a>(cp: &'a CAPTControlPlane, name: &str) -> Option<&'a FargateProfileS
 }
 
 fn default_profiles(apply: &WorkspaceTemplateApply) -> Vec<String> {
-    let tv = apply.spec.terraform_variables.clone().unwrap_or_default();
+    let tv = apply.spec.terraform_values();
     let mut keys: Vec<String> = tv["fargate_profiles"]
         .as_object()
         .map(|m| m.keys().cloned().collect())

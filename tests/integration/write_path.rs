@@ -63,14 +63,7 @@ async fn dropping_a_default_profile_removes_it_from_the_eks_apply_and_its_worksp
     let eks = names::eks_apply_name(CP);
     let before = env.applies().get(&eks).await.unwrap();
     assert_eq!(
-        keys(
-            before
-                .spec
-                .terraform_variables
-                .as_ref()
-                .unwrap()
-                .get("fargate_profiles")
-        ),
+        keys(before.spec.terraform_values().get("fargate_profiles")),
         ["karpenter", "kube-system"]
     );
 
@@ -79,7 +72,7 @@ async fn dropping_a_default_profile_removes_it_from_the_eks_apply_and_its_worksp
         .await;
     let after = eventually("karpenter gone from the EKS apply", WAIT, || async {
         let a = env.applies().get(&eks).await.map_err(|e| e.to_string())?;
-        let tv = a.spec.terraform_variables.clone().unwrap_or_default();
+        let tv = a.spec.terraform_values();
         match keys(tv.get("fargate_profiles")).as_slice() {
             [only] if only == "kube-system" => Ok(a),
             other => Err(format!("fargate_profiles {other:?}")),
@@ -93,15 +86,14 @@ async fn dropping_a_default_profile_removes_it_from_the_eks_apply_and_its_worksp
     );
     // Nothing else of the apply changed.
     let mut expected = before.spec.clone();
-    expected
-        .terraform_variables
-        .as_mut()
-        .unwrap()
+    let mut variables = expected.terraform_values();
+    variables
         .get_mut("fargate_profiles")
         .unwrap()
         .as_object_mut()
         .unwrap()
         .remove("karpenter");
+    expected.terraform_variables = Some(capt_fargate::api::compact::compact_values(variables));
     assert_eq!(
         serde_json::to_value(&after.spec).unwrap(),
         serde_json::to_value(&expected).unwrap()
@@ -146,7 +138,7 @@ async fn a_profile_that_drops_tags_keeps_exactly_the_rest_on_its_apply_and_works
         .await;
     env.all_ready_within(5, WAIT).await;
     let apply = env.applies().get(name).await.unwrap();
-    let tv = apply.spec.terraform_variables.clone().unwrap();
+    let tv = apply.spec.terraform_values();
     assert_eq!(profile_tags(tv.get("tags")).len(), 25);
 
     // The same profile with 19 of its 25 tags: updated in place, not replaced.
@@ -157,7 +149,7 @@ async fn a_profile_that_drops_tags_keeps_exactly_the_rest_on_its_apply_and_works
     let want: Vec<String> = tags(19).into_keys().collect();
     let updated = eventually("19 tags on the apply", WAIT, || async {
         let a = env.applies().get(name).await.map_err(|e| e.to_string())?;
-        let tv = a.spec.terraform_variables.clone().unwrap_or_default();
+        let tv = a.spec.terraform_values();
         let got = profile_tags(tv.get("tags"));
         if got == want {
             Ok(a)
@@ -168,7 +160,7 @@ async fn a_profile_that_drops_tags_keeps_exactly_the_rest_on_its_apply_and_works
     .await;
     assert_eq!(updated.uid(), apply.uid(), "tags change in place");
     // The cluster's own tag stays merged in.
-    let tv = updated.spec.terraform_variables.clone().unwrap();
+    let tv = updated.spec.terraform_values();
     assert_eq!(tv["tags"]["environment"], json!("demo"));
     assert_eq!(keys(tv.get("tags")).len(), 20);
     eventually("19 tags on the Workspace", WAIT, || async {

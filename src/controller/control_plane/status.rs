@@ -261,8 +261,8 @@ fn default_profiles_in(apply: &WorkspaceTemplateApply) -> Vec<String> {
         .terraform_variables
         .as_ref()
         .and_then(|v| v.get("fargate_profiles"))
-        .and_then(|v| v.as_object())
-        .map(|m| m.keys().cloned().collect())
+        .map(|v| v.to_value())
+        .and_then(|v| v.as_object().map(|m| m.keys().cloned().collect()))
         .unwrap_or_default()
 }
 
