@@ -279,8 +279,9 @@ async fn run(
     // The floor gets a clean control plane: the operator run's objects are deleted first.
     clear(client, scale_ns).await;
     report.floor_curve = floor_curve_runs(settings, client).await?;
-    let concurrency =
-        fastest(&report.floor_curve).map_or(settings.floor_concurrency, |f| f.concurrency);
+    let concurrency = fastest(&report.floor_curve).map_or(settings.floor_concurrency, |i| {
+        report.floor_curve[i].concurrency
+    });
     println!("bench: floor (plain client, no operator, {concurrency} in flight)");
     report.floor = Some(floor(settings, client, floor_ns, concurrency).await?);
     report.print();
@@ -301,9 +302,9 @@ async fn floor_curve_runs(settings: &Settings, client: &Client) -> Result<Vec<Fl
     Ok(runs)
 }
 
-/// The fastest floor of a curve.
-fn fastest(curve: &[FloorResult]) -> Option<&FloorResult> {
-    curve.iter().min_by(|a, b| a.seconds.total_cmp(&b.seconds))
+/// The index of a curve's fastest floor (None for an empty curve).
+fn fastest(curve: &[FloorResult]) -> Option<usize> {
+    (0..curve.len()).min_by(|&a, &b| curve[a].seconds.total_cmp(&curve[b].seconds))
 }
 
 /// `BENCH_FLOOR_CURVE`: empty or `0` for none, `1` for [`FLOOR_CURVE`], else applies in flight

@@ -1090,12 +1090,8 @@ async fn growth_row(settings: &Settings, client: &Client) -> Result<GrowthRow> {
     );
     // With a curve, the row's floor is its fastest point (each on a clean control plane).
     let mut floor_curve = floor_curve_runs(settings, client).await?;
-    let floor_result = match fastest(&floor_curve).map(|f| f.concurrency) {
-        Some(best) => floor_curve
-            .iter()
-            .position(|f| f.concurrency == best)
-            .map(|i| floor_curve.remove(i))
-            .ok_or_else(|| anyhow::anyhow!("the fastest floor of the curve is gone"))?,
+    let floor_result = match fastest(&floor_curve) {
+        Some(i) => floor_curve.remove(i),
         None => {
             let floor_ns = support::TestNamespace::new(client, "capt-bench-floor").await;
             let name = floor_ns.name.clone();
