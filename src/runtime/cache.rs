@@ -29,11 +29,12 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::index::{Index, Keys};
-use super::version::{compared_version, hash_serialized, is_at_or_after};
+use super::version::{compared_version, hash_serialized, is_at_or_after, resource_version_order};
 
-/// How many delivered resourceVersions are remembered per object. With comparable versions
-/// (KEP-5504) the newest suffices to recognise a write whose echo arrived before the writer
-/// recorded it; opaque ones need the echo itself, so a few are kept.
+/// How many delivered resourceVersions are remembered per object whose versions are opaque.
+/// Comparable versions (KEP-5504) need no record: the store holds the newest delivered version
+/// of each object. Opaque ones only compare equal, so recognising a write whose echo arrived
+/// before the writer recorded it needs the echo itself: a few are kept.
 const SEEN_VERSIONS: usize = 4;
 
 /// The reference of `obj` that the maps of this module and `echo` are keyed by: its name and
@@ -48,52 +49,10 @@ pub(crate) fn key_of<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectRef<K> {
     }
 }
 
-/// The resourceVersions the watch delivered for one object: the newest as a number while
-/// they are comparable (KEP-5504, decimal and within `u64`, as etcd's are), else the last
-/// [`SEEN_VERSIONS`] as they came.
-#[derive(Debug)]
-enum Seen {
-    Newest(u64),
-    Recent(VecDeque<String>),
-}
-
-/// `version` as a number, if it is a comparable one that fits `u64`.
-fn numeric_version(version: &str) -> Option<u64> {
-    let canonical = !version.starts_with('0') && version.bytes().all(|c| c.is_ascii_digit());
-    canonical.then(|| version.parse().ok()).flatten()
-}
-
-impl Seen {
-    fn new(version: String) -> Seen {
-        match numeric_version(&version) {
-            Some(n) => Seen::Newest(n),
-            None => Seen::Recent(VecDeque::from([version])),
-        }
-    }
-
-    fn push(&mut self, version: String) {
-        match (&mut *self, numeric_version(&version)) {
-            (Seen::Newest(newest), Some(n)) => *newest = (*newest).max(n),
-            (Seen::Newest(newest), None) => {
-                *self = Seen::Recent(VecDeque::from([newest.to_string(), version]));
-            }
-            (Seen::Recent(recent), _) => {
-                if recent.len() == SEEN_VERSIONS {
-                    recent.pop_front();
-                }
-                recent.push_back(version);
-            }
-        }
-    }
-
-    /// Whether `version` or a later one was delivered (`is_at_or_after`).
-    fn has_at_or_after(&self, version: &str) -> bool {
-        match self {
-            // A version beyond `u64` is later; an opaque one never equals a number.
-            Seen::Newest(newest) => numeric_version(version).is_some_and(|v| *newest >= v),
-            Seen::Recent(recent) => recent.iter().any(|s| is_at_or_after(s, version)),
-        }
-    }
+/// Whether `version` is a comparable resourceVersion (KEP-5504), which the store's newest
+/// version can be compared with.
+fn comparable(version: &str) -> bool {
+    resource_version_order(version, version).is_some()
 }
 
 /// A watch cache of `K` with this process's own writes laid over it.
@@ -119,8 +78,10 @@ impl<K: Resource<DynamicType = ()> + 'static> Clone for Cache<K> {
 struct Written<K: Resource<DynamicType = ()> + 'static> {
     /// Objects written by this process whose version the watch has not delivered yet.
     pending: HashMap<ObjectRef<K>, Arc<K>>,
-    /// The last resourceVersions the watch delivered, per object.
-    seen: HashMap<ObjectRef<K>, Seen>,
+    /// The last [`SEEN_VERSIONS`] opaque resourceVersions the watch delivered, per object that
+    /// has them (none where versions are comparable, as etcd's are: one map entry per object
+    /// less, about 300 bytes each).
+    seen: HashMap<ObjectRef<K>, VecDeque<String>>,
     /// Per object, the version (`compared_version`) found to hold every field of a desired
     /// object, and that desired object's digest: a reconcile that renders the same again skips
     /// the comparison.
@@ -163,11 +124,12 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
                 }) {
                     self.pending.remove(&key);
                 }
-                match self.seen.get_mut(&key) {
-                    Some(seen) => seen.push(version),
-                    None => {
-                        self.seen.insert(key, Seen::new(version));
+                if !comparable(&version) {
+                    let recent = self.seen.entry(key).or_default();
+                    if recent.len() == SEEN_VERSIONS {
+                        recent.pop_front();
                     }
+                    recent.push_back(version);
                 }
             }
             watcher::Event::Delete(obj) => self.forget(&key_of(obj)),
@@ -203,17 +165,24 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
         }
     }
 
-    fn remember(&mut self, obj: K) {
+    /// Records `obj`, written by this process, unless the watch already delivered its version
+    /// or a later one: `stored` is the store's object of the same key, read while this map is
+    /// locked (the store takes each event before `observe` does, so it is never older than
+    /// what `observe` saw).
+    fn remember(&mut self, obj: K, stored: Option<&K>) {
         let key = key_of(&obj);
         let version = obj.resource_version().unwrap_or_default();
         // Its echo, or a later version, came first: a write recorded late (the watch may
         // deliver several newer versions before the writer gets the API server's answer) must
         // not hide them for good.
-        if self
-            .seen
-            .get(&key)
-            .is_some_and(|seen| seen.has_at_or_after(&version))
-        {
+        let delivered = stored
+            .and_then(|s| s.resource_version())
+            .is_some_and(|s| is_at_or_after(&s, &version))
+            || self
+                .seen
+                .get(&key)
+                .is_some_and(|recent| recent.iter().any(|s| is_at_or_after(s, &version)));
+        if delivered {
             return;
         }
         if let Some(index) = &mut self.index {
@@ -328,7 +297,11 @@ where
     /// trimmed like the watched ones.
     pub fn remember(&self, mut obj: K) {
         self.prepare(&mut obj);
-        self.written().remember(obj);
+        // The store is read under the lock of the written objects (the order `filter` and
+        // `indexed` take them in too), so no event can pass between the two reads.
+        let mut written = self.written();
+        let stored = self.store.get(&key_of(&obj));
+        written.remember(obj, stored.as_deref());
     }
 
     /// Trims an object the way this cache stores it, e.g. a desired object before it is
