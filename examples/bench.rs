@@ -1601,7 +1601,18 @@ impl OperatorProcess {
         let token = log.with_file_name("static-token");
         std::fs::write(&token, "bench-static-token\n")?;
         let spawned = std::time::SystemTime::now();
-        let child = Command::new(&settings.operator_bin)
+        let mut command = Command::new(&settings.operator_bin);
+        // The kernel stops the operator when the bench dies without its cleanup (a signal):
+        // a leftover operator kept retrying its gone API server and holding the bench lock.
+        // SAFETY: prctl with integer arguments only, async-signal-safe between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
             .env("CAPT_FARGATE_TEST_ONLY_STATIC_TOKEN_FILE", &token)
             .env("NO_COLOR", "1")
             .arg("run")

@@ -4,24 +4,48 @@
 
 use crate::error::Error;
 
-/// Backoff for re-establishing watches: 0.5 s doubling up to 5 s. A restarted API server
-/// answers every resumed watch with 410 Gone; kube's default (up to 30 s, shared by all the
-/// watches of a controller) chains those retries into a minute of blindness.
+/// Backoff for re-establishing watches: 0.5 s doubling up to 5 s, back to 0.5 s once 30 s
+/// passed without an error. A restarted API server answers every resumed watch with 410 Gone;
+/// kube's default (up to 30 s, shared by all the watches of a controller) chains those retries
+/// into a minute of blindness.
+///
+/// Builds on kube-runtime's `StreamBackoff`, whose `reset` on every successful item is ignored
+/// here, and replaces its `ResetTimerBackoff`, which passes that reset on: kube's `watcher`
+/// yields `Ok(Init)` before each list it retries, so with a reset on success the delay never
+/// grew past its minimum while the API server was unreachable (a retry every 0.5 s per watch,
+/// `a_watch_that_cannot_connect_retries_with_backoff`).
 #[derive(Clone, Debug)]
 pub struct WatchBackoff {
     next: std::time::Duration,
+    last_error: Option<std::time::Instant>,
 }
 
 impl WatchBackoff {
     const MIN: std::time::Duration = std::time::Duration::from_millis(500);
     const MAX: std::time::Duration = std::time::Duration::from_secs(5);
+    /// Without an error for this long, the next delay is [`Self::MIN`] again.
+    const RESET_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
-    /// The backoff for a controller's watches, reset after 30 s without errors.
-    pub fn for_controller() -> kube::runtime::utils::ResetTimerBackoff<WatchBackoff> {
-        kube::runtime::utils::ResetTimerBackoff::new(
-            WatchBackoff { next: Self::MIN },
-            std::time::Duration::from_secs(30),
-        )
+    /// The backoff for a controller's watches and triggers.
+    pub fn for_controller() -> WatchBackoff {
+        WatchBackoff {
+            next: Self::MIN,
+            last_error: None,
+        }
+    }
+
+    /// The delay after an error at `now`.
+    fn delay_at(&mut self, now: std::time::Instant) -> std::time::Duration {
+        if self
+            .last_error
+            .is_some_and(|last| now.saturating_duration_since(last) >= Self::RESET_AFTER)
+        {
+            self.next = Self::MIN;
+        }
+        self.last_error = Some(now);
+        let current = self.next;
+        self.next = (current * 2).min(Self::MAX);
+        current
     }
 }
 
@@ -29,16 +53,13 @@ impl Iterator for WatchBackoff {
     type Item = std::time::Duration;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let current = self.next;
-        self.next = (current * 2).min(Self::MAX);
-        Some(current)
+        Some(self.delay_at(std::time::Instant::now()))
     }
 }
 
 impl kube::runtime::utils::Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.next = Self::MIN;
-    }
+    /// Ignored: the delay starts over after [`WatchBackoff::RESET_AFTER`] without errors.
+    fn reset(&mut self) {}
 }
 
 /// When to retry a failed reconcile: a conflict (someone wrote the object meanwhile) at once,
@@ -58,16 +79,18 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn watch_backoff_doubles_up_to_five_seconds_and_resets() {
-        let mut b = WatchBackoff {
-            next: WatchBackoff::MIN,
-        };
-        let delays: Vec<Duration> = b.by_ref().take(6).collect();
-        assert_eq!(
-            delays.iter().map(|d| d.as_millis()).collect::<Vec<_>>(),
-            [500, 1000, 2000, 4000, 5000, 5000]
-        );
+    fn watch_backoff_doubles_up_to_five_seconds_and_starts_over_after_30_quiet_seconds() {
+        let mut b = WatchBackoff::for_controller();
+        let t0 = std::time::Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let delays: Vec<u128> = (0..6).map(|i| b.delay_at(at(i)).as_millis()).collect();
+        assert_eq!(delays, [500, 1000, 2000, 4000, 5000, 5000]);
+        // A success between errors (kube's watcher yields `Init` before each retried list)
+        // does not start over.
         kube::runtime::utils::Backoff::reset(&mut b);
-        assert_eq!(b.next(), Some(Duration::from_millis(500)));
+        assert_eq!(b.delay_at(at(10)), Duration::from_secs(5));
+        // 30 s without an error does.
+        assert_eq!(b.delay_at(at(40)), Duration::from_millis(500));
+        assert_eq!(b.delay_at(at(41)), Duration::from_secs(1));
     }
 }

@@ -28,6 +28,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
+use super::backoff::WatchBackoff;
 use super::index::{Index, Keys};
 use super::version::{compared_version, hash_serialized, is_at_or_after, resource_version_order};
 
@@ -325,6 +326,12 @@ where
 /// Feeds a watch (kube's `watcher`) into a new cache. Objects lose their
 /// managed fields and pass through `trim` before they are stored; the returned events come
 /// after the cache holds them, a relist's all at its end (`runtime::relist::after_store`).
+///
+/// Every watch retries with [`WatchBackoff`] here, not at its callers: kube's `watcher` retries
+/// as soon as it is polled after an error, and a stream polled outside a controller (the
+/// fan-out of `runtime::shared`, which has no `trigger_backoff`) then reconnected about 2,400
+/// times a second to an API server that was gone (a Workspace watch built without a backoff;
+/// `a_watch_that_cannot_connect_retries_with_backoff`).
 pub fn watch<K, S>(
     source: S,
     trim: fn(&mut K),
@@ -346,6 +353,7 @@ where
     let (observed, listed) = (written.clone(), ready.clone());
     super::startup::cache_created();
     let events = source
+        .backoff(WatchBackoff::for_controller())
         .modify(move |obj: &mut K| prepare(obj, trim))
         .reflect(writer)
         .inspect_ok(move |event| {

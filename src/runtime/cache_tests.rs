@@ -327,3 +327,27 @@ fn deleting_or_relisting_without_an_object_leaves_no_entry_behind() {
     );
     assert_eq!(w.index.as_ref().unwrap().get("b").count(), 0);
 }
+
+#[tokio::test]
+async fn a_watch_that_cannot_connect_retries_with_backoff() {
+    use futures::StreamExt;
+    // Nothing listens on port 1 of the loopback: every attempt fails at once.
+    let config = kube::Config::new("http://127.0.0.1:1".parse().expect("a URL"));
+    let client = kube::Client::try_from(config).expect("a client");
+    let (_cache, events) = watch(
+        kube::runtime::watcher(
+            kube::Api::<ConfigMap>::all(client),
+            watcher::Config::default(),
+        ),
+        keep_all,
+        None,
+    );
+    let window = tokio::time::sleep(std::time::Duration::from_secs(2));
+    let attempts = events
+        .take_until(window)
+        .filter(|e| std::future::ready(e.is_err()))
+        .count()
+        .await;
+    // After 0.5 s, then 1 s: attempts at 0, 0.5 and 1.5 s (thousands without a backoff).
+    assert!((2..=3).contains(&attempts), "{attempts} attempts in 2 s");
+}

@@ -21,11 +21,10 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::warn;
 
-use super::backoff::WatchBackoff;
 use super::cache::{self, Cache};
 use super::index;
 use crate::api::cluster::Cluster;
@@ -63,15 +62,12 @@ where
 {
     let config = || config.clone();
     let (applies, apply_source) = cache::watch(
-        watcher(apply_api, apply_config).backoff(WatchBackoff::for_controller()),
+        watcher(apply_api, apply_config),
         cache::keep_all,
         Some(apply_index_keys),
     );
-    let (secrets, secret_source) = cache::watch(
-        watcher(secret_api, config()).backoff(WatchBackoff::for_controller()),
-        key_names_only,
-        None,
-    );
+    let (secrets, secret_source) =
+        cache::watch(watcher(secret_api, config()), key_names_only, None);
     let [cp_applies, apply_applies] = fan_out(apply_source, shutdown.clone(), "applies");
     let [cp_secrets, apply_secrets] = fan_out(secret_source, shutdown, "secrets");
     [
@@ -181,7 +177,8 @@ pub fn key_names_only(secret: &mut Secret) {
 }
 
 /// Polls `source` (which feeds its cache first) and hands each event to `N` consumers. A
-/// failed watch is logged and retried with backoff by `source` itself.
+/// failed watch is logged and retried with the backoff that `cache::watch`, where every
+/// source comes from, puts on it (this loop has none of its own).
 ///
 /// The consumers share one copy of each event (an `Arc`), cloned only as each takes it (the
 /// last one takes it as it is): a relist's events wait in these queues until the controllers
@@ -286,11 +283,7 @@ pub fn control_plane_metadata<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let (control_planes, source) = cache::watch(
-        watcher(api, config).backoff(WatchBackoff::for_controller()),
-        cache::keep_all,
-        None,
-    );
+    let (control_planes, source) = cache::watch(watcher(api, config), cache::keep_all, None);
     share(control_planes, source, shutdown, "control plane metadata")
 }
 

@@ -15,13 +15,12 @@ use std::time::Duration;
 use futures::{Stream, StreamExt, TryStreamExt};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
 use crate::api::CAPTControlPlane;
 use crate::api::cluster::{CLUSTER_GROUP, Cluster};
-use crate::runtime::backoff::WatchBackoff;
 use crate::runtime::cache::{self, Cache};
 
 /// Annotation that pauses one object (Cluster API's `PausedAnnotation`); its value is ignored.
@@ -142,9 +141,7 @@ pub fn watch(
             Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
             None => Api::all_with(client.clone(), &ar),
         };
-        watcher(api, watcher::Config::default().any_semantic())
-            .backoff(WatchBackoff::for_controller())
-            .map_ok(to_cluster)
+        watcher(api, watcher::Config::default().any_semantic()).map_ok(to_cluster)
     });
     let (cache, events) = cache::watch(events, cache::keep_all, None);
     (Clusters { cache, source }, events)

@@ -67,7 +67,7 @@ pub async fn run(
 ) {
     let config = || watcher::Config::default().any_semantic();
     let (capt_clusters, own_events) = cache::watch(
-        watcher(ctx.scoped_api::<CAPTCluster>(), config()).backoff(WatchBackoff::for_controller()),
+        watcher(ctx.scoped_api::<CAPTCluster>(), config()),
         cache::keep_all,
         Some(capt_cluster_keys),
     );
@@ -76,8 +76,7 @@ pub async fn run(
         watcher(
             ctx.scoped_api::<WorkspaceTemplateApply>(),
             config().labels(&vpc_label),
-        )
-        .backoff(WatchBackoff::for_controller()),
+        ),
         cache::keep_all,
         None,
     );
