@@ -331,7 +331,8 @@ where
 /// as soon as it is polled after an error, and a stream polled outside a controller (the
 /// fan-out of `runtime::shared`, which has no `trigger_backoff`) then reconnected about 2,400
 /// times a second to an API server that was gone (a Workspace watch built without a backoff;
-/// `a_watch_that_cannot_connect_retries_with_backoff`).
+/// `a_watch_that_cannot_connect_retries_with_backoff`). The delay starts over once the watch
+/// delivers anything but the start of a list.
 pub fn watch<K, S>(
     source: S,
     trim: fn(&mut K),
@@ -352,8 +353,16 @@ where
     let ready = Arc::new(AtomicBool::new(false));
     let (observed, listed) = (written.clone(), ready.clone());
     super::startup::cache_created();
+    let backoff = WatchBackoff::for_watch();
+    let progress = backoff.clone();
     let events = source
-        .backoff(WatchBackoff::for_controller())
+        .backoff(backoff)
+        .inspect_ok(move |event| {
+            // Anything but the start of a list: the API server answers again.
+            if !matches!(event, watcher::Event::Init) {
+                progress.progressed();
+            }
+        })
         .modify(move |obj: &mut K| prepare(obj, trim))
         .reflect(writer)
         .inspect_ok(move |event| {
