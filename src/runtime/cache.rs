@@ -20,6 +20,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::lock;
 
@@ -37,6 +38,12 @@ use super::version::{compared_version, hash_serialized, is_at_or_after, resource
 /// of each object. Opaque ones only compare equal, so recognising a write whose echo arrived
 /// before the writer recorded it needs the echo itself: a few are kept.
 const SEEN_VERSIONS: usize = 4;
+
+/// How long the uid of a deleted object is remembered: a write's answer recorded after the
+/// watch delivered the object's deletion (the write removed its last finalizer, or a delete
+/// raced a provider's) must not bring it back. The writer records its answer within moments;
+/// a minute is ample, and bounds the map to the deletions of the last minute.
+const DELETED_FOR: Duration = Duration::from_secs(60);
 
 /// The reference of `obj` that the maps of this module and `echo` are keyed by: its name and
 /// namespace only. `ObjectRef::from_obj` also carries the uid and resourceVersion, which
@@ -91,6 +98,8 @@ struct Written<K: Resource<DynamicType = ()> + 'static> {
     index: Option<Index<K, ObjectRef<K>>>,
     /// The objects a relist in progress returned so far: at its end, the others are gone.
     relisted: Option<HashSet<ObjectRef<K>>>,
+    /// The uids of objects whose deletion the watch delivered, and when (for [`DELETED_FOR`]).
+    deleted: HashMap<String, Instant>,
 }
 
 impl<K: Resource<DynamicType = ()> + 'static> Default for Written<K> {
@@ -101,21 +110,29 @@ impl<K: Resource<DynamicType = ()> + 'static> Default for Written<K> {
             verified: HashMap::new(),
             index: None,
             relisted: None,
+            deleted: HashMap::new(),
         }
     }
 }
 
-impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
-    fn observe(&mut self, event: &watcher::Event<K>) {
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Written<K> {
+    /// Takes in one event of the watch, after the store took it: `store` holds an `Apply` and a
+    /// `Delete` already, a relist's objects only from its `InitDone` on (kube-runtime's writer
+    /// keeps them aside until then).
+    fn observe(&mut self, event: &watcher::Event<K>, store: &Store<K>) {
         match event {
-            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
+            // A relisted object is not in the store yet: a write it makes old stays laid over
+            // the store's older object until `InitDone`.
+            watcher::Event::InitApply(obj) => {
                 let key = key_of(obj);
-                if matches!(event, watcher::Event::InitApply(_)) {
-                    if let Some(index) = &mut self.index {
-                        index.relisted(key.clone(), obj);
-                    }
-                    self.relisted.get_or_insert_default().insert(key.clone());
-                } else if let Some(index) = &mut self.index {
+                if let Some(index) = &mut self.index {
+                    index.relisted(key.clone(), obj);
+                }
+                self.relisted.get_or_insert_default().insert(key);
+            }
+            watcher::Event::Apply(obj) => {
+                let key = key_of(obj);
+                if let Some(index) = &mut self.index {
                     index.update(key.clone(), obj);
                 }
                 let version = obj.resource_version().unwrap_or_default();
@@ -133,18 +150,39 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
                     recent.push_back(version);
                 }
             }
-            watcher::Event::Delete(obj) => self.forget(&key_of(obj)),
-            // After a relist the store holds the current state; a version written before it
-            // may never be delivered on its own, so nothing written earlier is kept, and
-            // objects the relist did not return were deleted meanwhile.
+            watcher::Event::Delete(obj) => {
+                self.forget(&key_of(obj));
+                if let Some(uid) = obj.uid() {
+                    let now = Instant::now();
+                    self.deleted
+                        .retain(|_, at| now.duration_since(*at) < DELETED_FOR);
+                    self.deleted.insert(uid, now);
+                }
+            }
+            // After a relist the store holds the current state. A write stays only where the
+            // store's object is older by comparable versions: then it came after the list
+            // (the list would have returned it), and the watch delivers it. Otherwise it may
+            // never be delivered on its own (an opaque version, or the object gone), so it
+            // goes; objects the relist did not return were deleted meanwhile.
             watcher::Event::InitDone => {
-                self.pending.clear();
+                self.pending.retain(|key, written| {
+                    let written = written.resource_version().unwrap_or_default();
+                    store
+                        .get(key)
+                        .and_then(|s| {
+                            resource_version_order(s.resource_version()?.as_str(), &written)
+                        })
+                        .is_some_and(|o| o.is_lt())
+                });
                 self.verified.clear();
                 if let Some(listed) = self.relisted.take() {
                     self.seen.retain(|key, _| listed.contains(key));
                 }
                 if let Some(index) = &mut self.index {
                     index.relist_done();
+                    for (key, obj) in &self.pending {
+                        index.update(key.clone(), obj);
+                    }
                 }
             }
             watcher::Event::Init => {
@@ -171,8 +209,20 @@ impl<K: Resource<DynamicType = ()> + 'static> Written<K> {
     /// locked (the store takes each event before `observe` does, so it is never older than
     /// what `observe` saw).
     fn remember(&mut self, obj: K, stored: Option<&K>) {
+        // The watch delivered its deletion already: nothing would ever clear it.
+        if obj.uid().is_some_and(|uid| self.deleted.contains_key(&uid)) {
+            return;
+        }
         let key = key_of(&obj);
         let version = obj.resource_version().unwrap_or_default();
+        // Two writes of one object answered out of order: the newer one stays.
+        if self.pending.get(&key).is_some_and(|p| {
+            p.resource_version()
+                .and_then(|p| resource_version_order(&p, &version))
+                .is_some_and(|o| o.is_gt())
+        }) {
+            return;
+        }
         // Its echo, or a later version, came first: a write recorded late (the watch may
         // deliver several newer versions before the writer gets the API server's answer) must
         // not hide them for good.
@@ -351,7 +401,7 @@ where
         ..Written::default()
     }));
     let ready = Arc::new(AtomicBool::new(false));
-    let (observed, listed) = (written.clone(), ready.clone());
+    let (observed, listed, stored) = (written.clone(), ready.clone(), store.clone());
     super::startup::cache_created();
     let backoff = WatchBackoff::for_watch();
     let progress = backoff.clone();
@@ -366,7 +416,7 @@ where
         .modify(move |obj: &mut K| prepare(obj, trim))
         .reflect(writer)
         .inspect_ok(move |event| {
-            lock(&observed).observe(event);
+            lock(&observed).observe(event, &stored);
             if matches!(event, watcher::Event::InitDone) && !listed.swap(true, Ordering::AcqRel) {
                 super::startup::cache_filled(&K::kind(&()));
             }

@@ -15,6 +15,13 @@ pub(crate) fn cm(name: &str, version: &str) -> ConfigMap {
     }
 }
 
+impl Cache<ConfigMap> {
+    /// Lets the cache's bookkeeping take in `event` (its store is left as it is).
+    fn observe(&self, event: &watcher::Event<ConfigMap>) {
+        self.written().observe(event, &self.store);
+    }
+}
+
 /// The objects this process wrote, laid over a kube-runtime store that takes each event before
 /// `Written` observes it, as in `watch`.
 struct Fed {
@@ -35,7 +42,7 @@ impl Fed {
 
     fn observe(&mut self, event: &watcher::Event<ConfigMap>) {
         self.writer.apply_watcher_event(event);
-        self.w.observe(event);
+        self.w.observe(event, &self.store);
     }
 
     fn remember(&mut self, obj: ConfigMap) {
@@ -117,6 +124,78 @@ fn deletion_and_relist_drop_writes() {
     assert!(pending(&w.w).is_empty());
 }
 
+/// `cm` with a uid.
+fn cm_uid(name: &str, version: &str, uid: &str) -> ConfigMap {
+    let mut c = cm(name, version);
+    c.metadata.uid = Some(uid.into());
+    c
+}
+
+#[test]
+fn a_write_stays_laid_over_the_store_until_the_relist_that_returned_it_ends() {
+    let mut w = Fed::new();
+    w.observe(&watcher::Event::Apply(cm("a", "1")));
+    w.remember(cm("a", "3"));
+    w.observe(&watcher::Event::Init);
+    w.observe(&watcher::Event::InitApply(cm("a", "3")));
+    // kube-runtime's writer keeps the relist aside: the store still has version 1.
+    assert_eq!(
+        w.store
+            .get(&key_of(&cm("a", "")))
+            .unwrap()
+            .resource_version(),
+        Some("1".into())
+    );
+    assert_eq!(pending(&w.w), ["a@3"], "the write still hides version 1");
+    w.observe(&watcher::Event::InitDone);
+    assert!(pending(&w.w).is_empty(), "the store holds version 3 now");
+}
+
+#[test]
+fn a_write_after_the_list_outlives_the_relist() {
+    let mut w = Fed::new();
+    w.observe(&watcher::Event::Apply(cm("a", "1")));
+    w.observe(&watcher::Event::Apply(cm("b", "x1")));
+    w.observe(&watcher::Event::Init);
+    w.observe(&watcher::Event::InitApply(cm("a", "2")));
+    w.observe(&watcher::Event::InitApply(cm("b", "x2")));
+    // Written after the list was taken: the list returned the older versions.
+    w.remember(cm("a", "5"));
+    w.remember(cm("b", "x5"));
+    w.observe(&watcher::Event::InitDone);
+    // 2 < 5: the watch that follows the list delivers 5. Opaque versions cannot tell.
+    assert_eq!(pending(&w.w), ["a@5"]);
+    w.observe(&watcher::Event::Apply(cm("a", "5")));
+    assert!(pending(&w.w).is_empty());
+}
+
+#[test]
+fn of_two_writes_answered_out_of_order_the_newer_stays() {
+    let mut w = Fed::new();
+    w.observe(&watcher::Event::Apply(cm("a", "1")));
+    w.remember(cm("a", "7"));
+    w.remember(cm("a", "6"));
+    assert_eq!(pending(&w.w), ["a@7"]);
+    w.remember(cm("a", "8"));
+    assert_eq!(pending(&w.w), ["a@8"]);
+}
+
+#[test]
+fn a_write_recorded_after_its_objects_deletion_is_dropped() {
+    let mut w = Fed::new();
+    w.observe(&watcher::Event::Apply(cm_uid("a", "1", "u1")));
+    // The write removed the last finalizer: the deletion's event came before its answer.
+    w.observe(&watcher::Event::Delete(cm_uid("a", "2", "u1")));
+    w.remember(cm_uid("a", "2", "u1"));
+    assert!(
+        pending(&w.w).is_empty(),
+        "a deleted object must not come back"
+    );
+    // An object created again under the same name is another object.
+    w.remember(cm_uid("a", "4", "u2"));
+    assert_eq!(pending(&w.w), ["a@4"]);
+}
+
 #[test]
 fn a_verdict_holds_for_the_same_compared_version_and_desired_object_only() {
     let (cache, _events) = watch(
@@ -162,9 +241,7 @@ fn a_verdict_holds_for_the_same_compared_version_and_desired_object_only() {
     relabelled.metadata.labels = Some([("team".to_string(), "red".to_string())].into());
     assert!(!cache.holds(&relabelled, &want));
     // A deleted object's verdict is forgotten.
-    cache
-        .written()
-        .observe(&watcher::Event::Delete(have.clone()));
+    cache.observe(&watcher::Event::Delete(have.clone()));
     assert!(cache.written().verified.is_empty());
 }
 
@@ -202,9 +279,7 @@ async fn the_index_finds_stored_objects_and_this_process_writes() {
     assert_eq!(names_of(cache.indexed("red")), ["a@1", "c@2"]);
     // A write moves "b" to red before the watch says so; a deletion removes "c".
     cache.remember(labelled("b", "3", "red"));
-    cache
-        .written()
-        .observe(&watcher::Event::Delete(labelled("c", "2", "red")));
+    cache.observe(&watcher::Event::Delete(labelled("c", "2", "red")));
     assert_eq!(names_of(cache.indexed("red")), ["a@1", "b@3"]);
     assert!(cache.indexed("blue").is_empty());
     assert!(cache.indexed("green").is_empty());
@@ -292,9 +367,7 @@ fn deleting_or_relisting_without_an_object_leaves_no_entry_behind() {
     let mut want = cm("a", "");
     want.metadata.resource_version = None;
     for name in ["a", "b"] {
-        cache
-            .written()
-            .observe(&watcher::Event::Apply(cm(name, "x1")));
+        cache.observe(&watcher::Event::Apply(cm(name, "x1")));
         cache.remember(cm(name, "x2"));
     }
     assert!(cache.holds(&cm("a", "x2"), &want), "a verdict for a");
@@ -307,9 +380,7 @@ fn deleting_or_relisting_without_an_object_leaves_no_entry_behind() {
         (w.pending.len(), w.seen.len(), w.verified.len(), index)
     };
     assert_eq!(entries(&cache), (2, 2, 1, 2));
-    cache
-        .written()
-        .observe(&watcher::Event::Delete(cm("a", "x3")));
+    cache.observe(&watcher::Event::Delete(cm("a", "x3")));
     assert_eq!(entries(&cache), (1, 1, 0, 1), "only b is left");
     // "b" was deleted while the watch was down: the relist does not return it.
     for event in [
@@ -317,14 +388,12 @@ fn deleting_or_relisting_without_an_object_leaves_no_entry_behind() {
         watcher::Event::InitApply(cm("c", "x4")),
         watcher::Event::InitDone,
     ] {
-        cache.written().observe(&event);
+        cache.observe(&event);
     }
     let w = cache.written();
     assert!(w.pending.is_empty() && w.verified.is_empty());
-    assert_eq!(
-        w.seen.keys().map(|k| k.name.as_str()).collect::<Vec<_>>(),
-        ["c"]
-    );
+    // A relisted object's versions are read from the store, so none is recorded for "c".
+    assert!(w.seen.is_empty(), "{:?}", w.seen.keys().collect::<Vec<_>>());
     assert_eq!(w.index.as_ref().unwrap().get("b").count(), 0);
 }
 
