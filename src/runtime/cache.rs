@@ -25,12 +25,16 @@ use std::time::{Duration, Instant};
 use super::lock;
 
 use futures::{Stream, TryStreamExt};
+use kube::api::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::backoff::WatchBackoff;
 use super::index::{Index, Keys};
+use super::packed::{Backing, Packed, PackedStore, Packing};
 use super::version::{compared_version, hash_serialized, is_at_or_after, resource_version_order};
 
 /// How many delivered resourceVersions are remembered per object whose versions are opaque.
@@ -63,16 +67,17 @@ fn comparable(version: &str) -> bool {
     resource_version_order(version, version).is_some()
 }
 
-/// A watch cache of `K` with this process's own writes laid over it.
-pub struct Cache<K: Resource<DynamicType = ()> + 'static> {
-    store: Store<K>,
+/// A watch cache of `K` with this process's own writes laid over it, its objects kept in `B`:
+/// kube-runtime's store of them, or of their packed form ([`watch_packed`]).
+pub struct Cache<K: Resource<DynamicType = ()> + 'static, B = Store<K>> {
+    store: B,
     written: Arc<Mutex<Written<K>>>,
     trim: fn(&mut K),
     /// Set once the first list is complete.
     ready: Arc<AtomicBool>,
 }
 
-impl<K: Resource<DynamicType = ()> + 'static> Clone for Cache<K> {
+impl<K: Resource<DynamicType = ()> + 'static, B: Clone> Clone for Cache<K, B> {
     fn clone(&self) -> Self {
         Cache {
             store: self.store.clone(),
@@ -119,7 +124,7 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Written<K> {
     /// Takes in one event of the watch, after the store took it: `store` holds an `Apply` and a
     /// `Delete` already, a relist's objects only from its `InitDone` on (kube-runtime's writer
     /// keeps them aside until then).
-    fn observe(&mut self, event: &watcher::Event<K>, store: &Store<K>) {
+    fn observe(&mut self, event: &watcher::Event<K>, store: &impl Backing<K>) {
         match event {
             // A relisted object is not in the store yet: a write it makes old stays laid over
             // the store's older object until `InitDone`.
@@ -168,10 +173,8 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Written<K> {
                 self.pending.retain(|key, written| {
                     let written = written.resource_version().unwrap_or_default();
                     store
-                        .get(key)
-                        .and_then(|s| {
-                            resource_version_order(s.resource_version()?.as_str(), &written)
-                        })
+                        .version(key)
+                        .and_then(|s| resource_version_order(&s, &written))
                         .is_some_and(|o| o.is_lt())
                 });
                 self.verified.clear();
@@ -205,10 +208,10 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Written<K> {
     }
 
     /// Records `obj`, written by this process, unless the watch already delivered its version
-    /// or a later one: `stored` is the store's object of the same key, read while this map is
-    /// locked (the store takes each event before `observe` does, so it is never older than
-    /// what `observe` saw).
-    fn remember(&mut self, obj: K, stored: Option<&K>) {
+    /// or a later one: `stored` is the version of the store's object of the same key, read
+    /// while this map is locked (the store takes each event before `observe` does, so it is
+    /// never older than what `observe` saw).
+    fn remember(&mut self, obj: K, stored: Option<String>) {
         // The watch delivered its deletion already: nothing would ever clear it.
         if obj.uid().is_some_and(|uid| self.deleted.contains_key(&uid)) {
             return;
@@ -226,9 +229,7 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Written<K> {
         // Its echo, or a later version, came first: a write recorded late (the watch may
         // deliver several newer versions before the writer gets the API server's answer) must
         // not hide them for good.
-        let delivered = stored
-            .and_then(|s| s.resource_version())
-            .is_some_and(|s| is_at_or_after(&s, &version))
+        let delivered = stored.is_some_and(|s| is_at_or_after(&s, &version))
             || self
                 .seen
                 .get(&key)
@@ -243,9 +244,10 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Written<K> {
     }
 }
 
-impl<K> Cache<K>
+impl<K, B> Cache<K, B>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
+    B: Backing<K>,
 {
     fn written(&self) -> MutexGuard<'_, Written<K>> {
         lock(&self.written)
@@ -273,15 +275,31 @@ where
         self.get(&key_of(obj.as_ref())).unwrap_or(obj)
     }
 
-    /// Every object matching `keep`, with this process's writes laid over the store.
+    /// Every object matching `keep`, with this process's writes laid over the store. A packed
+    /// cache decodes every object for it: there, see [`Cache::filter_by_meta`].
     pub fn filter(&self, keep: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
+        self.filtered(|_| true, keep)
+    }
+
+    /// Every object whose metadata passes `keep`, with this process's writes laid over the
+    /// store. A packed cache reads the metadata it keeps decoded ([`Packing::meta`]) and decodes
+    /// only the objects that pass.
+    pub fn filter_by_meta(&self, keep: impl Fn(&ObjectMeta) -> bool) -> Vec<Arc<K>> {
+        self.filtered(&keep, |o| keep(o.meta()))
+    }
+
+    fn filtered(
+        &self,
+        stored: impl Fn(&ObjectMeta) -> bool,
+        keep: impl Fn(&K) -> bool,
+    ) -> Vec<Arc<K>> {
         let written = self.written();
         let pending = &written.pending;
         // `keep` first: it is cheap, and most objects fail it; the key is only built when
         // there are writes to lay over.
         let mut out: Vec<Arc<K>> = self
             .store
-            .state()
+            .filter_by_meta(&stored)
             .into_iter()
             .filter(|o| keep(o))
             .filter(|o| pending.is_empty() || !pending.contains_key(&key_of(o.as_ref())))
@@ -351,8 +369,8 @@ where
         // The store is read under the lock of the written objects (the order `filter` and
         // `indexed` take them in too), so no event can pass between the two reads.
         let mut written = self.written();
-        let stored = self.store.get(&key_of(&obj));
-        written.remember(obj, stored.as_deref());
+        let stored = self.store.version(&key_of(&obj));
+        written.remember(obj, stored);
     }
 
     /// Trims an object the way this cache stores it, e.g. a desired object before it is
@@ -366,8 +384,11 @@ where
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
+}
 
-    /// The underlying store (for the controller, which reads its scheduled objects from it).
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Cache<K> {
+    /// The underlying store (for the controller, which reads its scheduled objects from it; a
+    /// packed cache has none).
     pub fn store(&self) -> Store<K> {
         self.store.clone()
     }
@@ -395,7 +416,64 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
-    let (store, writer) = reflector::store();
+    let (store, mut writer) = reflector::store();
+    build(source, trim, index, store, move |event| {
+        writer.apply_watcher_event(event)
+    })
+}
+
+/// [`watch`] into a packed cache: each object is kept as compact JSON text with the metadata
+/// `packing` keeps (`runtime::packed`), and decoded when read. For kinds no controller schedules
+/// from (a packed cache has no [`Cache::store`]), read one object at a time.
+pub fn watch_packed<K, S>(
+    source: S,
+    trim: fn(&mut K),
+    index: Option<Keys<K>>,
+    packing: Packing,
+) -> (
+    Cache<K, PackedStore<K>>,
+    impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+    K: Send + Sync + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    let (store, mut writer) = reflector::store::<Packed<K>>();
+    build(source, trim, index, PackedStore::new(store), move |event| {
+        let pack = |obj: &K| Packed::pack(obj, packing);
+        let packed = match event {
+            watcher::Event::Apply(obj) => pack(obj).map(watcher::Event::Apply),
+            watcher::Event::InitApply(obj) => pack(obj).map(watcher::Event::InitApply),
+            watcher::Event::Delete(obj) => pack(obj).map(watcher::Event::Delete),
+            watcher::Event::Init => Some(watcher::Event::Init),
+            watcher::Event::InitDone => Some(watcher::Event::InitDone),
+        };
+        match packed {
+            Some(packed) => writer.apply_watcher_event(&packed),
+            None => {
+                tracing::error!(kind = %K::kind(&()), "an object does not serialize; not cached")
+            }
+        }
+    })
+}
+
+/// The pipeline of [`watch`] and [`watch_packed`]: `reflect` puts each event into `store`.
+fn build<K, S, B>(
+    source: S,
+    trim: fn(&mut K),
+    index: Option<Keys<K>>,
+    store: B,
+    mut reflect: impl FnMut(&watcher::Event<K>) + Send + 'static,
+) -> (
+    Cache<K, B>,
+    impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    B: Backing<K>,
+{
     let written = Arc::new(Mutex::new(Written {
         index: index.map(Index::new),
         ..Written::default()
@@ -414,8 +492,8 @@ where
             }
         })
         .modify(move |obj: &mut K| prepare(obj, trim))
-        .reflect(writer)
         .inspect_ok(move |event| {
+            reflect(event);
             lock(&observed).observe(event, &stored);
             if matches!(event, watcher::Event::InitDone) && !listed.swap(true, Ordering::AcqRel) {
                 super::startup::cache_filled(&K::kind(&()));

@@ -46,8 +46,8 @@ impl Fed {
     }
 
     fn remember(&mut self, obj: ConfigMap) {
-        let stored = self.store.get(&key_of(&obj));
-        self.w.remember(obj, stored.as_deref());
+        let stored = Backing::version(&self.store, &key_of(&obj));
+        self.w.remember(obj, stored);
     }
 }
 
@@ -419,4 +419,66 @@ async fn a_watch_that_cannot_connect_retries_with_backoff() {
         .await;
     // After 0.5 s, then 1 s: attempts at 0, 0.5 and 1.5 s (thousands without a backoff).
     assert!((2..=3).contains(&attempts), "{attempts} attempts in 2 s");
+}
+
+#[tokio::test]
+async fn a_packed_cache_reads_writes_and_relists_like_a_plain_one() {
+    use futures::StreamExt;
+    let labelled = |name: &str, version: &str| {
+        let mut c = cm_uid(name, version, &format!("uid-{name}"));
+        c.metadata.labels = Some([("app".to_string(), name.to_string())].into());
+        c.data = Some([("k".to_string(), version.to_string())].into());
+        c
+    };
+    let events = [
+        watcher::Event::Init,
+        watcher::Event::InitApply(labelled("a", "1")),
+        watcher::Event::InitApply(labelled("b", "2")),
+        watcher::Event::InitDone,
+        watcher::Event::Apply(labelled("a", "3")),
+        // A relist that no longer returns "b".
+        watcher::Event::Init,
+        watcher::Event::InitApply(labelled("a", "3")),
+        watcher::Event::InitDone,
+    ];
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let packing = Packing {
+        meta: super::super::packed::identity,
+    };
+    let (cache, out) = watch_packed(rx, keep_all, None, packing);
+    let mut out = out.boxed();
+    let mut seen = Vec::new();
+    for event in events {
+        tx.unbounded_send(Ok(event)).expect("sent");
+        // Drain what the event let through.
+        while let Ok(Some(Ok(e))) =
+            tokio::time::timeout(std::time::Duration::from_millis(20), out.next()).await
+        {
+            seen.push(e);
+        }
+        if seen.len() == 5 {
+            // After the first list and the update: reads decode the newest object.
+            let a = cache.get_named(Some("ns"), "a").expect("a is cached");
+            assert_eq!(a.as_ref(), &labelled("a", "3"));
+            // A write lays over it until its echo.
+            cache.remember(labelled("a", "4"));
+            let a = cache.get_named(Some("ns"), "a").expect("a is cached");
+            assert_eq!(a.resource_version().as_deref(), Some("4"));
+            let b = cache.filter_by_meta(|m| m.name.as_deref() == Some("b"));
+            assert_eq!(b.len(), 1);
+        }
+    }
+    // The relist's deletion of "b" reaches consumers decoded.
+    let deleted: Vec<ConfigMap> = seen
+        .into_iter()
+        .filter_map(|e| match e {
+            watcher::Event::Delete(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, vec![labelled("b", "2")]);
+    assert!(cache.get_named(Some("ns"), "b").is_none());
+    // The relist returned version 3 and the write was 4: it stays laid over the store.
+    let a = cache.get_named(Some("ns"), "a").expect("a is cached");
+    assert_eq!(a.resource_version().as_deref(), Some("4"));
 }

@@ -10,15 +10,16 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::cache;
+use super::packed::Backing;
 use super::write::patch_params;
 use crate::error::{Error, Result};
 
 /// Adds `finalizer` to `obj` if missing and returns the newest `obj`: the one written, which
 /// `cache` then remembers, or `obj` itself. The resourceVersion in the patch makes a concurrent
 /// change fail with a conflict (retried) instead of dropping someone else's finalizer.
-pub async fn ensure_finalizer<K>(
+pub async fn ensure_finalizer<K, B: Backing<K>>(
     api: &Api<K>,
-    cache: &cache::Cache<K>,
+    cache: &cache::Cache<K, B>,
     obj: Arc<K>,
     finalizer: &str,
 ) -> Result<Arc<K>>

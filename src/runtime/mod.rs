@@ -38,6 +38,7 @@ pub mod events;
 pub mod finalizer;
 pub mod index;
 pub mod listing;
+pub mod packed;
 pub mod relist;
 pub mod shared;
 pub mod startup;

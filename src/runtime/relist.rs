@@ -29,8 +29,10 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use kube::Resource;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
+
+use super::packed::{Backing, Snapshot};
 
 /// `events` (a watch of `K` whose reflector writes `store`, already applied to it) with each
 /// relist after the first list delivered whole at its end: `Init` as it comes, then at
@@ -38,15 +40,16 @@ use kube::runtime::watcher::{self, Event};
 /// object read from `store` as `InitApply` (one deleted meanwhile is skipped), `InitDone`, and
 /// a `Delete` for each object the store held before the relist and the relist did not return.
 /// Other events and watch errors pass through.
-pub fn after_store<K, S>(
+pub fn after_store<K, S, B>(
     events: S,
-    store: Store<K>,
+    store: B,
 ) -> impl Stream<Item = watcher::Result<Event<K>>> + Send + 'static
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     S: Stream<Item = watcher::Result<Event<K>>> + Send + 'static,
+    B: Backing<K>,
 {
-    let mut before: Vec<Arc<K>> = Vec::new();
+    let mut before: Option<Snapshot<K>> = None;
     let mut relisted: Vec<ObjectRef<K>> = Vec::new();
     let mut listed = false;
     events.flat_map(move |event| {
@@ -59,7 +62,7 @@ where
         let out: Out<K> = match event {
             Ok(Event::Init) => {
                 relisted.clear();
-                before = store.state();
+                before = Some(store.snapshot());
                 Box::new(std::iter::once(Ok(Event::Init)))
             }
             Ok(Event::InitApply(obj)) => {
@@ -69,15 +72,17 @@ where
             Ok(Event::InitDone) => {
                 let keys = std::mem::take(&mut relisted);
                 let returned: HashSet<ObjectRef<K>> = keys.iter().cloned().collect();
-                let gone = std::mem::take(&mut before)
+                let gone = before
+                    .take()
+                    .map(|b| b.gone(&returned))
+                    .unwrap_or_default()
                     .into_iter()
-                    .filter(move |obj| !returned.contains(&super::cache::key_of(obj.as_ref())))
-                    .map(|obj| Ok(Event::Delete(K::clone(&obj))));
+                    .map(|obj| Ok(Event::Delete(obj)));
                 let store = store.clone();
                 let relist = keys
                     .into_iter()
                     .filter_map(move |key| store.get(&key))
-                    .map(|obj| Ok(Event::InitApply(K::clone(&obj))));
+                    .map(|obj| Ok(Event::InitApply(Arc::unwrap_or_clone(obj))));
                 Box::new(
                     relist
                         .chain(std::iter::once(Ok(Event::InitDone)))
@@ -97,7 +102,7 @@ mod tests {
     use kube::ResourceExt;
     use kube::api::ObjectMeta;
     use kube::runtime::WatchStreamExt;
-    use kube::runtime::reflector;
+    use kube::runtime::reflector::{self, Store};
 
     fn cm(name: &str) -> ConfigMap {
         ConfigMap {

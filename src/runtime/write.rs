@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::cache;
 use super::diff;
+use super::packed::Backing;
 use crate::error::{Error, Result};
 use crate::names::FIELD_MANAGER;
 
@@ -44,9 +45,9 @@ impl<K> Child for K where
 /// Writes `desired` (see [`write()`]) unless `existing` (from `cache`) already is what it
 /// renders ([`contains`], after [`stamp`]). Returns the object as written, or None when no
 /// write was needed.
-pub async fn write_if_changed<K>(
+pub async fn write_if_changed<K, B: Backing<K>>(
     api: &Api<K>,
-    cache: &cache::Cache<K>,
+    cache: &cache::Cache<K, B>,
     desired: &K,
     existing: Option<&K>,
 ) -> Result<Option<K>>
@@ -64,7 +65,11 @@ where
 /// Whether [`write_if_changed`] would write `desired` over `existing`: the same stamped
 /// comparison, for a decision taken before the write (e.g. holding an EKS workspace change
 /// while a Fargate operation is in flight), so that a pure removal counts as a change there too.
-pub fn would_change<K: Child>(cache: &cache::Cache<K>, existing: &K, desired: &K) -> Result<bool> {
+pub fn would_change<K: Child, B: Backing<K>>(
+    cache: &cache::Cache<K, B>,
+    existing: &K,
+    desired: &K,
+) -> Result<bool> {
     let mut desired = desired.clone();
     stamp(&mut desired)?;
     Ok(!cache.holds(existing, &desired))
@@ -101,9 +106,9 @@ pub fn stamp<K: Child>(desired: &mut K) -> Result<()> {
 /// - A create that finds the object there already (written by a predecessor whose write the
 ///   cache has not shown yet) reads it and updates it, unless it is not controlled by the owner
 ///   of `desired` ([`check_owner`]): someone else's object is never taken over.
-pub async fn write<K>(
+pub async fn write<K, B: Backing<K>>(
     api: &Api<K>,
-    cache: &cache::Cache<K>,
+    cache: &cache::Cache<K, B>,
     desired: &K,
     existing: Option<&K>,
 ) -> Result<K>
@@ -160,9 +165,9 @@ where
 /// (field manager `names::FIELD_MANAGER`, forced: fields this operator set before and `status`
 /// omits are removed), and keeps the object as written in `cache`. Errors: the API server's
 /// (e.g. the object is gone), or [`Error::MissingMetadata`] for an object without a namespace.
-pub async fn apply_status<K, S>(
+pub async fn apply_status<K, S, B: Backing<K>>(
     client: &kube::Client,
-    cache: &cache::Cache<K>,
+    cache: &cache::Cache<K, B>,
     obj: &K,
     status: &S,
 ) -> Result<()>

@@ -40,6 +40,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::Context;
+use super::workspace_apply::WorkspaceCache;
 use crate::api::{Workspace, WorkspaceTemplateApply};
 use crate::error::Error;
 use crate::names::SECRET_FINALIZER;
@@ -55,7 +56,7 @@ const RESYNC: Duration = Duration::from_secs(600);
 struct State {
     ctx: Arc<Context>,
     secrets: Cache<Secret>,
-    workspaces: Cache<Workspace>,
+    workspaces: WorkspaceCache,
     applies: Cache<WorkspaceTemplateApply>,
 }
 
@@ -63,7 +64,7 @@ impl State {
     /// How many of the operator's Workspaces read `secret`, and live applies wait for it.
     fn readers(&self, secret: &Secret) -> usize {
         let key = index::secret_of(secret);
-        let workspaces = self.workspaces.indexed(&key).len();
+        let workspaces = self.workspaces.indexed_refs(&key).len();
         let applies = self
             .applies
             .indexed(&key)
@@ -82,7 +83,7 @@ pub struct Watched {
     /// Their watch events.
     pub secret_events: Events<Secret>,
     /// Every Workspace.
-    pub workspaces: Cache<Workspace>,
+    pub workspaces: WorkspaceCache,
     /// Their watch events.
     pub workspace_events: Events<Workspace>,
     /// WorkspaceTemplateApplies.

@@ -92,9 +92,10 @@ pub(super) async fn run(state: Arc<State>, shutdown: impl std::future::Future<Ou
 /// One pass over the cached Workspaces; `true` while a release is under way.
 async fn sweep(state: &State) -> Result<bool> {
     let scope = state.ctx.namespace.as_deref();
-    let candidates = state.workspaces.filter(|ws| {
-        ws.annotations()
-            .contains_key(names::WORKSPACE_PAUSED_ANNOTATION)
+    let candidates = state.workspaces.filter_by_meta(|meta| {
+        meta.annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(names::WORKSPACE_PAUSED_ANNOTATION))
     });
     let mut pending = false;
     for ws in candidates {

@@ -1,9 +1,26 @@
 //! What the apply controller's Workspace cache keeps of each Workspace, and the digest of
 //! what an apply reads of one (which decides whether a Workspace event wakes its apply).
 
+use kube::api::ObjectMeta;
+
 use crate::api::Workspace;
 use crate::names;
+use crate::runtime::packed::{Packing, identity};
 use crate::runtime::version;
+
+/// What a packed cached Workspace keeps decoded besides its name and versions: the pause
+/// annotation of a handed-over Workspace, which the release sweep filters by
+/// (`release::sweep`, over every cached Workspace).
+pub const WORKSPACE_PACKING: Packing = Packing {
+    meta: |meta| ObjectMeta {
+        annotations: meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get_key_value(names::WORKSPACE_PAUSED_ANNOTATION))
+            .map(|(k, v)| [(k.clone(), v.clone())].into()),
+        ..identity(meta)
+    },
+};
 
 /// Cached Workspaces keep what the operator reads: the spec it compares (the module, and each
 /// list or object of `varmap`, as a digest: [`fingerprint_module`], `runtime::digest`), the
@@ -97,5 +114,14 @@ mod tests {
         trim_workspace(&mut again);
         let json = |w: &Workspace| serde_json::to_value(w).expect("serializes");
         assert_eq!(json(&again), json(&ws));
+        // Packed for the cache, it reads back the same, and keeps only the Workspace's pause
+        // decoded for the release sweep.
+        let packed = crate::runtime::packed::Packed::pack(&ws, WORKSPACE_PACKING).expect("packs");
+        assert_eq!(json(&packed.unpack().expect("unpacks")), json(&ws));
+        let meta = kube::Resource::meta(&packed);
+        assert_eq!(meta.name.as_deref(), Some("ws"));
+        assert!(meta.labels.is_none());
+        let paused: Vec<&String> = meta.annotations.iter().flat_map(|a| a.keys()).collect();
+        assert_eq!(paused, [names::WORKSPACE_PAUSED_ANNOTATION]);
     }
 }

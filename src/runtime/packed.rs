@@ -1,0 +1,320 @@
+//! Objects kept as compact JSON text in a watch cache, decoded when read.
+//!
+//! A decoded object costs several times its JSON: every map of `k8s-openapi`'s `ObjectMeta`
+//! and of `serde_json::Value` is a `BTreeMap` whose first node takes about 550 bytes, however
+//! few its entries, and every string is an allocation of its own. A cached Workspace (trimmed,
+//! `workspace_apply::trim_workspace`) is 1.6 KB of JSON and 6.0 KB decoded (the sample control
+//! plane's profile Workspace, counted with the heap-counting allocator of `heap_stats`); packed
+//! it is its JSON and a name-only `ObjectMeta`. Reading one decodes it (tens of microseconds),
+//! so only caches read a few objects at a time are packed, and none that a kube-runtime
+//! `Controller` schedules from (it reads its objects from a `Store` of their own type).
+//!
+//! Builds on kube-runtime's `reflector` store, which holds any `Resource`: [`Packed`] is one,
+//! with the metadata kube-runtime and the cache read (name, namespace, uid, resourceVersion)
+//! and whatever else the kind keeps for filtering without a decode ([`Packing::meta`]).
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use kube::Resource;
+use kube::api::ObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// An object of kind `K` as compact JSON text, with part of its metadata decoded.
+pub struct Packed<K> {
+    metadata: ObjectMeta,
+    json: Box<str>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for Packed<K> {
+    fn clone(&self) -> Self {
+        Packed {
+            metadata: self.metadata.clone(),
+            json: self.json.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K> std::fmt::Debug for Packed<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Packed")
+            .field("metadata", &self.metadata)
+            .field("bytes", &self.json.len())
+            .finish()
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> Resource for Packed<K> {
+    type DynamicType = ();
+    type Scope = K::Scope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+    fn group(dt: &()) -> Cow<'_, str> {
+        K::group(dt)
+    }
+    fn version(dt: &()) -> Cow<'_, str> {
+        K::version(dt)
+    }
+    fn plural(dt: &()) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// How a kind is packed: which of its metadata stays decoded beside the JSON.
+#[derive(Clone, Copy)]
+pub struct Packing {
+    /// The metadata kept decoded, from the object's: name, namespace, uid and resourceVersion
+    /// always (what kube-runtime's store and the cache read), and what this adds (e.g. the one
+    /// annotation a filter reads, [`crate::runtime::cache::Cache::filter_by_meta`]).
+    pub meta: fn(&ObjectMeta) -> ObjectMeta,
+}
+
+/// Name, namespace, uid and resourceVersion only.
+pub fn identity(meta: &ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        ..ObjectMeta::default()
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Serialize + DeserializeOwned> Packed<K> {
+    /// `obj` packed; None if it does not serialize (it came from JSON, so it does).
+    pub fn pack(obj: &K, packing: Packing) -> Option<Packed<K>> {
+        let json = serde_json::to_string(obj).ok()?;
+        let mut metadata = (packing.meta)(obj.meta());
+        // Whatever `meta` returns, the fields the store and the cache key on are kept.
+        let kept = obj.meta();
+        metadata.name = kept.name.clone();
+        metadata.namespace = kept.namespace.clone();
+        metadata.uid = kept.uid.clone();
+        metadata.resource_version = kept.resource_version.clone();
+        Some(Packed {
+            metadata,
+            json: json.into_boxed_str(),
+            kind: PhantomData,
+        })
+    }
+
+    /// The object decoded; None if its JSON no longer decodes into `K` (it decoded when it was
+    /// packed, and `pack` wrote it from a `K`: not expected).
+    pub fn unpack(&self) -> Option<K> {
+        match serde_json::from_str(&self.json) {
+            Ok(obj) => Some(obj),
+            Err(error) => {
+                tracing::error!(kind = %K::kind(&()), name = ?self.metadata.name, %error,
+                    "a packed cached object does not decode; it reads as absent until its next event");
+                None
+            }
+        }
+    }
+}
+
+/// The reference of the packed form of the object `key` names.
+fn packed_ref<K: Resource<DynamicType = ()>>(key: &ObjectRef<K>) -> ObjectRef<Packed<K>> {
+    let packed = ObjectRef::new(&key.name);
+    match &key.namespace {
+        Some(ns) => packed.within(ns),
+        None => packed,
+    }
+}
+
+/// Where a watch cache keeps its objects: kube-runtime's store of the objects themselves
+/// (`Store<K>`, which a `Controller` can read too) or of their packed form ([`PackedStore`]).
+pub trait Backing<K: Resource<DynamicType = ()> + 'static>: Clone + Send + Sync + 'static {
+    /// The stored object `key` names, decoded if packed.
+    fn get(&self, key: &ObjectRef<K>) -> Option<Arc<K>>;
+    /// The resourceVersion of the stored object `key` names, without decoding it.
+    fn version(&self, key: &ObjectRef<K>) -> Option<String>;
+    /// Every stored object whose (kept) metadata passes `keep`, decoded if packed.
+    fn filter_by_meta(&self, keep: &dyn Fn(&ObjectMeta) -> bool) -> Vec<Arc<K>>;
+    /// The stored objects as they are now, for a relist to compare with its result.
+    fn snapshot(&self) -> Snapshot<K>;
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static> Backing<K> for Store<K> {
+    fn get(&self, key: &ObjectRef<K>) -> Option<Arc<K>> {
+        Store::get(self, key)
+    }
+    fn version(&self, key: &ObjectRef<K>) -> Option<String> {
+        Store::get(self, key)?.meta().resource_version.clone()
+    }
+    fn filter_by_meta(&self, keep: &dyn Fn(&ObjectMeta) -> bool) -> Vec<Arc<K>> {
+        self.state()
+            .into_iter()
+            .filter(|o| keep(o.meta()))
+            .collect()
+    }
+    fn snapshot(&self) -> Snapshot<K> {
+        Snapshot::Objects(self.state())
+    }
+}
+
+/// kube-runtime's store of packed objects, and how to decode one.
+pub struct PackedStore<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<Packed<K>>,
+    /// `Packed::unpack` for `K` (a pointer, so that readers need no serde bounds).
+    unpack: fn(&Packed<K>) -> Option<K>,
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Clone for PackedStore<K> {
+    fn clone(&self) -> Self {
+        PackedStore {
+            store: self.store.clone(),
+            unpack: self.unpack,
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + 'static> PackedStore<K> {
+    /// A store for `writer`'s packed objects.
+    pub fn new(store: Store<Packed<K>>) -> PackedStore<K> {
+        PackedStore {
+            store,
+            unpack: Packed::unpack,
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static> Backing<K> for PackedStore<K> {
+    fn get(&self, key: &ObjectRef<K>) -> Option<Arc<K>> {
+        let packed = self.store.get(&packed_ref(key))?;
+        (self.unpack)(&packed).map(Arc::new)
+    }
+    fn version(&self, key: &ObjectRef<K>) -> Option<String> {
+        self.store
+            .get(&packed_ref(key))?
+            .metadata
+            .resource_version
+            .clone()
+    }
+    fn filter_by_meta(&self, keep: &dyn Fn(&ObjectMeta) -> bool) -> Vec<Arc<K>> {
+        self.store
+            .state()
+            .into_iter()
+            .filter(|p| keep(&p.metadata))
+            .filter_map(|p| (self.unpack)(&p).map(Arc::new))
+            .collect()
+    }
+    fn snapshot(&self) -> Snapshot<K> {
+        Snapshot::Packed(self.store.state(), self.unpack)
+    }
+}
+
+/// The objects a relist began with: shared with the store, decoded only for the few the
+/// relist no longer returns ([`Snapshot::gone`]).
+pub enum Snapshot<K: Resource<DynamicType = ()> + 'static> {
+    /// The objects themselves.
+    Objects(Vec<Arc<K>>),
+    /// Packed objects, and how to decode one.
+    Packed(Vec<Arc<Packed<K>>>, fn(&Packed<K>) -> Option<K>),
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Snapshot<K> {
+    /// The objects whose key is not in `returned`, decoded.
+    pub fn gone(self, returned: &HashSet<ObjectRef<K>>) -> Vec<K> {
+        let kept = |meta: &ObjectMeta| {
+            let key = ObjectRef::<K>::new(meta.name.as_deref().unwrap_or_default());
+            let key = match meta.namespace.as_deref() {
+                Some(ns) => key.within(ns),
+                None => key,
+            };
+            returned.contains(&key)
+        };
+        match self {
+            Snapshot::Objects(objs) => objs
+                .into_iter()
+                .filter(|o| !kept(o.meta()))
+                .map(|o| K::clone(&o))
+                .collect(),
+            Snapshot::Packed(objs, unpack) => objs
+                .into_iter()
+                .filter(|o| !kept(o.meta()))
+                .filter_map(|o| unpack(&o))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::{reflector, watcher};
+
+    fn cm(name: &str, version: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                uid: Some(format!("uid-{name}")),
+                resource_version: Some(version.into()),
+                labels: Some([("l".to_string(), "v".to_string())].into()),
+                annotations: Some([("keep".to_string(), "1".to_string())].into()),
+                ..Default::default()
+            },
+            data: Some([("k".to_string(), "v".to_string())].into()),
+            ..Default::default()
+        }
+    }
+
+    const PACKING: Packing = Packing {
+        meta: |meta| ObjectMeta {
+            annotations: meta.annotations.clone(),
+            ..ObjectMeta::default()
+        },
+    };
+
+    #[test]
+    fn a_packed_object_reads_back_whole_and_keeps_only_the_metadata_asked_for() {
+        let obj = cm("a", "7");
+        let packed = Packed::pack(&obj, PACKING).expect("packs");
+        let meta = packed.meta();
+        assert_eq!(meta.name.as_deref(), Some("a"));
+        assert_eq!(meta.uid.as_deref(), Some("uid-a"));
+        assert_eq!(meta.resource_version.as_deref(), Some("7"));
+        assert!(meta.annotations.is_some(), "kept by the packing");
+        assert!(meta.labels.is_none(), "only in the JSON");
+        assert_eq!(packed.unpack(), Some(obj));
+        // The identity packing keeps the keys only.
+        let packed = Packed::pack(&cm("a", "7"), Packing { meta: identity }).expect("packs");
+        assert!(packed.meta().annotations.is_none());
+    }
+
+    #[test]
+    fn a_packed_store_answers_by_the_objects_key() {
+        let (store, mut writer) = reflector::store::<Packed<ConfigMap>>();
+        let backing = PackedStore::new(store);
+        for name in ["a", "b"] {
+            let packed = Packed::pack(&cm(name, "3"), PACKING).expect("packs");
+            writer.apply_watcher_event(&watcher::Event::Apply(packed));
+        }
+        let key = ObjectRef::<ConfigMap>::new("a").within("ns");
+        assert_eq!(backing.get(&key).as_deref(), Some(&cm("a", "3")));
+        assert_eq!(backing.version(&key).as_deref(), Some("3"));
+        assert!(backing.get(&ObjectRef::new("a").within("other")).is_none());
+        let found = backing.filter_by_meta(&|m| m.name.as_deref() == Some("b"));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].data, cm("b", "3").data);
+        // A relist that returns only "a": "b" is gone, decoded.
+        let snapshot = backing.snapshot();
+        let gone = snapshot.gone(&HashSet::from([key]));
+        assert_eq!(gone, vec![cm("b", "3")]);
+    }
+}
