@@ -386,6 +386,13 @@ where
     }
 }
 
+impl<K: Resource<DynamicType = ()> + 'static> Cache<K, PackedStore<K>> {
+    /// kube-runtime's store of the packed objects, for a controller that schedules from it.
+    pub fn packed_store(&self) -> Store<Packed<K>> {
+        self.store.packed()
+    }
+}
+
 impl<K: Resource<DynamicType = ()> + Clone + 'static> Cache<K> {
     /// The underlying store (for the controller, which reads its scheduled objects from it; a
     /// packed cache has none).

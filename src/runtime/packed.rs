@@ -74,6 +74,20 @@ impl<K: Resource<DynamicType = ()>> Resource for Packed<K> {
     }
 }
 
+/// An object's JSON decodes into its packed form, keeping its name and versions decoded
+/// ([`identity`]); kube-runtime's `Controller` asks its objects to be decodable, though one
+/// built on a stream (`Controller::for_stream`) decodes none.
+impl<'de, K> serde::Deserialize<'de> for Packed<K>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned,
+{
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let obj = K::deserialize(deserializer)?;
+        Packed::pack(&obj, Packing { meta: identity })
+            .ok_or_else(|| serde::de::Error::custom("the object does not serialize"))
+    }
+}
+
 /// How a kind is packed: which of its metadata stays decoded beside the JSON.
 #[derive(Clone, Copy)]
 pub struct Packing {
@@ -126,8 +140,9 @@ impl<K: Resource<DynamicType = ()> + Serialize + DeserializeOwned> Packed<K> {
     }
 }
 
-/// The reference of the packed form of the object `key` names.
-fn packed_ref<K: Resource<DynamicType = ()>>(key: &ObjectRef<K>) -> ObjectRef<Packed<K>> {
+/// The reference of the packed form of the object `key` names (what a controller scheduling
+/// from a packed store is given).
+pub fn packed_ref<K: Resource<DynamicType = ()>>(key: &ObjectRef<K>) -> ObjectRef<Packed<K>> {
     let packed = ObjectRef::new(&key.name);
     match &key.namespace {
         Some(ns) => packed.within(ns),
@@ -189,6 +204,14 @@ impl<K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + 'static> Pac
             store,
             unpack: Packed::unpack,
         }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> PackedStore<K> {
+    /// kube-runtime's store of the packed objects, for a controller that schedules from it
+    /// (its reconciles decode the object: [`Packed::unpack`]).
+    pub fn packed(&self) -> Store<Packed<K>> {
+        self.store.clone()
     }
 }
 
@@ -295,6 +318,35 @@ mod tests {
         // The identity packing keeps the keys only.
         let packed = Packed::pack(&cm("a", "7"), Packing { meta: identity }).expect("packs");
         assert!(packed.meta().annotations.is_none());
+    }
+
+    #[test]
+    fn an_objects_json_decodes_into_its_packed_form() {
+        let obj = cm("a", "7");
+        let json = serde_json::to_string(&obj).expect("serializes");
+        let packed: Packed<ConfigMap> = serde_json::from_str(&json).expect("decodes");
+        assert_eq!(packed.meta(), &identity(&obj.metadata));
+        assert_eq!(packed.unpack(), Some(obj));
+        assert!(serde_json::from_str::<Packed<ConfigMap>>("[1]").is_err());
+    }
+
+    #[test]
+    fn a_profile_apply_reads_back_whole() {
+        let cp: crate::api::CAPTControlPlane = serde_saphyr::from_str(
+            &std::fs::read_to_string("config/samples/captcontrolplane.yaml").expect("sample"),
+        )
+        .expect("a control plane");
+        let profiles = cp
+            .spec
+            .additional_fargate_profiles
+            .clone()
+            .unwrap_or_default();
+        let apply = crate::render::fargate::render(&cp, &profiles[0]);
+        let packed = Packed::pack(&apply, Packing { meta: identity }).expect("packs");
+        let back = packed.unpack().expect("unpacks");
+        assert_eq!(back.metadata, apply.metadata);
+        assert_eq!(back.spec, apply.spec);
+        assert!(back.spec.terraform_variables.is_some(), "the typed values too");
     }
 
     #[test]

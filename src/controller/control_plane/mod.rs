@@ -37,7 +37,7 @@ use crate::render::{self, eks};
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::OwnWrites;
-use crate::runtime::shared::{ClusterShare, Share, Watched};
+use crate::runtime::shared::{ApplyCache, ClusterShare, Share, Watched};
 use crate::runtime::status_writes::StatusWrites;
 use crate::runtime::{index, version};
 use reconcile::reconcile;
@@ -58,7 +58,7 @@ pub struct State {
     control_planes: Cache<CAPTControlPlane>,
     /// Cluster API Clusters, for their `spec.paused` (`pause`).
     clusters: pause::Clusters,
-    applies: Cache<WorkspaceTemplateApply>,
+    applies: ApplyCache,
     secrets: Cache<Secret>,
     /// When this process last wrote each control plane's status (by uid), for `pacing`.
     status_writes: StatusWrites,

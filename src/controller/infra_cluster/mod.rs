@@ -33,7 +33,7 @@ use crate::names;
 use crate::render::vpc;
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
-use crate::runtime::shared::{ClusterShare, ControlPlaneShare, Share};
+use crate::runtime::shared::{APPLY_PACKING, ApplyCache, ClusterShare, ControlPlaneShare, Share};
 use crate::runtime::version;
 
 pub use status::{DELETING, PAUSED, VPC_READY};
@@ -48,7 +48,7 @@ pub struct State {
     ctx: Arc<Context>,
     capt_clusters: Cache<CAPTCluster>,
     /// VPC applies only (label `component=vpc`).
-    applies: Cache<WorkspaceTemplateApply>,
+    applies: ApplyCache,
     /// CAPTControlPlanes, metadata only: which exist for which cluster.
     control_planes: Cache<PartialObjectMeta<CAPTControlPlane>>,
     clusters: pause::Clusters,
@@ -72,13 +72,14 @@ pub async fn run(
         Some(capt_cluster_keys),
     );
     let vpc_label = format!("{}={}", names::LABEL_COMPONENT, names::COMPONENT_VPC);
-    let (applies, apply_events) = cache::watch(
+    let (applies, apply_events) = cache::watch_packed(
         watcher(
             ctx.scoped_api::<WorkspaceTemplateApply>(),
             config().labels(&vpc_label),
         ),
         cache::keep_all,
         None,
+        APPLY_PACKING,
     );
     // Shared with the other controllers (`runtime::shared`): the Cluster watch (pause) and the
     // control planes' metadata.

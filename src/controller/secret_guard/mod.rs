@@ -46,7 +46,7 @@ use crate::error::Error;
 use crate::names::SECRET_FINALIZER;
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::Cache;
-use crate::runtime::shared::Events;
+use crate::runtime::shared::{ApplyCache, Events};
 use crate::runtime::{echo, index};
 
 const CONTROLLER: &str = "secretguard";
@@ -57,7 +57,7 @@ struct State {
     ctx: Arc<Context>,
     secrets: Cache<Secret>,
     workspaces: WorkspaceCache,
-    applies: Cache<WorkspaceTemplateApply>,
+    applies: ApplyCache,
 }
 
 impl State {
@@ -87,7 +87,7 @@ pub struct Watched {
     /// Their watch events.
     pub workspace_events: Events<Workspace>,
     /// WorkspaceTemplateApplies.
-    pub applies: Cache<WorkspaceTemplateApply>,
+    pub applies: ApplyCache,
     /// Their watch events.
     pub apply_events: Events<WorkspaceTemplateApply>,
 }

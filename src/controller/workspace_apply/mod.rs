@@ -33,8 +33,10 @@ use crate::names;
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::{self, OwnWrites};
-use crate::runtime::packed::PackedStore;
-use crate::runtime::shared::{ClusterShare, ControlPlaneShare, Events, Watched, fan_out};
+use crate::runtime::packed::{Packed, PackedStore, packed_ref};
+use crate::runtime::shared::{
+    APPLY_PACKING, ApplyCache, ClusterShare, ControlPlaneShare, Events, Watched, fan_out,
+};
 use crate::runtime::{index, version};
 use reconcile::reconcile;
 pub use trim::trim_workspace;
@@ -52,7 +54,7 @@ pub type WorkspaceCache = Cache<Workspace, PackedStore<Workspace>>;
 /// triggers reconciles (see `cache`).
 pub struct State {
     ctx: Arc<Context>,
-    applies: Cache<WorkspaceTemplateApply>,
+    applies: ApplyCache,
     workspaces: WorkspaceCache,
     templates: Cache<WorkspaceTemplate>,
     secrets: Cache<Secret>,
@@ -176,17 +178,22 @@ async fn controller(
             }
         })
         .applied_objects()
-        .predicate_filter(version::spec_or_lifecycle, Default::default());
-    Controller::for_stream(own, applies.store())
+        .predicate_filter(version::spec_or_lifecycle, Default::default())
+        // The controller schedules from the packed store: it reads the reference only.
+        .try_filter_map(|apply| futures::future::ready(Ok(Packed::pack(&apply, APPLY_PACKING))));
+    let packed = |refs: Vec<ObjectRef<WorkspaceTemplateApply>>| {
+        refs.iter().map(packed_ref).collect::<Vec<_>>()
+    };
+    Controller::for_stream(own, applies.packed_store())
         .watches_stream(
             workspace_triggers(triggers.workspaces, created),
-            move |ws| apply_of_workspace(&ws, scope.as_deref()),
+            move |ws| apply_of_workspace(&ws, scope.as_deref()).map(|r| packed_ref(&r)),
         )
         .watches_stream(triggers.secrets.touched_objects(), move |s| {
-            applies_waiting_for(&by_secret, &s)
+            packed(applies_waiting_for(&by_secret, &s))
         })
         .watches_stream(triggers.templates.touched_objects(), move |t| {
-            applies_using(&by_template, &t)
+            packed(applies_using(&by_template, &t))
         })
         .watches_stream(
             triggers
@@ -195,7 +202,7 @@ async fn controller(
                 .predicate_filter(pause::pause_version, Default::default()),
             move |c| {
                 let key = index::cluster(&c.namespace().unwrap_or_default(), &c.name_any());
-                by_cluster.indexed_refs(&key)
+                packed(by_cluster.indexed_refs(&key))
             },
         )
         .watches_stream(
@@ -203,12 +210,22 @@ async fn controller(
                 .control_planes
                 .applied_objects()
                 .predicate_filter(paused_annotation, Default::default()),
-            move |cp| by_owner.indexed_refs(&index::owner(&cp.uid().unwrap_or_default())),
+            move |cp| packed(by_owner.indexed_refs(&index::owner(&cp.uid().unwrap_or_default()))),
         )
         .with_config(state.ctx.controller_config(Duration::ZERO))
         .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, Arc::clone(&state))
+        .run(
+            |apply: Arc<Packed<WorkspaceTemplateApply>>, state| async move {
+                match apply.unpack() {
+                    Some(apply) => reconcile(Arc::new(apply), state).await,
+                    // Logged by `unpack`; its next event brings it back.
+                    None => Ok(Action::await_change()),
+                }
+            },
+            error_policy,
+            Arc::clone(&state),
+        )
         .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
         .await;
 }
@@ -265,7 +282,7 @@ fn apply_of_workspace(
 
 /// Applies that wait for a Secret.
 fn applies_waiting_for(
-    applies: &Cache<WorkspaceTemplateApply>,
+    applies: &ApplyCache,
     secret: &Secret,
 ) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
     applies.indexed_refs(&index::secret_of(secret))
@@ -273,7 +290,7 @@ fn applies_waiting_for(
 
 /// Applies that use a WorkspaceTemplate.
 fn applies_using(
-    applies: &Cache<WorkspaceTemplateApply>,
+    applies: &ApplyCache,
     template: &WorkspaceTemplate,
 ) -> Vec<ObjectRef<WorkspaceTemplateApply>> {
     let key = index::template(
@@ -283,7 +300,11 @@ fn applies_using(
     applies.indexed_refs(&key)
 }
 
-fn error_policy(_apply: Arc<WorkspaceTemplateApply>, error: &Error, state: Arc<State>) -> Action {
+fn error_policy(
+    _apply: Arc<Packed<WorkspaceTemplateApply>>,
+    error: &Error,
+    state: Arc<State>,
+) -> Action {
     state.ctx.metrics.failure(CONTROLLER, error.metric_label());
     Action::requeue(retry_after(error))
 }
