@@ -346,7 +346,10 @@ mod tests {
         let back = packed.unpack().expect("unpacks");
         assert_eq!(back.metadata, apply.metadata);
         assert_eq!(back.spec, apply.spec);
-        assert!(back.spec.terraform_variables.is_some(), "the typed values too");
+        assert!(
+            back.spec.terraform_variables.is_some(),
+            "the typed values too"
+        );
     }
 
     #[test]
