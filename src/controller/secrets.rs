@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
 use crate::error::Result;
-use crate::runtime::cache::Cache;
+use crate::runtime::shared::SecretCache;
 
 /// A secret to check: where it is and the keys it must have.
 pub struct Required<'a> {
@@ -26,7 +26,7 @@ pub struct Required<'a> {
 /// secrets in the operator's scope (`in_scope`: whether the secret's namespace is in it).
 pub async fn missing(
     client: &Client,
-    watched: &Cache<Secret>,
+    watched: &SecretCache,
     in_scope: bool,
     required: Required<'_>,
 ) -> Result<Option<String>> {

@@ -272,7 +272,16 @@ where
 
     /// The newest version of `obj` (the cache may hold a write newer than `obj`).
     pub fn latest(&self, obj: Arc<K>) -> Arc<K> {
-        self.get(&key_of(obj.as_ref())).unwrap_or(obj)
+        let key = key_of(obj.as_ref());
+        if let Some(written) = self.written().pending.get(&key) {
+            return written.clone();
+        }
+        // The store holds this very version: nothing to read again (or, packed, to decode).
+        let version = self.store.version(&key);
+        if version.is_some() && version == obj.meta().resource_version {
+            return obj;
+        }
+        self.store.get(&key).unwrap_or(obj)
     }
 
     /// Every object matching `keep`, with this process's writes laid over the store. A packed
@@ -325,6 +334,23 @@ where
                     .or_else(|| self.store.get(at))
             })
             .collect()
+    }
+
+    /// How many objects found under `key` in the cache's index have metadata that passes
+    /// `keep` (this process's writes laid over the store); a packed cache reads the metadata
+    /// it keeps decoded ([`Packing::meta`]) and decodes nothing.
+    pub fn count_indexed(&self, key: &str, keep: impl Fn(&ObjectMeta) -> bool) -> usize {
+        let written = self.written();
+        let Some(index) = &written.index else {
+            return 0;
+        };
+        index
+            .get(key)
+            .filter(|at| match written.pending.get(*at) {
+                Some(obj) => keep(obj.meta()),
+                None => self.store.meta_passes(at, &keep),
+            })
+            .count()
     }
 
     /// References to the objects found under `key` in the cache's index, for watch mappers

@@ -482,3 +482,53 @@ async fn a_packed_cache_reads_writes_and_relists_like_a_plain_one() {
     let a = cache.get_named(Some("ns"), "a").expect("a is cached");
     assert_eq!(a.resource_version().as_deref(), Some("4"));
 }
+
+#[tokio::test]
+async fn latest_reads_nothing_for_the_stored_version_and_counts_read_only_metadata() {
+    use futures::StreamExt;
+    let stored = cm_uid("a", "3", "u1");
+    let mut deleting = cm_uid("b", "4", "u2");
+    deleting.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
+    );
+    let events = [
+        watcher::Event::Init,
+        watcher::Event::InitApply(stored.clone()),
+        watcher::Event::InitApply(deleting),
+        watcher::Event::InitDone,
+    ];
+    let (cache, out) = watch_packed(
+        futures::stream::iter(events.map(Ok)),
+        keep_all,
+        Some(|_: &ConfigMap| vec!["all".to_string()]),
+        Packing {
+            meta: |meta| ObjectMeta {
+                deletion_timestamp: meta.deletion_timestamp.clone(),
+                ..super::super::packed::identity(meta)
+            },
+        },
+    );
+    assert_eq!(out.collect::<Vec<_>>().await.len(), 4, "every event passed");
+    // The same version as stored: the object passed in, not a decoded copy.
+    let stored = Arc::new(stored);
+    let latest = cache.latest(Arc::clone(&stored));
+    assert!(Arc::ptr_eq(&latest, &stored));
+    // An older object passed in: the stored one, decoded.
+    let older = Arc::new(cm_uid("a", "2", "u1"));
+    assert_eq!(cache.latest(older).resource_version().as_deref(), Some("3"));
+    // A write of this process is newer.
+    cache.remember(cm_uid("a", "5", "u1"));
+    assert_eq!(
+        cache
+            .latest(Arc::clone(&stored))
+            .resource_version()
+            .as_deref(),
+        Some("5")
+    );
+    // Two objects under the index key, one being deleted.
+    assert_eq!(cache.count_indexed("all", |_| true), 2);
+    assert_eq!(
+        cache.count_indexed("all", |m| m.deletion_timestamp.is_none()),
+        1
+    );
+}

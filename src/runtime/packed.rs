@@ -159,6 +159,9 @@ pub trait Backing<K: Resource<DynamicType = ()> + 'static>: Clone + Send + Sync 
     fn version(&self, key: &ObjectRef<K>) -> Option<String>;
     /// Every stored object whose (kept) metadata passes `keep`, decoded if packed.
     fn filter_by_meta(&self, keep: &dyn Fn(&ObjectMeta) -> bool) -> Vec<Arc<K>>;
+    /// Whether the stored object `key` names exists and its (kept) metadata passes `keep`,
+    /// without decoding it.
+    fn meta_passes(&self, key: &ObjectRef<K>, keep: &dyn Fn(&ObjectMeta) -> bool) -> bool;
     /// The stored objects as they are now, for a relist to compare with its result.
     fn snapshot(&self) -> Snapshot<K>;
 }
@@ -175,6 +178,9 @@ impl<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static> Backing<K> f
             .into_iter()
             .filter(|o| keep(o.meta()))
             .collect()
+    }
+    fn meta_passes(&self, key: &ObjectRef<K>, keep: &dyn Fn(&ObjectMeta) -> bool) -> bool {
+        Store::get(self, key).is_some_and(|o| keep(o.meta()))
     }
     fn snapshot(&self) -> Snapshot<K> {
         Snapshot::Objects(self.state())
@@ -234,6 +240,11 @@ impl<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static> Backing<K> f
             .filter(|p| keep(&p.metadata))
             .filter_map(|p| (self.unpack)(&p).map(Arc::new))
             .collect()
+    }
+    fn meta_passes(&self, key: &ObjectRef<K>, keep: &dyn Fn(&ObjectMeta) -> bool) -> bool {
+        self.store
+            .get(&packed_ref(key))
+            .is_some_and(|p| keep(&p.metadata))
     }
     fn snapshot(&self) -> Snapshot<K> {
         Snapshot::Packed(self.store.state(), self.unpack)

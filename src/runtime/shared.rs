@@ -20,6 +20,7 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
@@ -40,9 +41,19 @@ pub type Events<K> = BoxStream<'static, Result<watcher::Event<K>, watcher::Error
 /// reconcile, a control plane's own applies through the index).
 pub type ApplyCache = Cache<WorkspaceTemplateApply, PackedStore<WorkspaceTemplateApply>>;
 
-/// What a packed apply keeps decoded: its name and versions only (kube-runtime's scheduler
-/// reads the reference; the apply controller's predicate reads the apply before it is packed).
-pub const APPLY_PACKING: Packing = Packing { meta: identity };
+/// What a packed apply keeps decoded: its name and versions (kube-runtime's scheduler reads the
+/// reference; the apply controller's predicate reads the apply before it is packed), and
+/// whether it is being deleted (the secret guard counts live applies that wait for a Secret).
+pub const APPLY_PACKING: Packing = Packing {
+    meta: |meta| ObjectMeta {
+        deletion_timestamp: meta.deletion_timestamp.clone(),
+        ..identity(meta)
+    },
+};
+
+/// The Secret cache: packed (a cached connection secret, key names only, is about 0.55 KB of
+/// JSON and 1.7 KB decoded), read one Secret at a time.
+pub type SecretCache = Cache<Secret, PackedStore<Secret>>;
 
 /// One controller's share of the watches.
 pub struct Watched {
@@ -51,7 +62,7 @@ pub struct Watched {
     /// The apply watch's events, after the cache has taken them.
     pub apply_events: Events<WorkspaceTemplateApply>,
     /// Secrets with their key names and value digests (see `key_names_only`).
-    pub secrets: Cache<Secret>,
+    pub secrets: SecretCache,
     /// The Secret watch's events, after the cache has taken them.
     pub secret_events: Events<Secret>,
 }
@@ -77,8 +88,12 @@ where
         Some(apply_index_keys),
         APPLY_PACKING,
     );
-    let (secrets, secret_source) =
-        cache::watch(watcher(secret_api, config()), key_names_only, None);
+    let (secrets, secret_source) = cache::watch_packed(
+        watcher(secret_api, config()),
+        key_names_only,
+        None,
+        Packing { meta: identity },
+    );
     let [cp_applies, apply_applies] = fan_out(apply_source, shutdown.clone(), "applies");
     let [cp_secrets, apply_secrets] = fan_out(secret_source, shutdown, "secrets");
     [

@@ -37,7 +37,7 @@ use crate::render::{self, eks};
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::OwnWrites;
-use crate::runtime::shared::{ApplyCache, ClusterShare, Share, Watched};
+use crate::runtime::shared::{ApplyCache, ClusterShare, SecretCache, Share, Watched};
 use crate::runtime::status_writes::StatusWrites;
 use crate::runtime::{index, version};
 use reconcile::reconcile;
@@ -59,7 +59,7 @@ pub struct State {
     /// Cluster API Clusters, for their `spec.paused` (`pause`).
     clusters: pause::Clusters,
     applies: ApplyCache,
-    secrets: Cache<Secret>,
+    secrets: SecretCache,
     /// When this process last wrote each control plane's status (by uid), for `pacing`.
     status_writes: StatusWrites,
     /// This controller's writes to applies and its finalizer writes to control planes, whose

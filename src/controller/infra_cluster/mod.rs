@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
@@ -33,7 +32,9 @@ use crate::names;
 use crate::render::vpc;
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
-use crate::runtime::shared::{APPLY_PACKING, ApplyCache, ClusterShare, ControlPlaneShare, Share};
+use crate::runtime::shared::{
+    APPLY_PACKING, ApplyCache, ClusterShare, ControlPlaneShare, SecretCache, Share,
+};
 use crate::runtime::version;
 
 pub use status::{DELETING, PAUSED, VPC_READY};
@@ -55,14 +56,14 @@ pub struct State {
     /// The Secrets of the operator's scope, shared with the other controllers
     /// (`runtime::shared::key_names_only`: a VPC connection secret keeps the VPC's ID and
     /// zones), so that the VPC's status is reported without reading its Secret.
-    secrets: Cache<Secret>,
+    secrets: SecretCache,
 }
 
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
     (clusters, control_planes): (ClusterShare, ControlPlaneShare),
-    secrets: Cache<Secret>,
+    secrets: SecretCache,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let config = || watcher::Config::default().any_semantic();

@@ -45,8 +45,8 @@ use crate::api::{Workspace, WorkspaceTemplateApply};
 use crate::error::Error;
 use crate::names::SECRET_FINALIZER;
 use crate::runtime::backoff::{WatchBackoff, retry_after};
-use crate::runtime::cache::Cache;
-use crate::runtime::shared::{ApplyCache, Events};
+use crate::runtime::packed::{Packed, Packing, identity};
+use crate::runtime::shared::{ApplyCache, Events, SecretCache};
 use crate::runtime::{echo, index};
 
 const CONTROLLER: &str = "secretguard";
@@ -55,7 +55,7 @@ const RESYNC: Duration = Duration::from_secs(600);
 
 struct State {
     ctx: Arc<Context>,
-    secrets: Cache<Secret>,
+    secrets: SecretCache,
     workspaces: WorkspaceCache,
     applies: ApplyCache,
 }
@@ -67,10 +67,7 @@ impl State {
         let workspaces = self.workspaces.indexed_refs(&key).len();
         let applies = self
             .applies
-            .indexed(&key)
-            .iter()
-            .filter(|a| a.metadata.deletion_timestamp.is_none())
-            .count();
+            .count_indexed(&key, |meta| meta.deletion_timestamp.is_none());
         workspaces + applies
     }
 }
@@ -79,7 +76,7 @@ impl State {
 /// [`workspace_index_keys`], the apply cache by the Secrets applies wait for.
 pub struct Watched {
     /// Secrets in the operator's scope.
-    pub secrets: Cache<Secret>,
+    pub secrets: SecretCache,
     /// Their watch events.
     pub secret_events: Events<Secret>,
     /// Every Workspace.
@@ -114,15 +111,21 @@ pub async fn run(
     });
     // A Secret matters when it carries the finalizer or has a reader; most have neither.
     let relevant = Arc::clone(&state);
-    let own = secret_events.applied_objects().filter(move |result| {
-        let keep = match result {
-            Ok(s) => {
-                s.finalizers().iter().any(|f| f == SECRET_FINALIZER) || relevant.readers(s) > 0
-            }
-            Err(_) => true,
-        };
-        futures::future::ready(keep)
-    });
+    let own = secret_events
+        .applied_objects()
+        .filter(move |result| {
+            let keep = match result {
+                Ok(s) => {
+                    s.finalizers().iter().any(|f| f == SECRET_FINALIZER) || relevant.readers(s) > 0
+                }
+                Err(_) => true,
+            };
+            futures::future::ready(keep)
+        })
+        // The controller schedules from the packed store: it reads the reference only.
+        .try_filter_map(|secret| {
+            futures::future::ready(Ok(Packed::pack(&secret, Packing { meta: identity })))
+        });
     // A Workspace's reads change with its spec (generation); its deletion ends them.
     let changes = echo::Changes::new(reads_digest);
     let workspace_triggers = workspace_events.try_filter_map(move |event| {
@@ -139,7 +142,7 @@ pub async fn run(
     let scope = state.ctx.namespace.clone();
     let in_scope = move |ns: &str| scope.as_deref().is_none_or(|s| s == ns);
     let scope_of_applies = in_scope.clone();
-    Controller::for_stream(own, secrets.store())
+    Controller::for_stream(own, secrets.packed_store())
         .watches_stream(workspace_triggers, move |ws| {
             let refs: Vec<_> = secrets_read(&ws)
                 .into_iter()
@@ -162,7 +165,17 @@ pub async fn run(
         .with_config(state.ctx.controller_config(Duration::ZERO))
         .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, error_policy, state)
+        .run(
+            |secret: Arc<Packed<Secret>>, state| async move {
+                match secret.unpack() {
+                    Some(secret) => reconcile::reconcile(Arc::new(secret), state).await,
+                    // Logged by `unpack`; its next event brings it back.
+                    None => Ok(Action::await_change()),
+                }
+            },
+            error_policy,
+            state,
+        )
         .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
         .await;
 }
@@ -181,7 +194,7 @@ fn reads_digest(ws: &Workspace) -> u64 {
     hasher.finish()
 }
 
-fn error_policy(_secret: Arc<Secret>, error: &Error, state: Arc<State>) -> Action {
+fn error_policy(_secret: Arc<Packed<Secret>>, error: &Error, state: Arc<State>) -> Action {
     state.ctx.metrics.failure(CONTROLLER, error.metric_label());
     Action::requeue(retry_after(error))
 }

@@ -35,7 +35,8 @@ use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::{self, OwnWrites};
 use crate::runtime::packed::{Packed, PackedStore, packed_ref};
 use crate::runtime::shared::{
-    APPLY_PACKING, ApplyCache, ClusterShare, ControlPlaneShare, Events, Watched, fan_out,
+    APPLY_PACKING, ApplyCache, ClusterShare, ControlPlaneShare, Events, SecretCache, Watched,
+    fan_out,
 };
 use crate::runtime::{index, version};
 use reconcile::reconcile;
@@ -57,7 +58,7 @@ pub struct State {
     applies: ApplyCache,
     workspaces: WorkspaceCache,
     templates: Cache<WorkspaceTemplate>,
-    secrets: Cache<Secret>,
+    secrets: SecretCache,
     /// Cluster API Clusters: an apply of a paused Cluster is left alone (`pause`).
     clusters: pause::Clusters,
     /// Control planes' metadata: one annotated `cluster.x-k8s.io/paused` holds its applies.
