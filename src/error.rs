@@ -22,8 +22,11 @@ pub enum Error {
         /// Who controls the existing object, e.g. `owned by CAPTControlPlane shop` or `no owner`.
         holder: String,
     },
-    /// Serialising an object failed (a bug: the types always serialise).
-    #[error("could not serialise {0}: {1}")]
+    /// Serialising an object, or decoding a packed cached one (`runtime::packed`), failed: a
+    /// bug (the types always serialise, and a packed object was written from its type).
+    #[error(
+        "could not serialise or decode {0}: {1}; this is a bug of capt-fargate, please report it"
+    )]
     Serialization(&'static str, #[source] serde_json::Error),
 }
 

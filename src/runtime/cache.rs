@@ -103,8 +103,10 @@ struct Written<K: Resource<DynamicType = ()> + 'static> {
     index: Option<Index<K, ObjectRef<K>>>,
     /// The objects a relist in progress returned so far: at its end, the others are gone.
     relisted: Option<HashSet<ObjectRef<K>>>,
-    /// The uids of objects whose deletion the watch delivered, and when (for [`DELETED_FOR`]).
-    deleted: HashMap<String, Instant>,
+    /// The uids of objects whose deletion the watch delivered, with the deletion's version and
+    /// when it came (for [`DELETED_FOR`]). A label-filtered watch also reports an object that
+    /// stopped matching as deleted: a later write of it (a newer version) is kept.
+    deleted: HashMap<String, (String, Instant)>,
 }
 
 impl<K: Resource<DynamicType = ()> + 'static> Default for Written<K> {
@@ -137,15 +139,19 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Written<K> {
             }
             watcher::Event::Apply(obj) => {
                 let key = key_of(obj);
-                if let Some(index) = &mut self.index {
-                    index.update(key.clone(), obj);
-                }
                 let version = obj.resource_version().unwrap_or_default();
                 // The write's own version or a later one: the store is as new as the write.
                 if self.pending.get(&key).is_some_and(|p| {
                     is_at_or_after(&version, p.meta().resource_version.as_deref().unwrap_or(""))
                 }) {
                     self.pending.remove(&key);
+                }
+                // An older version than a write still laid over it does not index the object:
+                // reads return the write, so lookups go by the write's keys.
+                if let Some(index) = &mut self.index
+                    && !self.pending.contains_key(&key)
+                {
+                    index.update(key.clone(), obj);
                 }
                 if !comparable(&version) {
                     let recent = self.seen.entry(key).or_default();
@@ -160,8 +166,9 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Written<K> {
                 if let Some(uid) = obj.uid() {
                     let now = Instant::now();
                     self.deleted
-                        .retain(|_, at| now.duration_since(*at) < DELETED_FOR);
-                    self.deleted.insert(uid, now);
+                        .retain(|_, (_, at)| now.duration_since(*at) < DELETED_FOR);
+                    let version = obj.resource_version().unwrap_or_default();
+                    self.deleted.insert(uid, (version, now));
                 }
             }
             // After a relist the store holds the current state. A write stays only where the
@@ -212,12 +219,17 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Written<K> {
     /// while this map is locked (the store takes each event before `observe` does, so it is
     /// never older than what `observe` saw).
     fn remember(&mut self, obj: K, stored: Option<String>) {
-        // The watch delivered its deletion already: nothing would ever clear it.
-        if obj.uid().is_some_and(|uid| self.deleted.contains_key(&uid)) {
+        // The watch delivered its deletion at this version or a later one already: nothing
+        // would ever clear it.
+        let version = obj.resource_version().unwrap_or_default();
+        if obj.uid().is_some_and(|uid| {
+            self.deleted
+                .get(&uid)
+                .is_some_and(|(deleted, _)| is_at_or_after(deleted, &version))
+        }) {
             return;
         }
         let key = key_of(&obj);
-        let version = obj.resource_version().unwrap_or_default();
         // Two writes of one object answered out of order: the newer one stays.
         if self.pending.get(&key).is_some_and(|p| {
             p.resource_version()
@@ -456,8 +468,8 @@ where
 }
 
 /// [`watch`] into a packed cache: each object is kept as compact JSON text with the metadata
-/// `packing` keeps (`runtime::packed`), and decoded when read. For kinds no controller schedules
-/// from (a packed cache has no [`Cache::store`]), read one object at a time.
+/// `packing` keeps (`runtime::packed`), and decoded when read: for kinds read a few objects at a
+/// time. A controller schedules from its [`Cache::packed_store`] and decodes its object.
 pub fn watch_packed<K, S>(
     source: S,
     trim: fn(&mut K),
@@ -478,7 +490,8 @@ where
         let packed = match event {
             watcher::Event::Apply(obj) => pack(obj).map(watcher::Event::Apply),
             watcher::Event::InitApply(obj) => pack(obj).map(watcher::Event::InitApply),
-            watcher::Event::Delete(obj) => pack(obj).map(watcher::Event::Delete),
+            // The store removes it by its key.
+            watcher::Event::Delete(obj) => Some(watcher::Event::Delete(Packed::reference(obj))),
             watcher::Event::Init => Some(watcher::Event::Init),
             watcher::Event::InitDone => Some(watcher::Event::InitDone),
         };

@@ -194,6 +194,11 @@ fn a_write_recorded_after_its_objects_deletion_is_dropped() {
     // An object created again under the same name is another object.
     w.remember(cm_uid("a", "4", "u2"));
     assert_eq!(pending(&w.w), ["a@4"]);
+    // A label-filtered watch reports an object that stopped matching as deleted; a later
+    // write of it (its label back) is newer than that deletion, and kept.
+    w.observe(&watcher::Event::Delete(cm_uid("b", "5", "u3")));
+    w.remember(cm_uid("b", "6", "u3"));
+    assert_eq!(pending(&w.w), ["a@4", "b@6"]);
 }
 
 #[test]
@@ -290,6 +295,26 @@ async fn the_index_finds_stored_objects_and_this_process_writes() {
         .collect();
     refs.sort();
     assert_eq!(refs, ["a", "b"]);
+}
+
+#[test]
+fn an_older_version_does_not_index_over_a_newer_write() {
+    let (cache, _events) = watch(
+        futures::stream::empty::<Result<watcher::Event<ConfigMap>, watcher::Error>>(),
+        keep_all,
+        Some(team),
+    );
+    cache.observe(&watcher::Event::Apply(labelled("a", "1", "blue")));
+    // This process moves "a" to red; the provider's update of the old version comes after.
+    cache.remember(labelled("a", "3", "red"));
+    cache.observe(&watcher::Event::Apply(labelled("a", "2", "blue")));
+    assert_eq!(names_of(cache.indexed("red")), ["a@3"]);
+    assert!(cache.indexed_refs("blue").is_empty());
+    // The write's echo: indexed by what the watch delivered from then on.
+    cache.observe(&watcher::Event::Apply(labelled("a", "3", "red")));
+    cache.observe(&watcher::Event::Apply(labelled("a", "4", "green")));
+    assert_eq!(cache.indexed_refs("green").len(), 1);
+    assert!(cache.indexed_refs("red").is_empty());
 }
 
 #[test]

@@ -130,6 +130,10 @@ pub fn cluster(namespace: &str, name: &str) -> String {
     format!("cluster:{namespace}/{name}")
 }
 
+/// The index key of the control planes whose profiles are on their way
+/// (`status::pacing::rolling_out`), which the pacing of progress writes counts.
+pub const ROLLING_OUT: &str = "rolling-out";
+
 /// The index key of a WorkspaceTemplate an object uses.
 pub fn template(namespace: &str, name: &str) -> String {
     format!("template:{namespace}/{name}")

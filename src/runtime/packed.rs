@@ -6,8 +6,9 @@
 //! `workspace_apply::trim_workspace`) is 1.6 KB of JSON and 6.0 KB decoded (the sample control
 //! plane's profile Workspace, counted with the heap-counting allocator of `heap_stats`); packed
 //! it is its JSON and a name-only `ObjectMeta`. Reading one decodes it (tens of microseconds),
-//! so only caches read a few objects at a time are packed, and none that a kube-runtime
-//! `Controller` schedules from (it reads its objects from a `Store` of their own type).
+//! so only caches read a few objects at a time are packed. A kube-runtime `Controller` can
+//! schedule from a packed store (`Store<Packed<K>>`: it reads the references only); its
+//! reconcile decodes the object first.
 //!
 //! Builds on kube-runtime's `reflector` store, which holds any `Resource`: [`Packed`] is one,
 //! with the metadata kube-runtime and the cache read (name, namespace, uid, resourceVersion)
@@ -126,10 +127,27 @@ impl<K: Resource<DynamicType = ()> + Serialize + DeserializeOwned> Packed<K> {
         })
     }
 
-    /// The object decoded; None if its JSON no longer decodes into `K` (it decoded when it was
-    /// packed, and `pack` wrote it from a `K`: not expected).
+    /// The reference of `obj` only (name, namespace, uid, resourceVersion), with no text: for
+    /// what reads nothing else of it, a controller's trigger stream (kube-runtime's
+    /// `Controller` takes each triggering object's reference and reads the object from its
+    /// store) or a deletion from a store. It does not decode ([`Packed::decode`] fails).
+    pub fn reference(obj: &K) -> Packed<K> {
+        Packed {
+            metadata: identity(obj.meta()),
+            json: Box::default(),
+            kind: PhantomData,
+        }
+    }
+
+    /// The object decoded; an error if its JSON does not decode into `K` (`pack` wrote it from
+    /// a `K`: not expected).
+    pub fn decode(&self) -> Result<K, serde_json::Error> {
+        serde_json::from_str(&self.json)
+    }
+
+    /// The object decoded; None, logged, if it does not decode ([`Packed::decode`]).
     pub fn unpack(&self) -> Option<K> {
-        match serde_json::from_str(&self.json) {
+        match self.decode() {
             Ok(obj) => Some(obj),
             Err(error) => {
                 tracing::error!(kind = %K::kind(&()), name = ?self.metadata.name, %error,
@@ -342,6 +360,14 @@ mod tests {
     }
 
     #[test]
+    fn a_reference_names_the_object_and_has_nothing_to_decode() {
+        let obj = cm("a", "7");
+        let reference = Packed::reference(&obj);
+        assert_eq!(reference.meta(), &identity(&obj.metadata));
+        assert!(reference.decode().is_err());
+    }
+
+    #[test]
     fn a_profile_apply_reads_back_whole() {
         let cp: crate::api::CAPTControlPlane = serde_saphyr::from_str(
             &std::fs::read_to_string("config/samples/captcontrolplane.yaml").expect("sample"),
@@ -360,6 +386,12 @@ mod tests {
         assert!(
             back.spec.terraform_variables.is_some(),
             "the typed values too"
+        );
+        // And the control plane itself.
+        let packed = Packed::pack(&cp, Packing { meta: identity }).expect("packs");
+        assert_eq!(
+            serde_json::to_value(packed.unpack().expect("unpacks")).expect("serializes"),
+            serde_json::to_value(&cp).expect("serializes")
         );
     }
 

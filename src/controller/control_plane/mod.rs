@@ -37,9 +37,11 @@ use crate::render::{self, eks};
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::OwnWrites;
+use crate::runtime::packed::{Packed, PackedStore, Packing, identity, packed_ref};
 use crate::runtime::shared::{ApplyCache, ClusterShare, SecretCache, Share, Watched};
 use crate::runtime::status_writes::StatusWrites;
 use crate::runtime::{index, version};
+use crate::status::pacing;
 use reconcile::reconcile;
 
 const CONTROLLER: &str = "controlplane";
@@ -55,7 +57,7 @@ const WRITE_FAILURE_RETRY: Duration = Duration::from_secs(30);
 /// stream that triggers reconciles (see `cache`).
 pub struct State {
     ctx: Arc<Context>,
-    control_planes: Cache<CAPTControlPlane>,
+    control_planes: ControlPlaneCache,
     /// Cluster API Clusters, for their `spec.paused` (`pause`).
     clusters: pause::Clusters,
     applies: ApplyCache,
@@ -81,10 +83,11 @@ pub async fn run(
         secrets,
         secret_events,
     } = watched;
-    let (control_planes, cp_events) = cache::watch(
+    let (control_planes, cp_events) = cache::watch_packed(
         watcher(ctx.scoped_api::<CAPTControlPlane>(), ctx.filtered_watch()),
         cache::keep_all,
         Some(lookup_keys),
+        Packing { meta: identity },
     );
     let Share {
         cache: clusters,
@@ -116,8 +119,10 @@ pub async fn run(
         })
         .applied_objects()
         .predicate_filter(version::spec_or_lifecycle, Default::default())
-        .try_filter(move |cp| futures::future::ready(!finalizer_writes.is_echo(cp)));
-    Controller::for_stream(own, control_planes.store())
+        .try_filter(move |cp| futures::future::ready(!finalizer_writes.is_echo(cp)))
+        // The controller schedules from the packed store: it reads the reference only.
+        .map_ok(|cp| Packed::reference(&cp));
+    Controller::for_stream(own, control_planes.packed_store())
         .owns_stream(
             apply_events
                 .inspect_ok({
@@ -128,26 +133,35 @@ pub async fn run(
                 .try_filter(move |apply| futures::future::ready(!apply_writes.is_echo(apply))),
         )
         .watches_stream(secret_events.touched_objects(), move |s| {
-            control_planes_reading(&lookup, &s)
+            packed(control_planes_reading(&lookup, &s))
         })
         // Only a Cluster's pause and its control plane reference matter, not its status.
         .watches_stream(
             cluster_events
                 .applied_objects()
                 .predicate_filter(pause::pause_version, Default::default()),
-            move |c| control_planes_of_cluster(&by_cluster, &c),
+            move |c| packed(control_planes_of_cluster(&by_cluster, &c)),
         )
         .with_config(state.ctx.controller_config(super::DEBOUNCE))
         .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, state)
+        .run(
+            |cp: Arc<Packed<CAPTControlPlane>>, state| async move {
+                let cp = cp
+                    .decode()
+                    .map_err(|e| Error::Serialization("a cached CAPTControlPlane", e))?;
+                reconcile(Arc::new(cp), state).await
+            },
+            error_policy,
+            state,
+        )
         .for_each(|result| async move { super::log_failure(CONTROLLER, result) })
         .await;
 }
 
 /// Control planes that read a Secret: its EKS or VPC connection secret.
 fn control_planes_reading(
-    control_planes: &Cache<CAPTControlPlane>,
+    control_planes: &ControlPlaneCache,
     secret: &Secret,
 ) -> Vec<ObjectRef<CAPTControlPlane>> {
     control_planes.indexed_refs(&index::secret_of(secret))
@@ -155,7 +169,7 @@ fn control_planes_reading(
 
 /// Control planes that belong to a Cluster, or that it names as its control plane.
 fn control_planes_of_cluster(
-    control_planes: &Cache<CAPTControlPlane>,
+    control_planes: &ControlPlaneCache,
     cluster: &crate::api::cluster::Cluster,
 ) -> Vec<ObjectRef<CAPTControlPlane>> {
     let key = index::cluster(
@@ -184,10 +198,24 @@ fn lookup_keys(cp: &CAPTControlPlane) -> Vec<String> {
     ];
     keys.extend(kept);
     keys.extend(cluster);
+    // Counted by the pacing of progress writes (`report`), without decoding each control plane.
+    if cp.status.as_ref().is_some_and(pacing::rolling_out) {
+        keys.push(index::ROLLING_OUT.to_string());
+    }
     keys
 }
 
-fn error_policy(_cp: Arc<CAPTControlPlane>, error: &Error, state: Arc<State>) -> Action {
+/// The control plane cache: packed (`runtime::packed`; the sample control plane with 8
+/// profiles, Ready, is 13.5 KB decoded), read one control plane at a time; the control planes
+/// rolling out are counted through the index ([`index::ROLLING_OUT`]).
+pub type ControlPlaneCache = Cache<CAPTControlPlane, PackedStore<CAPTControlPlane>>;
+
+/// Control plane references as the controller, which schedules from the packed store, takes them.
+fn packed(refs: Vec<ObjectRef<CAPTControlPlane>>) -> Vec<ObjectRef<Packed<CAPTControlPlane>>> {
+    refs.iter().map(packed_ref).collect()
+}
+
+fn error_policy(_cp: Arc<Packed<CAPTControlPlane>>, error: &Error, state: Arc<State>) -> Action {
     state.ctx.metrics.failure(CONTROLLER, error.metric_label());
     Action::requeue(retry_after(error))
 }
@@ -206,4 +234,37 @@ fn forget(cp: &CAPTControlPlane, state: &State) {
 /// The key of a control plane's profile phases in the metrics.
 fn metrics_key(cp: &CAPTControlPlane) -> String {
     format!("{}/{}", render::namespace(cp), cp.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::controlplane::{
+        CAPTControlPlaneStatus, FargateProfilePhase, FargateProfileStatus,
+    };
+
+    #[test]
+    fn a_control_plane_with_profiles_on_their_way_is_indexed_as_rolling_out() {
+        let cp: CAPTControlPlane = serde_saphyr::from_str(
+            &std::fs::read_to_string("config/samples/captcontrolplane.yaml").expect("sample"),
+        )
+        .expect("a control plane");
+        let with = |phase| {
+            let mut cp = cp.clone();
+            cp.status = Some(CAPTControlPlaneStatus {
+                fargate_profiles: vec![FargateProfileStatus {
+                    name: "monitoring".into(),
+                    phase: Some(phase),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            lookup_keys(&cp).contains(&index::ROLLING_OUT.to_string())
+        };
+        assert!(with(FargateProfilePhase::Creating));
+        assert!(with(FargateProfilePhase::Pending));
+        assert!(!with(FargateProfilePhase::Ready));
+        assert!(!with(FargateProfilePhase::Failed));
+        assert!(!lookup_keys(&cp).contains(&index::ROLLING_OUT.to_string()));
+    }
 }

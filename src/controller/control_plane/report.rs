@@ -43,8 +43,7 @@ pub(super) async fn write_status(
         // How many roll out at once, as their statuses say (this one included).
         let rolling_out = state
             .control_planes
-            .filter(|c| c.status.as_ref().is_some_and(pacing::rolling_out))
-            .len();
+            .count_indexed(crate::runtime::index::ROLLING_OUT, |_| true);
         let interval = pacing::progress_interval(rolling_out);
         let last = state.status_writes.last(&uid);
         if let Some(wait) = last.and_then(|at| interval.checked_sub(at.elapsed())) {

@@ -45,7 +45,7 @@ use crate::api::{Workspace, WorkspaceTemplateApply};
 use crate::error::Error;
 use crate::names::SECRET_FINALIZER;
 use crate::runtime::backoff::{WatchBackoff, retry_after};
-use crate::runtime::packed::{Packed, Packing, identity};
+use crate::runtime::packed::Packed;
 use crate::runtime::shared::{ApplyCache, Events, SecretCache};
 use crate::runtime::{echo, index};
 
@@ -123,9 +123,7 @@ pub async fn run(
             futures::future::ready(keep)
         })
         // The controller schedules from the packed store: it reads the reference only.
-        .try_filter_map(|secret| {
-            futures::future::ready(Ok(Packed::pack(&secret, Packing { meta: identity })))
-        });
+        .map_ok(|secret| Packed::reference(&secret));
     // A Workspace's reads change with its spec (generation); its deletion ends them.
     let changes = echo::Changes::new(reads_digest);
     let workspace_triggers = workspace_events.try_filter_map(move |event| {
@@ -167,11 +165,10 @@ pub async fn run(
         .graceful_shutdown_on(shutdown)
         .run(
             |secret: Arc<Packed<Secret>>, state| async move {
-                match secret.unpack() {
-                    Some(secret) => reconcile::reconcile(Arc::new(secret), state).await,
-                    // Logged by `unpack`; its next event brings it back.
-                    None => Ok(Action::await_change()),
-                }
+                let secret = secret
+                    .decode()
+                    .map_err(|e| Error::Serialization("a cached Secret", e))?;
+                reconcile::reconcile(Arc::new(secret), state).await
             },
             error_policy,
             state,

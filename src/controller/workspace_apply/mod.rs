@@ -35,8 +35,7 @@ use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::{self, OwnWrites};
 use crate::runtime::packed::{Packed, PackedStore, packed_ref};
 use crate::runtime::shared::{
-    APPLY_PACKING, ApplyCache, ClusterShare, ControlPlaneShare, Events, SecretCache, Watched,
-    fan_out,
+    ApplyCache, ClusterShare, ControlPlaneShare, Events, SecretCache, Watched, fan_out,
 };
 use crate::runtime::{index, version};
 use reconcile::reconcile;
@@ -181,7 +180,7 @@ async fn controller(
         .applied_objects()
         .predicate_filter(version::spec_or_lifecycle, Default::default())
         // The controller schedules from the packed store: it reads the reference only.
-        .try_filter_map(|apply| futures::future::ready(Ok(Packed::pack(&apply, APPLY_PACKING))));
+        .map_ok(|apply| Packed::reference(&apply));
     let packed = |refs: Vec<ObjectRef<WorkspaceTemplateApply>>| {
         refs.iter().map(packed_ref).collect::<Vec<_>>()
     };
@@ -218,11 +217,10 @@ async fn controller(
         .graceful_shutdown_on(shutdown)
         .run(
             |apply: Arc<Packed<WorkspaceTemplateApply>>, state| async move {
-                match apply.unpack() {
-                    Some(apply) => reconcile(Arc::new(apply), state).await,
-                    // Logged by `unpack`; its next event brings it back.
-                    None => Ok(Action::await_change()),
-                }
+                let apply = apply
+                    .decode()
+                    .map_err(|e| Error::Serialization("a cached WorkspaceTemplateApply", e))?;
+                reconcile(Arc::new(apply), state).await
             },
             error_policy,
             Arc::clone(&state),
