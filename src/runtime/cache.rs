@@ -54,8 +54,20 @@ const DELETED_FOR: Duration = Duration::from_secs(60);
 /// neither equality nor hashing reads (`ObjectRef::extra`), two more strings per entry.
 pub(crate) fn key_of<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectRef<K> {
     let meta = obj.meta();
-    let key = ObjectRef::new(meta.name.as_deref().unwrap_or_default());
-    match meta.namespace.as_deref() {
+    key_named(
+        meta.namespace.as_deref(),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// The reference of the object `name` in `namespace` (None for cluster-scoped), as [`key_of`]
+/// builds it.
+pub(crate) fn key_named<K: Resource<DynamicType = ()>>(
+    namespace: Option<&str>,
+    name: &str,
+) -> ObjectRef<K> {
+    let key = ObjectRef::new(name);
+    match namespace {
         Some(ns) => key.within(ns),
         None => key,
     }
@@ -275,11 +287,7 @@ where
 
     /// The newest version of the object `name` in `namespace` (None for cluster-scoped).
     pub fn get_named(&self, namespace: Option<&str>, name: &str) -> Option<Arc<K>> {
-        let key = ObjectRef::new(name);
-        self.get(&match namespace {
-            Some(ns) => key.within(ns),
-            None => key,
-        })
+        self.get(&key_named(namespace, name))
     }
 
     /// The newest version of `obj` (the cache may hold a write newer than `obj`).

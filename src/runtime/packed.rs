@@ -19,11 +19,17 @@ use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use std::future::Future;
+
 use kube::Resource;
 use kube::api::ObjectMeta;
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use super::cache::key_named;
+use crate::error::{Error, Result};
 
 /// An object of kind `K` as compact JSON text, with part of its metadata decoded.
 pub struct Packed<K> {
@@ -84,7 +90,7 @@ where
 {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let obj = K::deserialize(deserializer)?;
-        Packed::pack(&obj, Packing { meta: identity })
+        Packed::pack(&obj, Packing::IDENTITY)
             .ok_or_else(|| serde::de::Error::custom("the object does not serialize"))
     }
 }
@@ -96,6 +102,11 @@ pub struct Packing {
     /// always (what kube-runtime's store and the cache read), and what this adds (e.g. the one
     /// annotation a filter reads, [`crate::runtime::cache::Cache::filter_by_meta`]).
     pub meta: fn(&ObjectMeta) -> ObjectMeta,
+}
+
+impl Packing {
+    /// Name, namespace, uid and resourceVersion decoded, nothing else ([`identity`]).
+    pub const IDENTITY: Packing = Packing { meta: identity };
 }
 
 /// Name, namespace, uid and resourceVersion only.
@@ -161,11 +172,32 @@ impl<K: Resource<DynamicType = ()> + Serialize + DeserializeOwned> Packed<K> {
 /// The reference of the packed form of the object `key` names (what a controller scheduling
 /// from a packed store is given).
 pub fn packed_ref<K: Resource<DynamicType = ()>>(key: &ObjectRef<K>) -> ObjectRef<Packed<K>> {
-    let packed = ObjectRef::new(&key.name);
-    match &key.namespace {
-        Some(ns) => packed.within(ns),
-        None => packed,
-    }
+    key_named(key.namespace.as_deref(), &key.name)
+}
+
+/// [`packed_ref`] of each reference, for a watch mapper of such a controller.
+pub fn packed_refs<K: Resource<DynamicType = ()>>(
+    refs: Vec<ObjectRef<K>>,
+) -> Vec<ObjectRef<Packed<K>>> {
+    refs.iter().map(packed_ref).collect()
+}
+
+/// Decodes a packed object that a controller scheduled and runs `reconcile` on it; one that
+/// does not decode fails the reconcile ([`Error::Serialization`], retried by the controller's
+/// error policy). `what` names the object in that error, e.g. "a cached Secret".
+pub async fn reconcile_decoded<K, S, F, Fut>(
+    obj: Arc<Packed<K>>,
+    state: S,
+    what: &'static str,
+    reconcile: F,
+) -> Result<Action>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned,
+    F: FnOnce(Arc<K>, S) -> Fut,
+    Fut: Future<Output = Result<Action>>,
+{
+    let obj = obj.decode().map_err(|e| Error::Serialization(what, e))?;
+    reconcile(Arc::new(obj), state).await
 }
 
 /// Where a watch cache keeps its objects: kube-runtime's store of the objects themselves
@@ -282,12 +314,10 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Snapshot<K> {
     /// The objects whose key is not in `returned`, decoded.
     pub fn gone(self, returned: &HashSet<ObjectRef<K>>) -> Vec<K> {
         let kept = |meta: &ObjectMeta| {
-            let key = ObjectRef::<K>::new(meta.name.as_deref().unwrap_or_default());
-            let key = match meta.namespace.as_deref() {
-                Some(ns) => key.within(ns),
-                None => key,
-            };
-            returned.contains(&key)
+            returned.contains(&key_named(
+                meta.namespace.as_deref(),
+                meta.name.as_deref().unwrap_or_default(),
+            ))
         };
         match self {
             Snapshot::Objects(objs) => objs
@@ -345,7 +375,7 @@ mod tests {
         assert!(meta.labels.is_none(), "only in the JSON");
         assert_eq!(packed.unpack(), Some(obj));
         // The identity packing keeps the keys only.
-        let packed = Packed::pack(&cm("a", "7"), Packing { meta: identity }).expect("packs");
+        let packed = Packed::pack(&cm("a", "7"), Packing::IDENTITY).expect("packs");
         assert!(packed.meta().annotations.is_none());
     }
 
@@ -379,7 +409,7 @@ mod tests {
             .clone()
             .unwrap_or_default();
         let apply = crate::render::fargate::render(&cp, &profiles[0]);
-        let packed = Packed::pack(&apply, Packing { meta: identity }).expect("packs");
+        let packed = Packed::pack(&apply, Packing::IDENTITY).expect("packs");
         let back = packed.unpack().expect("unpacks");
         assert_eq!(back.metadata, apply.metadata);
         assert_eq!(back.spec, apply.spec);
@@ -388,7 +418,7 @@ mod tests {
             "the typed values too"
         );
         // And the control plane itself.
-        let packed = Packed::pack(&cp, Packing { meta: identity }).expect("packs");
+        let packed = Packed::pack(&cp, Packing::IDENTITY).expect("packs");
         assert_eq!(
             serde_json::to_value(packed.unpack().expect("unpacks")).expect("serializes"),
             serde_json::to_value(&cp).expect("serializes")

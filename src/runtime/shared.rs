@@ -92,7 +92,7 @@ where
         watcher(secret_api, config()),
         key_names_only,
         None,
-        Packing { meta: identity },
+        Packing::IDENTITY,
     );
     let [cp_applies, apply_applies] = fan_out(apply_source, shutdown.clone(), "applies");
     let [cp_secrets, apply_secrets] = fan_out(secret_source, shutdown, "secrets");

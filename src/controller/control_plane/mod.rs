@@ -37,7 +37,7 @@ use crate::render::{self, eks};
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::OwnWrites;
-use crate::runtime::packed::{Packed, PackedStore, Packing, identity, packed_ref};
+use crate::runtime::packed::{Packed, PackedStore, Packing, packed_refs, reconcile_decoded};
 use crate::runtime::shared::{ApplyCache, ClusterShare, SecretCache, Share, Watched};
 use crate::runtime::status_writes::StatusWrites;
 use crate::runtime::{index, version};
@@ -87,7 +87,7 @@ pub async fn run(
         watcher(ctx.scoped_api::<CAPTControlPlane>(), ctx.filtered_watch()),
         cache::keep_all,
         Some(lookup_keys),
-        Packing { meta: identity },
+        Packing::IDENTITY,
     );
     let Share {
         cache: clusters,
@@ -133,25 +133,20 @@ pub async fn run(
                 .try_filter(move |apply| futures::future::ready(!apply_writes.is_echo(apply))),
         )
         .watches_stream(secret_events.touched_objects(), move |s| {
-            packed(control_planes_reading(&lookup, &s))
+            packed_refs(control_planes_reading(&lookup, &s))
         })
         // Only a Cluster's pause and its control plane reference matter, not its status.
         .watches_stream(
             cluster_events
                 .applied_objects()
                 .predicate_filter(pause::pause_version, Default::default()),
-            move |c| packed(control_planes_of_cluster(&by_cluster, &c)),
+            move |c| packed_refs(control_planes_of_cluster(&by_cluster, &c)),
         )
         .with_config(state.ctx.controller_config(super::DEBOUNCE))
         .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
         .run(
-            |cp: Arc<Packed<CAPTControlPlane>>, state| async move {
-                let cp = cp
-                    .decode()
-                    .map_err(|e| Error::Serialization("a cached CAPTControlPlane", e))?;
-                reconcile(Arc::new(cp), state).await
-            },
+            |cp, state| reconcile_decoded(cp, state, "a cached CAPTControlPlane", reconcile),
             error_policy,
             state,
         )
@@ -209,11 +204,6 @@ fn lookup_keys(cp: &CAPTControlPlane) -> Vec<String> {
 /// profiles, Ready, is 13.5 KB decoded), read one control plane at a time; the control planes
 /// rolling out are counted through the index ([`index::ROLLING_OUT`]).
 pub type ControlPlaneCache = Cache<CAPTControlPlane, PackedStore<CAPTControlPlane>>;
-
-/// Control plane references as the controller, which schedules from the packed store, takes them.
-fn packed(refs: Vec<ObjectRef<CAPTControlPlane>>) -> Vec<ObjectRef<Packed<CAPTControlPlane>>> {
-    refs.iter().map(packed_ref).collect()
-}
 
 fn error_policy(_cp: Arc<Packed<CAPTControlPlane>>, error: &Error, state: Arc<State>) -> Action {
     state.ctx.metrics.failure(CONTROLLER, error.metric_label());

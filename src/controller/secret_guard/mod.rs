@@ -45,7 +45,7 @@ use crate::api::{Workspace, WorkspaceTemplateApply};
 use crate::error::Error;
 use crate::names::SECRET_FINALIZER;
 use crate::runtime::backoff::{WatchBackoff, retry_after};
-use crate::runtime::packed::Packed;
+use crate::runtime::packed::{Packed, reconcile_decoded};
 use crate::runtime::shared::{ApplyCache, Events, SecretCache};
 use crate::runtime::{echo, index};
 
@@ -164,11 +164,8 @@ pub async fn run(
         .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
         .run(
-            |secret: Arc<Packed<Secret>>, state| async move {
-                let secret = secret
-                    .decode()
-                    .map_err(|e| Error::Serialization("a cached Secret", e))?;
-                reconcile::reconcile(Arc::new(secret), state).await
+            |secret, state| {
+                reconcile_decoded(secret, state, "a cached Secret", reconcile::reconcile)
             },
             error_policy,
             state,

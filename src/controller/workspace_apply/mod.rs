@@ -33,7 +33,7 @@ use crate::names;
 use crate::runtime::backoff::{WatchBackoff, retry_after};
 use crate::runtime::cache::{self, Cache};
 use crate::runtime::echo::{self, OwnWrites};
-use crate::runtime::packed::{Packed, PackedStore, packed_ref};
+use crate::runtime::packed::{Packed, PackedStore, packed_ref, packed_refs, reconcile_decoded};
 use crate::runtime::shared::{
     ApplyCache, ClusterShare, ControlPlaneShare, Events, SecretCache, Watched, fan_out,
 };
@@ -181,19 +181,16 @@ async fn controller(
         .predicate_filter(version::spec_or_lifecycle, Default::default())
         // The controller schedules from the packed store: it reads the reference only.
         .map_ok(|apply| Packed::reference(&apply));
-    let packed = |refs: Vec<ObjectRef<WorkspaceTemplateApply>>| {
-        refs.iter().map(packed_ref).collect::<Vec<_>>()
-    };
     Controller::for_stream(own, applies.packed_store())
         .watches_stream(
             workspace_triggers(triggers.workspaces, created),
             move |ws| apply_of_workspace(&ws, scope.as_deref()).map(|r| packed_ref(&r)),
         )
         .watches_stream(triggers.secrets.touched_objects(), move |s| {
-            packed(applies_waiting_for(&by_secret, &s))
+            packed_refs(applies_waiting_for(&by_secret, &s))
         })
         .watches_stream(triggers.templates.touched_objects(), move |t| {
-            packed(applies_using(&by_template, &t))
+            packed_refs(applies_using(&by_template, &t))
         })
         .watches_stream(
             triggers
@@ -202,7 +199,7 @@ async fn controller(
                 .predicate_filter(pause::pause_version, Default::default()),
             move |c| {
                 let key = index::cluster(&c.namespace().unwrap_or_default(), &c.name_any());
-                packed(by_cluster.indexed_refs(&key))
+                packed_refs(by_cluster.indexed_refs(&key))
             },
         )
         .watches_stream(
@@ -210,17 +207,16 @@ async fn controller(
                 .control_planes
                 .applied_objects()
                 .predicate_filter(paused_annotation, Default::default()),
-            move |cp| packed(by_owner.indexed_refs(&index::owner(&cp.uid().unwrap_or_default()))),
+            move |cp| {
+                packed_refs(by_owner.indexed_refs(&index::owner(&cp.uid().unwrap_or_default())))
+            },
         )
         .with_config(state.ctx.controller_config(Duration::ZERO))
         .trigger_backoff(WatchBackoff::for_controller())
         .graceful_shutdown_on(shutdown)
         .run(
-            |apply: Arc<Packed<WorkspaceTemplateApply>>, state| async move {
-                let apply = apply
-                    .decode()
-                    .map_err(|e| Error::Serialization("a cached WorkspaceTemplateApply", e))?;
-                reconcile(Arc::new(apply), state).await
+            |apply, state| {
+                reconcile_decoded(apply, state, "a cached WorkspaceTemplateApply", reconcile)
             },
             error_policy,
             Arc::clone(&state),
