@@ -103,6 +103,14 @@ pub struct RunArgs {
     /// connections to it.
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = std::num::NonZeroU16::new(crate::controller::DEFAULT_MAX_CONCURRENT_RECONCILES).expect("not zero"))]
     pub max_concurrent_reconciles: std::num::NonZeroU16,
+    /// Requests to the API server in flight at once, for all controllers together; more wait
+    /// their turn. A watch holds its place only until its response headers arrive. kube-client
+    /// speaks HTTP/1.1 only, so each request in flight holds a connection of its own (TLS state
+    /// and buffers, about 45 KB): at 200 control planes × 8 profiles the operator held about
+    /// 130 at once without a cap (heaptrack, BENCHMARKS.md), while the API server serves a few
+    /// dozen at a time as fast.
+    #[arg(long, env = "MAX_REQUESTS_IN_FLIGHT", default_value = "32")]
+    pub max_requests_in_flight: std::num::NonZeroUsize,
     /// IAM role ARN the operator runs as (IRSA or EKS Pod Identity). Each EKS cluster's module
     /// grants it an access entry with cluster admin, so that the token of the
     /// `<cluster>-kubeconfig` Secret, minted with this role, is accepted.
@@ -182,6 +190,21 @@ mod tests {
         );
         let err = run_args(&["--worker-threads", "0"]).unwrap_err();
         assert!(err.to_string().contains("--worker-threads"), "{err}");
+    }
+
+    #[test]
+    fn thirty_two_requests_in_flight_unless_told_and_never_zero() {
+        let in_flight = |args: &[&str]| run_args(args).map(|a| a.max_requests_in_flight.get());
+        assert_eq!(in_flight(&[]).unwrap(), 32);
+        assert_eq!(
+            in_flight(&["--max-requests-in-flight", "100"]).unwrap(),
+            100
+        );
+        let err = in_flight(&["--max-requests-in-flight", "0"]).unwrap_err();
+        assert!(
+            err.to_string().contains("--max-requests-in-flight"),
+            "{err}"
+        );
     }
 
     #[test]

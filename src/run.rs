@@ -76,13 +76,16 @@ async fn client(args: &RunArgs, gate: Option<WriteGate>) -> Result<Client, RunEr
     };
     let mut config = config;
     identify(&mut config);
-    match gate {
-        None => Client::try_from(config).map_err(|e| RunError::Config(e.to_string())),
-        Some(gate) => Ok(kube::client::ClientBuilder::try_from(config)
-            .map_err(|e| RunError::Config(e.to_string()))?
-            .with_layer(&gate)
-            .build()),
-    }
+    // tower's concurrency limit, inside the write gate: a write the gate refuses takes no place.
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| RunError::Config(e.to_string()))?
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(
+            args.max_requests_in_flight.get(),
+        ));
+    Ok(match gate {
+        None => builder.build(),
+        Some(gate) => builder.with_layer(&gate).build(),
+    })
 }
 
 /// Names the operator in the User-Agent of every request (`capt-fargate/<version>`). The API
