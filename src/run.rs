@@ -74,14 +74,23 @@ async fn client(args: &RunArgs, gate: Option<WriteGate>) -> Result<Client, RunEr
             .await
             .map_err(|e| RunError::Config(e.to_string()))?,
     };
-    let mut config = config;
+    client_for(config, args.max_requests_in_flight, gate)
+}
+
+/// The operator's client for `config`: named (`identify`), at most `in_flight` requests to the
+/// API server at once (tower's `ConcurrencyLimit`; a request waits for a place, and a watch
+/// gives its place back when its response headers arrive), behind `gate` if given (a write
+/// the gate refuses takes no place). Errors: a `config` kube cannot build a client from
+/// (`RunError::Config`: its TLS settings or proxy).
+pub fn client_for(
+    mut config: Config,
+    in_flight: std::num::NonZeroUsize,
+    gate: Option<WriteGate>,
+) -> Result<Client, RunError> {
     identify(&mut config);
-    // tower's concurrency limit, inside the write gate: a write the gate refuses takes no place.
     let builder = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| RunError::Config(e.to_string()))?
-        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(
-            args.max_requests_in_flight.get(),
-        ));
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(in_flight.get()));
     Ok(match gate {
         None => builder.build(),
         Some(gate) => builder.with_layer(&gate).build(),

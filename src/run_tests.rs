@@ -122,3 +122,59 @@ async fn each_kind_is_watched_once_however_many_controllers_read_it() {
         assert_eq!(*n, 1, "{path}?{selector} is watched {n} times: {counted:?}");
     }
 }
+
+/// At most `in_flight` requests reach the API server at once, however many are made: twelve
+/// reads at once, each answered after 50 ms by a local HTTP server that counts the requests
+/// it holds.
+#[tokio::test]
+async fn requests_in_flight_are_capped() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::Api;
+
+    #[derive(Default)]
+    struct Held {
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+    let held = Arc::new(Held::default());
+    let counting = Arc::clone(&held);
+    let app = axum::Router::new().fallback(move || {
+        let held = Arc::clone(&counting);
+        async move {
+            let now = held.now.fetch_add(1, Ordering::SeqCst) + 1;
+            held.most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            held.now.fetch_sub(1, Ordering::SeqCst);
+            let cm = serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "x", "namespace": "default", "resourceVersion": "1"}
+            });
+            (
+                [(http::header::CONTENT_TYPE, "application/json")],
+                cm.to_string(),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let config = Config::new(url.parse().unwrap());
+    let in_flight = std::num::NonZeroUsize::new(3).unwrap();
+    let client = client_for(config, in_flight, None).unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let reads = (0..12).map(|_| api.get("x"));
+    let read = futures::future::join_all(reads).await;
+    assert!(read.iter().all(|r| {
+        r.as_ref()
+            .is_ok_and(|cm| cm.metadata.name.as_deref() == Some("x"))
+    }));
+    assert_eq!(
+        held.most.load(Ordering::SeqCst),
+        3,
+        "at most 3 at once, and 3 were used"
+    );
+}
