@@ -1,4 +1,4 @@
-//! Objects kept as compact JSON text in a watch cache, decoded when read.
+//! Objects kept as compressed compact JSON in a watch cache, decoded when read.
 //!
 //! A decoded object costs several times its JSON: every map of `k8s-openapi`'s `ObjectMeta`
 //! and of `serde_json::Value` is a `BTreeMap` whose first node takes about 550 bytes, however
@@ -13,6 +13,11 @@
 //! Builds on kube-runtime's `reflector` store, which holds any `Resource`: [`Packed`] is one,
 //! with the metadata kube-runtime and the cache read (name, namespace, uid, resourceVersion)
 //! and whatever else the kind keeps for filtering without a decode ([`Packing::meta`]).
+//!
+//! The JSON is compressed with LZ4 (the `lz4_flex` crate's block format, its length first):
+//! the sample profile apply's 2,533 bytes become about 1,330, its Workspace's 1,558 about 900.
+//! Compressing takes a few microseconds and decompressing less, next to the tens that decoding
+//! the JSON takes; at 1,000 control planes × 8 profiles the caches hold about 20,000 objects.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -31,10 +36,12 @@ use serde::de::DeserializeOwned;
 use super::cache::key_named;
 use crate::error::{Error, Result};
 
-/// An object of kind `K` as compact JSON text, with part of its metadata decoded.
+/// An object of kind `K` as LZ4-compressed compact JSON, with part of its metadata decoded.
 pub struct Packed<K> {
     metadata: ObjectMeta,
-    json: Box<str>,
+    /// The compressed JSON (`lz4_flex::block`, its decompressed length first); empty for a
+    /// [`Packed::reference`].
+    json: Box<[u8]>,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -123,7 +130,7 @@ pub fn identity(meta: &ObjectMeta) -> ObjectMeta {
 impl<K: Resource<DynamicType = ()> + Serialize + DeserializeOwned> Packed<K> {
     /// `obj` packed; None if it does not serialize (it came from JSON, so it does).
     pub fn pack(obj: &K, packing: Packing) -> Option<Packed<K>> {
-        let json = serde_json::to_string(obj).ok()?;
+        let json = serde_json::to_vec(obj).ok()?;
         let mut metadata = (packing.meta)(obj.meta());
         // Whatever `meta` returns, the fields the store and the cache key on are kept.
         let kept = obj.meta();
@@ -133,7 +140,7 @@ impl<K: Resource<DynamicType = ()> + Serialize + DeserializeOwned> Packed<K> {
         metadata.resource_version = kept.resource_version.clone();
         Some(Packed {
             metadata,
-            json: json.into_boxed_str(),
+            json: lz4_flex::block::compress_prepend_size(&json).into_boxed_slice(),
             kind: PhantomData,
         })
     }
@@ -150,10 +157,12 @@ impl<K: Resource<DynamicType = ()> + Serialize + DeserializeOwned> Packed<K> {
         }
     }
 
-    /// The object decoded; an error if its JSON does not decode into `K` (`pack` wrote it from
-    /// a `K`: not expected).
+    /// The object decoded; an error if its text does not decompress or its JSON does not
+    /// decode into `K` (`pack` wrote it from a `K`: not expected), or if it is a reference.
     pub fn decode(&self) -> Result<K, serde_json::Error> {
-        serde_json::from_str(&self.json)
+        let json = lz4_flex::block::decompress_size_prepended(&self.json)
+            .map_err(<serde_json::Error as serde::de::Error>::custom)?;
+        serde_json::from_slice(&json)
     }
 
     /// The object decoded; None, logged, if it does not decode ([`Packed::decode`]).
@@ -398,6 +407,16 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_text_is_an_error_not_a_panic() {
+        let mut packed = Packed::pack(&cm("a", "7"), Packing::IDENTITY).expect("packs");
+        let mut text = packed.json.to_vec();
+        text.truncate(text.len() / 2);
+        packed.json = text.into_boxed_slice();
+        assert!(packed.decode().is_err());
+        assert_eq!(packed.unpack(), None);
+    }
+
+    #[test]
     fn a_profile_apply_reads_back_whole() {
         let cp: crate::api::CAPTControlPlane = serde_saphyr::from_str(
             &std::fs::read_to_string("config/samples/captcontrolplane.yaml").expect("sample"),
@@ -410,6 +429,14 @@ mod tests {
             .unwrap_or_default();
         let apply = crate::render::fargate::render(&cp, &profiles[0]);
         let packed = Packed::pack(&apply, Packing::IDENTITY).expect("packs");
+        // Kept compressed: well under its JSON's length.
+        let json = serde_json::to_vec(&apply).expect("serializes");
+        assert!(
+            packed.json.len() * 10 < json.len() * 7,
+            "{} bytes packed for {} of JSON",
+            packed.json.len(),
+            json.len()
+        );
         let back = packed.unpack().expect("unpacks");
         assert_eq!(back.metadata, apply.metadata);
         assert_eq!(back.spec, apply.spec);
