@@ -103,14 +103,15 @@ pub struct RunArgs {
     /// connections to it.
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = std::num::NonZeroU16::new(crate::controller::DEFAULT_MAX_CONCURRENT_RECONCILES).expect("not zero"))]
     pub max_concurrent_reconciles: std::num::NonZeroU16,
-    /// Requests to the API server in flight at once, for all controllers together; more wait
-    /// their turn. A watch holds its place only until its response headers arrive. kube-client
-    /// speaks HTTP/1.1 only, so each request in flight holds a connection of its own (TLS state
-    /// and buffers, about 45 KB): at 200 control planes × 8 profiles the operator held about
-    /// 130 at once without a cap (heaptrack, BENCHMARKS.md), while the API server serves a few
-    /// dozen at a time as fast.
+    /// Requests of the controllers waiting for the API server's answer at once, for all of them
+    /// together; more wait their turn (the Lease's renewals never do). A request holds its place
+    /// until its response headers arrive, so a watch, or a list still streaming its body, gives
+    /// it back. kube-client speaks HTTP/1.1 only: every request in flight takes a connection of
+    /// its own (TLS state and buffers, about 45 KB), and at 200 control planes × 8 profiles the
+    /// operator held about 130 at once without a cap (heaptrack, BENCHMARKS.md), while the API
+    /// server serves a few dozen at a time as fast.
     #[arg(long, env = "MAX_REQUESTS_IN_FLIGHT", default_value = "32")]
-    pub max_requests_in_flight: std::num::NonZeroUsize,
+    pub max_requests_in_flight: std::num::NonZeroU16,
     /// IAM role ARN the operator runs as (IRSA or EKS Pod Identity). Each EKS cluster's module
     /// grants it an access entry with cluster admin, so that the token of the
     /// `<cluster>-kubeconfig` Secret, minted with this role, is accepted.
@@ -195,6 +196,7 @@ mod tests {
     #[test]
     fn thirty_two_requests_in_flight_unless_told_and_never_zero() {
         let in_flight = |args: &[&str]| run_args(args).map(|a| a.max_requests_in_flight.get());
+        assert!(in_flight(&["--max-requests-in-flight", "100000"]).is_err());
         assert_eq!(in_flight(&[]).unwrap(), 32);
         assert_eq!(
             in_flight(&["--max-requests-in-flight", "100"]).unwrap(),

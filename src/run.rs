@@ -61,7 +61,9 @@ pub fn init_logging(format: LogFormat, filter: &str) {
     };
 }
 
-async fn client(args: &RunArgs, gate: Option<WriteGate>) -> Result<Client, RunError> {
+/// The controllers' client (`limits` from `args`) and the Lease's (none: a renewal never waits
+/// behind the controllers' requests), both behind `gate`.
+async fn clients(args: &RunArgs, gate: Option<WriteGate>) -> Result<(Client, Client), RunError> {
     let config = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig =
@@ -74,26 +76,62 @@ async fn client(args: &RunArgs, gate: Option<WriteGate>) -> Result<Client, RunEr
             .await
             .map_err(|e| RunError::Config(e.to_string()))?,
     };
-    client_for(config, args.max_requests_in_flight, gate)
+    let limits = RequestLimits {
+        in_flight: args.max_requests_in_flight.into(),
+        answer_within: ANSWER_WITHIN,
+    };
+    Ok((
+        client_for(config.clone(), Some(limits), gate.clone())?,
+        client_for(config, None, gate)?,
+    ))
 }
 
-/// The operator's client for `config`: named (`identify`), at most `in_flight` requests to the
-/// API server at once (tower's `ConcurrencyLimit`; a request waits for a place, and a watch
-/// gives its place back when its response headers arrive), behind `gate` if given (a write
-/// the gate refuses takes no place). Errors: a `config` kube cannot build a client from
-/// (`RunError::Config`: its TLS settings or proxy).
+/// How long a request of the controllers may wait for its response headers, kube's retries of
+/// 429, 503 and 504 answers included: a request the API server never answers (a half-open
+/// connection; kube 5 sets no read timeout) would otherwise keep its place under the cap
+/// forever. A watch's headers come at once, and a list of thousands of objects starts in
+/// seconds.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(60);
+
+/// The limits on a client's requests (`client_for`).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestLimits {
+    /// Requests waiting for their answer at once; more wait for a place
+    /// (`--max-requests-in-flight`).
+    pub in_flight: std::num::NonZeroUsize,
+    /// How long a request may wait for its response headers before it fails
+    /// (`tower::timeout::error::Elapsed`, a kube `Error::Service`), giving its place back.
+    pub answer_within: Duration,
+}
+
+/// A client for `config`: named (`identify`), within `limits` if given, behind `gate` if given
+/// (a write the gate refuses takes no place). The limits are tower's `ConcurrencyLimit` and
+/// `Timeout`: a request holds a place from when it is sent until its response headers arrive
+/// (a watch, or a list still streaming its body, then gives it back) or `answer_within` has
+/// passed. Errors: a `config` kube cannot build a client from (`RunError::Config`: its TLS
+/// settings or proxy).
 pub fn client_for(
     mut config: Config,
-    in_flight: std::num::NonZeroUsize,
+    limits: Option<RequestLimits>,
     gate: Option<WriteGate>,
 ) -> Result<Client, RunError> {
     identify(&mut config);
     let builder = kube::client::ClientBuilder::try_from(config)
-        .map_err(|e| RunError::Config(e.to_string()))?
-        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(in_flight.get()));
-    Ok(match gate {
-        None => builder.build(),
-        Some(gate) => builder.with_layer(&gate).build(),
+        .map_err(|e| RunError::Config(e.to_string()))?;
+    Ok(match (limits, gate) {
+        (None, None) => builder.build(),
+        (None, Some(gate)) => builder.with_layer(&gate).build(),
+        (Some(limits), gate) => {
+            let limited = builder
+                .with_layer(&tower::timeout::TimeoutLayer::new(limits.answer_within))
+                .with_layer(&tower::limit::ConcurrencyLimitLayer::new(
+                    limits.in_flight.get(),
+                ));
+            match gate {
+                None => limited.build(),
+                Some(gate) => limited.with_layer(&gate).build(),
+            }
+        }
     })
 }
 
@@ -157,7 +195,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         duration: Duration::from_secs(args.lease_duration_seconds),
     });
     // Every write but the Lease's own waits for a Lease this replica knows it holds.
-    let client = client(&args, election.as_ref().map(WriteGate::new)).await?;
+    let (client, lease_client) = clients(&args, election.as_ref().map(WriteGate::new)).await?;
     client
         .apiserver_version()
         .await
@@ -177,7 +215,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let server = tokio::spawn(server::serve(state, listeners, stopped.clone()));
 
     let leadership = match election {
-        Some(election) => match lead(&client, election, stopped.clone()).await? {
+        Some(election) => match lead(&lease_client, election, stopped.clone()).await? {
             Some(rx) => Some(rx),
             // Stopped before it became leader.
             None => return Ok(()),

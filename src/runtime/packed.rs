@@ -36,6 +36,10 @@ use serde::de::DeserializeOwned;
 use super::cache::key_named;
 use crate::error::{Error, Result};
 
+/// The most JSON a packed object can hold: etcd's default request limit, 1.5 MiB
+/// (`--max-request-bytes`), bounds an object, its JSON included, and 16 MiB leaves room.
+const MAX_JSON: usize = 16 << 20;
+
 /// An object of kind `K` as LZ4-compressed compact JSON, with part of its metadata decoded.
 pub struct Packed<K> {
     metadata: ObjectMeta,
@@ -160,8 +164,17 @@ impl<K: Resource<DynamicType = ()> + Serialize + DeserializeOwned> Packed<K> {
     /// The object decoded; an error if its text does not decompress or its JSON does not
     /// decode into `K` (`pack` wrote it from a `K`: not expected), or if it is a reference.
     pub fn decode(&self) -> Result<K, serde_json::Error> {
-        let json = lz4_flex::block::decompress_size_prepended(&self.json)
-            .map_err(<serde_json::Error as serde::de::Error>::custom)?;
+        use serde::de::Error as _;
+        let (size, compressed) =
+            lz4_flex::block::uncompressed_size(&self.json).map_err(serde_json::Error::custom)?;
+        // The length is read before anything is allocated for it: a damaged one must not be.
+        if size > MAX_JSON {
+            return Err(serde_json::Error::custom(format!(
+                "a packed object claims {size} bytes of JSON, more than an object can have"
+            )));
+        }
+        let json =
+            lz4_flex::block::decompress(compressed, size).map_err(serde_json::Error::custom)?;
         serde_json::from_slice(&json)
     }
 
@@ -414,6 +427,12 @@ mod tests {
         packed.json = text.into_boxed_slice();
         assert!(packed.decode().is_err());
         assert_eq!(packed.unpack(), None);
+        // A length past any object's is refused before anything is allocated for it.
+        let mut text = (u32::MAX).to_le_bytes().to_vec();
+        text.extend_from_slice(b"whatever");
+        packed.json = text.into_boxed_slice();
+        let error = packed.decode().expect_err("refused").to_string();
+        assert!(error.contains("4294967295 bytes"), "{error}");
     }
 
     #[test]
